@@ -1,0 +1,99 @@
+"""Work for owners on `wangge.tasks.<owner>`, and their answers on `wangge.task-updates`."""
+from __future__ import annotations
+
+from pydantic import AwareDatetime, Field
+
+from shared.contracts.common import Location, Priority
+from shared.contracts.registry import EventModel, event
+
+
+class TaskEvent(EventModel):
+    """Every task.* event names the case number and the owner."""
+
+    case_no: str
+    owner: str = Field(min_length=1, max_length=50)
+
+
+@event
+class TaskAssigned(TaskEvent):
+    """A case is now this owner's work, due at due_at."""
+
+    TYPE = "task.assigned"
+    category: str
+    category_name: str | None = None
+    description: str
+    unit_grid: str
+    location: Location | None = None
+    address: str | None = None
+    media: list[str] = Field(default_factory=list)
+    due_at: AwareDatetime
+    priority: Priority
+
+
+@event
+class TaskUrged(TaskEvent):
+    """催办/督办: the owner is reminded of a deadline near or past."""
+
+    TYPE = "task.urged"
+    level: str = Field(description="reminder (75%) or overdue")
+    due_at: AwareDatetime
+    text: str
+
+
+@event
+class TaskUpdateRefused(TaskEvent):
+    """An owner's update was not applied, and why."""
+
+    TYPE = "task.update-refused"
+    update_id: str
+    update_type: str
+    reason: str
+
+
+@event
+class TaskAccepted(TaskEvent):
+    """签收: the owner has taken the task."""
+
+    TYPE = "task.accepted"
+
+
+@event
+class TaskProgress(TaskEvent):
+    """The owner reports progress."""
+
+    TYPE = "task.progress"
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@event
+class TaskResolved(TaskEvent):
+    """处置完成: the owner says it is done."""
+
+    TYPE = "task.resolved"
+    result: str = Field(min_length=1, max_length=2000)
+    media: list[str] = Field(default_factory=list)
+
+
+@event
+class TaskReturned(TaskEvent):
+    """回退: the owner says the task is not theirs."""
+
+    TYPE = "task.returned"
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@event
+class TaskExtensionRequested(TaskEvent):
+    """延期申请: the owner asks for a later deadline."""
+
+    TYPE = "task.extension-requested"
+    until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@event
+class TaskExplained(TaskEvent):
+    """解释说明: it cannot be solved now; the resident gets the explanation."""
+
+    TYPE = "task.explained"
+    explanation: str = Field(min_length=1, max_length=2000)

@@ -1,0 +1,64 @@
+"""PostgreSQL: one pool per service, bound to the schema it owns, and that schema's migrations."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+PLUMBING_SQL = Path(__file__).parent / "sql"
+# Errors after which the same work may succeed when retried (database restarting, network blip).
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see the service's own schema first; jsonb comes back as Python."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": f'"{schema}",public', "timezone": "Asia/Shanghai"},
+        command_timeout=30,
+    )
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, folders: list[Path]) -> list[str]:
+    """Apply the numbered .sql files of each folder, once each, in order; returns what was applied."""
+    applied: list[str] = []
+    async with conn.transaction():
+        # Two instances starting together must not migrate twice: serialise on the schema's name.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for folder in folders:
+            for path in sorted(folder.glob("*.sql")):
+                name = f"{folder.name}/{path.name}" if folder != PLUMBING_SQL else f"plumbing/{path.name}"
+                if name in done:
+                    continue
+                log.info("migrating %s: %s", schema, name)
+                await conn.execute(path.read_text(encoding="utf-8"))
+                await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
+                applied.append(name)
+    return applied

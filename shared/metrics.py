@@ -1,0 +1,30 @@
+"""The Prometheus metrics every service exposes on /metrics (one registry per process)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_CONSUMED = Counter(
+    "wangge_messages_consumed_total", "Messages taken from Kafka and handled", ["service", "topic", "type"]
+)
+MESSAGES_PRODUCED = Counter(
+    "wangge_messages_produced_total", "Messages acknowledged by Kafka", ["service", "topic", "type"]
+)
+MESSAGES_REJECTED = Counter(
+    "wangge_messages_rejected_total",
+    "Inbound messages sent to a rejected/dead-letter topic",
+    ["service", "topic", "reason"],
+)
+HANDLER_SECONDS = Histogram(
+    "wangge_handler_seconds",
+    "Time to handle one message, effect committed",
+    ["service", "type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+HANDLER_RETRIES = Counter(
+    "wangge_handler_retries_total", "Handler attempts retried after a transient failure", ["service", "type"]
+)
+OUTBOX_BACKLOG = Gauge("wangge_outbox_backlog", "Outbox rows not yet relayed to Kafka", ["service"])
+OUTBOX_RELAYED = Counter("wangge_outbox_relayed_total", "Outbox rows relayed to Kafka", ["service"])
+CONSUMER_LAG = Gauge(
+    "wangge_consumer_lag", "Messages behind the end of the partition", ["service", "group", "topic", "partition"]
+)

@@ -1,0 +1,142 @@
+"""What every service runs on: its pool and migrations, producer, outbox relay, consumers, workers."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import asyncpg
+from fastapi import FastAPI
+
+from shared.consumer import EventConsumer, Handler
+from shared.db import PLUMBING_SQL, create_pool, migrate
+from shared.kafka import Producer
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+from shared.topics import Topics
+from shared.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class _ConsumerSpec:
+    topics: list[str]
+    handler: Handler
+    group_suffix: str
+
+
+class ServiceRuntime:
+    """Owns a service's connections and background loops; started and stopped as one."""
+
+    def __init__(self, name: str, settings: Settings, migrations: Path):
+        self.name = name
+        self.settings = settings
+        self.schema = settings.schema(name)
+        self.topics = Topics(settings.topic_prefix)
+        self._migrations = migrations
+        self._consumer_specs: list[_ConsumerSpec] = []
+        self._workers: list[tuple[str, Worker]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.consumers: list[EventConsumer] = []
+        self.pool: asyncpg.Pool
+        self.producer: Producer
+
+    def consume(self, topics: list[str], handler: Handler, group_suffix: str = "") -> None:
+        """Register a consumer group member for these topics (started with the runtime)."""
+        self._consumer_specs.append(_ConsumerSpec(topics, handler, group_suffix))
+
+    def worker(self, name: str, loop: Worker) -> None:
+        """Register a background loop (a deadline poller, a delivery worker…)."""
+        self._workers.append((name, loop))
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work on this service's schema."""
+        return UnitOfWork(self.pool)
+
+    def group_id(self, suffix: str = "") -> str:
+        """The consumer group of this service (prefixed like the topics)."""
+        return f"{self.settings.topic_prefix}wangge-{self.name}{suffix}"
+
+    async def start(self) -> None:
+        """Connect, migrate, and start the relay, the consumers and the workers."""
+        self.pool = await create_pool(self.settings.database_url, self.schema)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn, self.schema, [PLUMBING_SQL, self._migrations])
+        if applied:
+            log.info("schema %s: applied %s", self.schema, ", ".join(applied))
+        self.producer = Producer(self.settings.kafka_bootstrap, self.name)
+        await self.producer.start()
+        relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds)
+        self._spawn("outbox-relay", relay.run)
+        for spec in self._consumer_specs:
+            consumer = EventConsumer(
+                service=self.name,
+                group_id=self.group_id(spec.group_suffix),
+                topics=spec.topics,
+                bootstrap=self.settings.kafka_bootstrap,
+                handler=spec.handler,
+                producer=self.producer,
+                topic_names=self.topics,
+                retry_backoff=self.settings.retry_backoff_seconds,
+            )
+            self.consumers.append(consumer)
+            self._spawn(f"consumer {','.join(spec.topics)}", consumer.run)
+        for name, loop in self._workers:
+            self._spawn(name, loop)
+
+    async def wait_until_consuming(self, timeout: float = 30) -> None:
+        """Wait until every consumer has its partitions (useful before publishing in tests)."""
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in self.consumers)), timeout)
+
+    async def check_ready(self) -> dict[str, str]:
+        """Whether PostgreSQL and Kafka answer now: {'postgres': 'ok'|reason, 'kafka': …}."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 3)
+            checks["postgres"] = "ok"
+        except Exception as exc:  # noqa: BLE001 — reported, not raised
+            checks["postgres"] = f"unreachable: {exc}"
+        try:
+            await asyncio.wait_for(self.producer.ping(), 3)
+            checks["kafka"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["kafka"] = f"unreachable: {exc}"
+        return checks
+
+    async def stop(self) -> None:
+        """Cancel the loops and close the connections."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.consumers.clear()
+        await self.producer.stop()
+        await self.pool.close()
+
+    def _spawn(self, name: str, loop: Worker) -> None:
+        self._tasks.append(asyncio.create_task(self._keep_running(name, loop), name=f"{self.name}:{name}"))
+
+    async def _keep_running(self, name: str, loop: Worker) -> None:
+        # A loop that dies (Kafka down at start, a bug) is restarted, not left dead in silence.
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("%s of %s stopped; restarting in 2 s", name, self.name)
+                await asyncio.sleep(2)
+
+
+@dataclass
+class Service:
+    """A built service: its runtime (connections, loops) and its HTTP app."""
+
+    runtime: ServiceRuntime
+    app: FastAPI

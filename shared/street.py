@@ -1,0 +1,257 @@
+"""A street's configuration files, read into typed records, and a locator for points and addresses.
+
+Formats (see ../shared/data/README.md): `<name>-grids.geojson`, `<name>-addresses.csv`,
+`<name>-categories.csv`, `<name>-departments.csv`, `<name>-people.csv` in one folder.
+This is reading and indexing only; what to do with a grid is each service's business.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Iterable
+
+from shapely import STRtree
+from shapely.geometry import Point, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+LEVELS = ("community", "foundation", "unit")
+LIMIT_UNITS = ("work_hours", "work_days", "hours")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+class StreetDataError(ValueError):
+    """A street file is missing or does not have the expected format; the message says where."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A grid at one of the three levels."""
+
+    code: str
+    name: str
+    level: str
+    parent: str
+    households: int | None
+    geometry: BaseGeometry
+
+
+@dataclass(frozen=True)
+class Address:
+    """A building of the address registry, with its point and unit grid."""
+
+    address: str
+    estate: str
+    building: str
+    lon: float
+    lat: float
+    unit_grid: str
+
+
+@dataclass(frozen=True)
+class Category:
+    """A case category, its owner (a department code or 'community') and its time limit."""
+
+    code: str
+    group: str
+    name: str
+    owner: str
+    time_limit: float
+    limit_unit: str
+    urgency: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Department:
+    """The command center, a department or an outside utility that receives tasks."""
+
+    code: str
+    name: str
+    kind: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is responsible for a grid (grid head, coordinator with a terminal)."""
+
+    person_id: str
+    name: str
+    role: str
+    grid_code: str
+    phone: str
+    device_id: str | None
+
+
+@dataclass
+class Street:
+    """Everything read from one street folder."""
+
+    code: str
+    name: str
+    grids: dict[str, Grid]
+    addresses: list[Address]
+    categories: dict[str, Category]
+    departments: dict[str, Department]
+    people: list[Person]
+    # Optional `<name>-calendar.csv` (date,workday,note): days the holiday source does not know yet.
+    calendar_overrides: dict[date, bool] = field(default_factory=dict)
+
+    def level(self, level: str) -> list[Grid]:
+        """The grids of one level."""
+        return [g for g in self.grids.values() if g.level == level]
+
+    def community_of(self, grid_code: str) -> Grid:
+        """The community (基本网格) a grid lies in, following parents upward."""
+        grid = self.grids[grid_code]
+        while grid.level != "community":
+            grid = self.grids[grid.parent]
+        return grid
+
+
+def _one(folder: Path, suffix: str) -> Path:
+    found = sorted(folder.glob(f"*-{suffix}"))
+    if len(found) != 1:
+        raise StreetDataError(f"{folder}: expected exactly one *-{suffix} file, found {len(found)}")
+    return found[0]
+
+
+def _rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(required) - set(reader.fieldnames or [])
+        if missing:
+            raise StreetDataError(f"{path.name}: missing columns {', '.join(sorted(missing))}")
+        return [{k: (v or "").strip() for k, v in row.items()} for row in reader]
+
+
+def load_street(folder: Path | str) -> Street:
+    """Read and check a street folder; raises StreetDataError naming the file and row at fault."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StreetDataError(f"{folder}: not a folder (set WANGGE_STREET_DIR to the street's data folder)")
+    geo_path = _one(folder, "grids.geojson")
+    try:
+        geo = json.loads(geo_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StreetDataError(f"{geo_path.name}: not JSON: {exc}") from None
+    street_props = (geo.get("properties") or {}).get("street") or {}
+    grids: dict[str, Grid] = {}
+    for i, feature in enumerate(geo.get("features", [])):
+        props = feature.get("properties") or {}
+        try:
+            grid = Grid(
+                code=str(props["code"]),
+                name=str(props["name"]),
+                level=str(props["level"]),
+                parent=str(props.get("parent") or ""),
+                households=int(props["households"]) if props.get("households") is not None else None,
+                geometry=shape(feature["geometry"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StreetDataError(f"{geo_path.name}: feature {i}: {exc!r}") from None
+        if grid.level not in LEVELS:
+            raise StreetDataError(f"{geo_path.name}: grid {grid.code}: level {grid.level!r} not one of {LEVELS}")
+        grids[grid.code] = grid
+    for grid in grids.values():
+        if grid.level != "community" and grid.parent not in grids:
+            raise StreetDataError(f"{geo_path.name}: grid {grid.code}: parent {grid.parent!r} is not a grid")
+    if not any(g.level == "unit" for g in grids.values()):
+        raise StreetDataError(f"{geo_path.name}: no unit grids")
+
+    addresses = []
+    addr_path = _one(folder, "addresses.csv")
+    for n, row in enumerate(_rows(addr_path, ["address", "estate", "building", "lon", "lat", "unit_grid"]), 2):
+        if row["unit_grid"] not in grids:
+            raise StreetDataError(f"{addr_path.name}: line {n}: unit grid {row['unit_grid']} is not a grid")
+        addresses.append(
+            Address(row["address"], row["estate"], row["building"], float(row["lon"]), float(row["lat"]), row["unit_grid"])
+        )
+
+    departments = {}
+    for row in _rows(_one(folder, "departments.csv"), ["code", "name", "kind"]):
+        departments[row["code"]] = Department(row["code"], row["name"], row["kind"], row.get("note", ""))
+
+    categories = {}
+    cat_path = _one(folder, "categories.csv")
+    for n, row in enumerate(_rows(cat_path, ["code", "group", "name", "owner", "time_limit", "limit_unit", "urgency"]), 2):
+        if row["owner"] != "community" and row["owner"] not in departments:
+            raise StreetDataError(f"{cat_path.name}: line {n}: owner {row['owner']!r} is not a department or 'community'")
+        if row["limit_unit"] not in LIMIT_UNITS:
+            raise StreetDataError(f"{cat_path.name}: line {n}: limit_unit {row['limit_unit']!r} not one of {LIMIT_UNITS}")
+        if row["urgency"] not in PRIORITIES:
+            raise StreetDataError(f"{cat_path.name}: line {n}: urgency {row['urgency']!r} not one of {PRIORITIES}")
+        categories[row["code"]] = Category(
+            row["code"], row["group"], row["name"], row["owner"], float(row["time_limit"]),
+            row["limit_unit"], row["urgency"], row.get("note", ""),
+        )
+
+    people = [
+        Person(r["person_id"], r["name"], r["role"], r["grid_code"], r["phone"], r.get("device_id") or None)
+        for r in _rows(_one(folder, "people.csv"), ["person_id", "name", "role", "grid_code", "phone"])
+    ]
+    overrides: dict[date, bool] = {}
+    calendars = sorted(folder.glob("*-calendar.csv"))
+    for path in calendars[:1]:
+        for n, row in enumerate(_rows(path, ["date", "workday"]), 2):
+            try:
+                overrides[date.fromisoformat(row["date"])] = row["workday"].lower() in ("1", "true", "yes", "y")
+            except ValueError:
+                raise StreetDataError(f"{path.name}: line {n}: date {row['date']!r} is not YYYY-MM-DD") from None
+    return Street(
+        calendar_overrides=overrides,
+        code=str(street_props.get("code", "")),
+        name=str(street_props.get("name", geo.get("name", ""))),
+        grids=grids,
+        addresses=addresses,
+        categories=categories,
+        departments=departments,
+        people=people,
+    )
+
+
+_SPACE = re.compile(r"[\s\u3000,，。.、]+")
+
+
+def normalise_address(text: str) -> str:
+    """An address reduced for matching: no spaces or punctuation, full-width digits made ASCII."""
+    return _SPACE.sub("", text).translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+
+
+class GridLocator:
+    """Finds the unit grid of a point, or of an address in the registry."""
+
+    def __init__(self, street: Street):
+        self._units = street.level("unit")
+        self._tree = STRtree([g.geometry for g in self._units])
+        self.outline = unary_union([g.geometry for g in self._units])
+        self._addresses = sorted(street.addresses, key=lambda a: -len(a.address))
+        self._by_norm = {normalise_address(a.address): a for a in street.addresses}
+
+    def unit_grid_at(self, lon: float, lat: float) -> str | None:
+        """The code of the unit grid containing the point (its boundary counts), or None outside the street."""
+        point = Point(lon, lat)
+        for index in self._tree.query(point, predicate="intersects"):
+            return self._units[int(index)].code
+        return None
+
+    def find_address(self, text: str) -> Address | None:
+        """The registry building a free-text address names: exact, else the longest registry entry it contains,
+        else one whose estate and building both appear in it."""
+        norm = normalise_address(text)
+        if not norm:
+            return None
+        if norm in self._by_norm:
+            return self._by_norm[norm]
+        for entry in self._addresses:
+            if normalise_address(entry.address) in norm:
+                return entry
+        for entry in self._addresses:
+            if entry.estate and entry.building and entry.estate in norm and normalise_address(entry.building) in norm:
+                return entry
+        return None

@@ -1,0 +1,113 @@
+"""Topic names of the contract, and creating them with their partitions and retention.
+
+Run `python -m shared.topics ensure` to create the contract's fixed topics; owners' task
+topics are created by routing when it loads a street.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import get_settings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic with the partitions and retention it is created with."""
+
+    name: str
+    partitions: int = 3
+    retention_ms: int = 30 * DAY_MS
+
+    def configs(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms)}
+
+
+class Topics:
+    """The contract's topic names, optionally prefixed (tests give each run its own)."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        self.reports = f"{prefix}wangge.reports"
+        self.reports_rejected = f"{prefix}wangge.reports.rejected"
+        self.cases = f"{prefix}wangge.cases"
+        self.task_updates = f"{prefix}wangge.task-updates"
+        self.replies = f"{prefix}wangge.replies"
+
+    def tasks(self, owner: str) -> str:
+        """The task topic of one owner (a department code or a community's grid code)."""
+        return f"{self.prefix}wangge.tasks.{owner}"
+
+    def rejected_for(self, topic: str) -> str:
+        """Where a message on `topic` goes when it cannot be accepted (wangge.reports → wangge.reports.rejected)."""
+        return f"{topic}.rejected"
+
+    def fixed(self) -> list[TopicSpec]:
+        """The contract's fixed topics. The case log is kept for good: it is the history of every case."""
+        return [
+            TopicSpec(self.reports, retention_ms=30 * DAY_MS),
+            TopicSpec(self.reports_rejected, partitions=1, retention_ms=90 * DAY_MS),
+            TopicSpec(self.cases, retention_ms=-1),
+            TopicSpec(self.rejected_for(self.cases), partitions=1, retention_ms=90 * DAY_MS),
+            TopicSpec(self.task_updates, retention_ms=90 * DAY_MS),
+            TopicSpec(self.rejected_for(self.task_updates), partitions=1, retention_ms=90 * DAY_MS),
+            TopicSpec(self.replies, retention_ms=365 * DAY_MS),
+        ]
+
+    def for_owner(self, owner: str) -> TopicSpec:
+        """The spec of an owner's task topic."""
+        return TopicSpec(self.tasks(owner), partitions=1, retention_ms=90 * DAY_MS)
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, topic_configs=s.configs()) for s in missing]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass  # another process created them meanwhile: that is what we wanted
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: create the contract's topics on the configured broker."""
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.topics",
+        description="Create wangge's contract topics (wangge.reports, wangge.cases, …) on the broker "
+        "named by WANGGE_KAFKA_BOOTSTRAP. Existing topics are left as they are.",
+    )
+    parser.add_argument("command", choices=["ensure", "list"], help="ensure: create missing topics; list: show names")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    topics = Topics(settings.topic_prefix)
+    if args.command == "list":
+        for spec in topics.fixed():
+            print(f"{spec.name}\tpartitions={spec.partitions}\tretention.ms={spec.retention_ms}")
+        return 0
+    try:
+        created = asyncio.run(ensure_topics(settings.kafka_bootstrap, topics.fixed()))
+    except Exception as exc:  # noqa: BLE001 — a CLI explains, it does not dump a trace
+        print(f"could not reach Kafka at {settings.kafka_bootstrap}: {exc}. Is it running? Try ./dev infra", file=sys.stderr)
+        return 1
+    print(f"topics: {len(created)} created, {len(topics.fixed()) - len(created)} already there")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

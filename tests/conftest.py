@@ -1,0 +1,90 @@
+"""Fixtures shared by the test tiers.
+
+Integration and e2e tests talk to the real Kafka and PostgreSQL that `./dev test` starts. Each
+test run gets its own topic prefix and schema prefix so runs (and tests) never collide. A missing
+broker or database is a failure, not a skip.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared.settings import REPO_ROOT, Settings
+from shared.street import Street, load_street
+from shared.topics import Topics, ensure_topics
+
+DEMO_STREET = Path(REPO_ROOT.parent / "shared" / "data")
+
+
+def _reachable(hostport: str) -> bool:
+    host, port = hostport.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def demo_street() -> Street:
+    """The demo street (文化路街道) read from ../shared/data."""
+    return load_street(Settings().street_dir)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id unique to this test run."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings from the environment, checked: Kafka and PostgreSQL must answer."""
+    settings = Settings()
+    if not _reachable(settings.kafka_bootstrap):
+        pytest.fail(f"Kafka is not reachable at {settings.kafka_bootstrap}: run the tests with ./dev test")
+    dsn_host = settings.database_url.split("@", 1)[1].split("/", 1)[0]
+    if not _reachable(dsn_host):
+        pytest.fail(f"PostgreSQL is not reachable at {dsn_host}: run the tests with ./dev test")
+    return settings
+
+
+@pytest.fixture
+def make_settings(base_settings: Settings):
+    """A factory of settings isolated from every other test: own topic prefix and schema prefix."""
+
+    def make(**overrides: object) -> Settings:
+        tag = uuid.uuid4().hex[:8]
+        values = {"topic_prefix": f"t{tag}.", "schema_prefix": f"t{tag}_", "outbox_poll_seconds": 0.2}
+        values.update(overrides)
+        return base_settings.model_copy(update=values)
+
+    return make
+
+
+@pytest.fixture
+async def isolated(make_settings) -> AsyncIterator[Settings]:
+    """Settings of one test, with the contract's topics created under its own prefix; schemas dropped after."""
+    settings = make_settings()
+    await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix).fixed()), 30)
+    yield settings
+    await drop_schemas(settings)
+
+
+async def drop_schemas(settings: Settings) -> None:
+    """Remove the schemas a test created (its prefix marks them)."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        names = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", settings.schema_prefix.replace("_", r"\_") + "%"
+        )
+        for row in names:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{row["nspname"]}" CASCADE')
+    finally:
+        await conn.close()

@@ -1,0 +1,114 @@
+"""The shared plumbing on the real broker and database: outbox relay, idempotent consumer, rejected topic."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.contracts import Envelope, InvalidMessage, parse_event
+from shared.contracts.cases import CaseRejected
+from shared.runtime import ServiceRuntime
+from tests.support import TopicReader, publish
+
+pytestmark = pytest.mark.integration
+
+NO_MIGRATIONS = Path(__file__).parent / "no_migrations"
+
+
+def _event(case_id: str, reason: str = "测试") -> Envelope:
+    return CaseRejected(case_no="20261127-0001", reason=reason).envelope(source="test", case_id=case_id)
+
+
+async def test_outbox_rows_reach_kafka_in_order_and_only_after_commit(isolated):
+    runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+    await runtime.start()
+    try:
+        async with TopicReader(isolated.kafka_bootstrap, runtime.topics.cases) as reader:
+            async with runtime.uow() as uow:
+                uow.emit(runtime.topics.cases, _event("case-rolled-back"))
+                # no commit: rolled back, must never be sent
+            async with runtime.uow() as uow:
+                for n in range(5):
+                    uow.emit(runtime.topics.cases, _event("case-a", reason=f"r{n}"))
+                await uow.commit()
+            got = []
+            for n in range(5):
+                got.append(await reader.wait_for(lambda m, n=n: m.get("data", {}).get("reason") == f"r{n}"))
+            assert [m["_key"] for m in got] == ["case-a"] * 5
+            assert [m["data"]["reason"] for m in sorted(got, key=lambda m: reader.seen.index(
+                next(s for s in reader.seen if s[2] is m)))] == [f"r{n}" for n in range(5)]
+            later = await reader.all_within(1.0, lambda m: m.get("case_id") == "case-rolled-back")
+            assert later == []
+        assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await runtime.stop()
+
+
+async def test_consumer_applies_each_event_once_and_rejects_bad_input_then_goes_on(isolated):
+    runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+    applied: list[str] = []
+
+    async def handle(envelope: Envelope) -> None:
+        event = parse_event(envelope)
+        if getattr(event, "reason", "") == "refuse":
+            raise InvalidMessage("refused by the handler: reason is 'refuse'")
+        async with runtime.uow() as uow:
+            if not await uow.claim("plumbing:test", envelope.id):
+                return
+            applied.append(envelope.id)
+            await uow.commit()
+
+    runtime.consume([runtime.topics.cases], handle)
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        good = _event("case-b")
+        bootstrap = isolated.kafka_bootstrap
+        async with TopicReader(bootstrap, runtime.topics.rejected_for(runtime.topics.cases)) as rejected:
+            await publish(bootstrap, runtime.topics.cases, b"{not json", key="case-b")
+            await publish(bootstrap, runtime.topics.cases, {"id": "x", "type": "case.rejected"}, key="case-b")
+            await publish(bootstrap, runtime.topics.cases, _event("case-b", reason="refuse"), key="case-b")
+            await publish(bootstrap, runtime.topics.cases, good, key="case-b")
+            await publish(bootstrap, runtime.topics.cases, good, key="case-b")  # redelivery of the same event
+            not_json = await rejected.wait_for(lambda m: m["data"]["original"] == "{not json")
+            assert not_json["type"] == "message.rejected" and "not JSON" in not_json["data"]["reason"]
+            missing = await rejected.wait_for(lambda m: isinstance(m["data"]["original"], dict)
+                                              and m["data"]["original"].get("id") == "x")
+            assert "occurred_at" in missing["data"]["reason"] and missing["_key"] == "case-b"
+            refused = await rejected.wait_for(lambda m: "refused by the handler" in m["data"]["reason"])
+            assert refused["data"]["topic"] == runtime.topics.cases
+        for _ in range(100):
+            if applied:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        assert applied == [good.id]
+    finally:
+        await runtime.stop()
+    # Offsets read back: the group committed past all five messages.
+    consumer = AIOKafkaConsumer(bootstrap_servers=isolated.kafka_bootstrap, group_id=runtime.group_id())
+    await consumer.start()
+    try:
+        total = 0
+        for partition in consumer.partitions_for_topic(runtime.topics.cases) or []:
+            committed = await consumer.committed(TopicPartition(runtime.topics.cases, partition))
+            total += committed or 0
+        assert total == 5
+    finally:
+        await consumer.stop()
+
+
+async def test_migrations_apply_once(isolated):
+    from shared.db import PLUMBING_SQL, migrate
+
+    conn = await asyncpg.connect(isolated.database_url)
+    try:
+        schema = isolated.schema("plumbing")
+        first = await migrate(conn, schema, [PLUMBING_SQL, NO_MIGRATIONS])
+        second = await migrate(conn, schema, [PLUMBING_SQL, NO_MIGRATIONS])
+        assert first == ["plumbing/000_plumbing.sql"] and second == []
+    finally:
+        await conn.close()

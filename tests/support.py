@@ -1,0 +1,82 @@
+"""Test helpers: reading a topic until what we wait for arrives, publishing raw messages."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Callable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.contracts.envelope import Envelope
+
+
+class TopicReader:
+    """A consumer on one or more topics from the beginning, with its own group, for assertions."""
+
+    def __init__(self, bootstrap: str, *topics: str):
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.seen: list[tuple[str, bytes | None, dict]] = []
+
+    async def __aenter__(self) -> "TopicReader":
+        await asyncio.wait_for(self._consumer.start(), 20)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 15) -> dict:
+        """The first message (as a dict, with '_topic' and '_key') matching predicate; TimeoutError otherwise."""
+        for message in self.seen:
+            if predicate(message[2]):
+                return message[2]
+
+        async def scan() -> dict:
+            while True:
+                batch = await self._consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        try:
+                            body = orjson.loads(record.value)
+                        except orjson.JSONDecodeError:
+                            body = {"_raw": record.value}
+                        if isinstance(body, dict):
+                            body["_topic"] = record.topic
+                            body["_key"] = record.key.decode() if record.key else None
+                        else:
+                            body = {"_raw": body, "_topic": record.topic}
+                        self.seen.append((record.topic, record.key, body))
+                        if predicate(body):
+                            return body
+
+        return await asyncio.wait_for(scan(), timeout)
+
+    async def all_within(self, seconds: float, predicate: Callable[[dict], bool]) -> list[dict]:
+        """Every matching message seen within `seconds` (to prove something did NOT happen twice)."""
+        try:
+            await self.wait_for(lambda _m: False, timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        return [m[2] for m in self.seen if predicate(m[2])]
+
+
+async def publish(bootstrap: str, topic: str, value: bytes | dict | Envelope, key: str | None = None) -> None:
+    """Publish one message as an outside producer would (raw bytes, a dict, or an envelope)."""
+    if isinstance(value, Envelope):
+        payload = value.to_json()
+    elif isinstance(value, dict):
+        payload = orjson.dumps(value)
+    else:
+        payload = value
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await asyncio.wait_for(producer.start(), 20)
+    try:
+        await asyncio.wait_for(producer.send_and_wait(topic, payload, key=key.encode() if key else None), 20)
+    finally:
+        await producer.stop()
