@@ -40,22 +40,26 @@ class TopicReader:
         async def scan() -> dict:
             while True:
                 batch = await self._consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for record in records:
-                        try:
-                            body = orjson.loads(record.value)
-                        except orjson.JSONDecodeError:
-                            body = {"_raw": record.value}
-                        if isinstance(body, dict):
-                            body["_topic"] = record.topic
-                            body["_key"] = record.key.decode() if record.key else None
-                        else:
-                            body = {"_raw": body, "_topic": record.topic}
-                        self.seen.append((record.topic, record.key, body))
-                        if predicate(body):
-                            return body
+                fresh = [self._decode(record) for records in batch.values() for record in records]
+                # Keep every message of the batch, even after a match: the next wait_for may want it.
+                self.seen.extend(fresh)
+                for _topic, _key, body in fresh:
+                    if predicate(body):
+                        return body
 
         return await asyncio.wait_for(scan(), timeout)
+
+    @staticmethod
+    def _decode(record) -> tuple[str, bytes | None, dict]:
+        try:
+            body = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            body = {"_raw": record.value}
+        if not isinstance(body, dict):
+            body = {"_raw": body}
+        body["_topic"] = record.topic
+        body["_key"] = record.key.decode() if record.key else None
+        return record.topic, record.key, body
 
     async def all_within(self, seconds: float, predicate: Callable[[dict], bool]) -> list[dict]:
         """Every matching message seen within `seconds` (to prove something did NOT happen twice)."""

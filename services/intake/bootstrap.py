@@ -1,0 +1,30 @@
+"""Wires intake: runtime, street geography, handlers, consumer and HTTP routes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.intake.entrypoints.http import router
+from services.intake.handlers import Intake
+from shared.http import create_app
+from shared.runtime import Service, ServiceRuntime
+from shared.settings import Settings
+from shared.street import GridLocator, load_street
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(settings: Settings, manage_runtime: bool = True) -> Service:
+    """The intake service, ready to start."""
+    runtime = ServiceRuntime("intake", settings, MIGRATIONS)
+    street = load_street(settings.street_dir)
+    intake = Intake(runtime, GridLocator(street), set(street.categories))
+    runtime.consume([runtime.topics.reports], intake.on_report_message)
+    app = create_app(
+        runtime,
+        title="wangge intake",
+        description=f"受理: reports from terminals, the 12345 hotline and the web become numbered cases ({street.name}).",
+        manage_runtime=manage_runtime,
+    )
+    app.state.intake = intake
+    app.include_router(router)
+    return Service(runtime, app)

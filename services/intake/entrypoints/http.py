@@ -1,0 +1,53 @@
+"""Intake's HTTP API: terminals and the hotline bridge submit reports."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.intake.adapters.repository import ApiClient
+from services.intake.entrypoints.auth import require_role
+from services.intake.handlers import Intake, ReportRejected
+from shared.contracts.common import Coordinator
+from shared.contracts.reports import ReportSubmitted
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+# Which report sources a role may speak for: a terminal cannot pose as the hotline.
+SOURCES_BY_ROLE = {"terminal": {"terminal"}, "hotline": {"hotline"}, "operator": {"web", "hotline"},
+                   "admin": {"terminal", "hotline", "web", "camera"}}
+
+
+class CaseReceipt(BaseModel):
+    """What the sender of a report gets back."""
+
+    case_id: str
+    case_no: str
+    state: str
+    unit_grid: str | None
+    hold_reason: str | None
+    duplicate: bool
+
+
+@router.post("/reports", status_code=201, response_model=CaseReceipt,
+             responses={200: {"description": "the same (source, external_id) was already a case: that case"},
+                        401: {}, 403: {}, 422: {"description": "not a case: the reason says why"}})
+async def submit_report(
+    report: ReportSubmitted,
+    request: Request,
+    client: ApiClient = Depends(require_role("terminal", "hotline", "operator", "admin")),
+) -> JSONResponse:
+    """Submit a report (the body of report.submitted); returns the case number."""
+    if report.source not in SOURCES_BY_ROLE[client.role]:
+        raise HTTPException(403, f"a {client.role} client may not submit reports of source {report.source!r}")
+    if client.role == "terminal":
+        # The terminal's own credential says who and which device reported, whatever the body claims.
+        report = report.model_copy(update={"coordinator": Coordinator(
+            worker_id=client.worker_id or client.name, device_id=client.device_id or client.name)})
+    intake: Intake = request.app.state.intake
+    try:
+        case, created = await intake.submit(report, via="http", client=client.name)
+    except ReportRejected as exc:
+        raise HTTPException(422, str(exc)) from None
+    receipt = CaseReceipt(**case.__dict__, duplicate=not created)
+    return JSONResponse(receipt.model_dump(), status_code=201 if created else 200)

@@ -1,0 +1,153 @@
+"""notify on the real broker and database, sending to a real (local, fake) SMS gateway over HTTP."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+
+from deploy.local.sms_sink import SinkState, create_sink_app
+from shared.contracts import Envelope
+from shared.contracts.cases import CaseAccepted, CaseReported
+from shared.contracts.common import Reporter
+from shared.runtime import Service
+from shared.settings import Settings
+from services.notify.bootstrap import build
+from tests.support import TopicReader, publish
+
+pytestmark = pytest.mark.integration
+
+PHONE = "13900001001"
+
+
+@dataclass
+class Notify:
+    """A running notify service and the gateway it sends to."""
+
+    service: Service
+    settings: Settings
+    sink: SinkState
+    gateway: str  # base URL of the sink
+
+    async def cases(self, *envelopes: Envelope) -> None:
+        """Publish case events as intake would (key = case id)."""
+        for envelope in envelopes:
+            await publish(self.settings.kafka_bootstrap, self.service.runtime.topics.cases, envelope, key=envelope.case_id)
+
+    def sms_to(self, phone: str) -> list[dict]:
+        return [m for m in self.sink.messages if m["to"] == phone]
+
+
+@pytest.fixture
+async def notify(isolated: Settings) -> AsyncIterator[Notify]:
+    """The sink on a free loopback port (in this event loop) and notify built and started against it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sink_app = create_sink_app()
+    server = uvicorn.Server(uvicorn.Config(sink_app, log_level="warning", lifespan="off"))
+    server_task = asyncio.create_task(server.serve(sockets=[sock]))
+    service: Service | None = None
+    try:
+        await asyncio.wait_for(_until(lambda: server.started), 10)
+        settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{port}/sms"})
+        service = build(settings, manage_runtime=False)
+        await asyncio.wait_for(service.runtime.start(), 30)
+        await service.runtime.wait_until_consuming(30)
+        yield Notify(service, settings, sink_app.state.sink, f"http://127.0.0.1:{port}")
+    finally:
+        if service is not None:
+            await asyncio.wait_for(service.runtime.stop(), 30)
+        server.should_exit = True
+        await asyncio.wait_for(server_task, 10)
+        sock.close()
+
+
+async def _until(condition, step: float = 0.05) -> None:
+    while not condition():
+        await asyncio.sleep(step)
+
+
+def _case(phone: str | None) -> tuple[str, str, Envelope, Envelope]:
+    case_id = str(uuid.uuid4())
+    case_no = f"20261127-{uuid.uuid4().int % 10000:04d}"
+    reported = CaseReported(
+        case_no=case_no, source="hotline", external_id=f"h-{case_id[:8]}", description="路灯不亮",
+        address="文化路12号", reporter=Reporter(name="张先生", phone=phone) if phone else None,
+        observed_at=datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc),
+    ).envelope(source="intake", case_id=case_id)
+    accepted = CaseAccepted(
+        case_no=case_no, category="street-light", unit_grid="U001", description="路灯不亮", address="文化路12号",
+    ).envelope(source="intake", case_id=case_id)
+    return case_id, case_no, reported, accepted
+
+
+async def test_an_accepted_case_is_acknowledged_by_one_sms_and_one_reply(notify: Notify):
+    case_id, case_no, reported, accepted = _case(PHONE)
+    async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as replies:
+        await notify.cases(reported, accepted)
+        reply = await replies.wait_for(lambda m: m.get("data", {}).get("case_no") == case_no, timeout=20)
+        assert reply["type"] == "reply.issued" and reply["_key"] == case_id and reply["source"] == "notify"
+        data = reply["data"]
+        assert (data["kind"], data["channel"], data["state"], data["to"]) == ("acknowledgement", "sms", "sent", "139****1001")
+        assert case_no in data["text"] and PHONE not in reply.__repr__()
+
+        [sms] = notify.sms_to(PHONE)
+        assert case_no in sms["text"] and sms["text"].startswith(f"【{notify.settings.sms_signature}】")
+        assert sms["ref"] == data["delivery_id"]
+
+        # The same event delivered again (a consumer replay): still one SMS, one reply.
+        await notify.cases(accepted)
+        later = await replies.all_within(2.5, lambda m: m.get("data", {}).get("case_no") == case_no)
+        assert len(later) == 1
+        assert len(notify.sms_to(PHONE)) == 1 and notify.sink.messages[0]["repeats"] == 0
+
+    transport = httpx.ASGITransport(app=notify.service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+        view = await asyncio.wait_for(client.get("/api/v1/deliveries", params={"case_no": case_no}), 10)
+    assert view.status_code == 200
+    [delivery] = view.json()["deliveries"]
+    assert (delivery["to"], delivery["state"], delivery["attempts"]) == ("139****1001", "sent", 1)
+    assert PHONE not in view.text
+
+
+async def test_a_gateway_outage_is_retried_and_a_refusal_is_final(notify: Notify):
+    async with httpx.AsyncClient() as client:
+        await asyncio.wait_for(client.post(f"{notify.gateway}/sms/fail-next", params={"status": 503, "count": 1}), 5)
+    case_id, case_no, reported, accepted = _case(PHONE)
+    async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as replies:
+        await notify.cases(reported, accepted)
+        reply = await replies.wait_for(lambda m: m.get("data", {}).get("case_no") == case_no, timeout=20)
+        assert reply["data"]["state"] == "sent"
+        assert len(notify.sms_to(PHONE)) == 1
+        attempts = await notify.service.runtime.pool.fetchval(
+            "SELECT attempts FROM deliveries WHERE case_no = $1", case_no)
+        assert attempts == 2
+
+        async with httpx.AsyncClient() as client:
+            await asyncio.wait_for(client.post(f"{notify.gateway}/sms/fail-next", params={"status": 400, "count": 1}), 5)
+        _, refused_no, reported, accepted = _case("13900002002")
+        await notify.cases(reported, accepted)
+        refused = await replies.wait_for(lambda m: m.get("data", {}).get("case_no") == refused_no, timeout=20)
+        assert refused["data"]["state"] == "failed" and "400" in refused["data"]["detail"]
+        assert refused["data"]["to"] == "139****2002" and notify.sms_to("13900002002") == []
+
+
+async def test_no_phone_means_no_sms_and_a_landline_is_held_for_a_call_back(notify: Notify):
+    _, silent_no, reported, accepted = _case(None)
+    _, landline_no, reported2, accepted2 = _case("010-62345678")
+    async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as replies:
+        await notify.cases(reported, accepted, reported2, accepted2)
+        held = await replies.wait_for(lambda m: m.get("data", {}).get("case_no") == landline_no, timeout=20)
+        assert (held["data"]["state"], held["data"]["to"]) == ("held", "010-****5678")
+        assert "mobile" in held["data"]["detail"]
+        none = await replies.all_within(2.0, lambda m: m.get("data", {}).get("case_no") == silent_no)
+    assert none == [] and notify.sink.messages == []
+    assert await notify.service.runtime.pool.fetchval(
+        "SELECT count(*) FROM deliveries WHERE case_no = $1", silent_no) == 0

@@ -1,0 +1,102 @@
+"""Routing's pure rules on the demo street: who owns a case, and when it is due."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared.worktime import WorkCalendar
+from services.routing.domain.dispatching import (
+    MANUAL_DISPATCH_LIMIT,
+    RoutingDataMissing,
+    decide_owner,
+    due_at,
+    plan_dispatch,
+)
+from services.routing.domain.model import Limit, RoutingRules, rules_from_street
+
+pytestmark = pytest.mark.unit
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+UNIT = "3704020010010201"  # a unit grid of community 370402001001 (市社家宿舍)
+FRIDAY_4PM = datetime(2026, 11, 27, 16, 0, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(scope="module")
+def rules(demo_street) -> RoutingRules:
+    return rules_from_street(demo_street)
+
+
+@pytest.fixture(scope="module")
+def calendar() -> WorkCalendar:
+    return WorkCalendar(zone=SHANGHAI)
+
+
+def test_a_department_category_goes_to_its_department(rules):
+    a = decide_owner(rules, "CM04", UNIT)
+    assert (a.owner.code, a.owner.name, a.owner.kind) == ("huanwei", "环卫所", "department")
+    assert a.limit == Limit(4, "work_hours") and a.priority == "normal" and a.manual_reason is None
+    assert a.category_name == "垃圾箱损坏/暴露垃圾"
+
+
+def test_a_community_category_goes_to_the_community_of_the_unit_grid(rules, demo_street):
+    a = decide_owner(rules, "MD01", UNIT)
+    assert a.owner.code == "370402001001" and a.owner.kind == "community"
+    assert a.owner.name == demo_street.grids["370402001001"].name
+    # Every unit grid's community is the first 12 digits of its code in the demo street.
+    other = next(g.code for g in demo_street.level("unit") if not g.code.startswith("370402001001"))
+    assert decide_owner(rules, "SQ01", other).owner.code == other[:12]
+
+
+def test_a_utility_and_the_command_center_are_owners_like_departments(rules):
+    assert decide_owner(rules, "MS01", UNIT).owner.code == "reli"
+    ot = decide_owner(rules, "OT01", UNIT)
+    assert ot.owner.code == "zhzx" and ot.manual_reason is None  # a rule, not a fallback
+
+
+def test_an_unknown_category_goes_to_the_command_center_with_the_reason(rules):
+    a = decide_owner(rules, "XX99", UNIT)
+    assert a.owner.code == "zhzx" and a.owner.kind == "command_center"
+    assert "XX99" in a.manual_reason and "未知类别" in a.manual_reason
+    assert a.limit == MANUAL_DISPATCH_LIMIT and a.category_name is None
+
+
+def test_an_unknown_unit_grid_goes_to_the_command_center_keeping_the_category_limit(rules):
+    for unit_grid in ("3704020019999999", "370402001001"):  # unknown, and a community code (not a unit grid)
+        a = decide_owner(rules, "MD01", unit_grid)
+        assert a.owner.code == "zhzx" and "未知单元网格" in a.manual_reason
+        assert a.limit == Limit(3, "work_days")
+
+
+def test_without_a_command_center_a_fallback_is_a_data_error(rules):
+    bare = RoutingRules(rules.categories, rules.unit_grid_community, rules.owners, command_center=None)
+    assert decide_owner(bare, "CM04", UNIT).owner.code == "huanwei"
+    with pytest.raises(RoutingDataMissing):
+        decide_owner(bare, "XX99", UNIT)
+
+
+@pytest.mark.parametrize(
+    ("category", "expected"),
+    [
+        # 4 work hours from Friday 16:00: 1.5 h on Friday, 2.5 h on Monday morning.
+        ("CM04", datetime(2026, 11, 30, 11, 0, tzinfo=SHANGHAI)),
+        # 3 work days = 22.5 work hours: Fri 1.5 + Mon 7.5 + Tue 7.5 + Wed 6 → Wednesday 16:00.
+        ("MD01", datetime(2026, 12, 2, 16, 0, tzinfo=SHANGHAI)),
+        # Calendar hours run day and night, weekends included.
+        ("AQ01", datetime(2026, 11, 27, 18, 0, tzinfo=SHANGHAI)),
+        ("MS01", datetime(2026, 11, 28, 16, 0, tzinfo=SHANGHAI)),
+    ],
+)
+def test_due_at_for_each_limit_unit(rules, calendar, category, expected):
+    plan = plan_dispatch(rules, calendar, category=category, unit_grid=UNIT, dispatched_at=FRIDAY_4PM)
+    assert plan.due_at == expected and plan.dispatched_at == FRIDAY_4PM
+    assert plan.due_at.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_work_time_skips_national_holidays_and_follows_street_overrides(calendar):
+    before_national_day = datetime(2026, 9, 30, 16, 0, tzinfo=SHANGHAI)
+    assert due_at(calendar, before_national_day, Limit(4, "work_hours")) == datetime(2026, 10, 8, 11, 0, tzinfo=SHANGHAI)
+    # The street declares Saturday 28 November worked (e.g. a local adjustment the source does not know).
+    street_calendar = WorkCalendar(zone=SHANGHAI, overrides={date(2026, 11, 28): True})
+    assert due_at(street_calendar, FRIDAY_4PM, Limit(4, "work_hours")) == datetime(2026, 11, 28, 11, 0, tzinfo=SHANGHAI)
