@@ -1,0 +1,207 @@
+"""End-to-end benchmark: N reports onto wangge.reports → each task on its owner's topic and each reply out.
+
+Runs against the system `./dev up` started (real processes, real Kafka and PostgreSQL):
+
+    .venv/bin/python -m bench.e2e --reports 2000
+
+Prints cases/s, p50/p99 latency to the task and to the reply, and where the time goes: the stages
+between the events' own timestamps, and the services' handler time from their /metrics.
+Not a test: figures, not assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.contracts import Envelope
+from shared.settings import get_settings
+from shared.street import load_street
+from shared.topics import Topics
+
+SERVICE_PORTS = {"intake": 8101, "routing": 8102, "supervision": 8103, "notify": 8104}
+
+
+@dataclass
+class Trace:
+    """What was seen of one report on its way through."""
+
+    sent: float = 0.0
+    case_id: str | None = None
+    reported_at: float | None = None
+    accepted_at: float | None = None
+    dispatched_at: float | None = None
+    task_seen: float | None = None
+    reply_at: float | None = None
+    reply_seen: float | None = None
+    stamps: dict[str, float] = field(default_factory=dict)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] * 1000
+
+
+def make_reports(n: int, run: str) -> list[Envelope]:
+    """N reports at random registry buildings, over the categories, each with a resident's phone."""
+    street = load_street(get_settings().street_dir)
+    buildings = street.addresses
+    categories = [c for c in street.categories if c != "OT01"]
+    rng = random.Random(42)
+    out = []
+    for i in range(n):
+        b = rng.choice(buildings)
+        data = {"source": "terminal", "external_id": f"bench-{run}-{i}", "category": rng.choice(categories),
+                "description": f"压测案件{i}", "location": {"lon": b.lon, "lat": b.lat}, "address": None,
+                "reporter": {"name": "压测", "phone": f"139{rng.randrange(10**8):08d}"},
+                "coordinator": {"worker_id": "W001", "device_id": "SZT-0001"}, "media": [],
+                "observed_at": "2026-11-27T09:00:00+08:00"}
+        out.append(Envelope.new("report.submitted", 1, data, source="bench"))
+    return out
+
+
+async def scrape_handler_seconds() -> dict[str, tuple[float, float]]:
+    """(sum, count) of wangge_handler_seconds per service and type, from each service's /metrics."""
+    totals: dict[str, tuple[float, float]] = {}
+    pattern = re.compile(r'^wangge_handler_seconds_(sum|count)\{service="([^"]+)",type="([^"]+)"\} ([0-9.e+-]+)$')
+    async with httpx.AsyncClient(timeout=5) as http:
+        for service, port in SERVICE_PORTS.items():
+            try:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                m = pattern.match(line)
+                if m:
+                    key = f"{m[2]} {m[3]}"
+                    s, c = totals.get(key, (0.0, 0.0))
+                    totals[key] = (s + float(m[4]), c) if m[1] == "sum" else (s, c + float(m[4]))
+    return totals
+
+
+async def run(n: int, timeout: float) -> int:
+    settings = get_settings()
+    topics = Topics(settings.topic_prefix)
+    run_id = uuid.uuid4().hex[:6]
+    reports = make_reports(n, run_id)
+    traces = {r.data["external_id"]: Trace() for r in reports}
+    by_case: dict[str, Trace] = {}
+    before = await scrape_handler_seconds()
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-{run_id}",
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    consumer.subscribe(pattern=f"^{re.escape(topics.prefix)}wangge\\.(cases|replies|tasks\\..+)$")
+    # Wait for the assignment, so that "latest" is before the first report.
+    for _ in range(100):
+        await consumer.getmany(timeout_ms=100)
+        if consumer.assignment():
+            break
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+
+    done_tasks = done_replies = 0
+    started = time.perf_counter()
+
+    async def send_all() -> None:
+        for envelope in reports:
+            trace = traces[envelope.data["external_id"]]
+            trace.sent = time.perf_counter()
+            await producer.send(topics.reports, envelope.to_json(), key=envelope.data["external_id"].encode())
+        await producer.flush()
+
+    print(f"sending {n} reports to {topics.reports} on {settings.kafka_bootstrap} …", flush=True)
+    sender = asyncio.create_task(send_all())
+    deadline = time.perf_counter() + timeout
+    last_progress = 0.0
+    while (done_tasks < n or done_replies < n) and time.perf_counter() < deadline:
+        batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+        now = time.perf_counter()
+        for records in batch.values():
+            for record in records:
+                body = orjson.loads(record.value)
+                kind, case_id = body.get("type"), body.get("case_id")
+                if kind == "case.reported":
+                    trace = traces.get(body["data"].get("external_id"))
+                    if trace is None:
+                        continue
+                    trace.case_id = case_id
+                    by_case[case_id] = trace
+                    trace.stamps["reported"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                    continue
+                trace = by_case.get(case_id)
+                if trace is None:
+                    continue
+                if kind in ("case.accepted", "case.dispatched"):
+                    trace.stamps[kind.split(".")[1]] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                elif kind == "task.assigned" and trace.task_seen is None:
+                    trace.task_seen = now
+                    trace.stamps["task_seen"] = time.time()
+                    done_tasks += 1
+                elif kind == "reply.issued" and trace.reply_seen is None:
+                    trace.reply_seen = now
+                    trace.stamps["reply"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                    done_replies += 1
+        if now - last_progress > 2:
+            last_progress = now
+            print(f"  {now - started:5.1f} s: {done_tasks}/{n} tasks, {done_replies}/{n} replies", flush=True)
+    await sender
+    await producer.stop()
+    await consumer.stop()
+    elapsed_tasks = max((t.task_seen for t in traces.values() if t.task_seen), default=started) - started
+    elapsed_replies = max((t.reply_seen for t in traces.values() if t.reply_seen), default=started) - started
+    after = await scrape_handler_seconds()
+
+    task_lat = [t.task_seen - t.sent for t in traces.values() if t.task_seen]
+    reply_lat = [t.reply_seen - t.sent for t in traces.values() if t.reply_seen]
+    print()
+    print(f"reports sent         {n}")
+    print(f"tasks on owner topic {done_tasks}  in {elapsed_tasks:.2f} s  → {done_tasks / elapsed_tasks if elapsed_tasks else 0:.0f} cases/s")
+    print(f"replies out          {done_replies}  in {elapsed_replies:.2f} s  → {done_replies / elapsed_replies if elapsed_replies else 0:.0f} replies/s")
+    print(f"latency to task      p50 {pct(task_lat, 50):.0f} ms   p99 {pct(task_lat, 99):.0f} ms")
+    print(f"latency to reply     p50 {pct(reply_lat, 50):.0f} ms   p99 {pct(reply_lat, 99):.0f} ms")
+
+    def stage(a: str, b: str) -> list[float]:
+        return [t.stamps[b] - t.stamps[a] for t in traces.values() if a in t.stamps and b in t.stamps]
+
+    print("\nwhere the time goes (p50 / p99 between the events' timestamps):")
+    for label, a, b in [("intake → routing dispatched", "reported", "dispatched"),
+                        ("routing dispatched → task read", "dispatched", "task_seen"),
+                        ("intake → notify reply issued", "reported", "reply")]:
+        values = stage(a, b)
+        print(f"  {label:<32} {pct(values, 50):7.0f} ms {pct(values, 99):7.0f} ms  (n={len(values)})")
+    print("\nhandler time inside the services during the run (from /metrics):")
+    for key in sorted(after):
+        s, c = after[key]
+        s0, c0 = before.get(key, (0.0, 0.0))
+        if c - c0 > 0:
+            print(f"  {key:<40} {int(c - c0):6d} msgs  {1000 * (s - s0) / (c - c0):7.2f} ms each  {s - s0:7.2f} s total")
+    return 0 if done_tasks == n else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry."""
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=2000, help="how many reports to send (default 2000)")
+    parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds (default 300)")
+    args = parser.parse_args(argv)
+    return asyncio.run(run(args.reports, args.timeout))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

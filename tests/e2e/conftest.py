@@ -1,0 +1,80 @@
+"""All four services in-process on the real Kafka and PostgreSQL, with a local fake SMS gateway."""
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import pytest
+import uvicorn
+
+from deploy.local.sms_sink import create_sink_app
+from services.intake.adapters.repository import add_client
+from services.intake.bootstrap import build as build_intake
+from services.notify.bootstrap import build as build_notify
+from services.routing.bootstrap import build as build_routing
+from services.supervision.bootstrap import build as build_supervision
+from shared.runtime import Service
+from shared.settings import Settings
+
+TERMINAL_TOKEN = "e2e-terminal"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Street:
+    """The running system of one test."""
+
+    settings: Settings
+    intake: Service
+    routing: Service
+    supervision: Service
+    notify: Service
+    sms_sink_url: str
+    sms_sink: object  # the sink's FastAPI app (its state holds what it received)
+
+
+@pytest.fixture
+async def sms_gateway() -> AsyncIterator[tuple[str, object]]:
+    """The fake SMS gateway on a free loopback port."""
+    app = create_sink_app()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def street(isolated, sms_gateway) -> AsyncIterator[Street]:
+    """intake, routing, supervision and notify started on the test's own topics and schemas."""
+    base_url, sink_app = sms_gateway
+    settings = isolated.model_copy(update={"sms_gateway_url": f"{base_url}/sms"})
+    services = [build(settings, manage_runtime=False)
+                for build in (build_intake, build_routing, build_supervision, build_notify)]
+    started: list[Service] = []
+    try:
+        for service in services:
+            await asyncio.wait_for(service.runtime.start(), 60)
+            started.append(service)
+        for service in services:
+            await service.runtime.wait_until_consuming(60)
+        await add_client(services[0].runtime.pool, name="网格员001终端", role="terminal", token=TERMINAL_TOKEN,
+                         worker_id="W001", device_id="SZT-0001")
+        yield Street(settings, *services, sms_sink_url=base_url, sms_sink=sink_app)
+    finally:
+        for service in reversed(started):
+            await service.runtime.stop()
