@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
+
+from shared.clock import street_zone
 
 # Mainland mobile numbers (11 digits starting 1[3-9]) and landlines with area codes.
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)|(?<!\d)(0\d{2,3}-?)(\d{3,4})(\d{4})(?!\d)")
@@ -24,12 +27,17 @@ class PhoneMaskingFilter(logging.Filter):
         return True
 
 
+class StreetTimeFormatter(logging.Formatter):
+    """Timestamps in ISO 8601 with the street's offset, whatever the machine's zone."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return datetime.fromtimestamp(record.created, street_zone()).isoformat(timespec="milliseconds")
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Set up the root logger once for a service process."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    )
+    handler.setFormatter(StreetTimeFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
     handler.addFilter(PhoneMaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

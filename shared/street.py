@@ -169,9 +169,10 @@ def load_street(folder: Path | str) -> Street:
     for n, row in enumerate(_rows(addr_path, ["address", "estate", "building", "lon", "lat", "unit_grid"]), 2):
         if row["unit_grid"] not in grids:
             raise StreetDataError(f"{addr_path.name}: line {n}: unit grid {row['unit_grid']} is not a grid")
-        addresses.append(
-            Address(row["address"], row["estate"], row["building"], float(row["lon"]), float(row["lat"]), row["unit_grid"])
-        )
+        addresses.append(Address(row["address"], row["estate"], row["building"],
+                                 _number(row["lon"], addr_path, n, "lon"), _number(row["lat"], addr_path, n, "lat"),
+                                 row["unit_grid"]))
+    _unique(addr_path, "address", [a.address for a in addresses])
 
     departments = {}
     for row in _rows(_one(folder, "departments.csv"), ["code", "name", "kind"]):
@@ -187,14 +188,17 @@ def load_street(folder: Path | str) -> Street:
         if row["urgency"] not in PRIORITIES:
             raise StreetDataError(f"{cat_path.name}: line {n}: urgency {row['urgency']!r} not one of {PRIORITIES}")
         categories[row["code"]] = Category(
-            row["code"], row["group"], row["name"], row["owner"], float(row["time_limit"]),
+            row["code"], row["group"], row["name"], row["owner"], _number(row["time_limit"], cat_path, n, "time_limit"),
             row["limit_unit"], row["urgency"], row.get("note", ""),
         )
 
-    people = [
-        Person(r["person_id"], r["name"], r["role"], r["grid_code"], r["phone"], r.get("device_id") or None)
-        for r in _rows(_one(folder, "people.csv"), ["person_id", "name", "role", "grid_code", "phone"])
-    ]
+    people = []
+    people_path = _one(folder, "people.csv")
+    for n, r in enumerate(_rows(people_path, ["person_id", "name", "role", "grid_code", "phone"]), 2):
+        if r["grid_code"] not in grids:
+            raise StreetDataError(f"{people_path.name}: line {n}: grid {r['grid_code']} is not a grid")
+        people.append(Person(r["person_id"], r["name"], r["role"], r["grid_code"], r["phone"], r.get("device_id") or None))
+    _unique(people_path, "person_id", [p.person_id for p in people])
     overrides: dict[date, bool] = {}
     calendars = sorted(folder.glob("*-calendar.csv"))
     for path in calendars[:1]:
@@ -213,6 +217,21 @@ def load_street(folder: Path | str) -> Street:
         departments=departments,
         people=people,
     )
+
+
+def _number(text: str, path: Path, line: int, column: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise StreetDataError(f"{path.name}: line {line}: {column} {text!r} is not a number") from None
+
+
+def _unique(path: Path, what: str, keys: list[str]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise StreetDataError(f"{path.name}: {what} {key!r} appears twice")
+        seen.add(key)
 
 
 _SPACE = re.compile(r"[\s\u3000,，。.、]+")

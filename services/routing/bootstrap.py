@@ -1,0 +1,36 @@
+"""The one place routing is wired: runtime, consumer, HTTP app."""
+from __future__ import annotations
+
+from shared.http import create_app
+from shared.runtime import Service, ServiceRuntime
+from shared.settings import Settings
+from services.routing.entrypoints.http import build_router
+from services.routing.handlers import CaseEvents
+from services.routing.loading import MIGRATIONS, SERVICE, ensure_street_loaded
+from services.routing.views import GridIndexCache
+
+
+class RoutingRuntime(ServiceRuntime):
+    """The shared runtime, plus: a fresh deployment loads its street before consuming any case."""
+
+    async def start(self) -> None:
+        """Load the street if routing has none, then start as every service does."""
+        # ServiceRuntime has no hook between migrating and starting consumers, so the check runs
+        # first on its own connection; the runtime's own migration then finds nothing to apply.
+        await ensure_street_loaded(self.settings)
+        await super().start()
+
+
+def build(settings: Settings, manage_runtime: bool = True) -> Service:
+    """Routing's runtime (consuming wangge.cases) and its HTTP app."""
+    runtime = RoutingRuntime(SERVICE, settings, MIGRATIONS)
+    runtime.consume([runtime.topics.cases], CaseEvents(runtime))
+    app = create_app(
+        runtime,
+        title="wangge routing",
+        description="网格与派遣：grids, address registry, owners and categories; dispatches accepted cases "
+        "to their owner's task topic.",
+        manage_runtime=manage_runtime,
+    )
+    app.include_router(build_router(runtime, GridIndexCache()))
+    return Service(runtime, app)
