@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
 import orjson
+
+from shared.clock import street_zone
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,24 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _encode_timestamptz(moment: datetime) -> tuple[int]:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every time in wangge carries an offset")
+    return ((moment - _PG_EPOCH) // _MICROSECOND,)
+
+
+def _decode_timestamptz(value: tuple[int]) -> datetime:
+    # asyncpg would hand back UTC; views and events speak the street's offset (+08:00).
+    return (_PG_EPOCH + timedelta(microseconds=value[0])).astimezone(street_zone())
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("timestamptz", encoder=_encode_timestamptz, decoder=_decode_timestamptz,
+                              schema="pg_catalog", format="tuple")
     await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog")
 

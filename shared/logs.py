@@ -7,8 +7,12 @@ from datetime import datetime
 
 from shared.clock import street_zone
 
-# Mainland mobile numbers (11 digits starting 1[3-9]) and landlines with area codes.
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)|(?<!\d)(0\d{2,3}-?)(\d{3,4})(\d{4})(?!\d)")
+# Mainland mobile numbers (11 digits starting 1[3-9], optionally +86/86 and spaces or dashes
+# between the groups) and landlines with area codes.
+_PHONE = re.compile(
+    r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)"
+    r"|(?<!\d)(0\d{2,3}-?)(\d{3,4})(\d{4})(?!\d)"
+)
 
 
 def mask_phone(text: str) -> str:
@@ -42,4 +46,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    for noisy in ("aiokafka", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -96,7 +96,7 @@ async def test_an_accepted_case_is_acknowledged_by_one_sms_and_one_reply(notify:
         assert reply["type"] == "reply.issued" and reply["_key"] == case_id and reply["source"] == "notify"
         data = reply["data"]
         assert (data["kind"], data["channel"], data["state"], data["to"]) == ("acknowledgement", "sms", "sent", "139****1001")
-        assert case_no in data["text"] and PHONE not in reply.__repr__()
+        assert case_no in data["text"] and PHONE not in str(reply)
 
         [sms] = notify.sms_to(PHONE)
         assert case_no in sms["text"] and sms["text"].startswith(f"【{notify.settings.sms_signature}】")
@@ -114,7 +114,7 @@ async def test_an_accepted_case_is_acknowledged_by_one_sms_and_one_reply(notify:
     assert view.status_code == 200
     [delivery] = view.json()["deliveries"]
     assert (delivery["to"], delivery["state"], delivery["attempts"]) == ("139****1001", "sent", 1)
-    assert PHONE not in view.text
+    assert PHONE not in view.text and delivery["sent_at"].endswith("+08:00")
 
 
 async def test_a_gateway_outage_is_retried_and_a_refusal_is_final(notify: Notify):

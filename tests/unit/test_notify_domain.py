@@ -55,7 +55,7 @@ def test_a_landline_reply_is_held_with_a_reason(templates):
 @pytest.mark.parametrize("given, shown", [
     ("13900001001", "139****1001"),
     ("010-62345678", "010-****5678"),
-    ("+86 139 0000 1001", "+86****1001"),
+    ("+86 139 0000 1001", "+86 139****1001"),
     ("12345", "****"),
 ])
 def test_addresses_are_masked_for_display(given, shown):

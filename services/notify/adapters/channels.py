@@ -1,0 +1,63 @@
+"""Channels a reply can go out on. SMS today; e-mail or a webhook implement the same interface."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+
+from shared.logs import mask_phone
+
+from services.notify.domain.delivery import AttemptResult, Message, Outcome
+
+SEND_TIMEOUT_SECONDS = 5.0
+# 4xx that mean "not now" rather than "never".
+_TRANSIENT_CLIENT_ERRORS = {408, 425, 429}
+
+
+class Channel(Protocol):
+    """Sends one message and says what happened; opened (async with) for the life of a worker loop."""
+
+    name: str
+
+    async def __aenter__(self) -> "Channel": ...
+
+    async def __aexit__(self, *exc: Any) -> None: ...
+
+    async def send(self, message: Message) -> AttemptResult:
+        """One attempt; never raises for the gateway's answers or outages, only reports them."""
+        ...
+
+
+class SmsChannel:
+    """The SMS gateway over HTTP: POST {to, text, ref}; the gateway de-duplicates on ref."""
+
+    name = "sms"
+
+    def __init__(self, gateway_url: str, timeout: float = SEND_TIMEOUT_SECONDS):
+        self._url = gateway_url
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> "SmsChannel":
+        self._client = httpx.AsyncClient(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send(self, message: Message) -> AttemptResult:
+        """POST the message; 2xx delivered, 4xx refused, 5xx/timeouts/connection errors unavailable."""
+        assert self._client is not None, "SmsChannel used outside `async with`"
+        try:
+            response = await self._client.post(self._url, json={"to": message.to, "text": message.text, "ref": message.ref})
+        except httpx.HTTPError as exc:
+            return AttemptResult(Outcome.UNAVAILABLE, mask_phone(f"gateway unreachable: {type(exc).__name__}: {exc}")[:500])
+        if response.is_success:
+            return AttemptResult(Outcome.DELIVERED)
+        # Gateways echo the number in their errors; what we keep (last_error, reply.issued) must not.
+        detail = mask_phone(f"gateway answered {response.status_code}: {response.text[:300]}")
+        if 400 <= response.status_code < 500 and response.status_code not in _TRANSIENT_CLIENT_ERRORS:
+            return AttemptResult(Outcome.REFUSED, detail)
+        return AttemptResult(Outcome.UNAVAILABLE, detail)

@@ -1,0 +1,37 @@
+"""The one place notify is wired: runtime, consumer, delivery worker, channels, HTTP."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.http import create_app
+from shared.runtime import Service, ServiceRuntime
+from shared.settings import Settings
+
+from services.notify.adapters.channels import SmsChannel
+from services.notify.adapters.templates import load_template_sources
+from services.notify.domain.replies import ReplyTemplates
+from services.notify.entrypoints.http import router
+from services.notify.handlers import CaseEventHandlers
+from services.notify.worker import DeliveryWorker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def build(settings: Settings, manage_runtime: bool = True) -> Service:
+    """notify, ready to start: consumes wangge.cases, sends SMS, publishes wangge.replies."""
+    runtime = ServiceRuntime("notify", settings, MIGRATIONS)
+    templates = ReplyTemplates(load_template_sources())
+    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature)
+    runtime.consume([runtime.topics.cases], handlers.handle)
+    # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
+    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)])
+    runtime.worker("deliveries", worker.run)
+    app = create_app(
+        runtime,
+        title="wangge notify",
+        description="Replies to residents: acknowledgements and later progress, resolution, explanation and "
+        "survey messages by SMS; every reply and its delivery state is published on wangge.replies.",
+        manage_runtime=manage_runtime,
+    )
+    app.include_router(router)
+    return Service(runtime, app)

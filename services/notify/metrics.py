@@ -1,0 +1,28 @@
+"""notify's Prometheus metrics (labelled by service, like shared/metrics.py)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+SERVICE = "notify"
+
+DELIVERIES = Counter(
+    "wangge_notify_deliveries_total",
+    "Deliveries by the state they reached (pending = created; sent, failed, held = settled)",
+    ["service", "channel", "kind", "state"],
+)
+DELIVERY_ATTEMPTS = Counter(
+    "wangge_notify_delivery_attempts_total",
+    "Attempts to hand a message to a channel, by outcome (delivered, refused, unavailable)",
+    ["service", "channel", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "wangge_notify_delivery_seconds",
+    "Time for one channel attempt",
+    ["service", "channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def count_delivery(channel: str, kind: str, state: str) -> None:
+    """One delivery reached `state`."""
+    DELIVERIES.labels(SERVICE, channel, kind, state).inc()
