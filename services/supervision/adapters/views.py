@@ -1,0 +1,81 @@
+"""Read-only SQL for the HTTP views: one case, lists, statistics. Times come back in the street's zone."""
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+import asyncpg
+
+from services.supervision.domain.clocks import FINISHING_STATES
+
+CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_name, priority, source, description,
+    reported_at, accepted_at, dispatched_at, due_at, closed_at, warned_at, overdue_at, escalation_level,
+    merged_into_case_no, rejection_reason, events_seen, last_event_at, updated_at"""
+CLOCK_COLUMNS = """kind, state, owner, limit_value, limit_unit, started_at, warn_at, due_at, warned_at, overdue_at,
+    escalation_level, stopped_at, stop_reason"""
+
+
+def _plain(row: asyncpg.Record, zone: tzinfo) -> dict[str, Any]:
+    """A row as a dict, every timestamp in the street's zone (ISO 8601 with +08:00 once serialised)."""
+    return {k: (v.astimezone(zone) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[str, Any] | None:
+    """The case numbered case_no with its clock and its history, or None."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1 ORDER BY updated_at DESC LIMIT 1", case_no
+        )
+        if row is None:
+            return None
+        clock = await conn.fetchrow(
+            f"SELECT {CLOCK_COLUMNS} FROM clocks WHERE case_id = $1 AND kind = 'handling'", row["case_id"]
+        )
+        history = await conn.fetch(
+            """SELECT event_id AS id, type, version, occurred_at, source, effect, state_after, note, data
+               FROM case_events WHERE case_id = $1 ORDER BY seq""",
+            row["case_id"],
+        )
+    return {
+        **_plain(row, zone),
+        "clock": _plain(clock, zone) if clock else None,
+        "history": [_plain(h, zone) for h in history],
+    }
+
+
+async def list_cases(pool: asyncpg.Pool, zone: tzinfo, *, state: str | None, owner: str | None, limit: int) -> list[dict[str, Any]]:
+    """Cases, most recently changed first, optionally of one state and/or one owner."""
+    rows = await pool.fetch(
+        f"""SELECT {CASE_COLUMNS} FROM cases
+            WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR owner = $2)
+            ORDER BY updated_at DESC LIMIT $3""",
+        state, owner, limit,
+    )
+    return [_plain(r, zone) for r in rows]
+
+
+async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Counts by state, clocks running and overdue now, and the share of finished cases finished on time."""
+    async with pool.acquire() as conn:
+        by_state = {r["state"] or "unknown": r["n"] for r in await conn.fetch(
+            "SELECT state, count(*) AS n FROM cases GROUP BY state ORDER BY state"
+        )}
+        clocks = await conn.fetchrow(
+            """SELECT count(*) FILTER (WHERE state = 'running') AS running,
+                      count(*) FILTER (WHERE state = 'running' AND due_at <= now()) AS overdue_now,
+                      count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($1::text[])) AS finished,
+                      count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($1::text[])
+                                       AND stopped_at <= due_at) AS finished_on_time
+               FROM clocks WHERE kind = 'handling'""",
+            sorted(FINISHING_STATES),
+        )
+    finished = clocks["finished"]
+    return {
+        "total": sum(by_state.values()),
+        "by_state": by_state,
+        "running_clocks": clocks["running"],
+        "overdue_now": clocks["overdue_now"],
+        "finished": finished,
+        "finished_on_time": clocks["finished_on_time"],
+        "on_time_share": round(clocks["finished_on_time"] / finished, 4) if finished else None,
+    }

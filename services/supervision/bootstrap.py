@@ -1,0 +1,43 @@
+"""The one place supervision is wired: runtime, street policy, handlers, poller, HTTP."""
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from services.supervision.domain.policy import StreetPolicy
+from services.supervision.entrypoints.deadlines import deadline_loop
+from services.supervision.entrypoints.http import build_router
+from services.supervision.handlers import CaseEventHandler, DeadlineHandler
+from shared.http import create_app
+from shared.runtime import Service, ServiceRuntime
+from shared.settings import Settings
+from shared.street import Street, load_street
+from shared.worktime import WorkCalendar
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def street_policy(street: Street, timezone: str) -> StreetPolicy:
+    """The street's calendar (with its override table), category names and command center(s)."""
+    return StreetPolicy(
+        # The settings' zone, not shared.clock.street_zone(): that one reads the process-wide settings.
+        calendar=WorkCalendar(zone=ZoneInfo(timezone), overrides=street.calendar_overrides),
+        category_names={code: c.name for code, c in street.categories.items()},
+        command_centers=frozenset(d.code for d in street.departments.values() if d.kind == "command_center"),
+    )
+
+
+def build(settings: Settings, manage_runtime: bool = True) -> Service:
+    """Supervision: consumes wangge.cases, keeps the read model and clocks, fires deadlines, serves /api/v1."""
+    runtime = ServiceRuntime("supervision", settings, MIGRATIONS)
+    policy = street_policy(load_street(settings.street_dir), settings.street_timezone)
+    runtime.consume([runtime.topics.cases], CaseEventHandler(runtime, policy))
+    runtime.worker("deadlines", deadline_loop(DeadlineHandler(runtime, policy), settings.deadline_poll_seconds))
+    app = create_app(
+        runtime,
+        title="wangge supervision",
+        description="督办: the case read model, handling clocks and deadlines (催办 at 75%, 超期/督办 at 100%), statistics.",
+        manage_runtime=manage_runtime,
+    )
+    app.include_router(build_router(runtime, policy))
+    return Service(runtime, app)

@@ -1,0 +1,33 @@
+"""The street's facts supervision decides with: its work calendar, category names, command center. Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.supervision.domain import clocks
+from shared.worktime import WorkCalendar
+
+
+@dataclass(frozen=True)
+class StreetPolicy:
+    """What one street's configuration says about clocks and notices."""
+
+    calendar: WorkCalendar
+    category_names: dict[str, str] = field(default_factory=dict)
+    command_centers: frozenset[str] = frozenset()
+
+    def warn_at(self, dispatched_at: datetime, value: float, unit: str, due_at: datetime) -> datetime:
+        """When the 75% reminder of a handling limit is due."""
+        return clocks.warn_at(self.calendar, dispatched_at, value, unit, due_at)
+
+    def category_label(self, code: str) -> str:
+        """The category's Chinese name, or its code when the street does not know it."""
+        return self.category_names.get(code, code)
+
+    def escalation_level(self, owner: str) -> str:
+        """Who supervises an overdue case of this owner."""
+        return clocks.escalation_level(owner, self.command_centers)
+
+    def local(self, moment: datetime) -> datetime:
+        """The same instant in the street's zone (for texts and responses)."""
+        return moment.astimezone(self.calendar.zone)

@@ -1,0 +1,20 @@
+"""Supervision's Prometheus metrics (labelled by service, like shared/metrics.py)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DEADLINES_FIRED = Counter(
+    "wangge_deadlines_fired_total", "Deadlines fired: kind=warning (75%) or overdue (100%)", ["service", "kind"]
+)
+DEADLINE_DELAY = Histogram(
+    "wangge_deadline_delay_seconds",
+    "How long after its moment a deadline fired (poll interval, outages, restarts)",
+    ["service", "kind"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400),
+)
+CLOCKS_RUNNING = Gauge("wangge_clocks_running", "Handling clocks running now", ["service"])
+CLOCKS_OVERDUE = Gauge("wangge_clocks_overdue", "Running handling clocks past their deadline now", ["service"])
+CASE_EVENTS_REFUSED = Counter(
+    "wangge_case_events_refused_total", "Case events kept in history but not allowed by the case's state",
+    ["service", "type"],
+)
