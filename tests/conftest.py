@@ -14,6 +14,7 @@ from typing import AsyncIterator
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import REPO_ROOT, Settings
 from shared.street import Street, load_street
@@ -75,6 +76,19 @@ async def isolated(make_settings) -> AsyncIterator[Settings]:
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix).fixed()), 30)
     yield settings
     await drop_schemas(settings)
+    await delete_topics(settings)
+
+
+async def delete_topics(settings: Settings) -> None:
+    """Remove the topics a test created (its prefix marks them), so runs do not pile up topics."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await asyncio.wait_for(admin.start(), 20)
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if names:
+            await asyncio.wait_for(admin.delete_topics(names), 30)
+    finally:
+        await admin.close()
 
 
 async def drop_schemas(settings: Settings) -> None:
