@@ -14,7 +14,7 @@ import argparse
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from shared.clock import now
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class SinkState:
             "ref": request.ref,
             "to": request.to,
             "text": request.text,
-            "received_at": datetime.now(timezone.utc).astimezone().isoformat(),
+            "received_at": now().isoformat(),
             "repeats": 0,
         }
         self.messages.append(entry)

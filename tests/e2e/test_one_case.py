@@ -73,6 +73,14 @@ async def test_a_terminal_report_over_http_reaches_its_owner_the_clock_and_the_r
         "SELECT due_at FROM clocks WHERE case_id::text = $1", case_id)
     assert clock_due == due_at
 
+    # The operators' view of the case shows its state and clock, and no resident phone in clear.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app),
+                                 base_url="http://supervision", timeout=10) as http:
+        view = await http.get(f"/api/v1/cases/{case_no}")
+    assert view.status_code == 200 and view.json()["state"] == "dispatched"
+    assert view.json()["clock"]["due_at"] == task["data"]["due_at"]
+    assert "13900001001" not in view.text
+
 
 async def test_a_report_published_on_kafka_goes_to_the_community_and_bad_ones_are_rejected(street):
     settings, topics = street.settings, street.intake.runtime.topics

@@ -166,3 +166,11 @@ def test_policy_labels_unknown_categories_by_code_and_speaks_local_time():
     assert policy.category_label("CM04") == "垃圾箱损坏/暴露垃圾" and policy.category_label("ZZ99") == "ZZ99"
     utc = datetime.fromisoformat("2026-11-27T07:30:00+00:00")
     assert policy.local(utc).isoformat() == "2026-11-27T15:30:00+08:00"
+
+
+def test_the_history_keeps_no_resident_phone_in_clear():
+    from services.supervision.domain.read_model import without_contacts
+
+    data = {"case_no": "20261127-0001", "reporter": {"name": "王女士", "phone": "13800005678"}}
+    assert without_contacts(data)["reporter"] == {"name": "王女士", "phone": "138****5678"}
+    assert without_contacts({"reporter": None}) == {"reporter": None}

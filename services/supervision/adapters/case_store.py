@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.supervision.domain.read_model import COLUMNS
+from services.supervision.domain.read_model import COLUMNS, without_contacts
 from services.supervision.domain.states import Fold
 from shared.contracts.envelope import Envelope
 
@@ -43,10 +43,10 @@ async def save_case(
 
 
 async def append_history(conn: asyncpg.Connection, envelope: Envelope, fold: Fold) -> None:
-    """Record the event as received and what it did."""
+    """Record the event as received (the resident's phone masked) and what it did."""
     await conn.execute(
         """INSERT INTO case_events (event_id, case_id, type, version, occurred_at, source, data, effect, state_after, note)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING""",
         envelope.id, envelope.case_id, envelope.type, envelope.version, envelope.occurred_at,
-        envelope.source, envelope.data, fold.effect, fold.state, fold.reason,
+        envelope.source, without_contacts(envelope.data), fold.effect, fold.state, fold.reason,
     )

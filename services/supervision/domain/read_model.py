@@ -15,6 +15,7 @@ from shared.contracts.cases import (
     CaseWarned,
 )
 from shared.contracts.registry import EventModel
+from shared.logs import mask_phone
 
 # The columns of `cases` an event may set (besides case_no and state); SQL is built from these names.
 COLUMNS = (
@@ -50,3 +51,11 @@ def case_columns(event: EventModel | None, event_type: str, occurred_at: datetim
     if event_type == "case.closed":
         return {"closed_at": occurred_at}
     return {}
+
+
+def without_contacts(data: dict[str, Any]) -> dict[str, Any]:
+    """Event data fit for the supervision history: the resident's phone masked (notify owns contacts)."""
+    reporter = data.get("reporter")
+    if not isinstance(reporter, dict) or not reporter.get("phone"):
+        return data
+    return {**data, "reporter": {**reporter, "phone": mask_phone(str(reporter["phone"]))}}
