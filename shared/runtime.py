@@ -41,6 +41,7 @@ class ServiceRuntime:
         self._migrations = migrations
         self._consumer_specs: list[_ConsumerSpec] = []
         self._workers: list[tuple[str, Worker]] = []
+        self._before_consuming: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.consumers: list[EventConsumer] = []
         self.pool: asyncpg.Pool
@@ -53,6 +54,10 @@ class ServiceRuntime:
     def worker(self, name: str, loop: Worker) -> None:
         """Register a background loop (a deadline poller, a delivery worker…)."""
         self._workers.append((name, loop))
+
+    def before_consuming(self, step: Worker) -> None:
+        """Register a start-up step that runs after migrations and before any consumer or worker."""
+        self._before_consuming.append(step)
 
     def uow(self) -> UnitOfWork:
         """A new unit of work on this service's schema."""
@@ -69,6 +74,8 @@ class ServiceRuntime:
             applied = await migrate(conn, self.schema, [PLUMBING_SQL, self._migrations])
         if applied:
             log.info("schema %s: applied %s", self.schema, ", ".join(applied))
+        for step in self._before_consuming:
+            await step()
         self.producer = Producer(self.settings.kafka_bootstrap, self.name)
         await self.producer.start()
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds)

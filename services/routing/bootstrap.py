@@ -10,20 +10,11 @@ from services.routing.loading import MIGRATIONS, SERVICE, ensure_street_loaded
 from services.routing.views import GridIndexCache
 
 
-class RoutingRuntime(ServiceRuntime):
-    """The shared runtime, plus: a fresh deployment loads its street before consuming any case."""
-
-    async def start(self) -> None:
-        """Load the street if routing has none, then start as every service does."""
-        # ServiceRuntime has no hook between migrating and starting consumers, so the check runs
-        # first on its own connection; the runtime's own migration then finds nothing to apply.
-        await ensure_street_loaded(self.settings)
-        await super().start()
-
-
 def build(settings: Settings, manage_runtime: bool = True) -> Service:
     """Routing's runtime (consuming wangge.cases) and its HTTP app."""
-    runtime = RoutingRuntime(SERVICE, settings, MIGRATIONS)
+    runtime = ServiceRuntime(SERVICE, settings, MIGRATIONS)
+    # A fresh deployment (or an in-process test) loads its street before consuming any case.
+    runtime.before_consuming(lambda: ensure_street_loaded(settings))
     runtime.consume([runtime.topics.cases], CaseEvents(runtime))
     app = create_app(
         runtime,
