@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import statistics
@@ -93,6 +94,33 @@ async def scrape_handler_seconds() -> dict[str, tuple[float, float]]:
     return totals
 
 
+def cpu_by_component() -> dict[str, float]:
+    """CPU seconds used so far by each part of the running system, read from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if "kafka.Kafka" in cmdline:
+            name = "kafka"
+        elif cmdline.startswith("postgres"):
+            name = "postgresql"
+        elif m := re.search(r"-m (services\.\w+|deploy\.local\.sms_sink|bench\.e2e)", cmdline):
+            name = m[1].split(".")[-1]
+        else:
+            continue
+        # utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
 async def run(n: int, timeout: float) -> int:
     settings = get_settings()
     topics = Topics(settings.topic_prefix)
@@ -101,6 +129,7 @@ async def run(n: int, timeout: float) -> int:
     traces = {r.data["external_id"]: Trace() for r in reports}
     by_case: dict[str, Trace] = {}
     before = await scrape_handler_seconds()
+    cpu_before = cpu_by_component()
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-{run_id}",
                                 auto_offset_reset="latest", enable_auto_commit=False)
@@ -165,6 +194,7 @@ async def run(n: int, timeout: float) -> int:
     elapsed_tasks = max((t.task_seen for t in traces.values() if t.task_seen), default=started) - started
     elapsed_replies = max((t.reply_seen for t in traces.values() if t.reply_seen), default=started) - started
     after = await scrape_handler_seconds()
+    cpu_after = cpu_by_component()
 
     task_lat = [t.task_seen - t.sent for t in traces.values() if t.task_seen]
     reply_lat = [t.reply_seen - t.sent for t in traces.values() if t.reply_seen]
@@ -190,6 +220,10 @@ async def run(n: int, timeout: float) -> int:
         s0, c0 = before.get(key, (0.0, 0.0))
         if c - c0 > 0:
             print(f"  {key:<40} {int(c - c0):6d} msgs  {1000 * (s - s0) / (c - c0):7.2f} ms each  {s - s0:7.2f} s total")
+    print(f"\nCPU seconds per component during the run ({os.cpu_count()} cores):")
+    used = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+    for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<14} {seconds:7.2f} s   {1000 * seconds / max(done_tasks, 1):6.2f} ms per case")
     return 0 if done_tasks == n else 1
 
 

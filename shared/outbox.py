@@ -72,6 +72,13 @@ class OutboxRelay:
             # A crash between the send and this delete sends them again: consumers de-duplicate on id.
             await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
             OUTBOX_RELAYED.labels(self._service).inc(len(rows))
-        backlog = await conn.fetchval("SELECT count(*) FROM outbox") if len(rows) == BATCH else 0
-        OUTBOX_BACKLOG.labels(self._service).set(backlog)
         return len(rows)
+
+    async def measure_backlog(self, every_seconds: float = 5.0) -> None:
+        """Keep the backlog gauge true even while Kafka is down and the relay cannot send."""
+        while True:
+            try:
+                OUTBOX_BACKLOG.labels(self._service).set(await self._pool.fetchval("SELECT count(*) FROM outbox"))
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("cannot measure the outbox backlog of %s: %s", self._schema, exc)
+            await asyncio.sleep(every_seconds)

@@ -80,6 +80,7 @@ class ServiceRuntime:
         await self.producer.start()
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds)
         self._spawn("outbox-relay", relay.run)
+        self._spawn("outbox-backlog", relay.measure_backlog)
         for spec in self._consumer_specs:
             consumer = EventConsumer(
                 service=self.name,
