@@ -9,6 +9,7 @@ import asyncpg
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.kafka import TRANSIENT_KAFKA_ERRORS, OutgoingMessage, Producer
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
+from shared.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,11 @@ BATCH = 500
 class OutboxRelay:
     """One active relay per schema (an advisory lock elects it), so events keep their order per case."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, producer: Producer, service: str, poll_seconds: float):
+    def __init__(self, pool: asyncpg.Pool, schema: str, producer: Producer, service: str, poll_seconds: float,
+                 topics: Topics, bootstrap: str):
+        self._topics = topics
+        self._bootstrap = bootstrap
+        self._known_topics: set[str] = set()
         self._pool = pool
         self._schema = schema
         self._producer = producer
@@ -66,6 +71,7 @@ class OutboxRelay:
             "SELECT seq, topic, key, event_type, payload FROM outbox ORDER BY seq LIMIT $1", BATCH
         )
         if rows:
+            await self._ensure_topics({r["topic"] for r in rows})
             await self._producer.send_all(
                 [OutgoingMessage(r["topic"], r["key"], bytes(r["payload"]), r["event_type"]) for r in rows]
             )
@@ -73,6 +79,14 @@ class OutboxRelay:
             await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
             OUTBOX_RELAYED.labels(self._service).inc(len(rows))
         return len(rows)
+
+    async def _ensure_topics(self, names: set[str]) -> None:
+        # A topic that does not exist (a new owner; a broker that does not create topics itself)
+        # would hold back every later event of this schema: create it with its spec first.
+        unknown = names - self._known_topics
+        if unknown:
+            await ensure_topics(self._bootstrap, [self._topics.spec_for(name) for name in sorted(unknown)])
+            self._known_topics |= unknown
 
     async def measure_backlog(self, every_seconds: float = 5.0) -> None:
         """Keep the backlog gauge true even while Kafka is down and the relay cannot send."""

@@ -78,7 +78,8 @@ class ServiceRuntime:
             await step()
         self.producer = Producer(self.settings.kafka_bootstrap, self.name)
         await self.producer.start()
-        relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds)
+        relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds,
+                            self.topics, self.settings.kafka_bootstrap)
         self._spawn("outbox-relay", relay.run)
         self._spawn("outbox-backlog", relay.measure_backlog)
         for spec in self._consumer_specs:

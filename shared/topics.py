@@ -61,6 +61,16 @@ class Topics:
             TopicSpec(self.replies, retention_ms=365 * DAY_MS),
         ]
 
+    def spec_for(self, name: str) -> TopicSpec:
+        """The spec a topic of this name is created with (a task topic, a fixed one, or the default)."""
+        for spec in self.fixed():
+            if spec.name == name:
+                return spec
+        task_prefix = self.tasks("")
+        if name.startswith(task_prefix):
+            return self.for_owner(name[len(task_prefix):])
+        return TopicSpec(name)
+
     def for_owner(self, owner: str) -> TopicSpec:
         """The spec of an owner's task topic."""
         return TopicSpec(self.tasks(owner), partitions=1, retention_ms=90 * DAY_MS)

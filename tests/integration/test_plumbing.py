@@ -108,3 +108,31 @@ async def test_migrations_apply_once(isolated):
         assert first == ["plumbing/000_plumbing.sql"] and second == []
     finally:
         await conn.close()
+
+
+async def test_the_relay_creates_a_missing_task_topic_with_its_spec_before_sending(isolated):
+    runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+    await runtime.start()
+    try:
+        topic = runtime.topics.tasks("newowner")
+        async with runtime.uow() as uow:
+            uow.emit(topic, _event("case-c", reason="for a new owner"))
+            await uow.commit()
+        # Read only once the relay has sent it: a reader's metadata request would auto-create the topic.
+        for _ in range(100):
+            if await runtime.pool.fetchval("SELECT count(*) FROM outbox") == 0:
+                break
+            await asyncio.sleep(0.1)
+        async with TopicReader(isolated.kafka_bootstrap, topic) as reader:
+            got = await reader.wait_for(lambda m: m.get("case_id") == "case-c")
+            assert got["data"]["reason"] == "for a new owner"
+        admin = AIOKafkaAdminClient(bootstrap_servers=isolated.kafka_bootstrap)
+        await admin.start()
+        try:
+            described = await asyncio.wait_for(admin.describe_topics([topic]), 10)
+        finally:
+            await admin.close()
+        # An owner's task topic has one partition (the broker's default would be three).
+        assert len(described[0]["partitions"]) == 1
+    finally:
+        await runtime.stop()
