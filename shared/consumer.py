@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.contracts.envelope import Envelope, InvalidMessage
@@ -89,6 +90,11 @@ class EventConsumer:
         while True:
             try:
                 await self._consumer.commit(offsets)
+                return
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced under us: these partitions are another member's now. It
+                # re-reads from the last commit, and the processed-event record makes that harmless.
+                log.info("offsets not committed after a rebalance (%s); the new owner replays them", exc)
                 return
             except TRANSIENT_KAFKA_ERRORS as exc:
                 # Not committing only means a harmless replay later; still, try to record progress.

@@ -136,3 +136,39 @@ async def test_the_relay_creates_a_missing_task_topic_with_its_spec_before_sendi
         assert len(described[0]["partitions"]) == 1
     finally:
         await runtime.stop()
+
+
+async def test_two_instances_share_the_stream_across_a_rebalance_and_apply_each_event_once(isolated):
+    applied: list[str] = []
+
+    def instance() -> ServiceRuntime:
+        runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+
+        async def handle(envelope: Envelope) -> None:
+            async with runtime.uow() as uow:
+                if await uow.claim("plumbing:test", envelope.id):
+                    applied.append(envelope.id)
+                    await uow.commit()
+
+        runtime.consume([runtime.topics.cases], handle)
+        return runtime
+
+    first, second = instance(), instance()
+    events = [_event(f"case-{n}") for n in range(60)]
+    await first.start()
+    try:
+        await first.wait_until_consuming()
+        for envelope in events[:30]:
+            await publish(isolated.kafka_bootstrap, first.topics.cases, envelope, key=envelope.case_id)
+        await second.start()  # joins the group: partitions move while messages flow
+        for envelope in events[30:]:
+            await publish(isolated.kafka_bootstrap, first.topics.cases, envelope, key=envelope.case_id)
+        for _ in range(300):
+            if len(set(applied)) == len(events):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        assert sorted(applied) == sorted(e.id for e in events)
+    finally:
+        await second.stop()
+        await first.stop()
