@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -22,10 +23,11 @@ from shared.db import TRANSIENT_DB_ERRORS
 from shared.kafka import TRANSIENT_KAFKA_ERRORS, OutgoingMessage, Producer
 from shared.metrics import CONSUMER_LAG, HANDLER_RETRIES, HANDLER_SECONDS, MESSAGES_CONSUMED, MESSAGES_REJECTED
 from shared.topics import Topics
+from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Envelope], Awaitable[None]]
+Handler = Callable[[Envelope, UnitOfWork], Awaitable[None]]
 TRANSIENT = (*TRANSIENT_DB_ERRORS, *TRANSIENT_KAFKA_ERRORS)
 # A handler that fails this often on the same message for a non-transient reason has a bug or
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
@@ -43,6 +45,7 @@ class EventConsumer:
         topics: list[str],
         bootstrap: str,
         handler: Handler,
+        pool: asyncpg.Pool,
         producer: Producer,
         topic_names: Topics,
         retry_backoff: float = 1.0,
@@ -52,6 +55,7 @@ class EventConsumer:
         self.topics = topics
         self._bootstrap = bootstrap
         self._handler = handler
+        self._pool = pool
         self._producer = producer
         self._names = topic_names
         self._backoff = retry_backoff
@@ -111,42 +115,56 @@ class EventConsumer:
                 CONSUMER_LAG.labels(self.service, self.group_id, tp.topic, str(tp.partition)).set(lag)
 
     async def _handle_partition(self, records: list[ConsumerRecord]) -> None:
-        for record in records:
-            await self._handle_record(record)
-
-    async def _handle_record(self, record: ConsumerRecord) -> None:
-        try:
-            envelope = Envelope.from_json(record.value)
-        except InvalidMessage as exc:
-            await self._reject(record, exc.reason, exc.errors, "invalid-envelope")
-            return
-        attempts = 0
+        """One unit of work for the partition's batch, one savepoint per message, one commit."""
         while True:
-            attempts += 1
-            started = time.perf_counter()
+            rejections: list[_Rejection] = []
             try:
-                await self._handler(envelope)
-            except InvalidMessage as exc:
-                await self._reject(record, exc.reason, exc.errors, "invalid-content")
-                return
+                async with UnitOfWork(self._pool) as uow:
+                    for record in records:
+                        rejection = await self._handle_record(record, uow)
+                        if rejection is not None:
+                            rejections.append(rejection)
+                    await uow.commit()
+                break
             except asyncio.CancelledError:
                 raise
             except TRANSIENT as exc:
-                HANDLER_RETRIES.labels(self.service, envelope.type).inc()
-                log.warning("%s on %s: infrastructure unavailable (%s); retrying", envelope.type, record.topic, exc)
+                # Nothing of the batch was committed: all of it is tried again once the database answers.
+                HANDLER_RETRIES.labels(self.service, "batch").inc()
+                log.warning("%s: infrastructure unavailable (%s); retrying the batch of %d",
+                            records[0].topic, exc, len(records))
                 await asyncio.sleep(self._backoff)
-                continue
+        # After the commit, before the offsets: a crash in between replays the batch, which the
+        # processed-event record makes harmless (the rejected topic may then see a message twice).
+        for rejection in rejections:
+            await self._reject(*rejection)
+
+    async def _handle_record(self, record: ConsumerRecord, uow: UnitOfWork) -> "_Rejection | None":
+        try:
+            envelope = Envelope.from_json(record.value)
+        except InvalidMessage as exc:
+            return (record, exc.reason, exc.errors, "invalid-envelope")
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            started = time.perf_counter()
+            try:
+                async with uow.savepoint():
+                    await self._handler(envelope, uow)
+            except InvalidMessage as exc:
+                return (record, exc.reason, exc.errors, "invalid-content")
+            except (asyncio.CancelledError, *TRANSIENT):
+                raise
             except Exception as exc:  # noqa: BLE001 — a bug must not stop the whole stream
                 HANDLER_RETRIES.labels(self.service, envelope.type).inc()
-                log.exception("%s %s failed (attempt %d)", envelope.type, envelope.id, attempts)
-                if attempts >= MAX_ATTEMPTS:
-                    await self._reject(record, f"handler failed: {type(exc).__name__}: {exc}", [], "handler-error")
-                    return
-                await asyncio.sleep(self._backoff)
+                log.exception("%s %s failed (attempt %d)", envelope.type, envelope.id, attempt)
+                if attempt == MAX_ATTEMPTS:
+                    return (record, f"handler failed: {type(exc).__name__}: {exc}", [], "handler-error")
+                # A conflict with another instance's transaction is settled by the time we retry.
+                await asyncio.sleep(0.05 * attempt)
                 continue
             HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
-            MESSAGES_CONSUMED.labels(self.service, record.topic, envelope.type).inc()
-            return
+            uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
+            return None
+        return None
 
     async def _reject(self, record: ConsumerRecord, reason: str, errors: list[dict[str, Any]], kind: str) -> None:
         """Put the message, as received, on the rejected topic with the reason; wait for Kafka's ack."""
@@ -173,6 +191,9 @@ class EventConsumer:
                 await asyncio.sleep(self._backoff)
         MESSAGES_REJECTED.labels(self.service, record.topic, kind).inc()
         MESSAGES_CONSUMED.labels(self.service, record.topic, "rejected").inc()
+
+
+_Rejection = tuple[ConsumerRecord, str, list[dict[str, Any]], str]
 
 
 def _as_received(value: bytes | None) -> Any:

@@ -89,6 +89,7 @@ class ServiceRuntime:
                 topics=spec.topics,
                 bootstrap=self.settings.kafka_bootstrap,
                 handler=spec.handler,
+                pool=self.pool,
                 producer=self.producer,
                 topic_names=self.topics,
                 retry_backoff=self.settings.retry_backoff_seconds,

@@ -1,20 +1,30 @@
 """The unit of work: one transaction for the effect, the events it emits and the event it consumed."""
 from __future__ import annotations
 
-from typing import Any
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 
 from shared.contracts.envelope import Envelope
 
+log = logging.getLogger(__name__)
+
 
 class UnitOfWork:
-    """`async with UnitOfWork(pool) as uow: …; await uow.commit()` — rolls back unless committed."""
+    """`async with UnitOfWork(pool) as uow: …; await uow.commit()` — rolls back unless committed.
+
+    A consumer runs a whole batch of one partition in one unit of work, each message inside its
+    own savepoint: one commit for the batch, and a message that fails takes only its own effects
+    (rows, queued events, after-commit actions) with it.
+    """
 
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
         self._committed = False
         self._outbox: list[tuple[str, str | None, str, str, bytes]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self.conn: asyncpg.Connection
 
     async def __aenter__(self) -> "UnitOfWork":
@@ -30,6 +40,21 @@ class UnitOfWork:
         finally:
             await self._pool.release(self.conn)
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator["UnitOfWork"]:
+        """A nested scope: on an exception, its writes, queued events and after-commit actions are undone."""
+        outbox_mark, after_mark = len(self._outbox), len(self._after_commit)
+        nested = self.conn.transaction()
+        await nested.start()
+        try:
+            yield self
+        except BaseException:
+            del self._outbox[outbox_mark:]
+            del self._after_commit[after_mark:]
+            await nested.rollback()
+            raise
+        await nested.commit()
+
     async def claim(self, consumer: str, event_id: str) -> bool:
         """Record that `consumer` applies `event_id` now; False if it already did (skip the effect)."""
         row = await self.conn.fetchval(
@@ -44,6 +69,10 @@ class UnitOfWork:
         key = key if key is not None else envelope.case_id
         self._outbox.append((topic, key, envelope.id, envelope.type, envelope.to_json()))
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run this (a metric, a log line) only once the work is committed."""
+        self._after_commit.append(action)
+
     async def commit(self) -> None:
         """Write queued events to the outbox and commit everything at once."""
         if self._outbox:
@@ -54,3 +83,9 @@ class UnitOfWork:
             self._outbox.clear()
         await self._tx.commit()
         self._committed = True
+        for action in self._after_commit:
+            try:
+                action()
+            except Exception:  # noqa: BLE001 — the work is committed; a failing metric must not undo that
+                log.exception("after-commit action failed")
+        self._after_commit.clear()

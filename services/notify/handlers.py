@@ -23,68 +23,64 @@ E = TypeVar("E", bound=EventModel)
 
 
 class CaseEventHandlers:
-    """One unit of work per event: claim it, apply it, commit."""
+    """Each event in the consumer's unit of work: claim it, apply it (the consumer commits)."""
 
     def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str):
         self._runtime = runtime
         self._templates = templates
         self._signature = signature
 
-    async def handle(self, envelope: Envelope) -> None:
+    async def handle(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """Dispatch one wangge.cases event by type; types notify does not answer are skipped unparsed."""
         if envelope.type == CaseReported.TYPE:
-            await self._on_reported(envelope)
+            await self._on_reported(envelope, uow)
         elif envelope.type == CaseAccepted.TYPE:
-            await self._on_accepted(envelope)
+            await self._on_accepted(envelope, uow)
         # Later, each with its own template and kind (and a contact lookup like _on_accepted):
         #   case.rejected → "rejection" (with the reason); case.merged → "progress" (follow case X);
         #   case.dispatched / task progress → "progress"; case.closed → "resolution" then "survey";
         #   case.explained → "explanation".
 
-    async def _on_reported(self, envelope: Envelope) -> None:
+    async def _on_reported(self, envelope: Envelope, uow: UnitOfWork) -> None:
         event = _parse(envelope, CaseReported)
         case_id = _case_id(envelope)
         phone = event.reporter.phone if event.reporter else None
-        async with self._runtime.uow() as uow:
-            if not await uow.claim(CONSUMER, envelope.id):
-                return
-            if phone and phone.strip():
-                await repository.save_contact(
-                    uow.conn, case_id=case_id, case_no=event.case_no,
-                    name=event.reporter.name if event.reporter else None, phone=phone.strip(), event_id=envelope.id,
-                )
-            await uow.commit()
+        if not await uow.claim(CONSUMER, envelope.id):
+            return
+        if phone and phone.strip():
+            await repository.save_contact(
+                uow.conn, case_id=case_id, case_no=event.case_no,
+                name=event.reporter.name if event.reporter else None, phone=phone.strip(), event_id=envelope.id,
+            )
 
-    async def _on_accepted(self, envelope: Envelope) -> None:
+    async def _on_accepted(self, envelope: Envelope, uow: UnitOfWork) -> None:
         event = _parse(envelope, CaseAccepted)
         case_id = _case_id(envelope)
-        async with self._runtime.uow() as uow:
-            if not await uow.claim(CONSUMER, envelope.id):
-                return
-            contact = await repository.contact_of(uow.conn, case_id)
-            if contact is None:
-                log.info("case %s accepted: no resident phone on record, no acknowledgement to send", event.case_no)
-                await uow.commit()
-                return
-            plan = plan_acknowledgement(
-                self._templates, case_no=event.case_no, phone=contact["phone"], signature=self._signature
+        if not await uow.claim(CONSUMER, envelope.id):
+            return
+        contact = await repository.contact_of(uow.conn, case_id)
+        if contact is None:
+            log.info("case %s accepted: no resident phone on record, no acknowledgement to send", event.case_no)
+            return
+        plan = plan_acknowledgement(
+            self._templates, case_no=event.case_no, phone=contact["phone"], signature=self._signature
+        )
+        delivery_id = await repository.add_delivery(
+            uow.conn, plan, case_id=case_id, case_no=event.case_no, event_id=envelope.id
+        )
+        if delivery_id is None:
+            log.info("case %s: acknowledgement already queued; not adding another", event.case_no)
+            return
+        if plan.state == "held":
+            # Nothing for the worker to do: the reply is settled now, in this transaction.
+            emit_reply(
+                uow, self._runtime.topics.replies, case_id=case_id, case_no=event.case_no, kind=plan.kind,
+                channel=plan.channel, to=plan.to, text=plan.text, state=plan.state,
+                delivery_id=delivery_id, detail=plan.detail,
             )
-            delivery_id = await repository.add_delivery(
-                uow.conn, plan, case_id=case_id, case_no=event.case_no, event_id=envelope.id
-            )
-            if delivery_id is None:
-                log.info("case %s: acknowledgement already queued; not adding another", event.case_no)
-            elif plan.state == "held":
-                # Nothing for the worker to do: the reply is settled now, in this transaction.
-                emit_reply(
-                    uow, self._runtime.topics.replies, case_id=case_id, case_no=event.case_no, kind=plan.kind,
-                    channel=plan.channel, to=plan.to, text=plan.text, state=plan.state,
-                    delivery_id=delivery_id, detail=plan.detail,
-                )
-            await uow.commit()
-        if delivery_id is not None:
-            count_delivery(plan.channel, plan.kind, plan.state)
-            log.info("case %s: %s %s to %s", event.case_no, plan.kind, plan.state, mask_address(plan.to))
+        uow.after_commit(lambda: count_delivery(plan.channel, plan.kind, plan.state))
+        uow.after_commit(lambda: log.info("case %s: %s %s to %s", event.case_no, plan.kind, plan.state,
+                                          mask_address(plan.to)))
 
 
 def emit_reply(

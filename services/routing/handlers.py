@@ -8,6 +8,7 @@ from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import CaseAccepted, CaseDispatched
 from shared.contracts.tasks import TaskAssigned
 from shared.runtime import ServiceRuntime
+from shared.uow import UnitOfWork
 from shared.worktime import WorkCalendar
 from services.routing.adapters import dispatch_store, street_store
 from services.routing.domain.dispatching import DispatchPlan, plan_dispatch
@@ -24,7 +25,7 @@ class CaseEvents:
     def __init__(self, runtime: ServiceRuntime):
         self._runtime = runtime
 
-    async def __call__(self, envelope: Envelope) -> None:
+    async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """Dispatch an accepted case; ignore other case events."""
         if envelope.type != CaseAccepted.TYPE:
             return
@@ -32,46 +33,42 @@ class CaseEvents:
         assert isinstance(accepted, CaseAccepted)
         if not envelope.case_id:
             raise InvalidMessage("case.accepted without case_id: the envelope must name the case")
-        await self.dispatch(envelope, accepted)
+        await self.dispatch(envelope, accepted, uow)
 
-    async def dispatch(self, envelope: Envelope, accepted: CaseAccepted) -> None:
+    async def dispatch(self, envelope: Envelope, accepted: CaseAccepted, uow: UnitOfWork) -> None:
         """Decide the owner and due time, record the dispatch and emit case.dispatched + task.assigned."""
         case_id = envelope.case_id
         assert case_id is not None
         topics = self._runtime.topics
-        async with self._runtime.uow() as uow:
-            if not await uow.claim(CASES_CONSUMER, envelope.id):
-                return
-            if await dispatch_store.is_dispatched(uow.conn, case_id):
-                log.info("case %s (%s) already dispatched; %s ignored", accepted.case_no, case_id, envelope.id)
-                await uow.commit()  # keep the claim: a replay of this event is skipped at once
-                return
-            rules = await street_store.rules_for_case(uow.conn, accepted.category, accepted.unit_grid)
-            calendar = WorkCalendar(zone=street_zone(), overrides=await street_store.calendar_overrides(uow.conn))
-            plan = plan_dispatch(
-                rules, calendar, category=accepted.category, unit_grid=accepted.unit_grid, dispatched_at=now()
-            )
-            dispatched = _case_dispatched(accepted, plan).envelope(
-                source=SOURCE, case_id=case_id, occurred_at=plan.dispatched_at
-            )
-            assigned = _task_assigned(accepted, plan).envelope(
-                source=SOURCE, case_id=case_id, occurred_at=plan.dispatched_at
-            )
-            recorded = await dispatch_store.record_dispatch(
-                uow.conn, case_id=case_id, case_no=accepted.case_no, category=accepted.category,
-                unit_grid=accepted.unit_grid, plan=plan, accepted_event_id=envelope.id, event_id=dispatched.id,
-            )
-            if not recorded:  # another event for this case won the race
-                await uow.commit()
-                return
-            uow.emit(topics.cases, dispatched)
-            uow.emit(topics.tasks(plan.assignment.owner.code), assigned)
-            await uow.commit()
+        if not await uow.claim(CASES_CONSUMER, envelope.id):
+            return
+        if await dispatch_store.is_dispatched(uow.conn, case_id):
+            log.info("case %s (%s) already dispatched; %s ignored", accepted.case_no, case_id, envelope.id)
+            return
+        rules = await street_store.rules_for_case(uow.conn, accepted.category, accepted.unit_grid)
+        calendar = WorkCalendar(zone=street_zone(), overrides=await street_store.calendar_overrides(uow.conn))
+        plan = plan_dispatch(
+            rules, calendar, category=accepted.category, unit_grid=accepted.unit_grid, dispatched_at=now()
+        )
+        dispatched = _case_dispatched(accepted, plan).envelope(
+            source=SOURCE, case_id=case_id, occurred_at=plan.dispatched_at
+        )
+        assigned = _task_assigned(accepted, plan).envelope(
+            source=SOURCE, case_id=case_id, occurred_at=plan.dispatched_at
+        )
+        recorded = await dispatch_store.record_dispatch(
+            uow.conn, case_id=case_id, case_no=accepted.case_no, category=accepted.category,
+            unit_grid=accepted.unit_grid, plan=plan, accepted_event_id=envelope.id, event_id=dispatched.id,
+        )
+        if not recorded:  # another event for this case won the race
+            return
+        uow.emit(topics.cases, dispatched)
+        uow.emit(topics.tasks(plan.assignment.owner.code), assigned)
         a = plan.assignment
-        log.info(
+        uow.after_commit(lambda: log.info(
             "case %s dispatched to %s (%s), due %s%s", accepted.case_no, a.owner.code, a.owner.name,
             plan.due_at.isoformat(), f" — {a.manual_reason}" if a.manual_reason else "",
-        )
+        ))
 
 
 def _case_dispatched(accepted: CaseAccepted, plan: DispatchPlan) -> CaseDispatched:

@@ -30,28 +30,25 @@ class CaseEventHandler:
         self._runtime = runtime
         self._policy = policy
 
-    async def __call__(self, envelope: Envelope) -> None:
-        """Handle one envelope from wangge.cases in one unit of work."""
+    async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        """Fold one envelope from wangge.cases into the read model, history and clock."""
         if not envelope.case_id:
             raise InvalidMessage("an event on wangge.cases needs case_id (the contract keys every case event by it)")
         event = _typed(envelope)
-        async with self._runtime.uow() as uow:
-            if not await uow.claim(CASES_CONSUMER, envelope.id):
-                return
-            current = await case_store.lock_case_state(uow.conn, envelope.case_id)
-            fold = next_state(current, envelope.type)
-            if fold.effect == "refused":
-                # Kept in the history for the operators to see; the state stays as it was.
-                log.warning("case %s: %s %s refused: %s", envelope.case_id, envelope.type, envelope.id, fold.reason)
-            columns = case_columns(event, envelope.type, envelope.occurred_at) if fold.applies else {}
-            case_no = getattr(event, "case_no", None) or _text(envelope.data.get("case_no"))
-            await case_store.save_case(uow.conn, envelope.case_id, case_no, fold.state, columns, envelope.occurred_at)
-            await case_store.append_history(uow.conn, envelope, fold)
-            if fold.effect == "moved":
-                await self._follow_clock(uow, envelope, event, fold.state)
-            await uow.commit()
+        if not await uow.claim(CASES_CONSUMER, envelope.id):
+            return
+        current = await case_store.lock_case_state(uow.conn, envelope.case_id)
+        fold = next_state(current, envelope.type)
         if fold.effect == "refused":
-            metrics.CASE_EVENTS_REFUSED.labels(SERVICE, envelope.type).inc()
+            # Kept in the history for the operators to see; the state stays as it was.
+            log.warning("case %s: %s %s refused: %s", envelope.case_id, envelope.type, envelope.id, fold.reason)
+            uow.after_commit(lambda: metrics.CASE_EVENTS_REFUSED.labels(SERVICE, envelope.type).inc())
+        columns = case_columns(event, envelope.type, envelope.occurred_at) if fold.applies else {}
+        case_no = getattr(event, "case_no", None) or _text(envelope.data.get("case_no"))
+        await case_store.save_case(uow.conn, envelope.case_id, case_no, fold.state, columns, envelope.occurred_at)
+        await case_store.append_history(uow.conn, envelope, fold)
+        if fold.effect == "moved":
+            await self._follow_clock(uow, envelope, event, fold.state)
 
     async def _follow_clock(self, uow: UnitOfWork, envelope: Envelope, event: EventModel | None, state: str | None) -> None:
         """A dispatch (re)starts the handling clock; leaving the owner's hands stops it."""

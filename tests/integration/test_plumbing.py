@@ -50,15 +50,12 @@ async def test_consumer_applies_each_event_once_and_rejects_bad_input_then_goes_
     runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
     applied: list[str] = []
 
-    async def handle(envelope: Envelope) -> None:
+    async def handle(envelope: Envelope, uow) -> None:
         event = parse_event(envelope)
         if getattr(event, "reason", "") == "refuse":
             raise InvalidMessage("refused by the handler: reason is 'refuse'")
-        async with runtime.uow() as uow:
-            if not await uow.claim("plumbing:test", envelope.id):
-                return
-            applied.append(envelope.id)
-            await uow.commit()
+        if await uow.claim("plumbing:test", envelope.id):
+            uow.after_commit(lambda: applied.append(envelope.id))
 
     runtime.consume([runtime.topics.cases], handle)
     await runtime.start()
@@ -144,11 +141,9 @@ async def test_two_instances_share_the_stream_across_a_rebalance_and_apply_each_
     def instance() -> ServiceRuntime:
         runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
 
-        async def handle(envelope: Envelope) -> None:
-            async with runtime.uow() as uow:
-                if await uow.claim("plumbing:test", envelope.id):
-                    applied.append(envelope.id)
-                    await uow.commit()
+        async def handle(envelope: Envelope, uow) -> None:
+            if await uow.claim("plumbing:test", envelope.id):
+                uow.after_commit(lambda: applied.append(envelope.id))
 
         runtime.consume([runtime.topics.cases], handle)
         return runtime
@@ -172,3 +167,29 @@ async def test_two_instances_share_the_stream_across_a_rebalance_and_apply_each_
     finally:
         await second.stop()
         await first.stop()
+
+
+async def test_a_failing_message_takes_only_its_own_effects_with_it(isolated):
+    """One batch, one transaction: the message the handler refuses leaves no row and no event behind."""
+    runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+
+    async def handle(envelope: Envelope, uow) -> None:
+        await uow.claim("plumbing:test", envelope.id)
+        uow.emit(runtime.topics.replies, _event(envelope.case_id, reason="echo"))
+        if parse_event(envelope).reason == "refuse":
+            raise InvalidMessage("refused after writing")
+
+    runtime.consume([runtime.topics.cases], handle)
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        good, bad = _event("case-d"), _event("case-d", reason="refuse")
+        async with TopicReader(isolated.kafka_bootstrap, runtime.topics.replies) as echoes:
+            for envelope in (good, bad, _event("case-d")):
+                await publish(isolated.kafka_bootstrap, runtime.topics.cases, envelope, key="case-d")
+            seen = await echoes.all_within(3.0, lambda m: m.get("case_id") == "case-d")
+        assert len(seen) == 2
+        claimed = {r["event_id"] for r in await runtime.pool.fetch("SELECT event_id FROM processed_events")}
+        assert good.id in claimed and bad.id not in claimed and len(claimed) == 2
+    finally:
+        await runtime.stop()
