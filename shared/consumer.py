@@ -45,6 +45,7 @@ class EventConsumer:
         topics: list[str],
         bootstrap: str,
         handler: Handler,
+        types: frozenset[str] | None = None,
         pool: asyncpg.Pool,
         producer: Producer,
         topic_names: Topics,
@@ -55,6 +56,7 @@ class EventConsumer:
         self.topics = topics
         self._bootstrap = bootstrap
         self._handler = handler
+        self._types = types
         self._pool = pool
         self._producer = producer
         self._names = topic_names
@@ -144,6 +146,10 @@ class EventConsumer:
             envelope = Envelope.from_json(record.value)
         except InvalidMessage as exc:
             return (record, exc.reason, exc.errors, "invalid-envelope")
+        if self._types is not None and envelope.type not in self._types:
+            # Another service's business: skipped without a savepoint or a round trip.
+            uow.after_commit(lambda: MESSAGES_CONSUMED.labels(self.service, record.topic, "ignored").inc())
+            return None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             started = time.perf_counter()
             try:

@@ -28,6 +28,7 @@ class _ConsumerSpec:
     topics: list[str]
     handler: Handler
     group_suffix: str
+    types: frozenset[str] | None
 
 
 class ServiceRuntime:
@@ -47,9 +48,11 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool
         self.producer: Producer
 
-    def consume(self, topics: list[str], handler: Handler, group_suffix: str = "") -> None:
-        """Register a consumer group member for these topics (started with the runtime)."""
-        self._consumer_specs.append(_ConsumerSpec(topics, handler, group_suffix))
+    def consume(self, topics: list[str], handler: Handler, group_suffix: str = "",
+                types: set[str] | None = None) -> None:
+        """Register a consumer group member for these topics (started with the runtime); with `types`,
+        only envelopes of those types reach the handler (the rest are skipped cheaply)."""
+        self._consumer_specs.append(_ConsumerSpec(topics, handler, group_suffix, frozenset(types) if types else None))
 
     def worker(self, name: str, loop: Worker) -> None:
         """Register a background loop (a deadline poller, a delivery worker…)."""
@@ -89,6 +92,7 @@ class ServiceRuntime:
                 topics=spec.topics,
                 bootstrap=self.settings.kafka_bootstrap,
                 handler=spec.handler,
+                types=spec.types,
                 pool=self.pool,
                 producer=self.producer,
                 topic_names=self.topics,

@@ -22,7 +22,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     runtime = ServiceRuntime("notify", settings, MIGRATIONS)
     templates = ReplyTemplates(load_template_sources())
     handlers = CaseEventHandlers(runtime, templates, settings.sms_signature)
-    runtime.consume([runtime.topics.cases], handlers.handle)
+    runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
     worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)])
     runtime.worker("deliveries", worker.run)

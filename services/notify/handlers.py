@@ -25,6 +25,9 @@ E = TypeVar("E", bound=EventModel)
 class CaseEventHandlers:
     """Each event in the consumer's unit of work: claim it, apply it (the consumer commits)."""
 
+    # The case events notify answers; the consumer skips the others before they reach it.
+    TYPES = frozenset({CaseReported.TYPE, CaseAccepted.TYPE})
+
     def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str):
         self._runtime = runtime
         self._templates = templates

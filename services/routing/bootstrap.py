@@ -1,6 +1,7 @@
 """The one place routing is wired: runtime, consumer, HTTP app."""
 from __future__ import annotations
 
+from shared.contracts.cases import CaseAccepted
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -15,7 +16,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     runtime = ServiceRuntime(SERVICE, settings, MIGRATIONS)
     # A fresh deployment (or an in-process test) loads its street before consuming any case.
     runtime.before_consuming(lambda: ensure_street_loaded(settings))
-    runtime.consume([runtime.topics.cases], CaseEvents(runtime))
+    runtime.consume([runtime.topics.cases], CaseEvents(runtime), types={CaseAccepted.TYPE})
     app = create_app(
         runtime,
         title="wangge routing",
