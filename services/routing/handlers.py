@@ -24,6 +24,7 @@ class CaseEvents:
 
     def __init__(self, runtime: ServiceRuntime):
         self._runtime = runtime
+        self._rules = street_store.RulesCache()
 
     async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """Dispatch an accepted case; ignore other case events."""
@@ -45,8 +46,8 @@ class CaseEvents:
         if await dispatch_store.is_dispatched(uow.conn, case_id):
             log.info("case %s (%s) already dispatched; %s ignored", accepted.case_no, case_id, envelope.id)
             return
-        rules = await street_store.rules_for_case(uow.conn, accepted.category, accepted.unit_grid)
-        calendar = WorkCalendar(zone=street_zone(), overrides=await street_store.calendar_overrides(uow.conn))
+        rules, overrides = await self._rules.get(uow.conn)
+        calendar = WorkCalendar(zone=street_zone(), overrides=overrides)
         plan = plan_dispatch(
             rules, calendar, category=accepted.category, unit_grid=accepted.unit_grid, dispatched_at=now()
         )

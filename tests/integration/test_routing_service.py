@@ -200,3 +200,25 @@ async def test_loading_a_street_twice_gives_the_same_tables(isolated: Settings):
     )
     assert first.topics_created == 23 and second.topics_created == 0
     assert len(after_second["grids"]) == 12 + 43 + 122 and len(after_second["addresses"]) == 219
+
+
+async def test_a_new_street_load_changes_where_the_next_case_goes(routing: Service, tmp_path):
+    """The rules are cached in memory; a load-street is seen by the very next case."""
+    import shutil
+
+    for path in DEMO_STREET.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    categories = next(tmp_path.glob("*-categories.csv"))
+    text = categories.read_text(encoding="utf-8")
+    categories.write_text(text.replace("CM04,城市管理,垃圾箱损坏/暴露垃圾,huanwei", "CM04,城市管理,垃圾箱损坏/暴露垃圾,chengguan"),
+                          encoding="utf-8")
+    topics = routing.runtime.topics
+    bootstrap = routing.runtime.settings.kafka_bootstrap
+    before, after = new_case_id(), new_case_id()
+    async with TopicReader(bootstrap, topics.cases) as reader:
+        await publish(bootstrap, topics.cases, accepted(before, "CM04"), key=before)
+        first = await reader.wait_for(lambda m: m["type"] == "case.dispatched" and m["case_id"] == before)
+        await load_into(routing.runtime.settings, read_street(tmp_path), tmp_path)
+        await publish(bootstrap, topics.cases, accepted(after, "CM04"), key=after)
+        second = await reader.wait_for(lambda m: m["type"] == "case.dispatched" and m["case_id"] == after)
+    assert first["data"]["owner"] == "huanwei" and second["data"]["owner"] == "chengguan"

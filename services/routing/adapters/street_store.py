@@ -107,28 +107,39 @@ def summarise(street: Street) -> LoadSummary:
     )
 
 
-async def rules_for_case(conn: asyncpg.Connection, category: str, unit_grid: str) -> RoutingRules:
-    """The part of the routing rules one case needs: its category, its unit grid's community, the owners."""
-    cat = await conn.fetchrow(
-        "SELECT code, name, owner, time_limit, limit_unit, urgency FROM categories WHERE code = $1", category
-    )
-    grid = await conn.fetchrow(
-        "SELECT u.code, u.community, c.name AS community_name FROM grids u JOIN grids c ON c.code = u.community "
-        "WHERE u.code = $1 AND u.level = 'unit'",
-        unit_grid,
-    )
+async def all_rules(conn: asyncpg.Connection) -> RoutingRules:
+    """The whole street's routing rules: every category, every unit grid's community, every owner."""
     owners = {r["code"]: Owner(r["code"], r["name"], r["kind"]) for r in await conn.fetch("SELECT code, name, kind FROM departments")}
     command_center = find_command_center(owners.values())
-    communities: dict[str, str] = {}
-    if grid is not None:
-        communities[grid["code"]] = grid["community"]
-        owners[grid["community"]] = Owner(grid["community"], grid["community_name"], COMMUNITY)
-    categories = {}
-    if cat is not None:
-        categories[cat["code"]] = CategoryRule(
-            cat["code"], cat["name"], cat["owner"], Limit(cat["time_limit"], cat["limit_unit"]), cat["urgency"]
-        )
+    grids = await conn.fetch("SELECT code, name, level, community FROM grids WHERE level IN ('unit', 'community')")
+    owners.update({g["code"]: Owner(g["code"], g["name"], COMMUNITY) for g in grids if g["level"] == "community"})
+    categories = {
+        c["code"]: CategoryRule(c["code"], c["name"], c["owner"], Limit(c["time_limit"], c["limit_unit"]), c["urgency"])
+        for c in await conn.fetch("SELECT code, name, owner, time_limit, limit_unit, urgency FROM categories")
+    }
+    communities = {g["code"]: g["community"] for g in grids if g["level"] == "unit"}
     return RoutingRules(categories, communities, owners, command_center)
+
+
+class RulesCache:
+    """The rules and calendar in memory, reloaded when another street load (load_id) is committed.
+
+    Dispatch reads one value per case instead of the reference tables; a new load-street is seen
+    by the next case, in the same transaction that dispatches it.
+    """
+
+    def __init__(self) -> None:
+        self._load_id: str | None = None
+        self._rules: RoutingRules | None = None
+        self._overrides: dict[date, bool] = {}
+
+    async def get(self, conn: asyncpg.Connection) -> tuple[RoutingRules, dict[date, bool]]:
+        """The current rules and calendar override days."""
+        load_id = await conn.fetchval("SELECT load_id FROM street LIMIT 1")
+        if self._rules is None or load_id != self._load_id:
+            self._rules, self._overrides = await all_rules(conn), await calendar_overrides(conn)
+            self._load_id = load_id
+        return self._rules, self._overrides
 
 
 async def calendar_overrides(conn: asyncpg.Connection) -> dict[date, bool]:
