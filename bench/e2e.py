@@ -15,7 +15,6 @@ import asyncio
 import os
 import random
 import re
-import statistics
 import sys
 import time
 import uuid
@@ -121,7 +120,7 @@ def cpu_by_component() -> dict[str, float]:
     return totals
 
 
-async def run(n: int, timeout: float) -> int:
+async def run(n: int, timeout: float, rate: float) -> int:
     settings = get_settings()
     topics = Topics(settings.topic_prefix)
     run_id = uuid.uuid4().hex[:6]
@@ -147,13 +146,17 @@ async def run(n: int, timeout: float) -> int:
     started = time.perf_counter()
 
     async def send_all() -> None:
-        for envelope in reports:
+        for i, envelope in enumerate(reports):
+            if rate:
+                # Open loop at a fixed rate: latency measured without a burst's queue in front of it.
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
             trace = traces[envelope.data["external_id"]]
             trace.sent = time.perf_counter()
             await producer.send(topics.reports, envelope.to_json(), key=envelope.data["external_id"].encode())
         await producer.flush()
 
-    print(f"sending {n} reports to {topics.reports} on {settings.kafka_bootstrap} …", flush=True)
+    pace = f"at {rate:g}/s" if rate else "as fast as possible"
+    print(f"sending {n} reports to {topics.reports} on {settings.kafka_bootstrap} {pace} …", flush=True)
     sender = asyncio.create_task(send_all())
     deadline = time.perf_counter() + timeout
     last_progress = 0.0
@@ -233,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=2000, help="how many reports to send (default 2000)")
     parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds (default 300)")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="reports per second (default 0: all at once, to measure throughput)")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.reports, args.timeout))
+    return asyncio.run(run(args.reports, args.timeout, args.rate))
 
 
 if __name__ == "__main__":

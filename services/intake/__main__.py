@@ -11,9 +11,8 @@ import asyncpg
 from services.intake.adapters.repository import add_client
 from services.intake.bootstrap import MIGRATIONS, build
 from shared.db import PLUMBING_SQL, migrate
-from shared.serve import serve
+from shared.serve import build_and_serve
 from shared.settings import get_settings
-from shared.street import StreetDataError
 
 # Fixed tokens for the local demo only (./dev up seeds them); production issues random ones.
 DEMO_CLIENTS = [
@@ -57,14 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command in (None, "serve"):
-        settings = get_settings()
-        try:
-            service = build(settings)
-        except StreetDataError as exc:
-            print(f"cannot load the street: {exc}", file=sys.stderr)
-            return 1
-        serve(service.app, "intake", settings.intake_port)
-        return 0
+        return build_and_serve(build, "intake", get_settings().intake_port)
     try:
         if args.command == "add-client":
             token = args.token or secrets.token_urlsafe(24)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from shared.serve import serve
+from shared.serve import build_and_serve
 from shared.settings import get_settings
 
 from services.notify.bootstrap import build
@@ -23,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.notify_port,
                         help=f"HTTP port (default: WANGGE_NOTIFY_PORT, now {settings.notify_port})")
     args = parser.parse_args(argv)
-    serve(build(settings).app, "notify", args.port)
-    return 0
+    return build_and_serve(build, "notify", args.port)
 
 
 if __name__ == "__main__":

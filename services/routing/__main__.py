@@ -57,11 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 def serve() -> int:
     """Run the service until interrupted."""
     from services.routing.bootstrap import build
-    from shared.serve import serve as run
+    from shared.serve import build_and_serve
 
-    settings = get_settings()
-    run(build(settings).app, "routing", settings.routing_port)
-    return 0
+    return build_and_serve(build, "routing", get_settings().routing_port)
 
 
 def load_street_command(folder: Path) -> int:

@@ -5,9 +5,8 @@ import argparse
 import sys
 
 from services.supervision.bootstrap import build
-from shared.serve import serve
+from shared.serve import build_and_serve
 from shared.settings import get_settings
-from shared.street import StreetDataError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.supervision_port,
                         help=f"HTTP port (default: WANGGE_SUPERVISION_PORT or {settings.supervision_port})")
     args = parser.parse_args(argv)
-    try:
-        service = build(settings)
-    except StreetDataError as exc:
-        print(f"cannot read the street's data: {exc}", file=sys.stderr)
-        return 1
-    serve(service.app, "supervision", args.port)
-    return 0
+    return build_and_serve(build, "supervision", args.port)
 
 
 if __name__ == "__main__":
