@@ -1,6 +1,8 @@
 """Case lifecycle events on `wangge.cases` (key: case id)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, Field
 
 from shared.contracts.common import Coordinator, Location, Priority, Reporter, ReportSource, TimeLimit
@@ -102,5 +104,5 @@ class CaseEscalated(EventModel):
     TYPE = "case.escalated"
     case_no: str
     owner: str
-    level: str = Field(description="who now supervises it: community, command_center or leadership")
+    level: Literal["community", "command_center", "leadership"] = Field(description="who now supervises it")
     reason: str

@@ -1,6 +1,8 @@
 """Work for owners on `wangge.tasks.<owner>`, and their answers on `wangge.task-updates`."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, Field
 
 from shared.contracts.common import Location, Priority
@@ -35,7 +37,7 @@ class TaskUrged(TaskEvent):
     """催办/督办: the owner is reminded of a deadline near or past."""
 
     TYPE = "task.urged"
-    level: str = Field(description="reminder (75%) or overdue")
+    level: Literal["reminder", "overdue"] = Field(description="reminder (催办, at 75%) or overdue (督办)")
     due_at: AwareDatetime
     text: str
 
