@@ -1,6 +1,7 @@
 """Running a service process: logging, then uvicorn on the service's port."""
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
@@ -29,3 +30,14 @@ def build_and_serve(build: Callable[[Settings], Service], service: str, port: in
         return 1
     serve(built.app, service, port)
     return 0
+
+
+def serve_command(argv: list[str] | None, *, service: str, description: str,
+                  build: Callable[[Settings], Service]) -> int:
+    """`python -m services.<service> [--port N]`: a --help that says what the service does, then serve."""
+    default_port = getattr(get_settings(), f"{service}_port")
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}", description=description)
+    parser.add_argument("--port", type=int, default=default_port,
+                        help=f"HTTP port (default: WANGGE_{service.upper()}_PORT, now {default_port})")
+    args = parser.parse_args(argv)
+    return build_and_serve(build, service, args.port)
