@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 import asyncpg
 from fastapi import FastAPI
 
+from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer, Handler
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
@@ -85,7 +86,10 @@ class ServiceRuntime:
                             self.topics, self.settings.kafka_bootstrap)
         self._spawn("outbox-relay", relay.run)
         self._spawn("outbox-backlog", relay.measure_backlog)
-        for spec in self._consumer_specs:
+        # Every service learns the credential registry (shared/auth.py) into its own table.
+        specs = [*self._consumer_specs,
+                 _ConsumerSpec([self.topics.credentials], apply_credential_event, "-credentials", CREDENTIAL_TYPES)]
+        for spec in specs:
             consumer = EventConsumer(
                 service=self.name,
                 group_id=self.group_id(spec.group_suffix),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,14 @@ class Settings(BaseSettings):
     sms_gateway_url: str = "http://127.0.0.1:8109/sms"
     sms_signature: str = "文化路街道"
     log_level: str = "INFO"
+    # development accepts the fixed demo credentials of ./dev up; production refuses them.
+    profile: Literal["development", "production"] = "development"
+    # Replies to residents are retried for as long as they are still useful.
+    reply_ttl_hours: float = 24.0
+    # How long after closing a resident may answer the survey (and an unsatisfied answer reopens the case).
+    survey_window_days: float = 7.0
+    # The SMS gateway's inbound-reply callback must send this in X-Gateway-Token (empty: not checked, development).
+    sms_inbound_token: str = ""
     # How long a consumer waits before retrying when PostgreSQL or Kafka is unreachable.
     retry_backoff_seconds: float = 1.0
     outbox_poll_seconds: float = 0.5

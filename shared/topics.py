@@ -25,8 +25,13 @@ class TopicSpec:
     name: str
     partitions: int = 3
     retention_ms: int = 30 * DAY_MS
+    compacted: bool = False
 
     def configs(self) -> dict[str, str]:
+        """The topic configs it is created with."""
+        if self.compacted:
+            # The registry keeps the latest record per key for good (an issued or revoked credential).
+            return {"cleanup.policy": "compact", "retention.ms": "-1"}
         return {"retention.ms": str(self.retention_ms)}
 
 
@@ -40,6 +45,7 @@ class Topics:
         self.cases = f"{prefix}wangge.cases"
         self.task_updates = f"{prefix}wangge.task-updates"
         self.replies = f"{prefix}wangge.replies"
+        self.credentials = f"{prefix}wangge.credentials"
 
     def tasks(self, owner: str) -> str:
         """The task topic of one owner (a department code or a community's grid code)."""
@@ -59,6 +65,7 @@ class Topics:
             TopicSpec(self.task_updates, retention_ms=90 * DAY_MS),
             TopicSpec(self.rejected_for(self.task_updates), partitions=1, retention_ms=90 * DAY_MS),
             TopicSpec(self.replies, retention_ms=365 * DAY_MS),
+            TopicSpec(self.credentials, partitions=1, compacted=True),
         ]
 
     def spec_for(self, name: str) -> TopicSpec:

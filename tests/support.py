@@ -84,3 +84,22 @@ async def publish(bootstrap: str, topic: str, value: bytes | dict | Envelope, ke
         await asyncio.wait_for(producer.send_and_wait(topic, payload, key=key.encode() if key else None), 20)
     finally:
         await producer.stop()
+
+
+async def grant(settings, *services, token: str, name: str, role: str, owner_code: str | None = None,
+                worker_id: str | None = None, device_id: str | None = None, timeout: float = 30) -> None:
+    """Issue a credential through wangge.credentials and wait until every given service has learnt it."""
+    from shared.auth import token_hash
+    from shared.credentials import issued, publish as publish_credentials
+
+    await publish_credentials(settings, [issued(token, name=name, role=role, owner_code=owner_code,
+                                                worker_id=worker_id, device_id=device_id)])
+    digest = token_hash(token)
+
+    async def learnt() -> None:
+        for service in services:
+            while not await service.runtime.pool.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM credentials WHERE token_sha256 = $1 AND revoked_at IS NULL)", digest):
+                await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(learnt(), timeout)

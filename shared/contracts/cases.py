@@ -8,6 +8,13 @@ from pydantic import AwareDatetime, Field
 from shared.contracts.common import Coordinator, Location, Priority, Reporter, ReportSource, TimeLimit
 from shared.contracts.registry import EventModel, event
 
+Actor = str  # "operator:<client name>", "owner:<code>", "resident", "system" — who did it, for the history
+
+Stage = Literal["handling", "dispatch"]
+DispatchOccasion = Literal["first", "manual", "rework", "reopen"]
+SurveyVerdict = Literal["satisfied", "basically_satisfied", "unsatisfied"]
+CloseOutcome = Literal["resolved", "explained"]
+
 
 @event
 class CaseReported(EventModel):
@@ -49,6 +56,7 @@ class CaseRejected(EventModel):
     TYPE = "case.rejected"
     case_no: str
     reason: str
+    by: Actor = "system"
 
 
 @event
@@ -59,6 +67,7 @@ class CaseMerged(EventModel):
     case_no: str
     into_case_id: str
     into_case_no: str
+    by: Actor = "system"
 
 
 @event
@@ -75,6 +84,10 @@ class CaseDispatched(EventModel):
     time_limit: TimeLimit
     dispatched_at: AwareDatetime
     due_at: AwareDatetime
+    occasion: DispatchOccasion = Field(default="first", description="first dispatch, by hand, after rework or after reopening")
+    note: str | None = Field(default=None, description="the operator's reason, or the failed check's note")
+    by: Actor = "system"
+    previous_owner: str | None = Field(default=None, description="who held it before (recalled on a manual re-dispatch)")
 
 
 @event
@@ -84,6 +97,7 @@ class CaseWarned(EventModel):
     TYPE = "case.warned"
     case_no: str
     owner: str
+    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit) or dispatch (held report, 1 work hour)")
     due_at: AwareDatetime
 
 
@@ -94,6 +108,7 @@ class CaseOverdue(EventModel):
     TYPE = "case.overdue"
     case_no: str
     owner: str
+    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit) or dispatch (held report, 1 work hour)")
     due_at: AwareDatetime
 
 
@@ -104,5 +119,187 @@ class CaseEscalated(EventModel):
     TYPE = "case.escalated"
     case_no: str
     owner: str
+    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit) or dispatch (held report, 1 work hour)")
     level: Literal["community", "command_center", "leadership"] = Field(description="who now supervises it")
     reason: str
+
+
+# ---- the closed loop after dispatch ---------------------------------------------------------
+
+
+
+@event
+class CaseClassified(EventModel):
+    """分类: the command center gave a held report its category (it is accepted once it also has a place)."""
+
+    TYPE = "case.classified"
+    case_no: str
+    category: str
+    by: Actor
+
+
+@event
+class CaseLocated(EventModel):
+    """定位: the command center gave a held report its place (it is accepted once it also has a category)."""
+
+    TYPE = "case.located"
+    case_no: str
+    unit_grid: str
+    location: Location | None = None
+    address: str | None = None
+    by: Actor
+
+
+@event
+class CaseSigned(EventModel):
+    """签收: the owner has taken the task (state in_progress)."""
+
+    TYPE = "case.signed"
+    case_no: str
+    owner: str
+    update_id: str = Field(description="the id of the owner's task.accepted")
+
+
+@event
+class CaseProgressReported(EventModel):
+    """The owner reported progress; the state does not change."""
+
+    TYPE = "case.progress-reported"
+    case_no: str
+    owner: str
+    note: str
+    update_id: str
+
+
+@event
+class CaseResolved(EventModel):
+    """处置完成: the owner says it is done; awaits the on-site check."""
+
+    TYPE = "case.resolved"
+    case_no: str
+    owner: str
+    result: str
+    media: list[str] = Field(default_factory=list)
+    update_id: str
+
+
+@event
+class CaseReturned(EventModel):
+    """回退: the owner says the case is not theirs; back to the command center to dispatch again."""
+
+    TYPE = "case.returned"
+    case_no: str
+    owner: str
+    reason: str
+    update_id: str
+
+
+@event
+class CaseExplained(EventModel):
+    """解释说明: it cannot be solved now; the resident gets the owner's explanation, then the check closes it."""
+
+    TYPE = "case.explained"
+    case_no: str
+    owner: str
+    explanation: str
+    update_id: str
+
+
+@event
+class CaseSuspended(EventModel):
+    """挂起: the handling clock stops for a stated reason."""
+
+    TYPE = "case.suspended"
+    case_no: str
+    owner: str
+    reason: str
+    by: Actor
+    update_id: str | None = None
+
+
+@event
+class CaseResumed(EventModel):
+    """The suspension ends: back in progress, the clock running again with the time that was left."""
+
+    TYPE = "case.resumed"
+    case_no: str
+    owner: str
+    by: Actor
+    due_at: AwareDatetime = Field(description="the deadline now: the resume moment plus the time left at suspension")
+    update_id: str | None = None
+
+
+@event
+class CaseExtensionRequested(EventModel):
+    """延期申请: the owner asks for a later deadline; the command center decides."""
+
+    TYPE = "case.extension-requested"
+    case_no: str
+    owner: str
+    until: AwareDatetime
+    reason: str
+    update_id: str
+
+
+@event
+class CaseExtensionDecided(EventModel):
+    """The command center decided an extension request: approved (due_at is the new deadline) or denied."""
+
+    TYPE = "case.extension-decided"
+    case_no: str
+    owner: str
+    approved: bool
+    due_at: AwareDatetime = Field(description="the deadline in force after the decision")
+    note: str | None = None
+    by: Actor
+
+
+@event
+class CaseReworked(EventModel):
+    """返工: the on-site check failed; the case goes back to the same owner with the check's note."""
+
+    TYPE = "case.reworked"
+    case_no: str
+    owner: str
+    note: str
+    by: Actor
+
+
+@event
+class CaseClosed(EventModel):
+    """结案: the on-site check passed a resolved or explained case."""
+
+    TYPE = "case.closed"
+    case_no: str
+    owner: str
+    outcome: CloseOutcome
+    result: str = Field(description="what the owner did (resolved) or its explanation (explained)")
+    note: str | None = Field(default=None, description="the check's note")
+    by: Actor
+    closed_at: AwareDatetime
+    on_time: bool = Field(description="finished by the owner within the handling limit")
+
+
+@event
+class CaseSurveyAnswered(EventModel):
+    """回访: the resident answered the satisfaction survey (counted once per survey)."""
+
+    TYPE = "case.survey-answered"
+    case_no: str
+    survey_id: str
+    verdict: SurveyVerdict
+    comment: str | None = None
+    channel: Literal["web", "sms"]
+    within_window: bool = Field(description="answered within the survey window (only then can it reopen the case)")
+
+
+@event
+class CaseReopened(EventModel):
+    """The resident said it is not solved, within the survey window: the case goes back to its owner."""
+
+    TYPE = "case.reopened"
+    case_no: str
+    owner: str
+    reason: str
+    survey_id: str | None = None
+    by: Actor

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.registry import EventModel, registered_types
+from shared.contracts.tasks import UPDATE_TYPES
 from shared.settings import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "docs" / "contracts"
@@ -23,9 +24,11 @@ CHANNELS: dict[str, tuple[str, str, list[str]]] = {
     "wangge.reports.rejected": ("same as the report", "intake", ["message.rejected"]),
     "wangge.cases": ("case id", "the services", [t for t in registered_types() if t.startswith("case.")]),
     "wangge.tasks.{owner}": ("case id", "routing, supervision",
-                             ["task.assigned", "task.urged", "task.update-refused"]),
-    "wangge.task-updates": ("case id", "owners", ["task.accepted", "task.progress", "task.resolved", "task.returned",
-                                                  "task.extension-requested", "task.explained"]),
+                             ["task.assigned", "task.urged", "task.recalled", "task.extension-decided",
+                              "task.update-refused"]),
+    "wangge.task-updates": ("case id", "owners", list(UPDATE_TYPES)),
+    "wangge.credentials": ("the credential's token hash (compacted)", "the credentials CLI",
+                           ["credential.issued", "credential.revoked"]),
     "wangge.replies": ("case id", "notify", ["reply.issued"]),
 }
 

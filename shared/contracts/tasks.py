@@ -30,6 +30,28 @@ class TaskAssigned(TaskEvent):
     media: list[str] = Field(default_factory=list)
     due_at: AwareDatetime
     priority: Priority
+    occasion: Literal["first", "manual", "rework", "reopen"] = Field(
+        default="first", description="first dispatch, by hand, after a failed check (返工) or after the resident reopened it")
+    note: str | None = Field(default=None, description="the operator's reason, or what the failed check found")
+
+
+@event
+class TaskRecalled(TaskEvent):
+    """The command center took the task back (dispatched to another owner); stop working on it."""
+
+    TYPE = "task.recalled"
+    reason: str
+    new_owner: str | None = None
+
+
+@event
+class TaskExtensionDecided(TaskEvent):
+    """The command center decided this owner's extension request."""
+
+    TYPE = "task.extension-decided"
+    approved: bool
+    due_at: AwareDatetime = Field(description="the deadline in force after the decision")
+    note: str | None = None
 
 
 @event
@@ -99,3 +121,25 @@ class TaskExplained(TaskEvent):
 
     TYPE = "task.explained"
     explanation: str = Field(min_length=1, max_length=2000)
+
+
+@event
+class TaskSuspended(TaskEvent):
+    """挂起: the owner cannot go on for now (waiting on the resident, the weather); the clock stops."""
+
+    TYPE = "task.suspended"
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@event
+class TaskResumed(TaskEvent):
+    """The owner goes on with a suspended task; the clock runs again with the time that was left."""
+
+    TYPE = "task.resumed"
+
+
+# The owners' update types on wangge.task-updates, in the contract's order.
+UPDATE_TYPES = (
+    TaskAccepted.TYPE, TaskProgress.TYPE, TaskResolved.TYPE, TaskReturned.TYPE, TaskExtensionRequested.TYPE,
+    TaskExplained.TYPE, TaskSuspended.TYPE, TaskResumed.TYPE,
+)

@@ -1,0 +1,108 @@
+"""Credentials every service checks: bearer tokens with a role, learnt from wangge.credentials.
+
+One registry for all four services (see docs/ARCHITECTURE.md, "Credentials"): the credentials CLI
+publishes credential.issued / credential.revoked on the compacted topic; each service folds them
+into its own `credentials` table (shared/sql/001_credentials.sql) and checks every request against
+it, so a revocation takes effect everywhere as soon as the consumers have read it (about a second).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+import asyncpg
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.contracts import Envelope, InvalidMessage, parse_event
+from shared.contracts.credentials import CredentialIssued, CredentialRevoked
+from shared.uow import UnitOfWork
+
+CREDENTIAL_TYPES = frozenset({CredentialIssued.TYPE, CredentialRevoked.TYPE})
+
+_bearer = HTTPBearer(auto_error=False, description="a credential's token (Authorization: Bearer …)")
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is calling: the credential's name, role and, for owners and terminals, what it is bound to."""
+
+    name: str
+    role: str
+    owner_code: str | None = None
+    worker_id: str | None = None
+    device_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the history names this caller: operator:<name>, owner:<code>, …"""
+        return f"owner:{self.owner_code}" if self.role == "owner" and self.owner_code else f"{self.role}:{self.name}"
+
+
+def token_hash(token: str) -> str:
+    """The only form in which a token is stored or sent: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def apply_credential_event(envelope: Envelope, uow: UnitOfWork) -> None:
+    """Fold credential.issued / credential.revoked into this service's table; an older replay changes nothing."""
+    event = parse_event(envelope)
+    if isinstance(event, CredentialIssued):
+        await uow.conn.execute(
+            """INSERT INTO credentials (token_sha256, name, role, owner_code, worker_id, device_id, expires_at, demo,
+                                        revoked_at, revoke_reason, event_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9)
+               ON CONFLICT (token_sha256) DO UPDATE SET
+                   name = EXCLUDED.name, role = EXCLUDED.role, owner_code = EXCLUDED.owner_code,
+                   worker_id = EXCLUDED.worker_id, device_id = EXCLUDED.device_id, expires_at = EXCLUDED.expires_at,
+                   demo = EXCLUDED.demo, revoked_at = NULL, revoke_reason = NULL, event_at = EXCLUDED.event_at,
+                   updated_at = now()
+               WHERE credentials.event_at <= EXCLUDED.event_at""",
+            event.token_sha256, event.name, event.role, event.owner_code, event.worker_id, event.device_id,
+            event.expires_at, event.demo, envelope.occurred_at,
+        )
+    elif isinstance(event, CredentialRevoked):
+        await uow.conn.execute(
+            """INSERT INTO credentials (token_sha256, name, role, revoked_at, revoke_reason, event_at)
+               VALUES ($1, '(revoked before issued)', 'none', $2, $3, $2)
+               ON CONFLICT (token_sha256) DO UPDATE SET revoked_at = $2, revoke_reason = $3, event_at = $2,
+                   updated_at = now()
+               WHERE credentials.event_at <= $2""",
+            event.token_sha256, envelope.occurred_at, event.reason,
+        )
+    else:
+        raise InvalidMessage(f"wangge.credentials carries credential.issued/revoked only, not {envelope.type!r}")
+
+
+async def client_by_token(pool: asyncpg.Pool, token: str, *, production: bool, at: datetime | None = None) -> Client | None:
+    """The client a token stands for now, or None (unknown, revoked, expired, or a demo token in production)."""
+    row = await pool.fetchrow(
+        """SELECT name, role, owner_code, worker_id, device_id FROM credentials
+           WHERE token_sha256 = $1 AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > coalesce($2, now()))
+             AND NOT (demo AND $3)""",
+        token_hash(token), at, production,
+    )
+    return Client(**dict(row)) if row else None
+
+
+def require(*roles: str) -> Callable[..., object]:
+    """A FastAPI dependency admitting a valid credential of one of these roles: 401 without one, 403 for another role."""
+
+    async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Client:
+        if credentials is None:
+            raise HTTPException(401, "missing credential: send Authorization: Bearer <token> (需要凭证)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        runtime = request.app.state.runtime
+        client = await client_by_token(runtime.pool, credentials.credentials,
+                                       production=runtime.settings.profile == "production")
+        if client is None:
+            raise HTTPException(401, "unknown, expired or revoked credential (凭证无效)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if client.role not in roles:
+            raise HTTPException(403, f"role {client.role!r} may not do this; needs {' or '.join(roles)} (无权限)")
+        return client
+
+    return check

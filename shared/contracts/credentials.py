@@ -1,0 +1,40 @@
+"""The credential registry on `wangge.credentials` (compacted, key: the token's SHA-256).
+
+Every service learns credentials from this topic into its own table, so a token issued once is
+checked by all four services and a revocation reaches each of them within a second or two.
+Tokens never travel or rest in clear: only their hash does.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from shared.contracts.registry import EventModel, event
+
+Role = Literal["terminal", "hotline", "owner", "operator", "admin"]
+ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin")
+
+
+@event
+class CredentialIssued(EventModel):
+    """A bearer token (by its hash) now stands for this client and role until it expires or is revoked."""
+
+    TYPE = "credential.issued"
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    owner_code: str | None = Field(default=None, max_length=50, description="owner: the one owner code it acts for")
+    worker_id: str | None = Field(default=None, max_length=50, description="terminal: the coordinator")
+    device_id: str | None = Field(default=None, max_length=50, description="terminal: the device")
+    expires_at: AwareDatetime | None = None
+    demo: bool = Field(default=False, description="a fixed development credential: refused by the production profile")
+
+
+@event
+class CredentialRevoked(EventModel):
+    """The token (by its hash) is no longer accepted anywhere."""
+
+    TYPE = "credential.revoked"
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reason: str = Field(default="revoked", max_length=300)

@@ -1,0 +1,127 @@
+"""`python -m shared.credentials`: issue and revoke the credentials every service checks.
+
+A credential is published on wangge.credentials (only the token's hash); each service learns it
+from there. The token itself is printed once, to whoever issued it, and stored nowhere.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from shared.auth import token_hash
+from shared.clock import now
+from shared.contracts.credentials import ROLES, CredentialIssued, CredentialRevoked
+from shared.kafka import OutgoingMessage, Producer
+from shared.settings import Settings, get_settings
+from shared.street import StreetDataError, load_street
+from shared.topics import Topics, ensure_topics
+
+# The fixed tokens of the local demo (./dev up); the production profile refuses them.
+DEMO_CLIENTS: list[dict[str, str]] = [
+    {"name": "网格员001终端", "role": "terminal", "token": "demo-terminal-token", "worker_id": "W001", "device_id": "SZT-0001"},
+    {"name": "12345热线", "role": "hotline", "token": "demo-hotline-token"},
+    {"name": "指挥中心值班员", "role": "operator", "token": "demo-operator-token"},
+    {"name": "管理员", "role": "admin", "token": "demo-admin-token"},
+]
+
+
+def demo_clients(street_dir: Path) -> list[dict[str, str]]:
+    """The demo credentials: the four fixed ones and demo-owner-<code> for every owner of the street."""
+    street = load_street(street_dir)
+    owners = {d.code: d.name for d in street.departments.values()}
+    owners.update({g.code: g.name for g in street.level("community")})
+    return DEMO_CLIENTS + [
+        {"name": name, "role": "owner", "token": f"demo-owner-{code}", "owner_code": code}
+        for code, name in sorted(owners.items())
+    ]
+
+
+def issued(token: str, *, name: str, role: str, owner_code: str | None = None, worker_id: str | None = None,
+           device_id: str | None = None, expires_at: datetime | None = None, demo: bool = False) -> CredentialIssued:
+    """The registry event for a token (its hash only)."""
+    return CredentialIssued(token_sha256=token_hash(token), name=name, role=role, owner_code=owner_code,
+                            worker_id=worker_id, device_id=device_id, expires_at=expires_at, demo=demo)
+
+
+async def publish(settings: Settings, events: list[CredentialIssued | CredentialRevoked]) -> None:
+    """Put registry events on wangge.credentials (keyed by the token's hash) and wait for Kafka's ack."""
+    topics = Topics(settings.topic_prefix)
+    await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, [topics.spec_for(topics.credentials)]), 30)
+    producer = Producer(settings.kafka_bootstrap, "credentials")
+    await asyncio.wait_for(producer.start(), 30)
+    try:
+        messages = []
+        for event in events:
+            envelope = event.envelope(source="credentials")
+            messages.append(OutgoingMessage(topics.credentials, event.token_sha256, envelope.to_json(), envelope.type))
+        await asyncio.wait_for(producer.send_all(messages), 30)
+    finally:
+        await producer.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.credentials",
+        description="Issue and revoke wangge credentials (bearer tokens with a role). They are published on "
+        "wangge.credentials and every service checks them within a second or two.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    issue = sub.add_parser("issue", help="issue a credential and print its token (shown once, stored nowhere)")
+    issue.add_argument("--name", required=True, help="who holds it, e.g. 环卫所业务系统")
+    issue.add_argument("--role", required=True, choices=ROLES)
+    issue.add_argument("--owner-code", help="owner: the department or community code it acts for (required for owners)")
+    issue.add_argument("--worker-id", help="terminal: the coordinator's id (W001)")
+    issue.add_argument("--device-id", help="terminal: the device id (SZT-0001)")
+    issue.add_argument("--expires-in-days", type=float, default=365, help="validity (default 365 days; 0: no expiry)")
+    issue.add_argument("--token", help="use this token instead of a random one (development only)")
+    revoke = sub.add_parser("revoke", help="revoke a credential everywhere")
+    revoke.add_argument("token", help="the token (or its SHA-256 in hex)")
+    revoke.add_argument("--reason", default="revoked by an administrator")
+    demo = sub.add_parser("seed-demo", help="issue the fixed demo credentials of ./dev up (refused in production)")
+    demo.add_argument("--street", type=Path, default=settings.street_dir,
+                      help=f"street folder whose owners get demo-owner-<code> (default {settings.street_dir})")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "issue":
+            if args.role == "owner" and not args.owner_code:
+                parser.error("an owner credential needs --owner-code")
+            if args.role == "terminal" and not (args.worker_id and args.device_id):
+                parser.error("a terminal credential needs --worker-id and --device-id")
+            token = args.token or secrets.token_urlsafe(32)
+            expires = now() + timedelta(days=args.expires_in_days) if args.expires_in_days > 0 else None
+            asyncio.run(publish(settings, [issued(token, name=args.name, role=args.role, owner_code=args.owner_code,
+                                                  worker_id=args.worker_id, device_id=args.device_id, expires_at=expires)]))
+            print(token)
+        elif args.command == "revoke":
+            digest = args.token if len(args.token) == 64 and all(c in "0123456789abcdef" for c in args.token) \
+                else token_hash(args.token)
+            asyncio.run(publish(settings, [CredentialRevoked(token_sha256=digest, reason=args.reason)]))
+            print(f"revoked {digest[:12]}…; every service refuses it within seconds")
+        else:
+            if settings.profile == "production":
+                print("the production profile refuses demo credentials: issue real ones with `issue`", file=sys.stderr)
+                return 1
+            clients = demo_clients(args.street)
+            events = [issued(c["token"], demo=True, **{k: v for k, v in c.items() if k != "token"}) for c in clients]
+            asyncio.run(publish(settings, events))
+            for c in clients[:4]:
+                print(f"{c['role']:<9} {c['token']}  ({c['name']})")
+            print(f"owner     demo-owner-<code> for {len(clients) - 4} owners (e.g. {clients[4]['token']})")
+    except StreetDataError as exc:
+        print(f"cannot read the street: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 — a CLI explains, it does not dump a trace
+        print(f"could not publish to Kafka at {settings.kafka_bootstrap}: {exc!r}. Is it running? Try ./dev infra",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
