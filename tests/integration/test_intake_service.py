@@ -1,15 +1,15 @@
 """Intake on the real broker and database: HTTP and Kafka reports become cases, once; bad input is rejected."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 
-from services.intake.adapters.repository import add_client
 from services.intake.bootstrap import build
 from shared.contracts import Envelope
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,12 @@ def report_body(external_id: str, **fields) -> dict:
 @pytest.fixture
 async def intake(isolated):
     service = build(isolated, manage_runtime=False)
-    await service.runtime.start()
-    await add_client(service.runtime.pool, name="网格员001终端", role="terminal", token=TERMINAL_TOKEN,
-                     worker_id="W001", device_id="SZT-0001")
-    await add_client(service.runtime.pool, name="值班员", role="operator", token="test-operator")
+    await asyncio.wait_for(service.runtime.start(), 60)
     try:
         await service.runtime.wait_until_consuming()
+        await grant(isolated, service, token=TERMINAL_TOKEN, name="网格员001终端", role="terminal",
+                    worker_id="W001", device_id="SZT-0001")
+        await grant(isolated, service, token="test-operator", name="值班员", role="operator")
         yield service
     finally:
         await service.runtime.stop()

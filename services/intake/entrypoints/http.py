@@ -5,9 +5,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.intake.adapters.repository import ApiClient
-from services.intake.entrypoints.auth import require_role
 from services.intake.handlers import Intake, ReportRejected
+from shared.auth import Client, require
 from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted
 
@@ -25,6 +24,7 @@ class CaseReceipt(BaseModel):
     case_no: str
     state: str
     unit_grid: str | None
+    category: str | None = None
     hold_reason: str | None
     duplicate: bool
 
@@ -35,18 +35,19 @@ class CaseReceipt(BaseModel):
 async def submit_report(
     report: ReportSubmitted,
     request: Request,
-    client: ApiClient = Depends(require_role("terminal", "hotline", "operator", "admin")),
+    client: Client = Depends(require(*SOURCES_BY_ROLE)),
 ) -> JSONResponse:
     """Submit a report (the body of report.submitted); returns the case number."""
     if report.source not in SOURCES_BY_ROLE[client.role]:
-        raise HTTPException(403, f"a {client.role} client may not submit reports of source {report.source!r}")
+        raise HTTPException(403, f"a {client.role} credential may not submit reports of source {report.source!r}; "
+                                 f"it may submit {', '.join(sorted(SOURCES_BY_ROLE[client.role]))} (无权提交该来源的报告)")
     if client.role == "terminal":
         # The terminal's own credential says who and which device reported, whatever the body claims.
         report = report.model_copy(update={"coordinator": Coordinator(
-            worker_id=client.worker_id or client.name, device_id=client.device_id or client.name)})
+            worker_id=client.worker_id or client.name[:50], device_id=client.device_id or client.name[:50])})
     intake: Intake = request.app.state.intake
     try:
-        case, created = await intake.submit(report, via="http", client=client.name)
+        case, created = await intake.submit(report, via="http", client=client.actor)
     except ReportRejected as exc:
         raise HTTPException(422, str(exc)) from None
     receipt = CaseReceipt(**case.__dict__, duplicate=not created)
