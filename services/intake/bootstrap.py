@@ -1,8 +1,9 @@
-"""Wires intake: runtime, street geography, handlers, consumer and HTTP routes."""
+"""Wires intake: runtime, street geography, handlers, consumer and HTTP routes (reports, held cases)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from services.intake.entrypoints.cases import router as cases_router
 from services.intake.entrypoints.http import router
 from services.intake.handlers import Intake
 from shared.http import create_app
@@ -17,7 +18,8 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     """The intake service, ready to start."""
     runtime = ServiceRuntime("intake", settings, MIGRATIONS)
     street = load_street(settings.street_dir)
-    intake = Intake(runtime, GridLocator(street), set(street.categories))
+    intake = Intake(runtime, GridLocator(street), set(street.categories),
+                    frozenset(grid.code for grid in street.level("unit")))
     runtime.consume([runtime.topics.reports], intake.on_report_message)
     app = create_app(
         runtime,
@@ -27,4 +29,5 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     )
     app.state.intake = intake
     app.include_router(router)
+    app.include_router(cases_router)
     return Service(runtime, app)

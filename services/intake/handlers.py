@@ -1,24 +1,33 @@
-"""Intake's handlers: a submitted report becomes a numbered case, once, with its events in the outbox."""
+"""Intake's handlers: a submitted report becomes a numbered case, once, with its events in the outbox;
+the command center classifies, locates, rejects or merges the reports intake had to hold."""
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from services.intake.adapters import repository
-from services.intake.adapters.repository import StoredCase
+from services.intake.adapters.repository import CaseRow, StoredCase
+from services.intake.domain import held
 from services.intake.domain.assessment import Assessed, Locator, Rejected, assess
 from services.intake.domain.case_numbers import format_case_no
+from services.intake.domain.held import HeldCase, UnknownCase
 from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
-from shared.contracts.cases import CaseAccepted, CaseReported
+from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseLocated, CaseMerged, CaseRejected,
+                                    CaseReported)
+from shared.contracts.common import Location
 from shared.contracts.reports import ReportSubmitted
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
 SOURCE = "intake"
 REPORTS_CONSUMER = "intake:reports"
+
+log = logging.getLogger(__name__)
 
 
 class ReportRejected(ValueError):
@@ -27,11 +36,12 @@ class ReportRejected(ValueError):
 
 @dataclass(frozen=True)
 class Intake:
-    """The handlers and what they need: the runtime and the street's geography and categories."""
+    """The handlers and what they need: the runtime and the street's geography, unit grids and categories."""
 
     runtime: ServiceRuntime
     locator: Locator
     categories: set[str]
+    unit_grids: frozenset[str] = frozenset()
 
     async def submit(self, report: ReportSubmitted, *, via: str, client: str | None) -> tuple[StoredCase, bool]:
         """Make a case of a report sent over HTTP, or return the case the same (source, external_id) made.
@@ -119,7 +129,7 @@ class Intake:
                 media=[str(m) for m in report.media],
             )
             uow.emit(topic, accepted.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
-        return StoredCase(case_id, case_no, state, outcome.unit_grid, outcome.hold_reason), True
+        return StoredCase(case_id, case_no, state, outcome.unit_grid, report.category, outcome.hold_reason), True
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""
@@ -134,3 +144,106 @@ class Intake:
         # A unique violation here (another instance took the same report) is retried by the
         # consumer in a fresh savepoint, and then finds that case.
         await self._store(report, outcome, uow, via="kafka", client=envelope.source, event_id=envelope.id)
+
+    # ---- the command center's hands on held reports --------------------------------------------
+    # Each command locks the case's row (SELECT … FOR UPDATE), so two operators cannot both act on
+    # it: the second waits, then finds the state the first one left. The row change and the events
+    # it emits are one unit of work. Refusals raise held.Refused (UnknownCase, WrongState, Unacceptable).
+
+    async def classify(self, case_no: str, category: str, *, by: str) -> StoredCase:
+        """分类: a held report gets its category; accepted if it also has a unit grid."""
+        async with self.runtime.uow() as uow:
+            row = await self._lock(uow, case_no)
+            case = held.classify(_held(row), category, self.categories)
+            at = now()
+            uow.emit(self.runtime.topics.cases, CaseClassified(case_no=case_no, category=category, by=by)
+                     .envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
+            stored = await self._settle(uow, row, case, by=by, at=at)
+            await uow.commit()
+        log.info("case %s classified %s by %s: %s", case_no, category, by, stored.state)
+        return stored
+
+    async def locate(self, case_no: str, *, by: str, location: Location | None = None,
+                     unit_grid: str | None = None) -> StoredCase:
+        """定位: a held report gets its place, a point (its unit grid follows) or a unit grid; accepted if it
+        also has a category."""
+        if (location is None) == (unit_grid is None):
+            raise held.Unacceptable("give exactly one of location or unit_grid (位置与单元网格二选一)")
+        async with self.runtime.uow() as uow:
+            row = await self._lock(uow, case_no)
+            if location is not None:
+                case = held.locate_at(_held(row), location, self.locator)
+            else:
+                assert unit_grid is not None
+                case = held.locate_in(_held(row), unit_grid, self.unit_grids, self.locator)
+            at = now()
+            assert case.unit_grid is not None
+            located = CaseLocated(case_no=case_no, unit_grid=case.unit_grid, location=case.location,
+                                  address=case.address, by=by)
+            uow.emit(self.runtime.topics.cases, located.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
+            stored = await self._settle(uow, row, case, by=by, at=at)
+            await uow.commit()
+        log.info("case %s located in %s by %s: %s", case_no, case.unit_grid, by, stored.state)
+        return stored
+
+    async def reject(self, case_no: str, reason: str, *, by: str) -> StoredCase:
+        """不予受理: not a case; the reporter is told the reason."""
+        async with self.runtime.uow() as uow:
+            row = await self._lock(uow, case_no)
+            held.ensure_may(_held(row), "reject")
+            at = now()
+            await repository.update_case(uow.conn, row.case_id, {
+                "state": "rejected", "hold_reason": None, "reject_reason": reason, "acted_by": by, "acted_at": at})
+            uow.emit(self.runtime.topics.cases, CaseRejected(case_no=case_no, reason=reason, by=by)
+                     .envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
+            await uow.commit()
+        log.info("case %s rejected by %s", case_no, by)
+        return StoredCase(row.case_id, case_no, "rejected", row.unit_grid, row.category, None)
+
+    async def merge(self, case_no: str, into: str, *, by: str) -> StoredCase:
+        """合并: a duplicate follows the open case `into`."""
+        async with self.runtime.uow() as uow:
+            rows = await repository.lock_cases(uow.conn, case_no, into)
+            row = rows.get(case_no)
+            if row is None:
+                raise UnknownCase(f"no case {case_no} (案件不存在)")
+            target = rows.get(into)
+            held.ensure_mergeable(_held(row), _held(target) if target else None, into)
+            assert target is not None
+            at = now()
+            await repository.update_case(uow.conn, row.case_id, {
+                "state": "merged", "hold_reason": None, "merged_into": uuid.UUID(target.case_id),
+                "acted_by": by, "acted_at": at})
+            merged = CaseMerged(case_no=case_no, into_case_id=target.case_id, into_case_no=target.case_no, by=by)
+            uow.emit(self.runtime.topics.cases, merged.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
+            await uow.commit()
+        log.info("case %s merged into %s by %s", case_no, into, by)
+        return StoredCase(row.case_id, case_no, "merged", row.unit_grid, row.category, None)
+
+    async def _lock(self, uow: UnitOfWork, case_no: str) -> CaseRow:
+        row = (await repository.lock_cases(uow.conn, case_no)).get(case_no)
+        if row is None:
+            raise UnknownCase(f"no case {case_no} (案件不存在)")
+        return row
+
+    async def _settle(self, uow: UnitOfWork, row: CaseRow, case: HeldCase, *, by: str, at: datetime) -> StoredCase:
+        """Store the classified or located case; if it is complete now, accept it (立案) like a complete report."""
+        complete = held.is_complete(case)
+        state = "accepted" if complete else held.HELD
+        reason = held.hold_reason(case.category, case.unit_grid)
+        await repository.update_case(uow.conn, row.case_id, {
+            "category": case.category, "unit_grid": case.unit_grid,
+            "lon": case.location.lon if case.location else None, "lat": case.location.lat if case.location else None,
+            "state": state, "hold_reason": reason, "acted_by": by, "acted_at": at})
+        if complete:
+            assert case.category is not None and case.unit_grid is not None
+            accepted = CaseAccepted(case_no=row.case_no, category=case.category, unit_grid=case.unit_grid,
+                                    description=row.description, location=case.location, address=case.address,
+                                    media=list(row.media))
+            uow.emit(self.runtime.topics.cases, accepted.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
+        return StoredCase(row.case_id, row.case_no, state, case.unit_grid, case.category, reason)
+
+
+def _held(row: CaseRow) -> HeldCase:
+    location = Location(lon=row.lon, lat=row.lat) if row.lon is not None and row.lat is not None else None
+    return HeldCase(row.case_no, row.state, row.category, row.unit_grid, location, row.address)

@@ -1,48 +1,49 @@
 """SQL for intake's own tables."""
 from __future__ import annotations
 
-import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import date
 
 import asyncpg
 
+_RECEIPT = "case_id, case_no, state, unit_grid, category, hold_reason"
+_CASE = f"{_RECEIPT}, lon, lat, address, description, media"
+
 
 @dataclass(frozen=True)
 class StoredCase:
-    """What a reporter is told about a case intake holds."""
+    """What a reporter or an operator is told about a case intake holds."""
 
     case_id: str
     case_no: str
     state: str
     unit_grid: str | None
+    category: str | None
     hold_reason: str | None
 
 
 @dataclass(frozen=True)
-class ApiClient:
-    """An authenticated caller of the HTTP API."""
+class CaseRow:
+    """A case as intake keeps it, read for an operator's action."""
 
-    id: int
-    name: str
-    role: str
-    worker_id: str | None
-    device_id: str | None
-    owner_code: str | None
-
-
-def token_hash(token: str) -> str:
-    """The stored form of a bearer token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    case_id: str
+    case_no: str
+    state: str
+    unit_grid: str | None
+    category: str | None
+    hold_reason: str | None
+    lon: float | None
+    lat: float | None
+    address: str | None
+    description: str
+    media: list[str]
 
 
 async def find_by_source(conn: asyncpg.Connection, source: str, external_id: str) -> StoredCase | None:
     """The case already made from this (source, external_id), if any."""
-    row = await conn.fetchrow(
-        "SELECT case_id, case_no, state, unit_grid, hold_reason FROM reports WHERE source = $1 AND external_id = $2",
-        source,
-        external_id,
-    )
+    row = await conn.fetchrow(f"SELECT {_RECEIPT} FROM reports WHERE source = $1 AND external_id = $2",
+                              source, external_id)
     return _stored(row) if row else None
 
 
@@ -62,34 +63,25 @@ async def insert_report(conn: asyncpg.Connection, values: dict) -> None:
     await conn.execute(f"INSERT INTO reports ({columns}) VALUES ({placeholders})", *values.values())
 
 
-async def client_by_token(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> ApiClient | None:
-    """The active API client holding this token."""
-    row = await conn.fetchrow(
-        "SELECT id, name, role, worker_id, device_id, owner_code FROM api_clients WHERE token_sha256 = $1 AND active",
-        token_hash(token),
+async def lock_cases(conn: asyncpg.Connection, *case_nos: str) -> dict[str, CaseRow]:
+    """These cases by number, each row locked (FOR UPDATE) until the transaction ends; missing ones are absent.
+
+    Rows are locked in case-number order, so two operators acting on the same pair of cases wait
+    for each other instead of deadlocking.
+    """
+    rows = await conn.fetch(
+        f"SELECT {_CASE} FROM reports WHERE case_no = ANY($1::text[]) ORDER BY case_no FOR UPDATE",
+        list(case_nos),
     )
-    return ApiClient(**dict(row)) if row else None
+    return {row["case_no"]: CaseRow(**{**dict(row), "case_id": str(row["case_id"])}) for row in rows}
 
 
-async def add_client(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    *,
-    name: str,
-    role: str,
-    token: str,
-    worker_id: str | None = None,
-    device_id: str | None = None,
-    owner_code: str | None = None,
-) -> None:
-    """Register (or re-activate with new details) the client holding this token."""
-    await conn.execute(
-        """INSERT INTO api_clients(name, role, token_sha256, worker_id, device_id, owner_code)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (token_sha256) DO UPDATE SET name = $1, role = $2, worker_id = $4, device_id = $5,
-               owner_code = $6, active = true""",
-        name, role, token_hash(token), worker_id, device_id, owner_code,
-    )
+async def update_case(conn: asyncpg.Connection, case_id: str, values: dict) -> None:
+    """Set these columns of one case."""
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
+    await conn.execute(f"UPDATE reports SET {assignments} WHERE case_id = $1", uuid.UUID(case_id), *values.values())
 
 
 def _stored(row: asyncpg.Record) -> StoredCase:
-    return StoredCase(str(row["case_id"]), row["case_no"], row["state"], row["unit_grid"], row["hold_reason"])
+    return StoredCase(str(row["case_id"]), row["case_no"], row["state"], row["unit_grid"], row["category"],
+                      row["hold_reason"])

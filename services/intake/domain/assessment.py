@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.intake.domain.held import hold_reason
 from shared.contracts.common import Location
 from shared.contracts.reports import ReportSubmitted
 
@@ -60,9 +61,4 @@ def assess(report: ReportSubmitted, locator: Locator, categories: set[str]) -> R
         if entry is not None:
             unit_grid, address = entry.unit_grid, entry.address
             location = Location(lon=entry.lon, lat=entry.lat)
-    hold = None
-    if unit_grid is None:
-        hold = "address not found in the registry: the command center locates it (地址待核实)"
-    elif report.category is None:
-        hold = "no category: the command center classifies it (待分类)"
-    return Assessed(unit_grid, location, address, report.category, hold)
+    return Assessed(unit_grid, location, address, report.category, hold_reason(report.category, unit_grid))
