@@ -57,3 +57,61 @@ async def test_bad_requests_are_refused_with_a_reason():
     assert landline.status_code == 400 and "mobile" in landline.json()["reason"]
     assert missing.status_code == 422
     assert cleared.status_code == 200 and listed["count"] == 0
+
+
+async def test_the_idempotency_key_header_de_duplicates_like_ref():
+    async with _client(create_sink_app()) as client:
+        first = await client.post("/sms", json=SMS, headers={"Idempotency-Key": "k-1"})
+        again = await client.post("/sms", json={**SMS, "ref": "other"}, headers={"Idempotency-Key": "k-1"})
+        listed = (await client.get("/sms")).json()
+    assert [first.json()["duplicate"], again.json()["duplicate"]] == [False, True]
+    assert listed["count"] == 1 and listed["messages"][0]["ref"] == "k-1"
+
+
+async def test_control_takes_the_sink_down_for_a_while_and_heals_it(monkeypatch):
+    import deploy.local.sms_sink as sink
+
+    clock = [1000.0]
+    monkeypatch.setattr(sink.time, "monotonic", lambda: clock[0])
+    app = create_sink_app()
+    async with _client(app) as client:
+        down = await client.post("/control", json={"status": 503, "seconds": 60})
+        assert down.json() == {"status": "down", "answers": 503, "seconds": 60}
+        assert (await client.post("/sms", json=SMS)).status_code == 503
+        clock[0] += 59
+        assert (await client.post("/sms", json=SMS)).status_code == 503
+        clock[0] += 2  # the minute is over
+        assert (await client.post("/sms", json=SMS)).status_code == 200
+        await client.post("/control", json={"status": 502})  # down until healed
+        clock[0] += 10_000
+        assert (await client.post("/sms", json={**SMS, "ref": "d-2"})).status_code == 502
+        assert (await client.post("/control", json={"status": 200})).json() == {"status": "up"}
+        assert (await client.post("/sms", json={**SMS, "ref": "d-2"})).status_code == 200
+        listed = (await client.get("/sms")).json()
+        assert (await client.post("/control", json={"status": 99})).status_code == 422
+    assert listed["count"] == 2 and app.state.sink.rejected_posts == 3
+
+
+async def test_a_resident_reply_is_forwarded_to_the_callback_with_the_token():
+    received: list[tuple[dict, str | None]] = []
+
+    async def callback(scope, receive, send):  # a minimal ASGI app standing in for notify
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        token = dict(scope["headers"]).get(b"x-gateway-token")
+        received.append((orjson.loads(body), token.decode() if token else None))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"matched": true}'})
+
+    app = create_sink_app(callback_url="http://notify/api/v1/sms/inbound", callback_token="t0k",
+                          callback_transport=httpx.ASGITransport(app=callback))
+    async with _client(app) as client:
+        answer = await client.post("/sms/reply", json={"from": "13900001001", "text": "3"})
+    assert answer.status_code == 200 and answer.json()["answer"] == {"matched": True}
+    assert received == [({"from": "13900001001", "text": "3"}, "t0k")]
+    async with _client(create_sink_app()) as client:
+        assert (await client.post("/sms/reply", json={"from": "1", "text": "3"})).status_code == 409
