@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
@@ -67,7 +67,6 @@ class EventConsumer:
     async def run(self) -> None:
         """Consume until cancelled."""
         self._consumer = AIOKafkaConsumer(
-            *self.topics,
             bootstrap_servers=self._bootstrap,
             group_id=self.group_id,
             client_id=f"wangge-{self.service}",
@@ -76,12 +75,13 @@ class EventConsumer:
             isolation_level="read_committed",
             max_poll_records=500,
         )
+        # Ready once the group has given this member its share, which may be none (a second
+        # instance on a one-partition topic): the listener is told of every assignment, empty or not.
+        self._consumer.subscribe(self.topics, listener=_ReadyOnAssignment(self.ready))
         await self._consumer.start()
         try:
             while True:
                 batch = await self._consumer.getmany(timeout_ms=500)
-                if not self.ready.is_set() and self._consumer.assignment():
-                    self.ready.set()
                 if not batch:
                     continue
                 await asyncio.gather(*(self._handle_partition(records) for records in batch.values()))
@@ -200,6 +200,20 @@ class EventConsumer:
 
 
 _Rejection = tuple[ConsumerRecord, str, list[dict[str, Any]], str]
+
+
+class _ReadyOnAssignment(ConsumerRebalanceListener):
+    """Sets the consumer's ready event when the group assigns it partitions (or none)."""
+
+    def __init__(self, ready: asyncio.Event):
+        self._ready = ready
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to do: offsets are committed after each batch."""
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        """This member has joined the group."""
+        self._ready.set()
 
 
 def _as_received(value: bytes | None) -> Any:

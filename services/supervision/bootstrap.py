@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
-from services.supervision.handlers import CaseEventHandler, DeadlineHandler
+from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, OwnerUpdates
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -31,13 +31,19 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     """Supervision: consumes wangge.cases, keeps the read model and clocks, fires deadlines, serves /api/v1."""
     runtime = ServiceRuntime("supervision", settings, MIGRATIONS)
     policy = street_policy(load_street(settings.street_dir), settings.street_timezone)
-    runtime.consume([runtime.topics.cases], CaseEventHandler(runtime, policy))
-    runtime.worker("deadlines", deadline_loop(DeadlineHandler(runtime, policy), settings.deadline_poll_seconds))
+    topics = runtime.topics
+    case_log = CaseLog(topics, policy)
+    updates = OwnerUpdates(case_log, topics, runtime.uow)
+    center = CommandCenter(case_log, topics, policy, runtime.uow)
+    deadlines = DeadlineHandler(case_log, topics, policy, runtime.uow, lambda: runtime.pool)
+    runtime.consume([topics.cases], case_log)
+    runtime.consume([topics.task_updates], updates, group_suffix="-updates")
+    runtime.worker("deadlines", deadline_loop(deadlines, settings.deadline_poll_seconds))
     app = create_app(
         runtime,
         title="wangge supervision",
         description="督办: the case read model, handling clocks and deadlines (催办 at 75%, 超期/督办 at 100%), statistics.",
         manage_runtime=manage_runtime,
     )
-    app.include_router(build_router(runtime, policy))
+    app.include_router(build_router(runtime, policy, updates, center))
     return Service(runtime, app)

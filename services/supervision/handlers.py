@@ -1,42 +1,78 @@
-"""Supervision's handlers: fold case events into the read model and clocks; fire due deadlines."""
+"""Supervision's handlers: the case log (fold every case event once), owners' updates, the command
+center's decisions, and the deadlines that come due.
+
+Supervision is the authority on a case's state after dispatch. An event it decides (signed,
+resolved, closed, reworked, reopened, warned …) is folded into its read model in the same
+transaction that queues it for wangge.cases, and its id is claimed there: when the event comes
+back from Kafka, the claim makes it a no-op. Each fact is written once.
+"""
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from pydantic import ValidationError
 
 from services.supervision import metrics
 from services.supervision.adapters import case_store, clock_store
-from services.supervision.domain.clocks import clock_runs_in
+from services.supervision.domain import clocks
+from services.supervision.domain.decisions import (
+    Allowed, CaseSnapshot, Refused, decide_check, decide_extension, decide_suspension, decide_update, reopens,
+)
 from services.supervision.domain.notices import escalation_reason, overdue_text, reminder_text
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
-from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, next_state
+from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, Fold, next_state
 from shared.clock import now
 from shared.contracts import Envelope, EventModel, InvalidMessage, parse_event, registered_types
-from shared.contracts.cases import CaseDispatched, CaseEscalated, CaseOverdue, CaseWarned
-from shared.contracts.tasks import TaskUrged
-from shared.runtime import ServiceRuntime
+from shared.contracts import cases as c
+from shared.contracts import tasks as t
+from shared.contracts.envelope import describe_validation_error
+from shared.topics import Topics
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 SERVICE = "supervision"
 CASES_CONSUMER = "supervision:cases"
+UPDATES_CONSUMER = "supervision:task-updates"
+# Owner codes become topic names (wangge.tasks.<owner>): only these characters can.
+_TOPIC_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+UowFactory = Callable[[], UnitOfWork]
 
 
-class CaseEventHandler:
-    """Applies each event of wangge.cases once: read model, history, handling clock."""
+class CaseLog:
+    """Folds case events into the read model, the history and the clocks, once per event id."""
 
-    def __init__(self, runtime: ServiceRuntime, policy: StreetPolicy):
-        self._runtime = runtime
+    def __init__(self, topics: Topics, policy: StreetPolicy):
+        self._topics = topics
         self._policy = policy
 
     async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """Fold one envelope from wangge.cases into the read model, history and clock."""
+        """A wangge.cases event: fold it, then react (an unsatisfied answer reopens a closed case)."""
         if not envelope.case_id:
             raise InvalidMessage("an event on wangge.cases needs case_id (the contract keys every case event by it)")
         event = _typed(envelope)
+        fold = await self.record(uow, envelope, event)
+        if fold is not None and isinstance(event, c.CaseSurveyAnswered):
+            await self._after_survey(uow, envelope.case_id, event, fold)
+
+    async def emit(self, uow: UnitOfWork, event: EventModel, case_id: str, *, at: datetime | None = None) -> Envelope:
+        """An event supervision decided: folded here at once and queued for wangge.cases in the same transaction."""
+        envelope = event.envelope(source=SERVICE, case_id=case_id, occurred_at=at)
+        await self.record(uow, envelope, event)
+        uow.emit(self._topics.cases, envelope)
+        return envelope
+
+    async def record(self, uow: UnitOfWork, envelope: Envelope, event: EventModel | None) -> Fold | None:
+        """Apply one event to its case; None if this event id was applied before."""
+        assert envelope.case_id is not None
         if not await uow.claim(CASES_CONSUMER, envelope.id):
-            return
+            return None
         current = await case_store.lock_case_state(uow.conn, envelope.case_id)
         fold = next_state(current, envelope.type)
         if fold.effect == "refused":
@@ -47,86 +83,306 @@ class CaseEventHandler:
         case_no = getattr(event, "case_no", None) or _text(envelope.data.get("case_no"))
         await case_store.save_case(uow.conn, envelope.case_id, case_no, fold.state, columns, envelope.occurred_at)
         await case_store.append_history(uow.conn, envelope, fold)
-        if fold.effect == "moved":
-            await self._follow_clock(uow, envelope, event, fold.state)
+        if fold.applies:
+            await self._follow_clocks(uow, envelope, event, fold)
+        return fold
 
-    async def _follow_clock(self, uow: UnitOfWork, envelope: Envelope, event: EventModel | None, state: str | None) -> None:
-        """A dispatch (re)starts the handling clock; leaving the owner's hands stops it."""
+    async def _follow_clocks(self, uow: UnitOfWork, envelope: Envelope, event: EventModel | None, fold: Fold) -> None:
+        """Open, stop, suspend, resume or move the clocks an applied event concerns."""
         assert envelope.case_id is not None
-        if isinstance(event, CaseDispatched):
+        conn, case_id, at = uow.conn, envelope.case_id, envelope.occurred_at
+        if isinstance(event, c.CaseReported) and fold.effect == "moved":
+            warn, due = self._policy.dispatch_stage_due(at)
             await clock_store.open_clock(
-                uow.conn,
-                case_id=envelope.case_id,
-                case_no=event.case_no,
-                owner=event.owner,
-                category=event.category,
-                limit_value=event.time_limit.value,
-                limit_unit=event.time_limit.unit,
-                started_at=event.dispatched_at,
-                warn_at=self._policy.warn_at(event.dispatched_at, event.time_limit.value, event.time_limit.unit, event.due_at),
-                due_at=event.due_at,
-                opened_by=envelope.id,
-            )
-        elif not clock_runs_in(state):
-            await clock_store.stop_clock(uow.conn, envelope.case_id, envelope.occurred_at, state or "unknown")
+                conn, kind=clock_store.DISPATCH, case_id=case_id, case_no=event.case_no,
+                owner=self._policy.command_center, category=event.category or "", limit_value=clocks.DISPATCH_STAGE_LIMIT[0],
+                limit_unit=clocks.DISPATCH_STAGE_LIMIT[1], started_at=at, warn_at=warn, due_at=due, opened_by=envelope.id)
+            return
+        if fold.effect != "moved":
+            if isinstance(event, c.CaseExtensionDecided) and event.approved:
+                clock = await clock_store.running_clock(conn, case_id)
+                if clock is not None:
+                    warn = clocks.extended_warn_at(self._policy.calendar, clock["limit_unit"], clock["started_at"],
+                                                   event.due_at)
+                    await clock_store.move_deadline(conn, case_id, event.due_at, warn)
+            return
+        if fold.state in clocks.DISPATCH_STAGE_ENDS:
+            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.DISPATCH)
+        if isinstance(event, c.CaseDispatched):
+            await clock_store.open_clock(
+                conn, case_id=case_id, case_no=event.case_no, owner=event.owner, category=event.category,
+                limit_value=event.time_limit.value, limit_unit=event.time_limit.unit, started_at=event.dispatched_at,
+                warn_at=self._policy.warn_at(event.dispatched_at, event.time_limit.value, event.time_limit.unit,
+                                             event.due_at),
+                due_at=event.due_at, opened_by=envelope.id)
+        elif isinstance(event, c.CaseSuspended):
+            clock = await clock_store.running_clock(conn, case_id)
+            if clock is not None and clock["state"] == "running":
+                calendar, unit = self._policy.calendar, clock["limit_unit"]
+                warn_left = None if clock["warned_at"] else clocks.time_left(calendar, unit, at, clock["warn_at"])
+                await clock_store.suspend_clock(conn, case_id, at, clocks.time_left(calendar, unit, at, clock["due_at"]),
+                                                warn_left)
+        elif isinstance(event, c.CaseResumed):
+            clock = await clock_store.running_clock(conn, case_id)
+            if clock is not None and clock["state"] == "suspended":
+                due, warn = self.resumed(clock, at)
+                # The event's deadline is the one the owner and resident were told; it wins if it differs.
+                await clock_store.resume_clock(conn, case_id, event.due_at, min(warn, event.due_at) if warn else None)
+        elif not clocks.clock_runs_in(fold.state):
+            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown")
+
+    def resumed(self, clock, at: datetime) -> tuple[datetime, datetime | None]:
+        """(due_at, warn_at) of a suspended clock resumed at `at`: the time that was left, from now on."""
+        return clocks.resumed_deadlines(self._policy.calendar, clock["limit_unit"], at, clock["due_left_s"] or 0.0,
+                                        clock["warn_left_s"])
+
+    async def _after_survey(self, uow: UnitOfWork, case_id: str, answer: c.CaseSurveyAnswered, fold: Fold) -> None:
+        if not reopens(fold.state, answer.verdict, answer.within_window):
+            return
+        owner = await uow.conn.fetchval("SELECT owner FROM cases WHERE case_id = $1", case_id)
+        reason = "居民回访不满意" + (f"：{answer.comment}" if answer.comment else "")
+        await self.emit(uow, c.CaseReopened(case_no=answer.case_no, owner=owner or self._policy.command_center,
+                                            reason=reason, survey_id=answer.survey_id, by="resident"), case_id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an owner's update or an operator's decision."""
+
+    state: str | None
+    event_type: str | None = None
+    refused: Refused | None = None
+    duplicate: bool = False
+    due_at: datetime | None = None
+
+
+class OwnerUpdates:
+    """Owners' answers (wangge.task-updates, or POST /api/v1/tasks/{case_no}/updates) become case events."""
+
+    def __init__(self, log_: CaseLog, topics: Topics, uow: UowFactory):
+        self._log = log_
+        self._topics = topics
+        self._uow = uow
+
+    async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A message on wangge.task-updates: apply it, or refuse it on the owner's topic."""
+        if envelope.type not in t.UPDATE_TYPES:
+            raise InvalidMessage(f"wangge.task-updates carries {', '.join(t.UPDATE_TYPES)}; not {envelope.type!r}")
+        if not envelope.case_id:
+            raise InvalidMessage("a task update needs case_id (the case it answers)")
+        update = parse_event(envelope)
+        assert isinstance(update, t.TaskEvent)
+        if not set(update.owner) <= _TOPIC_SAFE:
+            raise InvalidMessage(f"owner {update.owner!r} cannot be an owner code (letters, digits, . _ - only)")
+        await self.apply(uow, update, update_id=envelope.id, case_id=envelope.case_id)
+
+    async def submit(self, owner: str, case_no: str, body: dict, update_id: str | None) -> Outcome:
+        """The same update over HTTP, for the owner the credential names; committed before it returns."""
+        update_type = body.get("type")
+        model = registered_types().get(update_type) if update_type in t.UPDATE_TYPES else None
+        if model is None:
+            return Outcome(None, refused=Refused(f"type must be one of {', '.join(t.UPDATE_TYPES)}", 422))
+        fields = {k: v for k, v in body.items() if k not in ("type", "id")}
+        try:
+            update = model.model_validate({**fields, "case_no": case_no, "owner": owner})
+        except ValidationError as exc:
+            errors = describe_validation_error(exc)
+            return Outcome(None, refused=Refused("; ".join(f"{e['field']}: {e['error']}" for e in errors[:5]), 422))
+        async with self._uow() as uow:
+            outcome = await self.apply(uow, update, update_id=update_id or str(uuid.uuid4()), case_id=None)
+            await uow.commit()
+        return outcome
+
+    async def apply(self, uow: UnitOfWork, update: EventModel, *, update_id: str, case_id: str | None) -> Outcome:
+        """Decide and apply one update once (by its id); a refusal is told on the owner's topic."""
+        assert isinstance(update, t.TaskEvent)
+        if not await uow.claim(UPDATES_CONSUMER, update_id):
+            return Outcome(None, duplicate=True)
+        row = await case_store.lock_case(uow.conn, case_id=case_id, case_no=None if case_id else update.case_no)
+        case = case_store.snapshot(row)
+        decision = decide_update(case, update.owner, update.TYPE, update.case_no, until=getattr(update, "until", None))
+        if isinstance(decision, Refused):
+            refusal = t.TaskUpdateRefused(case_no=update.case_no, owner=update.owner, update_id=update_id,
+                                          update_type=update.TYPE, reason=decision.reason)
+            uow.emit(self._topics.tasks(update.owner),
+                     refusal.envelope(source=SERVICE, case_id=case.case_id if case else case_id))
+            uow.after_commit(lambda: log.info("update %s (%s) of %s refused: %s", update_id, update.TYPE,
+                                              update.case_no, decision.reason))
+            return Outcome(case.state if case else None, refused=decision)
+        assert case is not None and row is not None
+        event, due = await self._case_event(uow, decision, update, update_id, case)
+        await self._log.emit(uow, event, case.case_id)
+        return Outcome(EVENT_TARGETS.get(decision.event_type, case.state), decision.event_type, due_at=due)
+
+    async def _case_event(self, uow: UnitOfWork, decision: Allowed, update: t.TaskEvent, update_id: str,
+                          case: CaseSnapshot) -> tuple[EventModel, datetime | None]:
+        common = {"case_no": case.case_no, "owner": update.owner, "update_id": update_id}
+        if isinstance(update, t.TaskAccepted):
+            return c.CaseSigned(**common), None
+        if isinstance(update, t.TaskProgress):
+            return c.CaseProgressReported(**common, note=update.note), None
+        if isinstance(update, t.TaskResolved):
+            return c.CaseResolved(**common, result=update.result, media=update.media), None
+        if isinstance(update, t.TaskReturned):
+            return c.CaseReturned(**common, reason=update.reason), None
+        if isinstance(update, t.TaskExtensionRequested):
+            return c.CaseExtensionRequested(**common, until=update.until, reason=update.reason), None
+        if isinstance(update, t.TaskExplained):
+            return c.CaseExplained(**common, explanation=update.explanation), None
+        if isinstance(update, t.TaskSuspended):
+            return c.CaseSuspended(**common, reason=update.reason, by=f"owner:{update.owner}"), None
+        if isinstance(update, t.TaskResumed):
+            due = await resumed_due(uow, self._log, case.case_id, case.due_at)
+            return c.CaseResumed(**common, by=f"owner:{update.owner}", due_at=due), due
+        raise InvalidMessage(f"{decision.event_type} has no case event")  # UPDATE_RULES and this list agree
+
+
+async def resumed_due(uow: UnitOfWork, case_log: CaseLog, case_id: str, fallback: datetime | None) -> datetime:
+    """The deadline of a suspended case resumed now: now plus the time that was left at suspension."""
+    clock = await clock_store.running_clock(uow.conn, case_id)
+    if clock is None or clock["state"] != "suspended":
+        return fallback or now()
+    return case_log.resumed(clock, now())[0]
+
+
+class CommandCenter:
+    """The operators' decisions on a case: the on-site check, extensions, suspension."""
+
+    def __init__(self, log_: CaseLog, topics: Topics, policy: StreetPolicy, uow: UowFactory):
+        self._log = log_
+        self._topics = topics
+        self._policy = policy
+        self._uow = uow
+
+    async def check(self, case_no: str, *, passed: bool, note: str | None, by: str) -> Outcome:
+        """核查: pass closes a resolved/explained case (the resident gets the resolution); fail sends it back."""
+        async with self._uow() as uow:
+            row = await case_store.lock_case(uow.conn, case_no=case_no)
+            case = case_store.snapshot(row)
+            decision = decide_check(case, case_no, passed)
+            if isinstance(decision, Refused):
+                return Outcome(case.state if case else None, refused=decision)
+            assert case is not None and row is not None
+            owner = case.owner or self._policy.command_center
+            if passed:
+                outcome = "explained" if case.state == "explained" else "resolved"
+                result = (row["explanation"] if outcome == "explained" else row["result"]) or ""
+                on_time = row["resolved_at"] is not None and case.due_at is not None and row["resolved_at"] <= case.due_at
+                event: EventModel = c.CaseClosed(case_no=case_no, owner=owner, outcome=outcome, result=result, note=note,
+                                                 by=by, closed_at=now(), on_time=on_time)
+            else:
+                event = c.CaseReworked(case_no=case_no, owner=owner, note=note or "核查未通过", by=by)
+            await self._log.emit(uow, event, case.case_id)
+            await uow.commit()
+        return Outcome(EVENT_TARGETS[decision.event_type], decision.event_type)
+
+    async def decide_extension(self, case_no: str, *, approved: bool, until: datetime | None, note: str | None,
+                               by: str) -> Outcome:
+        """延期审批: approved moves the deadline (to `until`, or what the owner asked for); the owner hears either way."""
+        async with self._uow() as uow:
+            row = await case_store.lock_case(uow.conn, case_no=case_no)
+            case = case_store.snapshot(row)
+            until = until or (row["extension_until"] if row is not None else None)
+            decision = decide_extension(case, case_no, approved, until)
+            if isinstance(decision, Refused):
+                return Outcome(case.state if case else None, refused=decision)
+            assert case is not None and case.due_at is not None and until is not None
+            due = self._policy.local(until if approved else case.due_at)
+            owner = case.owner or self._policy.command_center
+            await self._log.emit(uow, c.CaseExtensionDecided(case_no=case_no, owner=owner, approved=approved, due_at=due,
+                                                             note=note, by=by), case.case_id)
+            told = t.TaskExtensionDecided(case_no=case_no, owner=owner, approved=approved, due_at=due, note=note)
+            uow.emit(self._topics.tasks(owner), told.envelope(source=SERVICE, case_id=case.case_id))
+            await uow.commit()
+        return Outcome(case.state, decision.event_type, due_at=due)
+
+    async def suspend(self, case_no: str, *, suspend: bool, reason: str | None, by: str) -> Outcome:
+        """挂起 / 恢复 by the command center (owners do the same with task.suspended / task.resumed)."""
+        async with self._uow() as uow:
+            row = await case_store.lock_case(uow.conn, case_no=case_no)
+            case = case_store.snapshot(row)
+            decision = decide_suspension(case, case_no, suspend)
+            if isinstance(decision, Refused):
+                return Outcome(case.state if case else None, refused=decision)
+            assert case is not None
+            owner = case.owner or self._policy.command_center
+            due = None
+            if suspend:
+                event: EventModel = c.CaseSuspended(case_no=case_no, owner=owner, reason=reason or "", by=by)
+            else:
+                due = await resumed_due(uow, self._log, case.case_id, case.due_at)
+                event = c.CaseResumed(case_no=case_no, owner=owner, by=by, due_at=due)
+            await self._log.emit(uow, event, case.case_id)
+            await uow.commit()
+        return Outcome(EVENT_TARGETS[decision.event_type], decision.event_type, due_at=due)
 
 
 class DeadlineHandler:
     """Fires the deadlines that have come: 催办 at 75%, 超期 + 督办 + escalation at 100%."""
 
-    def __init__(self, runtime: ServiceRuntime, policy: StreetPolicy):
-        self._runtime = runtime
+    def __init__(self, log_: CaseLog, topics: Topics, policy: StreetPolicy, uow: UowFactory, pool_of: Callable):
+        self._log = log_
+        self._topics = topics
         self._policy = policy
+        self._uow = uow
+        self._pool_of = pool_of
 
     async def fire_due(self) -> int:
         """Claim one batch of due deadlines (SKIP LOCKED), emit their events, commit; returns clocks handled."""
         fired: list[tuple[str, float]] = []
-        async with self._runtime.uow() as uow:
+        async with self._uow() as uow:
             due = await clock_store.claim_due(uow.conn)
             for clock in due:
                 if clock.warning_due:
-                    self._emit_warning(uow, clock)
-                    await clock_store.mark_warned(uow.conn, clock.case_id)
+                    await self._emit_warning(uow, clock)
+                    await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind)
                     fired.append(("warning", (now() - clock.warn_at).total_seconds()))
                 if clock.overdue_due:
-                    level = self._policy.escalation_level(clock.owner)
-                    self._emit_overdue(uow, clock, level)
-                    await clock_store.mark_overdue(uow.conn, clock.case_id, level)
+                    level = self._level(clock)
+                    await self._emit_overdue(uow, clock, level)
+                    await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind)
                     fired.append(("overdue", (now() - clock.due_at).total_seconds()))
             await uow.commit()
         for kind, delay in fired:  # counted only once committed: a rolled-back batch fires again later
             metrics.DEADLINES_FIRED.labels(SERVICE, kind).inc()
             metrics.DEADLINE_DELAY.labels(SERVICE, kind).observe(max(0.0, delay))
         if due:
-            log.info("deadlines fired: %s", ", ".join(f"{c.case_no}" for c in due))
+            log.info("deadlines fired: %s", ", ".join(f"{c.case_no} ({c.kind})" for c in due))
         return len(due)
 
     async def refresh_gauges(self) -> None:
         """Running and overdue clock counts for /metrics."""
-        async with self._runtime.pool.acquire() as conn:
+        async with self._pool_of().acquire() as conn:
             running, overdue = await clock_store.count_running(conn)
         metrics.CLOCKS_RUNNING.labels(SERVICE).set(running)
         metrics.CLOCKS_OVERDUE.labels(SERVICE).set(overdue)
 
-    def _emit_warning(self, uow: UnitOfWork, clock: clock_store.DueClock) -> None:
-        topics, due_at = self._runtime.topics, self._policy.local(clock.due_at)
-        label = self._policy.category_label(clock.category)
-        uow.emit(topics.cases, CaseWarned(case_no=clock.case_no, owner=clock.owner, due_at=due_at)
-                 .envelope(source=SERVICE, case_id=clock.case_id))
-        uow.emit(topics.tasks(clock.owner), TaskUrged(
+    def _level(self, clock: clock_store.DueClock) -> str:
+        # The dispatch stage is the command center's own: late, it goes to the street's leadership.
+        return "leadership" if clock.kind == clock_store.DISPATCH else self._policy.escalation_level(clock.owner)
+
+    def _stage(self, clock: clock_store.DueClock) -> str:
+        return "dispatch" if clock.kind == clock_store.DISPATCH else "handling"
+
+    async def _emit_warning(self, uow: UnitOfWork, clock: clock_store.DueClock) -> None:
+        due_at = self._policy.local(clock.due_at)
+        label = self._policy.category_label(clock.category) if clock.category else "待分类"
+        await self._log.emit(uow, c.CaseWarned(case_no=clock.case_no, owner=clock.owner, stage=self._stage(clock),
+                                               due_at=due_at), clock.case_id)
+        uow.emit(self._topics.tasks(clock.owner), t.TaskUrged(
             case_no=clock.case_no, owner=clock.owner, level="reminder", due_at=due_at,
             text=reminder_text(clock.case_no, label, due_at),
         ).envelope(source=SERVICE, case_id=clock.case_id))
 
-    def _emit_overdue(self, uow: UnitOfWork, clock: clock_store.DueClock, level: str) -> None:
-        topics, due_at = self._runtime.topics, self._policy.local(clock.due_at)
-        label = self._policy.category_label(clock.category)
-        uow.emit(topics.cases, CaseOverdue(case_no=clock.case_no, owner=clock.owner, due_at=due_at)
-                 .envelope(source=SERVICE, case_id=clock.case_id))
-        uow.emit(topics.cases, CaseEscalated(
-            case_no=clock.case_no, owner=clock.owner, level=level, reason=escalation_reason(due_at),
-        ).envelope(source=SERVICE, case_id=clock.case_id))
-        uow.emit(topics.tasks(clock.owner), TaskUrged(
+    async def _emit_overdue(self, uow: UnitOfWork, clock: clock_store.DueClock, level: str) -> None:
+        due_at = self._policy.local(clock.due_at)
+        label = self._policy.category_label(clock.category) if clock.category else "待分类"
+        stage = self._stage(clock)
+        await self._log.emit(uow, c.CaseOverdue(case_no=clock.case_no, owner=clock.owner, stage=stage, due_at=due_at),
+                             clock.case_id)
+        await self._log.emit(uow, c.CaseEscalated(case_no=clock.case_no, owner=clock.owner, stage=stage, level=level,
+                                                  reason=escalation_reason(due_at)), clock.case_id)
+        uow.emit(self._topics.tasks(clock.owner), t.TaskUrged(
             case_no=clock.case_no, owner=clock.owner, level="overdue", due_at=due_at,
             text=overdue_text(clock.case_no, label, due_at, level),
         ).envelope(source=SERVICE, case_id=clock.case_id))

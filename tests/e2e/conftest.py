@@ -10,13 +10,13 @@ import pytest
 import uvicorn
 
 from deploy.local.sms_sink import create_sink_app
-from services.intake.adapters.repository import add_client
 from services.intake.bootstrap import build as build_intake
 from services.notify.bootstrap import build as build_notify
 from services.routing.bootstrap import build as build_routing
 from services.supervision.bootstrap import build as build_supervision
 from shared.runtime import Service
 from shared.settings import Settings
+from tests.support import grant
 
 TERMINAL_TOKEN = "e2e-terminal"
 
@@ -72,8 +72,8 @@ async def street(isolated, sms_gateway) -> AsyncIterator[Street]:
             started.append(service)
         for service in services:
             await service.runtime.wait_until_consuming(60)
-        await add_client(services[0].runtime.pool, name="网格员001终端", role="terminal", token=TERMINAL_TOKEN,
-                         worker_id="W001", device_id="SZT-0001")
+        await grant(settings, *services, token=TERMINAL_TOKEN, name="网格员001终端", role="terminal",
+                    worker_id="W001", device_id="SZT-0001")
         yield Street(settings, *services, sms_sink_url=base_url, sms_sink=sink_app)
     finally:
         for service in reversed(started):

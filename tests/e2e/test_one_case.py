@@ -11,7 +11,7 @@ import pytest
 from shared.contracts import Envelope
 from shared.topics import ensure_topics
 from tests.e2e.conftest import TERMINAL_TOKEN
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -70,12 +70,14 @@ async def test_a_terminal_report_over_http_reaches_its_owner_the_clock_and_the_r
         "SELECT state, owner FROM cases WHERE case_id::text = $1", case_id)
     assert supervised["state"] == "dispatched" and supervised["owner"] == "huanwei"
     clock_due = await street.supervision.runtime.pool.fetchval(
-        "SELECT due_at FROM clocks WHERE case_id::text = $1", case_id)
+        "SELECT due_at FROM clocks WHERE case_id::text = $1 AND kind = 'handling'", case_id)
     assert clock_due == due_at
 
     # The operators' view of the case shows its state and clock, and no resident phone in clear.
+    await grant(settings, street.supervision, token="e2e-operator", name="值班员", role="operator")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app),
-                                 base_url="http://supervision", timeout=10) as http:
+                                 base_url="http://supervision", timeout=10,
+                                 headers={"Authorization": "Bearer e2e-operator"}) as http:
         view = await http.get(f"/api/v1/cases/{case_no}")
     assert view.status_code == 200 and view.json()["state"] == "dispatched"
     assert view.json()["clock"]["due_at"] == task["data"]["due_at"]

@@ -11,14 +11,14 @@ import pytest
 from services.supervision.bootstrap import build
 from shared.clock import now
 from shared.contracts import Envelope
-from shared.contracts.cases import CaseAccepted, CaseDispatched, CaseReported
+from shared.contracts.cases import CaseAccepted, CaseDispatched, CaseReported, CaseReturned
 from shared.contracts.common import TimeLimit
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from shared.worktime import WorkCalendar
 from tests.conftest import drop_schemas
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
 
@@ -99,13 +99,18 @@ async def test_case_events_fold_into_the_read_model_with_history_clock_and_http(
         ]  # the second delivery of the same dispatch was applied once
         assert "not allowed in state dispatched" in history[3]["note"]
 
-        clock = await pool.fetchrow("SELECT * FROM clocks WHERE case_id = $1", case_id)
+        # The dispatch stage (report → dispatch within 1 work hour) ran on the command center and stopped.
+        stage = await pool.fetchrow("SELECT * FROM clocks WHERE case_id = $1 AND kind = 'dispatch'", case_id)
+        assert (stage["state"], stage["owner"], stage["stop_reason"]) == ("stopped", "zhzx", "dispatched")
+        clock = await pool.fetchrow("SELECT * FROM clocks WHERE case_id = $1 AND kind = 'handling'", case_id)
         assert (clock["kind"], clock["state"], clock["owner"]) == ("handling", "running", "huanwei")
         assert clock["started_at"] == at and clock["due_at"] == due
         assert clock["warn_at"] == calendar.point_in_limit(at, 4, "work_hours", 0.75)
         assert clock["warned_at"] is None and clock["overdue_at"] is None
 
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://t") as http:
+        await grant(isolated, service, token="fold-operator", name="值班员", role="operator")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://t",
+                                     headers={"Authorization": "Bearer fold-operator"}) as http:
             got = await asyncio.wait_for(http.get(f"/api/v1/cases/{case_no}"), 10)
             assert got.status_code == 200, got.text
             body = got.json()
@@ -144,9 +149,9 @@ async def test_an_unseen_case_is_created_and_a_redispatch_after_return_replaces_
         assert first["state"] == "running"
         assert await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id) == "dispatched"
 
-        # 回退: a type shared/contracts has no model for yet, folded by its name.
-        returned = Envelope.new("case.returned", 1, {"case_no": case_no, "owner": "chengguan", "reason": "不属本单位"},
-                                source="routing", case_id=case_id)
+        # 回退, as supervision decides it from the owner's task.returned.
+        returned = CaseReturned(case_no=case_no, owner="chengguan", reason="不属本单位", update_id="u-1") \
+            .envelope(source="supervision", case_id=case_id)
         await send(isolated, returned)
         stopped = await eventually(lambda: pool.fetchrow(
             "SELECT * FROM clocks WHERE case_id = $1 AND state = 'stopped'", case_id))

@@ -56,7 +56,7 @@ def test_allowed_transitions_move_the_state(current, event_type, expected):
         ("accepted", "case.rejected"),     # once 立案, it is a case
         ("rejected", "case.accepted"),     # final
         ("merged", "case.dispatched"),     # final
-        ("dispatched", "case.dispatched"),  # a re-dispatch needs 回退 first
+        ("returned", "case.signed"),       # only its holder signs, and it has none now
         ("dispatched", "case.closed"),     # not without being resolved and checked
         ("closed", "case.dispatched"),     # only a reopened case goes out again
     ],
@@ -90,7 +90,9 @@ def test_the_state_table_is_closed_and_matches_the_design():
                            "suspended", "resolved", "rework", "explained", "closed", "reopened"}
     assert all(target in TRANSITIONS for targets in TRANSITIONS.values() for target in targets)
     assert set(EVENT_TARGETS.values()) <= set(STATES)
-    assert TRANSITIONS["in_progress"] == {"resolved", "explained", "suspended"}
+    # The design's table, plus a manual re-dispatch by the command center from any open state.
+    assert TRANSITIONS["in_progress"] == {"resolved", "explained", "suspended", "dispatched"}
+    assert set(EVENT_TARGETS.values()) == set(STATES)  # every state has the event that moves a case into it
     assert TRANSITIONS["rework"] == {"dispatched"} and TRANSITIONS["closed"] == {"reopened"}
 
 

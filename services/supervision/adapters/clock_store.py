@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 
 HANDLING = "handling"
+DISPATCH = "dispatch"
 # Deadlines claimed per transaction; the poller loops until fewer come back.
 CLAIM_BATCH = 100
 
@@ -16,6 +17,7 @@ class DueClock:
     """A running clock with a deadline that has come, locked by this transaction."""
 
     case_id: str
+    kind: str
     case_no: str
     owner: str
     category: str
@@ -28,8 +30,9 @@ class DueClock:
 async def open_clock(
     conn: asyncpg.Connection, *, case_id: str, case_no: str, owner: str, category: str,
     limit_value: float, limit_unit: str, started_at: datetime, warn_at: datetime, due_at: datetime, opened_by: str,
+    kind: str = HANDLING,
 ) -> None:
-    """Start the handling clock; a re-dispatch replaces the previous one, warnings included."""
+    """Start a clock of this kind; a re-dispatch replaces the previous one, warnings included."""
     await conn.execute(
         """INSERT INTO clocks (case_id, kind, case_no, owner, category, limit_value, limit_unit,
                                started_at, warn_at, due_at, state, opened_by)
@@ -39,24 +42,64 @@ async def open_clock(
                limit_value = EXCLUDED.limit_value, limit_unit = EXCLUDED.limit_unit,
                started_at = EXCLUDED.started_at, warn_at = EXCLUDED.warn_at, due_at = EXCLUDED.due_at,
                state = 'running', warned_at = NULL, overdue_at = NULL, escalation_level = NULL,
-               stopped_at = NULL, stop_reason = NULL, opened_by = EXCLUDED.opened_by, updated_at = now()""",
-        case_id, HANDLING, case_no, owner, category, limit_value, limit_unit, started_at, warn_at, due_at, opened_by,
+               stopped_at = NULL, stop_reason = NULL, opened_by = EXCLUDED.opened_by, suspended_at = NULL,
+               due_left_s = NULL, warn_left_s = NULL, updated_at = now()""",
+        case_id, kind, case_no, owner, category, limit_value, limit_unit, started_at, warn_at, due_at, opened_by,
     )
 
 
-async def stop_clock(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str) -> None:
-    """Stop the running handling clock of a case (no-op if none runs)."""
+async def stop_clock(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, kind: str = HANDLING) -> None:
+    """Stop the running (or suspended) clock of a case (no-op if none runs)."""
     await conn.execute(
         """UPDATE clocks SET state = 'stopped', stopped_at = $3, stop_reason = $4, updated_at = now()
-           WHERE case_id = $1 AND kind = $2 AND state = 'running'""",
-        case_id, HANDLING, at, reason,
+           WHERE case_id = $1 AND kind = $2 AND state IN ('running', 'suspended')""",
+        case_id, kind, at, reason,
+    )
+
+
+async def running_clock(conn: asyncpg.Connection, case_id: str, kind: str = HANDLING) -> asyncpg.Record | None:
+    """The clock of this kind if it runs or is suspended."""
+    return await conn.fetchrow(
+        """SELECT case_id, state, limit_unit, started_at, warn_at, due_at, warned_at, overdue_at, due_left_s, warn_left_s
+           FROM clocks WHERE case_id = $1 AND kind = $2 AND state IN ('running', 'suspended')""",
+        case_id, kind,
+    )
+
+
+async def suspend_clock(conn: asyncpg.Connection, case_id: str, at: datetime, due_left: float,
+                        warn_left: float | None) -> None:
+    """挂起: the clock stops, keeping the time that was left."""
+    await conn.execute(
+        """UPDATE clocks SET state = 'suspended', suspended_at = $2, due_left_s = $3, warn_left_s = $4, updated_at = now()
+           WHERE case_id = $1 AND kind = $5 AND state = 'running'""",
+        case_id, at, due_left, warn_left, HANDLING,
+    )
+
+
+async def resume_clock(conn: asyncpg.Connection, case_id: str, due_at: datetime, warn_at: datetime | None) -> None:
+    """The clock runs again towards its new deadline (the reminder kept if it was already sent)."""
+    await conn.execute(
+        """UPDATE clocks SET state = 'running', due_at = $2, warn_at = COALESCE($3, warn_at), suspended_at = NULL,
+                             due_left_s = NULL, warn_left_s = NULL, updated_at = now()
+           WHERE case_id = $1 AND kind = $4 AND state = 'suspended'""",
+        case_id, due_at, warn_at, HANDLING,
+    )
+
+
+async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime, warn_at: datetime) -> None:
+    """延期: a new deadline; an overdue already fired may fire again against it, a reminder already sent is not repeated."""
+    await conn.execute(
+        """UPDATE clocks SET due_at = $2, warn_at = CASE WHEN warned_at IS NULL THEN $3 ELSE warn_at END,
+                             overdue_at = CASE WHEN $2 > now() THEN NULL ELSE overdue_at END, updated_at = now()
+           WHERE case_id = $1 AND kind = $4 AND state IN ('running', 'suspended')""",
+        case_id, due_at, warn_at, HANDLING,
     )
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int = CLAIM_BATCH) -> list[DueClock]:
     """Lock running clocks with a deadline come and not fired; rows another instance holds are skipped."""
     rows = await conn.fetch(
-        """SELECT case_id, case_no, owner, category, due_at, warn_at,
+        """SELECT case_id, kind, case_no, owner, category, due_at, warn_at,
                   (warned_at IS NULL AND warn_at <= now()) AS warning_due,
                   (overdue_at IS NULL AND due_at <= now()) AS overdue_due
            FROM clocks
@@ -70,19 +113,19 @@ async def claim_due(conn: asyncpg.Connection, limit: int = CLAIM_BATCH) -> list[
     return [DueClock(**dict(r)) for r in rows]
 
 
-async def mark_warned(conn: asyncpg.Connection, case_id: str) -> None:
+async def mark_warned(conn: asyncpg.Connection, case_id: str, kind: str = HANDLING) -> None:
     """Record that the 75% reminder went out."""
     await conn.execute(
-        "UPDATE clocks SET warned_at = now(), updated_at = now() WHERE case_id = $1 AND kind = $2", case_id, HANDLING
+        "UPDATE clocks SET warned_at = now(), updated_at = now() WHERE case_id = $1 AND kind = $2", case_id, kind
     )
 
 
-async def mark_overdue(conn: asyncpg.Connection, case_id: str, level: str) -> None:
+async def mark_overdue(conn: asyncpg.Connection, case_id: str, level: str, kind: str = HANDLING) -> None:
     """Record that the case went overdue and to which level it was escalated."""
     await conn.execute(
         """UPDATE clocks SET overdue_at = now(), escalation_level = $3, updated_at = now()
            WHERE case_id = $1 AND kind = $2""",
-        case_id, HANDLING, level,
+        case_id, kind, level,
     )
 
 

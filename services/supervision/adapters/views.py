@@ -10,9 +10,11 @@ from services.supervision.domain.clocks import FINISHING_STATES
 
 CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_name, priority, source, description,
     reported_at, accepted_at, dispatched_at, due_at, closed_at, warned_at, overdue_at, escalation_level,
-    merged_into_case_no, rejection_reason, events_seen, last_event_at, updated_at"""
+    merged_into_case_no, rejection_reason, signed_at, resolved_at, result, result_media, explanation, return_reason,
+    suspend_reason, extension_until, extension_reason, extension_state, check_note, close_outcome, closed_on_time,
+    last_verdict, reopened_count, dispatch_count, rework_count, dispatch_note, events_seen, last_event_at, updated_at"""
 CLOCK_COLUMNS = """kind, state, owner, limit_value, limit_unit, started_at, warn_at, due_at, warned_at, overdue_at,
-    escalation_level, stopped_at, stop_reason"""
+    escalation_level, stopped_at, stop_reason, suspended_at"""
 
 
 def _plain(row: asyncpg.Record, zone: tzinfo) -> dict[str, Any]:
@@ -28,9 +30,7 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
         )
         if row is None:
             return None
-        clock = await conn.fetchrow(
-            f"SELECT {CLOCK_COLUMNS} FROM clocks WHERE case_id = $1 AND kind = 'handling'", row["case_id"]
-        )
+        clocks = await conn.fetch(f"SELECT {CLOCK_COLUMNS} FROM clocks WHERE case_id = $1", row["case_id"])
         history = await conn.fetch(
             """SELECT event_id AS id, type, version, occurred_at, source, effect, state_after, note, data
                FROM case_events WHERE case_id = $1 ORDER BY seq""",
@@ -38,7 +38,8 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
         )
     return {
         **_plain(row, zone),
-        "clock": _plain(clock, zone) if clock else None,
+        "clock": next((_plain(c, zone) for c in clocks if c["kind"] == "handling"), None),
+        "stages": [_plain(c, zone) for c in clocks],
         "history": [_plain(h, zone) for h in history],
     }
 
@@ -79,3 +80,19 @@ async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
         "finished_on_time": clocks["finished_on_time"],
         "on_time_share": round(clocks["finished_on_time"] / finished, 4) if finished else None,
     }
+
+
+# The states in which a task is still in its owner's hands (resolved/explained wait for the check).
+OWNER_STATES = ("dispatched", "in_progress", "suspended", "resolved", "explained")
+
+
+async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int) -> list[dict[str, Any]]:
+    """The owner's open tasks, the nearest deadline first."""
+    rows = await pool.fetch(
+        """SELECT case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
+                  signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note
+           FROM cases WHERE owner = $1 AND state = ANY($2::text[])
+           ORDER BY due_at NULLS LAST, case_no LIMIT $3""",
+        owner, list(OWNER_STATES), limit,
+    )
+    return [_plain(r, zone) for r in rows]

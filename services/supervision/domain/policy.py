@@ -28,6 +28,17 @@ class StreetPolicy:
         """Who supervises an overdue case of this owner."""
         return clocks.escalation_level(owner, self.command_centers)
 
+    @property
+    def command_center(self) -> str:
+        """The owner code of the street's command center (the first by code if it lists several)."""
+        return min(self.command_centers) if self.command_centers else "command_center"
+
+    def dispatch_stage_due(self, reported_at: datetime) -> tuple[datetime, datetime]:
+        """(warn_at, due_at) of the dispatch stage: accepted and dispatched within 1 work hour of the report."""
+        value, unit = clocks.DISPATCH_STAGE_LIMIT
+        due = self.calendar.deadline(reported_at, value, unit)
+        return self.warn_at(reported_at, value, unit, due), due
+
     def local(self, moment: datetime) -> datetime:
         """The same instant in the street's zone (for texts and responses)."""
         return moment.astimezone(self.calendar.zone)

@@ -4,38 +4,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# DESIGN.md "The closed loop": from each state, the states a case may move to.
+# DESIGN.md "The closed loop": from each state, the states a case may move to. Beyond the table:
+# the command center may re-dispatch an open case by hand at any point before it is closed (the
+# holder gets task.recalled), and an explained case that fails its check goes back for rework.
+_REDISPATCH = "dispatched"
 TRANSITIONS: dict[str, frozenset[str]] = {
     "reported": frozenset({"accepted", "rejected", "merged"}),
     "rejected": frozenset(),
     "merged": frozenset(),
     "accepted": frozenset({"dispatched"}),
-    "dispatched": frozenset({"in_progress", "returned"}),
+    "dispatched": frozenset({"in_progress", "returned", _REDISPATCH}),
     "returned": frozenset({"dispatched"}),
-    "in_progress": frozenset({"resolved", "explained", "suspended"}),
-    "suspended": frozenset({"in_progress"}),
-    "resolved": frozenset({"closed", "rework"}),
+    "in_progress": frozenset({"resolved", "explained", "suspended", _REDISPATCH}),
+    "suspended": frozenset({"in_progress", _REDISPATCH}),
+    "resolved": frozenset({"closed", "rework", _REDISPATCH}),
     "rework": frozenset({"dispatched"}),
-    "explained": frozenset({"closed"}),
+    "explained": frozenset({"closed", "rework", _REDISPATCH}),
     "closed": frozenset({"reopened"}),
     "reopened": frozenset({"dispatched"}),
 }
 STATES = tuple(TRANSITIONS)
+# States in which the case is finished for good (nothing but a reopening can follow).
+FINAL_STATES = frozenset({"rejected", "merged", "closed"})
 
-# The event that moves a case into each state. Only types the contract names so far; the events
-# for in_progress, suspended, resolved, rework, explained and reopened join here once
-# shared/contracts defines them (until then they are kept as history only).
+# The event that moves a case into each state.
 EVENT_TARGETS: dict[str, str] = {
     "case.reported": "reported",
     "case.accepted": "accepted",
     "case.rejected": "rejected",
     "case.merged": "merged",
     "case.dispatched": "dispatched",
+    "case.signed": "in_progress",
     "case.returned": "returned",
+    "case.suspended": "suspended",
+    "case.resumed": "in_progress",
+    "case.resolved": "resolved",
+    "case.explained": "explained",
+    "case.reworked": "rework",
     "case.closed": "closed",
+    "case.reopened": "reopened",
 }
-# Supervision's own events: they annotate a case (warned, overdue, escalated) without moving it.
-ANNOTATIONS = frozenset({"case.warned", "case.overdue", "case.escalated"})
+# Events that annotate a case (deadlines, requests, decisions, answers) without moving it.
+ANNOTATIONS = frozenset({
+    "case.warned", "case.overdue", "case.escalated", "case.classified", "case.located",
+    "case.progress-reported", "case.extension-requested", "case.extension-decided", "case.survey-answered",
+})
 
 Effect = Literal["moved", "noted", "refused", "history"]
 

@@ -1,0 +1,128 @@
+"""What the owners and the command center may do to a case in its state, decided without I/O.
+
+Each decision either refuses with a reason (the owner hears it as task.update-refused, the operator
+as a 4xx) or names the case event to emit. Supervision is the one authority on these moves: it
+holds the case's state, and each accepted move is written once, in the same transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.supervision.domain.states import FINAL_STATES
+
+# 签收 comes first; resolving, explaining or suspending a task presumes the owner has taken it.
+UPDATE_RULES: dict[str, tuple[frozenset[str], str]] = {
+    # update type: (states it is allowed in, the case event it becomes)
+    "task.accepted": (frozenset({"dispatched"}), "case.signed"),
+    "task.progress": (frozenset({"in_progress", "suspended"}), "case.progress-reported"),
+    "task.resolved": (frozenset({"in_progress"}), "case.resolved"),
+    "task.returned": (frozenset({"dispatched"}), "case.returned"),
+    "task.extension-requested": (frozenset({"dispatched", "in_progress", "suspended"}), "case.extension-requested"),
+    "task.explained": (frozenset({"in_progress"}), "case.explained"),
+    "task.suspended": (frozenset({"in_progress"}), "case.suspended"),
+    "task.resumed": (frozenset({"suspended"}), "case.resumed"),
+}
+STATE_NAMES = {
+    "reported": "待受理", "accepted": "已立案", "dispatched": "已派遣（待签收）", "returned": "已回退",
+    "in_progress": "处置中", "suspended": "已挂起", "resolved": "已处置（待核查）", "rework": "返工",
+    "explained": "已解释说明（待核查）", "closed": "已结案", "reopened": "已重新打开", "rejected": "不予受理",
+    "merged": "已合并",
+}
+
+
+@dataclass(frozen=True)
+class CaseSnapshot:
+    """What a decision needs to know of a case: its number, state, holder and deadline."""
+
+    case_id: str
+    case_no: str
+    state: str | None
+    owner: str | None
+    due_at: datetime | None = None
+    extension_pending: bool = False
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Not allowed; `status` is the HTTP answer (404 not known / not yours, 409 not now, 422 not sensible)."""
+
+    reason: str
+    status: int = 409
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """Allowed: the case event type it becomes."""
+
+    event_type: str
+
+
+def _state_name(state: str | None) -> str:
+    return f"{state}（{STATE_NAMES.get(state or '', '未知')}）"
+
+
+def decide_update(case: CaseSnapshot | None, owner: str, update_type: str, case_no: str,
+                  until: datetime | None = None) -> Allowed | Refused:
+    """May `owner` apply this update to this case now?"""
+    rule = UPDATE_RULES.get(update_type)
+    if rule is None:
+        return Refused(f"unknown update type {update_type!r}; one of {', '.join(UPDATE_RULES)}", 422)
+    if case is None:
+        return Refused(f"no case {case_no} is known (案件不存在)", 404)
+    if case.case_no != case_no:
+        return Refused(f"the update names case {case_no} but case_id belongs to {case.case_no}", 422)
+    if case.owner != owner:
+        # Not "held by X": an owner learns nothing about other owners' work.
+        return Refused(f"case {case_no} is not a task of {owner} (非本单位任务)", 404)
+    allowed, becomes = rule
+    if case.state in FINAL_STATES:
+        return Refused(f"case {case_no} is {_state_name(case.state)}: no update is taken after that")
+    if case.state not in allowed:
+        need = " or ".join(sorted(allowed))
+        hint = "; sign it first (task.accepted)" if case.state == "dispatched" else ""
+        return Refused(f"{update_type} is not allowed while the case is {_state_name(case.state)}; "
+                       f"it needs {need}{hint}")
+    if update_type == "task.extension-requested" and until is not None and case.due_at is not None \
+            and until <= case.due_at:
+        return Refused(f"an extension must end after the current deadline {case.due_at.isoformat()}", 422)
+    return Allowed(becomes)
+
+
+def decide_check(case: CaseSnapshot | None, case_no: str, passed: bool) -> Allowed | Refused:
+    """核查: pass closes a resolved or explained case; a failure sends it back for rework."""
+    if case is None:
+        return Refused(f"no case numbered {case_no} is known (案件不存在)", 404)
+    if case.state not in ("resolved", "explained"):
+        return Refused(f"only a resolved or explained case is checked; case {case_no} is {_state_name(case.state)}")
+    return Allowed("case.closed" if passed else "case.reworked")
+
+
+def decide_extension(case: CaseSnapshot | None, case_no: str, approved: bool,
+                     until: datetime | None) -> Allowed | Refused:
+    """延期审批: only a pending request is decided; an approval needs a deadline after the current one."""
+    if case is None:
+        return Refused(f"no case numbered {case_no} is known (案件不存在)", 404)
+    if not case.extension_pending:
+        return Refused(f"case {case_no} has no extension request waiting for a decision")
+    if case.state not in ("dispatched", "in_progress", "suspended"):
+        return Refused(f"case {case_no} is {_state_name(case.state)}: its deadline no longer runs")
+    if approved and until is not None and case.due_at is not None and until <= case.due_at:
+        return Refused(f"the new deadline must be after the current one ({case.due_at.isoformat()})", 422)
+    return Allowed("case.extension-decided")
+
+
+def decide_suspension(case: CaseSnapshot | None, case_no: str, suspend: bool) -> Allowed | Refused:
+    """挂起/恢复 by the command center: in_progress ↔ suspended."""
+    if case is None:
+        return Refused(f"no case numbered {case_no} is known (案件不存在)", 404)
+    want = "in_progress" if suspend else "suspended"
+    if case.state != want:
+        return Refused(f"case {case_no} is {_state_name(case.state)}; {'suspending' if suspend else 'resuming'} "
+                       f"needs {want}")
+    return Allowed("case.suspended" if suspend else "case.resumed")
+
+
+def reopens(state: str | None, verdict: str, within_window: bool) -> bool:
+    """An unsatisfied answer within the survey window reopens a closed case; any other answer is only counted."""
+    return verdict == "unsatisfied" and within_window and state == "closed"
