@@ -40,7 +40,7 @@ async def routing(isolated: Settings) -> AsyncIterator[Service]:
 
 def accepted(case_id: str, category: str, unit_grid: str = UNIT, **extra: object) -> Envelope:
     body = dict(
-        case_no=f"20261127-{case_id[:4]}",
+        case_no=f"20261127-{case_id[:12]}",
         category=category,
         unit_grid=unit_grid,
         description="垃圾箱破损，垃圾外溢",
@@ -121,8 +121,8 @@ async def test_a_case_is_dispatched_once_whatever_is_redelivered(routing: Servic
         tasks = await reader.all_within(2.0, lambda m: m["type"] == "task.assigned" and m.get("case_id") == case_id)
         dispatched = [m for _t, _k, m in reader.seen if m["type"] == "case.dispatched" and m.get("case_id") == case_id]
     assert len(tasks) == 1 and len(dispatched) == 1
-    rows = await routing.runtime.pool.fetch("SELECT accepted_event_id, event_id FROM dispatches WHERE case_id = $1", case_id)
-    assert len(rows) == 1 and rows[0]["accepted_event_id"] == first.id and rows[0]["event_id"] == dispatched[0]["id"]
+    rows = await routing.runtime.pool.fetch("SELECT cause_id, event_id FROM dispatches WHERE case_id = $1", case_id)
+    assert len(rows) == 1 and rows[0]["cause_id"] == first.id and rows[0]["event_id"] == dispatched[0]["id"]
 
 
 async def test_data_that_does_not_fit_goes_to_the_rejected_topic_and_other_types_are_ignored(routing: Service):
@@ -131,7 +131,7 @@ async def test_data_that_does_not_fit_goes_to_the_rejected_topic_and_other_types
     bad_id, no_case, fine_id = new_case_id(), new_case_id(), new_case_id()
     bad = Envelope.new("case.accepted", 1, {"case_no": "20261127-9", "category": "CM04"}, source="intake", case_id=bad_id)
     anonymous = accepted(no_case, "CM04").model_copy(update={"case_id": None})
-    someone_elses = Envelope.new("case.closed", 1, {"anything": True}, source="supervision", case_id=fine_id)
+    someone_elses = Envelope.new("case.signed", 1, {"anything": True}, source="supervision", case_id=fine_id)
     async with TopicReader(bootstrap, topics.rejected_for(topics.cases)) as rejected:
         await publish(bootstrap, topics.cases, bad, key=bad_id)
         await publish(bootstrap, topics.cases, anonymous, key=no_case)

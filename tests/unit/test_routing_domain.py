@@ -15,6 +15,18 @@ from services.routing.domain.dispatching import (
     plan_dispatch,
 )
 from services.routing.domain.model import Limit, RoutingRules, rules_from_street
+from services.routing.domain.redispatching import (
+    CLOSED,
+    OPEN,
+    RETURNED,
+    ManualDispatchRefused,
+    RoutedCase,
+    Terms,
+    check_manual_dispatch,
+    plan_redispatch,
+    recalled_holder,
+    redispatch_assignment,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +112,70 @@ def test_work_time_skips_national_holidays_and_follows_street_overrides(calendar
     # The street declares Saturday 28 November worked (e.g. a local adjustment the source does not know).
     street_calendar = WorkCalendar(zone=SHANGHAI, overrides={date(2026, 11, 28): True})
     assert due_at(street_calendar, FRIDAY_4PM, Limit(4, "work_hours")) == datetime(2026, 11, 28, 11, 0, tzinfo=SHANGHAI)
+
+
+# ---- dispatching again: by hand, after rework, after reopening -------------------------------
+
+def routed(holder: str | None = "huanwei", status: str = OPEN, category: str = "CM04") -> RoutedCase:
+    return RoutedCase(case_id="c1", case_no="20261127-0001", category=category, unit_grid=UNIT, description="垃圾外溢",
+                      location=None, address="文化路1号", media=[], holder=holder, status=status)
+
+
+def test_a_manual_dispatch_recalls_the_current_holder(rules):
+    assert check_manual_dispatch(routed(holder="huanwei"), "chengguan", rules) == "huanwei"
+    # The command center holding an unrouted case is recalled like any owner.
+    assert check_manual_dispatch(routed(holder="zhzx"), "370402001001", rules) == "zhzx"
+
+
+def test_a_returned_case_has_nobody_to_recall_and_may_go_back_to_whoever_returned_it(rules):
+    assert check_manual_dispatch(routed(holder=None, status=RETURNED), "chengguan", rules) is None
+    assert check_manual_dispatch(routed(holder=None, status=RETURNED), "huanwei", rules) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "owner", "kind"),
+    [
+        (routed(), "nobody", "unknown_owner"),
+        (routed(), "3704020010010201", "unknown_owner"),  # a unit grid is not an owner; its community is
+        (routed(holder=None, status=CLOSED), "chengguan", "closed"),
+        (routed(holder="huanwei"), "huanwei", "held_already"),
+    ],
+)
+def test_a_manual_dispatch_is_refused_with_a_reason(rules, case, owner, kind):
+    with pytest.raises(ManualDispatchRefused) as refused:
+        check_manual_dispatch(case, owner, rules)
+    assert refused.value.kind == kind
+    assert owner in refused.value.reason if kind == "unknown_owner" else case.case_no in refused.value.reason
+    if kind == "unknown_owner":
+        assert "/api/v1/owners" in refused.value.reason
+
+
+def test_recalled_holder_is_only_someone_else():
+    assert recalled_holder(None, "huanwei") is None
+    assert recalled_holder("huanwei", "huanwei") is None
+    assert recalled_holder("zhzx", "huanwei") == "zhzx"
+
+
+def test_a_redispatch_runs_on_the_category_limit_from_now_whoever_the_owner(rules, calendar):
+    # Rework of a community case dispatched to the community: same limit, counted afresh.
+    plan = plan_redispatch(rules, calendar, category="MD01", owner_code="370402001001", last=None,
+                           dispatched_at=FRIDAY_4PM)
+    a = plan.assignment
+    assert a.owner.code == "370402001001" and a.limit == Limit(3, "work_days") and a.manual_reason is None
+    assert plan.due_at == datetime(2026, 12, 2, 16, 0, tzinfo=SHANGHAI)
+    # By hand to another department than the category's: still the category's limit and urgency.
+    other = plan_redispatch(rules, calendar, category="CM04", owner_code="chengguan", last=None, dispatched_at=FRIDAY_4PM)
+    assert other.assignment.owner.code == "chengguan" and other.assignment.limit == Limit(4, "work_hours")
+    assert other.due_at == datetime(2026, 11, 30, 11, 0, tzinfo=SHANGHAI)
+
+
+def test_an_unknown_category_keeps_the_terms_of_its_last_dispatch(rules, calendar):
+    last = Terms(Limit(2, "hours"), "high")
+    plan = plan_redispatch(rules, calendar, category="XX99", owner_code="huanwei", last=last, dispatched_at=FRIDAY_4PM)
+    assert plan.assignment.limit == Limit(2, "hours") and plan.assignment.priority == "high"
+    assert plan.due_at == datetime(2026, 11, 27, 18, 0, tzinfo=SHANGHAI)
+
+
+def test_an_owner_the_street_no_longer_lists_is_still_the_one_named(rules):
+    a = redispatch_assignment(rules, category="CM04", owner_code="gone", last=None)
+    assert a.owner.code == "gone" and a.owner.name == "" and a.limit == Limit(4, "work_hours")

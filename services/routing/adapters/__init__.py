@@ -1,1 +1,1 @@
-"""Routing's adapters: SQL for the street's reference data, dispatches and read views."""
+"""Routing's adapters: SQL for the street's reference data, dispatches, routed cases and read views."""

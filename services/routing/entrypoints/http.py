@@ -1,17 +1,21 @@
-"""Routing's HTTP API: locating a point in the grids, the categories, the owners.
+"""Routing's HTTP API: locating a point in the grids, the categories, the owners, manual dispatch.
 
-TODO(credentials, later issue): every endpoint here but health checks will require a credential
-with a role (operator, admin; terminals for locate), as DESIGN.md's HTTP surfaces section says.
+TODO(credentials, later issue): the read endpoints here will require a credential with a role too
+(operator, admin; terminals for locate), as DESIGN.md's HTTP surfaces section says.
 """
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.auth import Client, require
 from shared.runtime import ServiceRuntime
 from services.routing import views
+from services.routing.domain.redispatching import ManualDispatchRefused
+from services.routing.handlers import CaseNotRouted, ManualDispatch
 
 
 class LimitView(BaseModel):
@@ -48,10 +52,32 @@ class GridLocation(BaseModel):
     names: GridNames
 
 
+class DispatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    owner: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] = Field(
+        description="an owner code: a department's code or a community's grid code (GET /api/v1/owners)")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
+        description="why it is dispatched by hand; the new owner sees it as the task's note")
+
+
+class DispatchAnswer(BaseModel):
+    case_no: str
+    owner: str
+    owner_name: str | None
+    dispatched_at: datetime
+    due_at: datetime
+    previous_owner: str | None = Field(description="the holder that was recalled, if any")
+
+
+# A refused manual dispatch: an owner code that does not exist is a bad request body; a closed case
+# or one the owner holds already conflicts with the case's state.
+REFUSAL_STATUS = {"unknown_owner": 422, "closed": 409, "held_already": 409}
+
 NO_STREET = "尚未加载街道数据 / no street is loaded: run `python -m services.routing load-street`"
 
 
-def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache) -> APIRouter:
+def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, manual_dispatch: ManualDispatch) -> APIRouter:
     """The /api/v1 routes of routing."""
     router = APIRouter(prefix="/api/v1", tags=["routing"])
 
@@ -78,5 +104,29 @@ def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache) -> A
     async def owners() -> list[dict[str, Any]]:
         """Who receives tasks: the command center, departments, utilities and communities."""
         return await views.owners(runtime.pool, runtime.topics)
+
+    @router.post(
+        "/cases/{case_no}/dispatch", response_model=DispatchAnswer,
+        responses={404: {"description": "routing never dispatched this case"},
+                   409: {"description": "the case is closed, or the owner holds it already"},
+                   422: {"description": "not an owner code, or the body does not fit"}},
+    )
+    async def dispatch(
+        body: DispatchRequest,
+        case_no: str = Path(min_length=1, max_length=50),
+        client: Client = Depends(require("operator", "admin")),
+    ) -> dict[str, Any]:
+        """派遣/改派: send a case to an owner by hand; a current holder gets task.recalled."""
+        try:
+            done = await manual_dispatch(case_no, owner=body.owner, reason=body.reason, by=client.actor)
+        except CaseNotRouted:
+            raise HTTPException(404, f"没有案件 {case_no} / routing has not dispatched a case numbered {case_no}") from None
+        except ManualDispatchRefused as refused:
+            raise HTTPException(REFUSAL_STATUS[refused.kind], refused.reason) from None
+        a = done.plan.assignment
+        return {
+            "case_no": done.case_no, "owner": a.owner.code, "owner_name": a.owner.name or None,
+            "dispatched_at": done.plan.dispatched_at, "due_at": done.plan.due_at, "previous_owner": done.previous_owner,
+        }
 
     return router
