@@ -31,6 +31,7 @@ from shared.contracts import Envelope, EventModel, InvalidMessage, parse_event, 
 from shared.contracts import cases as c
 from shared.contracts import tasks as t
 from shared.contracts.envelope import describe_validation_error
+from shared.logs import mask_phone
 from shared.topics import Topics
 from shared.uow import UnitOfWork
 
@@ -140,7 +141,8 @@ class CaseLog:
         if not reopens(fold.state, answer.verdict, answer.within_window):
             return
         owner = await uow.conn.fetchval("SELECT owner FROM cases WHERE case_id = $1", case_id)
-        reason = "居民回访不满意" + (f"：{answer.comment}" if answer.comment else "")
+        # The comment is the resident's own words: a number typed into it stays masked on wangge.cases.
+        reason = "居民回访不满意" + (f"：{mask_phone(answer.comment)}" if answer.comment else "")
         await self.emit(uow, c.CaseReopened(case_no=answer.case_no, owner=owner or self._policy.command_center,
                                             reason=reason, survey_id=answer.survey_id, by="resident"), case_id)
 
