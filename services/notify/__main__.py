@@ -5,11 +5,13 @@ from services.notify.bootstrap import build
 from shared.serve import serve_command
 
 DESCRIPTION = (
-    "Serve wangge's notify service: it consumes wangge.cases, keeps residents' contacts, sends "
-    "acknowledgement SMS through the gateway at WANGGE_SMS_GATEWAY_URL (for development: "
-    "python -m deploy.local.sms_sink) and publishes each reply on wangge.replies. HTTP on WANGGE_HTTP_HOST "
-    "(127.0.0.1): /api/v1/deliveries, /healthz, /readyz, /metrics, /docs. Configuration: WANGGE_* environment "
-    "variables (see shared/settings.py)."
+    "Serve wangge's notify service: it consumes wangge.cases, keeps residents' contacts and followers, sends "
+    "every reply (acknowledgement, rejection, progress, explanation, resolution, survey) by SMS through the "
+    "gateway at WANGGE_SMS_GATEWAY_URL (for development: python -m deploy.local.sms_sink), retrying for "
+    "WANGGE_REPLY_TTL_HOURS, and publishes each reply on wangge.replies. HTTP on WANGGE_HTTP_HOST (127.0.0.1): "
+    "/api/v1/deliveries (operators), /api/v1/surveys/{case_no} and /api/v1/my-case (residents), "
+    "/api/v1/sms/inbound (the gateway's reply callback), /healthz, /readyz, /metrics, /docs. Configuration: "
+    "WANGGE_* environment variables (see shared/settings.py)."
 )
 
 

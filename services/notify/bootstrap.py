@@ -9,6 +9,7 @@ from shared.settings import Settings
 
 from services.notify.adapters.channels import SmsChannel
 from services.notify.adapters.templates import load_template_sources
+from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
 from services.notify.entrypoints.http import router
 from services.notify.handlers import CaseEventHandlers
@@ -17,20 +18,25 @@ from services.notify.worker import DeliveryWorker
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def build(settings: Settings, manage_runtime: bool = True) -> Service:
-    """notify, ready to start: consumes wangge.cases, sends SMS, publishes wangge.replies."""
+def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: RetryPolicy | None = None) -> Service:
+    """notify, ready to start: consumes wangge.cases, sends SMS, publishes wangge.replies and survey answers.
+
+    `retry_policy` (backoff and lease) is for tests that cannot wait minutes; services use the default.
+    """
     runtime = ServiceRuntime("notify", settings, MIGRATIONS)
     templates = ReplyTemplates(load_template_sources())
     handlers = CaseEventHandlers(runtime, templates, settings.sms_signature)
     runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
-    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)])
+    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)], retry_policy or RetryPolicy())
     runtime.worker("deliveries", worker.run)
     app = create_app(
         runtime,
         title="wangge notify",
         description="Replies to residents: acknowledgements and later progress, resolution, explanation and "
-        "survey messages by SMS; every reply and its delivery state is published on wangge.replies.",
+        "survey messages by SMS, retried through gateway outages; every reply and its delivery state is published "
+        "on wangge.replies. Residents look up their own case and answer the survey (web or SMS reply); answers go "
+        "out as case.survey-answered on wangge.cases.",
         manage_runtime=manage_runtime,
     )
     app.include_router(router)

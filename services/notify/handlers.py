@@ -1,18 +1,41 @@
-"""notify's reactions to case events on wangge.cases: remember the contact, queue the replies."""
+"""notify's reactions to case events on wangge.cases: remember contacts and followers, keep the
+resident-facing status, queue the replies, open surveys."""
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
+from typing import Awaitable, Callable, TypeVar
 
+from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
-from shared.contracts.cases import CaseAccepted, CaseReported
+from shared.contracts.cases import (
+    CaseAccepted,
+    CaseClosed,
+    CaseExplained,
+    CaseExtensionDecided,
+    CaseMerged,
+    CaseRejected,
+    CaseReopened,
+    CaseReported,
+    CaseSigned,
+)
 from shared.contracts.registry import EventModel
-from shared.contracts.replies import ReplyIssued
+from shared.contracts.replies import ReplyIssued, ReplyKind
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
-from services.notify.domain.replies import ReplyTemplates, mask_address, plan_acknowledgement
+from services.notify.domain.delivery import expires_at
+from services.notify.domain.replies import (
+    DeliveryPlan,
+    ReplyTemplates,
+    brief,
+    mask_address,
+    normalise_phone,
+    plan_acknowledgement,
+    plan_reply,
+    street_moment,
+)
+from services.notify.domain.residents import STATE_AFTER, survey_closes_at
 from services.notify.metrics import count_delivery
 
 log = logging.getLogger(__name__)
@@ -20,69 +43,150 @@ log = logging.getLogger(__name__)
 CONSUMER = "notify:cases"
 SOURCE = "notify"
 E = TypeVar("E", bound=EventModel)
+Reaction = Callable[[Envelope, EventModel, str, UnitOfWork], Awaitable[None]]
 
 
 class CaseEventHandlers:
     """Each event in the consumer's unit of work: claim it, apply it (the consumer commits)."""
 
-    # The case events notify answers; the consumer skips the others before they reach it.
-    TYPES = frozenset({CaseReported.TYPE, CaseAccepted.TYPE})
+    # The case events notify answers or folds into a case's status; the consumer skips the others.
+    TYPES = frozenset(STATE_AFTER) | {CaseExtensionDecided.TYPE}
 
     def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str):
         self._runtime = runtime
         self._templates = templates
         self._signature = signature
+        self._settings = runtime.settings
+        # Types missing here only move the status (dispatched, returned, suspended, …).
+        self._reactions: dict[str, Reaction] = {
+            CaseReported.TYPE: self._on_reported,
+            CaseAccepted.TYPE: self._on_accepted,
+            CaseRejected.TYPE: self._on_rejected,
+            CaseMerged.TYPE: self._on_merged,
+            CaseSigned.TYPE: self._on_signed,
+            CaseExtensionDecided.TYPE: self._on_extension_decided,
+            CaseExplained.TYPE: self._on_explained,
+            CaseClosed.TYPE: self._on_closed,
+            CaseReopened.TYPE: self._on_reopened,
+        }
 
     async def handle(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """Dispatch one wangge.cases event by type; types notify does not answer are skipped unparsed."""
-        if envelope.type == CaseReported.TYPE:
-            await self._on_reported(envelope, uow)
-        elif envelope.type == CaseAccepted.TYPE:
-            await self._on_accepted(envelope, uow)
-        # Later, each with its own template and kind (and a contact lookup like _on_accepted):
-        #   case.rejected → "rejection" (with the reason); case.merged → "progress" (follow case X);
-        #   case.dispatched / task progress → "progress"; case.closed → "resolution" then "survey";
-        #   case.explained → "explanation".
-
-    async def _on_reported(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        event = _parse(envelope, CaseReported)
+        """Parse, claim, apply the reaction of this type and record the state it moves the case to."""
+        if envelope.type not in self.TYPES:
+            return
+        event = parse_event(envelope)
         case_id = _case_id(envelope)
-        phone = event.reporter.phone if event.reporter else None
         if not await uow.claim(CONSUMER, envelope.id):
             return
-        if phone and phone.strip():
-            await repository.save_contact(
-                uow.conn, case_id=case_id, case_no=event.case_no,
-                name=event.reporter.name if event.reporter else None, phone=phone.strip(), event_id=envelope.id,
+        reaction = self._reactions.get(envelope.type)
+        if reaction is not None:
+            await reaction(envelope, event, case_id, uow)
+        state = STATE_AFTER.get(envelope.type)
+        if state is not None:
+            merged = event if isinstance(event, CaseMerged) else None
+            await repository.set_status(
+                uow.conn, case_id=case_id, case_no=_case_no(event), state=state, event_id=envelope.id,
+                at=envelope.occurred_at,
+                followed_case_id=merged.into_case_id if merged else None,
+                followed_case_no=merged.into_case_no if merged else None,
             )
 
-    async def _on_accepted(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        event = _parse(envelope, CaseAccepted)
-        case_id = _case_id(envelope)
-        if not await uow.claim(CONSUMER, envelope.id):
-            return
+    # ---- reactions ---------------------------------------------------------------------------
+
+    async def _on_reported(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseReported)
+        phone = event.reporter.phone.strip() if event.reporter and event.reporter.phone else ""
+        if phone:
+            await repository.save_contact(
+                uow.conn, case_id=case_id, case_no=event.case_no, name=event.reporter.name if event.reporter else None,
+                phone=phone, phone_norm=normalise_phone(phone), event_id=envelope.id,
+            )
+
+    async def _on_accepted(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseAccepted)
+        # The acknowledgement is the reporter's alone: followers were told when their report was merged.
         contact = await repository.contact_of(uow.conn, case_id)
         if contact is None:
             log.info("case %s accepted: no resident phone on record, no acknowledgement to send", event.case_no)
             return
-        plan = plan_acknowledgement(
-            self._templates, case_no=event.case_no, phone=contact["phone"], signature=self._signature
-        )
+        plan = plan_acknowledgement(self._templates, case_no=event.case_no, phone=contact["phone"],
+                                    signature=self._signature)
+        await self._queue(uow, envelope, case_id, event.case_no, plan)
+
+    async def _on_rejected(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseRejected)
+        await self._reply(uow, envelope, case_id, event.case_no, "rejection", "rejection", reason=brief(event.reason))
+
+    async def _on_merged(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseMerged)
+        # Told now, about their own report; from here on they hear the followed case's replies.
+        await self._reply(uow, envelope, case_id, event.case_no, "progress", "progress_merged", into=event.into_case_no)
+        added = await repository.add_followers(uow.conn, into_case_id=event.into_case_id, case_id=case_id,
+                                               case_no=event.case_no, event_id=envelope.id)
+        log.info("case %s merged into %s: %d resident(s) now follow it", event.case_no, event.into_case_no, added)
+
+    async def _on_signed(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseSigned)
+        await self._reply(uow, envelope, case_id, event.case_no, "progress", "progress_signed")
+
+    async def _on_extension_decided(self, envelope: Envelope, event: EventModel, case_id: str,
+                                    uow: UnitOfWork) -> None:
+        event = _as(event, CaseExtensionDecided)
+        if not event.approved:
+            return  # a denied request changes nothing the resident was told
+        await self._reply(uow, envelope, case_id, event.case_no, "progress", "progress_extended",
+                          due=street_moment(event.due_at))
+
+    async def _on_explained(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseExplained)
+        await self._reply(uow, envelope, case_id, event.case_no, "explanation", "explanation",
+                          explanation=brief(event.explanation))
+
+    async def _on_closed(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseClosed)
+        if event.outcome == "resolved":
+            await self._reply(uow, envelope, case_id, event.case_no, "resolution", "resolution",
+                              result=brief(event.result))
+        closes_at = survey_closes_at(event.closed_at, self._settings.survey_window_days)
+        survey_id = await repository.open_survey(uow.conn, case_id=case_id, case_no=event.case_no,
+                                                 event_id=envelope.id, opened_at=now(), closes_at=closes_at)
+        await self._reply(uow, envelope, case_id, event.case_no, "survey", "survey", closes=street_moment(closes_at))
+        log.info("case %s closed (%s): survey %s open until %s", event.case_no, event.outcome, survey_id,
+                 closes_at.isoformat())
+
+    async def _on_reopened(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        event = _as(event, CaseReopened)
+        await self._reply(uow, envelope, case_id, event.case_no, "progress", "progress_reopened")
+
+    # ---- queueing replies --------------------------------------------------------------------
+
+    async def _reply(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str, kind: ReplyKind,
+                     template: str, **values: object) -> None:
+        """One reply of this kind to the case's reporter and every follower."""
+        for phone in await repository.recipients_of(uow.conn, case_id):
+            plan = plan_reply(self._templates, kind, template, phone=phone, signature=self._signature,
+                              case_no=case_no, **values)
+            await self._queue(uow, envelope, case_id, case_no, plan)
+
+    async def _queue(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
+                     plan: DeliveryPlan) -> None:
         delivery_id = await repository.add_delivery(
-            uow.conn, plan, case_id=case_id, case_no=event.case_no, event_id=envelope.id
+            uow.conn, plan, case_id=case_id, case_no=case_no, event_id=envelope.id,
+            expires_at=expires_at(now(), self._settings.reply_ttl_hours),
         )
         if delivery_id is None:
-            log.info("case %s: acknowledgement already queued; not adding another", event.case_no)
+            log.info("case %s: %s to %s already queued; not adding another", case_no, plan.kind,
+                     mask_address(plan.to))
             return
         if plan.state == "held":
             # Nothing for the worker to do: the reply is settled now, in this transaction.
             emit_reply(
-                uow, self._runtime.topics.replies, case_id=case_id, case_no=event.case_no, kind=plan.kind,
+                uow, self._runtime.topics.replies, case_id=case_id, case_no=case_no, kind=plan.kind,
                 channel=plan.channel, to=plan.to, text=plan.text, state=plan.state,
                 delivery_id=delivery_id, detail=plan.detail,
             )
         uow.after_commit(lambda: count_delivery(plan.channel, plan.kind, plan.state))
-        uow.after_commit(lambda: log.info("case %s: %s %s to %s", event.case_no, plan.kind, plan.state,
+        uow.after_commit(lambda: log.info("case %s: %s %s to %s", case_no, plan.kind, plan.state,
                                           mask_address(plan.to)))
 
 
@@ -98,11 +202,17 @@ def emit_reply(
     uow.emit(topic, reply.envelope(source=SOURCE, case_id=case_id))
 
 
-def _parse(envelope: Envelope, model: type[E]) -> E:
-    event = parse_event(envelope)
+def _as(event: EventModel, model: type[E]) -> E:
     if not isinstance(event, model):  # the registry maps each type to one model: a bug if this fires
-        raise InvalidMessage(f"{envelope.type} did not parse as {model.__name__}")
+        raise InvalidMessage(f"{model.TYPE} did not parse as {model.__name__}")
     return event
+
+
+def _case_no(event: EventModel) -> str:
+    case_no = getattr(event, "case_no", None)
+    if not case_no:
+        raise InvalidMessage(f"{event.TYPE} without case_no")
+    return case_no
 
 
 def _case_id(envelope: Envelope) -> str:

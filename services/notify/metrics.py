@@ -1,7 +1,7 @@
 """notify's Prometheus metrics (labelled by service, like shared/metrics.py)."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SERVICE = "notify"
 
@@ -20,6 +20,26 @@ DELIVERY_SECONDS = Histogram(
     "Time for one channel attempt",
     ["service", "channel"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DELIVERIES_WAITING = Gauge(
+    "wangge_notify_deliveries_waiting",
+    "Deliveries not settled yet (pending or being sent), measured every few seconds",
+    ["service"],
+)
+DELIVERIES_FAILED = Gauge(
+    "wangge_notify_deliveries_failed",
+    "Failed deliveries no operator has resent yet",
+    ["service"],
+)
+SURVEY_ANSWERS = Counter(
+    "wangge_notify_survey_answers_total",
+    "Survey answers counted, by channel and verdict",
+    ["service", "channel", "verdict"],
+)
+RESIDENT_LOOKUPS_REFUSED = Counter(
+    "wangge_notify_resident_lookups_refused_total",
+    "Residents' look-ups refused: not_found (wrong phone or case) or throttled (too many failures)",
+    ["service", "reason"],
 )
 
 

@@ -1,40 +1,66 @@
-"""The delivery worker: sends pending deliveries through their channel and settles them.
+"""The delivery worker: sends due deliveries through their channel and settles them.
+
+No database transaction is held open during a gateway call: rows are claimed (FOR UPDATE SKIP
+LOCKED) and marked `sending` with a lease in one short transaction, sent, and each outcome is
+recorded in another. Any number of instances may run. A row whose lease ran out (its worker died
+mid-send) is taken again, marked uncertain, and re-sent under the same idempotency key.
 
 Woken by NOTIFY when a delivery is inserted, and polling as a fallback (and for retries that
-come due). Any number of instances may run: rows are taken with FOR UPDATE SKIP LOCKED.
+come due).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import uuid
 from contextlib import AsyncExitStack
 
 import asyncpg
 
+from shared.clock import now
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.runtime import ServiceRuntime
 
 from services.notify.adapters import repository
 from services.notify.adapters.channels import Channel
-from services.notify.domain.delivery import AttemptResult, Message, Outcome, Transition, after_attempt
+from services.notify.domain.delivery import (
+    AttemptResult,
+    Message,
+    Outcome,
+    RetryPolicy,
+    Transition,
+    after_attempt,
+    expired,
+)
 from services.notify.domain.replies import mask_address
 from services.notify.handlers import emit_reply
-from services.notify.metrics import DELIVERY_ATTEMPTS, DELIVERY_SECONDS, SERVICE, count_delivery
+from services.notify.metrics import (
+    DELIVERIES_FAILED,
+    DELIVERIES_WAITING,
+    DELIVERY_ATTEMPTS,
+    DELIVERY_SECONDS,
+    SERVICE,
+    count_delivery,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+BACKLOG_EVERY_SECONDS = 10.0
 
 
 class DeliveryWorker:
-    """Runs until cancelled: take due deliveries, send them concurrently, record each outcome."""
+    """Runs until cancelled: claim due deliveries, send them concurrently, record each outcome."""
 
-    def __init__(self, runtime: ServiceRuntime, channels: list[Channel], poll_seconds: float = POLL_SECONDS):
+    def __init__(self, runtime: ServiceRuntime, channels: list[Channel], policy: RetryPolicy = RetryPolicy(),
+                 poll_seconds: float = POLL_SECONDS):
         self._runtime = runtime
         self._channels = {channel.name: channel for channel in channels}
+        self._policy = policy
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        self._backlog_at = 0.0
 
     async def run(self) -> None:
         """The worker loop (registered with runtime.worker); survives database outages by retrying."""
@@ -58,6 +84,7 @@ class DeliveryWorker:
                 while True:
                     self._wake.clear()
                     handled = await self.deliver_due()
+                    await self._measure_backlog()
                     if handled < repository.DUE_BATCH:
                         try:
                             await asyncio.wait_for(self._wake.wait(), self._poll)
@@ -70,31 +97,65 @@ class DeliveryWorker:
         self._wake.set()
 
     async def deliver_due(self) -> int:
-        """One batch in one transaction: lock due rows, send them, store outcomes and replies; returns how many."""
-        settled: list[tuple[asyncpg.Record, Transition]] = []
+        """One batch: claim due rows (short transaction), send them, record each outcome; returns how many."""
+        token = uuid.uuid4()
+        expired_rows: list[asyncpg.Record] = []
         async with self._runtime.uow() as uow:
-            rows = await repository.lock_due(uow.conn)
+            rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token)
             if not rows:
                 return 0
-            # Sent concurrently so the transaction (and its row locks) lasts about one gateway timeout.
-            results = await asyncio.gather(*(self._attempt(row) for row in rows))
+            to_send = []
+            for row in rows:
+                if expired(row["expires_at"], now()):
+                    # Never sent in its useful life (notify or the gateway was down that long): settled
+                    # as failed, visible to operators who may still resend it.
+                    error = "expired before it could be delivered"
+                    if row["uncertain_since"] is not None:
+                        error += " (an earlier attempt may have reached the gateway)"
+                    transition = Transition("failed", row["attempts"], error=error)
+                    await repository.record_outcome(uow.conn, row["id"], token, transition)
+                    self._emit(uow, row, transition)
+                    expired_rows.append(row)
+                else:
+                    to_send.append(row)
+            await uow.commit()
+        for row in expired_rows:
+            self._report(row, Transition("failed", row["attempts"], error="expired"))
+        for row in to_send:
+            if row["was"] == "sending":
+                log.warning("case %s: %s delivery %s was being sent by a worker that stopped; it may have reached "
+                            "the gateway: sending again with the same idempotency key", row["case_no"], row["kind"],
+                            row["id"])
+        # Sent concurrently, with no transaction open: a slow gateway holds no locks or connections.
+        results = await asyncio.gather(*(self._attempt(row) for row in to_send))
+        await self._record(token, to_send, results)
+        return len(rows)
+
+    async def _record(self, token: uuid.UUID, rows: list[asyncpg.Record], results: list[AttemptResult]) -> None:
+        """Each outcome in one new transaction; reply.issued for those settled. A crash before this commit
+        leaves the rows `sending` until their lease runs out: then they are re-sent with the same key."""
+        settled: list[tuple[asyncpg.Record, Transition]] = []
+        async with self._runtime.uow() as uow:
             for row, result in zip(rows, results):
-                transition = after_attempt(row["attempts"], result)
-                await repository.record_attempt(uow.conn, row["id"], transition)
+                transition = after_attempt(row["attempts"], result, now=now(), expiry=row["expires_at"],
+                                           policy=self._policy)
+                if not await repository.record_outcome(uow.conn, row["id"], token, transition):
+                    log.warning("delivery %s was taken over by another worker after our lease ran out; its "
+                                "outcome is recorded there", row["id"])
+                    continue
                 if transition.final:
-                    emit_reply(
-                        uow, self._runtime.topics.replies, case_id=row["case_id"], case_no=row["case_no"],
-                        kind=row["kind"], channel=row["channel"], to=row["to_phone"], text=row["text"],
-                        state=transition.state, delivery_id=row["id"], detail=transition.error,
-                    )
+                    self._emit(uow, row, transition)
                 settled.append((row, transition))
-            # A crash (or lost connection) between the POSTs above and this commit leaves the rows
-            # pending: they are sent again with the same ref (the delivery id), which the gateway
-            # de-duplicates, so the resident still gets one SMS.
             await uow.commit()
         for row, transition in settled:
             self._report(row, transition)
-        return len(rows)
+
+    def _emit(self, uow, row: asyncpg.Record, transition: Transition) -> None:
+        emit_reply(
+            uow, self._runtime.topics.replies, case_id=row["case_id"], case_no=row["case_no"], kind=row["kind"],
+            channel=row["channel"], to=row["to_phone"], text=row["text"], state=transition.state,
+            delivery_id=row["id"], detail=transition.error,
+        )
 
     async def _attempt(self, row: asyncpg.Record) -> AttemptResult:
         channel = self._channels.get(row["channel"])
@@ -110,6 +171,15 @@ class DeliveryWorker:
         DELIVERY_ATTEMPTS.labels(SERVICE, channel.name, result.outcome.value).inc()
         return result
 
+    async def _measure_backlog(self) -> None:
+        """Refresh the waiting/failed gauges now and then (one cheap query, not every loop)."""
+        if time.monotonic() - self._backlog_at < BACKLOG_EVERY_SECONDS:
+            return
+        self._backlog_at = time.monotonic()
+        backlog = await repository.delivery_backlog(self._runtime.pool)
+        DELIVERIES_WAITING.labels(SERVICE).set(backlog["waiting"])
+        DELIVERIES_FAILED.labels(SERVICE).set(backlog["failed"])
+
     def _report(self, row: asyncpg.Record, transition: Transition) -> None:
         to = mask_address(row["to_phone"])
         if transition.final:
@@ -117,5 +187,5 @@ class DeliveryWorker:
             log.info("case %s: %s %s to %s after %d attempt(s)%s", row["case_no"], row["kind"], transition.state,
                      to, transition.attempts, f" ({transition.error})" if transition.error else "")
         else:
-            log.warning("case %s: %s to %s not delivered (%s); retry %d in %.0f s", row["case_no"], row["kind"], to,
+            log.warning("case %s: %s to %s not delivered (%s); retry %d in %.1f s", row["case_no"], row["kind"], to,
                         transition.error, transition.attempts + 1, transition.retry_in or 0)

@@ -19,11 +19,16 @@ from shared.contracts.common import Reporter
 from shared.runtime import Service
 from shared.settings import Settings
 from services.notify.bootstrap import build
-from tests.support import TopicReader, publish
+from services.notify.domain.delivery import RetryPolicy
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
 
 PHONE = "13900001001"
+OPERATOR = "notify-test-operator-token"
+GATEWAY_TOKEN = "notify-test-gateway-token"
+# Retries in tenths of a second instead of minutes, so an outage of a few seconds is a short test.
+FAST = RetryPolicy(base_seconds=0.2, cap_seconds=1.0, jitter=0.5, lease_seconds=30)
 
 
 @dataclass
@@ -43,6 +48,17 @@ class Notify:
     def sms_to(self, phone: str) -> list[dict]:
         return [m for m in self.sink.messages if m["to"] == phone]
 
+    def http(self, client_ip: str = "127.0.0.1", token: str | None = None) -> httpx.AsyncClient:
+        """An HTTP client on notify's app in this process, as if calling from `client_ip`."""
+        transport = httpx.ASGITransport(app=self.service.app, client=(client_ip, 40000))
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(transport=transport, base_url="http://notify", headers=headers, timeout=10)
+
+    async def operator(self) -> httpx.AsyncClient:
+        """A client with an operator's credential, once notify has learnt it."""
+        await grant(self.settings, self.service, token=OPERATOR, name="值班员甲", role="operator")
+        return self.http(token=OPERATOR)
+
 
 @pytest.fixture
 async def notify(isolated: Settings) -> AsyncIterator[Notify]:
@@ -56,8 +72,9 @@ async def notify(isolated: Settings) -> AsyncIterator[Notify]:
     service: Service | None = None
     try:
         await asyncio.wait_for(_until(lambda: server.started), 10)
-        settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{port}/sms"})
-        service = build(settings, manage_runtime=False)
+        settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{port}/sms",
+                                               "sms_inbound_token": GATEWAY_TOKEN})
+        service = build(settings, manage_runtime=False, retry_policy=FAST)
         await asyncio.wait_for(service.runtime.start(), 30)
         await service.runtime.wait_until_consuming(30)
         yield Notify(service, settings, sink_app.state.sink, f"http://127.0.0.1:{port}")
@@ -108,8 +125,10 @@ async def test_an_accepted_case_is_acknowledged_by_one_sms_and_one_reply(notify:
         assert len(later) == 1
         assert len(notify.sms_to(PHONE)) == 1 and notify.sink.messages[0]["repeats"] == 0
 
-    transport = httpx.ASGITransport(app=notify.service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+    async with notify.http() as anonymous:
+        refused = await asyncio.wait_for(anonymous.get("/api/v1/deliveries"), 10)
+    assert refused.status_code == 401
+    async with await notify.operator() as client:
         view = await asyncio.wait_for(client.get("/api/v1/deliveries", params={"case_no": case_no}), 10)
     assert view.status_code == 200
     [delivery] = view.json()["deliveries"]

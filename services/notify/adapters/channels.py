@@ -29,7 +29,7 @@ class Channel(Protocol):
 
 
 class SmsChannel:
-    """The SMS gateway over HTTP: POST {to, text, ref}; the gateway de-duplicates on ref."""
+    """The SMS gateway over HTTP: POST {to, text, ref} with Idempotency-Key: ref; the gateway de-duplicates."""
 
     name = "sms"
 
@@ -51,7 +51,12 @@ class SmsChannel:
         """POST the message; 2xx delivered, 4xx refused, 5xx/timeouts/connection errors unavailable."""
         assert self._client is not None, "SmsChannel used outside `async with`"
         try:
-            response = await self._client.post(self._url, json={"to": message.to, "text": message.text, "ref": message.ref})
+            # The delivery id is the idempotency key, in the body and the header (gateways read one or
+            # the other): a re-send after a crash or a lost answer reaches the resident once.
+            response = await self._client.post(
+                self._url, json={"to": message.to, "text": message.text, "ref": message.ref},
+                headers={"Idempotency-Key": message.ref},
+            )
         except httpx.HTTPError as exc:
             return AttemptResult(Outcome.UNAVAILABLE, mask_phone(f"gateway unreachable: {type(exc).__name__}: {exc}")[:500])
         if response.is_success:

@@ -1,7 +1,11 @@
-"""SQL on notify's own tables (contacts, deliveries), on a connection the caller's transaction holds."""
+"""SQL on notify's own tables (contacts, followers, case_status, deliveries, surveys, lookup_failures).
+
+Every function runs on a connection (or pool) the caller holds; the caller's transaction decides.
+"""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -11,85 +15,338 @@ from services.notify.domain.replies import DeliveryPlan
 
 DUE_BATCH = 20
 
+Conn = asyncpg.Connection | asyncpg.Pool
+
+_DELIVERY_FIELDS = (
+    "case_id", "case_no", "kind", "template", "channel", "to_phone", "text", "state", "attempts", "last_error",
+    "source_event_id", "created_at", "updated_at", "sent_at", "next_attempt_at", "expires_at", "lease_until",
+    "uncertain_since", "requested_by",
+)
+
+
+def _columns(alias: str = "") -> str:
+    """A delivery's columns as the callers read them (ids as text), optionally qualified by a table alias."""
+    p = f"{alias}." if alias else ""
+    return ", ".join([f"{p}id::text AS id", f"{p}resend_of::text AS resend_of", *(p + f for f in _DELIVERY_FIELDS)])
+
+
+_DELIVERY_COLUMNS = _columns()
+
+
+# ---- contacts and followers --------------------------------------------------------------------
 
 async def save_contact(
-    conn: asyncpg.Connection, *, case_id: str, case_no: str, name: str | None, phone: str, event_id: str
+    conn: Conn, *, case_id: str, case_no: str, name: str | None, phone: str, phone_norm: str, event_id: str
 ) -> None:
     """Remember who to answer for a case (the latest report wins)."""
     await conn.execute(
         """
-        INSERT INTO contacts(case_id, case_no, name, phone, source_event_id) VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO contacts(case_id, case_no, name, phone, phone_norm, source_event_id)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (case_id) DO UPDATE
            SET case_no = excluded.case_no, name = excluded.name, phone = excluded.phone,
-               source_event_id = excluded.source_event_id, updated_at = now()
+               phone_norm = excluded.phone_norm, source_event_id = excluded.source_event_id, updated_at = now()
         """,
-        case_id, case_no, name, phone, event_id,
+        case_id, case_no, name, phone, phone_norm, event_id,
     )
 
 
-async def contact_of(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+async def contact_of(conn: Conn, case_id: str) -> asyncpg.Record | None:
     """The contact of a case, if the report gave one."""
     return await conn.fetchrow("SELECT case_id, case_no, name, phone FROM contacts WHERE case_id = $1", case_id)
 
 
+async def recipients_of(conn: Conn, case_id: str) -> list[str]:
+    """Every phone that hears a case's replies: its reporter first, then followers; one per number."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (phone_norm) phone FROM (
+            SELECT phone, phone_norm, 0 AS rank, created_at FROM contacts WHERE case_id = $1
+            UNION ALL
+            SELECT phone, phone_norm, 1 AS rank, created_at FROM followers WHERE case_id = $1
+        ) AS r
+        ORDER BY phone_norm, rank, created_at
+        """,
+        case_id,
+    )
+    return [r["phone"] for r in rows]
+
+
+async def add_followers(conn: Conn, *, into_case_id: str, case_id: str, case_no: str, event_id: str) -> int:
+    """The duplicate's reporter (and whoever already followed the duplicate) now follow `into_case_id`."""
+    result = await conn.execute(
+        """
+        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id)
+        SELECT $1, $2, $3, phone, phone_norm, $4 FROM contacts WHERE case_id = $2
+        UNION ALL
+        SELECT $1, follower_case_id, follower_case_no, phone, phone_norm, $4 FROM followers WHERE case_id = $2
+        ON CONFLICT (case_id, follower_case_id) DO NOTHING
+        """,
+        into_case_id, case_id, case_no, event_id,
+    )
+    return int(result.split()[-1])
+
+
+async def is_resident_of(conn: Conn, case_id: str, phone_norm: str) -> bool:
+    """Whether this phone reported the case or follows it."""
+    return bool(await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM contacts WHERE case_id = $1 AND phone_norm = $2)
+            OR EXISTS (SELECT 1 FROM followers WHERE case_id = $1 AND phone_norm = $2)
+        """,
+        case_id, phone_norm,
+    ))
+
+
+# ---- the resident-facing status ----------------------------------------------------------------
+
+async def set_status(
+    conn: Conn, *, case_id: str, case_no: str, state: str, event_id: str, at: datetime,
+    followed_case_id: str | None = None, followed_case_no: str | None = None,
+) -> None:
+    """The case's state after an event (events of one case arrive in order: the latest wins)."""
+    await conn.execute(
+        """
+        INSERT INTO case_status(case_id, case_no, state, followed_case_id, followed_case_no, event_id, changed_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (case_id) DO UPDATE
+           SET case_no = excluded.case_no, state = excluded.state,
+               followed_case_id = coalesce(excluded.followed_case_id, case_status.followed_case_id),
+               followed_case_no = coalesce(excluded.followed_case_no, case_status.followed_case_no),
+               event_id = excluded.event_id, changed_at = excluded.changed_at, updated_at = now()
+        """,
+        case_id, case_no, state, followed_case_id, followed_case_no, event_id, at,
+    )
+
+
+async def status_by_case_no(conn: Conn, case_no: str) -> asyncpg.Record | None:
+    """A case's status row by its number (the latest if a number were ever reused)."""
+    return await conn.fetchrow(
+        """
+        SELECT case_id, case_no, state, followed_case_id, followed_case_no, changed_at
+          FROM case_status WHERE case_no = $1 ORDER BY changed_at DESC LIMIT 1
+        """,
+        case_no,
+    )
+
+
+async def status_of(conn: Conn, case_id: str) -> asyncpg.Record | None:
+    """A case's status row by its id."""
+    return await conn.fetchrow(
+        "SELECT case_id, case_no, state, followed_case_id, followed_case_no, changed_at FROM case_status "
+        "WHERE case_id = $1",
+        case_id,
+    )
+
+
+# ---- deliveries --------------------------------------------------------------------------------
+
 async def add_delivery(
-    conn: asyncpg.Connection, plan: DeliveryPlan, *, case_id: str, case_no: str, event_id: str
+    conn: Conn, plan: DeliveryPlan, *, case_id: str, case_no: str, event_id: str, expires_at: datetime
 ) -> str | None:
-    """Insert a delivery; its id, or None when this event (or this case's acknowledgement) already has one."""
+    """Insert a delivery; its id, or None when this occasion already has one for this recipient and kind."""
     return await conn.fetchval(
         """
-        INSERT INTO deliveries(id, case_id, case_no, kind, channel, to_phone, text, state, last_error, source_event_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        INSERT INTO deliveries(id, case_id, case_no, kind, template, channel, to_phone, text, state, last_error,
+                               source_event_id, expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         ON CONFLICT DO NOTHING
         RETURNING id::text
         """,
-        uuid.uuid4(), case_id, case_no, plan.kind, plan.channel, plan.to, plan.text, plan.state, plan.detail, event_id,
+        uuid.uuid4(), case_id, case_no, plan.kind, plan.template or plan.kind, plan.channel, plan.to, plan.text,
+        plan.state, plan.detail, event_id, expires_at,
     )
 
 
-async def lock_due(conn: asyncpg.Connection, limit: int = DUE_BATCH) -> list[asyncpg.Record]:
-    """Pending deliveries whose time has come, locked for this transaction; other workers skip them."""
+async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
+                    limit: int = DUE_BATCH) -> list[asyncpg.Record]:
+    """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
+    ran out (marked uncertain: they may have reached the gateway). Commit before sending."""
     return await conn.fetch(
-        """
-        SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, attempts
-          FROM deliveries
-         WHERE state = 'pending' AND next_attempt_at <= now()
-         ORDER BY created_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED
+        f"""
+        WITH due AS (
+            SELECT id, state AS was FROM deliveries
+             WHERE (state = 'pending' AND next_attempt_at <= now())
+                OR (state = 'sending' AND lease_until < now())
+             ORDER BY next_attempt_at
+             LIMIT $1
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE deliveries AS d
+           SET state = 'sending', lease_token = $3, updated_at = now(),
+               lease_until = clock_timestamp() + $2::float8 * interval '1 second',
+               uncertain_since = CASE WHEN due.was = 'sending' THEN coalesce(d.uncertain_since, now())
+                                      ELSE d.uncertain_since END
+          FROM due
+         WHERE d.id = due.id
+        RETURNING {_columns("d")}, due.was AS was
         """,
-        limit,
+        limit, lease_seconds, token,
     )
 
 
-async def record_attempt(conn: asyncpg.Connection, delivery_id: str, transition: Transition) -> None:
-    """Store the state after an attempt; a retry is scheduled from the wall clock, not the transaction's start."""
-    await conn.execute(
+async def record_outcome(conn: Conn, delivery_id: str, token: uuid.UUID, transition: Transition) -> bool:
+    """Store the state after an attempt, if this worker still holds the lease; a retry is scheduled from
+    the wall clock. False when another worker took the row over (its send counts, not ours)."""
+    result = await conn.execute(
         """
         UPDATE deliveries
-           SET state = $2, attempts = $3, last_error = $4, updated_at = now(),
-               next_attempt_at = CASE WHEN $5::float8 IS NULL THEN next_attempt_at
-                                      ELSE clock_timestamp() + $5::float8 * interval '1 second' END,
-               sent_at = CASE WHEN $2 = 'sent' THEN clock_timestamp() ELSE sent_at END
-         WHERE id = $1::uuid
+           SET state = $3, attempts = $4, last_error = $5, updated_at = now(),
+               lease_until = NULL, lease_token = NULL,
+               next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at
+                                      ELSE clock_timestamp() + $6::float8 * interval '1 second' END,
+               sent_at = CASE WHEN $3 = 'sent' THEN clock_timestamp() ELSE sent_at END
+         WHERE id = $1::uuid AND lease_token = $2 AND state = 'sending'
         """,
-        delivery_id, transition.state, transition.attempts, transition.error, transition.retry_in,
+        delivery_id, token, transition.state, transition.attempts, transition.error, transition.retry_in,
     )
+    return result.endswith(" 1")
 
 
 async def list_deliveries(
-    conn: asyncpg.Connection | asyncpg.Pool, *, case_no: str | None, state: str | None, limit: int
+    conn: Conn, *, case_no: str | None, state: str | None, uncertain: bool | None, limit: int
 ) -> list[dict[str, Any]]:
     """Deliveries for the operator view, newest first (phone numbers still in clear: mask before showing)."""
     rows = await conn.fetch(
-        """
-        SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, state, attempts, last_error,
-               created_at, updated_at, sent_at
+        f"""
+        SELECT {_DELIVERY_COLUMNS}
           FROM deliveries
          WHERE ($1::text IS NULL OR case_no = $1) AND ($2::text IS NULL OR state = $2)
+           AND ($3::bool IS NULL OR (uncertain_since IS NOT NULL) = $3)
          ORDER BY created_at DESC
-         LIMIT $3
+         LIMIT $4
         """,
-        case_no, state, limit,
+        case_no, state, uncertain, limit,
     )
     return [dict(r) for r in rows]
+
+
+async def delivery_for_update(conn: Conn, delivery_id: uuid.UUID) -> asyncpg.Record | None:
+    """One delivery, locked until the transaction ends."""
+    return await conn.fetchrow(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = $1 FOR UPDATE", delivery_id)
+
+
+async def resend_of(conn: Conn, delivery_id: uuid.UUID) -> str | None:
+    """The id of the delivery that already resends this one, if any."""
+    return await conn.fetchval("SELECT id::text FROM deliveries WHERE resend_of = $1", delivery_id)
+
+
+async def add_resend(conn: Conn, original: asyncpg.Record, *, expires_at: datetime, requested_by: str) -> str:
+    """A new pending delivery of a failed one's text to the same address, with a fresh id (a new
+    idempotency key: the gateway refused or never got the old one) and a fresh expiry."""
+    return await conn.fetchval(
+        """
+        INSERT INTO deliveries(id, case_id, case_no, kind, template, channel, to_phone, text, state,
+                               source_event_id, expires_at, resend_of, requested_by)
+        SELECT $1, case_id, case_no, kind, template, channel, to_phone, text, 'pending',
+               source_event_id, $3, id, $4
+          FROM deliveries WHERE id = $2
+        RETURNING id::text
+        """,
+        uuid.uuid4(), uuid.UUID(original["id"]), expires_at, requested_by,
+    )
+
+
+async def deliveries_of_cases(conn: Conn, case_ids: list[str]) -> list[dict[str, Any]]:
+    """Every delivery of these cases, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE case_id = ANY($1::text[]) ORDER BY created_at",
+        case_ids,
+    )
+    return [dict(r) for r in rows]
+
+
+async def delivery_backlog(conn: Conn) -> dict[str, int]:
+    """How many deliveries wait (pending or sending) and how many failed without a resend."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE state IN ('pending', 'sending')) AS waiting,
+               count(*) FILTER (WHERE state = 'failed'
+                                  AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.resend_of = d.id)) AS failed
+          FROM deliveries d
+         WHERE state IN ('pending', 'sending', 'failed')
+        """
+    )
+    return {"waiting": row["waiting"], "failed": row["failed"]}
+
+
+# ---- surveys -----------------------------------------------------------------------------------
+
+async def open_survey(
+    conn: Conn, *, case_id: str, case_no: str, event_id: str, opened_at: datetime, closes_at: datetime
+) -> str | None:
+    """Record the survey of one closing; its id, or None if this closing already has one."""
+    return await conn.fetchval(
+        """
+        INSERT INTO surveys(survey_id, case_id, case_no, source_event_id, opened_at, closes_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (source_event_id) DO NOTHING
+        RETURNING survey_id::text
+        """,
+        uuid.uuid4(), case_id, case_no, event_id, opened_at, closes_at,
+    )
+
+
+async def latest_survey(conn: Conn, case_id: str) -> asyncpg.Record | None:
+    """The survey of the case's latest closing, if it was ever closed."""
+    return await conn.fetchrow(
+        """
+        SELECT survey_id::text AS survey_id, case_id, case_no, opened_at, closes_at, answered_at, verdict
+          FROM surveys WHERE case_id = $1 ORDER BY opened_at DESC LIMIT 1
+        """,
+        case_id,
+    )
+
+
+async def latest_open_survey_for_phone(conn: Conn, phone_norm: str) -> asyncpg.Record | None:
+    """The most recently opened unanswered survey, still within its window, of a case this phone
+    reported or follows."""
+    return await conn.fetchrow(
+        """
+        SELECT survey_id::text AS survey_id, case_id, case_no, opened_at, closes_at, answered_at, verdict
+          FROM surveys
+         WHERE answered_at IS NULL AND closes_at > now()
+           AND case_id IN (SELECT case_id FROM contacts WHERE phone_norm = $1
+                           UNION SELECT case_id FROM followers WHERE phone_norm = $1)
+         ORDER BY opened_at DESC
+         LIMIT 1
+        """,
+        phone_norm,
+    )
+
+
+async def answer_survey(
+    conn: Conn, survey_id: str, *, verdict: str, comment: str | None, channel: str
+) -> asyncpg.Record | None:
+    """Store the answer if the survey is still open and unanswered (the first answer counts); else None."""
+    return await conn.fetchrow(
+        """
+        UPDATE surveys SET answered_at = now(), verdict = $2, comment = $3, channel = $4
+         WHERE survey_id = $1::uuid AND answered_at IS NULL AND closes_at > now()
+        RETURNING survey_id::text AS survey_id, case_id, case_no, answered_at, closes_at
+        """,
+        survey_id, verdict, comment, channel,
+    )
+
+
+# ---- failed look-ups ---------------------------------------------------------------------------
+
+async def recent_failures(conn: Conn, *, case_no: str, client_ip: str, since: datetime) -> tuple[list, list]:
+    """When look-ups of this case number, and from this address, failed since `since`."""
+    rows = await conn.fetch(
+        """
+        SELECT case_no = $1 AS same_case, client_ip = $2 AS same_ip, failed_at FROM lookup_failures
+         WHERE (case_no = $1 OR client_ip = $2) AND failed_at > $3
+        """,
+        case_no, client_ip, since,
+    )
+    return [r["failed_at"] for r in rows if r["same_case"]], [r["failed_at"] for r in rows if r["same_ip"]]
+
+
+async def record_failure(conn: Conn, *, case_no: str, client_ip: str, forget_before: datetime) -> None:
+    """Note one failed look-up, and forget this case's and address's failures too old to matter."""
+    await conn.execute(
+        "DELETE FROM lookup_failures WHERE (case_no = $1 OR client_ip = $2) AND failed_at < $3",
+        case_no, client_ip, forget_before,
+    )
+    await conn.execute("INSERT INTO lookup_failures(case_no, client_ip) VALUES ($1, $2)", case_no, client_ip)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import jinja2
 
+from shared.clock import to_street_time
 from shared.contracts.replies import ReplyKind
 from shared.logs import mask_phone
 
@@ -21,17 +23,17 @@ class TemplateMissing(LookupError):
 
 
 class ReplyTemplates:
-    """The reply texts (kind → Jinja2 source), compiled once; a missing value is an error, not a blank."""
+    """The reply texts (template name → Jinja2 source), compiled once; a missing value is an error, not a blank."""
 
     def __init__(self, sources: dict[str, str]):
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
         self._templates = {kind: env.from_string(source) for kind, source in sources.items()}
 
-    def render(self, kind: str, **values: object) -> str:
+    def render(self, name: str, **values: object) -> str:
         """The text of one reply, surrounding whitespace removed."""
-        template = self._templates.get(kind)
+        template = self._templates.get(name)
         if template is None:
-            raise TemplateMissing(f"no template for {kind!r} replies")
+            raise TemplateMissing(f"no template {name!r} for replies")
         return template.render(**values).strip()
 
 
@@ -45,6 +47,7 @@ class DeliveryPlan:
     text: str
     state: Literal["pending", "held"]
     detail: str | None = None
+    template: str = ""
 
 
 def sms_number(phone: str | None) -> str | None:
@@ -64,12 +67,37 @@ def mask_address(address: str) -> str:
     return f"{compact[:3]}****{compact[-4:]}" if len(compact) >= 8 else "****"
 
 
-def plan_acknowledgement(templates: ReplyTemplates, *, case_no: str, phone: str, signature: str) -> DeliveryPlan:
-    """受理回执: tell the resident the case was accepted, with its number; held if the phone takes no SMS."""
-    text = templates.render("acknowledgement", case_no=case_no, signature=signature)
+def normalise_phone(phone: str | None) -> str:
+    """A phone as residents' look-ups compare it: spaces, dashes, brackets and +86 removed."""
+    return _COUNTRY_CODE.sub("", _NOISE.sub("", phone or ""))
+
+
+def street_moment(moment: datetime) -> str:
+    """A time as residents read it, in the street's zone: 11月30日17:30."""
+    local = to_street_time(moment)
+    return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+def brief(text: str, limit: int = 200) -> str:
+    """An owner's text cut to fit an SMS (the full text stays in the case's history)."""
+    # Trailing punctuation is dropped: the templates end the sentence themselves.
+    text = " ".join(text.split()).rstrip("。.！!；;，,")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plan_reply(templates: ReplyTemplates, kind: ReplyKind, template: str, *, phone: str, signature: str,
+               **values: object) -> DeliveryPlan:
+    """One reply from a template to one phone; held (with the reason) if SMS cannot reach that phone."""
+    text = templates.render(template, signature=signature, **values)
     number = sms_number(phone)
     if number is None:
         # A landline or a mistyped number: SMS cannot reach it. The reply is held, and reply.issued
         # says so, so that the hotline bridge can call the resident back instead.
-        return DeliveryPlan("acknowledgement", "sms", phone, text, "held", "not a mobile number: SMS cannot reach it")
-    return DeliveryPlan("acknowledgement", "sms", number, text, "pending")
+        return DeliveryPlan(kind, "sms", phone, text, "held", "not a mobile number: SMS cannot reach it", template)
+    return DeliveryPlan(kind, "sms", number, text, "pending", None, template)
+
+
+def plan_acknowledgement(templates: ReplyTemplates, *, case_no: str, phone: str, signature: str) -> DeliveryPlan:
+    """受理回执: tell the resident the case was accepted, with its number; held if the phone takes no SMS."""
+    return plan_reply(templates, "acknowledgement", "acknowledgement", phone=phone, signature=signature,
+                      case_no=case_no)
