@@ -24,6 +24,8 @@ def street_policy(street: Street, timezone: str) -> StreetPolicy:
         calendar=WorkCalendar(zone=ZoneInfo(timezone), overrides=street.calendar_overrides),
         category_names={code: c.name for code, c in street.categories.items()},
         command_centers=frozenset(d.code for d in street.departments.values() if d.kind == "command_center"),
+        communities={c.code: tuple(sorted(u.code for u in street.level("unit") if street.community_of(u.code).code == c.code))
+                     for c in street.level("community")},
     )
 
 

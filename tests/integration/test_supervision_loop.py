@@ -12,11 +12,12 @@ import pytest
 
 from shared.clock import now
 from shared.contracts import Envelope
-from shared.contracts.cases import CaseSurveyAnswered
+from shared.contracts.cases import CaseReported, CaseSurveyAnswered
 from shared.contracts.common import TimeLimit
 from shared.contracts.tasks import TaskAccepted, TaskExtensionRequested, TaskProgress, TaskResolved
 from shared.topics import Topics, ensure_topics
 from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
+from tests.conftest import drop_schemas
 from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
@@ -269,3 +270,37 @@ async def test_an_unsatisfied_answer_within_the_window_reopens_a_closed_case_onc
         assert (case["state"], case["reopened_count"], case["last_verdict"]) == ("reopened", 1, "unsatisfied")
     finally:
         await asyncio.wait_for(service.runtime.stop(), 30)
+
+
+async def test_a_held_report_has_a_dispatch_stage_limit_that_escalates_to_leadership(make_settings):
+    settings = make_settings(deadline_poll_seconds=0.2)
+    topics = Topics(settings.topic_prefix)
+    await ensure_topics(settings.kafka_bootstrap, topics.fixed() + [topics.for_owner("zhzx")])
+    service = await start(settings)
+    try:
+        await grant(settings, service, token="op", name="值班员", role="operator")
+        case_id, case_no = f"held-{uuid.uuid4().hex[:6]}", "20261120-0007"
+        # Reported ten days ago and still held: its hour to be accepted and dispatched is long gone.
+        held = CaseReported(case_no=case_no, source="hotline", external_id=f"x-{case_id}", category="CM04",
+                            description="垃圾堆放", observed_at=now(), unit_grid="3704020010010101") \
+            .envelope(source="intake", case_id=case_id, occurred_at=now() - timedelta(days=10))
+        async with TopicReader(settings.kafka_bootstrap, topics.cases, topics.tasks("zhzx")) as seen:
+            await send(settings, held)
+            overdue = await seen.wait_for(lambda m: m["type"] == "case.overdue" and m["case_id"] == case_id, 30)
+            assert overdue["data"]["stage"] == "dispatch" and overdue["data"]["owner"] == "zhzx"
+            escalated = await seen.wait_for(lambda m: m["type"] == "case.escalated" and m["case_id"] == case_id, 30)
+            assert escalated["data"]["level"] == "leadership" and escalated["data"]["stage"] == "dispatch"
+            urged = await seen.wait_for(lambda m: m["type"] == "task.urged" and m["case_id"] == case_id
+                                        and m["data"]["level"] == "overdue", 30)
+            assert urged["_topic"] == topics.tasks("zhzx") and "待分类" not in urged["data"]["text"]
+        async with http(service, "op") as operator:
+            listed = (await operator.get("/api/v1/cases", params={"community": "370402001001", "state": "reported"})).json()
+            assert [c["case_no"] for c in listed["cases"]] == [case_no]
+            assert (await operator.get("/api/v1/cases", params={"community": "370402001002", "state": "reported"})).json()["cases"] == []
+            assert (await operator.get("/api/v1/cases", params={"community": "nowhere"})).status_code == 422
+            assert (await operator.get("/api/v1/cases", params={"category": "CM04"})).json()["count"] == 1
+            view = (await operator.get(f"/api/v1/cases/{case_no}")).json()
+            assert [(s["kind"], s["escalation_level"]) for s in view["stages"]] == [("dispatch", "leadership")]
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)
+        await drop_schemas(settings)

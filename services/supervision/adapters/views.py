@@ -44,13 +44,18 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
     }
 
 
-async def list_cases(pool: asyncpg.Pool, zone: tzinfo, *, state: str | None, owner: str | None, limit: int) -> list[dict[str, Any]]:
-    """Cases, most recently changed first, optionally of one state and/or one owner."""
+async def list_cases(pool: asyncpg.Pool, zone: tzinfo, *, state: str | None = None, owner: str | None = None,
+                     unit_grids: list[str] | None = None, category: str | None = None, overdue: bool | None = None,
+                     due_before: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Cases, most recently changed first, filtered (each filter optional; unit_grids: any of these grids)."""
     rows = await pool.fetch(
         f"""SELECT {CASE_COLUMNS} FROM cases
             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR owner = $2)
-            ORDER BY updated_at DESC LIMIT $3""",
-        state, owner, limit,
+              AND ($3::text[] IS NULL OR unit_grid = ANY($3)) AND ($4::text IS NULL OR category = $4)
+              AND ($5::boolean IS NULL OR (overdue_at IS NOT NULL AND state IN ('dispatched', 'in_progress', 'suspended')) = $5)
+              AND ($6::timestamptz IS NULL OR due_at < $6)
+            ORDER BY updated_at DESC LIMIT $7""",
+        state, owner, unit_grids, category, overdue, due_before, limit,
     )
     return [_plain(r, zone) for r in rows]
 

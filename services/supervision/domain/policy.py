@@ -15,6 +15,7 @@ class StreetPolicy:
     calendar: WorkCalendar
     category_names: dict[str, str] = field(default_factory=dict)
     command_centers: frozenset[str] = frozenset()
+    communities: dict[str, tuple[str, ...]] = field(default_factory=dict)  # community code → its unit grids
 
     def warn_at(self, dispatched_at: datetime, value: float, unit: str, due_at: datetime) -> datetime:
         """When the 75% reminder of a handling limit is due."""
@@ -27,6 +28,10 @@ class StreetPolicy:
     def escalation_level(self, owner: str) -> str:
         """Who supervises an overdue case of this owner."""
         return clocks.escalation_level(owner, self.command_centers)
+
+    def unit_grids_of(self, community: str) -> tuple[str, ...]:
+        """The unit grids of a community (empty if the street has no such community)."""
+        return self.communities.get(community, ())
 
     @property
     def command_center(self) -> str:

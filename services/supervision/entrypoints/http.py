@@ -81,11 +81,23 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
     async def list_cases(
         state: CaseState | None = None,
         owner: str | None = Query(default=None, min_length=1, max_length=50),
+        community: str | None = Query(default=None, min_length=1, max_length=50, description="a community grid code"),
+        unit_grid: str | None = Query(default=None, min_length=1, max_length=50),
+        category: str | None = Query(default=None, min_length=1, max_length=20),
+        overdue: bool | None = Query(default=None, description="open cases past their deadline (true) or not (false)"),
+        due_before: AwareDatetime | None = Query(default=None, description="deadline before this moment (ISO 8601 with offset)"),
         limit: int = Query(default=50, ge=1, le=500),
         _: Client = Depends(operator),
     ) -> dict[str, Any]:
-        """Cases, most recently changed first, filtered by state and/or owner."""
-        cases = await views.list_cases(runtime.pool, zone, state=state, owner=owner, limit=limit)
+        """Open and past cases, most recently changed first, with the filters of DESIGN.md."""
+        grids = [unit_grid] if unit_grid else None
+        if community is not None:
+            in_community = policy.unit_grids_of(community)
+            if not in_community:
+                raise HTTPException(422, f"no community {community!r} in this street")
+            grids = [g for g in in_community if grids is None or g in grids]
+        cases = await views.list_cases(runtime.pool, zone, state=state, owner=owner, unit_grids=grids, category=category,
+                                       overdue=overdue, due_before=due_before, limit=limit)
         return {"count": len(cases), "cases": cases}
 
     @router.post("/cases/{case_no}/check")
