@@ -351,3 +351,24 @@ async def test_an_sms_reply_answers_that_phone_s_latest_open_survey(notify: Noti
     assert len(events) == 1 and event["_key"] == case.id
     assert (event["data"]["verdict"], event["data"]["channel"], event["data"]["comment"]) == ("unsatisfied", "sms", None)
     assert web.status_code == 409 and "already answered" in web.json()["detail"]
+
+
+async def test_a_reply_never_sent_in_its_useful_life_fails_as_expired_and_can_be_resent(notify: Notify):
+    pool, case, delivery_id = notify.service.runtime.pool, Case(A_PHONE), str(uuid.uuid4())
+    async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as replies:
+        # What a day-long outage of notify itself leaves: a pending reply past its expiry.
+        await pool.execute(
+            """INSERT INTO deliveries(id, case_id, case_no, kind, template, channel, to_phone, text, state,
+                                      source_event_id, expires_at, created_at)
+               VALUES ($1::uuid, $2, $3, 'acknowledgement', 'acknowledgement', 'sms', $4, '【文化路街道】已受理', 'pending',
+                       $5, now() - interval '1 minute', now() - interval '25 hours')""",
+            delivery_id, case.id, case.no, A_PHONE, str(uuid.uuid4()),
+        )
+        reply = await replies.wait_for(lambda m: m.get("data", {}).get("delivery_id") == delivery_id, timeout=20)
+        assert reply["data"]["state"] == "failed" and "expired" in reply["data"]["detail"]
+        assert notify.sink.messages == []
+        async with await notify.operator() as operator:
+            resent = await asyncio.wait_for(operator.post(f"/api/v1/deliveries/{delivery_id}/resend"), 10)
+        assert resent.status_code == 200
+        sent = await replies.wait_for(lambda m: m.get("data", {}).get("delivery_id") == resent.json()["id"], 20)
+    assert sent["data"]["state"] == "sent" and [m["ref"] for m in notify.sink.messages] == [resent.json()["id"]]

@@ -344,9 +344,6 @@ async def recent_failures(conn: Conn, *, case_no: str, client_ip: str, since: da
 
 
 async def record_failure(conn: Conn, *, case_no: str, client_ip: str, forget_before: datetime) -> None:
-    """Note one failed look-up, and forget this case's and address's failures too old to matter."""
-    await conn.execute(
-        "DELETE FROM lookup_failures WHERE (case_no = $1 OR client_ip = $2) AND failed_at < $3",
-        case_no, client_ip, forget_before,
-    )
+    """Note one failed look-up, and forget failures too old to matter (the table holds minutes of them)."""
+    await conn.execute("DELETE FROM lookup_failures WHERE failed_at < $1", forget_before)
     await conn.execute("INSERT INTO lookup_failures(case_no, client_ip) VALUES ($1, $2)", case_no, client_ip)
