@@ -17,7 +17,7 @@ from shared.settings import Settings
 from services.routing.bootstrap import build
 from services.routing.loading import load_into, read_street
 from tests.conftest import DEMO_STREET
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +149,13 @@ async def test_data_that_does_not_fit_goes_to_the_rejected_topic_and_other_types
 
 async def test_http_locates_points_and_lists_categories_and_owners(routing: Service):
     transport = httpx.ASGITransport(app=routing.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as client:
+    await grant(routing.runtime.settings, routing, token="routing-terminal", name="终端", role="terminal",
+                worker_id="W001", device_id="SZT-0001")
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as anonymous:
+        for path in ("/api/v1/grids/locate?lon=117.5&lat=34.8", "/api/v1/categories", "/api/v1/owners"):
+            assert (await asyncio.wait_for(anonymous.get(path), 10)).status_code == 401
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing",
+                                 headers={"Authorization": "Bearer routing-terminal"}) as client:
         found = await asyncio.wait_for(client.get("/api/v1/grids/locate", params={"lon": INSIDE_UNIT[0], "lat": INSIDE_UNIT[1]}), 10)
         assert found.status_code == 200
         body = found.json()

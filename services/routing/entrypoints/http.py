@@ -1,7 +1,7 @@
 """Routing's HTTP API: locating a point in the grids, the categories, the owners, manual dispatch.
 
-TODO(credentials, later issue): the read endpoints here will require a credential with a role too
-(operator, admin; terminals for locate), as DESIGN.md's HTTP surfaces section says.
+The street's reference data is read by anyone holding a credential (terminals locate, owners look
+up categories); dispatching is the command center's.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from shared.auth import Client, require
 from shared.runtime import ServiceRuntime
 from services.routing import views
+
+anyone = require("terminal", "hotline", "owner", "operator", "admin")
 from services.routing.domain.redispatching import ManualDispatchRefused
 from services.routing.handlers import CaseNotRouted, ManualDispatch
 
@@ -85,6 +87,7 @@ def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, manu
     async def locate(
         lon: float = Query(ge=-180, le=180, description="WGS84 longitude"),
         lat: float = Query(ge=-90, le=90, description="WGS84 latitude"),
+        _: Client = Depends(anyone),
     ) -> dict[str, Any]:
         """The unit grid, foundation grid and community at a WGS84 point."""
         index = await grid_index.get(runtime.pool)
@@ -96,12 +99,12 @@ def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, manu
         return found
 
     @router.get("/categories", response_model=list[CategoryView])
-    async def categories() -> list[dict[str, Any]]:
+    async def categories(_: Client = Depends(anyone)) -> list[dict[str, Any]]:
         """Case categories with their owner, time limit and urgency."""
         return await views.categories(runtime.pool)
 
     @router.get("/owners", response_model=list[OwnerView])
-    async def owners() -> list[dict[str, Any]]:
+    async def owners(_: Client = Depends(anyone)) -> list[dict[str, Any]]:
         """Who receives tasks: the command center, departments, utilities and communities."""
         return await views.owners(runtime.pool, runtime.topics)
 
