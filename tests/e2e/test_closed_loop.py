@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import AsyncIterator
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from shared.contracts.tasks import TaskAccepted, TaskResolved, TaskReturned
 from shared.topics import ensure_topics
+from shared.worktime import WorkCalendar
 from tests.e2e.conftest import TERMINAL_TOKEN
 from tests.support import TopicReader, grant, publish
 
@@ -142,7 +144,11 @@ async def test_sign_resolve_check_close_survey_unsatisfied_reopen_and_dispatch_a
     reopened = await loop.cases.wait_for(lambda m: m["type"] == "case.reopened" and m["case_id"] == case_id, 30)
     assert reopened["data"]["owner"] == OWNER
     redispatched = await loop.task(case_id, OWNER, occasion="reopen")
-    assert redispatched["data"]["due_at"] > assigned["data"]["due_at"]  # a fresh limit, counted from the reopening
+    # A fresh limit (CM04: 4 work hours) counted on the work calendar from the reopening, not the old deadline.
+    again_at = datetime.fromisoformat(redispatched["occurred_at"])
+    assert datetime.fromisoformat(redispatched["data"]["due_at"]) == WorkCalendar(zone=again_at.tzinfo).deadline(
+        again_at, 4, "work_hours")
+    assert again_at > datetime.fromisoformat(assigned["occurred_at"])
     view = await loop.state(case_no, "dispatched")
     assert view["reopened_count"] == 1 and view["last_verdict"] == "unsatisfied"
     assert resident not in str(view)
