@@ -3,9 +3,9 @@
     python -m deploy.local.sms_sink [--port 8109] [--log FILE] [--callback URL [--callback-token T]]
     curl http://127.0.0.1:8109/sms                                  # what was "sent", newest last
     curl -X POST 'http://127.0.0.1:8109/sms/fail-next?status=503&count=2'   # make the next 2 fail
-    curl -X POST http://127.0.0.1:8109/control -d '{"status": 503, "seconds": 60}'  # down for a minute
-    curl -X POST http://127.0.0.1:8109/control -d '{"status": 200}'                 # healed now
-    curl -X POST http://127.0.0.1:8109/sms/reply -d '{"from": "13900001001", "text": "1"}'  # a resident answers
+    curl -X POST http://127.0.0.1:8109/control -H 'Content-Type: application/json' -d '{"status": 503, "seconds": 60}'  # down for a minute
+    curl -X POST http://127.0.0.1:8109/control -H 'Content-Type: application/json' -d '{"status": 200}'                 # healed now
+    curl -X POST http://127.0.0.1:8109/sms/reply -H 'Content-Type: application/json' -d '{"from": "13900001001", "text": "1"}'  # a resident answers
 
 It behaves like the real gateways we integrate with in the ways that matter to the notify
 service: a repeated idempotency key (`ref` in the body or the Idempotency-Key header) is answered

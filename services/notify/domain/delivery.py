@@ -12,7 +12,9 @@ from enum import Enum
 from typing import Callable, Literal
 
 BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 300.0
+# Capped low: after an outage ends, a waiting reply goes out within half a minute, and even
+# thousands waiting cost the gateway only tens of requests a second while it is down.
+BACKOFF_CAP_SECONDS = 30.0
 # A worker that has not recorded an outcome this long after taking a row is presumed dead; the
 # row may have reached the gateway and is sent again under the same idempotency key.
 LEASE_SECONDS = 60.0
