@@ -17,6 +17,7 @@ from shared.contracts.cases import (
     CaseReopened,
     CaseReported,
     CaseSigned,
+    STATE_AFTER,
 )
 from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
@@ -35,7 +36,7 @@ from services.notify.domain.replies import (
     plan_reply,
     street_moment,
 )
-from services.notify.domain.residents import STATE_AFTER, survey_closes_at
+from services.notify.domain.residents import survey_closes_at
 from services.notify.metrics import count_delivery
 
 log = logging.getLogger(__name__)

@@ -303,3 +303,23 @@ class CaseReopened(EventModel):
     reason: str
     survey_id: str | None = None
     by: Actor
+
+
+# DESIGN.md "The closed loop": the state a case is in after each state-moving event. Every reader
+# of wangge.cases that follows a case's state folds with this one table.
+STATE_AFTER: dict[str, str] = {
+    "case.reported": "reported",
+    "case.accepted": "accepted",
+    "case.rejected": "rejected",
+    "case.merged": "merged",
+    "case.dispatched": "dispatched",
+    "case.signed": "in_progress",
+    "case.returned": "returned",
+    "case.suspended": "suspended",
+    "case.resumed": "in_progress",
+    "case.resolved": "resolved",
+    "case.explained": "explained",
+    "case.reworked": "rework",
+    "case.closed": "closed",
+    "case.reopened": "reopened",
+}

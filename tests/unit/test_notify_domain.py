@@ -27,8 +27,8 @@ from services.notify.domain.replies import (
     sms_number,
     street_moment,
 )
+from shared.contracts.cases import STATE_AFTER
 from services.notify.domain.residents import (
-    STATE_AFTER,
     STATE_LABELS,
     SurveyState,
     lockout_seconds,

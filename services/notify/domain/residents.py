@@ -8,23 +8,6 @@ from datetime import datetime, timedelta
 
 from shared.contracts.cases import SurveyVerdict
 
-# The state a case is in after each state-moving event notify consumes (DESIGN "The closed loop").
-STATE_AFTER: dict[str, str] = {
-    "case.reported": "reported",
-    "case.accepted": "accepted",
-    "case.rejected": "rejected",
-    "case.merged": "merged",
-    "case.dispatched": "dispatched",
-    "case.returned": "returned",
-    "case.signed": "in_progress",
-    "case.suspended": "suspended",
-    "case.resumed": "in_progress",
-    "case.resolved": "resolved",
-    "case.explained": "explained",
-    "case.reworked": "rework",
-    "case.closed": "closed",
-    "case.reopened": "reopened",
-}
 
 # How a resident reads each state: plain words, not the command center's jargon.
 STATE_LABELS: dict[str, str] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.contracts.cases import STATE_AFTER
+
 # DESIGN.md "The closed loop": from each state, the states a case may move to. Beyond the table:
 # the command center may re-dispatch an open case by hand at any point before it is closed (the
 # holder gets task.recalled), and an explained case that fails its check goes back for rework.
@@ -27,23 +29,8 @@ STATES = tuple(TRANSITIONS)
 # States in which the case is finished for good (nothing but a reopening can follow).
 FINAL_STATES = frozenset({"rejected", "merged", "closed"})
 
-# The event that moves a case into each state.
-EVENT_TARGETS: dict[str, str] = {
-    "case.reported": "reported",
-    "case.accepted": "accepted",
-    "case.rejected": "rejected",
-    "case.merged": "merged",
-    "case.dispatched": "dispatched",
-    "case.signed": "in_progress",
-    "case.returned": "returned",
-    "case.suspended": "suspended",
-    "case.resumed": "in_progress",
-    "case.resolved": "resolved",
-    "case.explained": "explained",
-    "case.reworked": "rework",
-    "case.closed": "closed",
-    "case.reopened": "reopened",
-}
+# The event that moves a case into each state: the contract's table.
+EVENT_TARGETS: dict[str, str] = STATE_AFTER
 # Events that annotate a case (deadlines, requests, decisions, answers) without moving it.
 ANNOTATIONS = frozenset({
     "case.warned", "case.overdue", "case.escalated", "case.classified", "case.located",
