@@ -1,0 +1,176 @@
+"""Who may do what: every endpoint of the four services against every kind of caller, with the status
+DESIGN.md's "HTTP surfaces" implies (401 no or bad credential, 403 wrong role, 404 not yours); and
+credentials that expire, are revoked, or are demo credentials under the production profile."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from services.supervision.bootstrap import build as build_supervision
+from shared.auth import token_hash
+from shared.clock import now
+from shared.credentials import issued, publish as publish_credentials
+from shared.contracts.credentials import CredentialRevoked
+from shared.topics import ensure_topics
+from tests.e2e.conftest import TERMINAL_TOKEN
+from tests.support import grant
+
+pytestmark = pytest.mark.e2e
+
+POINT = {"lon": 117.575168, "lat": 34.871845}
+PHONE = "13900004321"
+CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin")
+TOKENS = {"bad": "no-such-token", "terminal": TERMINAL_TOKEN, "hotline": "m-hotline", "owner": "m-owner-huanwei",
+          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin"}
+# Which callers an endpoint admits; everyone else gets 401 (none, bad) or 403 (another role).
+SUBMITTERS = {"terminal", "hotline", "operator", "admin"}
+OPERATORS = {"operator", "admin"}
+ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin"}
+OWNERS = {"owner", "other_owner"}
+SOURCE_OF = {"terminal": "terminal", "hotline": "hotline"}  # a terminal cannot pose as the hotline (tested in intake)
+
+
+def report(external_id: str, **fields) -> dict:
+    body = {"source": "hotline", "external_id": external_id, "category": "CM04", "description": "垃圾箱损坏",
+            "location": POINT, "address": None, "reporter": {"name": "赵女士", "phone": PHONE}, "coordinator": None,
+            "media": [], "observed_at": "2026-11-28T09:00:00+08:00"}
+    body.update(fields)
+    return body
+
+
+async def call(service, method: str, path: str, token: str | None, body: dict | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://w",
+                                 headers=headers, timeout=15) as http:
+        return await asyncio.wait_for(http.request(method, path, json=body), 15)
+
+
+async def wait_dispatched(street, case_no: str) -> None:
+    async def poll() -> None:
+        while (await call(street.supervision, "GET", f"/api/v1/cases/{case_no}", "m-operator")).json().get("state") \
+                != "dispatched":
+            await asyncio.sleep(0.1)
+    await asyncio.wait_for(poll(), 30)
+
+
+async def test_every_endpoint_against_every_caller(street):
+    services = (street.intake, street.routing, street.supervision, street.notify)
+    await ensure_topics(street.settings.kafka_bootstrap,
+                        [street.intake.runtime.topics.for_owner(o) for o in ("huanwei", "chengguan")])
+    for caller in ("hotline", "operator", "admin"):
+        await grant(street.settings, *services, token=TOKENS[caller], name=caller, role=caller)
+    await grant(street.settings, *services, token=TOKENS["owner"], name="环卫所", role="owner", owner_code="huanwei")
+    await grant(street.settings, *services, token=TOKENS["other_owner"], name="城管", role="owner", owner_code="chengguan")
+    made = await call(street.intake, "POST", "/api/v1/reports", "m-hotline", report(f"m-{uuid.uuid4().hex[:6]}"))
+    assert made.status_code == 201, made.text
+    case_no = made.json()["case_no"]
+    held = await call(street.intake, "POST", "/api/v1/reports", "m-hotline",
+                      report(f"m-{uuid.uuid4().hex[:6]}", category=None, location=None, address="某处"))
+    held_no = held.json()["case_no"]
+    await wait_dispatched(street, case_no)
+
+    i, r, s, n = street.intake, street.routing, street.supervision, street.notify
+    # (service, method, path, body, who is admitted)
+    endpoints = [
+        (i, "POST", "/api/v1/reports", report("{fresh}"), SUBMITTERS),
+        (i, "POST", f"/api/v1/cases/{held_no}/classify", {"category": "CM04"}, OPERATORS),
+        (i, "POST", f"/api/v1/cases/{held_no}/locate", {"unit_grid": "3704020010010201"}, OPERATORS),
+        (i, "POST", f"/api/v1/cases/{held_no}/reject", {"reason": "重复"}, OPERATORS),
+        (i, "POST", f"/api/v1/cases/{held_no}/merge", {"into": case_no}, OPERATORS),
+        (r, "GET", f"/api/v1/grids/locate?lon={POINT['lon']}&lat={POINT['lat']}", None, ANY_ROLE),
+        (r, "GET", "/api/v1/categories", None, ANY_ROLE),
+        (r, "GET", "/api/v1/owners", None, ANY_ROLE),
+        (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
+        (s, "GET", "/api/v1/cases", None, OPERATORS),
+        (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
+        (s, "GET", "/api/v1/stats/summary", None, OPERATORS),
+        (s, "POST", f"/api/v1/cases/{case_no}/check", {"passed": True}, OPERATORS),
+        (s, "POST", f"/api/v1/cases/{case_no}/extension", {"approved": False}, OPERATORS),
+        (s, "POST", f"/api/v1/cases/{case_no}/suspend", {"reason": "等待"}, OPERATORS),
+        (s, "POST", f"/api/v1/cases/{case_no}/resume", None, OPERATORS),
+        (s, "GET", "/api/v1/tasks", None, OWNERS),
+        (s, "POST", f"/api/v1/tasks/{case_no}/updates", {"type": "task.progress", "note": "在办"}, OWNERS),
+        (n, "GET", "/api/v1/deliveries", None, OPERATORS),
+        (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
+    ]
+    seen: dict[tuple[str, str], dict[str, int]] = {}
+    for service, method, path, body, admitted in endpoints:
+        for caller in CALLERS:
+            payload = body
+            if body and body.get("external_id") == "{fresh}":  # a new report, of a source this caller speaks for
+                payload = report(f"m-{uuid.uuid4().hex[:6]}", source=SOURCE_OF.get(caller, "web"))
+            answer = await call(service, method, path, TOKENS.get(caller), payload)
+            seen.setdefault((method, path), {})[caller] = answer.status_code
+            if caller in ("none", "bad"):
+                expected = {401}
+            elif caller not in admitted:
+                expected = {403}
+            else:
+                expected = set(range(200, 500)) - {401, 403}
+            assert answer.status_code in expected, (method, path, caller, answer.status_code, answer.text)
+            assert answer.status_code < 500
+    # Not yours: an owner updating another owner's task is told it does not exist.
+    updates = seen[("POST", f"/api/v1/tasks/{case_no}/updates")]
+    assert updates["owner"] == 409 and updates["other_owner"] == 404  # progress before signing; not its task
+    listed = await call(s, "GET", "/api/v1/tasks", TOKENS["other_owner"])
+    assert case_no not in listed.text
+
+    # Public: health, readiness, metrics on every service.
+    for service in (i, r, s, n):
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert (await call(service, "GET", path, None)).status_code == 200, path
+    # Residents: their own case with its number and their phone; a wrong phone is the same 404 as no case.
+    right = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": PHONE})
+    wrong = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": "13000000000"})
+    nothing = await call(n, "POST", "/api/v1/my-case", None, {"case_no": "19990101-0001", "phone": PHONE})
+    assert right.status_code == 200 and wrong.status_code == 404 and nothing.status_code == 404
+    assert wrong.json()["detail"] == nothing.json()["detail"]
+    survey_wrong = await call(n, "POST", f"/api/v1/surveys/{case_no}", None, {"phone": "13000000000", "verdict": "satisfied"})
+    survey_right = await call(n, "POST", f"/api/v1/surveys/{case_no}", None, {"phone": PHONE, "verdict": "satisfied"})
+    assert survey_wrong.status_code == 404 and survey_right.status_code == 409  # not closed yet: no survey open
+
+
+async def test_expired_revoked_and_demo_credentials_are_refused(street):
+    services = (street.intake, street.routing, street.supervision, street.notify)
+    settings = street.settings
+    await publish_credentials(settings, [
+        issued("m-expired", name="过期", role="operator", expires_at=now() - timedelta(minutes=1)),
+        issued("m-soon", name="将过期", role="operator", expires_at=now() + timedelta(seconds=3)),
+    ])
+    await grant(settings, *services, token="m-revoked", name="将撤销", role="operator")
+    paths = [(street.intake, "POST", "/api/v1/cases/19990101-0001/reject", {"reason": "x"}),
+             (street.routing, "GET", "/api/v1/owners", None),
+             (street.supervision, "GET", "/api/v1/cases", None),
+             (street.notify, "GET", "/api/v1/deliveries", None)]
+    for service, method, path, body in paths:
+        assert (await call(service, method, path, "m-revoked", body)).status_code != 401
+    await publish_credentials(settings, [CredentialRevoked(token_sha256=token_hash("m-revoked"), reason="离职")])
+
+    async def refused_everywhere(token: str) -> None:
+        for service, method, path, body in paths:
+            while (await call(service, method, path, token, body)).status_code != 401:
+                await asyncio.sleep(0.1)
+    # Revocation takes effect on all four services within seconds.
+    await asyncio.wait_for(refused_everywhere("m-revoked"), 10)
+    await asyncio.wait_for(refused_everywhere("m-expired"), 10)
+    await asyncio.sleep(3)
+    await asyncio.wait_for(refused_everywhere("m-soon"), 10)
+
+    # The production profile refuses demo credentials, and will not issue them.
+    production = settings.model_copy(update={"profile": "production"})
+    supervision = build_supervision(production, manage_runtime=False)
+    await asyncio.wait_for(supervision.runtime.start(), 60)
+    try:
+        await publish_credentials(settings, [issued("demo-operator-token", name="演示", role="operator", demo=True),
+                                             issued("m-real", name="真实", role="operator")])
+        await grant(settings, supervision, token="m-real-2", name="真实2", role="operator")
+        assert (await call(supervision, "GET", "/api/v1/cases", "m-real-2")).status_code == 200
+        assert await supervision.runtime.pool.fetchval(
+            "SELECT demo FROM credentials WHERE token_sha256 = $1", token_hash("demo-operator-token"))
+        assert (await call(supervision, "GET", "/api/v1/cases", "demo-operator-token")).status_code == 401
+    finally:
+        await asyncio.wait_for(supervision.runtime.stop(), 30)
