@@ -17,6 +17,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WANGGE_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Production: SASL_PLAINTEXT or SASL_SSL with a SCRAM user per service (shared/kafka_security.py).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str = ""
+    kafka_password: str = ""
+    # A cluster: topics created with this replication and min.insync.replicas (1 on one node).
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
     database_url: str = "postgresql://wangge@127.0.0.1:15432/wangge"
     # Prefixes keep test runs apart on one broker/database; production leaves them empty
     # so topics carry exactly the contract's names.
@@ -44,6 +52,10 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = 1.0
     outbox_poll_seconds: float = 0.5
     deadline_poll_seconds: float = 1.0
+    # Hostile HTTP (shared/http.py): a report is a few KB, so a request body above this is refused with 413
+    # before a handler sees it; JSON nested deeper than max_json_depth is refused with 422.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2)
 
     def schema(self, service: str) -> str:
         """The PostgreSQL schema a service owns."""

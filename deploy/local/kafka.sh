@@ -11,9 +11,17 @@
 # mirrors. The broker is just jars + `java kafka.Kafka server.properties`, which is what
 # bin/kafka-server-start.sh does too.
 #
+#   deploy/local/kafka.sh setup-security SPEC   (secure profile) SCRAM users and ACLs from a spec file
+#                                                 (python -m shared.kafka_security plan writes one)
+#
 # Environment: WANGGE_STATE_DIR (default <repo>/.local), WANGGE_KAFKA_PORT (19092),
 # WANGGE_KAFKA_CONTROLLER_PORT (19093), KAFKA_HEAP_OPTS (-Xms256m -Xmx512m),
-# WANGGE_KAFKA_START_TIMEOUT (seconds, 120).
+# WANGGE_KAFKA_START_TIMEOUT (seconds, 120), WANGGE_KAFKA_SECURITY (none | scram).
+#
+# WANGGE_KAFKA_SECURITY=scram is the production profile on this machine: a second broker with its
+# own data (<state>/kafka-secure, ports 19094/19095 by default) that accepts only SASL/SCRAM-SHA-512
+# clients and authorizes every request against ACLs (StandardAuthorizer, deny when no ACL matches).
+# Its admin password is generated at the first start into <state>/kafka-secure/admin.password.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,13 +32,18 @@ STATE=$(cd "$STATE" && pwd)   # absolute: it ends up in the config and in pid ch
 
 KAFKA_VERSION=4.1.1
 HOST=127.0.0.1
-PORT=${WANGGE_KAFKA_PORT:-19092}
-CONTROLLER_PORT=${WANGGE_KAFKA_CONTROLLER_PORT:-19093}
+SECURITY=${WANGGE_KAFKA_SECURITY:-none}
+case $SECURITY in
+  none)  PORT=${WANGGE_KAFKA_PORT:-19092}; CONTROLLER_PORT=${WANGGE_KAFKA_CONTROLLER_PORT:-19093}; KDIR=$STATE/kafka ;;
+  scram) PORT=${WANGGE_KAFKA_PORT:-19094}; CONTROLLER_PORT=${WANGGE_KAFKA_CONTROLLER_PORT:-19095}; KDIR=$STATE/kafka-secure ;;
+  *) echo "kafka: ERROR: WANGGE_KAFKA_SECURITY must be none or scram, not '$SECURITY'" >&2; exit 2 ;;
+esac
 HEAP=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 START_TIMEOUT=${WANGGE_KAFKA_START_TIMEOUT:-120}
 
-KDIR=$STATE/kafka
-LIBS=$KDIR/libs
+# The jars are the same for both profiles: fetched once.
+LIBS=$STATE/kafka/libs
+ADMIN_PASSWORD_FILE=$KDIR/admin.password
 CONF_DIR=$KDIR/config
 CONF=$CONF_DIR/server.properties
 LOG4J_CONF=$CONF_DIR/log4j2.xml
@@ -39,7 +52,7 @@ LOGS=$KDIR/logs
 SERVER_LOG=$LOGS/server.log
 STDOUT_LOG=$LOGS/kafka.out
 RUN=$STATE/run
-PIDFILE=$RUN/kafka.pid
+PIDFILE=$RUN/$(basename "$KDIR").pid
 POM=$HERE/kafka/pom.xml
 # The libs folder is complete only when this stamp exists and names the pom's hash: an interrupted
 # or outdated fetch is redone, a complete one is never repeated.
@@ -69,15 +82,15 @@ fetch() {
   need_java
   command -v mvn >/dev/null || die "mvn not found: install Maven (Debian: apt-get install -y maven)"
   say "fetching Kafka $KAFKA_VERSION jars from Maven Central (first run only, ~10-60 s)…"
-  local tmp=$KDIR/libs.tmp
+  local tmp=$LIBS.tmp
   rm -rf "$tmp"
-  mkdir -p "$KDIR"
+  mkdir -p "$(dirname "$LIBS")"
   # -B: no colour codes/progress bars in CI logs. Into a temp folder first, so an interrupted
   # download never looks like a complete one.
   # Maven's own output goes to a file, shown only when it fails.
   if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime > "$KDIR/fetch.log" 2>&1; then
-    tail -n 40 "$KDIR/fetch.log" >&2
+        -DoutputDirectory="$tmp" -DincludeScope=runtime > "$STATE/kafka/fetch.log" 2>&1; then
+    tail -n 40 "$STATE/kafka/fetch.log" >&2
     rm -rf "$tmp"
     die "mvn could not fetch the Kafka jars (is Maven Central reachable?); full output in $KDIR/fetch.log"
   fi
@@ -145,11 +158,7 @@ node.id=1
 # Static quorum (controller.quorum.voters) instead of the dynamic one (--standalone): the voter
 # endpoint then lives in this file only, so the controller port can change without reformatting.
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+$(listener_config)
 
 log.dirs=$DATA
 
@@ -166,7 +175,7 @@ min.insync.replicas=1
 offsets.topic.num.partitions=10
 transaction.state.log.num.partitions=10
 
-auto.create.topics.enable=true
+auto.create.topics.enable=$([[ $SECURITY == none ]] && echo true || echo false)
 num.partitions=3
 # Tests start and stop consumers all the time: do not wait 3 s before the first rebalance.
 group.initial.rebalance.delay.ms=0
@@ -210,6 +219,44 @@ EOF
 EOF
 }
 
+# The listeners: plain for development; SCRAM + ACLs for the secure (production) profile.
+listener_config() {
+  if [[ $SECURITY == none ]]; then
+    cat <<EOF
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+EOF
+    return
+  fi
+  cat <<EOF
+listeners=SASL_PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://$HOST:$PORT
+inter.broker.listener.name=SASL_PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(admin_password)";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+# admin: the operator's principal. ANONYMOUS: the broker's own requests to its controller over the
+# loopback-only CONTROLLER listener of this combined node (it has no other peer).
+super.users=User:admin;User:ANONYMOUS
+EOF
+}
+
+admin_password() {
+  if [[ ! -s $ADMIN_PASSWORD_FILE ]]; then
+    mkdir -p "$KDIR"
+    python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > "$ADMIN_PASSWORD_FILE"
+    chmod 600 "$ADMIN_PASSWORD_FILE"
+  fi
+  cat "$ADMIN_PASSWORD_FILE"
+}
+
 # The JVM options bin/kafka-run-class.sh would use, as an array (paths may contain spaces).
 jvm_opts() {
   local heap
@@ -233,8 +280,10 @@ while True:
     if not u.startswith("-"):
         print(u); break')
   # Tools log to stderr via the same log4j config; keep their output for diagnosis.
+  local scram=()
+  [[ $SECURITY == scram ]] && scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(admin_password)]")
   if ! java -Xmx256m -Dlog4j2.configurationFile="$LOG4J_CONF" -cp "$LIBS/*" \
-        kafka.tools.StorageTool format --config "$CONF" --cluster-id "$cluster_id" \
+        kafka.tools.StorageTool format --config "$CONF" --cluster-id "$cluster_id" "${scram[@]}" \
         > "$LOGS/format.log" 2>&1; then
     cat "$LOGS/format.log" >&2
     die "formatting storage failed (see $LOGS/format.log)"
@@ -342,13 +391,24 @@ topics() {
     --bootstrap-server "$HOST:$PORT" "$@"
 }
 
+# SCRAM users and ACLs (secure profile) from a spec: lines "user<TAB>name<TAB>password" and
+# "acl<TAB>principal<TAB>resource type<TAB>name<TAB>pattern type<TAB>operation". One JVM for all.
+setup_security() {
+  [[ $SECURITY == scram ]] || die "setup-security is for WANGGE_KAFKA_SECURITY=scram"
+  [[ -f ${1:-} ]] || die "usage: $0 setup-security SPECFILE"
+  running_pid >/dev/null || die "the secure broker is not running: $0 start first"
+  java -Xmx256m -Dlog4j2.level=warn -cp "$LIBS/*" "$HERE/kafka/SecuritySetup.java" "$HOST:$PORT" "$(admin_password)" "$1"
+}
+
 case "${1:-}" in
   fetch)  fetch verbose ;;
+  setup-security) shift; setup_security "$@" ;;
+  admin-password) admin_password ;;
   start)  start ;;
   stop)   stop ;;
   status) status ;;
   topics) shift; topics "$@" ;;
   *)
-    echo "usage: $0 {fetch|start|stop|status|topics [TopicCommand args]}" >&2
+    echo "usage: $0 {fetch|start|stop|status|topics [TopicCommand args]|setup-security SPEC|admin-password}" >&2
     exit 2 ;;
 esac

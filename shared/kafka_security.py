@@ -1,0 +1,158 @@
+"""Kafka access for production: SASL/SCRAM principals and the ACLs that bind each to its topics.
+
+Every Kafka client of the project takes its connection options from `client_options(settings)`.
+`acl_plan` says, for one street and topic prefix, what each principal may do — each service reads
+and writes only its own topics; an owner reads only `wangge.tasks.<its code>` and writes only
+`wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies`;
+only notify reads `wangge.contacts`; only the services read `wangge.credentials`.
+
+`python -m shared.kafka_security plan --out SPEC` writes the users (with fresh passwords, also
+written as env files per principal) and ACLs for `deploy/local/kafka.sh setup-security SPEC`.
+"""
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from shared.settings import Settings, get_settings
+from shared.street import StreetDataError, load_street
+
+SERVICES = ("intake", "routing", "supervision", "notify")
+BRIDGE = "bridge"  # the terminals' gateway and the 12345 hotline bridge
+ADMIN = "admin"
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configured security (nothing extra for PLAINTEXT)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    return {
+        "security_protocol": settings.kafka_security_protocol,
+        "sasl_mechanism": settings.kafka_sasl_mechanism,
+        "sasl_plain_username": settings.kafka_username,
+        "sasl_plain_password": settings.kafka_password,
+    }
+
+
+def owner_principal(owner: str) -> str:
+    """The Kafka user of an owner's system."""
+    return f"owner-{owner}"
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One allow rule: principal may `operation` on the resource (LITERAL name or PREFIXED)."""
+
+    principal: str
+    resource: str  # TOPIC, GROUP, CLUSTER
+    name: str
+    pattern: str  # LITERAL or PREFIXED
+    operation: str  # READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS
+
+    def line(self) -> str:
+        """The spec line SecuritySetup.java reads."""
+        return "\t".join(("acl", self.principal, self.resource, self.name, self.pattern, self.operation))
+
+
+def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None) -> list[Acl]:
+    """Every ACL of a street's deployment whose topics (and consumer groups) carry `prefix`."""
+    p, g = prefix, group_prefix if group_prefix is not None else prefix
+    t = {name: f"{p}wangge.{name}" for name in ("reports", "cases", "task-updates", "replies", "credentials", "contacts")}
+    tasks = f"{p}wangge.tasks."
+    reads = {
+        "intake": [t["reports"], t["credentials"]],
+        "routing": [t["cases"], t["credentials"]],
+        "supervision": [t["cases"], t["task-updates"], t["credentials"]],
+        "notify": [t["cases"], t["contacts"], t["credentials"]],
+    }
+    writes = {
+        "intake": [t["cases"], t["contacts"]],
+        "routing": [t["cases"]],
+        "supervision": [t["cases"]],
+        "notify": [t["cases"], t["replies"]],
+    }
+    acls: list[Acl] = []
+    for service in SERVICES:
+        acls.append(Acl(service, "GROUP", f"{g}wangge-{service}", "PREFIXED", "READ"))
+        acls.append(Acl(service, "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"))
+        for topic in reads[service]:
+            acls.append(Acl(service, "TOPIC", topic, "LITERAL", "READ"))
+            # What a service cannot take goes to <topic>.rejected, which it may create and write.
+            for op in ("WRITE", "CREATE", "DESCRIBE"):
+                acls.append(Acl(service, "TOPIC", f"{topic}.rejected", "LITERAL", op))
+        for topic in writes[service]:
+            for op in ("WRITE", "CREATE", "DESCRIBE"):
+                acls.append(Acl(service, "TOPIC", topic, "LITERAL", op))
+    for service in ("routing", "supervision"):  # work and urge notices for every owner
+        for op in ("WRITE", "CREATE", "DESCRIBE"):
+            acls.append(Acl(service, "TOPIC", tasks, "PREFIXED", op))
+    for owner in owners:
+        who = owner_principal(owner)
+        acls += [Acl(who, "TOPIC", f"{tasks}{owner}", "LITERAL", "READ"),
+                 Acl(who, "GROUP", f"{g}{who}", "PREFIXED", "READ"),
+                 Acl(who, "TOPIC", t["task-updates"], "LITERAL", "WRITE"),
+                 Acl(who, "TOPIC", t["task-updates"], "LITERAL", "DESCRIBE")]
+    acls += [Acl(BRIDGE, "TOPIC", t["reports"], "LITERAL", "WRITE"),
+             Acl(BRIDGE, "TOPIC", t["reports"], "LITERAL", "DESCRIBE"),
+             Acl(BRIDGE, "TOPIC", t["replies"], "LITERAL", "READ"),
+             Acl(BRIDGE, "TOPIC", t["reports"] + ".rejected", "LITERAL", "READ"),
+             Acl(BRIDGE, "GROUP", f"{g}{BRIDGE}", "PREFIXED", "READ")]
+    return acls
+
+
+def street_owners(street_dir: Path) -> list[str]:
+    """Every owner code of a street: its departments and its communities."""
+    street = load_street(street_dir)
+    return sorted(street.departments) + sorted(g.code for g in street.level("community"))
+
+
+def principals(owners: Iterable[str]) -> list[str]:
+    """Every Kafka user of a deployment (the broker's admin is created when its storage is formatted)."""
+    return [*SERVICES, BRIDGE, *(owner_principal(o) for o in owners)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: write the users and ACLs of the secure profile."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.kafka_security",
+        description="Write the SCRAM users (fresh passwords) and ACLs for the secure Kafka profile: each service "
+        "reads and writes only its own topics, each owner reads only its task topic and writes only "
+        "wangge.task-updates. Apply with: WANGGE_KAFKA_SECURITY=scram deploy/local/kafka.sh setup-security SPEC",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan = sub.add_parser("plan", help="write the spec file and one env file per principal")
+    plan.add_argument("--out", type=Path, required=True, help="the spec file to write (mode 600: it holds passwords)")
+    plan.add_argument("--env-dir", type=Path, help="where to write <principal>.env with WANGGE_KAFKA_* (default: beside --out)")
+    plan.add_argument("--street", type=Path, default=settings.street_dir, help="street folder (its owners)")
+    plan.add_argument("--prefix", default=settings.topic_prefix, help="topic prefix (default: none, the contract's names)")
+    args = parser.parse_args(argv)
+    try:
+        owners = street_owners(args.street)
+    except StreetDataError as exc:
+        print(f"cannot read the street: {exc}", file=sys.stderr)
+        return 1
+    env_dir = args.env_dir or args.out.parent
+    env_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for user in principals(owners):
+        password = secrets.token_urlsafe(24)
+        lines.append("\t".join(("user", user, password)))
+        env = env_dir / f"{user}.env"
+        env.write_text(f"WANGGE_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\nWANGGE_KAFKA_USERNAME={user}\n"
+                       f"WANGGE_KAFKA_PASSWORD={password}\n", encoding="utf-8")
+        env.chmod(0o600)
+    lines += [acl.line() for acl in acl_plan(args.prefix, owners)]
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args.out.chmod(0o600)
+    print(f"{len(principals(owners))} users and {len(lines) - len(principals(owners))} ACLs written to {args.out}; "
+          f"env files in {env_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
