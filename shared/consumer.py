@@ -1,37 +1,75 @@
 """Consuming from Kafka: offsets are committed only after the effect is durable in PostgreSQL.
 
 Per partition, messages are handled one after another (order per case); partitions of a
-batch are handled concurrently. A message that cannot be accepted goes to the rejected topic
-with its reason and the consumer goes on; an outage of PostgreSQL or Kafka pauses it, retrying.
+batch are handled concurrently. No message can stop the stream: whatever cannot be accepted —
+too big, not UTF-8, not JSON, not an envelope, an event type nobody knows, data that does not fit
+its type, a handler that fails every attempt — goes to `<topic>.rejected` with the reason (the
+rejection cut to a size Kafka takes) and the consumer goes on. An outage of PostgreSQL or Kafka
+(shared/errors.py decides which failures are one) pauses it, retrying with backoff; a valid event
+is never set aside because the database went away.
+
+Lag is measured against the broker's end offsets, refreshed in the background even while no
+message arrives (or while a handler hangs), so a stalled partition shows: see `stalled()`.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import hashlib
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.contracts.envelope import Envelope, InvalidMessage
+from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
-from shared.db import TRANSIENT_DB_ERRORS
-from shared.kafka import TRANSIENT_KAFKA_ERRORS, OutgoingMessage, Producer
-from shared.metrics import CONSUMER_LAG, HANDLER_RETRIES, HANDLER_SECONDS, MESSAGES_CONSUMED, MESSAGES_REJECTED
-from shared.topics import Topics
+from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
+from shared.kafka import DEFAULT_MAX_REQUEST_BYTES, OutgoingMessage, Producer, topic_name_problem
+from shared.metrics import (
+    CONSUMER_LAG, CONSUMER_STALLED_SECONDS, HANDLER_RETRIES, HANDLER_SECONDS, MESSAGES_CONSUMED, MESSAGES_REJECTED,
+    REJECTIONS_DEGRADED,
+)
+from shared.topics import Topics, ensure_topics
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope, UnitOfWork], Awaitable[None]]
-TRANSIENT = (*TRANSIENT_DB_ERRORS, *TRANSIENT_KAFKA_ERRORS)
+# The Kafka record being handled, for the few handlers that need more than its envelope (headers).
+_current_record: contextvars.ContextVar[ConsumerRecord | None] = contextvars.ContextVar("current_record", default=None)
+
+
+def current_record() -> ConsumerRecord | None:
+    """The record whose envelope the calling handler is handling (None outside a consumer)."""
+    return _current_record.get()
+
+
 # A handler that fails this often on the same message for a non-transient reason has a bug or
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
 MAX_ATTEMPTS = 3
+# No contract message comes near this: a report is a few KB. Larger ones are rejected unread.
+DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
+
+
+@dataclass
+class _Partition:
+    """What this member knows of one assigned partition."""
+
+    next_offset: int | None = None   # the next offset to handle (committed, or read from the group)
+    end_offset: int | None = None    # the broker's end offset at the last refresh
+    progress_at: float = field(default_factory=time.monotonic)  # last progress, or last time caught up
+
+    @property
+    def lag(self) -> int | None:
+        if self.next_offset is None or self.end_offset is None:
+            return None
+        return max(0, self.end_offset - self.next_offset)
 
 
 class EventConsumer:
@@ -50,6 +88,10 @@ class EventConsumer:
         producer: Producer,
         topic_names: Topics,
         retry_backoff: float = 1.0,
+        retry_backoff_cap: float = 30.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_fetch_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        lag_interval: float = 5.0,
     ):
         self.service = service
         self.group_id = group_id
@@ -61,7 +103,15 @@ class EventConsumer:
         self._producer = producer
         self._names = topic_names
         self._backoff = retry_backoff
+        self._backoff_cap = retry_backoff_cap
+        self._max_message = max_message_bytes
+        # Per partition and per fetch: at least the largest record the broker may hold, so a big
+        # record is read (and rejected) instead of stalling the fetch.
+        self._fetch_bytes = max(4 * 1024 * 1024, 2 * max_fetch_bytes)
+        self._lag_interval = lag_interval
         self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._rejected_topics: set[str] = set()
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -74,11 +124,15 @@ class EventConsumer:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=500,
+            max_partition_fetch_bytes=self._fetch_bytes,
+            fetch_max_bytes=max(52428800, self._fetch_bytes),
         )
+        self._partitions.clear()
         # Ready once the group has given this member its share, which may be none (a second
         # instance on a one-partition topic): the listener is told of every assignment, empty or not.
-        self._consumer.subscribe(self.topics, listener=_ReadyOnAssignment(self.ready))
+        self._consumer.subscribe(self.topics, listener=_Assignments(self))
         await self._consumer.start()
+        lag = asyncio.create_task(self._measure_lag(), name=f"{self.service}:lag {','.join(self.topics)}")
         try:
             while True:
                 batch = await self._consumer.getmany(timeout_ms=500)
@@ -87,12 +141,16 @@ class EventConsumer:
                 await asyncio.gather(*(self._handle_partition(records) for records in batch.values()))
                 offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
                 await self._commit(offsets)
-                self._record_lag(offsets)
+                self._advanced(offsets)
         finally:
+            lag.cancel()
+            await asyncio.gather(lag, return_exceptions=True)
+            self._forget(list(self._partitions))
             await self._consumer.stop()
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         assert self._consumer is not None
+        backoff = Backoff(self._backoff, self._backoff_cap)
         while True:
             try:
                 await self._consumer.commit(offsets)
@@ -102,22 +160,134 @@ class EventConsumer:
                 # re-reads from the last commit, and the processed-event record makes that harmless.
                 log.info("offsets not committed after a rebalance (%s); the new owner replays them", exc)
                 return
-            except TRANSIENT_KAFKA_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 — classified
+                if not is_transient(exc):
+                    raise
                 # Not committing only means a harmless replay later; still, try to record progress.
                 log.warning("offset commit failed (%s); retrying", exc)
-                await asyncio.sleep(self._backoff)
+                await backoff.wait()
 
-    def _record_lag(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Lag = the partition's high-water mark minus the next offset we will handle."""
+    # ---- lag and stalls ----------------------------------------------------------------------
+
+    def _advanced(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Offsets committed: progress; lag against the fetcher's high-water mark until the next refresh."""
         assert self._consumer is not None
         for tp, committed in offsets.items():
+            state = self._partitions.get(tp)
+            if state is None:
+                continue
+            state.next_offset = committed.offset
+            state.progress_at = time.monotonic()
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
-                lag = max(0, highwater - committed.offset)
-                CONSUMER_LAG.labels(self.service, self.group_id, tp.topic, str(tp.partition)).set(lag)
+                state.end_offset = max(state.end_offset or 0, highwater)
+            self._publish_lag(tp, state)
+
+    def _touched(self, tp: TopicPartition) -> None:
+        state = self._partitions.get(tp)
+        if state is not None:
+            state.progress_at = time.monotonic()
+
+    async def _measure_lag(self) -> None:
+        """Every `lag_interval`: the broker's end offsets minus what this member handled, per partition."""
+        while True:
+            await asyncio.sleep(self._lag_interval)
+            try:
+                await self.refresh_lag()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — a missed measurement is no reason to stop consuming
+                log.warning("could not measure the lag of %s: %s", self.group_id, describe(exc))
+
+    async def refresh_lag(self) -> None:
+        """Ask the broker for the end offsets of the assigned partitions (and the group's commits where unknown)."""
+        assert self._consumer is not None
+        partitions = [tp for tp in self._consumer.assignment() if tp in self._partitions]
+        if not partitions:
+            return
+        ends = await asyncio.wait_for(self._consumer.end_offsets(partitions), 10)
+        unknown = [tp for tp in partitions if self._partitions[tp].next_offset is None]
+        starts: dict[TopicPartition, int] = {}
+        if unknown:
+            starts = await asyncio.wait_for(self._consumer.beginning_offsets(unknown), 10)
+        for tp in partitions:
+            state = self._partitions.get(tp)
+            if state is None:
+                continue
+            if state.next_offset is None:
+                committed = await asyncio.wait_for(self._consumer.committed(tp), 10)
+                state.next_offset = committed if committed is not None else starts.get(tp, 0)
+            state.end_offset = ends.get(tp, state.end_offset)
+            if state.lag == 0:
+                state.progress_at = time.monotonic()  # caught up: nothing waits on this partition
+            self._publish_lag(tp, state)
+
+    def _publish_lag(self, tp: TopicPartition, state: _Partition) -> None:
+        labels = (self.service, self.group_id, tp.topic, str(tp.partition))
+        lag = state.lag
+        if lag is None:
+            return
+        CONSUMER_LAG.labels(*labels).set(lag)
+        CONSUMER_STALLED_SECONDS.labels(*labels).set(time.monotonic() - state.progress_at if lag > 0 else 0)
+
+    def stalled(self, threshold: float) -> list[tuple[TopicPartition, int, float]]:
+        """(partition, lag, seconds without progress) of every partition with lag that made no progress for
+        longer than `threshold` seconds."""
+        found = []
+        moment = time.monotonic()
+        for tp, state in list(self._partitions.items()):
+            lag = state.lag
+            if lag:
+                idle = moment - state.progress_at
+                CONSUMER_STALLED_SECONDS.labels(self.service, self.group_id, tp.topic, str(tp.partition)).set(idle)
+                if idle > threshold:
+                    found.append((tp, lag, idle))
+        return found
+
+    def _assigned(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._partitions.setdefault(tp, _Partition())
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            if self._partitions.pop(tp, None) is not None:
+                labels = (self.service, self.group_id, tp.topic, str(tp.partition))
+                for gauge in (CONSUMER_LAG, CONSUMER_STALLED_SECONDS):
+                    try:
+                        gauge.remove(*labels)
+                    except KeyError:
+                        pass
+
+    # ---- handling ----------------------------------------------------------------------------
 
     async def _handle_partition(self, records: list[ConsumerRecord]) -> None:
-        """One unit of work for the partition's batch, one savepoint per message, one commit."""
+        """One unit of work for the partition's batch, one savepoint per message, one commit.
+
+        Should the batch fail for a reason that is not an outage (its commit refused, say), each
+        message is tried again in a transaction of its own, so only the culprit is set aside.
+        """
+        try:
+            rejections = await self._in_one_transaction(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — not an outage (those are retried inside)
+            if len(records) == 1:
+                record = records[0]
+                log.exception("%s[%d]@%d cannot be committed", record.topic, record.partition, record.offset)
+                rejections = [(record, f"could not be committed: {describe(exc)}", [], "uncommittable")]
+            else:
+                log.warning("a batch of %d on %s failed (%s); handling its messages one by one",
+                            len(records), records[0].topic, describe(exc))
+                for record in records:
+                    await self._handle_partition([record])
+                return
+        # After the commit, before the offsets: a crash in between replays the batch, which the
+        # processed-event record makes harmless (the rejected topic may then see a message twice).
+        for rejection in rejections:
+            await self._reject(*rejection)
+
+    async def _in_one_transaction(self, records: list[ConsumerRecord]) -> list["_Rejection"]:
+        backoff = Backoff(self._backoff, self._backoff_cap)
         while True:
             rejections: list[_Rejection] = []
             try:
@@ -126,101 +296,157 @@ class EventConsumer:
                         rejection = await self._handle_record(record, uow)
                         if rejection is not None:
                             rejections.append(rejection)
+                        self._touched(TopicPartition(record.topic, record.partition))
                     await uow.commit()
-                break
+                return rejections
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT as exc:
+            except Exception as exc:  # noqa: BLE001 — classified
+                if not is_transient(exc):
+                    raise
                 # Nothing of the batch was committed: all of it is tried again once the database answers.
                 HANDLER_RETRIES.labels(self.service, "batch").inc()
                 log.warning("%s: infrastructure unavailable (%s); retrying the batch of %d",
-                            records[0].topic, exc, len(records))
-                await asyncio.sleep(self._backoff)
-        # After the commit, before the offsets: a crash in between replays the batch, which the
-        # processed-event record makes harmless (the rejected topic may then see a message twice).
-        for rejection in rejections:
-            await self._reject(*rejection)
+                            records[0].topic, describe(exc), len(records))
+                await backoff.wait()
 
     async def _handle_record(self, record: ConsumerRecord, uow: UnitOfWork) -> "_Rejection | None":
-        try:
-            envelope = Envelope.from_json(record.value)
-        except InvalidMessage as exc:
-            return (record, exc.reason, exc.errors, "invalid-envelope")
+        envelope_or_rejection = self._read(record)
+        if not isinstance(envelope_or_rejection, Envelope):
+            return envelope_or_rejection
+        envelope = envelope_or_rejection
         if self._types is not None and envelope.type not in self._types:
             # Another service's business: skipped without a savepoint or a round trip.
             uow.after_commit(lambda: MESSAGES_CONSUMED.labels(self.service, record.topic, "ignored").inc())
             return None
+        try:
+            parse_event(envelope)  # the data fits its type (upcast to the current version)
+        except InvalidMessage as exc:
+            return (record, exc.reason, exc.errors, "invalid-content")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             started = time.perf_counter()
+            token = _current_record.set(record)
             try:
                 async with uow.savepoint():
                     await self._handler(envelope, uow)
-            except InvalidMessage as exc:
-                return (record, exc.reason, exc.errors, "invalid-content")
-            except (asyncio.CancelledError, *TRANSIENT):
+            except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — a bug must not stop the whole stream
+                if is_transient(exc):
+                    raise  # the whole batch waits for the infrastructure
+                if isinstance(exc, InvalidMessage):
+                    return (record, exc.reason, exc.errors, "invalid-content")
                 HANDLER_RETRIES.labels(self.service, envelope.type).inc()
                 log.exception("%s %s failed (attempt %d)", envelope.type, envelope.id, attempt)
                 if attempt == MAX_ATTEMPTS:
-                    return (record, f"handler failed: {type(exc).__name__}: {exc}", [], "handler-error")
+                    return (record, f"handler failed: {describe(exc)}", [], "handler-error")
                 # A conflict with another instance's transaction is settled by the time we retry.
                 await asyncio.sleep(0.05 * attempt)
                 continue
+            finally:
+                _current_record.reset(token)
             HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
             uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
             return None
         return None
 
-    async def _reject(self, record: ConsumerRecord, reason: str, errors: list[dict[str, Any]], kind: str) -> None:
-        """Put the message, as received, on the rejected topic with the reason; wait for Kafka's ack."""
-        key = record.key.decode("utf-8", "replace") if record.key is not None else None
-        event = MessageRejected(
-            reason=reason,
-            errors=errors,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=key,
-            original=_as_received(record.value),
-            rejected_by=self.service,
-        )
-        envelope = event.envelope(source=self.service)
-        target = self._names.rejected_for(record.topic)
-        log.info("rejected %s[%d]@%d to %s: %s", record.topic, record.partition, record.offset, target, reason)
-        while True:
+    def _read(self, record: ConsumerRecord) -> "Envelope | _Rejection":
+        """The record's envelope, or why it is no message of the contract at all."""
+        value = record.value
+        if value is not None and len(value) > self._max_message:
+            return (record, f"message too big: {len(value)} bytes; at most {self._max_message} are read", [],
+                    "too-big")
+        if value is not None:
             try:
-                await self._producer.send(OutgoingMessage(target, key, envelope.to_json(), envelope.type))
-                break
-            except TRANSIENT_KAFKA_ERRORS as exc:
-                log.warning("could not publish to %s (%s); retrying", target, exc)
-                await asyncio.sleep(self._backoff)
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return (record, f"not JSON: not UTF-8 ({exc.reason} at byte {exc.start})", [], "not-utf8")
+        try:
+            envelope = Envelope.from_json(value)
+        except InvalidMessage as exc:
+            return (record, exc.reason, exc.errors, "invalid-envelope")
+        if envelope.type not in registered_types():
+            return (record, f"unknown event type {envelope.type!r}: no contract defines it", [], "unknown-type")
+        return envelope
+
+    async def _reject(self, record: ConsumerRecord, reason: str, errors: list[dict[str, Any]], kind: str) -> None:
+        """Put the message (or its first part) on the rejected topic with the reason; wait for Kafka's ack.
+
+        Kafka refusing the full rejection for good (too big, say) gets the minimal one (reason, place,
+        size, SHA-256); refusing that too, the rejection is logged and counted, and the consumer goes on.
+        Only an outage is waited out.
+        """
+        target = self._names.rejected_for(record.topic)
+        event = MessageRejected.of(record.value, reason=reason, errors=errors, topic=record.topic,
+                                   partition=record.partition, offset=record.offset, key=record.key,
+                                   rejected_by=self.service)
+        key = _record_key(record.key)
+        log.info("rejected %s[%d]@%d to %s: %s", record.topic, record.partition, record.offset, target, event.reason)
+        problem = topic_name_problem(target)
+        outcome = "lost" if problem else await self._send_rejection(target, key, event)
+        if outcome == "refused":
+            log.warning("%s refused the rejection of %s[%d]@%d; sending it without the original",
+                        target, record.topic, record.partition, record.offset)
+            REJECTIONS_DEGRADED.labels(self.service, record.topic, "minimal").inc()
+            outcome = await self._send_rejection(target, key, event.minimal())
+        if outcome != "sent":
+            log.error("rejection of %s[%d]@%d (%d bytes, sha256 %s) could not be published to %s (%s): %s",
+                      record.topic, record.partition, record.offset, event.original_size or 0,
+                      event.original_sha256, target, problem or "refused", event.reason)
+            REJECTIONS_DEGRADED.labels(self.service, record.topic, "lost").inc()
         MESSAGES_REJECTED.labels(self.service, record.topic, kind).inc()
         MESSAGES_CONSUMED.labels(self.service, record.topic, "rejected").inc()
+
+    async def _send_rejection(self, target: str, key: str | None, event: MessageRejected) -> str:
+        """'sent', or 'refused' for a permanent error; an outage is retried until it ends."""
+        envelope = event.envelope(source=self.service)
+        message = OutgoingMessage(target, key, envelope.to_json(), envelope.type)
+        backoff = Backoff(self._backoff, self._backoff_cap)
+        while True:
+            try:
+                await self._ensure_rejected_topic(target)
+                await self._producer.send(message)
+                return "sent"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — classified
+                if is_permanent_kafka_error(exc) or not is_transient(exc):
+                    log.warning("%s refused a rejection: %s", target, describe(exc))
+                    return "refused"
+                log.warning("could not publish to %s (%s); retrying", target, describe(exc))
+                await backoff.wait()
+
+    async def _ensure_rejected_topic(self, target: str) -> None:
+        # A broker that does not create topics on first use would refuse the rejection forever.
+        if target not in self._rejected_topics:
+            await ensure_topics(self._bootstrap, [self._names.spec_for(target)])
+            self._rejected_topics.add(target)
 
 
 _Rejection = tuple[ConsumerRecord, str, list[dict[str, Any]], str]
 
 
-class _ReadyOnAssignment(ConsumerRebalanceListener):
-    """Sets the consumer's ready event when the group assigns it partitions (or none)."""
+def _record_key(key: bytes | None) -> str | None:
+    """The rejection's Kafka key: the original key, or its SHA-256 when it is too long to be one."""
+    if key is None:
+        return None
+    text = key.decode("utf-8", "replace")
+    if len(key) <= 1024:
+        return text
+    return "sha256:" + hashlib.sha256(key).hexdigest()
 
-    def __init__(self, ready: asyncio.Event):
-        self._ready = ready
+
+class _Assignments(ConsumerRebalanceListener):
+    """Tells the consumer of its partitions, and sets its ready event on every assignment (empty or not)."""
+
+    def __init__(self, consumer: EventConsumer):
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        """Nothing to do: offsets are committed after each batch."""
+        """Offsets are committed after each batch; the lag of partitions given away is no longer ours."""
+        self._consumer._forget(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         """This member has joined the group."""
-        self._ready.set()
-
-
-def _as_received(value: bytes | None) -> Any:
-    """The original message: parsed JSON if it is JSON, else its text."""
-    if value is None:
-        return None
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return value.decode("utf-8", "replace")
+        self._consumer._assigned(list(assigned))
+        self._consumer.ready.set()

@@ -9,21 +9,12 @@ import asyncpg
 import orjson
 
 from shared.clock import street_zone
+# Errors after which the same work may succeed when retried are classified in one place, shared/errors.py.
+from shared.errors import TRANSIENT_DB_ERRORS  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 PLUMBING_SQL = Path(__file__).parent / "sql"
-# Errors after which the same work may succeed when retried (database restarting, network blip).
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.AdminShutdownError,
-)
 
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)

@@ -3,16 +3,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch, InvalidTopicError, MessageSizeTooLargeError, OutOfOrderSequenceNumber, UnknownProducerId,
+)
 
+from shared.errors import PERMANENT_KAFKA_ERRORS, TRANSIENT_KAFKA_ERRORS  # noqa: F401  (re-exported)
 from shared.metrics import MESSAGES_PRODUCED
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_KAFKA_ERRORS: tuple[type[BaseException], ...] = (KafkaError, OSError, asyncio.TimeoutError)
+# The broker's default message.max.bytes (1 MiB + 12 bytes of batch overhead). A record above this
+# can never be written; the producer refuses anything larger than its max_request_size itself.
+BROKER_MAX_MESSAGE_BYTES = 1048588
+DEFAULT_MAX_REQUEST_BYTES = 1048576
+# What a record costs beyond its key and value (batch and record headers), with a margin.
+RECORD_OVERHEAD_BYTES = 1024
+
+# Errors after which the idempotent producer's sequence on a partition is out of step with the broker:
+# a record the broker refused for good, or the symptoms of one. The producer is renewed.
+_BREAKS_SEQUENCE: tuple[type[BaseException], ...] = (
+    *PERMANENT_KAFKA_ERRORS, OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch,
+)
+
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why Kafka would refuse this topic name, or None if it is a legal one (letters, digits, . _ -, ≤ 249)."""
+    if not isinstance(name, str) or not name:
+        return "empty topic name"
+    if name in (".", ".."):
+        return f"topic name {name!r} is reserved"
+    if len(name) > 249:
+        return f"topic name is {len(name)} characters long; Kafka takes at most 249"
+    if not _LEGAL_TOPIC.match(name):
+        shown = name if len(name) <= 80 else name[:80] + "…"
+        return f"topic name {shown!r} has characters Kafka refuses (letters, digits, '.', '_', '-' only)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -24,19 +55,32 @@ class OutgoingMessage:
     value: bytes
     event_type: str
 
+    def size(self) -> int:
+        """Roughly what the record weighs on the wire (key + value + overhead)."""
+        return len(self.value) + (len(self.key.encode()) if self.key is not None else 0) + RECORD_OVERHEAD_BYTES
+
 
 class Producer:
     """An idempotent producer shared by a service's outbox relay and dead-letter path."""
 
-    def __init__(self, bootstrap: str, service: str):
+    def __init__(self, bootstrap: str, service: str, max_request_size: int = DEFAULT_MAX_REQUEST_BYTES):
         self.service = service
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=f"wangge-{service}",
+        self.max_request_size = max_request_size
+        self._bootstrap = bootstrap
+        self._producer = self._new()
+        self._renewing: asyncio.Lock | None = None
+
+    def _new(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"wangge-{self.service}",
             enable_idempotence=True,  # implies acks=all; no duplicates from retries
             acks="all",
             linger_ms=2,
             request_timeout_ms=15000,
+            # Larger records are refused here at once (MessageSizeTooLargeError, a permanent error)
+            # instead of travelling to a broker that refuses them.
+            max_request_size=self.max_request_size,
         )
 
     async def start(self) -> None:
@@ -47,17 +91,83 @@ class Producer:
         """Flush and disconnect."""
         await self._producer.stop()
 
-    async def send_all(self, messages: list[OutgoingMessage]) -> None:
-        """Send a batch in order and wait until Kafka has acknowledged every one."""
-        futures = [
-            await self._producer.send(
-                m.topic, m.value, key=m.key.encode() if m.key is not None else None
+    async def _renew(self, because: BaseException) -> None:
+        """A fresh idempotent producer (new producer id). After the broker refused a record for good, the
+        old one's sequence numbers on that partition are out of step and every later send there fails
+        with OutOfOrderSequenceNumber; the records are sent again by their callers."""
+        if self._renewing is None:
+            self._renewing = asyncio.Lock()
+        async with self._renewing:
+            old = self._producer
+            log.warning("renewing the Kafka producer of %s after %s", self.service, type(because).__name__)
+            fresh = self._new()
+            await fresh.start()
+            self._producer = fresh
+            try:
+                await asyncio.wait_for(old.stop(), 20)
+            except Exception as exc:  # noqa: BLE001 — the old one is done with either way
+                log.warning("stopping the old producer: %s", exc)
+
+    def refusal(self, message: OutgoingMessage) -> BaseException | None:
+        """The permanent error sending this would meet (bad topic name, too big), checked locally; None if fine."""
+        problem = topic_name_problem(message.topic)
+        if problem is not None:
+            return InvalidTopicError(problem)
+        if message.size() > self.max_request_size:
+            return MessageSizeTooLargeError(
+                f"record of {message.size()} bytes is larger than the {self.max_request_size} bytes Kafka takes"
             )
-            for m in messages
-        ]
-        await asyncio.gather(*futures)
+        return None
+
+    async def send_each(self, messages: list[OutgoingMessage]) -> list[BaseException | None]:
+        """Send a batch in order; wait for every acknowledgement; the outcome of each (None = acknowledged).
+
+        A record refused before sending (see `refusal`) is not sent: a topic name Kafka refuses would
+        otherwise be looked up until the request times out, looking like a broker outage.
+        """
+        producer = self._producer
+        pending: list[asyncio.Future | BaseException] = []
+        stopped: BaseException | None = None
         for m in messages:
-            MESSAGES_PRODUCED.labels(self.service, m.topic, m.event_type).inc()
+            refused = self.refusal(m)
+            if refused is not None:
+                pending.append(refused)
+                continue
+            if stopped is not None:
+                # Once one record could not be queued, the later ones wait too: sending them now
+                # would put them on their partition before it, out of order.
+                pending.append(stopped)
+                continue
+            try:
+                pending.append(await producer.send(m.topic, m.value,
+                                                   key=m.key.encode() if m.key is not None else None))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — reported per record; the caller classifies it
+                pending.append(exc)
+                if not isinstance(exc, PERMANENT_KAFKA_ERRORS):
+                    stopped = exc
+        futures = [p for p in pending if not isinstance(p, BaseException)]
+        results = iter(await asyncio.gather(*futures, return_exceptions=True))
+        outcomes: list[BaseException | None] = []
+        for m, p in zip(messages, pending):
+            outcome = p if isinstance(p, BaseException) else next(results)
+            if isinstance(outcome, BaseException):
+                outcomes.append(outcome)
+            else:
+                outcomes.append(None)
+                MESSAGES_PRODUCED.labels(self.service, m.topic, m.event_type).inc()
+        broken = [o for o, p in zip(outcomes, pending)
+                  if not isinstance(p, BaseException) and isinstance(o, _BREAKS_SEQUENCE)]
+        if broken and producer is self._producer:
+            await self._renew(broken[0])
+        return outcomes
+
+    async def send_all(self, messages: list[OutgoingMessage]) -> None:
+        """Send a batch in order and wait until Kafka has acknowledged every one; raise the first failure."""
+        for outcome in await self.send_each(messages):
+            if outcome is not None:
+                raise outcome
 
     async def send(self, message: OutgoingMessage) -> None:
         """Send one message and wait for its acknowledgement."""

@@ -28,3 +28,18 @@ OUTBOX_RELAYED = Counter("wangge_outbox_relayed_total", "Outbox rows relayed to 
 CONSUMER_LAG = Gauge(
     "wangge_consumer_lag", "Messages behind the end of the partition", ["service", "group", "topic", "partition"]
 )
+CONSUMER_STALLED_SECONDS = Gauge(
+    "wangge_consumer_stalled_seconds",
+    "Seconds since the consumer last made progress on a partition that has lag (0 when caught up)",
+    ["service", "group", "topic", "partition"],
+)
+REJECTIONS_DEGRADED = Counter(
+    "wangge_rejections_degraded_total",
+    "Rejections Kafka refused in full: sent minimal (no original), or lost (only logged)",
+    ["service", "topic", "outcome"],
+)
+OUTBOX_SET_ASIDE = Counter(
+    "wangge_outbox_set_aside_total",
+    "Outbox rows Kafka can never take (too big, invalid topic, refused) moved to outbox_failed",
+    ["service", "reason"],
+)

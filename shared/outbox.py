@@ -1,4 +1,9 @@
-"""The outbox relay: sends what the unit of work wrote, in order, then forgets it."""
+"""The outbox relay: sends what the unit of work wrote, in order, then forgets it.
+
+A row Kafka can never take (too big, a topic name it refuses, another permanent produce error) is
+moved to `outbox_failed` with the reason and counted (wangge_outbox_set_aside_total); the rows after
+it go on. An outage of Kafka or PostgreSQL retries, with backoff, from the first row not acknowledged.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,9 +11,9 @@ import logging
 
 import asyncpg
 
-from shared.db import TRANSIENT_DB_ERRORS
-from shared.kafka import TRANSIENT_KAFKA_ERRORS, OutgoingMessage, Producer
-from shared.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED
+from shared.errors import TRANSIENT_DB_ERRORS, Backoff, describe, is_permanent_kafka_error, is_transient
+from shared.kafka import OutgoingMessage, Producer
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED, OUTBOX_SET_ASIDE
 from shared.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -33,16 +38,19 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled; survives database and broker outages by retrying."""
+        backoff = Backoff(base=1.0, cap=30.0)
         while True:
             try:
-                await self._lead()
+                await self._lead(backoff)
             except asyncio.CancelledError:
                 raise
-            except (*TRANSIENT_DB_ERRORS, *TRANSIENT_KAFKA_ERRORS) as exc:
-                log.warning("outbox relay of %s interrupted (%s); retrying", self._schema, exc)
-                await asyncio.sleep(1)
+            except Exception as exc:  # noqa: BLE001 — classified
+                if not is_transient(exc):
+                    raise  # a bug: the runtime logs it and restarts the relay
+                log.warning("outbox relay of %s interrupted (%s); retrying", self._schema, describe(exc))
+                await backoff.wait()
 
-    async def _lead(self) -> None:
+    async def _lead(self, backoff: Backoff) -> None:
         async with self._pool.acquire() as conn:
             # Session-level lock, held while this connection lives: the other instances wait.
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self._schema}"):
@@ -52,6 +60,7 @@ class OutboxRelay:
             try:
                 while True:
                     sent = await self.relay_once(conn)
+                    backoff.reset()
                     if sent < BATCH:
                         self._wake.clear()
                         try:
@@ -66,18 +75,51 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self, conn: asyncpg.Connection) -> int:
-        """Send the oldest batch of outbox rows and delete them once Kafka has acknowledged all."""
+        """Send the oldest batch of outbox rows; forget those Kafka acknowledged, set aside those it never will.
+
+        Returns the rows dealt with. On an outage (a transient error on some row) the acknowledged rows
+        before it are forgotten and the error is raised: the rest is sent again, in order, on the retry.
+        """
         rows = await conn.fetch(
             "SELECT seq, topic, key, event_type, payload FROM outbox ORDER BY seq LIMIT $1", BATCH
         )
-        if rows:
-            await self._ensure_topics({r["topic"] for r in rows})
-            await self._producer.send_all(
-                [OutgoingMessage(r["topic"], r["key"], bytes(r["payload"]), r["event_type"]) for r in rows]
-            )
+        if not rows:
+            return 0
+        messages = [OutgoingMessage(r["topic"], r["key"], bytes(r["payload"]), r["event_type"]) for r in rows]
+        await self._ensure_topics({m.topic for m in messages if self._producer.refusal(m) is None})
+        outcomes = await self._producer.send_each(messages)
+        done: list[int] = []
+        set_aside: list[tuple[int, str]] = []
+        outage: BaseException | None = None
+        for row, outcome in zip(rows, outcomes):
+            if outcome is None:
+                if outage is None:
+                    done.append(row["seq"])
+                # after an outage: sent again on the retry (consumers de-duplicate on the event id)
+            elif is_permanent_kafka_error(outcome) or not is_transient(outcome):
+                set_aside.append((row["seq"], describe(outcome, 1000)))
+            elif outage is None:
+                outage = outcome
+        async with conn.transaction():
+            if set_aside:
+                await conn.executemany(
+                    """INSERT INTO outbox_failed (seq, topic, key, event_id, event_type, payload, created_at, reason)
+                       SELECT seq, topic, key, event_id, event_type, payload, created_at, $2 FROM outbox WHERE seq = $1
+                       ON CONFLICT (seq) DO NOTHING""",
+                    set_aside,
+                )
             # A crash between the send and this delete sends them again: consumers de-duplicate on id.
-            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
-            OUTBOX_RELAYED.labels(self._service).inc(len(rows))
+            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])",
+                               done + [seq for seq, _ in set_aside])
+        if done:
+            OUTBOX_RELAYED.labels(self._service).inc(len(done))
+        for seq, reason in set_aside:
+            row = next(r for r in rows if r["seq"] == seq)
+            OUTBOX_SET_ASIDE.labels(self._service, _reason_kind(reason)).inc()
+            log.error("outbox %s row %d (%s to %s) set aside in outbox_failed: %s",
+                      self._schema, seq, row["event_type"], row["topic"][:100], reason)
+        if outage is not None:
+            raise outage
         return len(rows)
 
     async def _ensure_topics(self, names: set[str]) -> None:
@@ -96,3 +138,12 @@ class OutboxRelay:
             except TRANSIENT_DB_ERRORS as exc:
                 log.warning("cannot measure the outbox backlog of %s: %s", self._schema, exc)
             await asyncio.sleep(every_seconds)
+
+
+def _reason_kind(reason: str) -> str:
+    """A small label for the metric: too-big, invalid-topic or refused."""
+    if reason.startswith(("MessageSizeTooLarge", "RecordTooLarge", "RecordListTooLarge")):
+        return "too-big"
+    if reason.startswith("InvalidTopic"):
+        return "invalid-topic"
+    return "refused"

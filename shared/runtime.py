@@ -80,7 +80,8 @@ class ServiceRuntime:
             log.info("schema %s: applied %s", self.schema, ", ".join(applied))
         for step in self._before_consuming:
             await step()
-        self.producer = Producer(self.settings.kafka_bootstrap, self.name)
+        self.producer = Producer(self.settings.kafka_bootstrap, self.name,
+                                 max_request_size=self.settings.kafka_max_request_bytes)
         await self.producer.start()
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds,
                             self.topics, self.settings.kafka_bootstrap)
@@ -101,6 +102,10 @@ class ServiceRuntime:
                 producer=self.producer,
                 topic_names=self.topics,
                 retry_backoff=self.settings.retry_backoff_seconds,
+                retry_backoff_cap=self.settings.retry_backoff_cap_seconds,
+                max_message_bytes=self.settings.max_message_bytes,
+                max_fetch_bytes=self.settings.kafka_max_request_bytes,
+                lag_interval=self.settings.consumer_lag_interval_seconds,
             )
             self.consumers.append(consumer)
             self._spawn(f"consumer {','.join(spec.topics)}", consumer.run)
@@ -112,7 +117,8 @@ class ServiceRuntime:
         await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in self.consumers)), timeout)
 
     async def check_ready(self) -> dict[str, str]:
-        """Whether PostgreSQL and Kafka answer now: {'postgres': 'ok'|reason, 'kafka': …}."""
+        """Whether PostgreSQL and Kafka answer now and no consumer is stalled: {'postgres': 'ok'|reason,
+        'kafka': …, 'consumers': 'ok' | 'stalled <topic>[p] lag N for S s; …'}."""
         checks: dict[str, str] = {}
         try:
             await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 3)
@@ -124,17 +130,39 @@ class ServiceRuntime:
             checks["kafka"] = "ok"
         except Exception as exc:  # noqa: BLE001
             checks["kafka"] = f"unreachable: {exc}"
+        checks["consumers"] = self.stalled_consumers()
         return checks
+
+    def stalled_consumers(self) -> str:
+        """'ok', or every partition with lag that made no progress for longer than consumer_stall_seconds."""
+        stalled = [
+            f"stalled {tp.topic}[{tp.partition}] lag {lag} for {idle:.0f} s"
+            for consumer in self.consumers
+            for tp, lag, idle in consumer.stalled(self.settings.consumer_stall_seconds)
+        ]
+        return "; ".join(stalled) if stalled else "ok"
 
     async def stop(self) -> None:
         """Cancel the loops and close the connections."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+            if stuck:
+                # A loop still waits on the database after its cancellation (a query blocked on a lock,
+                # a connection being reset): cut the connections so that stopping never hangs.
+                log.warning("%s: %s did not stop in 10 s; terminating the database connections", self.name,
+                            ", ".join(t.get_name() for t in stuck))
+                self.pool.terminate()
+                await asyncio.wait(stuck, timeout=10)
         self._tasks.clear()
         self.consumers.clear()
         await self.producer.stop()
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), 10)
+        except asyncio.TimeoutError:
+            log.warning("%s: the database pool did not close in 10 s; terminated", self.name)
+            self.pool.terminate()
 
     def _spawn(self, name: str, loop: Worker) -> None:
         self._tasks.append(asyncio.create_task(self._keep_running(name, loop), name=f"{self.name}:{name}"))

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     sms_inbound_token: str = ""
     # How long a consumer waits before retrying when PostgreSQL or Kafka is unreachable.
     retry_backoff_seconds: float = 1.0
+    # …doubling on each failure up to this (with jitter), so a long outage is not hammered.
+    retry_backoff_cap_seconds: float = 30.0
+    # Inbound messages larger than this are rejected unread (no contract message comes near it).
+    max_message_bytes: int = 512 * 1024
+    # The largest record the producer sends (the broker's message.max.bytes must be at least this);
+    # consumers fetch at least twice this per partition, so a large record never stalls a fetch.
+    kafka_max_request_bytes: int = 1048576
+    # How often consumers ask the broker for end offsets (lag), and after how long a partition with
+    # lag and no progress makes /readyz answer 503.
+    consumer_lag_interval_seconds: float = 5.0
+    consumer_stall_seconds: float = 60.0
     outbox_poll_seconds: float = 0.5
     deadline_poll_seconds: float = 1.0
     # Hostile HTTP (shared/http.py): a report is a few KB, so a request body above this is refused with 413

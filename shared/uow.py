@@ -29,8 +29,14 @@ class UnitOfWork:
 
     async def __aenter__(self) -> "UnitOfWork":
         self.conn = await self._pool.acquire()
-        self._tx = self.conn.transaction()
-        await self._tx.start()
+        try:
+            self._tx = self.conn.transaction()
+            await self._tx.start()
+        except BaseException:
+            # Cancelled (or failed) before the body: __aexit__ will not run, so give the connection back here,
+            # or the pool waits for it forever when it closes.
+            await self._pool.release(self.conn)
+            raise
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

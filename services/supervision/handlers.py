@@ -8,6 +8,7 @@ back from Kafka, the claim makes it a no-op. Each fact is written once.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from shared.contracts import Envelope, EventModel, InvalidMessage, parse_event, 
 from shared.contracts import cases as c
 from shared.contracts import tasks as t
 from shared.contracts.envelope import describe_validation_error
+from shared.errors import describe, is_transient
+from shared.kafka import topic_name_problem
 from shared.logs import mask_phone
 from shared.topics import Topics
 from shared.uow import UnitOfWork
@@ -330,32 +333,69 @@ class DeadlineHandler:
         self._pool_of = pool_of
 
     async def fire_due(self) -> int:
-        """Claim one batch of due deadlines (SKIP LOCKED), emit their events, commit; returns clocks handled."""
+        """Claim one batch of due deadlines (SKIP LOCKED), emit their events, commit; returns clocks handled.
+
+        Each clock is fired in a savepoint of its own: one that cannot be (an owner code that cannot be a
+        topic name, a processing error) is marked faulted with the reason, skipped by later polls, and does
+        not hold back the others. An outage (shared.errors.is_transient) rolls the whole batch back for the
+        next poll: nothing was marked, so each deadline still fires once.
+        """
         fired: list[tuple[str, float]] = []
+        faulted: list[tuple[clock_store.DueClock, str]] = []
         async with self._uow() as uow:
             due = await clock_store.claim_due(uow.conn)
             for clock in due:
-                if clock.warning_due:
-                    await self._emit_warning(uow, clock)
-                    await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind)
-                    fired.append(("warning", (now() - clock.warn_at).total_seconds()))
-                if clock.overdue_due:
-                    level = self._level(clock)
-                    await self._emit_overdue(uow, clock, level)
-                    await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind)
-                    fired.append(("overdue", (now() - clock.due_at).total_seconds()))
+                problem = self._unfireable(clock)
+                if problem is None:
+                    try:
+                        async with uow.savepoint():
+                            fired.extend(await self._fire(uow, clock))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 — one bad clock must not stop the others
+                        if is_transient(exc):
+                            raise
+                        log.exception("deadline of %s (%s) failed", clock.case_no, clock.kind)
+                        problem = f"firing failed: {describe(exc)}"
+                if problem is not None:
+                    await clock_store.mark_faulted(uow.conn, clock.case_id, clock.kind, problem)
+                    faulted.append((clock, problem))
             await uow.commit()
         for kind, delay in fired:  # counted only once committed: a rolled-back batch fires again later
             metrics.DEADLINES_FIRED.labels(SERVICE, kind).inc()
             metrics.DEADLINE_DELAY.labels(SERVICE, kind).observe(max(0.0, delay))
+        for clock, problem in faulted:
+            metrics.DEADLINES_FAULTED.labels(SERVICE, clock.kind).inc()
+            log.error("clock of case %s (%s) faulted, skipped from now on: %s", clock.case_no, clock.kind, problem)
         if due:
-            log.info("deadlines fired: %s", ", ".join(f"{c.case_no} ({c.kind})" for c in due))
+            log.info("deadlines fired: %s", ", ".join(f"{c.case_no} ({c.kind})" for c in due
+                                                      if all(f is not c for f, _ in faulted)))
         return len(due)
+
+    def _unfireable(self, clock: clock_store.DueClock) -> str | None:
+        """Why this clock's notices cannot be sent at all (its owner's task topic cannot exist), or None."""
+        problem = topic_name_problem(self._topics.tasks(clock.owner))
+        return f"owner {clock.owner[:60]!r} cannot be an owner code: {problem}" if problem else None
+
+    async def _fire(self, uow: UnitOfWork, clock: clock_store.DueClock) -> list[tuple[str, float]]:
+        fired: list[tuple[str, float]] = []
+        if clock.warning_due:
+            await self._emit_warning(uow, clock)
+            await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind)
+            fired.append(("warning", (now() - clock.warn_at).total_seconds()))
+        if clock.overdue_due:
+            level = self._level(clock)
+            await self._emit_overdue(uow, clock, level)
+            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind)
+            fired.append(("overdue", (now() - clock.due_at).total_seconds()))
+        return fired
 
     async def refresh_gauges(self) -> None:
         """Running and overdue clock counts for /metrics."""
         async with self._pool_of().acquire() as conn:
             running, overdue = await clock_store.count_running(conn)
+            faulted = await clock_store.count_faulted(conn)
+        metrics.CLOCKS_FAULTED.labels(SERVICE).set(faulted)
         metrics.CLOCKS_RUNNING.labels(SERVICE).set(running)
         metrics.CLOCKS_OVERDUE.labels(SERVICE).set(overdue)
 

@@ -18,3 +18,9 @@ CASE_EVENTS_REFUSED = Counter(
     "wangge_case_events_refused_total", "Case events kept in history but not allowed by the case's state",
     ["service", "type"],
 )
+DEADLINES_FAULTED = Counter(
+    "wangge_deadlines_faulted_total",
+    "Clocks the poller could not fire (an owner code that cannot be a topic, a processing error), marked and skipped",
+    ["service", "kind"],
+)
+CLOCKS_FAULTED = Gauge("wangge_clocks_faulted", "Running clocks marked faulted and skipped by the poller now", ["service"])

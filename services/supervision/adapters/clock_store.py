@@ -43,7 +43,7 @@ async def open_clock(
                started_at = EXCLUDED.started_at, warn_at = EXCLUDED.warn_at, due_at = EXCLUDED.due_at,
                state = 'running', warned_at = NULL, overdue_at = NULL, escalation_level = NULL,
                stopped_at = NULL, stop_reason = NULL, opened_by = EXCLUDED.opened_by, suspended_at = NULL,
-               due_left_s = NULL, warn_left_s = NULL, updated_at = now()""",
+               due_left_s = NULL, warn_left_s = NULL, fault = NULL, faulted_at = NULL, updated_at = now()""",
         case_id, kind, case_no, owner, category, limit_value, limit_unit, started_at, warn_at, due_at, opened_by,
     )
 
@@ -97,13 +97,13 @@ async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int = CLAIM_BATCH) -> list[DueClock]:
-    """Lock running clocks with a deadline come and not fired; rows another instance holds are skipped."""
+    """Lock running clocks with a deadline come and not fired; rows another instance holds, and faulted ones, are skipped."""
     rows = await conn.fetch(
         """SELECT case_id, kind, case_no, owner, category, due_at, warn_at,
                   (warned_at IS NULL AND warn_at <= now()) AS warning_due,
                   (overdue_at IS NULL AND due_at <= now()) AS overdue_due
            FROM clocks
-           WHERE state = 'running'
+           WHERE state = 'running' AND faulted_at IS NULL
              AND ((warned_at IS NULL AND warn_at <= now()) OR (overdue_at IS NULL AND due_at <= now()))
            ORDER BY LEAST(CASE WHEN warned_at IS NULL THEN warn_at END, CASE WHEN overdue_at IS NULL THEN due_at END)
            LIMIT $1
@@ -127,6 +127,19 @@ async def mark_overdue(conn: asyncpg.Connection, case_id: str, level: str, kind:
            WHERE case_id = $1 AND kind = $2""",
         case_id, kind, level,
     )
+
+
+async def mark_faulted(conn: asyncpg.Connection, case_id: str, kind: str, reason: str) -> None:
+    """This clock cannot be fired: keep the reason, and let later polls skip it."""
+    await conn.execute(
+        "UPDATE clocks SET fault = $3, faulted_at = now(), updated_at = now() WHERE case_id = $1 AND kind = $2",
+        case_id, kind, reason[:2000],
+    )
+
+
+async def count_faulted(conn: asyncpg.Connection) -> int:
+    """Running clocks the poller has set aside as faulted."""
+    return await conn.fetchval("SELECT count(*) FROM clocks WHERE faulted_at IS NOT NULL AND state = 'running'")
 
 
 async def count_running(conn: asyncpg.Connection) -> tuple[int, int]:
