@@ -4,19 +4,20 @@ from __future__ import annotations
 from typing import Annotated, Awaitable
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.intake.adapters.repository import StoredCase
 from services.intake.domain.held import Refused, UnknownCase, WrongState
 from services.intake.handlers import Intake
 from shared.auth import Client, require
 from shared.contracts.common import Location
+from shared.http import NONBLANK
 
 router = APIRouter(prefix="/api/v1/cases", tags=["held reports"])
 
 operator = require("operator", "admin")
 CaseNo = Annotated[str, Path(min_length=1, max_length=40, description="the case number, e.g. 20261127-0001")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True), Field(json_schema_extra=NONBLANK)]
 
 
 class Classify(BaseModel):
@@ -29,7 +30,10 @@ class Classify(BaseModel):
 class Locate(BaseModel):
     """定位: a WGS84 point (its unit grid follows) or a unit grid code — exactly one of the two."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["location"], "properties": {"location": {"not": {"type": "null"}}, "unit_grid": {"type": "null"}}},
+        {"required": ["unit_grid"], "properties": {"unit_grid": {"not": {"type": "null"}}, "location": {"type": "null"}}},
+    ]})
     location: Location | None = None
     unit_grid: Annotated[Text, StringConstraints(min_length=1, max_length=50)] | None = None
 

@@ -9,6 +9,7 @@ from services.intake.handlers import Intake, ReportRejected
 from shared.auth import Client, require
 from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted
+from shared.http import NONBLANK
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -30,8 +31,14 @@ class CaseReceipt(BaseModel):
 
 
 @router.post("/reports", status_code=201, response_model=CaseReceipt,
-             responses={200: {"description": "the same (source, external_id) was already a case: that case"},
-                        401: {}, 403: {}, 422: {"description": "not a case: the reason says why"}})
+             responses={200: {"model": CaseReceipt,
+                              "description": "the same (source, external_id) was already a case: that case"},
+                        401: {}, 403: {}, 422: {"description": "not a case (an unknown category, a place outside "
+                                                               "the street): the reason says why"}},
+             # ReportSubmitted's own rule, for the document: a location, or an address that is not blank.
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"anyOf": [
+                 {"required": ["location"], "properties": {"location": {"type": "object"}}},
+                 {"required": ["address"], "properties": {"address": {"type": "string", **NONBLANK}}}]}}}}})
 async def submit_report(
     report: ReportSubmitted,
     request: Request,

@@ -169,7 +169,9 @@ class MyCase(BaseModel):
     replies: list[ReplyView]
 
 
-_RESIDENT_ERRORS = {404: {"description": commands.NOT_FOUND}, 429: {"description": "too many failed tries"}}
+_RESIDENT_ERRORS = {404: {"description": commands.NOT_FOUND},
+                    429: {"description": "too many failed tries",
+                          "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}}}
 
 
 @router.post("/surveys/{case_no}", response_model=SurveyAnswered, tags=["residents"],
@@ -206,7 +208,21 @@ class InboundSms(BaseModel):
     text: str = Field(max_length=1000)
 
 
-@router.post("/sms/inbound", tags=["gateway"])
+class InboundAnswer(BaseModel):
+    """What became of an inbound SMS: matched=false with the reason, or the survey answer it counted as."""
+
+    matched: bool
+    reason: str | None = None
+    case_no: str | None = None
+    survey_id: str | None = None
+    verdict: SurveyVerdict | None = None
+    channel: str | None = None
+    within_window: bool | None = None
+    answered_at: str | None = Field(default=None, description="ISO 8601 with the street's offset")
+
+
+@router.post("/sms/inbound", tags=["gateway"], responses={200: {"model": InboundAnswer},
+                                                          401: {"description": "missing or wrong X-Gateway-Token"}})
 async def inbound_sms(request: Request, body: InboundSms,
                       x_gateway_token: str | None = Header(None)) -> dict[str, Any]:
     """The gateway's callback for a resident's SMS reply; 200 even when it is not a survey answer (the

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.auth import Client, require
+from shared.http import NONBLANK
 from shared.runtime import ServiceRuntime
 from services.routing import views
 
@@ -58,9 +59,10 @@ class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     owner: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] = Field(
-        description="an owner code: a department's code or a community's grid code (GET /api/v1/owners)")
+        description="an owner code: a department's code or a community's grid code (GET /api/v1/owners)",
+        json_schema_extra=NONBLANK)
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
-        description="why it is dispatched by hand; the new owner sees it as the task's note")
+        description="why it is dispatched by hand; the new owner sees it as the task's note", json_schema_extra=NONBLANK)
 
 
 class DispatchAnswer(BaseModel):

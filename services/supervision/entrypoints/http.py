@@ -1,6 +1,7 @@
 """Supervision's HTTP API: thin routes over the read model and the handlers."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
@@ -11,7 +12,10 @@ from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import STATES
 from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
 from shared.auth import Client, require
+from shared.contracts import registered_types
+from shared.contracts.tasks import UPDATE_TYPES
 from shared.clock import now
+from shared.http import NONBLANK, refusal
 from shared.runtime import ServiceRuntime
 
 CaseState = Literal[STATES]  # type: ignore[valid-type]  # 422 with the allowed values for anything else
@@ -23,7 +27,9 @@ owner_only = require("owner")
 class CheckBody(BaseModel):
     """核查: did the on-site check find the problem solved?"""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={  # a failed check says why (the validator below)
+        "if": {"required": ["passed"], "properties": {"passed": {"const": False}}},
+        "then": {"required": ["note"], "properties": {"note": {"type": "string", **NONBLANK}}}})
     passed: bool
     note: str | None = Field(default=None, max_length=1000)
 
@@ -50,6 +56,172 @@ class SuspendBody(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+# ---- what the routes answer (documentation: the views return plain rows; times in the street's zone) -------
+
+class CaseView(BaseModel):
+    """A case as supervision's read model has it (personal data is never in it)."""
+
+    case_id: str
+    case_no: str | None
+    state: str | None = Field(description="null only until the first state-moving event arrives")
+    category: str | None
+    unit_grid: str | None
+    owner: str | None
+    owner_name: str | None
+    priority: str | None
+    source: str | None
+    description: str | None
+    reported_at: datetime | None
+    accepted_at: datetime | None
+    dispatched_at: datetime | None
+    due_at: datetime | None
+    closed_at: datetime | None
+    warned_at: datetime | None
+    overdue_at: datetime | None
+    escalation_level: str | None
+    merged_into_case_no: str | None
+    rejection_reason: str | None
+    signed_at: datetime | None
+    resolved_at: datetime | None
+    result: str | None
+    result_media: Any = Field(description="the owner's photos (URLs), as reported")
+    explanation: str | None
+    return_reason: str | None
+    suspend_reason: str | None
+    extension_until: datetime | None
+    extension_reason: str | None
+    extension_state: Literal["pending", "approved", "denied"] | None
+    check_note: str | None
+    close_outcome: str | None
+    closed_on_time: bool | None
+    last_verdict: str | None
+    reopened_count: int
+    dispatch_count: int
+    rework_count: int
+    dispatch_note: str | None
+    events_seen: int
+    last_event_at: datetime | None
+    updated_at: datetime
+
+
+class ClockView(BaseModel):
+    """One clock of a case: `dispatch` (report → dispatch) or `handling` (dispatch → resolved/explained)."""
+
+    kind: str
+    state: Literal["running", "stopped", "suspended"]
+    owner: str
+    limit_value: float
+    limit_unit: str
+    started_at: datetime
+    warn_at: datetime
+    due_at: datetime
+    warned_at: datetime | None
+    overdue_at: datetime | None
+    escalation_level: str | None
+    stopped_at: datetime | None
+    stop_reason: str | None
+    suspended_at: datetime | None
+
+
+class HistoryEntry(BaseModel):
+    """One event of the case as supervision applied (or refused) it."""
+
+    id: str
+    type: str
+    version: int
+    occurred_at: datetime
+    source: str
+    effect: Literal["moved", "noted", "refused", "history"]
+    state_after: str | None
+    note: str | None = Field(description="why a refused event was refused")
+    data: Any
+
+
+class CaseDetail(CaseView):
+    """One case with its clocks and its whole history."""
+
+    clock: ClockView | None = Field(description="the handling clock, if the case was dispatched")
+    stages: list[ClockView]
+    history: list[HistoryEntry]
+
+
+class CaseList(BaseModel):
+    count: int
+    cases: list[CaseView]
+
+
+class CaseAction(BaseModel):
+    """The case after an operator's decision or an owner's update."""
+
+    case_no: str
+    state: str | None
+    event: str | None = Field(description="the case event it became")
+    duplicate: bool = Field(default=False, description="present (true) when the same update was taken before")
+    due_at: datetime | None = Field(default=None, description="present when the deadline moved")
+
+
+class TaskView(BaseModel):
+    """An open task as its owner sees it."""
+
+    case_id: str
+    case_no: str | None
+    state: str | None
+    category: str | None
+    unit_grid: str | None
+    priority: str | None
+    description: str | None
+    dispatched_at: datetime | None
+    due_at: datetime | None
+    signed_at: datetime | None
+    dispatch_note: str | None
+    extension_state: Literal["pending", "approved", "denied"] | None
+    extension_until: datetime | None
+    suspend_reason: str | None
+    check_note: str | None
+
+
+class TaskList(BaseModel):
+    owner: str
+    count: int
+    tasks: list[TaskView]
+
+
+class StatsSummary(BaseModel):
+    as_of: datetime
+    total: int
+    by_state: dict[str, int]
+    running_clocks: int
+    overdue_now: int
+    finished: int
+    finished_on_time: int
+    on_time_share: float | None
+
+
+NOT_KNOWN = refusal("no case with this number is known to supervision (or not yet)")
+DECISION_REFUSALS = {200: {"model": CaseAction}, 404: NOT_KNOWN,
+                     409: refusal("the case's state does not allow this (the reason says why)"),
+                     422: refusal("the body does not fit, or the new deadline is not after the current one")}
+
+
+def _update_body() -> dict[str, Any]:
+    """The documented body of an owner's update: one of the task.* updates of the contract, as `type` and its fields
+    (case_no and owner come from the path and the credential); `id` optional."""
+    variants = []
+    for update_type in UPDATE_TYPES:
+        schema = registered_types()[update_type].model_json_schema()
+        fields = {k: v for k, v in schema.get("properties", {}).items() if k not in ("case_no", "owner")}
+        variants.append({
+            "type": "object", "title": update_type,
+            "required": ["type", *(name for name in schema.get("required", []) if name in fields)],
+            "properties": {"type": {"const": update_type},
+                           "id": {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 100}, {"type": "null"}],
+                                  "description": "the update's id (else the Idempotency-Key header): a repeat "
+                                                 "with the same id changes nothing"},
+                           **fields},
+        })
+    return {"requestBody": {"content": {"application/json": {"schema": {"oneOf": variants}}}}}
+
+
 def _answer(case_no: str, outcome: Outcome) -> dict[str, Any]:
     """200 with the case's new state, or the refusal as a 4xx with its reason."""
     if outcome.refused is not None:
@@ -68,7 +240,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
     zone = policy.calendar.zone
 
-    @router.get("/cases/{case_no}")
+    @router.get("/cases/{case_no}", responses={200: {"model": CaseDetail}, 404: NOT_KNOWN})
     async def get_case(case_no: str = CaseNo, _: Client = Depends(operator)) -> dict[str, Any]:
         """One case: its read model, its clocks and its event history (personal data masked)."""
         case = await views.case_detail(runtime.pool, case_no, zone)
@@ -77,11 +249,12 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                                      "(not reported, or its events have not arrived yet)")
         return case
 
-    @router.get("/cases")
+    @router.get("/cases", responses={200: {"model": CaseList}, 422: refusal("not a community of this street")})
     async def list_cases(
         state: CaseState | None = None,
         owner: str | None = Query(default=None, min_length=1, max_length=50),
-        community: str | None = Query(default=None, min_length=1, max_length=50, description="a community grid code"),
+        community: str | None = Query(default=None, min_length=1, max_length=50, description="a community grid code",
+                                      json_schema_extra={"enum": sorted(policy.communities)}),
         unit_grid: str | None = Query(default=None, min_length=1, max_length=50),
         category: str | None = Query(default=None, min_length=1, max_length=20),
         overdue: bool | None = Query(default=None, description="open cases past their deadline (true) or not (false)"),
@@ -100,53 +273,55 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                                        overdue=overdue, due_before=due_before, limit=limit)
         return {"count": len(cases), "cases": cases}
 
-    @router.post("/cases/{case_no}/check")
+    @router.post("/cases/{case_no}/check", responses=DECISION_REFUSALS)
     async def check(body: CheckBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """核查 a resolved or explained case: pass → closed (the resident hears the result), fail → rework."""
         return _answer(case_no, await center.check(case_no, passed=body.passed, note=body.note, by=client.actor))
 
-    @router.post("/cases/{case_no}/extension")
+    @router.post("/cases/{case_no}/extension", responses=DECISION_REFUSALS)
     async def extension(body: ExtensionBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """Decide the owner's extension request: approved → a new deadline; denied → the old one stands."""
         outcome = await center.decide_extension(case_no, approved=body.approved, until=body.until, note=body.note,
                                                 by=client.actor)
         return _answer(case_no, outcome)
 
-    @router.post("/cases/{case_no}/suspend")
+    @router.post("/cases/{case_no}/suspend", responses=DECISION_REFUSALS)
     async def suspend(body: SuspendBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """挂起 a case in progress: its handling clock stops with the time left kept."""
         return _answer(case_no, await center.suspend(case_no, suspend=True, reason=body.reason, by=client.actor))
 
-    @router.post("/cases/{case_no}/resume")
+    @router.post("/cases/{case_no}/resume", responses=DECISION_REFUSALS)
     async def resume(case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """Resume a suspended case: the clock runs again with the time that was left."""
         return _answer(case_no, await center.suspend(case_no, suspend=False, reason=None, by=client.actor))
 
-    @router.get("/tasks")
+    @router.get("/tasks", responses={200: {"model": TaskList}})
     async def tasks(limit: int = Query(default=100, ge=1, le=500), client: Client = Depends(owner_only)) -> dict[str, Any]:
         """The calling owner's open tasks, nearest deadline first."""
         assert client.owner_code is not None
         listed = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit)
         return {"owner": client.owner_code, "count": len(listed), "tasks": listed}
 
-    @router.post("/tasks/{case_no}/updates")
+    @router.post("/tasks/{case_no}/updates", openapi_extra=_update_body(), responses={
+        **DECISION_REFUSALS, 404: refusal("no such case, or not a task of the calling owner (非本单位任务)"),
+        422: refusal("not an update type, or its fields do not fit")})
     async def update_task(
         case_no: str = CaseNo,
         body: dict[str, Any] = Body(
             description="the update as on wangge.task-updates: {type, …its fields}; optional id (the update's id: "
                         "a repeat with the same id changes nothing)",
             examples=[{"type": "task.accepted"}, {"type": "task.resolved", "result": "已更换垃圾箱", "media": []}]),
-        idempotency_key: str | None = Header(default=None, max_length=100),
+        idempotency_key: str | None = Header(default=None, max_length=100, json_schema_extra={"minLength": 1}),
         client: Client = Depends(owner_only),
     ) -> dict[str, Any]:
         """An owner's update of its own task (签收, progress, resolved, returned, extension request, explanation…)."""
         assert client.owner_code is not None
-        update_id = body.get("id") if isinstance(body.get("id"), str) else idempotency_key
-        if update_id is not None and not 1 <= len(update_id) <= 100:
-            raise HTTPException(422, "id: 1 to 100 characters")
+        update_id = idempotency_key if body.get("id") is None else body["id"]
+        if update_id is not None and not (isinstance(update_id, str) and 1 <= len(update_id) <= 100):
+            raise HTTPException(422, "id: a string of 1 to 100 characters")
         return _answer(case_no, await updates.submit(client.owner_code, case_no, body, update_id))
 
-    @router.get("/stats/summary")
+    @router.get("/stats/summary", responses={200: {"model": StatsSummary}})
     async def stats_summary(_: Client = Depends(operator)) -> dict[str, Any]:
         """Counts by state, overdue now, and the on-time share of finished cases."""
         return {"as_of": now().astimezone(zone), **await views.summary(runtime.pool)}
