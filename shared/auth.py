@@ -8,6 +8,7 @@ it, so a revocation takes effect everywhere as soon as the consumers have read i
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -106,3 +107,44 @@ def require(*roles: str) -> Callable[..., object]:
         return client
 
     return check
+
+
+# ---- owners' updates on Kafka: who sent them --------------------------------------------------
+# Kafka does not tell a consumer which principal produced a record, and every owner may write
+# wangge.task-updates. So an owner's system signs each update with its credential: header
+# wangge-credential = the token's SHA-256 (hex), wangge-signature = HMAC-SHA256(key = that digest,
+# message = the record's value). The services hold the digest from the registry (which owners cannot
+# read: ACLs), so they can check that the update's `owner` is the credential's owner code.
+CREDENTIAL_HEADER = "wangge-credential"
+SIGNATURE_HEADER = "wangge-signature"
+
+
+def sign_update(token: str, value: bytes) -> list[tuple[str, bytes]]:
+    """The Kafka headers that prove an update was sent by the holder of `token`."""
+    digest = hashlib.sha256(token.encode()).digest()
+    return [(CREDENTIAL_HEADER, digest.hex().encode()),
+            (SIGNATURE_HEADER, hmac.new(digest, value, hashlib.sha256).hexdigest().encode())]
+
+
+async def update_signer(conn: asyncpg.Connection, headers: dict[str, bytes], value: bytes, *,
+                        production: bool) -> Client | str:
+    """The credential that signed this record, or why it is not validly signed."""
+    credential, signature = headers.get(CREDENTIAL_HEADER), headers.get(SIGNATURE_HEADER)
+    if not credential or not signature:
+        return "not signed: an owner's update needs the wangge-credential and wangge-signature headers"
+    try:
+        digest = bytes.fromhex(credential.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return "wangge-credential is not a hex SHA-256"
+    expected = hmac.new(digest, value, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(expected, signature):
+        return "the signature does not match the update and the credential"
+    row = await conn.fetchrow(
+        """SELECT name, role, owner_code, worker_id, device_id FROM credentials
+           WHERE token_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+             AND NOT (demo AND $2)""",
+        digest.hex(), production,
+    )
+    if row is None:
+        return "signed with an unknown, expired or revoked credential"
+    return Client(**dict(row))

@@ -42,10 +42,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # development accepts the fixed demo credentials of ./dev up; production refuses them.
     profile: Literal["development", "production"] = "development"
+    # Owners' updates on Kafka must carry their credential's signature (shared/auth.py sign_update);
+    # always so in production, optional (checked when present) in development.
+    require_signed_updates: bool = False
     # Replies to residents are retried for as long as they are still useful.
     reply_ttl_hours: float = 24.0
     # How long after closing a resident may answer the survey (and an unsatisfied answer reopens the case).
     survey_window_days: float = 7.0
+    # How long after the survey window closes notify erases the residents' names and phone numbers
+    # (DESIGN "Personal data"); rejected reports count from the rejection. WANGGE_ERASE_AFTER_DAYS.
+    erase_after_days: float = 30.0
+    erasure_poll_seconds: float = 60.0
     # The SMS gateway's inbound-reply callback must send this in X-Gateway-Token (empty: not checked, development).
     sms_inbound_token: str = ""
     # How long a consumer waits before retrying when PostgreSQL or Kafka is unreachable.

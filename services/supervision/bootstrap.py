@@ -35,7 +35,9 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     policy = street_policy(load_street(settings.street_dir), settings.street_timezone)
     topics = runtime.topics
     case_log = CaseLog(topics, policy)
-    updates = OwnerUpdates(case_log, topics, runtime.uow)
+    production = settings.profile == "production"
+    updates = OwnerUpdates(case_log, topics, runtime.uow, production=production,
+                           require_signature=production or settings.require_signed_updates)
     center = CommandCenter(case_log, topics, policy, runtime.uow)
     deadlines = DeadlineHandler(case_log, topics, policy, runtime.uow, lambda: runtime.pool)
     runtime.consume([topics.cases], case_log)

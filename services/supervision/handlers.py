@@ -27,7 +27,9 @@ from services.supervision.domain.notices import escalation_reason, overdue_text,
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
 from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, Fold, next_state
+from shared.auth import CREDENTIAL_HEADER, update_signer
 from shared.clock import now
+from shared.consumer import current_record
 from shared.contracts import Envelope, EventModel, InvalidMessage, parse_event, registered_types
 from shared.contracts import cases as c
 from shared.contracts import tasks as t
@@ -164,10 +166,13 @@ class Outcome:
 class OwnerUpdates:
     """Owners' answers (wangge.task-updates, or POST /api/v1/tasks/{case_no}/updates) become case events."""
 
-    def __init__(self, log_: CaseLog, topics: Topics, uow: UowFactory):
+    def __init__(self, log_: CaseLog, topics: Topics, uow: UowFactory, *, require_signature: bool = False,
+                 production: bool = False):
         self._log = log_
         self._topics = topics
         self._uow = uow
+        self._require_signature = require_signature
+        self._production = production
 
     async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.task-updates: apply it, or refuse it on the owner's topic."""
@@ -179,7 +184,21 @@ class OwnerUpdates:
         assert isinstance(update, t.TaskEvent)
         if not set(update.owner) <= _TOPIC_SAFE:
             raise InvalidMessage(f"owner {update.owner!r} cannot be an owner code (letters, digits, . _ - only)")
+        await self._check_sender(uow, update.owner)
         await self.apply(uow, update, update_id=envelope.id, case_id=envelope.case_id)
+
+    async def _check_sender(self, uow: UnitOfWork, owner: str) -> None:
+        """The update's owner must be the owner whose credential signed it (always in production; else if signed)."""
+        record = current_record()
+        headers = {key: value for key, value in (record.headers or ())} if record is not None else {}
+        if not (self._require_signature or CREDENTIAL_HEADER in headers):
+            return
+        signer = await update_signer(uow.conn, headers, record.value if record is not None else b"",
+                                     production=self._production)
+        if isinstance(signer, str):
+            raise InvalidMessage(f"update not accepted: {signer}")
+        if signer.role != "owner" or signer.owner_code != owner:
+            raise InvalidMessage(f"update for owner {owner!r} signed by {signer.actor}: an owner updates only its own tasks")
 
     async def submit(self, owner: str, case_no: str, body: dict, update_id: str | None) -> Outcome:
         """The same update over HTTP, for the owner the credential names; committed before it returns."""
