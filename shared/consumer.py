@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
+from shared import kafka_security
 from shared.contracts.envelope import Envelope, InvalidMessage
 from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
@@ -126,6 +127,7 @@ class EventConsumer:
             max_poll_records=500,
             max_partition_fetch_bytes=self._fetch_bytes,
             fetch_max_bytes=max(52428800, self._fetch_bytes),
+            **kafka_security.options(self._bootstrap),
         )
         self._partitions.clear()
         # Ready once the group has given this member its share, which may be none (a second

@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from shared import kafka_security
 from shared.auth import token_hash
 from shared.clock import now
 from shared.contracts.credentials import ROLES, CredentialIssued, CredentialRevoked
@@ -50,6 +51,7 @@ def issued(token: str, *, name: str, role: str, owner_code: str | None = None, w
 async def publish(settings: Settings, events: list[CredentialIssued | CredentialRevoked]) -> None:
     """Put registry events on wangge.credentials (keyed by the token's hash) and wait for Kafka's ack."""
     topics = Topics(settings.topic_prefix)
+    kafka_security.use(settings)
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, [topics.spec_for(topics.credentials)]), 30)
     producer = Producer(settings.kafka_bootstrap, "credentials")
     await asyncio.wait_for(producer.start(), 30)

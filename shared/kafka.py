@@ -12,6 +12,7 @@ from aiokafka.errors import (
 )
 
 from shared.errors import PERMANENT_KAFKA_ERRORS, TRANSIENT_KAFKA_ERRORS  # noqa: F401  (re-exported)
+from shared import kafka_security
 from shared.metrics import MESSAGES_PRODUCED
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Producer:
             # Larger records are refused here at once (MessageSizeTooLargeError, a permanent error)
             # instead of travelling to a broker that refuses them.
             max_request_size=self.max_request_size,
+            **kafka_security.options(self._bootstrap),
         )
 
     async def start(self) -> None:

@@ -26,6 +26,29 @@ BRIDGE = "bridge"  # the terminals' gateway and the 12345 hotline bridge
 ADMIN = "admin"
 
 
+# The connection options of each broker this process talks to, by bootstrap address: one principal
+# per process and broker (a service, a CLI). Registered once from settings; read by every client.
+_by_bootstrap: dict[str, dict[str, Any]] = {}
+_replication: dict[str, tuple[int, int]] = {}
+
+
+def use(settings: Settings) -> None:
+    """Make every Kafka client of this process connect to settings.kafka_bootstrap with its security,
+    and create topics there with the configured replication."""
+    _by_bootstrap[settings.kafka_bootstrap] = client_options(settings)
+    _replication[settings.kafka_bootstrap] = (settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
+
+
+def replication(bootstrap: str) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for topics created on this broker (1, 1 unless configured)."""
+    return _replication.get(bootstrap, (1, 1))
+
+
+def options(bootstrap: str) -> dict[str, Any]:
+    """The security options for a bootstrap address (none unless `use` registered some)."""
+    return dict(_by_bootstrap.get(bootstrap, {}))
+
+
 def client_options(settings: Settings) -> dict[str, Any]:
     """aiokafka keyword arguments for the configured security (nothing extra for PLAINTEXT)."""
     if settings.kafka_security_protocol == "PLAINTEXT":

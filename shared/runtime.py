@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 import asyncpg
 from fastapi import FastAPI
 
+from shared import kafka_security
 from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer, Handler
 from shared.db import PLUMBING_SQL, create_pool, migrate
@@ -73,6 +74,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         """Connect, migrate, and start the relay, the consumers and the workers."""
+        kafka_security.use(self.settings)
         self.pool = await create_pool(self.settings.database_url, self.schema)
         async with self.pool.acquire() as conn:
             applied = await migrate(conn, self.schema, [PLUMBING_SQL, self._migrations])

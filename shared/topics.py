@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import ClusterAuthorizationFailedError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
+from shared import kafka_security
 from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -46,6 +50,9 @@ class Topics:
         self.task_updates = f"{prefix}wangge.task-updates"
         self.replies = f"{prefix}wangge.replies"
         self.credentials = f"{prefix}wangge.credentials"
+        # Internal: residents' names and phone numbers, from intake to notify alone (DESIGN "Personal
+        # data"). Nothing else reads it; the production profile enforces that with a Kafka ACL.
+        self.contacts = f"{prefix}wangge.contacts"
 
     def tasks(self, owner: str) -> str:
         """The task topic of one owner (a department code or a community's grid code)."""
@@ -66,6 +73,10 @@ class Topics:
             TopicSpec(self.rejected_for(self.task_updates), partitions=1, retention_ms=90 * DAY_MS),
             TopicSpec(self.replies, retention_ms=365 * DAY_MS),
             TopicSpec(self.credentials, partitions=1, compacted=True),
+            # Contacts are kept only as long as notify may still be catching up on them: notify
+            # holds its own copy (erased after the survey window), so the topic need not.
+            TopicSpec(self.contacts, retention_ms=30 * DAY_MS),
+            TopicSpec(self.rejected_for(self.contacts), partitions=1, retention_ms=30 * DAY_MS),
         ]
 
     def spec_for(self, name: str) -> TopicSpec:
@@ -85,18 +96,24 @@ class Topics:
 
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_security.options(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if not missing:
             return []
-        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, topic_configs=s.configs()) for s in missing]
+        replicas, min_insync = kafka_security.replication(bootstrap)
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replicas,
+                        topic_configs={**s.configs(), "min.insync.replicas": str(min_insync)}) for s in missing]
         try:
             await admin.create_topics(new)
         except TopicAlreadyExistsError:
             pass  # another process created them meanwhile: that is what we wanted
+        except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as exc:
+            # Under ACLs a principal does not see (so seems to miss) topics that are not its own; the
+            # administrator creates those. Its own topics it may create, and the others it never uses.
+            log.info("not allowed to create some of %s (%s): left to the administrator", [s.name for s in missing], exc)
         return [s.name for s in missing]
     finally:
         await admin.close()
@@ -112,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["ensure", "list"], help="ensure: create missing topics; list: show names")
     args = parser.parse_args(argv)
     settings = get_settings()
+    kafka_security.use(settings)
     topics = Topics(settings.topic_prefix)
     if args.command == "list":
         for spec in topics.fixed():

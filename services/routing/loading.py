@@ -9,6 +9,7 @@ from typing import Callable
 
 import asyncpg
 
+from shared import kafka_security
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.settings import Settings
 from shared.street import Street, StreetDataError, load_street
@@ -57,6 +58,7 @@ async def load_into(
 ) -> LoadResult:
     """Create the street's topics, migrate routing's schema and replace its reference tables."""
     topics = Topics(settings.topic_prefix)
+    kafka_security.use(settings)
     owner_specs = task_topic_specs(topics, street)
     schema = settings.schema(SERVICE)
     pool = await create_pool(settings.database_url, schema, min_size=1, max_size=1)
