@@ -1,0 +1,184 @@
+"""The production Kafka profile on a real secure broker (SASL/SCRAM + ACLs, deploy/local/kafka.sh with
+WANGGE_KAFKA_SECURITY=scram): each principal reaches only its own topics, and supervision, running as its
+own principal, takes an owner's update only when it is signed by that owner's credential."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+from services.supervision.bootstrap import build as build_supervision
+from shared.auth import sign_update
+from shared.clock import now
+from shared.contracts.cases import CaseAccepted, CaseDispatched, CaseReported
+from shared.contracts.common import TimeLimit
+from shared.contracts.tasks import TaskAccepted
+from shared.credentials import issued
+from shared.kafka_security import acl_plan, owner_principal, principals
+from shared.settings import REPO_ROOT
+from shared.topics import Topics
+from tests.conftest import drop_schemas
+
+pytestmark = pytest.mark.integration
+
+KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
+SECURE_PORT = int(os.environ.get("WANGGE_SECURE_KAFKA_PORT", "19094"))
+BOOTSTRAP = f"127.0.0.1:{SECURE_PORT}"
+OWNERS = ["huanwei", "chengguan"]
+
+
+def _kafka_sh(*args: str) -> str:
+    env = {**os.environ, "WANGGE_KAFKA_SECURITY": "scram", "WANGGE_KAFKA_PORT": str(SECURE_PORT),
+           "WANGGE_KAFKA_CONTROLLER_PORT": str(SECURE_PORT + 1)}
+    done = subprocess.run([str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"kafka.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout.strip()
+
+
+def sasl(user: str, password: str) -> dict[str, Any]:
+    return {"bootstrap_servers": BOOTSTRAP, "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": user, "sasl_plain_password": password}
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory) -> dict[str, Any]:
+    """The secure broker started (once), with users and ACLs for this module's own topic prefix."""
+    _kafka_sh("start")
+    prefix = f"s{uuid.uuid4().hex[:6]}."
+    passwords = {user: uuid.uuid4().hex for user in principals(OWNERS)}
+    spec: Path = tmp_path_factory.mktemp("kafka-security") / "spec.tsv"
+    lines = [f"user\t{user}\t{password}" for user, password in passwords.items()]
+    spec.write_text("\n".join(lines + [acl.line() for acl in acl_plan(prefix, OWNERS)]) + "\n")
+    _kafka_sh("setup-security", str(spec))
+    passwords["admin"] = _kafka_sh("admin-password")
+    return {"prefix": prefix, "passwords": passwords}
+
+
+@pytest.fixture
+async def topics(secure) -> AsyncIterator[Topics]:
+    """The contract's topics under the module's prefix, created by the administrator."""
+    names = Topics(secure["prefix"])
+    admin = AIOKafkaAdminClient(**sasl("admin", secure["passwords"]["admin"]))
+    await asyncio.wait_for(admin.start(), 30)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in names.fixed() + [names.for_owner(o) for o in OWNERS] if s.name not in existing]
+        if wanted:
+            await asyncio.wait_for(admin.create_topics(
+                [NewTopic(s.name, s.partitions, 1, topic_configs=s.configs()) for s in wanted]), 30)
+    finally:
+        await admin.close()
+    yield names
+
+
+async def produce(user: str, password: str, topic: str, value: bytes, key: str | None = None,
+                  headers: list | None = None) -> None:
+    producer = AIOKafkaProducer(**sasl(user, password), request_timeout_ms=10000)
+    await asyncio.wait_for(producer.start(), 30)
+    try:
+        await asyncio.wait_for(producer.send_and_wait(topic, value, key=key.encode() if key else None,
+                                                      headers=headers), 20)
+    finally:
+        await producer.stop()
+
+
+async def read(user: str, password: str, topic: str, group: str, want: int = 0, timeout: float = 20) -> list:
+    consumer = AIOKafkaConsumer(topic, **sasl(user, password), group_id=group, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await asyncio.wait_for(consumer.start(), 30)
+    try:
+        got: list = []
+
+        async def take() -> None:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                got.extend(r for rs in batch.values() for r in rs)
+                if len(got) >= want:
+                    return
+        await asyncio.wait_for(take(), timeout)
+        return got
+    finally:
+        await consumer.stop()
+
+
+async def test_each_principal_reaches_only_its_own_topics(secure, topics):
+    pw = secure["passwords"]
+    huanwei, p = owner_principal("huanwei"), secure["prefix"]
+    await produce(huanwei, pw[huanwei], topics.task_updates, b'{"probe": 1}')  # its way back: allowed
+    for forbidden in (topics.cases, topics.tasks("chengguan"), topics.reports):
+        with pytest.raises((TopicAuthorizationFailedError, KafkaError)):
+            await produce(huanwei, pw[huanwei], forbidden, b"{}")
+    await produce("admin", pw["admin"], topics.tasks("huanwei"), b'{"task": 1}')
+    assert len(await read(huanwei, pw[huanwei], topics.tasks("huanwei"), f"{p}{huanwei}-app", want=1)) >= 1
+    with pytest.raises((TopicAuthorizationFailedError, KafkaError)):
+        await read(huanwei, pw[huanwei], topics.tasks("chengguan"), f"{p}{huanwei}-app", want=1, timeout=10)
+    # Residents' contacts: notify reads them, routing does not.
+    await produce("intake", pw["intake"], topics.contacts, b'{"contact": 1}')
+    assert len(await read("notify", pw["notify"], topics.contacts, f"{p}wangge-notify-probe", want=1)) >= 1
+    with pytest.raises((TopicAuthorizationFailedError, KafkaError)):
+        await read("routing", pw["routing"], topics.contacts, f"{p}wangge-routing-probe", want=1, timeout=10)
+    # Only the services learn credentials; an owner cannot read the registry (and so cannot sign for another).
+    with pytest.raises((TopicAuthorizationFailedError, KafkaError)):
+        await read(huanwei, pw[huanwei], topics.credentials, f"{p}{huanwei}-x", want=1, timeout=10)
+
+
+async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the_holder(secure, topics, base_settings):
+    pw, p = secure["passwords"], secure["prefix"]
+    settings = base_settings.model_copy(update={
+        "kafka_bootstrap": BOOTSTRAP, "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_username": "supervision",
+        "kafka_password": pw["supervision"], "topic_prefix": p, "schema_prefix": f"{p[:-1]}_{uuid.uuid4().hex[:4]}_",
+        "profile": "production", "outbox_poll_seconds": 0.2})
+    service = build_supervision(settings, manage_runtime=False)
+    await asyncio.wait_for(service.runtime.start(), 60)
+    try:
+        await service.runtime.wait_until_consuming(60)
+        tokens = {"huanwei": f"tok-hw-{uuid.uuid4().hex[:6]}", "chengguan": f"tok-cg-{uuid.uuid4().hex[:6]}"}
+        for owner, token in tokens.items():
+            event = issued(token, name=owner, role="owner", owner_code=owner)
+            await produce("admin", pw["admin"], topics.credentials, event.envelope(source="credentials").to_json(),
+                          key=event.token_sha256)
+        case_id, case_no, at = f"sec-{uuid.uuid4().hex[:6]}", "20261128-0901", now()
+        for event in (
+            CaseReported(case_no=case_no, source="hotline", external_id=f"x-{case_id}", category="CM04",
+                         description="垃圾箱损坏", observed_at=at, unit_grid="3704020010010201"),
+            CaseAccepted(case_no=case_no, category="CM04", unit_grid="3704020010010201", description="垃圾箱损坏"),
+            CaseDispatched(case_no=case_no, owner="huanwei", category="CM04", unit_grid="3704020010010201",
+                           priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=at,
+                           due_at=at),
+        ):
+            await produce("admin", pw["admin"], topics.cases, event.envelope(source="t", case_id=case_id).to_json(),
+                          key=case_id)
+        pool = service.runtime.pool
+
+        async def state(expected: str) -> None:
+            while await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id) != expected:
+                await asyncio.sleep(0.2)
+        await asyncio.wait_for(state("dispatched"), 30)
+        while not await pool.fetchval("SELECT count(*) = 2 FROM credentials"):
+            await asyncio.sleep(0.2)
+
+        sign = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
+        # chengguan's system writes an update in huanwei's name: its own signature gives it away.
+        forged = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
+        cg = owner_principal("chengguan")
+        await produce(cg, pw[cg], topics.task_updates, forged, key=case_id, headers=sign_update(tokens["chengguan"], forged))
+        await produce(cg, pw[cg], topics.task_updates, forged, key=case_id)  # unsigned: refused in production
+        hw = owner_principal("huanwei")
+        await produce(hw, pw[hw], topics.task_updates, sign, key=case_id, headers=sign_update(tokens["huanwei"], sign))
+        await asyncio.wait_for(state("in_progress"), 30)
+        rejected = await read("admin", pw["admin"], topics.rejected_for(topics.task_updates), f"{p}admin-check", want=2)
+        reasons = [r.value.decode() for r in rejected]
+        assert any("signed by owner:chengguan" in r for r in reasons) and any("not signed" in r for r in reasons)
+        assert await pool.fetchval("SELECT count(*) FROM case_events WHERE case_id = $1 AND type = 'case.signed'",
+                                   case_id) == 1
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)
+        await drop_schemas(settings)
