@@ -213,7 +213,10 @@ class OwnerUpdates:
             errors = describe_validation_error(exc)
             return Outcome(None, refused=Refused("; ".join(f"{e['field']}: {e['error']}" for e in errors[:5]), 422))
         async with self._uow() as uow:
-            outcome = await self.apply(uow, update, update_id=update_id or str(uuid.uuid4()), case_id=None)
+            # An id the caller chose is theirs for this case only: the same key on another case, or from
+            # another owner, is a different update, not a "duplicate" of somebody else's.
+            scoped = f"{owner}/{case_no}/{update_id}" if update_id else str(uuid.uuid4())
+            outcome = await self.apply(uow, update, update_id=scoped, case_id=None)
             await uow.commit()
         return outcome
 

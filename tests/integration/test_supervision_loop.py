@@ -304,3 +304,22 @@ async def test_a_held_report_has_a_dispatch_stage_limit_that_escalates_to_leader
     finally:
         await asyncio.wait_for(service.runtime.stop(), 30)
         await drop_schemas(settings)
+
+
+async def test_an_idempotency_key_repeats_an_update_only_on_its_own_case(isolated):
+    topics = Topics(isolated.topic_prefix)
+    await ensure_topics(isolated.kafka_bootstrap, [topics.for_owner(OWNER)])
+    service = await start(isolated)
+    try:
+        await grant(isolated, service, token="own-hw", name="环卫所", role="owner", owner_code=OWNER)
+        first_id, first_no = await open_case(isolated, service.runtime.pool)
+        _second_id, second_no = await open_case(isolated, service.runtime.pool)
+        async with http(service, "own-hw") as owner:
+            key = {"Idempotency-Key": "sign-once"}
+            one = await owner.post(f"/api/v1/tasks/{first_no}/updates", json={"type": "task.accepted"}, headers=key)
+            again = await owner.post(f"/api/v1/tasks/{first_no}/updates", json={"type": "task.accepted"}, headers=key)
+            other = await owner.post(f"/api/v1/tasks/{second_no}/updates", json={"type": "task.accepted"}, headers=key)
+        assert one.json()["state"] == "in_progress" and again.json().get("duplicate") is True
+        assert other.status_code == 200 and other.json()["state"] == "in_progress" and "duplicate" not in other.json()
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)
