@@ -16,6 +16,7 @@ class StreetPolicy:
     category_names: dict[str, str] = field(default_factory=dict)
     command_centers: frozenset[str] = frozenset()
     communities: dict[str, tuple[str, ...]] = field(default_factory=dict)  # community code → its unit grids
+    sign_limit: tuple[float, str] = (2.0, "work_hours")  # 签收 within 2 work hours of dispatch (DESIGN "Time limits")
 
     def warn_at(self, dispatched_at: datetime, value: float, unit: str, due_at: datetime) -> datetime:
         """When the 75% reminder of a handling limit is due."""
