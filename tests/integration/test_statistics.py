@@ -399,10 +399,10 @@ async def check_refusals(http: httpx.AsyncClient) -> None:
         answer = await http.get("/api/v1/stats", params=params)
         assert answer.status_code == 422 and says in answer.json()["detail"], (params, answer.text)
     for path, params, says in (("/api/v1/reports/weekly", {"community": "370402999999", "week": "2026-W48"}, "community"),
-                               ("/api/v1/reports/weekly", {"community": C1, "week": "2026-W54"}, "no week"),
+                               ("/api/v1/reports/weekly", {"community": C1, "week": "2027-W53"}, "no week"),
                                ("/api/v1/reports/weekly", {"community": C1, "week": "2026-48"}, "week"),
                                ("/api/v1/reports/ranking", {"month": "2026-13"}, "month"),
-                               ("/api/v1/reports/assessment", {"month": "0000-01"}, "month"),
+                               ("/api/v1/reports/assessment", {"month": "1999-12"}, "month"),
                                ("/api/v1/reports/year", {"year": 1999}, "year")):
         answer = await http.get(path, params=params)
         assert answer.status_code == 422 and says in answer.json()["detail"], (path, params, answer.text)

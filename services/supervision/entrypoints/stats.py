@@ -181,7 +181,7 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
     @router.get("/reports/weekly", responses=_documented(WeeklyAnswer))
     async def weekly(
         community: str = Query(min_length=1, max_length=50, json_schema_extra={"enum": sorted(policy.communities)}),
-        week: str = Query(pattern=r"^\d{4}-W\d{2}$", description="ISO week, e.g. 2026-W48 (Monday to Sunday)"),
+        week: str = Query(pattern=r"^20\d\d-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, e.g. 2026-W48 (Monday to Sunday)"),
         format: Format = Query(default="json"),
         _: Client = Depends(operator),
     ) -> Any:
@@ -216,7 +216,7 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
 
     @router.get("/reports/ranking", responses=_documented(RankingAnswer))
     async def ranking(
-        month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM"),
+        month: str = Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM (2000–2099)"),
         format: Format = Query(default="json"),
         _: Client = Depends(operator),
     ) -> Any:
@@ -242,7 +242,7 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
 
     @router.get("/reports/assessment", responses=_documented(AssessmentAnswer))
     async def assessment(
-        month: str = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM"),
+        month: str = Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM (2000–2099)"),
         format: Format = Query(default="json"),
         _: Client = Depends(operator),
     ) -> Any:
