@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
+from services.supervision.entrypoints.stats import StatsNames, build_stats_router
 from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, OwnerUpdates
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
@@ -32,7 +33,8 @@ def street_policy(street: Street, timezone: str) -> StreetPolicy:
 def build(settings: Settings, manage_runtime: bool = True) -> Service:
     """Supervision: consumes wangge.cases, keeps the read model and clocks, fires deadlines, serves /api/v1."""
     runtime = ServiceRuntime("supervision", settings, MIGRATIONS)
-    policy = street_policy(load_street(settings.street_dir), settings.street_timezone)
+    street = load_street(settings.street_dir)
+    policy = street_policy(street, settings.street_timezone)
     topics = runtime.topics
     case_log = CaseLog(topics, policy)
     production = settings.profile == "production"
@@ -50,4 +52,5 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         manage_runtime=manage_runtime,
     )
     app.include_router(build_router(runtime, policy, updates, center))
+    app.include_router(build_stats_router(runtime, policy, StatsNames.from_street(street)))
     return Service(runtime, app)

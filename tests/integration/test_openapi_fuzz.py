@@ -66,6 +66,13 @@ include-path = "/api/v1/reports"
 include-method = "POST"
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# A period is from ≤ to, within 2000–2099, and a week exists in its year: refused with 422 otherwise.
+[[operations]]
+include-path-regex = "^/api/v1/(stats|reports/(weekly|ranking|assessment|year))$"
+include-method = "GET"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "403", "404", "422"]
 """
 
 
