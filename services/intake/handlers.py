@@ -19,8 +19,10 @@ from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseLocated, CaseMerged, CaseRejected,
                                     CaseReported)
-from shared.contracts.common import Location
+from shared.contracts.common import Location, Reporter
+from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
+from shared.logs import mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
@@ -44,8 +46,11 @@ class Intake:
     unit_grids: frozenset[str] = frozenset()
 
     async def submit(self, report: ReportSubmitted, *, via: str, client: str | None) -> tuple[StoredCase, bool]:
-        """Make a case of a report sent over HTTP, or return the case the same (source, external_id) made.
+        """Make a case of a report sent over HTTP, or return the case this client already made of the same
+        (source, external_id).
 
+        The idempotency key is scoped to the client (repository.find_by_sender): another client using the
+        same external_id gets a case of its own, never the first client's case back.
         Returns (case, created). Raises ReportRejected when the report cannot be a case.
         """
         outcome = self._assess(report)
@@ -58,7 +63,8 @@ class Intake:
             # The same report arrived twice at the same moment (two instances, or HTTP and Kafka):
             # the other transaction won, and its case is the one.
             async with self.runtime.uow() as uow:
-                existing = await repository.find_by_source(uow.conn, report.source, report.external_id)
+                existing = await repository.find_by_sender(uow.conn, report.source, report.external_id,
+                                                           via=via, client=client)
             if existing is None:
                 raise
             return existing, False
@@ -74,25 +80,28 @@ class Intake:
         if event_id is not None:
             # Recorded with the effect; a replayed event finds its case just below.
             await uow.claim(REPORTS_CONSUMER, event_id)
-        existing = await repository.find_by_source(uow.conn, report.source, report.external_id)
+        existing = await repository.find_by_sender(uow.conn, report.source, report.external_id, via=via,
+                                                   client=client)
         if existing is not None:
             return existing, False
         received = now()
         case_id = str(uuid.uuid4())
         case_no = format_case_no(received.date(), await repository.next_case_no_sequence(uow.conn, received.date()))
         state = "accepted" if outcome.accepted else "reported"
+        masked = masked_reporter(report.reporter)
         await repository.insert_report(uow.conn, {
             "case_id": uuid.UUID(case_id),
             "case_no": case_no,
             "source": report.source,
             "external_id": report.external_id,
             "category": report.category,
-            "description": report.description,
+            "description": report.description,  # the original; what leaves intake is masked
             "lon": outcome.location.lon if outcome.location else None,
             "lat": outcome.location.lat if outcome.location else None,
             "address": outcome.address,
             "unit_grid": outcome.unit_grid,
-            "reporter": report.reporter.model_dump() if report.reporter else None,
+            # Masked, like on wangge.cases: the contact in clear goes to notify alone, which erases it in time.
+            "reporter": masked.model_dump() if masked else None,
             "coordinator": report.coordinator.model_dump() if report.coordinator else None,
             "media": [str(m) for m in report.media],
             "observed_at": report.observed_at,
@@ -103,29 +112,36 @@ class Intake:
             "hold_reason": outcome.hold_reason,
         })
         topic = self.runtime.topics.cases
+        description = mask_personal(report.description)
         reported = CaseReported(
             case_no=case_no,
             source=report.source,
             external_id=report.external_id,
             category=report.category,
-            description=report.description,
+            description=description,
             location=report.location,
-            address=report.address,
-            reporter=report.reporter,
+            address=_masked(report.address),
+            reporter=masked,
             coordinator=report.coordinator,
             media=[str(m) for m in report.media],
             observed_at=report.observed_at,
             unit_grid=outcome.unit_grid,
         )
         uow.emit(topic, reported.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
+        contact = contact_of(report)
+        if contact is not None:
+            # Before case.accepted in this transaction, though on another topic: notify copes with either order.
+            uow.emit(self.runtime.topics.contacts, ContactRecorded(case_no=case_no, name=contact.name,
+                                                                   phone=contact.phone)
+                     .envelope(source=SOURCE, case_id=case_id, occurred_at=received))
         if outcome.accepted:
             accepted = CaseAccepted(
                 case_no=case_no,
                 category=outcome.category,
                 unit_grid=outcome.unit_grid,
-                description=report.description,
+                description=description,
                 location=outcome.location,
-                address=outcome.address,
+                address=_masked(outcome.address),
                 media=[str(m) for m in report.media],
             )
             uow.emit(topic, accepted.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
@@ -179,7 +195,7 @@ class Intake:
             at = now()
             assert case.unit_grid is not None
             located = CaseLocated(case_no=case_no, unit_grid=case.unit_grid, location=case.location,
-                                  address=case.address, by=by)
+                                  address=_masked(case.address), by=by)
             uow.emit(self.runtime.topics.cases, located.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
             stored = await self._settle(uow, row, case, by=by, at=at)
             await uow.commit()
@@ -194,7 +210,8 @@ class Intake:
             at = now()
             await repository.update_case(uow.conn, row.case_id, {
                 "state": "rejected", "hold_reason": None, "reject_reason": reason, "acted_by": by, "acted_at": at})
-            uow.emit(self.runtime.topics.cases, CaseRejected(case_no=case_no, reason=reason, by=by)
+            # An operator's free text: a number written into it is masked on its way out (kept as written here).
+            uow.emit(self.runtime.topics.cases, CaseRejected(case_no=case_no, reason=mask_personal(reason), by=by)
                      .envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
             await uow.commit()
         log.info("case %s rejected by %s", case_no, by)
@@ -238,10 +255,32 @@ class Intake:
         if complete:
             assert case.category is not None and case.unit_grid is not None
             accepted = CaseAccepted(case_no=row.case_no, category=case.category, unit_grid=case.unit_grid,
-                                    description=row.description, location=case.location, address=case.address,
+                                    description=mask_personal(row.description), location=case.location,
+                                    address=_masked(case.address),
                                     media=list(row.media))
             uow.emit(self.runtime.topics.cases, accepted.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
         return StoredCase(row.case_id, row.case_no, state, case.unit_grid, case.category, reason)
+
+
+def masked_reporter(reporter: Reporter | None) -> Reporter | None:
+    """The reporter as wangge.cases and intake's own table carry it: 李** and 139****1001, so views and
+    statistics can tell a resident reported it without holding who."""
+    if reporter is None:
+        return None
+    return Reporter(name=mask_name(reporter.name), phone=mask_phone_number(reporter.phone))
+
+
+def contact_of(report: ReportSubmitted) -> Reporter | None:
+    """The resident to answer, if the report gave a phone (a name alone answers no one: it is not passed on)."""
+    if report.reporter is None or not (report.reporter.phone or "").strip():
+        return None
+    name = (report.reporter.name or "").strip() or None
+    return Reporter(name=name, phone=report.reporter.phone.strip())
+
+
+def _masked(text: str | None) -> str | None:
+    """Free text leaving intake (an address someone typed a number into): phone numbers masked."""
+    return mask_personal(text) if text else text
 
 
 def _held(row: CaseRow) -> HeldCase:

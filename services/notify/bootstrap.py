@@ -13,13 +13,14 @@ from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
 from services.notify.entrypoints.http import router
 from services.notify.handlers import CaseEventHandlers
-from services.notify.worker import DeliveryWorker
+from services.notify.worker import DeliveryWorker, ErasureWorker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: RetryPolicy | None = None) -> Service:
-    """notify, ready to start: consumes wangge.cases, sends SMS, publishes wangge.replies and survey answers.
+    """notify, ready to start: consumes wangge.cases and wangge.contacts, sends SMS, publishes wangge.replies
+    and survey answers, erases residents' data after the survey window.
 
     `retry_policy` (backoff and lease) is for tests that cannot wait minutes; services use the default.
     """
@@ -27,9 +28,14 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     templates = ReplyTemplates(load_template_sources())
     handlers = CaseEventHandlers(runtime, templates, settings.sms_signature)
     runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
+    # Residents' contacts come from intake on their own topic, which only notify reads (DESIGN
+    # "Personal data"); a second consumer group, since the two topics have no order between them.
+    runtime.consume([runtime.topics.contacts], handlers.on_contact, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
     worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)], retry_policy or RetryPolicy())
     runtime.worker("deliveries", worker.run)
+    erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds)
+    runtime.worker("erasure", erasure.run)
     app = create_app(
         runtime,
         title="wangge notify",

@@ -1,5 +1,9 @@
-"""notify's reactions to case events on wangge.cases: remember contacts and followers, keep the
-resident-facing status, queue the replies, open surveys."""
+"""notify's reactions to case events on wangge.cases and to contacts on wangge.contacts: remember
+contacts and followers, keep the resident-facing status, queue the replies, open surveys, schedule
+the erasure of the residents' data.
+
+The two topics have no order between them: a reply planned for a case whose contact has not arrived
+yet waits (delivery state awaiting_contact) and goes out as soon as the contact does."""
 from __future__ import annotations
 
 import logging
@@ -19,6 +23,7 @@ from shared.contracts.cases import (
     CaseSigned,
     STATE_AFTER,
 )
+from shared.contracts.contacts import ContactRecorded
 from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
 from shared.runtime import ServiceRuntime
@@ -34,6 +39,8 @@ from services.notify.domain.replies import (
     normalise_phone,
     plan_acknowledgement,
     plan_reply,
+    plan_without_contact,
+    route,
     street_moment,
 )
 from services.notify.domain.residents import survey_closes_at
@@ -42,6 +49,7 @@ from services.notify.metrics import count_delivery
 log = logging.getLogger(__name__)
 
 CONSUMER = "notify:cases"
+CONTACTS_CONSUMER = "notify:contacts"
 SOURCE = "notify"
 E = TypeVar("E", bound=EventModel)
 Reaction = Callable[[Envelope, EventModel, str, UnitOfWork], Awaitable[None]]
@@ -81,6 +89,7 @@ class CaseEventHandlers:
             return
         reaction = self._reactions.get(envelope.type)
         if reaction is not None:
+            await repository.lock_residents(uow.conn, case_id)
             await reaction(envelope, event, case_id, uow)
         state = STATE_AFTER.get(envelope.type)
         if state is not None:
@@ -97,26 +106,39 @@ class CaseEventHandlers:
     async def _on_reported(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseReported)
         phone = event.reporter.phone.strip() if event.reporter and event.reporter.phone else ""
-        if phone:
-            await repository.save_contact(
-                uow.conn, case_id=case_id, case_no=event.case_no, name=event.reporter.name if event.reporter else None,
-                phone=phone, phone_norm=normalise_phone(phone), event_id=envelope.id,
-            )
+        if not phone:
+            return  # no phone given: no one to answer
+        if "*" in phone:
+            # Masked, as intake publishes it: the contact itself comes on wangge.contacts.
+            await repository.expect_contact(uow.conn, case_id=case_id, case_no=event.case_no, event_id=envelope.id)
+            return
+        # A case.reported written before contacts had their own topic still carries the number in clear.
+        name = event.reporter.name if event.reporter else None
+        await self._contact_arrived(uow, envelope, case_id, event.case_no, name, phone)
 
     async def _on_accepted(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseAccepted)
         # The acknowledgement is the reporter's alone: followers were told when their report was merged.
         contact = await repository.contact_of(uow.conn, case_id)
-        if contact is None:
-            log.info("case %s accepted: no resident phone on record, no acknowledgement to send", event.case_no)
-            return
-        plan = plan_acknowledgement(self._templates, case_no=event.case_no, phone=contact["phone"],
-                                    signature=self._signature)
+        if contact is not None:
+            plan = plan_acknowledgement(self._templates, case_no=event.case_no, phone=contact["phone"],
+                                        signature=self._signature)
+        else:
+            standing = await repository.reporter_standing(uow.conn, case_id)
+            if standing == "none":
+                log.info("case %s accepted: no resident phone given, no acknowledgement to send", event.case_no)
+                return
+            plan = plan_without_contact(self._templates, "acknowledgement", "acknowledgement",
+                                        erased=standing == "erased", signature=self._signature,
+                                        case_no=event.case_no)
         await self._queue(uow, envelope, case_id, event.case_no, plan)
 
     async def _on_rejected(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseRejected)
         await self._reply(uow, envelope, case_id, event.case_no, "rejection", "rejection", reason=brief(event.reason))
+        # No survey for a rejected report: its residents' data is due the configured time after the rejection.
+        await repository.schedule_erasure(uow.conn, case_id=case_id, case_no=event.case_no,
+                                          window_closes_at=envelope.occurred_at)
 
     async def _on_merged(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseMerged)
@@ -152,22 +174,71 @@ class CaseEventHandlers:
         survey_id = await repository.open_survey(uow.conn, case_id=case_id, case_no=event.case_no,
                                                  event_id=envelope.id, opened_at=now(), closes_at=closes_at)
         await self._reply(uow, envelope, case_id, event.case_no, "survey", "survey", closes=street_moment(closes_at))
+        await repository.schedule_erasure(uow.conn, case_id=case_id, case_no=event.case_no, window_closes_at=closes_at)
         log.info("case %s closed (%s): survey %s open until %s", event.case_no, event.outcome, survey_id,
                  closes_at.isoformat())
 
     async def _on_reopened(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseReopened)
         await self._reply(uow, envelope, case_id, event.case_no, "progress", "progress_reopened")
+        # Open again: nothing is erased while it is (a reopening after the erasure finds no contact).
+        await repository.schedule_erasure(uow.conn, case_id=case_id, case_no=event.case_no, window_closes_at=None)
 
     # ---- queueing replies --------------------------------------------------------------------
 
     async def _reply(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str, kind: ReplyKind,
                      template: str, **values: object) -> None:
-        """One reply of this kind to the case's reporter and every follower."""
+        """One reply of this kind to the case's reporter and every follower; for a reporter whose contact has
+        not arrived yet, a reply that waits for it; for one whose contact was erased, a reply held saying so."""
         for phone in await repository.recipients_of(uow.conn, case_id):
             plan = plan_reply(self._templates, kind, template, phone=phone, signature=self._signature,
                               case_no=case_no, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
+        standing = await repository.reporter_standing(uow.conn, case_id)
+        if standing in ("awaiting", "erased"):
+            plan = plan_without_contact(self._templates, kind, template, erased=standing == "erased",
+                                        signature=self._signature, case_no=case_no, **values)
+            await self._queue(uow, envelope, case_id, case_no, plan)
+
+    # ---- contacts ------------------------------------------------------------------------------
+
+    async def on_contact(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        """contact.recorded on wangge.contacts: remember who to answer, and send what waited for it."""
+        if envelope.type != ContactRecorded.TYPE:
+            raise InvalidMessage(f"wangge.contacts carries {ContactRecorded.TYPE} only, not {envelope.type!r}")
+        contact = _as(parse_event(envelope), ContactRecorded)
+        case_id = _case_id(envelope)
+        if not await uow.claim(CONTACTS_CONSUMER, envelope.id):
+            return
+        await repository.lock_residents(uow.conn, case_id)
+        if await repository.is_erased(uow.conn, case_id):
+            # A replay of the topic after the erasure: the data stays erased.
+            log.info("case %s: contact arrived after its erasure; not kept", contact.case_no)
+            return
+        await self._contact_arrived(uow, envelope, case_id, contact.case_no, contact.name, contact.phone.strip())
+
+    async def _contact_arrived(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
+                               name: str | None, phone: str) -> None:
+        norm = normalise_phone(phone)
+        await repository.save_contact(uow.conn, case_id=case_id, case_no=case_no, name=name, phone=phone,
+                                      phone_norm=norm, event_id=envelope.id)
+        # Merged before its contact arrived: the resident follows the case it was merged into from now on.
+        followed = await repository.follow_late(uow.conn, case_id=case_id, case_no=case_no, phone=phone,
+                                                phone_norm=norm, event_id=envelope.id)
+        released = 0
+        for row in await repository.awaiting_deliveries(uow.conn, case_id):
+            to, state, detail = route(phone)
+            if not await repository.release_delivery(uow.conn, row["id"], to=to, state=state, detail=detail):
+                continue
+            released += 1
+            if state == "held":
+                emit_reply(uow, self._runtime.topics.replies, case_id=case_id, case_no=row["case_no"],
+                           kind=row["kind"], channel=row["channel"], to=to, text=row["text"], state=state,
+                           delivery_id=row["id"], detail=detail)
+        if released or followed:
+            uow.after_commit(lambda: log.info("case %s: contact arrived; %d waiting repl%s released, following %d "
+                                              "case(s)", case_no, released, "y" if released == 1 else "ies",
+                                              followed))
 
     async def _queue(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
                      plan: DeliveryPlan) -> None:

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack
 import asyncpg
 
 from shared.clock import now
+from shared.contracts.cases import CasePersonalDataErased
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.runtime import ServiceRuntime
 
@@ -33,8 +34,8 @@ from services.notify.domain.delivery import (
     after_attempt,
     expired,
 )
-from services.notify.domain.replies import mask_address
-from services.notify.handlers import emit_reply
+from services.notify.domain.replies import CONTACT_ERASED, erased_fields, mask_address
+from services.notify.handlers import SOURCE, emit_reply
 from services.notify.metrics import (
     DELIVERIES_FAILED,
     DELIVERIES_WAITING,
@@ -189,3 +190,91 @@ class DeliveryWorker:
         else:
             log.warning("case %s: %s to %s not delivered (%s); retry %d in %.1f s", row["case_no"], row["kind"], to,
                         transition.error, transition.attempts + 1, transition.retry_in or 0)
+
+
+class ErasureWorker:
+    """Erases the residents' names and phone numbers of cases whose survey window closed at least
+    `erase_after_days` ago (DESIGN "Personal data"), records each erasure and announces it on
+    wangge.cases as case.personal-data-erased (no personal data in it).
+
+    Each case in its own short transaction, its schedule row taken FOR UPDATE SKIP LOCKED and its
+    deliveries locked, so any number of notify instances may run and a delivery worker (which takes
+    rows SKIP LOCKED too) never sends to an address being erased.
+    """
+
+    def __init__(self, runtime: ServiceRuntime, *, after_days: float, poll_seconds: float):
+        self._runtime = runtime
+        self._after_days = after_days
+        self._poll = poll_seconds
+
+    async def run(self) -> None:
+        """The worker loop (registered with runtime.worker); survives database outages by retrying."""
+        while True:
+            try:
+                while await self.erase_due() == repository.DUE_BATCH:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("erasure worker interrupted (%s); retrying", exc)
+            await asyncio.sleep(self._poll)
+
+    async def erase_due(self) -> int:
+        """Erase the cases due now (up to a batch); returns how many were done."""
+        done, later = 0, []
+        while done + len(later) < repository.DUE_BATCH:
+            async with self._runtime.uow() as uow:
+                due = await repository.claim_erasures(uow.conn, after_days=self._after_days, skip=later, limit=1)
+                if not due:
+                    break
+                erased = await self._erase(uow, due[0]["case_id"], due[0]["case_no"])
+                if erased is None:
+                    later.append(due[0]["case_id"])  # a reply is being sent right now: next round
+                    continue
+                await uow.commit()
+            done += 1
+            for case_no, fields in erased:
+                log.info("case %s: residents' personal data erased (%s)", case_no, ", ".join(fields))
+        return done
+
+    async def _erase(self, uow, case_id: str, case_no: str) -> list[tuple[str, list[str]]] | None:
+        """Erase in this unit of work; (case_no, fields) per case erased, or None to retry later."""
+        conn = uow.conn
+        await repository.lock_residents(conn, case_id)
+        held = await repository.personal_data_of(conn, case_id)
+        if any(d["state"] == "sending" for d in held["deliveries"]):
+            return None
+        at = now()
+        case_nos = {case_id: case_no, **held["follower_cases"]}
+        erased: list[tuple[str, list[str]]] = []
+        for cid in held["case_ids"]:
+            contact = held["contacts"].get(cid)
+            deliveries = [d for d in held["deliveries"] if d["case_id"] == cid]
+            to_mask = [d for d in deliveries if d["to_phone"] and "*" not in d["to_phone"]]
+            fields = erased_fields(
+                name=bool(contact and contact["name"]), phone=contact is not None,
+                follower_phones=cid == case_id and bool(held["follower_cases"]),
+                delivery_addresses=bool(to_mask),
+            )
+            for d in deliveries:
+                masked = mask_address(d["to_phone"]) if d["to_phone"] else ""
+                waiting = d["state"] in ("pending", "awaiting_contact")
+                if masked == d["to_phone"] and not waiting:
+                    continue
+                state, error = (("failed", CONTACT_ERASED) if waiting else (None, None))
+                await repository.erase_delivery(conn, d["id"], to=masked, state=state, error=error)
+                if waiting:
+                    emit_reply(uow, self._runtime.topics.replies, case_id=cid, case_no=d["case_no"], kind=d["kind"],
+                               channel=d["channel"], to=masked, text=d["text"], state="failed", delivery_id=d["id"],
+                               detail=CONTACT_ERASED)
+            if fields:
+                event = CasePersonalDataErased(case_no=case_nos.get(cid, case_no), erased_at=at, fields=fields)
+                envelope = event.envelope(source=SOURCE, case_id=cid, occurred_at=at)
+                await repository.record_erasure(conn, case_id=cid, case_no=event.case_no, erased_at=at, what=fields,
+                                                event_id=envelope.id)
+                uow.emit(self._runtime.topics.cases, envelope)
+                erased.append((event.case_no, fields))
+        await repository.erase_contacts(conn, held["case_ids"])
+        await repository.forget_lookups(conn, list(case_nos.values()))
+        await repository.erasure_done(conn, case_id)
+        return erased

@@ -323,3 +323,20 @@ STATE_AFTER: dict[str, str] = {
     "case.closed": "closed",
     "case.reopened": "reopened",
 }
+
+
+# ---- personal data ----------------------------------------------------------------------------
+
+ErasedField = Literal["name", "phone", "follower_phones", "delivery_addresses"]
+
+
+@event
+class CasePersonalDataErased(EventModel):
+    """The residents' names and phone numbers of a case were erased, a configured time after its survey
+    window closed (DESIGN "Personal data"). Carries no personal data itself: only what kinds were erased."""
+
+    TYPE = "case.personal-data-erased"
+    case_no: str
+    erased_at: AwareDatetime
+    fields: list[ErasedField] = Field(description="what was erased: the reporter's name and phone, the phones of "
+                                                  "residents following the case, the addresses replies went to")

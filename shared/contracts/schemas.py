@@ -30,6 +30,8 @@ CHANNELS: dict[str, tuple[str, str, list[str]]] = {
     "wangge.credentials": ("the credential's token hash (compacted)", "the credentials CLI",
                            ["credential.issued", "credential.revoked"]),
     "wangge.replies": ("case id", "notify", ["reply.issued"]),
+    # Internal (not part of DESIGN's public table): residents' contacts, read by notify alone.
+    "wangge.contacts": ("case id", "intake (read by notify alone; an ACL in production)", ["contact.recorded"]),
 }
 
 

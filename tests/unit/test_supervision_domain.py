@@ -170,9 +170,12 @@ def test_policy_labels_unknown_categories_by_code_and_speaks_local_time():
     assert policy.local(utc).isoformat() == "2026-11-27T15:30:00+08:00"
 
 
-def test_the_history_keeps_no_resident_phone_in_clear():
+def test_the_history_keeps_no_resident_phone_or_name_in_clear():
     from services.supervision.domain.read_model import without_contacts
 
     data = {"case_no": "20261127-0001", "reporter": {"name": "王女士", "phone": "13800005678"}}
-    assert without_contacts(data)["reporter"] == {"name": "王女士", "phone": "138****5678"}
+    assert without_contacts(data)["reporter"] == {"name": "王**", "phone": "138****5678"}
+    # What intake publishes now is masked already: masking again changes nothing.
+    assert without_contacts(without_contacts(data)) == without_contacts(data)
+    assert without_contacts({"reporter": {"name": None, "phone": None}})["reporter"] == {"name": "(未留名)", "phone": None}
     assert without_contacts({"reporter": None}) == {"reporter": None}

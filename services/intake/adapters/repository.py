@@ -40,10 +40,18 @@ class CaseRow:
     media: list[str]
 
 
-async def find_by_source(conn: asyncpg.Connection, source: str, external_id: str) -> StoredCase | None:
-    """The case already made from this (source, external_id), if any."""
-    row = await conn.fetchrow(f"SELECT {_RECEIPT} FROM reports WHERE source = $1 AND external_id = $2",
-                              source, external_id)
+async def find_by_sender(conn: asyncpg.Connection, source: str, external_id: str, *, via: str,
+                         client: str | None) -> StoredCase | None:
+    """The case this sender already made from this (source, external_id), if any.
+
+    The key is scoped to the sender (the API client over HTTP, the envelope source on Kafka): a
+    report re-sent by its sender is one case, and another client using the same external_id never
+    gets the first one's case back (migration 003).
+    """
+    row = await conn.fetchrow(
+        f"""SELECT {_RECEIPT} FROM reports
+             WHERE source = $1 AND received_via = $2 AND coalesce(client, '') = $3 AND external_id = $4""",
+        source, via, client or "", external_id)
     return _stored(row) if row else None
 
 

@@ -1,4 +1,5 @@
-"""SQL on notify's own tables (contacts, followers, case_status, deliveries, surveys, lookup_failures).
+"""SQL on notify's own tables (contacts, expected_contacts, followers, case_status, deliveries, surveys,
+lookup_failures, erasure_due, erasures).
 
 Every function runs on a connection (or pool) the caller holds; the caller's transaction decides.
 """
@@ -260,11 +261,11 @@ async def delivery_backlog(conn: Conn) -> dict[str, int]:
     """How many deliveries wait (pending or sending) and how many failed without a resend."""
     row = await conn.fetchrow(
         """
-        SELECT count(*) FILTER (WHERE state IN ('pending', 'sending')) AS waiting,
+        SELECT count(*) FILTER (WHERE state IN ('pending', 'sending', 'awaiting_contact')) AS waiting,
                count(*) FILTER (WHERE state = 'failed'
                                   AND NOT EXISTS (SELECT 1 FROM deliveries r WHERE r.resend_of = d.id)) AS failed
           FROM deliveries d
-         WHERE state IN ('pending', 'sending', 'failed')
+         WHERE state IN ('pending', 'sending', 'failed', 'awaiting_contact')
         """
     )
     return {"waiting": row["waiting"], "failed": row["failed"]}
@@ -347,3 +348,188 @@ async def record_failure(conn: Conn, *, case_no: str, client_ip: str, forget_bef
     """Note one failed look-up, and forget failures too old to matter (the table holds minutes of them)."""
     await conn.execute("DELETE FROM lookup_failures WHERE failed_at < $1", forget_before)
     await conn.execute("INSERT INTO lookup_failures(case_no, client_ip) VALUES ($1, $2)", case_no, client_ip)
+
+
+# ---- contacts that have not arrived yet ------------------------------------------------------------
+
+async def lock_residents(conn: Conn, case_id: str) -> None:
+    """Serialise, until the transaction ends, everything that reads or changes who a case's residents
+    are: its contact arriving (wangge.contacts), replies being planned for it (wangge.cases) and its
+    erasure. Without it, a contact committed while a reply is planned would leave that reply waiting
+    for a contact that already came. (Two consumers locking two cases in opposite orders is a
+    deadlock PostgreSQL breaks; the consumer retries the batch.)"""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':residents:' || $1, 0))",
+                       case_id)
+
+
+async def expect_contact(conn: Conn, *, case_id: str, case_no: str, event_id: str) -> None:
+    """case.reported says the report gave a phone: its contact.recorded is on its way on wangge.contacts."""
+    await conn.execute(
+        """INSERT INTO expected_contacts(case_id, case_no, source_event_id) VALUES ($1, $2, $3)
+           ON CONFLICT (case_id) DO NOTHING""",
+        case_id, case_no, event_id,
+    )
+
+
+async def reporter_standing(conn: Conn, case_id: str) -> str:
+    """Where the case's reporter stands for replies: known (a contact), erased, awaiting (a phone was given
+    and its contact has not arrived) or none (no phone given)."""
+    row = await conn.fetchrow(
+        """
+        SELECT EXISTS (SELECT 1 FROM contacts WHERE case_id = $1) AS known,
+               EXISTS (SELECT 1 FROM erasures WHERE case_id = $1) AS erased,
+               EXISTS (SELECT 1 FROM expected_contacts WHERE case_id = $1) AS expected
+        """,
+        case_id,
+    )
+    if row["known"]:
+        return "known"
+    if row["erased"]:
+        return "erased"
+    return "awaiting" if row["expected"] else "none"
+
+
+async def is_erased(conn: Conn, case_id: str) -> bool:
+    """Whether the residents' data of this case was erased already."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM erasures WHERE case_id = $1)", case_id))
+
+
+async def awaiting_deliveries(conn: Conn, case_id: str) -> list[asyncpg.Record]:
+    """The case's replies waiting for its contact, locked, oldest first."""
+    return await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE case_id = $1 AND state = 'awaiting_contact' "
+        "ORDER BY created_at FOR UPDATE",
+        case_id,
+    )
+
+
+async def release_delivery(conn: Conn, delivery_id: str, *, to: str, state: str, detail: str | None) -> bool:
+    """An awaiting reply gets its address and goes pending (or held); False when the same occasion already
+    has a reply to that address (a follower with the reporter's own number): the waiting one is dropped."""
+    row = await conn.fetchrow(
+        "SELECT case_id, kind, source_event_id FROM deliveries WHERE id = $1::uuid", delivery_id)
+    duplicate = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM deliveries WHERE case_id = $1 AND kind = $2 AND source_event_id = $3
+                                                     AND to_phone = $4 AND resend_of IS NULL)""",
+        row["case_id"], row["kind"], row["source_event_id"], to,
+    )
+    if duplicate:
+        await conn.execute("DELETE FROM deliveries WHERE id = $1::uuid", delivery_id)
+        return False
+    await conn.execute(
+        """UPDATE deliveries SET to_phone = $2, state = $3, last_error = $4, next_attempt_at = now(), updated_at = now()
+            WHERE id = $1::uuid""",
+        delivery_id, to, state, detail,
+    )
+    # Wake the delivery worker now (its trigger fires on inserts only).
+    await conn.execute("SELECT pg_notify(current_schema() || '_deliveries', '')")
+    return True
+
+
+async def follow_late(conn: Conn, *, case_id: str, case_no: str, phone: str, phone_norm: str, event_id: str) -> int:
+    """A contact that arrived after its case was merged: the resident follows the case it was merged into
+    (and the one that case was merged into, and so on), unless that one's data was erased already."""
+    result = await conn.execute(
+        """
+        WITH RECURSIVE chain(case_id) AS (
+            SELECT followed_case_id FROM case_status WHERE case_id = $1 AND followed_case_id IS NOT NULL
+            UNION
+            SELECT s.followed_case_id FROM case_status s JOIN chain c ON s.case_id = c.case_id
+             WHERE s.followed_case_id IS NOT NULL
+        )
+        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id)
+        SELECT chain.case_id, $1, $2, $3, $4, $5 FROM chain
+         WHERE NOT EXISTS (SELECT 1 FROM erasures e WHERE e.case_id = chain.case_id)
+        ON CONFLICT (case_id, follower_case_id) DO NOTHING
+        """,
+        case_id, case_no, phone, phone_norm, event_id,
+    )
+    return int(result.split()[-1])
+
+
+# ---- erasure -------------------------------------------------------------------------------------
+
+async def schedule_erasure(conn: Conn, *, case_id: str, case_no: str, window_closes_at: datetime | None) -> None:
+    """When the case's residents' data falls due (erase_after_days after window_closes_at); None: not while
+    the case is open again."""
+    await conn.execute(
+        """
+        INSERT INTO erasure_due(case_id, case_no, window_closes_at) VALUES ($1, $2, $3)
+        ON CONFLICT (case_id) DO UPDATE
+           SET case_no = excluded.case_no, window_closes_at = excluded.window_closes_at, updated_at = now()
+        """,
+        case_id, case_no, window_closes_at,
+    )
+
+
+async def claim_erasures(conn: Conn, *, after_days: float, skip: list[str] | None = None,
+                         limit: int = DUE_BATCH) -> list[asyncpg.Record]:
+    """Cases due for erasure (but those in `skip`), locked (FOR UPDATE SKIP LOCKED: any number of notify
+    instances)."""
+    return await conn.fetch(
+        """
+        SELECT case_id, case_no, window_closes_at FROM erasure_due
+         WHERE window_closes_at IS NOT NULL AND window_closes_at + $1::float8 * interval '1 day' <= now()
+           AND case_id <> ALL($3::text[])
+         ORDER BY window_closes_at
+         LIMIT $2
+           FOR UPDATE SKIP LOCKED
+        """,
+        after_days, limit, skip or [],
+    )
+
+
+async def erasure_done(conn: Conn, case_id: str) -> None:
+    """Nothing more due for this case until it is closed (and its survey window ends) again."""
+    await conn.execute("UPDATE erasure_due SET window_closes_at = NULL, updated_at = now() WHERE case_id = $1",
+                       case_id)
+
+
+async def personal_data_of(conn: Conn, case_id: str) -> dict[str, Any]:
+    """The residents' data notify holds for a case, deliveries locked: the case's own cases (it and the
+    duplicates merged into it), and what of each is there."""
+    follower_cases = await conn.fetch(
+        "SELECT follower_case_id, follower_case_no FROM followers WHERE case_id = $1", case_id)
+    case_ids = [case_id, *(r["follower_case_id"] for r in follower_cases)]
+    contacts = await conn.fetch("SELECT case_id, case_no, name FROM contacts WHERE case_id = ANY($1::text[])",
+                                case_ids)
+    deliveries = await conn.fetch(
+        "SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, state, attempts "
+        "FROM deliveries WHERE case_id = ANY($1::text[]) ORDER BY created_at FOR UPDATE",
+        case_ids,
+    )
+    return {"case_ids": case_ids, "follower_cases": {r["follower_case_id"]: r["follower_case_no"] for r in follower_cases},
+            "contacts": {r["case_id"]: r for r in contacts}, "deliveries": deliveries}
+
+
+async def erase_contacts(conn: Conn, case_ids: list[str]) -> None:
+    """The residents' names and phones of these cases, their followers' phones, and waiting contacts."""
+    await conn.execute("DELETE FROM contacts WHERE case_id = ANY($1::text[])", case_ids)
+    await conn.execute("DELETE FROM followers WHERE case_id = ANY($1::text[]) OR follower_case_id = ANY($1::text[])",
+                       case_ids)
+    await conn.execute("DELETE FROM expected_contacts WHERE case_id = ANY($1::text[])", case_ids)
+
+
+async def erase_delivery(conn: Conn, delivery_id: str, *, to: str, state: str | None, error: str | None) -> None:
+    """A delivery's address replaced by its masked form; a reply still waiting settled (state, error)."""
+    await conn.execute(
+        """UPDATE deliveries SET to_phone = $2, updated_at = now(),
+                  state = coalesce($3, state), last_error = CASE WHEN $3::text IS NULL THEN last_error ELSE $4 END,
+                  lease_until = NULL, lease_token = NULL
+            WHERE id = $1::uuid""",
+        delivery_id, to, state, error,
+    )
+
+
+async def forget_lookups(conn: Conn, case_nos: list[str]) -> None:
+    """Failed look-ups of these cases (they hold the callers' addresses)."""
+    await conn.execute("DELETE FROM lookup_failures WHERE case_no = ANY($1::text[])", case_nos)
+
+
+async def record_erasure(conn: Conn, *, case_id: str, case_no: str, erased_at: datetime, what: list[str],
+                         event_id: str) -> None:
+    """The record that this case's residents' data was erased, and what of it."""
+    await conn.execute(
+        "INSERT INTO erasures(case_id, case_no, erased_at, what, event_id) VALUES ($1, $2, $3, $4, $5)",
+        case_id, case_no, erased_at, what, event_id,
+    )

@@ -45,7 +45,7 @@ class DeliveryPlan:
     channel: str
     to: str
     text: str
-    state: Literal["pending", "held"]
+    state: Literal["pending", "held", "awaiting_contact"]
     detail: str | None = None
     template: str = ""
 
@@ -61,9 +61,12 @@ def sms_number(phone: str | None) -> str | None:
 def mask_address(address: str) -> str:
     """An address fit for logs and views: 13900001001 → 139****1001; anything else keeps only its ends."""
     masked = mask_phone(address)
-    if masked != address:
-        return masked
+    if masked != address or "*" in address:
+        return masked  # a phone number, or an address already masked (an erased delivery's)
     compact = _NOISE.sub("", address)
+    if compact.isdigit() and len(compact) < 11:
+        # A local number: its first digits would give most of it away.
+        return f"****{compact[-4:]}" if len(compact) >= 8 else "****"
     return f"{compact[:3]}****{compact[-4:]}" if len(compact) >= 8 else "****"
 
 
@@ -85,16 +88,45 @@ def brief(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+NOT_MOBILE = "not a mobile number: SMS cannot reach it"
+AWAITING_CONTACT = "waiting for the resident's contact to arrive (待接收居民联系方式)"
+CONTACT_ERASED = ("the resident's contact was erased after the survey window (居民联系方式已按期删除): "
+                  "no one to send it to")
+
+
+def route(phone: str) -> tuple[str, Literal["pending", "held"], str | None]:
+    """Where a reply to this phone goes: (address, state, why held). A landline or a mistyped number
+    cannot take SMS: the reply is held, and reply.issued says so, so that the hotline bridge can call
+    the resident back instead."""
+    number = sms_number(phone)
+    if number is None:
+        return phone, "held", NOT_MOBILE
+    return number, "pending", None
+
+
 def plan_reply(templates: ReplyTemplates, kind: ReplyKind, template: str, *, phone: str, signature: str,
                **values: object) -> DeliveryPlan:
     """One reply from a template to one phone; held (with the reason) if SMS cannot reach that phone."""
     text = templates.render(template, signature=signature, **values)
-    number = sms_number(phone)
-    if number is None:
-        # A landline or a mistyped number: SMS cannot reach it. The reply is held, and reply.issued
-        # says so, so that the hotline bridge can call the resident back instead.
-        return DeliveryPlan(kind, "sms", phone, text, "held", "not a mobile number: SMS cannot reach it", template)
-    return DeliveryPlan(kind, "sms", number, text, "pending", None, template)
+    to, state, detail = route(phone)
+    return DeliveryPlan(kind, "sms", to, text, state, detail, template)
+
+
+def plan_without_contact(templates: ReplyTemplates, kind: ReplyKind, template: str, *, erased: bool,
+                         signature: str, **values: object) -> DeliveryPlan:
+    """A reply for a reporter whose contact notify does not hold: awaiting it (it is on its way on
+    wangge.contacts, which has no order with wangge.cases) or held for good (erased)."""
+    text = templates.render(template, signature=signature, **values)
+    if erased:
+        return DeliveryPlan(kind, "sms", "", text, "held", CONTACT_ERASED, template)
+    return DeliveryPlan(kind, "sms", "", text, "awaiting_contact", AWAITING_CONTACT, template)
+
+
+def erased_fields(*, name: bool, phone: bool, follower_phones: bool, delivery_addresses: bool) -> list[str]:
+    """What an erasure removed, in the contract's words (case.personal-data-erased `fields`)."""
+    found = {"name": name, "phone": phone, "follower_phones": follower_phones,
+             "delivery_addresses": delivery_addresses}
+    return [field for field, present in found.items() if present]
 
 
 def plan_acknowledgement(templates: ReplyTemplates, *, case_no: str, phone: str, signature: str) -> DeliveryPlan:

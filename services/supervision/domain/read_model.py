@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.contracts import cases as c
 from shared.contracts.registry import EventModel
-from shared.logs import mask_phone
+from shared.logs import mask_name, mask_phone_number
 
 # The columns of `cases` an event may set (besides case_no and state); SQL is built from these names.
 COLUMNS = (
@@ -88,8 +88,15 @@ INCREMENT = _INCREMENT
 
 
 def without_contacts(data: dict[str, Any]) -> dict[str, Any]:
-    """Event data fit for the supervision history: the resident's phone masked (notify owns contacts)."""
+    """Event data fit for the supervision history: the resident's name and phone masked (notify owns
+    contacts). Intake publishes them masked already; an older event may still carry them in clear."""
     reporter = data.get("reporter")
-    if not isinstance(reporter, dict) or not reporter.get("phone"):
+    if not isinstance(reporter, dict):
         return data
-    return {**data, "reporter": {**reporter, "phone": mask_phone(str(reporter["phone"]))}}
+    phone = reporter.get("phone")
+    return {**data, "reporter": {**reporter, "name": mask_name(_text(reporter.get("name"))),
+                                 "phone": mask_phone_number(str(phone)) if phone else None}}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
