@@ -36,7 +36,7 @@ from shared.contracts import tasks as t
 from shared.contracts.envelope import describe_validation_error
 from shared.errors import describe, is_transient
 from shared.kafka import topic_name_problem
-from shared.logs import mask_phone
+from shared.logs import mask_personal, mask_phone
 from shared.topics import Topics
 from shared.uow import UnitOfWork
 
@@ -244,20 +244,22 @@ class OwnerUpdates:
     async def _case_event(self, uow: UnitOfWork, decision: Allowed, update: t.TaskEvent, update_id: str,
                           case: CaseSnapshot) -> tuple[EventModel, datetime | None]:
         common = {"case_no": case.case_no, "owner": update.owner, "update_id": update_id}
+        # Owners' words go onto wangge.cases, which is kept for good: a phone number typed into them is masked.
+        m = mask_personal
         if isinstance(update, t.TaskAccepted):
             return c.CaseSigned(**common), None
         if isinstance(update, t.TaskProgress):
-            return c.CaseProgressReported(**common, note=update.note), None
+            return c.CaseProgressReported(**common, note=m(update.note)), None
         if isinstance(update, t.TaskResolved):
-            return c.CaseResolved(**common, result=update.result, media=update.media), None
+            return c.CaseResolved(**common, result=m(update.result), media=update.media), None
         if isinstance(update, t.TaskReturned):
-            return c.CaseReturned(**common, reason=update.reason), None
+            return c.CaseReturned(**common, reason=m(update.reason)), None
         if isinstance(update, t.TaskExtensionRequested):
-            return c.CaseExtensionRequested(**common, until=update.until, reason=update.reason), None
+            return c.CaseExtensionRequested(**common, until=update.until, reason=m(update.reason)), None
         if isinstance(update, t.TaskExplained):
-            return c.CaseExplained(**common, explanation=update.explanation), None
+            return c.CaseExplained(**common, explanation=m(update.explanation)), None
         if isinstance(update, t.TaskSuspended):
-            return c.CaseSuspended(**common, reason=update.reason, by=f"owner:{update.owner}"), None
+            return c.CaseSuspended(**common, reason=m(update.reason), by=f"owner:{update.owner}"), None
         if isinstance(update, t.TaskResumed):
             due = await resumed_due(uow, self._log, case.case_id, case.due_at)
             return c.CaseResumed(**common, by=f"owner:{update.owner}", due_at=due), due
@@ -283,6 +285,7 @@ class CommandCenter:
 
     async def check(self, case_no: str, *, passed: bool, note: str | None, by: str) -> Outcome:
         """核查: pass closes a resolved/explained case (the resident gets the resolution); fail sends it back."""
+        note = mask_personal(note) if note else note
         async with self._uow() as uow:
             row = await case_store.lock_case(uow.conn, case_no=case_no)
             case = case_store.snapshot(row)
@@ -306,6 +309,7 @@ class CommandCenter:
     async def decide_extension(self, case_no: str, *, approved: bool, until: datetime | None, note: str | None,
                                by: str) -> Outcome:
         """延期审批: approved moves the deadline (to `until`, or what the owner asked for); the owner hears either way."""
+        note = mask_personal(note) if note else note
         async with self._uow() as uow:
             row = await case_store.lock_case(uow.conn, case_no=case_no)
             case = case_store.snapshot(row)
@@ -325,6 +329,7 @@ class CommandCenter:
 
     async def suspend(self, case_no: str, *, suspend: bool, reason: str | None, by: str) -> Outcome:
         """挂起 / 恢复 by the command center (owners do the same with task.suspended / task.resumed)."""
+        reason = mask_personal(reason) if reason else reason
         async with self._uow() as uow:
             row = await case_store.lock_case(uow.conn, case_no=case_no)
             case = case_store.snapshot(row)

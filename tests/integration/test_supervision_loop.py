@@ -323,3 +323,27 @@ async def test_an_idempotency_key_repeats_an_update_only_on_its_own_case(isolate
         assert other.status_code == 200 and other.json()["state"] == "in_progress" and "duplicate" not in other.json()
     finally:
         await asyncio.wait_for(service.runtime.stop(), 30)
+
+
+async def test_phone_numbers_in_owners_and_operators_words_are_masked_on_the_case_log(isolated):
+    topics = Topics(isolated.topic_prefix)
+    await ensure_topics(isolated.kafka_bootstrap, [topics.for_owner(OWNER)])
+    service = await start(isolated)
+    try:
+        await grant(isolated, service, token="own-hw", name="环卫所", role="owner", owner_code=OWNER)
+        await grant(isolated, service, token="op", name="值班员", role="operator")
+        case_id, case_no = await open_case(isolated, service.runtime.pool)
+        url = f"/api/v1/tasks/{case_no}/updates"
+        async with http(service, "own-hw") as owner, http(service, "op") as operator, \
+                TopicReader(isolated.kafka_bootstrap, topics.cases) as cases:
+            assert (await owner.post(url, json={"type": "task.accepted"})).status_code == 200
+            assert (await owner.post(url, json={"type": "task.resolved", "result": "已联系居民13900001001处理"})).status_code == 200
+            failed = await operator.post(f"/api/v1/cases/{case_no}/check",
+                                         json={"passed": False, "note": "请回电0632-3311234核实"})
+            assert failed.status_code == 200
+            reworked = await cases.wait_for(lambda m: m["type"] == "case.reworked" and m["case_id"] == case_id)
+            resolved = await cases.wait_for(lambda m: m["type"] == "case.resolved" and m["case_id"] == case_id)
+        assert "13900001001" not in resolved["data"]["result"] and "139****1001" in resolved["data"]["result"]
+        assert "3311234" not in reworked["data"]["note"]
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)

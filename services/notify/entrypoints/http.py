@@ -70,7 +70,7 @@ class Resent(BaseModel):
 async def list_deliveries(
     request: Request,
     case_no: str | None = Query(None, max_length=50, description="only this case's replies"),
-    state: Literal["pending", "sending", "sent", "failed", "held"] | None = Query(None),
+    state: Literal["awaiting_contact", "pending", "sending", "sent", "failed", "held"] | None = Query(None),
     uncertain: bool | None = Query(None, description="true: only deliveries that may have reached the gateway "
                                                      "before their worker stopped"),
     limit: int = Query(50, ge=1, le=500),
