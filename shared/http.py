@@ -29,7 +29,9 @@ from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -494,6 +496,17 @@ def _document_refusals(schema: dict[str, Any]) -> None:
             del components[unused]
 
 
+def _documented_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the OpenAPI document gives for paths matching `path` (HEAD with GET, as Starlette serves it)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
+                          for part in re.split(r"(\{[^}]+\})", template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in operations if m in ("get", "post", "put", "patch", "delete")}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
+
+
 def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_runtime: bool = True) -> FastAPI:
     """A FastAPI app with the common endpoints; it starts and stops the runtime unless told not to."""
 
@@ -548,6 +561,16 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
     async def metrics() -> Response:
         """Prometheus exposition."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refusal(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette answers 405 from the first route whose path matched, so a path with a GET and a
+            # POST route would list only one of them in Allow: list every method the path really takes.
+            methods = _documented_methods(app, request.url.path)
+            if methods:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(methods)}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

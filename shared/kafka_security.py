@@ -87,7 +87,7 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
     t = {name: f"{p}wangge.{name}" for name in ("reports", "cases", "task-updates", "replies", "credentials", "contacts")}
     tasks = f"{p}wangge.tasks."
     reads = {
-        "intake": [t["reports"], t["credentials"]],
+        "intake": [t["reports"], t["cases"], t["credentials"]],  # cases: closed/reopened, for Open311
         "routing": [t["cases"], t["credentials"]],
         "supervision": [t["cases"], t["task-updates"], t["credentials"]],
         "notify": [t["cases"], t["contacts"], t["credentials"]],

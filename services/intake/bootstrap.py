@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.intake.domain import open311
 from services.intake.entrypoints.cases import router as cases_router
 from services.intake.entrypoints.http import router
+from services.intake.entrypoints.open311 import build_open311_router
 from services.intake.handlers import Intake
+from shared.contracts.cases import CaseClosed, CaseReopened
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -21,6 +24,9 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     intake = Intake(runtime, GridLocator(street), set(street.categories),
                     frozenset(grid.code for grid in street.level("unit")))
     runtime.consume([runtime.topics.reports], intake.on_report_message)
+    # Only to know when its cases close or reopen (Open311's open/closed; no merge into a closed case).
+    runtime.consume([runtime.topics.cases], intake.on_case_event, group_suffix="-cases",
+                    types={CaseClosed.TYPE, CaseReopened.TYPE})
     app = create_app(
         runtime,
         title="wangge intake",
@@ -30,4 +36,6 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     app.state.intake = intake
     app.include_router(router)
     app.include_router(cases_router)
+    app.include_router(build_open311_router(
+        {c.code: open311.Service(c.code, c.name, c.group) for c in street.categories.values()}))
     return Service(runtime, app)

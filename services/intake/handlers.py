@@ -17,7 +17,7 @@ from services.intake.domain.case_numbers import format_case_no
 from services.intake.domain.held import HeldCase, UnknownCase
 from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
-from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseLocated, CaseMerged, CaseRejected,
+from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
                                     CaseReported)
 from shared.contracts.common import Location, Reporter
 from shared.contracts.contacts import ContactRecorded
@@ -28,6 +28,7 @@ from shared.uow import UnitOfWork
 
 SOURCE = "intake"
 REPORTS_CONSUMER = "intake:reports"
+CASES_CONSUMER = "intake:cases"
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,17 @@ class Intake:
             )
             uow.emit(topic, accepted.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
         return StoredCase(case_id, case_no, state, outcome.unit_grid, report.category, outcome.hold_reason), True
+
+    async def on_case_event(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        """case.closed / case.reopened on wangge.cases: Open311 readers see open or closed, and no report
+        is merged into a closed case."""
+        if not envelope.case_id or not await uow.claim(CASES_CONSUMER, envelope.id):
+            return
+        try:
+            uuid.UUID(envelope.case_id)
+        except ValueError:
+            raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
+        await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""

@@ -59,6 +59,13 @@ deterministic = true
 [checks]
 max_response_time = 5
 
+# Open311's own rules, refused with its 400 as the GeoReport v2 spec says: a known service_code, a place inside
+# the street, start_date before end_date.
+[[operations]]
+include-path-regex = "^/open311/v2/"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "403", "404", "422"]
+
 # Business rules no schema can say: a report's category must be one of the street's and its place inside the
 # street (random coordinates never are) — refused with 422 and the reason, as the document says.
 [[operations]]
@@ -71,6 +78,14 @@ expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 [[operations]]
 include-path-regex = "^/api/v1/(stats|reports/(weekly|ranking|assessment|year))$"
 include-method = "GET"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "401", "403", "404", "422"]
+
+# A street's time rules: work periods in order without overlap, a ladder going up to leadership — refused
+# with 422 and every reason otherwise.
+[[operations]]
+include-path = "/api/v1/admin/street-config"
+include-method = "PUT"
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "422"]
 """

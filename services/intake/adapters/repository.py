@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import asyncpg
 
@@ -93,3 +93,25 @@ async def update_case(conn: asyncpg.Connection, case_id: str, values: dict) -> N
 def _stored(row: asyncpg.Record) -> StoredCase:
     return StoredCase(str(row["case_id"]), row["case_no"], row["state"], row["unit_grid"], row["category"],
                       row["hold_reason"])
+
+
+async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bool) -> None:
+    """An accepted case closed (or a closed one reopened): what Open311 readers and merges see."""
+    old, new = ("accepted", "closed") if closed else ("closed", "accepted")
+    await conn.execute("UPDATE reports SET state = $3 WHERE case_id = $1 AND state = $2", uuid.UUID(case_id), old, new)
+
+
+async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, category: str | None,
+                          start: datetime | None, end: datetime | None, closed: bool | None,
+                          limit: int) -> list[dict]:
+    """Cases for Open311 readers, newest first (the row holds no contact: that is notify's)."""
+    rows = await conn.fetch(
+        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason
+             FROM reports
+            WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
+              AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
+              AND ($5::boolean IS NULL OR (state IN ('closed', 'rejected', 'merged')) = $5)
+            ORDER BY received_at DESC LIMIT $6""",
+        case_nos, category, start, end, closed, limit,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,90 @@
+"""Open311 GeoReport v2 on intake: services, a request posted as a civic-report client would (form fields,
+api_key), read back as JSON and XML without the reporter, and closed when the case closes."""
+from __future__ import annotations
+
+import asyncio
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+
+from services.intake.bootstrap import build
+from shared.contracts.cases import CaseClosed, CaseReopened
+from shared.clock import now
+from shared.topics import Topics
+from tests.support import grant, publish
+
+pytestmark = pytest.mark.integration
+
+FORM = {"service_code": "CM04", "lat": "34.871845", "long": "117.575168", "description": "垃圾箱损坏，请联系13900001001",
+        "first_name": "李", "last_name": "先生", "phone": "13900001001"}
+
+
+@pytest.fixture
+async def intake(isolated):
+    service = build(isolated, manage_runtime=False)
+    await asyncio.wait_for(service.runtime.start(), 60)
+    try:
+        await service.runtime.wait_until_consuming(60)
+        await grant(isolated, service, token="o311-portal", name="市民网站", role="hotline")
+        await grant(isolated, service, token="o311-owner", name="环卫所", role="owner", owner_code="huanwei")
+        yield service
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)
+
+
+def client(service) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://intake", timeout=10)
+
+
+async def test_open311_services_post_and_read_requests(intake, isolated):
+    async with client(intake) as http:
+        services = (await http.get("/open311/v2/services.json")).json()
+        cm04 = next(s for s in services if s["service_code"] == "CM04")
+        assert cm04["service_name"] == "垃圾箱损坏/暴露垃圾" and cm04["type"] == "realtime" and cm04["metadata"] is False
+        xml = ElementTree.fromstring((await http.get("/open311/v2/services.xml")).content)
+        assert xml.tag == "services" and len(xml.findall("service")) == len(services)
+        assert (await http.get("/open311/v2/services/CM04.json")).json() == {"service_code": "CM04", "attributes": []}
+        missing = await http.get("/open311/v2/services/ZZ99.json")
+        assert missing.status_code == 404 and missing.json()[0]["code"] == 404
+
+        # Posting needs an api_key of a reporting credential.
+        anonymous = await http.post("/open311/v2/requests.json", data=FORM)
+        assert anonymous.status_code == 403 and "api_key" in anonymous.json()[0]["description"]
+        owner = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-owner"})
+        assert owner.status_code == 403
+        bad = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal", "service_code": "ZZ"})
+        assert bad.status_code == 400 and "service_code" in bad.json()[0]["description"]
+        outside = await http.post("/open311/v2/requests.json",
+                                  data={**FORM, "api_key": "o311-portal", "lat": "31.23", "long": "121.47"})
+        assert outside.status_code == 400 and "outside the street" in outside.json()[0]["description"]
+        posted = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"})
+        assert posted.status_code == 201, posted.text
+        case_no = posted.json()[0]["service_request_id"]
+
+        one = (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]
+        assert one["status"] == "open" and one["service_code"] == "CM04" and one["lat"] == 34.871845
+        assert "13900001001" not in str(one) and "李" not in str(one)  # the public never reads who reported
+        listed = (await http.get("/open311/v2/requests.json", params={"service_code": "CM04", "status": "open"})).json()
+        assert case_no in [r["service_request_id"] for r in listed]
+        xml = ElementTree.fromstring((await http.get(f"/open311/v2/requests/{case_no}.xml")).content)
+        assert xml.find("request/service_request_id").text == case_no and xml.find("request/status").text == "open"
+        assert (await http.get("/open311/v2/requests/19990101-0001.json")).status_code == 404
+
+        # The case closes (supervision's event): Open311 says closed; reopened: open again.
+        case_id = await intake.runtime.pool.fetchval("SELECT case_id::text FROM reports WHERE case_no = $1", case_no)
+        cases = Topics(isolated.topic_prefix).cases
+        closed = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="已更换", by="operator:x",
+                            closed_at=now(), on_time=True).envelope(source="supervision", case_id=case_id)
+        await publish(isolated.kafka_bootstrap, cases, closed, key=case_id)
+
+        async def status_is(expected: str) -> None:
+            while (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]["status"] != expected:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(status_is("closed"), 20)
+        assert (await http.get("/open311/v2/requests.json", params={"status": "closed"})).json()[0][
+            "service_request_id"] == case_no
+        reopened = CaseReopened(case_no=case_no, owner="huanwei", reason="不满意", by="resident") \
+            .envelope(source="supervision", case_id=case_id)
+        await publish(isolated.kafka_bootstrap, cases, reopened, key=case_id)
+        await asyncio.wait_for(status_is("open"), 20)
