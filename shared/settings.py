@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     schema_prefix: str = ""
     street_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data")
     street_timezone: str = "Asia/Shanghai"
+    # The street's configuration folder (`<name>-config.toml`: work periods, stage limits, escalation; and
+    # `<name>-calendar.csv`, holidays the chinesecalendar package does not know yet). Empty: the street
+    # folder if it holds a *-config.toml, else <repo>/streets/<name> (name: the street's file prefix).
+    street_config_dir: Path | None = None
     http_host: str = "127.0.0.1"
     intake_port: int = 8101
     routing_port: int = 8102

@@ -199,14 +199,7 @@ def load_street(folder: Path | str) -> Street:
             raise StreetDataError(f"{people_path.name}: line {n}: grid {r['grid_code']} is not a grid")
         people.append(Person(r["person_id"], r["name"], r["role"], r["grid_code"], r["phone"], r.get("device_id") or None))
     _unique(people_path, "person_id", [p.person_id for p in people])
-    overrides: dict[date, bool] = {}
-    calendars = sorted(folder.glob("*-calendar.csv"))
-    for path in calendars[:1]:
-        for n, row in enumerate(_rows(path, ["date", "workday"]), 2):
-            try:
-                overrides[date.fromisoformat(row["date"])] = row["workday"].lower() in ("1", "true", "yes", "y")
-            except ValueError:
-                raise StreetDataError(f"{path.name}: line {n}: date {row['date']!r} is not YYYY-MM-DD") from None
+    overrides = read_calendar_overrides(folder)
     return Street(
         calendar_overrides=overrides,
         code=str(street_props.get("code", "")),
@@ -217,6 +210,47 @@ def load_street(folder: Path | str) -> Street:
         departments=departments,
         people=people,
     )
+
+
+def read_calendar_overrides(folder: Path) -> dict[date, bool]:
+    """The optional `<name>-calendar.csv` of a folder: `date,workday,note` rows (YYYY-MM-DD; workday 1/0,
+    true/false, yes/no); lines starting with `#` are comments. {} when the folder has none."""
+    overrides: dict[date, bool] = {}
+    for path in sorted(Path(folder).glob("*-calendar.csv"))[:1]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            lines = [(n, line) for n, line in enumerate(fh, 1) if line.strip() and not line.lstrip().startswith("#")]
+        reader = csv.DictReader([line for _, line in lines])
+        missing = {"date", "workday"} - set(reader.fieldnames or [])
+        if missing:
+            raise StreetDataError(f"{path.name}: missing columns {', '.join(sorted(missing))}")
+        for (n, _), row in zip(lines[1:], reader):
+            text, flag = (row.get("date") or "").strip(), (row.get("workday") or "").strip().lower()
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise StreetDataError(f"{path.name}: line {n}: date {text!r} is not YYYY-MM-DD") from None
+            if flag not in ("1", "0", "true", "false", "yes", "no", "y", "n"):
+                raise StreetDataError(f"{path.name}: line {n}: workday {flag!r} is not 1/0, true/false or yes/no")
+            overrides[day] = flag in ("1", "true", "yes", "y")
+    return overrides
+
+
+def street_name(folder: Path) -> str:
+    """The street's file prefix (`wenhualu` of `wenhualu-grids.geojson`), or the folder's name."""
+    found = sorted(Path(folder).glob("*-grids.geojson"))
+    return found[0].name[: -len("-grids.geojson")] if found else Path(folder).name
+
+
+def street_config_folder(street_dir: Path, configured: Path | str | None = None) -> Path:
+    """Where a street's configuration (`<name>-config.toml`, `<name>-calendar.csv`) is read from: the street
+    folder itself if it holds a `*-config.toml`, else `configured` (WANGGE_STREET_CONFIG_DIR), else
+    `<repo>/streets/<name>` with <name> the street's file prefix."""
+    street_dir = Path(street_dir)
+    if any(street_dir.glob("*-config.toml")):
+        return street_dir
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parent.parent / "streets" / street_name(street_dir)
 
 
 def _number(text: str, path: Path, line: int, column: str) -> float:

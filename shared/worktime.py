@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,16 @@ class WorkCalendar:
         except NotImplementedError:
             _warn_unknown_year(day.year)
             return day.weekday() < 5
+
+    def knows(self, year: int) -> bool:
+        """Whether holidays and 调休 of `year` are known: the override table has entries for it, or the
+        national calendar package covers it. An unknown year is counted Monday to Friday (assumed)."""
+        return any(day.year == year for day in self.overrides) or knows(year)
+
+    def assumed_between(self, start: datetime, end: datetime) -> bool:
+        """Whether a span from start to end crosses a year this calendar does not know (a deadline there is assumed)."""
+        first, last = sorted((start.astimezone(self.zone).year, end.astimezone(self.zone).year))
+        return not all(self.knows(year) for year in range(first, last + 1))
 
     def deadline(self, start: datetime, value: float, unit: str) -> datetime:
         """When a limit of `value` `unit` (work_hours, work_days, hours) that starts at `start` runs out."""
@@ -103,6 +114,15 @@ class WorkCalendar:
         return total
 
 
+def knows(year: int) -> bool:
+    """Whether the national calendar package (chinesecalendar) has the holidays and 调休 of `year`."""
+    try:
+        chinese_calendar.is_workday(date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
 def _seconds(start: time, end: time) -> float:
     return (datetime.combine(date.min, end) - datetime.combine(date.min, start)).total_seconds()
 
@@ -118,3 +138,47 @@ def _warn_unknown_year(year: int) -> None:
             "add that year's holidays and 调休 days to the street's override table",
             year,
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m shared.worktime check --street DIR [--config-dir DIR]`: warn when next year is unknown.
+
+    Prints one line per year (this one and the next) that neither the chinesecalendar package nor the
+    street's override table (`<name>-calendar.csv`, in the street folder or its configuration folder)
+    knows yet; deadlines there are counted Monday to Friday and flagged `calendar_assumed`. Exits 0
+    either way: it is a warning for ./dev up, not a gate.
+    """
+    import argparse
+    import sys
+
+    from shared.street import read_calendar_overrides
+
+    parser = argparse.ArgumentParser(prog="python -m shared.worktime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="warn about years the holiday calendar does not know yet")
+    check.add_argument("--street", required=True, help="the street folder (WANGGE_STREET_DIR)")
+    check.add_argument("--config-dir", default=None,
+                       help="the street's configuration folder (default: <repo>/streets/<name>)")
+    check.add_argument("--year", type=int, default=None, help="this year (default: today's, Asia/Shanghai)")
+    args = parser.parse_args(argv)
+    overrides: dict[date, bool] = {}
+    try:
+        from shared.street import street_config_folder
+        for folder in (street_config_folder(Path(args.street), args.config_dir), Path(args.street)):
+            overrides.update(read_calendar_overrides(folder))
+    except Exception as exc:  # noqa: BLE001 — a warning tool: say what is wrong, never fail ./dev
+        print(f"warning: could not read the street's calendar override: {exc}", file=sys.stderr)
+    calendar = WorkCalendar(overrides=overrides)
+    this_year = args.year or datetime.now(calendar.zone).year
+    unknown = [year for year in (this_year, this_year + 1) if not calendar.knows(year)]
+    for year in unknown:
+        print(f"warning: the holiday calendar does not know {year}: deadlines in {year} are counted "
+              f"Monday–Friday and flagged calendar_assumed; add {year}'s holidays and 调休 days to the "
+              f"street's <name>-calendar.csv once the State Council publishes them", file=sys.stderr)
+    if not unknown:
+        print(f"calendar: {this_year} and {this_year + 1} are known")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

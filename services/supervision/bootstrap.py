@@ -4,25 +4,40 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from services.supervision.adapters import config_store
 from services.supervision.domain.policy import StreetPolicy
+from services.supervision.domain.street_config import StreetConfig, parse_toml
+from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
-from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, OwnerUpdates
+from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
-from shared.street import Street, load_street
+from shared.street import Street, load_street, read_calendar_overrides, street_config_folder
 from shared.worktime import WorkCalendar
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def street_policy(street: Street, timezone: str) -> StreetPolicy:
-    """The street's calendar (with its override table), category names and command center(s)."""
+def street_config_file(folder: Path) -> tuple[StreetConfig, str]:
+    """The street's `<name>-config.toml` in its configuration folder (defaults if there is none)."""
+    found = sorted(folder.glob("*-config.toml"))
+    if not found:
+        return StreetConfig(), "defaults"
+    return parse_toml(found[0].read_text(encoding="utf-8"), str(found[0])), str(found[0])
+
+
+def street_policy(street: Street, timezone: str, config: StreetConfig | None = None,
+                  overrides: dict | None = None) -> StreetPolicy:
+    """The street's calendar (with its override tables), time rules, category names and command center(s)."""
+    config = config or StreetConfig()
     return StreetPolicy(
         # The settings' zone, not shared.clock.street_zone(): that one reads the process-wide settings.
-        calendar=WorkCalendar(zone=ZoneInfo(timezone), overrides=street.calendar_overrides),
+        calendar=WorkCalendar(zone=ZoneInfo(timezone), periods=config.periods,
+                              overrides={**(overrides or {}), **street.calendar_overrides}),
+        config=config,
         category_names={code: c.name for code, c in street.categories.items()},
         command_centers=frozenset(d.code for d in street.departments.values() if d.kind == "command_center"),
         communities={c.code: tuple(sorted(u.code for u in street.level("unit") if street.community_of(u.code).code == c.code))
@@ -34,9 +49,23 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     """Supervision: consumes wangge.cases, keeps the read model and clocks, fires deadlines, serves /api/v1."""
     runtime = ServiceRuntime("supervision", settings, MIGRATIONS)
     street = load_street(settings.street_dir)
-    policy = street_policy(street, settings.street_timezone)
+    # The street's time rules and calendar overrides: <name>-config.toml and <name>-calendar.csv in its
+    # configuration folder (WANGGE_STREET_CONFIG_DIR, default <repo>/streets/<name>; the street folder wins
+    # if it holds its own *-config.toml). The street folder's own calendar rows win over the folder's.
+    config_dir = street_config_folder(settings.street_dir, settings.street_config_dir)
+    file_config, source = street_config_file(config_dir)
+    policy = street_policy(street, settings.street_timezone, file_config, read_calendar_overrides(config_dir))
     topics = runtime.topics
-    case_log = CaseLog(topics, policy)
+    live = LivePolicy(policy)
+    case_log = CaseLog(topics, live)
+
+    async def seed_config() -> None:
+        """The file seeds supervision's street_config table when empty; the table's version is then in force."""
+        async with runtime.pool.acquire() as conn:
+            await config_store.seed(conn, file_config.to_dict(), source)
+            await live.refresh(conn)
+
+    runtime.before_consuming(seed_config)
     production = settings.profile == "production"
     updates = OwnerUpdates(case_log, topics, runtime.uow, production=production,
                            require_signature=production or settings.require_signed_updates)
@@ -53,4 +82,5 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     )
     app.include_router(build_router(runtime, policy, updates, center))
     app.include_router(build_stats_router(runtime, policy, StatsNames.from_street(street)))
+    app.include_router(build_admin_router(runtime, live))
     return Service(runtime, app)

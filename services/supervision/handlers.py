@@ -18,12 +18,13 @@ from typing import Callable
 from pydantic import ValidationError
 
 from services.supervision import metrics
-from services.supervision.adapters import case_store, clock_store
+from services.supervision.adapters import case_store, clock_store, config_store
 from services.supervision.domain import clocks
+from services.supervision.domain.street_config import StreetConfigError, from_mapping
 from services.supervision.domain.decisions import (
     Allowed, CaseSnapshot, Refused, decide_check, decide_extension, decide_suspension, decide_update, reopens,
 )
-from services.supervision.domain.notices import escalation_reason, overdue_text, reminder_text
+from services.supervision.domain.notices import escalated_text, escalation_reason, overdue_text, reminder_text
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
 from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, Fold, next_state
@@ -51,12 +52,45 @@ _TOPIC_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 UowFactory = Callable[[], UnitOfWork]
 
 
+class LivePolicy:
+    """The street's policy under the current configuration (supervision's street_config table), shared by
+    the fold and the poller of one process: cached, and reloaded when the table's version moved (checked
+    once per poll, and set at once by the admin route that committed a change)."""
+
+    def __init__(self, policy: StreetPolicy):
+        self.policy = policy
+
+    async def refresh(self, conn) -> StreetPolicy:
+        """Reload if another instance (or this one) committed a newer configuration."""
+        version = await config_store.version(conn)
+        if version and version != self.policy.version:
+            row = await config_store.current(conn)
+            if row is not None:
+                self.set(row["config"], row["version"])
+        return self.policy
+
+    def set(self, config: dict, version: int) -> None:
+        """Follow a committed configuration (an invalid stored one is logged and ignored)."""
+        try:
+            parsed = from_mapping(config, f"street_config version {version}")
+        except StreetConfigError as exc:
+            log.error("%s; keeping version %d", exc, self.policy.version)
+            return
+        if version > self.policy.version or self.policy.version == 0:
+            self.policy = self.policy.with_config(parsed, version)
+            log.info("street configuration version %d in force", version)
+
+
 class CaseLog:
     """Folds case events into the read model, the history and the clocks, once per event id."""
 
-    def __init__(self, topics: Topics, policy: StreetPolicy):
+    def __init__(self, topics: Topics, policy: StreetPolicy | LivePolicy):
         self._topics = topics
-        self._policy = policy
+        self.live = policy if isinstance(policy, LivePolicy) else LivePolicy(policy)
+
+    @property
+    def _policy(self) -> StreetPolicy:
+        return self.live.policy
 
     async def __call__(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A wangge.cases event: fold it, then react (an unsatisfied answer reopens a closed case)."""
@@ -96,35 +130,43 @@ class CaseLog:
     async def _follow_clocks(self, uow: UnitOfWork, envelope: Envelope, event: EventModel | None, fold: Fold) -> None:
         """Open, stop, suspend, resume or move the clocks an applied event concerns."""
         assert envelope.case_id is not None
-        conn, case_id, at = uow.conn, envelope.case_id, envelope.occurred_at
+        conn, case_id, at, policy = uow.conn, envelope.case_id, envelope.occurred_at, self._policy
         if isinstance(event, c.CaseReported) and fold.effect == "moved":
-            warn, due = self._policy.dispatch_stage_due(at)
-            await clock_store.open_clock(
-                conn, kind=clock_store.DISPATCH, case_id=case_id, case_no=event.case_no,
-                owner=self._policy.command_center, category=event.category or "", limit_value=clocks.DISPATCH_STAGE_LIMIT[0],
-                limit_unit=clocks.DISPATCH_STAGE_LIMIT[1], started_at=at, warn_at=warn, due_at=due, opened_by=envelope.id)
+            await self._open_stage(uow, clock_store.DISPATCH, case_id, event.case_no, policy.command_center,
+                                   event.category or "", at, envelope.id)
             return
         if fold.effect != "moved":
             if isinstance(event, c.CaseExtensionDecided) and event.approved:
                 clock = await clock_store.running_clock(conn, case_id)
                 if clock is not None:
-                    warn = clocks.extended_warn_at(self._policy.calendar, clock["limit_unit"], clock["started_at"],
-                                                   event.due_at)
-                    await clock_store.move_deadline(conn, case_id, event.due_at, warn)
+                    warn = clocks.extended_warn_at(policy.calendar, clock["limit_unit"], clock["started_at"],
+                                                   event.due_at, policy.warn_fraction)
+                    assumed = policy.calendar.assumed_between(clock["started_at"], event.due_at)
+                    await clock_store.move_deadline(conn, case_id, event.due_at, warn, assumed)
+                    self._count_assumed(uow, clock_store.HANDLING, assumed)
             return
         if fold.state in clocks.DISPATCH_STAGE_ENDS:
             await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.DISPATCH)
+        # Stage clocks stop when the case leaves the state they wait in (a re-dispatch restarts sign below).
+        if fold.state not in clocks.SIGN_STAGE_STATES:
+            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.SIGN)
+        if fold.state not in clocks.CHECK_STAGE_STATES:
+            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.CHECK)
         if isinstance(event, c.CaseDispatched):
+            assumed = policy.calendar.assumed_between(event.dispatched_at, event.due_at)
             await clock_store.open_clock(
                 conn, case_id=case_id, case_no=event.case_no, owner=event.owner, category=event.category,
                 limit_value=event.time_limit.value, limit_unit=event.time_limit.unit, started_at=event.dispatched_at,
-                warn_at=self._policy.warn_at(event.dispatched_at, event.time_limit.value, event.time_limit.unit,
-                                             event.due_at),
-                due_at=event.due_at, opened_by=envelope.id)
+                warn_at=policy.warn_at(event.dispatched_at, event.time_limit.value, event.time_limit.unit,
+                                       event.due_at),
+                due_at=event.due_at, opened_by=envelope.id, calendar_assumed=assumed)
+            self._count_assumed(uow, clock_store.HANDLING, assumed)
+            await self._open_stage(uow, clock_store.SIGN, case_id, event.case_no, event.owner, event.category,
+                                   event.dispatched_at, envelope.id)
         elif isinstance(event, c.CaseSuspended):
             clock = await clock_store.running_clock(conn, case_id)
             if clock is not None and clock["state"] == "running":
-                calendar, unit = self._policy.calendar, clock["limit_unit"]
+                calendar, unit = policy.calendar, clock["limit_unit"]
                 warn_left = None if clock["warned_at"] else clocks.time_left(calendar, unit, at, clock["warn_at"])
                 await clock_store.suspend_clock(conn, case_id, at, clocks.time_left(calendar, unit, at, clock["due_at"]),
                                                 warn_left)
@@ -136,6 +178,28 @@ class CaseLog:
                 await clock_store.resume_clock(conn, case_id, event.due_at, min(warn, event.due_at) if warn else None)
         elif not clocks.clock_runs_in(fold.state):
             await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown")
+        if isinstance(event, (c.CaseResolved, c.CaseExplained)) and fold.state in clocks.CHECK_STAGE_STATES:
+            category = await conn.fetchval("SELECT category FROM cases WHERE case_id = $1", case_id)
+            await self._open_stage(uow, clock_store.CHECK, case_id, event.case_no, policy.command_center,
+                                   category or "", at, envelope.id)
+
+    async def _open_stage(self, uow: UnitOfWork, stage: str, case_id: str, case_no: str, owner: str, category: str,
+                          start: datetime, opened_by: str) -> None:
+        """Start a stage clock (dispatch, sign, check) with the street's limit for it."""
+        policy = self._policy
+        limit = policy.stage_limit(stage)
+        warn, due = policy.stage_due(stage, start)
+        assumed = policy.calendar.assumed_between(start, due)
+        await clock_store.open_clock(
+            uow.conn, kind=stage, case_id=case_id, case_no=case_no, owner=owner, category=category,
+            limit_value=limit.value, limit_unit=limit.unit, started_at=start, warn_at=warn, due_at=due,
+            opened_by=opened_by, calendar_assumed=assumed)
+        self._count_assumed(uow, stage, assumed)
+
+    @staticmethod
+    def _count_assumed(uow: UnitOfWork, kind: str, assumed: bool) -> None:
+        if assumed:
+            uow.after_commit(lambda: metrics.CALENDAR_UNKNOWN_YEAR.labels(SERVICE, kind).inc())
 
     def resumed(self, clock, at: datetime) -> tuple[datetime, datetime | None]:
         """(due_at, warn_at) of a suspended clock resumed at `at`: the time that was left, from now on."""
@@ -355,9 +419,13 @@ class DeadlineHandler:
     def __init__(self, log_: CaseLog, topics: Topics, policy: StreetPolicy, uow: UowFactory, pool_of: Callable):
         self._log = log_
         self._topics = topics
-        self._policy = policy
         self._uow = uow
         self._pool_of = pool_of
+
+    @property
+    def _policy(self) -> StreetPolicy:
+        """The fold's policy: one configuration for clocks opened and fired."""
+        return self._log.live.policy
 
     async def fire_due(self) -> int:
         """Claim one batch of due deadlines (SKIP LOCKED), emit their events, commit; returns clocks handled.
@@ -370,6 +438,7 @@ class DeadlineHandler:
         fired: list[tuple[str, float]] = []
         faulted: list[tuple[clock_store.DueClock, str]] = []
         async with self._uow() as uow:
+            await self._log.live.refresh(uow.conn)  # a configuration committed since the last poll
             due = await clock_store.claim_due(uow.conn)
             for clock in due:
                 problem = self._unfireable(clock)
@@ -413,9 +482,21 @@ class DeadlineHandler:
         if clock.overdue_due:
             level = self._level(clock)
             await self._emit_overdue(uow, clock, level)
-            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind)
+            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind, self._next_escalation(level))
             fired.append(("overdue", (now() - clock.due_at).total_seconds()))
+        elif clock.escalation_due:
+            # Still overdue an interval later: one more level up the ladder, each level once.
+            level = self._policy.next_level(clock.escalation_level)
+            if level is not None:
+                await self._emit_escalation(uow, clock, level)
+                fired.append(("escalation", (now() - (clock.next_escalation_at or now())).total_seconds()))
+            await clock_store.mark_escalated(uow.conn, clock.case_id, clock.kind, level or clock.escalation_level or "",
+                                             self._next_escalation(level) if level else None)
         return fired
+
+    def _next_escalation(self, level: str) -> datetime | None:
+        """When a case escalated to `level` goes one further up if still overdue (None: the top)."""
+        return self._policy.next_escalation_at(now()) if self._policy.next_level(level) else None
 
     async def refresh_gauges(self) -> None:
         """Running and overdue clock counts for /metrics."""
@@ -427,20 +508,23 @@ class DeadlineHandler:
         metrics.CLOCKS_OVERDUE.labels(SERVICE).set(overdue)
 
     def _level(self, clock: clock_store.DueClock) -> str:
-        # The dispatch stage is the command center's own: late, it goes to the street's leadership.
-        return "leadership" if clock.kind == clock_store.DISPATCH else self._policy.escalation_level(clock.owner)
+        # The dispatch and check stages are the command center's own: late, they go above it (leadership).
+        if clock.kind in (clock_store.DISPATCH, clock_store.CHECK):
+            return self._policy.escalation_level(clock.owner, own_stage=True)
+        return self._policy.escalation_level(clock.owner)
 
     def _stage(self, clock: clock_store.DueClock) -> str:
-        return "dispatch" if clock.kind == clock_store.DISPATCH else "handling"
+        return clock.kind if clock.kind in (clock_store.DISPATCH, clock_store.SIGN, clock_store.CHECK) else "handling"
 
     async def _emit_warning(self, uow: UnitOfWork, clock: clock_store.DueClock) -> None:
         due_at = self._policy.local(clock.due_at)
         label = self._policy.category_label(clock.category) if clock.category else "待分类"
-        await self._log.emit(uow, c.CaseWarned(case_no=clock.case_no, owner=clock.owner, stage=self._stage(clock),
+        stage = self._stage(clock)
+        await self._log.emit(uow, c.CaseWarned(case_no=clock.case_no, owner=clock.owner, stage=stage,
                                                due_at=due_at), clock.case_id)
         uow.emit(self._topics.tasks(clock.owner), t.TaskUrged(
             case_no=clock.case_no, owner=clock.owner, level="reminder", due_at=due_at,
-            text=reminder_text(clock.case_no, label, due_at),
+            text=reminder_text(clock.case_no, label, due_at, stage),
         ).envelope(source=SERVICE, case_id=clock.case_id))
 
     async def _emit_overdue(self, uow: UnitOfWork, clock: clock_store.DueClock, level: str) -> None:
@@ -449,12 +533,26 @@ class DeadlineHandler:
         stage = self._stage(clock)
         await self._log.emit(uow, c.CaseOverdue(case_no=clock.case_no, owner=clock.owner, stage=stage, due_at=due_at),
                              clock.case_id)
-        await self._log.emit(uow, c.CaseEscalated(case_no=clock.case_no, owner=clock.owner, stage=stage, level=level,
-                                                  reason=escalation_reason(due_at)), clock.case_id)
         uow.emit(self._topics.tasks(clock.owner), t.TaskUrged(
             case_no=clock.case_no, owner=clock.owner, level="overdue", due_at=due_at,
             text=overdue_text(clock.case_no, label, due_at, level),
         ).envelope(source=SERVICE, case_id=clock.case_id))
+        await self._emit_escalation(uow, clock, level)
+
+    async def _emit_escalation(self, uow: UnitOfWork, clock: clock_store.DueClock, level: str) -> None:
+        """case.escalated, and task.escalated on the owner's topic (and the command center's, at that level)."""
+        due_at = self._policy.local(clock.due_at)
+        label = self._policy.category_label(clock.category) if clock.category else "待分类"
+        stage = self._stage(clock)
+        await self._log.emit(uow, c.CaseEscalated(case_no=clock.case_no, owner=clock.owner, stage=stage, level=level,
+                                                  reason=escalation_reason(due_at, stage)), clock.case_id)
+        told = t.TaskEscalated(case_no=clock.case_no, owner=clock.owner, stage=stage, level=level, due_at=due_at,
+                               text=escalated_text(clock.case_no, label, due_at, level, stage))
+        topics = [self._topics.tasks(clock.owner)]
+        if level == "command_center" and self._policy.command_center != clock.owner:
+            topics.append(self._topics.tasks(self._policy.command_center))
+        for topic in topics:
+            uow.emit(topic, told.envelope(source=SERVICE, case_id=clock.case_id))
 
 
 def _typed(envelope: Envelope) -> EventModel | None:

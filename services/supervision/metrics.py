@@ -24,3 +24,9 @@ DEADLINES_FAULTED = Counter(
     ["service", "kind"],
 )
 CLOCKS_FAULTED = Gauge("wangge_clocks_faulted", "Running clocks marked faulted and skipped by the poller now", ["service"])
+CALENDAR_UNKNOWN_YEAR = Counter(
+    "wangge_calendar_unknown_year_total",
+    "Clock deadlines placed in a year neither chinesecalendar nor the street's override table knows (counted "
+    "Monday–Friday, flagged calendar_assumed)",
+    ["service", "kind"],
+)

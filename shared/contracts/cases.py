@@ -10,7 +10,7 @@ from shared.contracts.registry import EventModel, event
 
 Actor = str  # "operator:<client name>", "owner:<code>", "resident", "system" — who did it, for the history
 
-Stage = Literal["handling", "dispatch"]
+Stage = Literal["handling", "dispatch", "sign", "check"]
 DispatchOccasion = Literal["first", "manual", "rework", "reopen"]
 SurveyVerdict = Literal["satisfied", "basically_satisfied", "unsatisfied"]
 CloseOutcome = Literal["resolved", "explained"]
@@ -97,7 +97,7 @@ class CaseWarned(EventModel):
     TYPE = "case.warned"
     case_no: str
     owner: str
-    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit) or dispatch (held report, 1 work hour)")
+    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit), dispatch (held report, 1 work hour), sign (签收 after dispatch, 2 work hours) or check (核查 after resolved/explained, 1 work day); limits per street")
     due_at: AwareDatetime
 
 
@@ -108,7 +108,7 @@ class CaseOverdue(EventModel):
     TYPE = "case.overdue"
     case_no: str
     owner: str
-    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit) or dispatch (held report, 1 work hour)")
+    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit), dispatch (held report, 1 work hour), sign (签收 after dispatch, 2 work hours) or check (核查 after resolved/explained, 1 work day); limits per street")
     due_at: AwareDatetime
 
 
@@ -119,7 +119,7 @@ class CaseEscalated(EventModel):
     TYPE = "case.escalated"
     case_no: str
     owner: str
-    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit) or dispatch (held report, 1 work hour)")
+    stage: Stage = Field(default="handling", description="which clock: handling (the category's limit), dispatch (held report, 1 work hour), sign (签收 after dispatch, 2 work hours) or check (核查 after resolved/explained, 1 work day); limits per street")
     level: Literal["community", "command_center", "leadership"] = Field(description="who now supervises it")
     reason: str
 

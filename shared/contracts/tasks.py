@@ -138,6 +138,18 @@ class TaskResumed(TaskEvent):
     TYPE = "task.resumed"
 
 
+@event
+class TaskEscalated(TaskEvent):
+    """督办 up the ladder: an overdue case went to `level` (sent on the owner's topic, and on the command
+    center's when the level is command_center); sent again at each higher level while it stays overdue."""
+
+    TYPE = "task.escalated"
+    stage: Literal["handling", "dispatch", "sign", "check"] = Field(description="which clock is overdue")
+    level: Literal["community", "command_center", "leadership"] = Field(description="who now supervises it")
+    due_at: AwareDatetime
+    text: str
+
+
 # The owners' update types on wangge.task-updates, in the contract's order.
 UPDATE_TYPES = (
     TaskAccepted.TYPE, TaskProgress.TYPE, TaskResolved.TYPE, TaskReturned.TYPE, TaskExtensionRequested.TYPE,

@@ -164,16 +164,20 @@ async def test_an_unseen_case_is_created_and_a_redispatch_after_return_replaces_
         clock = await eventually(lambda: pool.fetchrow(
             "SELECT * FROM clocks WHERE case_id = $1 AND state = 'running' AND opened_by = $2", case_id, again.id))
         assert clock["owner"] == "huanwei" and clock["due_at"] == at + timedelta(days=4) and clock["stopped_at"] is None
-        assert await pool.fetchval("SELECT count(*) FROM clocks WHERE case_id = $1", case_id) == 1
+        assert await pool.fetchval("SELECT count(*) FROM clocks WHERE case_id = $1 AND kind = 'handling'", case_id) == 1
         case = await pool.fetchrow("SELECT state, owner FROM cases WHERE case_id = $1", case_id)
         assert (case["state"], case["owner"]) == ("dispatched", "huanwei")
     finally:
         await asyncio.wait_for(service.runtime.stop(), 30)
 
 
-async def test_past_deadlines_fire_once_across_two_instances(make_settings):
-    # Both instances poll every 50 ms, so they really compete for the same clocks.
-    settings = make_settings(deadline_poll_seconds=0.05)
+async def test_past_deadlines_fire_once_across_two_instances(make_settings, tmp_path):
+    # Both instances poll every 50 ms, so they really compete for the same clocks. Only the handling clocks
+    # are under test here: the sign stage gets a limit that never comes (tests/integration/
+    # test_supervision_time_rules.py has the stages and the ladder).
+    (tmp_path / "test-config.toml").write_text('[stages]\nsign = { value = 1000, unit = "work_days" }\n'
+                                               '[escalation]\ninterval = { value = 1000, unit = "work_days" }\n')
+    settings = make_settings(deadline_poll_seconds=0.05, street_config_dir=tmp_path)
     topics = Topics(settings.topic_prefix)
     owners = ["huanwei", COMMUNITY]
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, topics.fixed() + [topics.for_owner(o) for o in owners]), 30)
@@ -208,13 +212,14 @@ async def test_past_deadlines_fire_once_across_two_instances(make_settings):
             key = (m["case_id"], m["type"], m["data"].get("level"), m["_topic"])
             counts[key] = counts.get(key, 0) + 1
         assert all(n == 1 for n in counts.values()), counts
-        assert len(counts) == 5 * len(cases)
+        # warned, overdue, escalated on wangge.cases; urged ×2 and escalated on the owner's topic.
+        assert len(counts) == 6 * len(cases)
         by = {(m["case_id"], m["type"], m["data"].get("level")): m for m in fired}
         for case_id, case_no, owner, category in cases:
             for m in fired:
                 if m["case_id"] == case_id:
                     assert m["_key"] == case_id
-                    assert m["_topic"] == (topics.tasks(owner) if m["type"] == "task.urged" else topics.cases)
+                    assert m["_topic"] == (topics.tasks(owner) if m["type"].startswith("task.") else topics.cases)
             assert by[(case_id, "case.escalated", "command_center")]["data"]["owner"] == owner
         reminder = by[("case-late-1", "task.urged", "reminder")]["data"]["text"]
         due_local = (at + timedelta(hours=2)).astimezone(at.tzinfo)
@@ -224,7 +229,7 @@ async def test_past_deadlines_fire_once_across_two_instances(make_settings):
         assert "（邻里纠纷）" in by[("case-late-2", "task.urged", "overdue")]["data"]["text"]
 
         pool = services[0].runtime.pool
-        clocks = await pool.fetch("SELECT * FROM clocks ORDER BY case_id")
+        clocks = await pool.fetch("SELECT * FROM clocks WHERE kind = 'handling' ORDER BY case_id")
         assert [(c["state"], c["escalation_level"]) for c in clocks] == [("running", "command_center")] * len(cases)
         assert all(c["warned_at"] and c["overdue_at"] for c in clocks)
         # supervision reads its own events back from wangge.cases into the read model and history.

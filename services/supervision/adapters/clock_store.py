@@ -8,6 +8,8 @@ import asyncpg
 
 HANDLING = "handling"
 DISPATCH = "dispatch"
+SIGN = "sign"    # 签收: dispatch → signed, on the owner
+CHECK = "check"  # 核查: resolved/explained → checked, on the command center
 # Deadlines claimed per transaction; the poller loops until fewer come back.
 CLAIM_BATCH = 100
 
@@ -25,33 +27,39 @@ class DueClock:
     warn_at: datetime
     warning_due: bool
     overdue_due: bool
+    escalation_level: str | None = None
+    next_escalation_at: datetime | None = None
+    escalation_due: bool = False
 
 
 async def open_clock(
     conn: asyncpg.Connection, *, case_id: str, case_no: str, owner: str, category: str,
     limit_value: float, limit_unit: str, started_at: datetime, warn_at: datetime, due_at: datetime, opened_by: str,
-    kind: str = HANDLING,
+    kind: str = HANDLING, calendar_assumed: bool = False,
 ) -> None:
     """Start a clock of this kind; a re-dispatch replaces the previous one, warnings included."""
     await conn.execute(
         """INSERT INTO clocks (case_id, kind, case_no, owner, category, limit_value, limit_unit,
-                               started_at, warn_at, due_at, state, opened_by)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running', $11)
+                               started_at, warn_at, due_at, state, opened_by, calendar_assumed)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running', $11, $12)
            ON CONFLICT (case_id, kind) DO UPDATE SET
                case_no = EXCLUDED.case_no, owner = EXCLUDED.owner, category = EXCLUDED.category,
                limit_value = EXCLUDED.limit_value, limit_unit = EXCLUDED.limit_unit,
                started_at = EXCLUDED.started_at, warn_at = EXCLUDED.warn_at, due_at = EXCLUDED.due_at,
                state = 'running', warned_at = NULL, overdue_at = NULL, escalation_level = NULL,
                stopped_at = NULL, stop_reason = NULL, opened_by = EXCLUDED.opened_by, suspended_at = NULL,
-               due_left_s = NULL, warn_left_s = NULL, fault = NULL, faulted_at = NULL, updated_at = now()""",
+               due_left_s = NULL, warn_left_s = NULL, fault = NULL, faulted_at = NULL,
+               next_escalation_at = NULL, calendar_assumed = EXCLUDED.calendar_assumed, updated_at = now()""",
         case_id, kind, case_no, owner, category, limit_value, limit_unit, started_at, warn_at, due_at, opened_by,
+        calendar_assumed,
     )
 
 
 async def stop_clock(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, kind: str = HANDLING) -> None:
     """Stop the running (or suspended) clock of a case (no-op if none runs)."""
     await conn.execute(
-        """UPDATE clocks SET state = 'stopped', stopped_at = $3, stop_reason = $4, updated_at = now()
+        """UPDATE clocks SET state = 'stopped', stopped_at = $3, stop_reason = $4, next_escalation_at = NULL,
+                             updated_at = now()
            WHERE case_id = $1 AND kind = $2 AND state IN ('running', 'suspended')""",
         case_id, kind, at, reason,
     )
@@ -86,26 +94,35 @@ async def resume_clock(conn: asyncpg.Connection, case_id: str, due_at: datetime,
     )
 
 
-async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime, warn_at: datetime) -> None:
-    """延期: a new deadline; an overdue already fired may fire again against it, a reminder already sent is not repeated."""
+async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime, warn_at: datetime,
+                        calendar_assumed: bool = False) -> None:
+    """延期: a new deadline; an overdue already fired may fire again against it (the ladder starts over),
+    a reminder already sent is not repeated."""
     await conn.execute(
         """UPDATE clocks SET due_at = $2, warn_at = CASE WHEN warned_at IS NULL THEN $3 ELSE warn_at END,
-                             overdue_at = CASE WHEN $2 > now() THEN NULL ELSE overdue_at END, updated_at = now()
+                             overdue_at = CASE WHEN $2 > now() THEN NULL ELSE overdue_at END,
+                             next_escalation_at = CASE WHEN $2 > now() THEN NULL ELSE next_escalation_at END,
+                             escalation_level = CASE WHEN $2 > now() THEN NULL ELSE escalation_level END,
+                             calendar_assumed = $5, updated_at = now()
            WHERE case_id = $1 AND kind = $4 AND state IN ('running', 'suspended')""",
-        case_id, due_at, warn_at, HANDLING,
+        case_id, due_at, warn_at, HANDLING, calendar_assumed,
     )
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int = CLAIM_BATCH) -> list[DueClock]:
-    """Lock running clocks with a deadline come and not fired; rows another instance holds, and faulted ones, are skipped."""
+    """Lock running clocks with a deadline come and not fired (reminder, overdue, or the next rung of the ladder);
+    rows another instance holds, and faulted ones, are skipped."""
     rows = await conn.fetch(
-        """SELECT case_id, kind, case_no, owner, category, due_at, warn_at,
+        """SELECT case_id, kind, case_no, owner, category, due_at, warn_at, escalation_level, next_escalation_at,
                   (warned_at IS NULL AND warn_at <= now()) AS warning_due,
-                  (overdue_at IS NULL AND due_at <= now()) AS overdue_due
+                  (overdue_at IS NULL AND due_at <= now()) AS overdue_due,
+                  (overdue_at IS NOT NULL AND next_escalation_at <= now()) AS escalation_due
            FROM clocks
            WHERE state = 'running' AND faulted_at IS NULL
-             AND ((warned_at IS NULL AND warn_at <= now()) OR (overdue_at IS NULL AND due_at <= now()))
-           ORDER BY LEAST(CASE WHEN warned_at IS NULL THEN warn_at END, CASE WHEN overdue_at IS NULL THEN due_at END)
+             AND ((warned_at IS NULL AND warn_at <= now()) OR (overdue_at IS NULL AND due_at <= now())
+                  OR (overdue_at IS NOT NULL AND next_escalation_at <= now()))
+           ORDER BY LEAST(CASE WHEN warned_at IS NULL THEN warn_at END, CASE WHEN overdue_at IS NULL THEN due_at END,
+                          CASE WHEN overdue_at IS NOT NULL THEN next_escalation_at END)
            LIMIT $1
            FOR UPDATE SKIP LOCKED""",
         limit,
@@ -120,12 +137,23 @@ async def mark_warned(conn: asyncpg.Connection, case_id: str, kind: str = HANDLI
     )
 
 
-async def mark_overdue(conn: asyncpg.Connection, case_id: str, level: str, kind: str = HANDLING) -> None:
-    """Record that the case went overdue and to which level it was escalated."""
+async def mark_overdue(conn: asyncpg.Connection, case_id: str, level: str, kind: str = HANDLING,
+                       next_escalation_at: datetime | None = None) -> None:
+    """Record that the case went overdue, to which level it was escalated, and when the next level is due."""
     await conn.execute(
-        """UPDATE clocks SET overdue_at = now(), escalation_level = $3, updated_at = now()
+        """UPDATE clocks SET overdue_at = now(), escalation_level = $3, next_escalation_at = $4, updated_at = now()
            WHERE case_id = $1 AND kind = $2""",
-        case_id, kind, level,
+        case_id, kind, level, next_escalation_at,
+    )
+
+
+async def mark_escalated(conn: asyncpg.Connection, case_id: str, kind: str, level: str,
+                         next_escalation_at: datetime | None) -> None:
+    """Record one more rung of the ladder (next_escalation_at None: the top was reached)."""
+    await conn.execute(
+        """UPDATE clocks SET escalation_level = $3, next_escalation_at = $4, updated_at = now()
+           WHERE case_id = $1 AND kind = $2""",
+        case_id, kind, level, next_escalation_at,
     )
 
 

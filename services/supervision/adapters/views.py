@@ -14,7 +14,7 @@ CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_nam
     suspend_reason, extension_until, extension_reason, extension_state, check_note, close_outcome, closed_on_time,
     last_verdict, reopened_count, dispatch_count, rework_count, dispatch_note, events_seen, last_event_at, updated_at"""
 CLOCK_COLUMNS = """kind, state, owner, limit_value, limit_unit, started_at, warn_at, due_at, warned_at, overdue_at,
-    escalation_level, stopped_at, stop_reason, suspended_at"""
+    escalation_level, next_escalation_at, stopped_at, stop_reason, suspended_at, calendar_assumed"""
 
 
 def _plain(row: asyncpg.Record, zone: tzinfo) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Handling clocks: when to remind, who is escalated to, and when a clock stops. Pure."""
+"""Clocks: when to remind, who is escalated to (and again, up the ladder), and when a clock stops. Pure.
+
+The reminder fraction, the stage limits, the ladder and its interval are the street's configuration
+(domain/street_config.py), passed in by StreetPolicy."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,17 +9,16 @@ from typing import Iterable
 
 from shared.worktime import WorkCalendar
 
-# DESIGN.md "Time limits": at 75% of a limit, a reminder (催办) to the owner.
-WARN_FRACTION = 0.75
 # The handling clock runs while the owner holds the case; any other state stops it.
 RUNNING_STATES = frozenset({"dispatched", "in_progress"})
 # Finished by the owner: these stops count in the on-time share.
 FINISHING_STATES = frozenset({"resolved", "explained", "closed"})
 
 
-def warn_at(calendar: WorkCalendar, dispatched_at: datetime, value: float, unit: str, due_at: datetime) -> datetime:
-    """When the 75% reminder is due, on the street's work calendar, never after the deadline itself."""
-    moment = calendar.point_in_limit(dispatched_at, value, unit, WARN_FRACTION)
+def warn_at(calendar: WorkCalendar, dispatched_at: datetime, value: float, unit: str, due_at: datetime,
+            fraction: float = 0.75) -> datetime:
+    """When the reminder (at `fraction` of the limit) is due, on the street's work calendar, never after the deadline."""
+    moment = calendar.point_in_limit(dispatched_at, value, unit, fraction)
     # due_at comes from routing; if its calendar disagreed with ours the reminder still comes first.
     return min(moment, due_at)
 
@@ -26,16 +28,34 @@ def clock_runs_in(state: str | None) -> bool:
     return state in RUNNING_STATES
 
 
-def escalation_level(owner: str, command_centers: Iterable[str]) -> str:
-    """One level up from the owner: a community or a department → command_center; the command center → leadership."""
-    return "leadership" if owner in set(command_centers) else "command_center"
+DEFAULT_LADDER = ("command_center", "leadership")
 
 
-# DESIGN.md "Time limits": a report is accepted and dispatched within 1 work hour (the dispatch
-# stage), on the command center. Per-street configuration of stage limits is a later issue.
-DISPATCH_STAGE_LIMIT = (1.0, "work_hours")
+def escalation_level(owner: str, command_centers: Iterable[str], ladder: tuple[str, ...] = DEFAULT_LADDER) -> str:
+    """The first level up from the owner: a community or a department → the ladder's first level (command_center);
+    the command center → the level above command_center (leadership)."""
+    if owner in set(command_centers) and "command_center" in ladder:
+        above = ladder[ladder.index("command_center") + 1:]
+        return above[0] if above else ladder[-1]
+    return ladder[0]
+
+
+def next_level(level: str | None, ladder: tuple[str, ...] = DEFAULT_LADDER) -> str | None:
+    """The level after `level` on the ladder, or None at the top (each level is reached once)."""
+    if level not in ladder:
+        return None
+    above = ladder[ladder.index(level) + 1:]
+    return above[0] if above else None
+
+
 # The dispatch stage runs from the report until the case is dispatched, rejected or merged.
 DISPATCH_STAGE_ENDS = frozenset({"dispatched", "rejected", "merged"})
+# The sign stage (签收) runs from dispatch while the case waits to be signed: signed, returned, suspended,
+# re-dispatched (a new one starts) or any other move stops it.
+SIGN_STAGE_STATES = frozenset({"dispatched"})
+# The check stage (核查) runs from resolved/explained while the case waits for the command center's
+# check: closed, rework, re-dispatch stop it.
+CHECK_STAGE_STATES = frozenset({"resolved", "explained"})
 
 
 def time_left(calendar: WorkCalendar, unit: str, at: datetime, deadline: datetime) -> float:
@@ -60,7 +80,8 @@ def resumed_deadlines(calendar: WorkCalendar, unit: str, resumed_at: datetime, d
     return due, (min(warn, due) if warn is not None else None)
 
 
-def extended_warn_at(calendar: WorkCalendar, unit: str, started_at: datetime, new_due: datetime) -> datetime:
-    """The 75% reminder for a deadline moved by an approved extension, on the same kind of time."""
+def extended_warn_at(calendar: WorkCalendar, unit: str, started_at: datetime, new_due: datetime,
+                     fraction: float = 0.75) -> datetime:
+    """The reminder for a deadline moved by an approved extension, on the same kind of time."""
     span = time_left(calendar, unit, started_at, new_due)
-    return min(later_by(calendar, unit, started_at, span * WARN_FRACTION), new_due)
+    return min(later_by(calendar, unit, started_at, span * fraction), new_due)

@@ -9,9 +9,16 @@ def _when(moment: datetime) -> str:
     return f"{moment.month}月{moment.day}日{moment:%H:%M}"
 
 
-def reminder_text(case_no: str, category_label: str, due_at: datetime) -> str:
-    """催办: the limit is 75% used."""
-    return f"【催办】案件{case_no}（{category_label}）将于{_when(due_at)}到期，请抓紧处置。"
+STAGE_NAMES = {"handling": "处置", "dispatch": "受理派遣", "sign": "签收", "check": "核查"}
+_STAGE_ASKS = {"handling": "请抓紧处置", "dispatch": "请抓紧受理派遣", "sign": "请及时签收", "check": "请及时核查"}
+
+
+def reminder_text(case_no: str, category_label: str, due_at: datetime, stage: str = "handling") -> str:
+    """催办: the limit (of the handling clock, or of a stage: 签收, 核查 …) is 75% used."""
+    if stage == "handling":
+        return f"【催办】案件{case_no}（{category_label}）将于{_when(due_at)}到期，请抓紧处置。"
+    name = STAGE_NAMES.get(stage, stage)
+    return f"【催办】案件{case_no}（{category_label}）{name}时限将于{_when(due_at)}到期，{_STAGE_ASKS.get(stage, '请抓紧办理')}。"
 
 
 LEVEL_NAMES = {"community": "社区", "command_center": "指挥中心", "leadership": "街道领导"}
@@ -23,6 +30,13 @@ def overdue_text(case_no: str, category_label: str, due_at: datetime, level: str
     return f"【督办】案件{case_no}（{category_label}）已于{_when(due_at)}超期，已报{up}督办，请立即处置并反馈。"
 
 
-def escalation_reason(due_at: datetime) -> str:
+def escalation_reason(due_at: datetime, stage: str = "handling") -> str:
     """Why a case went one level up."""
-    return f"处置时限已于{_when(due_at)}届满，案件未办结"
+    return f"{STAGE_NAMES.get(stage, stage)}时限已于{_when(due_at)}届满，案件未办结"
+
+
+def escalated_text(case_no: str, category_label: str, due_at: datetime, level: str, stage: str = "handling") -> str:
+    """督办 up the ladder (task.escalated): who now supervises the overdue case."""
+    up = LEVEL_NAMES.get(level, level)
+    return (f"【督办】案件{case_no}（{category_label}）{STAGE_NAMES.get(stage, stage)}时限已于{_when(due_at)}届满，"
+            f"已升级至{up}督办。")

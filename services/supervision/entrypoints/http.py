@@ -105,7 +105,8 @@ class CaseView(BaseModel):
 
 
 class ClockView(BaseModel):
-    """One clock of a case: `dispatch` (report → dispatch) or `handling` (dispatch → resolved/explained)."""
+    """One clock of a case: `dispatch` (report → dispatch), `handling` (dispatch → resolved/explained), `sign`
+    (dispatch → signed) or `check` (resolved/explained → checked)."""
 
     kind: str
     state: Literal["running", "stopped", "suspended"]
@@ -118,9 +119,12 @@ class ClockView(BaseModel):
     warned_at: datetime | None
     overdue_at: datetime | None
     escalation_level: str | None
+    next_escalation_at: datetime | None = Field(default=None, description="when it goes one more level up if still overdue")
     stopped_at: datetime | None
     stop_reason: str | None
     suspended_at: datetime | None
+    calendar_assumed: bool = Field(default=False, description="the deadline is in a year the holiday calendar does "
+                                                               "not know yet: counted Monday–Friday")
 
 
 class HistoryEntry(BaseModel):
