@@ -179,3 +179,25 @@ def test_the_history_keeps_no_resident_phone_or_name_in_clear():
     assert without_contacts(without_contacts(data)) == without_contacts(data)
     assert without_contacts({"reporter": {"name": None, "phone": None}})["reporter"] == {"name": "(未留名)", "phone": None}
     assert without_contacts({"reporter": None}) == {"reporter": None}
+
+
+def test_a_suspension_keeps_the_time_left_and_resuming_restarts_it_on_the_work_calendar():
+    from services.supervision.domain.clocks import resumed_deadlines, time_left
+    # Due Monday 11-30 14:00; suspended Friday 11-27 16:00: 1.5 h left that day, 3.5 h Monday morning and
+    # 0.5 h after lunch = 5.5 work hours.
+    left = time_left(CALENDAR, "work_hours", at("2026-11-27 16:00"), at("2026-11-30 14:00"))
+    assert left == 5.5 * 3600
+    # Resumed Tuesday 12-01 at 09:00: 3 h to noon, 2.5 h from 13:30 → 16:00; the reminder, 1 h left → 10:00.
+    due, warn = resumed_deadlines(CALENDAR, "work_hours", at("2026-12-01 09:00"), left, 3600.0)
+    assert (due, warn) == (at("2026-12-01 16:00"), at("2026-12-01 10:00"))
+    # Calendar-hour limits run on the wall clock.
+    due, warn = resumed_deadlines(CALENDAR, "hours", at("2026-12-01 23:00"), 7200.0, None)
+    assert (due, warn) == (at("2026-12-02 01:00"), None)
+
+
+def test_an_extension_moves_the_reminder_to_three_quarters_of_the_new_span():
+    from services.supervision.domain.clocks import extended_warn_at
+    # Started Monday 11-30 08:30, extended to Wednesday 12-02 17:30: 3 work days = 22.5 h; 75% = 16.875 h:
+    # Monday's 7.5 h, Tuesday's 7.5 h, then 1.875 h from Wednesday 08:30 → 10:22:30.
+    assert extended_warn_at(CALENDAR, "work_days", at("2026-11-30 08:30"), at("2026-12-02 17:30")) \
+        == at("2026-12-02 10:22:30")

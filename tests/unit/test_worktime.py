@@ -53,3 +53,13 @@ def test_work_seconds_between_is_the_inverse_of_adding_them():
     start = at(2026, 11, 27, 10, 15)
     end = CAL.add_work_seconds(start, 20 * 3600)
     assert CAL.work_seconds_between(start, end) == pytest.approx(20 * 3600)
+
+
+def test_national_day_is_skipped_and_the_adjusted_saturday_is_worked():
+    # Wed 2026-09-30 16:30 + 4 work hours: 1 h that day, then National Day (10-01 to 10-07), then
+    # Thursday 10-08 from 08:30: 3 h more → 11:30.
+    assert CAL.deadline(at(2026, 9, 30, 16, 30), 4, "work_hours") == at(2026, 10, 8, 11, 30)
+    # Friday 10-09 17:00 + 2 work hours: Saturday 10-10 is an adjusted working day (调休): 10:00 that day.
+    assert CAL.deadline(at(2026, 10, 9, 17, 0), 2, "work_hours") == at(2026, 10, 10, 10, 0)
+    # And 1 work day from Wednesday 09-30 09:00 ends on 10-08 at 09:00 (7.5 work hours later).
+    assert CAL.deadline(at(2026, 9, 30, 9, 0), 1, "work_days") == at(2026, 10, 8, 9, 0)
