@@ -16,7 +16,7 @@ import pytest
 
 from shared.clock import now
 from shared.contracts import Envelope
-from shared.contracts.cases import CaseAccepted, CaseReported
+from shared.contracts.cases import CaseAccepted, CaseClosed, CaseReported
 from shared.contracts.credentials import CredentialIssued
 from shared.contracts.reports import ReportSubmitted
 from shared.contracts.tasks import TaskAccepted
@@ -50,9 +50,16 @@ def _raw(type_: str, data: dict, case_id: str | None = None) -> bytes:
 # A type each consumer of the topic handles (so its wrong data is that consumer's business).
 HANDLED_TYPE = {"reports": "report.submitted", "cases": "case.accepted", "task-updates": "task.accepted",
                 "credentials": "credential.issued", "contacts": "contact.recorded"}
+# Intake reads wangge.cases only to follow closings and reopenings (Open311's open/closed).
+HANDLED_BY = {("intake", "cases"): "case.closed"}
 
 
-def hostile_messages(kind: str) -> list[Hostile]:
+def handled_type(service: str, kind: str) -> str:
+    """A type this service's consumer of this kind of topic handles."""
+    return HANDLED_BY.get((service, kind), HANDLED_TYPE[kind])
+
+
+def hostile_messages(kind: str, service: str = "") -> list[Hostile]:
     """Every kind of poison, for a topic of this kind (reports, cases, task-updates, credentials)."""
     case_id = uuid.uuid4().hex
     messages = [
@@ -63,7 +70,7 @@ def hostile_messages(kind: str) -> list[Hostile]:
         Hostile("JSON array", b'[{"id": "1"}, 2, 3]', "not a JSON object"),
         Hostile("envelope missing fields", b'{"id": "x", "type": "case.rejected"}', "envelope does not fit"),
         Hostile("unknown type", _raw("zz.never-heard-of", {"case_no": "1"}, case_id), "unknown event type"),
-        Hostile("valid type, wrong data", _raw(HANDLED_TYPE[kind], {"case_no": 42, "owner": []}, case_id),
+        Hostile("valid type, wrong data", _raw(handled_type(service, kind), {"case_no": 42, "owner": []}, case_id),
                 "does not fit"),
     ]
     if kind in ("task-updates", "reports"):
@@ -90,9 +97,13 @@ async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 30
 
 # ---- the good message of each topic, and how to see it was handled ----------------------------------
 
-def good_message(kind: str) -> tuple[Envelope, str]:
+def good_message(kind: str, service: str = "") -> tuple[Envelope, str]:
     """(a valid message for a topic of this kind, its key)."""
     case_id = str(uuid.uuid4())
+    if handled_type(service, kind) == "case.closed":
+        closed = CaseClosed(case_no=f"20261127-{case_id[:4]}", owner="huanwei", outcome="resolved", result="已处理",
+                            by="operator:test", closed_at=now(), on_time=True)
+        return closed.envelope(source="supervision", case_id=case_id), case_id
     if kind == "reports":
         report = ReportSubmitted(source="terminal", external_id=f"poison-{case_id[:8]}", category="CM04",
                                  description="垃圾箱破损，垃圾外溢", location=INSIDE_UNIT, observed_at=now())
@@ -156,8 +167,8 @@ async def test_every_poison_on_every_consumed_topic_is_rejected_with_its_reason_
         bootstrap = isolated.kafka_bootstrap
         for topic in consumed:
             kind = kind_of(topics, topic)
-            poison = hostile_messages(kind)
-            good, good_key = good_message(kind)
+            poison = hostile_messages(kind, name)
+            good, good_key = good_message(kind, name)
             async with TopicReader(bootstrap, topics.rejected_for(topic)) as rejected:
                 for message in poison:
                     await publish(bootstrap, topic, message.value, key=good_key)
@@ -304,7 +315,7 @@ async def test_outbox_rows_kafka_cannot_take_are_set_aside_and_the_others_go_on_
         await delete_topics(settings)
 
 
-async def test_a_clock_that_cannot_fire_is_faulted_and_the_others_fire_once(make_settings):
+async def test_a_clock_that_cannot_fire_is_faulted_and_the_others_fire_once(make_settings, tmp_path):
     """Due clocks of a bad owner code and of a row whose processing raises, among good due clocks: the good
     ones fire once each, the bad ones are marked faulted with the reason and skipped by later polls."""
     from datetime import timedelta
@@ -316,7 +327,9 @@ async def test_a_clock_that_cannot_fire_is_faulted_and_the_others_fire_once(make
     from shared.topics import ensure_topics
     from tests.conftest import delete_topics, drop_schemas
 
-    settings = make_settings(deadline_poll_seconds=0.1)
+    # Only the handling clock's deadlines: the sign stage (2 work hours) must not come due at some hours of the day.
+    (tmp_path / "test-config.toml").write_text('[stages]\nsign = { value = 1000, unit = "work_days" }\n')
+    settings = make_settings(deadline_poll_seconds=0.1, street_config_dir=tmp_path)
     topics = Topics(settings.topic_prefix)
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, topics.fixed() + [topics.for_owner("huanwei")]), 30)
     service = build(settings, manage_runtime=False)
@@ -350,7 +363,7 @@ async def test_a_clock_that_cannot_fire_is_faulted_and_the_others_fire_once(make
             per[(m["case_id"], m["type"], m["data"].get("level"))] = per.get((m["case_id"], m["type"], m["data"].get("level")), 0) + 1
         assert all(n == 1 for n in per.values()), per
         assert {c for c, *_ in per} == set(good)
-        assert len(per) == 5 * len(good)  # warned, overdue, escalated, urged ×2
+        assert len(per) == 6 * len(good)  # warned, overdue, escalated, urged ×2, task.escalated
         rows = {r["case_id"]: r for r in await pool.fetch("SELECT case_id, fault, faulted_at, warned_at FROM clocks")}
         assert "cannot be an owner code" in rows["case-bad-topic"]["fault"]
         assert "firing failed" in rows["case-bad-row"]["fault"]
