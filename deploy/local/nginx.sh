@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The front door: nginx from Debian's packages on 127.0.0.1:8100, one origin for the browser. It serves the
+# screens (web/dist: / the work screen, /screen the big screen) and routes /api/v1/… to the owning service.
+#
+#   deploy/local/nginx.sh install          apt-get install nginx if missing (its own service is not started)
+#   deploy/local/nginx.sh start            render the config into $WANGGE_STATE_DIR/nginx, start, wait
+#   deploy/local/nginx.sh stop             graceful stop
+#   deploy/local/nginx.sh status           one line
+#   deploy/local/nginx.sh render DIR       only write DIR/nginx.conf (the tests run their own nginx from it)
+#
+# Environment: WANGGE_FRONT_PORT (8100), WANGGE_INTAKE_PORT (8101), WANGGE_ROUTING_PORT (8102),
+# WANGGE_SUPERVISION_PORT (8103), WANGGE_NOTIFY_PORT (8104), WANGGE_LIVE_PORT (8105), WANGGE_WEB_ROOT
+# (web/dist), WANGGE_STATE_DIR (<repo>/.local).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+STATE=${WANGGE_STATE_DIR:-$REPO/.local}
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
+PREFIX=$STATE/nginx
+FRONT_PORT=${WANGGE_FRONT_PORT:-8100}
+
+say() { printf 'nginx: %s\n' "$*"; }
+die() { printf 'nginx: ERROR: %s\n' "$*" >&2; exit 1; }
+
+nginx_bin() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
+
+install() {
+  nginx_bin >/dev/null && return 0
+  [[ $EUID -eq 0 ]] || die "nginx is not installed; run: sudo apt-get install -y nginx"
+  say "installing nginx from Debian's packages (first run only)…"
+  export DEBIAN_FRONTEND=noninteractive
+  # Debian's package starts its own nginx on port 80 when it can; a policy-rc.d that says no keeps it from
+  # doing so (we run our own, on our own port). Removed again if we put it there.
+  local policy=/usr/sbin/policy-rc.d ours=""
+  if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; ours=1; fi
+  { apt-get -o DPkg::Lock::Timeout=600 install -y -qq nginx-light >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=600 install -y -qq nginx >/dev/null 2>&1 \
+    || { apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq nginx >/dev/null; }; } || { [[ -n $ours ]] && rm -f "$policy"; die "apt-get install nginx failed"; }
+  [[ -n $ours ]] && rm -f "$policy"
+  nginx_bin >/dev/null || die "nginx installed but not found on PATH or in /usr/sbin"
+}
+
+# render DIR: DIR/nginx.conf (+ static-headers.conf, logs/, tmp/) for these ports.
+render() {
+  local dir=$1 web_root user_directive=""
+  web_root=${WANGGE_WEB_ROOT:-$REPO/web/dist}
+  mkdir -p "$dir/logs" "$dir/tmp"
+  # As root, nginx's workers run as an unprivileged user: they need only read web/dist and write tmp/.
+  if [[ $EUID -eq 0 ]]; then
+    local u=www-data; id -u "$u" >/dev/null 2>&1 || u=nobody
+    user_directive="user $u;"
+    chown "$u" "$dir/tmp"
+  fi
+  cp "$REPO/deploy/nginx/static-headers.conf" "$dir/static-headers.conf"
+  sed -e "s|@PREFIX@|$dir|g" -e "s|@WEB_ROOT@|$web_root|g" -e "s|@USER_DIRECTIVE@|$user_directive|" \
+      -e "s|@FRONT_PORT@|${WANGGE_FRONT_PORT:-8100}|g" \
+      -e "s|@INTAKE_PORT@|${WANGGE_INTAKE_PORT:-8101}|g" -e "s|@ROUTING_PORT@|${WANGGE_ROUTING_PORT:-8102}|g" \
+      -e "s|@SUPERVISION_PORT@|${WANGGE_SUPERVISION_PORT:-8103}|g" -e "s|@NOTIFY_PORT@|${WANGGE_NOTIFY_PORT:-8104}|g" \
+      -e "s|@LIVE_PORT@|${WANGGE_LIVE_PORT:-8105}|g" \
+      "$REPO/deploy/nginx/nginx.conf.tmpl" > "$dir/nginx.conf"
+  "$(nginx_bin)" -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" \
+    || die "the rendered config $dir/nginx.conf does not pass nginx -t"
+}
+
+running_pid() {
+  local pid
+  pid=$(cat "$PREFIX/nginx.pid" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "nginx: master process" || return 1
+  echo "$pid"
+}
+
+answers() {
+  python3 - "$FRONT_PORT" <<'PY'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+start() {
+  install
+  local pid
+  if pid=$(running_pid); then
+    render "$PREFIX"
+    "$(nginx_bin)" -p "$PREFIX" -c "$PREFIX/nginx.conf" -e "$PREFIX/logs/error.log" -s reload
+    say "running (pid $pid) on http://127.0.0.1:$FRONT_PORT, config reloaded"
+    return 0
+  fi
+  [[ -f $REPO/web/dist/workbench/index.html ]] || "$REPO/deploy/local/web.sh" build
+  render "$PREFIX"
+  "$(nginx_bin)" -p "$PREFIX" -c "$PREFIX/nginx.conf" -e "$PREFIX/logs/error.log" \
+    || die "nginx did not start (is port $FRONT_PORT taken? log: $PREFIX/logs/error.log)"
+  local i
+  for i in $(seq 1 50); do answers && break; sleep 0.1; done
+  answers || die "nginx started but http://127.0.0.1:$FRONT_PORT/healthz does not answer (log: $PREFIX/logs/error.log)"
+  say "front door on http://127.0.0.1:$FRONT_PORT (work screen /, big screen /screen)"
+}
+
+stop() {
+  local pid i
+  pid=$(running_pid) || return 0
+  "$(nginx_bin)" -p "$PREFIX" -c "$PREFIX/nginx.conf" -e "$PREFIX/logs/error.log" -s quit 2>/dev/null || kill -TERM "$pid"
+  for i in $(seq 1 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+  [[ -d /proc/$pid ]] && kill -KILL "$pid" 2>/dev/null
+  say "stopped"
+}
+
+status() {
+  local pid
+  if pid=$(running_pid); then echo "nginx: running (pid $pid) on http://127.0.0.1:$FRONT_PORT"; else echo "nginx: stopped"; fi
+}
+
+case ${1:-} in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  render) [[ -n ${2:-} ]] || die "usage: $0 render DIR"; install; render "$2" ;;
+  *) echo "usage: $0 install|start|stop|status|render DIR" >&2; exit 2 ;;
+esac
