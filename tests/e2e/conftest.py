@@ -78,3 +78,7 @@ async def street(isolated, sms_gateway) -> AsyncIterator[Street]:
     finally:
         for service in reversed(started):
             await service.runtime.stop()
+
+
+# The front door (nginx) and the real browser, for the page tests (defined there, made fixtures here).
+from tests.e2e.frontdoor import browser, front_door  # noqa: E402,F401
