@@ -12,6 +12,7 @@ from services.notify.adapters.templates import load_template_sources
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
 from services.notify.entrypoints.http import router
+from services.notify.entrypoints.lookup import router as lookup_router
 from services.notify.handlers import CaseEventHandlers
 from services.notify.worker import DeliveryWorker, ErasureWorker
 
@@ -46,4 +47,5 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
         manage_runtime=manage_runtime,
     )
     app.include_router(router)
+    app.include_router(lookup_router)
     return Service(runtime, app)

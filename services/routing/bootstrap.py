@@ -5,6 +5,7 @@ from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from services.routing.entrypoints.http import build_router
+from services.routing.entrypoints.suggest import build_suggest_router
 from services.routing.handlers import CaseEvents, Dispatcher, ManualDispatch
 from services.routing.loading import MIGRATIONS, SERVICE, ensure_street_loaded
 from services.routing.views import GridIndexCache
@@ -26,4 +27,5 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         manage_runtime=manage_runtime,
     )
     app.include_router(build_router(runtime, GridIndexCache(), ManualDispatch(runtime, dispatcher)))
+    app.include_router(build_suggest_router(runtime))
     return Service(runtime, app)

@@ -10,7 +10,9 @@ from services.supervision.domain.street_config import StreetConfig, parse_toml
 from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
+from services.supervision.entrypoints.search import build_search_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
+from services.supervision.entrypoints.weekly_pdf import build_weekly_pdf_router
 from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
@@ -80,7 +82,10 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         description="督办: the case read model, handling clocks and deadlines (催办 at 75%, 超期/督办 at 100%), statistics.",
         manage_runtime=manage_runtime,
     )
+    app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, policy, updates, center))
-    app.include_router(build_stats_router(runtime, policy, StatsNames.from_street(street)))
+    stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street))
+    app.include_router(stats_router)
     app.include_router(build_admin_router(runtime, live))
+    app.include_router(build_weekly_pdf_router(policy, stats_router))
     return Service(runtime, app)
