@@ -75,7 +75,8 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     deadlines = DeadlineHandler(case_log, topics, policy, runtime.uow, lambda: runtime.pool)
     runtime.consume([topics.cases], case_log)
     runtime.consume([topics.task_updates], updates, group_suffix="-updates")
-    runtime.worker("deadlines", deadline_loop(deadlines, settings.deadline_poll_seconds))
+    runtime.worker("deadlines", deadline_loop(deadlines, settings.deadline_poll_seconds,
+                                              gauge_seconds=settings.deadline_gauge_seconds))
     app = create_app(
         runtime,
         title="wangge supervision",

@@ -498,6 +498,13 @@ class DeadlineHandler:
         """When a case escalated to `level` goes one further up if still overdue (None: the top)."""
         return self._policy.next_escalation_at(now()) if self._policy.next_level(level) else None
 
+    async def seconds_until_next(self, at_most: float) -> float:
+        """Seconds until the next clock needs firing, at most `at_most` (0 when one is due already)."""
+        upcoming = await clock_store.next_fire_at(self._pool_of())
+        if upcoming is None:
+            return at_most
+        return max(0.0, min(at_most, (upcoming - now()).total_seconds()))
+
     async def refresh_gauges(self) -> None:
         """Running and overdue clock counts for /metrics."""
         async with self._pool_of().acquire() as conn:

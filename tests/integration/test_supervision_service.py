@@ -146,7 +146,7 @@ async def test_an_unseen_case_is_created_and_a_redispatch_after_return_replaces_
         await send(isolated, dispatched(case_id, case_no, owner="chengguan", category="CM02", limit=limit,
                                         at=at, due=at + timedelta(days=3)))
         first = await eventually(lambda: pool.fetchrow(
-            "SELECT state, opened_by FROM clocks WHERE case_id = $1", case_id))
+            "SELECT state, opened_by FROM clocks WHERE case_id = $1 AND kind = 'handling'", case_id))
         assert first["state"] == "running"
         assert await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id) == "dispatched"
 
@@ -155,14 +155,14 @@ async def test_an_unseen_case_is_created_and_a_redispatch_after_return_replaces_
             .envelope(source="supervision", case_id=case_id)
         await send(isolated, returned)
         stopped = await eventually(lambda: pool.fetchrow(
-            "SELECT * FROM clocks WHERE case_id = $1 AND state = 'stopped'", case_id))
+            "SELECT * FROM clocks WHERE case_id = $1 AND kind = 'handling' AND state = 'stopped'", case_id))
         assert stopped["stop_reason"] == "returned" and stopped["stopped_at"] == returned.occurred_at
 
         again = dispatched(case_id, case_no, owner="huanwei", category="CM04", limit=limit,
                            at=at + timedelta(hours=1), due=at + timedelta(days=4))
         await send(isolated, again)
         clock = await eventually(lambda: pool.fetchrow(
-            "SELECT * FROM clocks WHERE case_id = $1 AND state = 'running' AND opened_by = $2", case_id, again.id))
+            "SELECT * FROM clocks WHERE case_id = $1 AND kind = 'handling' AND state = 'running' AND opened_by = $2", case_id, again.id))
         assert clock["owner"] == "huanwei" and clock["due_at"] == at + timedelta(days=4) and clock["stopped_at"] is None
         assert await pool.fetchval("SELECT count(*) FROM clocks WHERE case_id = $1 AND kind = 'handling'", case_id) == 1
         case = await pool.fetchrow("SELECT state, owner FROM cases WHERE case_id = $1", case_id)

@@ -110,24 +110,29 @@ async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int = CLAIM_BATCH) -> list[DueClock]:
-    """Lock running clocks with a deadline come and not fired (reminder, overdue, or the next rung of the ladder);
-    rows another instance holds, and faulted ones, are skipped."""
+    """Lock running clocks with a deadline come and not fired (reminder, overdue, or the next rung of the ladder),
+    oldest first; rows another instance holds, and faulted ones, are skipped."""
     rows = await conn.fetch(
         """SELECT case_id, kind, case_no, owner, category, due_at, warn_at, escalation_level, next_escalation_at,
                   (warned_at IS NULL AND warn_at <= now()) AS warning_due,
                   (overdue_at IS NULL AND due_at <= now()) AS overdue_due,
                   (overdue_at IS NOT NULL AND next_escalation_at <= now()) AS escalation_due
            FROM clocks
-           WHERE state = 'running' AND faulted_at IS NULL
-             AND ((warned_at IS NULL AND warn_at <= now()) OR (overdue_at IS NULL AND due_at <= now())
-                  OR (overdue_at IS NOT NULL AND next_escalation_at <= now()))
-           ORDER BY LEAST(CASE WHEN warned_at IS NULL THEN warn_at END, CASE WHEN overdue_at IS NULL THEN due_at END,
-                          CASE WHEN overdue_at IS NOT NULL THEN next_escalation_at END)
+           WHERE state = 'running' AND faulted_at IS NULL AND fire_at IS NOT NULL AND fire_at <= now()
+           ORDER BY fire_at
            LIMIT $1
            FOR UPDATE SKIP LOCKED""",
         limit,
     )
     return [DueClock(**dict(r)) for r in rows]
+
+
+async def next_fire_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
+    """When the next running clock needs firing (None: none will), from the first entry of the index."""
+    return await conn.fetchval(
+        """SELECT fire_at FROM clocks WHERE state = 'running' AND faulted_at IS NULL AND fire_at IS NOT NULL
+           ORDER BY fire_at LIMIT 1"""
+    )
 
 
 async def mark_warned(conn: asyncpg.Connection, case_id: str, kind: str = HANDLING) -> None:
