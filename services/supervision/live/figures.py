@@ -1,0 +1,178 @@
+"""The live figures as pure functions: how one case event changes what the screen knows of a case,
+and the street's figures from the cases and windows the faust tables hold. No I/O."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping
+
+from shared.contracts.cases import STATE_AFTER
+
+# A case that reached one of these is finished (only a reopening brings a closed one back).
+FINAL_STATES = frozenset({"rejected", "merged", "closed"})
+# States whose handling clock runs: past due_at in one of them, a case is overdue (超期).
+CLOCK_RUNNING = frozenset({"dispatched", "in_progress", "returned", "rework", "reopened"})
+HOUR = 3600.0
+# The fields of a case event the screen may show: never the reporter, a phone or free text.
+PUBLIC_FIELDS = ("category", "unit_grid", "owner", "owner_name", "due_at", "stage", "level")
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the screen calls the street's grids and categories, and which community holds each unit grid."""
+
+    unit_grids: Mapping[str, str]
+    communities: Mapping[str, str]
+    community_of: Mapping[str, str]
+    categories: Mapping[str, str]
+
+
+def parse_time(text: object) -> datetime | None:
+    """An ISO 8601 time with offset, or None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def fold(case: Mapping[str, Any] | None, event_type: str, data: Mapping[str, Any], occurred_at: str) -> dict[str, Any]:
+    """What the screen keeps of a case after one more of its events (a plain dict: it goes to the changelog)."""
+    facts: dict[str, Any] = dict(case or {})
+    if data.get("case_no"):
+        facts["case_no"] = data["case_no"]
+    for name in ("category", "unit_grid"):
+        if isinstance(data.get(name), str) and data[name]:
+            facts[name] = data[name]
+    state = STATE_AFTER.get(event_type)
+    if state is not None:
+        facts["state"] = state
+    if event_type == "case.reported":
+        facts.setdefault("reported_at", occurred_at)
+    elif event_type == "case.accepted":
+        facts.setdefault("accepted_at", occurred_at)
+    elif event_type == "case.dispatched":
+        # A new dispatch starts a new handling period: an old overdue mark belongs to the old one.
+        facts["due_at"] = data.get("due_at")
+        facts["overdue"] = False
+    elif event_type in ("case.resumed", "case.extension-decided") and data.get("due_at"):
+        facts["due_at"] = data["due_at"]
+        facts["overdue"] = False
+    elif event_type == "case.overdue" and data.get("stage", "handling") == "handling":
+        facts["overdue"] = True
+    elif event_type == "case.closed":
+        facts["closed_at"] = data.get("closed_at") or occurred_at
+    elif event_type == "case.reopened":
+        facts.pop("closed_at", None)
+    return facts
+
+
+def is_open(case: Mapping[str, Any]) -> bool:
+    """Not finished: reported and not yet rejected or merged, or accepted and not yet closed."""
+    return case.get("state") is not None and case["state"] not in FINAL_STATES
+
+
+def is_overdue(case: Mapping[str, Any], at: datetime) -> bool:
+    """Open with its handling clock running past the deadline (or supervision said so and no new deadline came)."""
+    if case.get("state") not in CLOCK_RUNNING:
+        return False
+    due = parse_time(case.get("due_at"))
+    return bool(case.get("overdue")) or (due is not None and due <= at)
+
+
+def newly_accepted(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """Whether this event made the case a real case (立案) for the first time: it counts once in the windows."""
+    return bool(after.get("accepted_at")) and not (before or {}).get("accepted_at") and bool(after.get("unit_grid"))
+
+
+def screen_event(event_type: str, case_id: str | None, data: Mapping[str, Any], occurred_at: str,
+                 case: Mapping[str, Any] | None, names: Names) -> dict[str, Any]:
+    """One case event as the big screen shows it: number, type, place, category, time; no personal data."""
+    unit_grid = data.get("unit_grid") or (case or {}).get("unit_grid")
+    category = data.get("category") or (case or {}).get("category")
+    shown: dict[str, Any] = {
+        "case_no": data.get("case_no") or (case or {}).get("case_no"),
+        "type": event_type,
+        "unit_grid": unit_grid,
+        "unit_grid_name": names.unit_grids.get(unit_grid) if unit_grid else None,
+        "community": names.community_of.get(unit_grid) if unit_grid else None,
+        "category": category,
+        "category_name": names.categories.get(category) if category else None,
+        "occurred_at": occurred_at,
+        "state": (case or {}).get("state"),
+    }
+    for name in ("owner", "owner_name", "stage", "level"):
+        if isinstance(data.get(name), str):
+            shown[name] = data[name]
+    return shown
+
+
+def window_start(moment: datetime) -> float:
+    """The epoch second at which the hour window holding this moment starts (faust's tumbling windows)."""
+    stamp = moment.timestamp()
+    return stamp - stamp % HOUR
+
+
+def figures(cases: Iterable[Mapping[str, Any]], hourly: Iterable[tuple[str, float, list[str]]],
+            spikes: Iterable[tuple[str, float, list[str]]], *, names: Names, at: datetime, zone: Any,
+            spike_threshold: int) -> dict[str, Any]:
+    """The street's live figures now: open and overdue (street and per unit grid), cases accepted per unit grid
+    per hour of today, and the categories spiking in a community (in the current or the last hour)."""
+    per_grid: dict[str, dict[str, int]] = {code: {"open": 0, "overdue": 0} for code in names.unit_grids}
+    open_now = overdue_now = 0
+    for case in cases:
+        if not is_open(case):
+            continue
+        open_now += 1
+        late = is_overdue(case, at)
+        overdue_now += late
+        grid = case.get("unit_grid")
+        if grid:
+            row = per_grid.setdefault(grid, {"open": 0, "overdue": 0})
+            row["open"] += 1
+            row["overdue"] += late
+    local = at.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = {midnight.timestamp() + h * HOUR: h for h in range(24)}
+    per_hour: dict[str, list[int]] = {}
+    street_hours = [0] * 24
+    for grid, start, ids in hourly:
+        hour = today.get(start)
+        if hour is None:
+            continue
+        counts = per_hour.setdefault(grid, [0] * 24)
+        counts[hour] += len(set(ids))
+        street_hours[hour] += len(set(ids))
+    current = window_start(at)
+    last_hour = {grid: counts[today[current]] if current in today else 0 for grid, counts in per_hour.items()}
+    spiking = []
+    for key, start, ids in spikes:
+        count = len(set(ids))
+        if count >= spike_threshold and start >= current - HOUR:
+            community, _, category = key.partition("|")
+            spiking.append({
+                "community": community, "community_name": names.communities.get(community, community),
+                "category": category, "category_name": names.categories.get(category, category),
+                "window_start": datetime.fromtimestamp(start, timezone.utc).astimezone(zone).isoformat(),
+                "window_end": datetime.fromtimestamp(start + HOUR, timezone.utc).astimezone(zone).isoformat(),
+                "count": count, "threshold": spike_threshold,
+            })
+    spiking.sort(key=lambda s: (-s["count"], s["community"], s["category"]))
+    return {
+        "generated_at": local.isoformat(),
+        "open_now": open_now,
+        "overdue_now": overdue_now,
+        "unit_grids": [{"unit_grid": code, "name": names.unit_grids.get(code, code),
+                        "community": names.community_of.get(code), **row} for code, row in sorted(per_grid.items())],
+        "today": {
+            "date": local.date().isoformat(),
+            "hours": [(midnight + timedelta(hours=h)).isoformat() for h in range(24)],
+            "street": street_hours,
+            "unit_grids": dict(sorted(per_hour.items())),
+        },
+        "cases_last_hour": dict(sorted(last_hour.items())),
+        "spikes": spiking,
+        "spike_threshold": spike_threshold,
+    }

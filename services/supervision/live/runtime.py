@@ -1,0 +1,120 @@
+"""What the live process runs on: the faust app, and the credential registry it checks callers against.
+
+The live process is part of supervision: it keeps the registry (wangge.credentials) in supervision's
+schema, in the same `credentials` table supervision keeps, with a consumer group of its own, so it checks
+tokens (and their revocation) even while the supervision service itself is down. Applying a credential
+event twice is harmless (the newer event wins), so both writers may run at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+
+from shared import kafka_security
+from shared.auth import CREDENTIAL_TYPES, apply_credential_event
+from shared.consumer import EventConsumer
+from shared.db import PLUMBING_SQL, create_pool, migrate
+from shared.kafka import Producer
+from shared.settings import Settings
+from shared.topics import Topics
+from services.supervision.live.streams import LiveStreams
+
+log = logging.getLogger(__name__)
+
+NAME = "supervision-live"
+
+
+class LiveRuntime:
+    """The live process's connections and loops, started and stopped as one (shaped like ServiceRuntime)."""
+
+    def __init__(self, settings: Settings, streams: LiveStreams):
+        self.name = NAME
+        self.settings = settings
+        self.schema = settings.schema("supervision")
+        self.topics = Topics(settings.topic_prefix)
+        self.streams = streams
+        self.consumers: list[EventConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pool: asyncpg.Pool
+        self.producer: Producer
+
+    async def start(self) -> None:
+        """Connect to supervision's schema (its plumbing tables), follow the registry, start the faust app."""
+        kafka_security.use(self.settings)
+        self.pool = await create_pool(self.settings.database_url, self.schema, max_size=4)
+        async with self.pool.acquire() as conn:
+            # Only the shared plumbing (the credentials table): supervision's own migrations are supervision's.
+            await migrate(conn, self.schema, [PLUMBING_SQL])
+        self.producer = Producer(self.settings.kafka_bootstrap, NAME, max_request_size=self.settings.kafka_max_request_bytes)
+        await self.producer.start()
+        credentials = EventConsumer(
+            service=NAME, group_id=f"{self.settings.topic_prefix}wangge-{NAME}-credentials",
+            topics=[self.topics.credentials], bootstrap=self.settings.kafka_bootstrap, handler=apply_credential_event,
+            types=CREDENTIAL_TYPES, pool=self.pool, producer=self.producer, topic_names=self.topics,
+            retry_backoff=self.settings.retry_backoff_seconds, retry_backoff_cap=self.settings.retry_backoff_cap_seconds,
+            max_message_bytes=self.settings.max_message_bytes, max_fetch_bytes=self.settings.kafka_max_request_bytes,
+            lag_interval=self.settings.consumer_lag_interval_seconds,
+        )
+        self.consumers.append(credentials)
+        self._tasks.append(asyncio.create_task(self._keep_running(credentials), name=f"{NAME}:credentials"))
+        await self.streams.start()
+
+    async def _keep_running(self, consumer: EventConsumer) -> None:
+        # Kafka down at start or a bug: the registry consumer is restarted, not left dead in silence.
+        while True:
+            try:
+                await consumer.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("the credentials consumer of %s stopped; restarting in 2 s", NAME)
+                await asyncio.sleep(2)
+
+    async def wait_until_consuming(self, timeout: float = 60) -> None:
+        """Wait until the registry consumer has its partition and the tables are recovered from their changelogs."""
+        recovery: Any = self.streams.app.tables.recovery
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in self.consumers), recovery.completed.wait()),
+                               timeout)
+
+    async def check_ready(self) -> dict[str, str]:
+        """PostgreSQL and Kafka answer, the faust app runs and has recovered its tables."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 3)
+            checks["postgres"] = "ok"
+        except Exception as exc:  # noqa: BLE001 — reported, not raised
+            checks["postgres"] = f"unreachable: {exc}"
+        try:
+            await asyncio.wait_for(self.producer.ping(), 3)
+            checks["kafka"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["kafka"] = f"unreachable: {exc}"
+        recovery: Any = self.streams.app.tables.recovery
+        if not self.streams.running:
+            checks["streams"] = "the faust app is not running"
+        elif not recovery.completed.is_set():
+            checks["streams"] = "recovering the tables from their changelog topics"
+        else:
+            checks["streams"] = "ok"
+        return checks
+
+    async def stop(self) -> None:
+        """Stop the faust app (it commits what it processed), the registry consumer and the connections."""
+        try:
+            await asyncio.wait_for(self.streams.stop(), 30)
+        except asyncio.TimeoutError:
+            log.warning("%s: the faust app did not stop in 30 s", NAME)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.consumers.clear()
+        await self.producer.stop()
+        try:
+            await asyncio.wait_for(self.pool.close(), 10)
+        except asyncio.TimeoutError:
+            self.pool.terminate()

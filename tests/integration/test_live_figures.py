@@ -1,0 +1,288 @@
+"""Supervision's live figures (faust-streaming) on the real broker: case events in → figures, metrics and the
+event stream out; stopped and started again with wangge.cases emptied → the same figures, from the changelogs."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+from shared.clock import now
+from shared.contracts import Envelope
+from shared.contracts.cases import CaseAccepted, CaseClosed, CaseDispatched, CaseReported
+from shared.contracts.common import TimeLimit
+from shared.settings import Settings
+from shared.street import Street
+from shared.topics import Topics
+from services.supervision.live.bootstrap import build
+from services.supervision.live.streams import LiveOptions
+from tests.e2e.conftest import free_port
+from tests.support import grant, publish
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = "live-operator-token"
+TERMINAL = "live-terminal-token"
+MASKED_PHONE = "139****1001"
+
+
+@asynccontextmanager
+async def running_live(settings: Settings, *, grant_tokens: bool = True) -> AsyncIterator[str]:
+    """The live process (faust app + HTTP) on a free port, its tables recovered; yields its base URL."""
+    service = build(settings, manage_runtime=False, options=LiveOptions(spike_threshold=3))
+    await asyncio.wait_for(service.runtime.start(), 60)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await service.runtime.wait_until_consuming(60)
+        if grant_tokens:
+            await grant(settings, service, token=OPERATOR, name="指挥中心值班员", role="operator")
+            await grant(settings, service, token=TERMINAL, name="网格员终端", role="terminal",
+                        worker_id="W001", device_id="SZT-0001")
+        await asyncio.wait_for(_until(lambda: server.started), 20)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(service.runtime.stop(), 60)
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
+
+
+class Cases:
+    """Case events as the services put them on wangge.cases."""
+
+    def __init__(self, settings: Settings, street: Street):
+        self.bootstrap = settings.kafka_bootstrap
+        self.topic = Topics(settings.topic_prefix).cases
+        self.sent: list[Envelope] = []
+        self.at = now() - timedelta(seconds=5)
+
+    async def send(self, envelope: Envelope) -> None:
+        self.sent.append(envelope)
+        await publish(self.bootstrap, self.topic, envelope, key=envelope.case_id)
+
+    async def reported(self, case_id: str, case_no: str, category: str | None, unit_grid: str | None) -> None:
+        await self.send(CaseReported(
+            case_no=case_no, source="terminal", external_id=f"SZT-{case_no}", category=category,
+            description="三号楼东侧箱体破裂", reporter={"name": "李**", "phone": MASKED_PHONE},
+            observed_at=self.at, unit_grid=unit_grid).envelope(source="intake", case_id=case_id, occurred_at=self.at))
+
+    async def accepted(self, case_id: str, case_no: str, category: str, unit_grid: str) -> None:
+        await self.reported(case_id, case_no, category, unit_grid)
+        await self.send(CaseAccepted(case_no=case_no, category=category, unit_grid=unit_grid, description="三号楼东侧箱体破裂")
+                        .envelope(source="intake", case_id=case_id, occurred_at=self.at))
+
+    async def dispatched(self, case_id: str, case_no: str, category: str, unit_grid: str, due_at: datetime) -> None:
+        await self.accepted(case_id, case_no, category, unit_grid)
+        await self.send(CaseDispatched(
+            case_no=case_no, owner="huanwei", owner_name="环卫所", category=category, unit_grid=unit_grid,
+            priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=self.at,
+            due_at=due_at).envelope(source="routing", case_id=case_id, occurred_at=self.at))
+
+    async def closed(self, case_id: str, case_no: str) -> None:
+        await self.send(CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="已更换",
+                                   by="operator:值班员", closed_at=self.at, on_time=True)
+                        .envelope(source="supervision", case_id=case_id, occurred_at=self.at))
+
+
+def two_grids_of_one_community(street: Street) -> tuple[str, str, str]:
+    """A community and two of its unit grids."""
+    units = sorted(street.level("unit"), key=lambda g: g.code)
+    community = street.community_of(units[0].code).code
+    mine = [g.code for g in units if street.community_of(g.code).code == community]
+    return community, mine[0], mine[1]
+
+
+async def street_day(cases: Cases, street: Street) -> dict[str, Any]:
+    """Five cases: two open in grid A (one past its deadline), one closed in grid B, one held without a place;
+    three of category CM04 accepted in the community (a spike at threshold 3); one event delivered twice."""
+    community, grid_a, grid_b = two_grids_of_one_community(street)
+    ids = {n: str(uuid.uuid4()) for n in ("open", "late", "done", "held")}
+    day = cases.at.strftime("%Y%m%d")
+    await cases.dispatched(ids["open"], f"{day}-9001", "CM04", grid_a, cases.at + timedelta(days=2))
+    await cases.dispatched(ids["late"], f"{day}-9002", "CM04", grid_a, cases.at - timedelta(minutes=1))
+    await cases.dispatched(ids["done"], f"{day}-9003", "CM04", grid_b, cases.at + timedelta(days=2))
+    await cases.closed(ids["done"], f"{day}-9003")
+    await cases.reported(ids["held"], f"{day}-9004", None, None)
+    await cases.send(cases.sent[1])  # case.accepted of the first case again: at-least-once delivery
+    return {"community": community, "grid_a": grid_a, "grid_b": grid_b, "ids": ids}
+
+
+def expected_hour(cases: Cases, figures: dict[str, Any]) -> int:
+    return datetime.fromisoformat(figures["today"]["hours"][0]).hour + \
+        int((cases.at - datetime.fromisoformat(figures["today"]["hours"][0])).total_seconds() // 3600)
+
+
+async def figures_when(client: httpx.AsyncClient, base: str, ready: Any, timeout: float = 45) -> dict[str, Any]:
+    """GET /api/v1/live/figures until `ready(figures)`; the last answer is in the assertion message otherwise."""
+    last: dict[str, Any] = {}
+
+    async def poll() -> dict[str, Any]:
+        nonlocal last
+        while True:
+            answer = await client.get(f"{base}/api/v1/live/figures", headers={"Authorization": f"Bearer {OPERATOR}"})
+            assert answer.status_code == 200, answer.text
+            last = answer.json()
+            if ready(last):
+                return last
+            await asyncio.sleep(0.2)
+
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the live figures did not come: " + str({k: v for k, v in last.items() if k != "unit_grids"})) from None
+
+
+def grid_row(figures: dict[str, Any], code: str) -> dict[str, Any]:
+    return next(r for r in figures["unit_grids"] if r["unit_grid"] == code)
+
+
+async def read_events(base: str, into: list[dict[str, Any]], raw: list[bytes], opened: asyncio.Event) -> None:
+    """Read the SSE stream as the big screen does (a streamed GET with the bearer token)."""
+    async with httpx.AsyncClient(timeout=None) as client:
+        async with client.stream("GET", f"{base}/api/v1/live/events",
+                                 headers={"Authorization": f"Bearer {OPERATOR}"}) as answer:
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            buffer = b""
+            async for chunk in answer.aiter_bytes():
+                raw.append(chunk)
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    block, buffer = buffer.split(b"\n\n", 1)
+                    lines = dict(line.split(b": ", 1) for line in block.split(b"\n") if b": " in line)
+                    if lines.get(b"event") == b"hello":
+                        opened.set()
+                    elif lines.get(b"event") == b"case":
+                        into.append(orjson.loads(lines[b"data"]))
+
+
+async def test_case_events_become_live_figures_metrics_and_a_pushed_stream(isolated, demo_street):
+    settings = isolated
+    cases = Cases(settings, demo_street)
+    async with running_live(settings) as base, httpx.AsyncClient(timeout=10) as client:
+        events: list[dict[str, Any]] = []
+        raw: list[bytes] = []
+        opened = asyncio.Event()
+        reader = asyncio.create_task(read_events(base, events, raw, opened))
+        try:
+            await asyncio.wait_for(opened.wait(), 20)
+            day = await street_day(cases, demo_street)
+            figures = await figures_when(client, base, lambda f: f["open_now"] == 3 and f["overdue_now"] == 1
+                                         and grid_row(f, day["grid_b"])["open"] == 0 and f["spikes"])
+            await asyncio.wait_for(_until(lambda: len(events) >= len(cases.sent)), 20)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+        assert grid_row(figures, day["grid_a"]) | {"name": None} == {
+            "unit_grid": day["grid_a"], "name": None, "community": day["community"], "open": 2, "overdue": 1}
+        assert len(figures["unit_grids"]) == 122
+        assert figures["generated_at"][-6:] == "+08:00"
+        hour = expected_hour(cases, figures)
+        if 0 <= hour < 24:  # the events are of today unless the test ran across midnight
+            assert figures["today"]["unit_grids"][day["grid_a"]][hour] == 2  # the duplicate counted once
+            assert figures["today"]["unit_grids"][day["grid_b"]][hour] == 1
+            assert figures["today"]["street"][hour] == 3
+        in_this_hour = datetime.fromisoformat(figures["generated_at"]).hour == cases.at.astimezone(
+            datetime.fromisoformat(figures["generated_at"]).tzinfo).hour
+        assert figures["cases_last_hour"].get(day["grid_a"], 0) == (2 if in_this_hour else 0)
+        [spike] = figures["spikes"]
+        assert (spike["community"], spike["category"], spike["count"], spike["threshold"]) == (
+            day["community"], "CM04", 3, 3)
+        assert spike["category_name"] != "CM04" and spike["window_start"].endswith("+08:00")
+
+        # Every event pushed, as the screen shows it: number, type, place, category, time; no personal data.
+        # (in order per case: the partitions of wangge.cases interleave as they come)
+        def per_case(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+            grouped: dict[str, list[str]] = {}
+            for case_no, kind in pairs:
+                grouped.setdefault(case_no, []).append(kind)
+            return grouped
+
+        assert per_case([(e["case_no"], e["type"]) for e in events]) == per_case(
+            [(c.data["case_no"], c.type) for c in cases.sent])
+        first = events[0]
+        assert set(first) >= {"case_no", "type", "unit_grid", "category", "occurred_at"}
+        assert first["occurred_at"].endswith("+08:00")
+        stream = b"".join(raw).decode()
+        for private in ("reporter", "phone", MASKED_PHONE, "李**", "description", "三号楼东侧箱体破裂"):
+            assert private not in stream
+
+        metrics = (await client.get(f"{base}/metrics")).text
+        assert "wangge_live_open_cases 3.0" in metrics
+        assert "wangge_live_overdue_cases 1.0" in metrics
+        assert f'wangge_live_unit_grid_overdue_cases{{unit_grid="{day["grid_a"]}"}} 1.0' in metrics
+        assert f'wangge_live_cases_last_hour{{unit_grid="{day["grid_a"]}"}} {2.0 if in_this_hour else 0.0}' in metrics
+        assert "wangge_live_spikes 1.0" in metrics
+        assert f'wangge_live_spike_cases{{category="CM04",community="{day["community"]}"}} 3.0' in metrics
+
+        health = await client.get(f"{base}/healthz")
+        assert health.status_code == 200
+        ready = await client.get(f"{base}/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["streams"] == "ok"
+
+
+async def test_live_endpoints_need_an_operator_credential(isolated):
+    async with running_live(isolated) as base, httpx.AsyncClient(timeout=10) as client:
+        for path in ("/api/v1/live/figures", "/api/v1/live/events"):
+            anonymous = await client.get(f"{base}{path}")
+            assert anonymous.status_code == 401 and "凭证" in anonymous.json()["detail"]
+            terminal = await client.get(f"{base}{path}", headers={"Authorization": f"Bearer {TERMINAL}"})
+            assert terminal.status_code == 403 and "operator" in terminal.json()["detail"]
+
+
+async def empty_topic(settings: Settings, topic: str) -> None:
+    """Delete every record of a topic, so that nothing can be read from it again."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await asyncio.wait_for(consumer.start(), 20)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await asyncio.wait_for(admin.start(), 20)
+    try:
+        await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items()}), 30)
+    finally:
+        await admin.close()
+
+
+async def test_a_restarted_live_process_recovers_its_figures_from_the_changelogs(isolated, demo_street):
+    settings = isolated
+    cases = Cases(settings, demo_street)
+    async with running_live(settings) as base, httpx.AsyncClient(timeout=10) as client:
+        day = await street_day(cases, demo_street)
+        before = await figures_when(client, base, lambda f: f["open_now"] == 3 and f["overdue_now"] == 1
+                                    and grid_row(f, day["grid_b"])["open"] == 0 and f["spikes"])
+
+    # wangge.cases emptied: whatever the new process knows, it can only have read from its changelog topics.
+    await empty_topic(settings, Topics(settings.topic_prefix).cases)
+    async with running_live(settings, grant_tokens=False) as base, httpx.AsyncClient(timeout=10) as client:
+        after = await figures_when(client, base, lambda f: True)
+        for name in ("open_now", "overdue_now", "unit_grids", "spikes", "cases_last_hour"):
+            assert after[name] == before[name], name
+        assert after["today"]["unit_grids"] == before["today"]["unit_grids"]
+
+        # …and it goes on from there: the late case closed, a new one accepted in grid B.
+        await cases.closed(day["ids"]["late"], f"{cases.at:%Y%m%d}-9002")
+        await cases.accepted(str(uuid.uuid4()), f"{cases.at:%Y%m%d}-9005", "CM04", day["grid_b"])
+        moved = await figures_when(client, base, lambda f: f["overdue_now"] == 0 and f["open_now"] == 3
+                                   and grid_row(f, day["grid_b"])["open"] == 1)
+        assert grid_row(moved, day["grid_a"])["open"] == 1
+        assert moved["spikes"][0]["count"] == 4
