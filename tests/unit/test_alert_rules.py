@@ -116,3 +116,20 @@ def test_the_script_refuses_a_port_that_is_not_a_number(tmp_path: Path):
     result = run(SCRIPT, "config", tmp_path / "conf", env=env)
     assert result.returncode != 0
     assert "80x4" in result.stderr
+
+
+def test_the_compose_prometheus_fills_the_same_template_into_a_valid_config(tmp_path: Path):
+    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose" / "docker-compose.yml").read_text(encoding="utf-8"))
+    command = compose["services"]["prometheus"]["command"][0]
+    assert "/etc/wangge:ro" in " ".join(compose["services"]["prometheus"]["volumes"])
+    # The container's shell line, run here with its folders moved to this machine's.
+    local = (command.replace("/etc/wangge/", f"{RULES_DIR}/").replace("/prometheus/config", str(tmp_path))
+             .split("&& exec", 1)[0])
+    result = subprocess.run(["sh", "-c", local], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    written = (tmp_path / "prometheus.yml").read_text(encoding="utf-8")
+    assert "@" not in written.split("scrape_configs:", 1)[1], "a placeholder of the template is left unfilled"
+    checked = run(promtool(), "check", "config", tmp_path / "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in yaml.safe_load(written)["scrape_configs"]}
+    assert jobs["intake"] == ["intake:8101"] and jobs["notify"] == ["notify:8104"] and jobs["live"] == []

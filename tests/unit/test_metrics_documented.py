@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import sys
 from pathlib import Path
 
+import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -85,3 +87,32 @@ def test_the_docs_see_the_metrics_the_services_count():
     assert {"wangge_messages_consumed_total", "wangge_outbox_backlog", "wangge_deadlines_fired_total",
             "wangge_notify_deliveries_total", "wangge_handler_seconds"} <= names
     assert Path(DOC).is_file()
+
+
+GRAFANA = REPO_ROOT / "deploy" / "grafana"
+
+
+def test_the_grafana_dashboard_shows_documented_metrics_from_the_provisioned_datasource():
+    dashboard = json.loads((GRAFANA / "dashboards" / "wangge.json").read_text(encoding="utf-8"))
+    datasource = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "wangge.yml").read_text())["datasources"][0]
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "wangge.yml").read_text())["providers"][0]
+    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose" / "docker-compose.yml").read_text())
+    known = set(documented())
+    used: set[str] = set()
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"]), "panel ids repeat"
+    for panel in panels:
+        assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+        assert panel["targets"] and panel["description"], panel["title"]
+        for target in panel["targets"]:
+            for name in re.findall(r"\bwangge_[a-z0-9_]+", target["expr"]):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                assert name in known or base in known, f"panel {panel['title']} uses {name}, not in docs/METRICS.md"
+                used.add(base if base in known else name)
+    # what the operators' watch must show: cases flowing, lag, outbox, latency, deadlines, overdue, deliveries
+    assert {"wangge_messages_produced_total", "wangge_consumer_lag", "wangge_outbox_backlog", "wangge_handler_seconds",
+            "wangge_deadlines_fired_total", "wangge_clocks_overdue", "wangge_notify_deliveries_total"} <= used
+    # compose mounts the dashboards where the provider reads them, and points the datasource at its Prometheus
+    grafana = compose["services"]["grafana"]
+    assert f"../grafana/dashboards:{provider['options']['path']}:ro" in grafana["volumes"]
+    assert datasource["url"] == "${WANGGE_PROMETHEUS_URL}" and grafana["environment"]["WANGGE_PROMETHEUS_URL"]
