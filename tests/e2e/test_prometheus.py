@@ -1,8 +1,9 @@
 """A real Prometheus, started by deploy/local/prometheus.sh with the shipped config and rules, scrapes the four
-services over HTTP: every target up, the key series move when cases flow, and a service that stops shows as down.
+services and supervision's live-figures app over HTTP: every target up, the key series move when cases flow,
+and a service that stops shows as down.
 
-The services run in this process (the `street` fixture), each HTTP app served by uvicorn on a free loopback
-port; they share one metrics registry, so every port shows all four services' series (the `service` label
+The services run in this process (the `street` fixture, plus the live app on the same topics), each HTTP app
+served by uvicorn on a free loopback port; they share one metrics registry, so every port shows all four services' series (the `service` label
 tells them apart) and counters from earlier tests of the run: the assertions compare with a baseline read
 through Prometheus before the reports go in, or select this test's own topic prefix.
 """
@@ -21,7 +22,8 @@ import httpx
 import pytest
 import uvicorn
 
-from shared.settings import REPO_ROOT
+from services.supervision.live.bootstrap import build as build_live
+from shared.settings import REPO_ROOT, Settings
 from tests.e2e.conftest import TERMINAL_TOKEN, free_port
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.e2e
 SCRIPT = REPO_ROOT / "deploy" / "local" / "prometheus.sh"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "wangge.json"
 SERVICES = ("intake", "routing", "supervision", "notify")
+JOBS = (*SERVICES, "live")
 REPORTS = 3
 POINT = {"lon": 117.575168, "lat": 34.871845}  # 市社家宿舍, unit grid 3704020010010201
 
@@ -45,6 +48,18 @@ async def serving(app) -> AsyncIterator[tuple[int, uvicorn.Server]]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+
+
+@contextlib.asynccontextmanager
+async def live_figures(settings: Settings) -> AsyncIterator[object]:
+    """supervision's live-figures app (faust) following this test's wangge.cases; yields its HTTP app."""
+    service = build_live(settings, manage_runtime=False)
+    await asyncio.wait_for(service.runtime.start(), 60)
+    try:
+        await service.runtime.wait_until_consuming(60)
+        yield service.app
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 60)
 
 
 async def _until(ready: Callable[[], bool]) -> None:
@@ -123,6 +138,9 @@ def key_series(prefix: str) -> dict[str, tuple[str, int]]:
             REPORTS),
         "acknowledgements delivered to the gateway": (
             'max(sum by (job) (wangge_notify_delivery_attempts_total{service="notify", outcome="delivered"}))', REPORTS),
+        # the live app starts with this test: its figures are this test's cases alone
+        "live app followed the case events": ('max(wangge_live_events_total)', 3 * REPORTS),
+        "live app counts the open cases": ('max(wangge_live_open_cases)', REPORTS),
     }
 
 
@@ -134,10 +152,11 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
         ports, servers = {}, {}
         for name in SERVICES:
             ports[name], servers[name] = await stack.enter_async_context(serving(getattr(street, name).app))
+        live_app = await stack.enter_async_context(live_figures(street.settings))
+        ports["live"], servers["live"] = await stack.enter_async_context(serving(live_app))
         prometheus_port = free_port()
         env = {**os.environ, "WANGGE_STATE_DIR": str(tmp_path / "state"),
                "WANGGE_PROMETHEUS_PORT": str(prometheus_port), "WANGGE_PROMETHEUS_SCRAPE_INTERVAL": "1s",
-               "WANGGE_LIVE_PORT": "off",  # the live-figures process is not part of the in-process street
                **{f"WANGGE_{name.upper()}_PORT": str(port) for name, port in ports.items()}}
         await script("start", env)
         stack.push_async_callback(script, "stop", env)
@@ -148,7 +167,7 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
         async def all_up() -> dict[str, str]:
             targets = (await prom.get("/api/v1/targets"))["activeTargets"]
             health = {t["labels"]["job"]: t["health"] for t in targets}
-            return health if health == {**{name: "up" for name in SERVICES}, "prometheus": "up"} else None
+            return health if health == {**{name: "up" for name in JOBS}, "prometheus": "up"} else None
 
         await prom.eventually("every target up", all_up, timeout=60)
         for name, port in ports.items():

@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
-from shared.settings import REPO_ROOT
+from shared.settings import REPO_ROOT, Settings
 
 DOC = REPO_ROOT / "docs" / "METRICS.md"
 ROW = re.compile(r"^\|\s*`(wangge_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|\s*([^|]*)\|\s*([^|]*)\|\s*([^|]*)\|\s*$")
@@ -31,8 +32,35 @@ def _exposed_name(family_name: str, kind: str) -> str:
     return f"{family_name}_total" if kind == "counter" else family_name
 
 
+def _runtime_collectors() -> list[Collector]:
+    """The collectors a process registers only while it runs, built here over their real (unstarted) source."""
+    from services.supervision.live.bootstrap import street_names
+    from services.supervision.live.metrics import LiveCollector
+    from services.supervision.live.streams import LiveStreams
+
+    settings = Settings()
+    collectors = [LiveCollector(LiveStreams(settings, street_names(settings), None))]
+    known = {type(c) for c in collectors}
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("shared", "services")) and module is not None:
+            for value in list(vars(module).values()):
+                # Collector is a typing Protocol: a class of ours with a collect() is one.
+                if isinstance(value, type) and value.__module__ == name and callable(getattr(value, "collect", None)):
+                    assert value in known, f"{name}.{value.__name__} is a collector this test does not build: add it"
+    return collectors
+
+
+def _collected(collector: Collector) -> dict[str, tuple[str, frozenset[str]]]:
+    found = {}
+    for family in collector.collect():
+        if family.name.startswith("wangge_"):
+            labels = getattr(family, "_labelnames", ()) or {n for sample in family.samples for n in sample.labels}
+            found[_exposed_name(family.name, family.type)] = (family.type, frozenset(labels))
+    return found
+
+
 def registered() -> dict[str, tuple[str, frozenset[str]]]:
-    """name -> (type, label names) of every wangge_* metric in the process registry."""
+    """name -> (type, label names) of every wangge_* metric in the process registry or of a run-time collector."""
     _import_everything_that_registers()
     labels_of: dict[str, frozenset[str]] = {}
     for name, module in list(sys.modules.items()):
@@ -47,6 +75,8 @@ def registered() -> dict[str, tuple[str, frozenset[str]]]:
             name = _exposed_name(family.name, family.type)
             assert name in labels_of, f"{name} is registered but not as a module-level metric of shared/ or services/"
             found[name] = (family.type, labels_of[name])
+    for collector in _runtime_collectors():
+        found.update(_collected(collector))
     return found
 
 
@@ -61,7 +91,8 @@ def documented() -> dict[str, tuple[str, frozenset[str]]]:
         name, kind, labels, service, meaning = match.groups()
         assert name not in rows, f"docs/METRICS.md:{number}: {name} is documented twice"
         assert service.strip() and len(meaning.strip()) > 20, f"docs/METRICS.md:{number}: {name} needs its service and meaning"
-        rows[name] = (kind, frozenset(label.strip() for label in labels.split(",") if label.strip()))
+        names = [label.strip() for label in labels.split(",") if label.strip() not in ("", "—")]
+        rows[name] = (kind, frozenset(names))
     return rows
 
 
@@ -85,7 +116,7 @@ def test_the_docs_see_the_metrics_the_services_count():
     # A guard against the test passing on an empty registry: the core series are among them.
     names = set(registered())
     assert {"wangge_messages_consumed_total", "wangge_outbox_backlog", "wangge_deadlines_fired_total",
-            "wangge_notify_deliveries_total", "wangge_handler_seconds"} <= names
+            "wangge_notify_deliveries_total", "wangge_handler_seconds", "wangge_live_open_cases"} <= names
     assert Path(DOC).is_file()
 
 
