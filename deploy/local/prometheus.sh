@@ -13,7 +13,8 @@
 #
 # The rules and the config template live in deploy/prometheus/; what this script writes lives in
 # $WANGGE_STATE_DIR/prometheus/ (prometheus.yml, alerts.yml, data/ = the TSDB, prometheus.log).
-# Alerts show on http://127.0.0.1:19090/alerts and /api/v1/alerts (no Alertmanager runs locally).
+# Debian's package serves the classic web UI: targets on http://127.0.0.1:19090/classic/targets, alerts on
+# /classic/alerts (and /api/v1/targets, /api/v1/alerts); no Alertmanager runs locally.
 #
 # Environment: WANGGE_STATE_DIR (default <repo>/.local), WANGGE_PROMETHEUS_PORT (19090),
 # WANGGE_INTAKE_PORT (8101), WANGGE_ROUTING_PORT (8102), WANGGE_SUPERVISION_PORT (8103),
@@ -237,7 +238,7 @@ start() {
       die "Prometheus (pid $pid) was not ready on http://$HOST:$PORT within ${START_TIMEOUT}s; see $LOG"
     fi
   done
-  say "ready (pid $pid): http://$HOST:$PORT/targets, alerts at http://$HOST:$PORT/alerts"
+  say "ready (pid $pid): targets http://$HOST:$PORT/classic/targets, alerts http://$HOST:$PORT/classic/alerts"
 }
 
 stop() {
@@ -305,7 +306,7 @@ check() {
 }
 
 usage() {
-  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

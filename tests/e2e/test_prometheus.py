@@ -172,6 +172,9 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
         await prom.eventually("every target up", all_up, timeout=60)
         for name, port in ports.items():
             assert await prom.value(f'up{{job="{name}", instance="127.0.0.1:{port}"}}') == 1.0
+        # the page an operator opens (Debian's package serves the classic UI)
+        page = await prom.http.get("/classic/targets")
+        assert page.status_code == 200 and all(f"127.0.0.1:{port}/metrics" in page.text for port in ports.values())
         rules = (await prom.get("/api/v1/rules"))["groups"]
         assert {"WanggeServiceDown", "WanggePartitionStalled", "WanggeOverdueRising"} <= {
             rule["name"] for group in rules for rule in group["rules"]}
