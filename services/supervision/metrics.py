@@ -12,8 +12,11 @@ DEADLINE_DELAY = Histogram(
     ["service", "kind"],
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 86400),
 )
-CLOCKS_RUNNING = Gauge("wangge_clocks_running", "Handling clocks running now", ["service"])
-CLOCKS_OVERDUE = Gauge("wangge_clocks_overdue", "Running handling clocks past their deadline now", ["service"])
+# Every kind of clock (handling and the dispatch, sign and check stages): what clock_store.count_running counts.
+CLOCKS_RUNNING = Gauge("wangge_clocks_running", "Clocks running now (handling and stage clocks; suspended ones not)",
+                       ["service"])
+CLOCKS_OVERDUE = Gauge("wangge_clocks_overdue", "Running clocks past their deadline now (handling and stage clocks)",
+                       ["service"])
 CASE_EVENTS_REFUSED = Counter(
     "wangge_case_events_refused_total", "Case events kept in history but not allowed by the case's state",
     ["service", "type"],
