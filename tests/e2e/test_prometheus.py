@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.e2e.conftest import TERMINAL_TOKEN, free_port
 pytestmark = pytest.mark.e2e
 
 SCRIPT = REPO_ROOT / "deploy" / "local" / "prometheus.sh"
+ALERTS = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "wangge.json"
 SERVICES = ("intake", "routing", "supervision", "notify")
 JOBS = (*SERVICES, "live")
@@ -164,7 +166,7 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
         stack.push_async_callback(prom.http.aclose)
 
         # The shipped config, with this test's ports: one job per service, all up.
-        async def all_up() -> dict[str, str]:
+        async def all_up() -> dict[str, str] | None:
             targets = (await prom.get("/api/v1/targets"))["activeTargets"]
             health = {t["labels"]["job"]: t["health"] for t in targets}
             return health if health == {**{name: "up" for name in JOBS}, "prometheus": "up"} else None
@@ -175,9 +177,9 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
         # the page an operator opens (Debian's package serves the classic UI)
         page = await prom.http.get("/classic/targets")
         assert page.status_code == 200 and all(f"127.0.0.1:{port}/metrics" in page.text for port in ports.values())
-        rules = (await prom.get("/api/v1/rules"))["groups"]
-        assert {"WanggeServiceDown", "WanggePartitionStalled", "WanggeOverdueRising"} <= {
-            rule["name"] for group in rules for rule in group["rules"]}
+        # ... with every alert rule of deploy/prometheus/alerts.yml loaded
+        loaded = {rule["name"] for group in (await prom.get("/api/v1/rules"))["groups"] for rule in group["rules"]}
+        assert loaded == set(re.findall(r"^\s+- alert: (\w+)$", ALERTS.read_text(encoding="utf-8"), re.M))
 
         # Cases flow: the key series move by at least what the reports cause.
         series = key_series(prefix)
@@ -210,7 +212,7 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
             return await prom.value(f'up{{job="notify"}}') == 0.0
 
         await prom.eventually("up{job=notify} at 0", notify_down, timeout=60)
-        for name in ("intake", "routing", "supervision"):
+        for name in ("intake", "routing", "supervision", "live"):
             assert await prom.value(f'up{{job="{name}"}}') == 1.0
 
         async def alert_pending_or_firing() -> list[dict]:
