@@ -172,6 +172,9 @@ async def test_prometheus_scrapes_every_service_sees_cases_flow_and_a_service_go
             return health if health == {**{name: "up" for name in JOBS}, "prometheus": "up"} else None
 
         await prom.eventually("every target up", all_up, timeout=60)
+        status = await script("status", env)
+        assert status.startswith("prometheus: running") and f"{len(JOBS) + 1}/{len(JOBS) + 1} targets up" in status
+        assert "reloaded" in await script("start", env)  # ./dev up again: the running one takes the config anew
         for name, port in ports.items():
             assert await prom.value(f'up{{job="{name}", instance="127.0.0.1:{port}"}}') == 1.0
         # the page an operator opens (Debian's package serves the classic UI)
