@@ -84,6 +84,7 @@ async def test_every_endpoint_against_every_caller(street):
         (r, "GET", f"/api/v1/grids/locate?lon={POINT['lon']}&lat={POINT['lat']}", None, ANY_ROLE),
         (r, "GET", "/api/v1/categories", None, ANY_ROLE),
         (r, "GET", "/api/v1/owners", None, ANY_ROLE),
+        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS),
         (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
         (s, "GET", "/api/v1/cases", None, OPERATORS),
         (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
@@ -93,6 +94,8 @@ async def test_every_endpoint_against_every_caller(street):
         (s, "GET", "/api/v1/reports/ranking?month=2026-11", None, OPERATORS),
         (s, "GET", "/api/v1/reports/assessment?month=2026-11", None, OPERATORS),
         (s, "GET", "/api/v1/reports/year?year=2026", None, OPERATORS),
+        (s, "GET", "/api/v1/reports/weekly.pdf?community=370402001001&week=2026-W48", None, OPERATORS),
+        (s, "GET", "/api/v1/cases/search?q=垃圾", None, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/check", {"passed": True}, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/extension", {"approved": False}, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/suspend", {"reason": "等待"}, OPERATORS),
@@ -101,6 +104,7 @@ async def test_every_endpoint_against_every_caller(street):
         (s, "POST", f"/api/v1/tasks/{case_no}/updates", {"type": "task.progress", "note": "在办"}, OWNERS),
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),
         (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
+        (n, "POST", "/api/v1/contacts/lookup", {"phone": PHONE}, OPERATORS),
     ]
     seen: dict[tuple[str, str], dict[str, int]] = {}
     for service, method, path, body, admitted in endpoints:
