@@ -122,12 +122,17 @@ survey AS (
   SELECT DISTINCT ON (data->>'survey_id') case_id, data FROM inside WHERE type = 'case.survey-answered'
   ORDER BY data->>'survey_id', occurred_at DESC, seq DESC),
 -- a coordinator's report closed as resolved on the street day it was reported
+-- (one pass grouped by case: a join of the CTE with itself is planned as a nested loop from its row estimates,
+--  minutes for a city's year)
 spot AS (
-  SELECT rep.case_id FROM inside rep
-  WHERE rep.type = 'case.reported' AND rep.data->'coordinator'->>'worker_id' IS NOT NULL
-    AND EXISTS (SELECT 1 FROM inside cl WHERE cl.case_id = rep.case_id AND cl.type = 'case.closed'
-                AND cl.data->>'outcome' = 'resolved'
-                AND (cl.occurred_at AT TIME ZONE $10)::date = (rep.occurred_at AT TIME ZONE $10)::date)),
+  SELECT case_id FROM (
+    SELECT case_id,
+           min((occurred_at AT TIME ZONE $10)::date) FILTER (
+             WHERE type = 'case.reported' AND data->'coordinator'->>'worker_id' IS NOT NULL) AS reported_day,
+           array_agg((occurred_at AT TIME ZONE $10)::date) FILTER (
+             WHERE type = 'case.closed' AND data->>'outcome' = 'resolved') AS closed_days
+    FROM inside WHERE type IN ('case.reported', 'case.closed') GROUP BY case_id) x
+  WHERE reported_day = ANY(closed_days)),
 -- 应办结: handlings (dispatch to next dispatch) whose deadline in force falls in the period, held to it
 due_cases AS (
   SELECT DISTINCT case_id FROM case_events
