@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ OPERATOR = "ws-browser-operator"
 HOTLINE = "ws-browser-hotline"
 POINT = {"lon": 117.575168, "lat": 34.871845}  # 市社家宿舍, unit grid 3704020010010201 (龙头社区)
 UNIT_GRID = "3704020010010201"
+STREET_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def report(**fields) -> dict:
@@ -179,13 +182,10 @@ async def test_an_operator_locates_a_report_the_address_registry_does_not_know(o
 
 
 async def test_the_monday_report_page_lists_the_communitys_cases(operator_street, front_door, browser):
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     street = operator_street
     case_no = await submit(street, report())  # held in 3704020010010201, 龙头社区: reported this week
     await state_of(street, case_no, "reported")
-    year, week, _ = datetime.now(ZoneInfo("Asia/Shanghai")).isocalendar()
+    year, week, _ = datetime.now(STREET_ZONE).isocalendar()
     await browser.get(f"{front_door.url}/report?community=370402001001&week={year}-W{week:02d}")
     field = await browser.wait_for(css("#token"), message="the report asks for a credential")
     await browser.run(field.send_keys, OPERATOR)
@@ -194,3 +194,83 @@ async def test_the_monday_report_page_lists_the_communitys_cases(operator_street
     text = await browser.script("return document.getElementById('report').innerText")
     assert "龙头社区 周例会通报" in text and case_no in text
     await browser.screenshot("weekly-report")
+
+
+async def owner_update(street, case_no: str, body: dict) -> None:
+    """The owner's own system answers its task over HTTP (POST /api/v1/tasks/{no}/updates)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app), base_url="http://s",
+                                 headers={"Authorization": f"Bearer {OWNER}"}, timeout=15) as http:
+        answer = await asyncio.wait_for(http.post(f"/api/v1/tasks/{case_no}/updates", json=body), 15)
+    assert answer.status_code == 200, answer.text
+
+
+async def open_from_queue(browser, queue: str, case_no: str) -> None:
+    """Click a queue in the side bar, then the case's row in it."""
+    await browser.run((await browser.wait_for(css(f'#queues a[data-queue="{queue}"]'))).click)
+    await browser.run((await browser.wait_for(css(f'#list tr[data-case="{case_no}"]'),
+                                              message=f"case {case_no} in queue {queue}")).click)
+    await browser.wait_for(css(f'article.case[data-case="{case_no}"]'), message=f"the case page of {case_no}")
+
+
+OWNER = "ws-browser-owner-huanwei"
+
+
+async def test_an_operator_decides_an_extension_checks_a_resolved_case_and_redispatches_a_returned_one(
+        operator_street, front_door, browser):
+    street = operator_street
+    topics = street.intake.runtime.topics
+    await grant(street.settings, street.supervision, token=OWNER, name="环卫所", role="owner", owner_code="huanwei")
+    extended, resolved, returned = [await submit_accepted(street) for _ in range(3)]
+    for case_no in (extended, resolved, returned):
+        await state_of(street, case_no, "dispatched")
+    await owner_update(street, extended, {"type": "task.accepted"})
+    until = (datetime.now(STREET_ZONE) + timedelta(days=10)).replace(hour=17, minute=30, second=0, microsecond=0)
+    await owner_update(street, extended, {"type": "task.extension-requested", "until": until.isoformat(),
+                                          "reason": "需要采购新垃圾箱"})
+    await owner_update(street, resolved, {"type": "task.accepted"})
+    await owner_update(street, resolved, {"type": "task.resolved", "result": "已更换垃圾箱",
+                                          "media": ["https://img.example.org/ws/done.jpg"]})
+    await owner_update(street, returned, {"type": "task.returned", "reason": "占道经营，不属于环卫所"})
+    await state_of(street, resolved, "resolved")
+    await state_of(street, returned, "returned")
+
+    async with TopicReader(street.settings.kafka_bootstrap, topics.tasks("chengguan")) as chengguan:
+        await sign_in(browser, front_door.url)
+
+        await open_from_queue(browser, "extensions", extended)
+        await browser.wait_for(text_in("section.action", "需要采购新垃圾箱"), message="the owner's reason")
+        await browser.run((await browser.wait_for(css('[data-action="approve"]'))).click)
+        await browser.wait_for(text_in("#notice", "延期已批准"), message="the extension approved")
+
+        await open_from_queue(browser, "checks", resolved)
+        await browser.wait_for(text_in("section.action", "已更换垃圾箱"), message="the owner's result")
+        assert await browser.script("return [...document.querySelectorAll('.photos a')].map(a => a.href)") == [
+            "https://img.example.org/ws/done.jpg"]
+        await browser.screenshot("check")
+        await browser.run((await browser.wait_for(css('[data-action="pass"]'))).click)
+        await browser.wait_for(text_in("#notice", "已结案"), message="the case closed")
+
+        await open_from_queue(browser, "returned", returned)
+        await browser.wait_for(text_in("section.action", "不属于环卫所"), message="the return reason")
+        owner = await browser.wait_for(css('select[name="owner"]'))
+        await browser.run(lambda: Select(owner).select_by_value("chengguan"))
+        await browser.run((await browser.wait_for(css('input[name="reason"]'))).send_keys, "转城管执法中队")
+        await browser.run((await browser.wait_for(css('[data-action="dispatch"]'))).click)
+        await browser.wait_for(text_in("#notice", "已派遣给"), message="the returned case dispatched")
+        task = await chengguan.wait_for(lambda m: m["type"] == "task.assigned" and m["data"]["case_no"] == returned, 30)
+        assert task["data"]["owner"] == "chengguan"
+
+    await state_of(street, resolved, "closed")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app), base_url="http://s",
+                                 headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=15) as http:
+        case = (await asyncio.wait_for(http.get(f"/api/v1/cases/{extended}"), 15)).json()
+    assert case["extension_state"] == "approved" and datetime.fromisoformat(case["due_at"]) == until
+
+
+async def submit_accepted(street) -> str:
+    """A complete report (category and place): accepted and dispatched to 环卫所 by routing."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.intake.app), base_url="http://intake",
+                                 headers={"Authorization": f"Bearer {HOTLINE}"}, timeout=15) as http:
+        answer = await asyncio.wait_for(http.post("/api/v1/reports", json=report(category="CM04")), 15)
+    assert answer.status_code == 201 and answer.json()["state"] == "accepted", answer.text
+    return answer.json()["case_no"]
