@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
@@ -35,7 +35,8 @@ def build_weekly_pdf_router(policy: StreetPolicy, stats_router: APIRouter) -> AP
     @router.get("/reports/weekly.pdf", response_class=Response, responses={
         200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
               "description": "the report as an A4 PDF (a download)"},
-        422: refusal("not a community of this street, or not an ISO week")})
+        422: refusal("not a community of this street, or not an ISO week"),
+        503: refusal("this machine cannot print PDF (pango or WeasyPrint missing)")})
     async def weekly_as_pdf(
         community: str = Query(min_length=1, max_length=50, json_schema_extra={"enum": sorted(policy.communities)}),
         week: str = Query(pattern=r"^20\d\d-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, e.g. 2026-W48"),
@@ -43,7 +44,10 @@ def build_weekly_pdf_router(policy: StreetPolicy, stats_router: APIRouter) -> AP
     ) -> Response:
         """周例会通报 (PDF): each unit grid of the community with its coordinator and the week's case numbers."""
         weekly = await weekly_json(community=community, week=week, format="json", _=client)
-        pdf = await weekly_pdf(weekly)
+        try:
+            pdf = await weekly_pdf(weekly)
+        except (OSError, ImportError) as exc:  # pango or WeasyPrint missing on this machine
+            raise HTTPException(503, f"PDF printing is not installed here (deploy/local/pdf.sh install): {exc}") from None
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="weekly-{community}-{week}.pdf"'})
 
