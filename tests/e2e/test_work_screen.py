@@ -260,6 +260,21 @@ async def test_an_operator_decides_an_extension_checks_a_resolved_case_and_redis
         task = await chengguan.wait_for(lambda m: m["type"] == "task.assigned" and m["data"]["case_no"] == returned, 30)
         assert task["data"]["owner"] == "chengguan"
 
+        # 全部案件 with filters: 龙头社区's cases closed now — the checked one, not the others.
+        await state_of(street, resolved, "closed")
+        await browser.run((await browser.wait_for(css('#queues a[data-queue="all"]'))).click)
+        state = await browser.wait_for(css('form.filters select[name="state"]'))
+        await browser.run(lambda: Select(state).select_by_value("closed"))
+        community = await browser.wait_for(css('form.filters select[name="community"]'))
+        await browser.run(lambda: Select(community).select_by_value("370402001001"))
+        await browser.run((await browser.wait_for(css('form.filters button[type="submit"]'))).click)
+        rows = "return [...document.querySelectorAll('#list tr[data-case]')].map(r => r.dataset.case)"
+        # (The unfiltered list was there a moment before: wait for the filtered one.)
+        listed = await browser.wait_for(redrawn_is_false(lambda d: (lambda found: found if resolved in found and extended
+                                                                    not in found else False)(d.execute_script(rows))),
+                                        message="only the closed case under its filters")
+        assert returned not in listed
+
     await state_of(street, resolved, "closed")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app), base_url="http://s",
                                  headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=15) as http:
