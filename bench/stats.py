@@ -274,7 +274,10 @@ async def run(args: argparse.Namespace) -> int:
                 times = []
                 for _ in range(args.repeat):
                     t = time.perf_counter()
-                    answer = await http.get(path, params=params)
+                    try:
+                        answer = await http.get(path, params=params)
+                    except httpx.HTTPError as exc:  # the service gave up on the question (or died): a figure too
+                        answer = httpx.Response(599, text=f"{type(exc).__name__}: {exc}")
                     times.append(time.perf_counter() - t)
                     if answer.status_code != 200:
                         break
