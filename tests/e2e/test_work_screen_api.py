@@ -121,6 +121,11 @@ async def test_search_by_address_words_by_numbers_and_by_state(street, two_cases
     held = await call(street.supervision, "GET", "/api/v1/cases/search",
                       params=[("state", "reported"), ("case_no", accepted_no), ("case_no", held_no)])
     assert [c["case_no"] for c in held.json()["cases"]] == [held_no]
+    # No extension was asked for (the browser test of the queues asks for one and finds it this way).
+    pending = await call(street.supervision, "GET", "/api/v1/cases/search", params={"extension_state": "pending"})
+    assert pending.status_code == 200 and pending.json()["count"] == 0
+    assert (await call(street.supervision, "GET", "/api/v1/cases/search",
+                       params={"extension_state": "maybe"})).status_code == 422
     literal = await call(street.supervision, "GET", "/api/v1/cases/search", params={"q": "%"})
     assert literal.status_code == 200 and literal.json()["count"] == 0  # % is a character, not a wildcard
     assert (await call(street.supervision, "GET", "/api/v1/cases/search")).status_code == 422

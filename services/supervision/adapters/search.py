@@ -22,7 +22,7 @@ def like_pattern(words: str) -> str:
 
 
 async def search_cases(pool: asyncpg.Pool, zone: tzinfo, *, text: str | None, case_nos: list[str] | None,
-                       state: str | None, limit: int) -> list[dict[str, Any]]:
+                       state: str | None, limit: int, extension_state: str | None = None) -> list[dict[str, Any]]:
     """Cases matching every given filter, most recently changed first, each with its address, point and photos."""
     columns = ", ".join(f"c.{name.strip()}" for name in CASE_COLUMNS.split(","))
     rows = await pool.fetch(
@@ -41,8 +41,9 @@ async def search_cases(pool: asyncpg.Pool, zone: tzinfo, *, text: str | None, ca
                         AND e.data->>'address' ILIKE $1))
               AND ($2::text[] IS NULL OR c.case_no = ANY($2))
               AND ($3::text IS NULL OR c.state = $3)
+              AND ($6::text IS NULL OR c.extension_state = $6)
             ORDER BY c.updated_at DESC LIMIT $4""",
-        like_pattern(text) if text else None, case_nos, state, limit, _PLACE_EVENTS,
+        like_pattern(text) if text else None, case_nos, state, limit, _PLACE_EVENTS, extension_state,
     )
     found = []
     for row in rows:

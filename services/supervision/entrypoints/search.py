@@ -1,11 +1,12 @@
-"""GET /api/v1/cases/search: the work screen's search by address or description words and by case numbers.
+"""GET /api/v1/cases/search: the work screen's search by address or description words, case numbers, state and
+extension request.
 
 Phones are not here: only notify holds them (POST /api/v1/contacts/lookup gives the case numbers, which the
 work screen passes here as case_no). Included before the /cases/{case_no} route, which would take "search".
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -45,18 +46,21 @@ def build_search_router(runtime: ServiceRuntime, policy: StreetPolicy) -> APIRou
         case_no: list[str] | None = Query(default=None, max_length=200,
                                           description="any of these case numbers (repeat the parameter)"),
         state: CaseState | None = None,
+        extension_state: Literal["pending", "approved", "denied"] | None = Query(
+            default=None, description="the owner's extension request: pending (awaiting a decision), approved, denied"),
         limit: int = Query(default=100, ge=1, le=500),
         _: Client = Depends(require("operator", "admin")),
     ) -> dict[str, Any]:
-        """查询案件: by words of the address or description, by case numbers, by state (every given filter holds)."""
+        """查询案件: by words of the address or description, by case numbers, by state, by extension request (every
+        given filter holds)."""
         words = q.strip() if q else None
         numbers = [n.strip() for n in case_no or [] if n.strip()]
         if any(len(n) > 50 for n in numbers):
             raise HTTPException(422, "case_no: a case number has at most 50 characters")
-        if not words and case_no is None and state is None:
-            raise HTTPException(422, "give q (地址或描述中的词), case_no or state (请至少给出一个查询条件)")
+        if not words and case_no is None and state is None and extension_state is None:
+            raise HTTPException(422, "give q (地址或描述中的词), case_no, state or extension_state (请至少给出一个查询条件)")
         found = await search_cases(runtime.pool, zone, text=words, case_nos=numbers if case_no is not None else None,
-                                   state=state, limit=limit)
+                                   state=state, limit=limit, extension_state=extension_state)
         return {"count": len(found), "cases": found}
 
     return router

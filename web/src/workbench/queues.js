@@ -26,7 +26,8 @@ export const QUEUES = [
   },
   {
     id: "extensions", title: "延期申请", hint: "责任单位申请延期：批准或不批准",
-    load: async () => (await list({})).filter((c) => c.extension_state === "pending" && OPEN.has(c.state)).sort(byDue),
+    load: async () => (await api("/api/v1/cases/search", { query: { extension_state: "pending", limit: 500 } })).cases
+      .filter((c) => OPEN.has(c.state)).sort(byDue),
     note: (c) => `申请至 ${streetTime(c.extension_until)}：${c.extension_reason || ""}（${EXTENSION.pending}）`,
   },
   {
