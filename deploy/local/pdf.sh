@@ -11,6 +11,7 @@
 # in that case.
 set -euo pipefail
 
+APT=(apt-get -o DPkg::Lock::Timeout=600)
 PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 fontconfig fonts-wqy-zenhei)
 
 say() { printf 'pdf: %s\n' "$*"; }
@@ -35,8 +36,9 @@ install() {
     command -v apt-get >/dev/null || die "no apt-get: install $need by hand"
     say "installing $need(Debian's packages, first run only)…"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${PACKAGES[@]}" >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq "${PACKAGES[@]}" >/dev/null; } \
+    # The lock timeout: another install step (browser.sh, nginx.sh) may hold dpkg's lock for a while.
+    "${APT[@]}" install -y -qq "${PACKAGES[@]}" >/dev/null 2>&1 \
+      || { "${APT[@]}" update -qq >/dev/null && "${APT[@]}" install -y -qq "${PACKAGES[@]}" >/dev/null; } \
       || die "apt-get install ${PACKAGES[*]} failed"
     fc-cache -f >/dev/null 2>&1 || true
   fi
@@ -57,6 +59,6 @@ status() {
 case ${1:-} in
   install) install ;;
   status) status ;;
-  -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "usage: $0 install|status|--help" >&2; exit 2 ;;
 esac
