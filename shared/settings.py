@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # by another instance since), and refreshes the clock gauges (counts over every running clock) this often.
     deadline_poll_seconds: float = 1.0
     deadline_gauge_seconds: float = 10.0
+    # How often supervision keeps past days' figures (the statistics sum kept days: docs/STATISTICS.md).
+    stats_keep_seconds: float = 60.0
     # Hostile HTTP (shared/http.py): a report is a few KB, so a request body above this is refused with 413
     # before a handler sees it; JSON nested deeper than max_json_depth is refused with 422.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -12,6 +12,7 @@ from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
 from services.supervision.entrypoints.search import build_search_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
+from services.supervision.figures import StreetFigures, figures_loop
 from services.supervision.entrypoints.weekly_pdf import build_weekly_pdf_router
 from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
 from shared.http import create_app
@@ -85,7 +86,10 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     )
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, policy, updates, center))
-    stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street))
+    street_figures = StreetFigures(lambda: runtime.pool, policy)
+    runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))
+    app.state.street_figures = street_figures  # (tests keep days at once)
+    stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures)
     app.include_router(stats_router)
     app.include_router(build_admin_router(runtime, live))
     app.include_router(build_weekly_pdf_router(policy, stats_router))

@@ -18,7 +18,7 @@ from typing import Callable
 from pydantic import ValidationError
 
 from services.supervision import metrics
-from services.supervision.adapters import case_store, clock_store, config_store
+from services.supervision.adapters import case_store, clock_store, config_store, stats_days
 from services.supervision.domain import clocks
 from services.supervision.domain.street_config import StreetConfigError, from_mapping
 from services.supervision.domain.decisions import (
@@ -123,6 +123,8 @@ class CaseLog:
         case_no = getattr(event, "case_no", None) or _text(envelope.data.get("case_no"))
         await case_store.save_case(uow.conn, envelope.case_id, case_no, fold.state, columns, envelope.occurred_at)
         await case_store.append_history(uow.conn, envelope, fold)
+        zone = self._policy.calendar.zone
+        await stats_days.mark_case_days(uow.conn, envelope.case_id, zone.key, now().astimezone(zone).date())
         if fold.applies:
             await self._follow_clocks(uow, envelope, event, fold)
         return fold

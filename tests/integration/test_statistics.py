@@ -287,6 +287,7 @@ async def test_figures_and_reports_from_a_hand_built_history(make_settings):
             await check_stats(http)
             await check_reports(http)
             await check_refusals(http)
+            await check_kept_days(http, service, settings)
     finally:
         await asyncio.wait_for(service.runtime.stop(), 30)
         await drop_schemas(settings)
@@ -381,6 +382,64 @@ async def check_reports(http: httpx.AsyncClient) -> None:
         C1: (4, 4, 1.0), C2: (2, 2, 1.0), None: (1, 0, 0.0)}
     year_csv = await get(http, "/api/v1/reports/year", year=2026, format="csv")
     assert year_csv.content.decode("utf-8-sig").splitlines()[-1] == "total,合计,全街道,7,6,0.8571"
+
+
+QUESTIONS = [("/api/v1/stats", {"from": "2026-11-25", "to": "2026-11-26", "by": by})
+             for by in ("owner", "community", "unit_grid", "coordinator", "category")] + [
+    ("/api/v1/stats", {"from": "2026-11-24", "to": "2026-12-31", "by": "owner"}),
+    ("/api/v1/stats", {"from": "2026-11-26", "to": "2026-11-26", "by": "category"}),
+    ("/api/v1/reports/ranking", {"month": "2026-11"}), ("/api/v1/reports/assessment", {"month": "2026-11"}),
+    ("/api/v1/reports/year", {"year": 2026})]
+
+
+async def answers(http: httpx.AsyncClient) -> list[Any]:
+    """Every question's answer, without the moment it was counted."""
+    found = []
+    for path, params in QUESTIONS:
+        body = (await get(http, path, **params)).json()
+        body.pop("as_of", None)
+        found.append(body)
+    return found
+
+
+async def check_kept_days(http: httpx.AsyncClient, service, settings) -> None:
+    """The same figures from kept days as counted from the events; an event of an old case marks its days, which
+    are counted live until kept again; and a day kept on another basis is not used."""
+    pool, figures = service.runtime.pool, service.app.state.street_figures
+    counted = await answers(http)
+    assert await figures.refresh(max_days=400) >= 3
+    kept = {r["day"].isoformat() for r in await pool.fetch("SELECT day FROM stats_days_kept")}
+    assert {"2026-11-24", "2026-11-25", "2026-11-26"} <= kept
+    assert await pool.fetchval("SELECT count(*) FROM stats_days WHERE day = '2026-11-25'") > 0
+    await check_stats(http)
+    await check_reports(http)
+    assert await answers(http) == counted
+    # (they are read: what is kept for D1 is what the answer holds)
+    await pool.execute("UPDATE stats_days SET counts[1] = counts[1] + 100 WHERE day = '2026-11-25' AND by = 'owner'")
+    tampered = (await get(http, "/api/v1/stats", **{"from": "2026-11-25", "to": "2026-11-26"})).json()
+    rows_d1 = await pool.fetchval("SELECT count(*) FROM stats_days WHERE day = '2026-11-25' AND by = 'owner'")
+    assert rows_d1 > 0 and tampered["total"]["received"] == TOTAL["received"] + 100 * rows_d1
+    await pool.execute("UPDATE stats_days SET counts[1] = counts[1] - 100 WHERE day = '2026-11-25' AND by = 'owner'")
+
+    # The resident answers s-A again, late, unsatisfied (on D2): the final answer counts. A's days are marked.
+    again = c.CaseSurveyAnswered(case_no=NO["A"], survey_id="s-A", verdict="unsatisfied", channel="sms",
+                                 within_window=False).envelope(source="notify", case_id="stats-A", occurred_at=at(2, "12:00"))
+    await send(settings, again)
+    await eventually(lambda: pool.fetchval("SELECT count(DISTINCT day) = 2 FROM stats_marks WHERE day IN "
+                                           "('2026-11-25', '2026-11-26')"), 30)
+    by_owner = (await get(http, "/api/v1/stats", **{"from": "2026-11-25", "to": "2026-11-26"})).json()
+    huanwei = rows_by_key(by_owner)["huanwei"]
+    assert (huanwei["surveyed"], huanwei["satisfied"], huanwei["surveyed_late"]) == (2, 0, 2)  # s-A, s-F: both late
+    assert (by_owner["total"]["satisfied"], by_owner["total"]["surveyed_late"]) == (2, 2)
+    changed = await answers(http)  # counted live where marked
+    await figures.refresh(max_days=400)
+    assert await pool.fetchval("SELECT count(*) FROM stats_marks") == 0
+    assert await answers(http) == changed  # from the days kept again
+    await pool.execute("UPDATE stats_days_kept SET basis = 'another'")  # e.g. the work calendar changed
+    await pool.execute("UPDATE stats_days SET counts[1] = counts[1] + 100")  # what that basis had counted
+    assert await answers(http) == changed  # not used: counted from the events
+    await pool.execute("DELETE FROM stats_days_kept")
+    assert await answers(http) == changed  # nothing kept: the one statement
 
 
 async def check_refusals(http: httpx.AsyncClient) -> None:

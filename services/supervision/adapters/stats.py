@@ -70,6 +70,9 @@ class Query:
     days: WorkDays                # the calendar from the period's first day to sign_until's
     grid_community: dict[str, str]
     now: datetime
+    # "all": the period's figures and overdue_now; "period": without overdue_now (a day to keep, a stretch
+    # counted beside kept days); "now": only overdue_now (the period's events are not read).
+    parts: str = "all"
 
 
 def _work_position(moment: str, day: str, periods: tuple[tuple[float, float], ...]) -> str:
@@ -89,6 +92,27 @@ def _sign_condition(q: Query) -> tuple[str, str]:
     condition = (f"{_work_position('s.next_at', 'd2', q.days.periods)} - {_work_position('s.dispatched_at', 'd1', q.days.periods)} "
                  f"<= {float(q.sign_seconds)!r}")
     return joins, condition
+
+
+_PERIOD_FACTS = """
+  SELECT case_id, type AS fact, data->>'owner' AS owner, NULL::boolean AS flag, data FROM inside
+  WHERE type <> 'case.survey-answered'
+  UNION ALL SELECT case_id, 'signed_on_time', owner, NULL, NULL FROM signed
+  UNION ALL SELECT case_id, 'survey', NULL, NULL, data FROM survey
+  UNION ALL SELECT case_id, 'fixed_on_the_spot', NULL, NULL, NULL FROM spot
+  UNION ALL SELECT case_id, 'due', owner, on_time, NULL FROM due"""
+_NOW_FACTS = "SELECT case_id, 'overdue_now' AS fact, owner, NULL::boolean AS flag, NULL::jsonb AS data FROM late"
+
+
+def _facts(parts: str) -> str:
+    """The facts counted: the period's, overdue now's, or both."""
+    if parts == "period":
+        return _PERIOD_FACTS
+    if parts == "now":
+        return _NOW_FACTS
+    if parts == "all":
+        return _PERIOD_FACTS + "\n  UNION ALL " + _NOW_FACTS.replace(" AS fact", "").replace(" AS flag", "").replace(" AS data", "")
+    raise ValueError(f"parts: all, period or now, not {parts!r}")
 
 
 def figures_sql(q: Query) -> str:
@@ -117,10 +141,14 @@ signed AS (
   SELECT s.case_id, s.owner FROM steps s {sign_joins}
   WHERE s.type = 'case.dispatched' AND coalesce(s.occasion, 'first') = 'first' AND s.occurred_at < $8
     AND s.next_type = 'case.signed' AND {sign_condition}),
--- 回访: each survey once, by its last answer in the period
+-- 回访: each survey once, by its final answer, on the day of that answer (so that days add up to periods)
 survey AS (
-  SELECT DISTINCT ON (data->>'survey_id') case_id, data FROM inside WHERE type = 'case.survey-answered'
-  ORDER BY data->>'survey_id', occurred_at DESC, seq DESC),
+  SELECT DISTINCT ON (i.data->>'survey_id') i.case_id, i.data FROM inside i
+  WHERE i.type = 'case.survey-answered'
+    AND NOT EXISTS (SELECT 1 FROM case_events later
+                    WHERE later.type = 'case.survey-answered' AND later.data->>'survey_id' = i.data->>'survey_id'
+                      AND (later.occurred_at, later.seq) > (i.occurred_at, i.seq) AND later.effect IN ('moved', 'noted'))
+  ORDER BY i.data->>'survey_id', i.occurred_at DESC, i.seq DESC),
 -- a coordinator's report closed as resolved on the street day it was reported
 -- (one pass grouped by case: a join of the CTE with itself is planned as a nested loop from its row estimates,
 --  minutes for a city's year)
@@ -161,14 +189,7 @@ due AS (
 late AS (
   SELECT case_id, owner FROM cases
   WHERE (state = ANY($13::text[]) AND due_at <= $11) OR (state = 'suspended' AND overdue_at IS NOT NULL)),
-facts AS (
-  SELECT case_id, type AS fact, data->>'owner' AS owner, NULL::boolean AS flag, data FROM inside
-  WHERE type <> 'case.survey-answered'
-  UNION ALL SELECT case_id, 'signed_on_time', owner, NULL, NULL FROM signed
-  UNION ALL SELECT case_id, 'survey', NULL, NULL, data FROM survey
-  UNION ALL SELECT case_id, 'fixed_on_the_spot', NULL, NULL, NULL FROM spot
-  UNION ALL SELECT case_id, 'due', owner, on_time, NULL FROM due
-  UNION ALL SELECT case_id, 'overdue_now', owner, NULL, NULL FROM late),
+facts AS ({_facts(q.parts)}),
 keyed AS (
   SELECT {_KEY_SQL[q.by]} AS key, f.fact, f.flag, f.data
   FROM facts f LEFT JOIN cases c ON c.case_id = f.case_id

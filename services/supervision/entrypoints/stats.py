@@ -14,6 +14,7 @@ from services.supervision.adapters import stats as sql
 from services.supervision.domain import stats
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.stats import StatsNames
+from services.supervision.figures import StreetFigures
 from shared.auth import Client, require
 from shared.clock import now
 from shared.http import refusal
@@ -140,8 +141,9 @@ def _csv(content: bytes, filename: str) -> Response:
     return Response(content, media_type=CSV_TYPE, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: StatsNames) -> APIRouter:
-    """GET /api/v1/stats and /api/v1/reports/*, counted from supervision's own case_events and read model."""
+def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: StatsNames,
+                       street_figures: StreetFigures) -> APIRouter:
+    """GET /api/v1/stats and /api/v1/reports/*, from supervision's own case_events and read model (kept days summed)."""
     router = APIRouter(prefix="/api/v1", tags=["statistics"])
     zone = policy.calendar.zone
     grid_community = stats.grid_communities(policy.communities)
@@ -153,13 +155,7 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
             raise HTTPException(422, str(exc)) from None
 
     async def counted(period: stats.Period, by: str) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
-        sign_until = policy.calendar.deadline(period.hi, *policy.sign_limit)
-        seconds, wall = stats.limit_seconds(policy.calendar, *policy.sign_limit)
-        at = now()
-        query = sql.Query(period=period, by=by, sign_until=sign_until, sign_seconds=seconds, sign_wall=wall,
-                          days=stats.work_days(policy.calendar, period.first, sign_until.astimezone(zone).date()),
-                          grid_community=grid_community, now=at)
-        grouped, total = await sql.figures(runtime.pool, query)
+        grouped, total, at = await street_figures.counted(period, by)
         return stats.named_rows(by, grouped, names), stats.with_rates(total), at.astimezone(zone).isoformat()
 
     @router.get("/stats", responses=_documented(StatsAnswer))
