@@ -114,7 +114,7 @@ class StreetFigures:
         Returns how many days were kept."""
         async with self._pool_of().acquire() as conn:
             async with conn.transaction(isolation="repeatable_read"):
-                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", LOCK):
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || $1))", LOCK):
                     return 0  # another instance is at it
                 at = now()
                 today = self.today(at)
