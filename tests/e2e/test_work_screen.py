@@ -165,8 +165,10 @@ async def test_an_operator_locates_a_report_the_address_registry_does_not_know(o
         area = await browser.wait_for(css("#locate-map[data-ready]"), message="the map of the unit grids")
 
         def click_point() -> None:
+            # Wholly in view first: WebDriver's offsets count from the centre of the element's visible part.
             dx, dy = browser.driver.execute_script(
-                "const at = window.wanggeLocateMap.toPixel(arguments[0], arguments[1]);"
+                "arguments[2].scrollIntoView({block: 'center'});"
+                " const at = window.wanggeLocateMap.toPixel(arguments[0], arguments[1]);"
                 " const box = arguments[2].getBoundingClientRect();"
                 " return [at.x - (box.left + box.width / 2), at.y - (box.top + box.height / 2)];",
                 POINT["lon"], POINT["lat"], area)
