@@ -201,3 +201,25 @@ def test_an_extension_moves_the_reminder_to_three_quarters_of_the_new_span():
     # Monday's 7.5 h, Tuesday's 7.5 h, then 1.875 h from Wednesday 08:30 → 10:22:30.
     assert extended_warn_at(CALENDAR, "work_days", at("2026-11-30 08:30"), at("2026-12-02 17:30")) \
         == at("2026-12-02 10:22:30")
+
+
+def test_an_extension_must_end_after_the_deadline_and_within_a_year_of_it():
+    from datetime import timedelta
+
+    from services.supervision.domain.decisions import MAX_EXTENSION, Allowed, CaseSnapshot, Refused, decide_extension, decide_update
+
+    due = datetime(2026, 12, 2, 17, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    case = CaseSnapshot(case_id="c1", case_no="20261202-0001", state="in_progress", owner="huanwei", due_at=due,
+                        extension_pending=True)
+    ask = lambda until: decide_update(case, "huanwei", "task.extension-requested", case.case_no, until=until)  # noqa: E731
+    grant = lambda until: decide_extension(case, case.case_no, True, until)  # noqa: E731
+    for decide in (ask, grant):
+        assert isinstance(decide(due + timedelta(days=3)), Allowed)
+        assert isinstance(decide(due + MAX_EXTENSION), Allowed)
+        for until in (due, due - timedelta(hours=1)):
+            refused = decide(until)
+            assert isinstance(refused, Refused) and refused.status == 422 and "after the current deadline" in refused.reason
+        too_far = decide(datetime(2099, 12, 31, tzinfo=ZoneInfo("Asia/Shanghai")))
+        assert isinstance(too_far, Refused) and too_far.status == 422 and "366 days" in too_far.reason
+    # A denial needs no date at all.
+    assert isinstance(decide_extension(case, case.case_no, False, datetime(2099, 12, 31, tzinfo=ZoneInfo("Asia/Shanghai"))), Allowed)

@@ -7,7 +7,7 @@ holds the case's state, and each accepted move is written once, in the same tran
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.supervision.domain.states import FINAL_STATES
 
@@ -62,6 +62,26 @@ def _state_name(state: str | None) -> str:
     return f"{state}（{STATE_NAMES.get(state or '', '未知')}）"
 
 
+# The longest extension a request or an approval may give, past the current deadline: a case put off for more
+# than a year is not being handled (解释说明/挂账 is the way for what cannot be solved now), and the work
+# calendar counts the new span.
+MAX_EXTENSION = timedelta(days=366)
+
+
+def _extension_problem(case: CaseSnapshot, until: datetime | None) -> Refused | None:
+    """Why `until` cannot be the new deadline of this case, or None."""
+    if until is None or case.due_at is None:
+        return None
+    if until <= case.due_at:
+        return Refused(f"an extension must end after the current deadline {case.due_at.isoformat()} "
+                       f"(延期须晚于当前期限)", 422)
+    if until > case.due_at + MAX_EXTENSION:
+        return Refused(f"an extension may reach at most {MAX_EXTENSION.days} days past the current deadline "
+                       f"{case.due_at.isoformat()} (延期不得超过{MAX_EXTENSION.days}天; what cannot be solved "
+                       f"within it is explained to the resident: task.explained)", 422)
+    return None
+
+
 def decide_update(case: CaseSnapshot | None, owner: str, update_type: str, case_no: str,
                   until: datetime | None = None) -> Allowed | Refused:
     """May `owner` apply this update to this case now?"""
@@ -83,9 +103,8 @@ def decide_update(case: CaseSnapshot | None, owner: str, update_type: str, case_
         hint = "; sign it first (task.accepted)" if case.state == "dispatched" else ""
         return Refused(f"{update_type} is not allowed while the case is {_state_name(case.state)}; "
                        f"it needs {need}{hint}")
-    if update_type == "task.extension-requested" and until is not None and case.due_at is not None \
-            and until <= case.due_at:
-        return Refused(f"an extension must end after the current deadline {case.due_at.isoformat()}", 422)
+    if update_type == "task.extension-requested" and (problem := _extension_problem(case, until)) is not None:
+        return problem
     return Allowed(becomes)
 
 
@@ -107,8 +126,8 @@ def decide_extension(case: CaseSnapshot | None, case_no: str, approved: bool,
         return Refused(f"case {case_no} has no extension request waiting for a decision")
     if case.state not in ("dispatched", "in_progress", "suspended"):
         return Refused(f"case {case_no} is {_state_name(case.state)}: its deadline no longer runs")
-    if approved and until is not None and case.due_at is not None and until <= case.due_at:
-        return Refused(f"the new deadline must be after the current one ({case.due_at.isoformat()})", 422)
+    if approved and (problem := _extension_problem(case, until)) is not None:
+        return problem
     return Allowed("case.extension-decided")
 
 
