@@ -46,7 +46,7 @@ class StreetFigures:
         self._zone = policy.calendar.zone
         self._grid_community = stats.grid_communities(policy.communities)
         digest = hashlib.sha256(repr(sorted(self._grid_community.items())).encode())
-        for by in stats.BY:  # the SQL text holds the sign-off limit and the work periods; not the day
+        for by in (*stats.BY, sql.EVERY_BY):  # the SQL text holds the sign-off limit and the work periods; not the day
             digest.update(sql.figures_sql(self.query(stats.Period(date(2026, 1, 1), date(2026, 1, 1), self._zone),
                                                      by, "period", now())).encode())
         self._sql_digest = digest.hexdigest()
@@ -134,11 +134,8 @@ class StreetFigures:
                              if d not in todo][: max_days - len(todo)]
                 todo = todo[:max_days]
                 for day in todo:
-                    by_rows: dict[str, Grouped] = {}
-                    for by in stats.BY:
-                        grouped, _ = await sql.figures(conn, self.query(stats.Period(day, day, self._zone), by,
-                                                                        "period", at))
-                        by_rows[by] = grouped
+                    by_rows = await sql.figures_by_every(
+                        conn, self.query(stats.Period(day, day, self._zone), sql.EVERY_BY, "period", at))
                     await stats_days.keep_day(conn, day, self.basis(day), by_rows)
                 done = set(todo)
                 await stats_days.forget_marks(conn, [m["id"] for m in seen if m["day"] in done or m["day"] >= today])

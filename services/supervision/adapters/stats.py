@@ -17,6 +17,7 @@ TYPES = ("case.reported", "case.accepted", "case.rejected", "case.dispatched", "
          "case.reopened", "case.overdue", "case.survey-answered")
 DEADLINE_TYPES = ("case.dispatched", "case.extension-decided", "case.resumed")  # as in 005_stats.sql
 OPEN_WITH_OWNER = ("dispatched", "in_progress")
+EVERY_BY = "*"  # Query.by for every grouping at once (keeping a day)
 FINAL_STATES = ("closed", "rejected", "merged")
 
 # How each fact of the union below counts. `fact` is the event type or a derived fact's name.
@@ -121,8 +122,15 @@ def figures_sql(q: Query) -> str:
     report_join = ("LEFT JOIN (SELECT e.case_id, e.data->'coordinator'->>'worker_id' AS worker_id FROM case_events e "
                    "WHERE e.type = 'case.reported' AND e.effect = 'moved' "
                    "AND e.case_id IN (SELECT case_id FROM facts)) r ON r.case_id = f.case_id"
-                   if q.by == "coordinator" else "")
+                   if q.by in ("coordinator", EVERY_BY) else "")
     counts = ",\n       ".join(f"count(*) FILTER (WHERE {cond}) AS {name}" for name, cond in _COUNT_SQL.items())
+    if q.by == EVERY_BY:  # every grouping in one pass (a day to keep): one grouping set per key, no total
+        keys = ", ".join(f"{_KEY_SQL[by]} AS k_{by}" for by in BY)
+        select_keys = ", ".join(f"k_{by}" for by in BY) + ", " + ", ".join(
+            f"GROUPING(k_{by}) = 0 AS g_{by}" for by in BY) + ", false AS is_total"
+        sets = ", ".join(f"(k_{by})" for by in BY)
+    else:
+        keys, select_keys, sets = f"{_KEY_SQL[q.by]} AS key", "key, GROUPING(key) = 1 AS is_total", "(key), ()"
     return f"""
 WITH grid_map AS (SELECT m.unit_grid, m.community FROM unnest($1::text[], $2::text[]) AS m(unit_grid, community)),
 days AS (SELECT d.day, d.before, d.workday FROM unnest($3::date[], $4::float8[], $5::boolean[]) AS d(day, before, workday)),
@@ -191,19 +199,18 @@ late AS (
   WHERE (state = ANY($13::text[]) AND due_at <= $11) OR (state = 'suspended' AND overdue_at IS NOT NULL)),
 facts AS ({_facts(q.parts)}),
 keyed AS (
-  SELECT {_KEY_SQL[q.by]} AS key, f.fact, f.flag, f.data
+  SELECT {keys}, f.fact, f.flag, f.data
   FROM facts f LEFT JOIN cases c ON c.case_id = f.case_id
   LEFT JOIN grid_map g ON g.unit_grid = coalesce(c.unit_grid, f.data->>'unit_grid')
   {report_join})
-SELECT key, GROUPING(key) = 1 AS is_total,
+SELECT {select_keys},
        {counts}
-FROM keyed GROUP BY GROUPING SETS ((key), ())"""
+FROM keyed GROUP BY GROUPING SETS ({sets})"""
 
 
-async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: Query) -> tuple[list[tuple[str | None, dict]], dict]:
-    """[(key, counts)] and the street's total counts of one period."""
+async def _rows(conn: asyncpg.Connection | asyncpg.Pool, q: Query) -> list[asyncpg.Record]:
     grids = sorted(q.grid_community)
-    rows = await conn.fetch(
+    return await conn.fetch(
         figures_sql(q),
         grids, [q.grid_community[g] for g in grids],                     # $1 $2
         list(q.days.days), list(q.days.before), list(q.days.workday),   # $3 $4 $5
@@ -211,14 +218,29 @@ async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: Query) -> tuple[li
         q.period.zone.key, q.now,                                        # $10 $11
         list(SATISFIED_VERDICTS), list(OPEN_WITH_OWNER),                # $12 $13
     )
+
+
+async def figures(conn: asyncpg.Connection | asyncpg.Pool, q: Query) -> tuple[list[tuple[str | None, dict]], dict]:
+    """[(key, counts)] and the street's total counts of one period."""
+    assert q.by != EVERY_BY, "figures_by_every() answers every grouping"
     grouped, total = [], {name: 0 for name in COUNTS}
-    for row in rows:
+    for row in await _rows(conn, q):
         counts = {name: row[name] for name in COUNTS}
         if row["is_total"]:
             total = counts
         else:
             grouped.append((row["key"], counts))
     return grouped, total
+
+
+async def figures_by_every(conn: asyncpg.Connection | asyncpg.Pool, q: Query) -> dict[str, list[tuple[str | None, dict]]]:
+    """{by: [(key, counts)]} of one period for every grouping, in one pass (q.by is EVERY_BY)."""
+    assert q.by == EVERY_BY
+    out: dict[str, list[tuple[str | None, dict]]] = {by: [] for by in BY}
+    for row in await _rows(conn, q):
+        by = next(b for b in BY if row[f"g_{b}"])
+        out[by].append((row[f"k_{by}"], {name: row[name] for name in COUNTS}))
+    return out
 
 
 # ---- the Monday meeting's list --------------------------------------------------------------------
