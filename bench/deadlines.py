@@ -198,6 +198,14 @@ async def run(args: argparse.Namespace) -> int:
         print(f"  supervision up (pid {proc.pid}); the first deadline falls due in "
               f"{(start - datetime.now(timezone.utc)).total_seconds():.1f} s")
 
+        profiler = None
+        if args.profile:
+            # A flame graph of supervision while the deadlines fall due (py-spy samples the running process).
+            out = REPO / "bench" / "profiles" / ("deadlines-supervision.txt" if args.profile == "raw" else "deadlines-supervision.svg")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
+                                         "--duration", str(int(args.seconds)), "--rate", "50", "--output", str(out),
+                                         "--nonblocking", *(["--format", "raw"] if args.profile == "raw" else [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         memory: list[tuple[float, float]] = []
         end = start + timedelta(seconds=args.seconds + args.grace)
         while datetime.now(timezone.utc) < end:
@@ -211,6 +219,9 @@ async def run(args: argparse.Namespace) -> int:
         await asyncio.sleep(1)
         stop.set()
         await asyncio.wait_for(watcher, 10)
+        if profiler is not None:
+            profiler.wait(60)
+            print(f"profile of supervision: {out.relative_to(REPO)}")
 
         rows = await conn.fetch("SELECT case_id, due_at, overdue_at FROM clocks WHERE case_id = ANY($1)", ids)
         db_delay = [(r["overdue_at"] - r["due_at"]).total_seconds() for r in rows if r["overdue_at"]]
@@ -259,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead", type=float, default=15.0, help="seconds from the load to the first deadline (default 15)")
     parser.add_argument("--grace", type=float, default=20.0, help="seconds to wait after the last deadline (default 20)")
     parser.add_argument("--keep", action="store_true", help="keep the schema and topics for a look afterwards")
+    parser.add_argument("--profile", nargs="?", const="svg", choices=("svg", "raw"),
+                        help="record a flame graph of supervision with py-spy into bench/profiles/ (raw: collapsed stacks)")
     args = parser.parse_args(argv)
     return asyncio.run(run(args))
 

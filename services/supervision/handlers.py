@@ -44,6 +44,8 @@ from shared.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 SERVICE = "supervision"
+# The deadline poller's notices: figures of their own day only (went_overdue), no key of the case changed.
+DEADLINE_NOTICES = frozenset({"case.warned", "case.overdue", "case.escalated"})
 CASES_CONSUMER = "supervision:cases"
 UPDATES_CONSUMER = "supervision:task-updates"
 # Owner codes become topic names (wangge.tasks.<owner>): only these characters can.
@@ -124,7 +126,11 @@ class CaseLog:
         await case_store.save_case(uow.conn, envelope.case_id, case_no, fold.state, columns, envelope.occurred_at)
         await case_store.append_history(uow.conn, envelope, fold)
         zone = self._policy.calendar.zone
-        await stats_days.mark_case_days(uow.conn, envelope.case_id, zone.key, now().astimezone(zone).date())
+        today = now().astimezone(zone).date()
+        # The kept days this case's figures are dated by may change (docs/STATISTICS.md, "Kept per day"), except
+        # for the poller's own notices of today: they count on today alone and change no key of the case.
+        if not (envelope.type in DEADLINE_NOTICES and envelope.occurred_at.astimezone(zone).date() == today):
+            await stats_days.mark_case_days(uow.conn, envelope.case_id, zone.key, today)
         if fold.applies:
             await self._follow_clocks(uow, envelope, event, fold)
         return fold
