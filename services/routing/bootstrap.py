@@ -4,6 +4,7 @@ from __future__ import annotations
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
+from services.routing.entrypoints.grids import build_grids_router
 from services.routing.entrypoints.http import build_router
 from services.routing.entrypoints.suggest import build_suggest_router
 from services.routing.handlers import CaseEvents, Dispatcher, ManualDispatch
@@ -27,5 +28,6 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         manage_runtime=manage_runtime,
     )
     app.include_router(build_router(runtime, GridIndexCache(), ManualDispatch(runtime, dispatcher)))
+    app.include_router(build_grids_router(runtime))
     app.include_router(build_suggest_router(runtime))
     return Service(runtime, app)
