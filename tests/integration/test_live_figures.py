@@ -41,7 +41,7 @@ async def running_live(settings: Settings, *, grant_tokens: bool = True) -> Asyn
     await asyncio.wait_for(service.runtime.start(), 60)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+                                           lifespan="off", timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve())
     try:
         await service.runtime.wait_until_consuming(60)

@@ -6,8 +6,11 @@ import logging
 import os
 import sys
 
-from shared.serve import build_and_serve
-from shared.settings import Settings
+import uvicorn
+
+from shared.logs import configure_logging
+from shared.settings import get_settings
+from shared.street import StreetDataError
 from services.supervision.live.bootstrap import build
 from services.supervision.live.streams import LiveOptions
 
@@ -44,10 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    def build_live(settings: Settings):  # noqa: ANN202 — the Service of bootstrap.build
-        return build(settings, options=options)
-
-    return build_and_serve(build_live, "supervision-live", args.port)
+    settings = get_settings()
+    try:
+        live = build(settings, options=options)
+    except StreetDataError as exc:
+        print(f"supervision-live: cannot read the street's data: {exc}", file=sys.stderr)
+        return 1
+    configure_logging("supervision-live", settings.log_level)
+    # The screens' event streams never end by themselves: on SIGTERM they get 3 s, then they are closed.
+    uvicorn.run(live.app, host=settings.http_host, port=args.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=3)
+    return 0
 
 
 if __name__ == "__main__":
