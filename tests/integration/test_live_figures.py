@@ -271,7 +271,16 @@ async def test_a_restarted_live_process_recovers_its_figures_from_the_changelogs
         before = await figures_when(client, base, lambda f: f["open_now"] == 3 and f["overdue_now"] == 1
                                     and grid_row(f, day["grid_b"])["open"] == 0 and f["spikes"])
 
-    # wangge.cases emptied: whatever the new process knows, it can only have read from its changelog topics.
+    # Its state is in its own changelog topics, prefixed like the test's topics…
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await asyncio.wait_for(admin.start(), 20)
+    try:
+        names = set(await asyncio.wait_for(admin.list_topics(), 20))
+    finally:
+        await admin.close()
+    app_id = f"{settings.topic_prefix}wangge-supervision-live"
+    assert {f"{app_id}-{table}-changelog" for table in ("cases", "hourly", "spikes")} <= names
+    # …and with wangge.cases emptied, whatever the new process knows it can only have read from those.
     await empty_topic(settings, Topics(settings.topic_prefix).cases)
     async with running_live(settings, grant_tokens=False) as base, httpx.AsyncClient(timeout=10) as client:
         after = await figures_when(client, base, lambda f: True)
