@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS stats_marks (
     id  bigserial PRIMARY KEY,
     day date NOT NULL
 );
+CREATE INDEX IF NOT EXISTS stats_marks_by_day ON stats_marks (day);
 
 -- Each survey counts once, by its final answer: "is there a later answer?" from an index.
 CREATE INDEX IF NOT EXISTS case_events_surveys ON case_events ((data->>'survey_id'), occurred_at, seq)
