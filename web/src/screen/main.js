@@ -137,11 +137,12 @@ function stop() {
 async function start() {
   $("sign-in").hidden = true;
   running = true;
-  const [grids, categories] = await Promise.all([api("/api/v1/grids", { query: { level: "unit" } }), api("/api/v1/categories")]);
+  const [grids, communities, categories] = await Promise.all([api("/api/v1/grids", { query: { level: "unit" } }),
+    api("/api/v1/grids", { query: { level: "community" } }), api("/api/v1/categories")]);
   screen.geojson = grids;
   for (const f of grids.features) names.grids.set(f.properties.code, f.properties.name);
   for (const c of categories) names.categories.set(c.code, c.name);
-  screen.map ??= createMap($("map"), grids);
+  screen.map ??= createMap($("map"), grids, communities);
   charts ??= { categories: createChart($("chart-category")), hours: createChart($("chart-hour")) };
   emptyFeed($("event-feed"));
   const live = guarded(refreshLive);

@@ -3,6 +3,7 @@
 import * as echarts from "echarts";
 
 export const MAP_NAME = "wangge-unit-grids";
+export const COMMUNITY_MAP = "wangge-communities";
 const NONE = "#15233f";
 const OPEN = ["#1e4f91", "#2f7fd8", "#52a8ff"];
 const LATE = ["#b91c1c", "#ef4444", "#ff7a7a"];
@@ -19,10 +20,14 @@ export function colourOf(row) {
   return NONE;
 }
 
-export function createMap(element, geojson) {
+// The unit grids (series 0, coloured) and, over them, the communities' outlines and names (series 1, see-through).
+// Both maps cover the same street, so the same layout puts them on the same ground.
+export function createMap(element, geojson, communities) {
   echarts.registerMap(MAP_NAME, geojson);
+  echarts.registerMap(COMMUNITY_MAP, communities);
   // SVG: every unit grid is one <path> on the wall, which a test can count.
   const chart = echarts.init(element, null, { renderer: "svg" });
+  const names = new Map(communities.features.map((f) => [f.properties.code, f.properties.name]));
   chart.setOption({
     animation: false,
     series: [{
@@ -37,6 +42,20 @@ export function createMap(element, geojson) {
       emphasis: { disabled: true },
       label: { show: false },
       data: geojson.features.map((f) => ({ name: f.properties.code, value: 0, itemStyle: { areaColor: NONE } })),
+    }, {
+      type: "map",
+      map: COMMUNITY_MAP,
+      nameProperty: "code",
+      roam: false,
+      silent: true,
+      selectedMode: false,
+      layoutCenter: ["50%", "50%"],
+      layoutSize: "98%",
+      itemStyle: { areaColor: "rgba(0,0,0,0)", borderColor: "#9cc3ff", borderWidth: 2.5 },
+      label: { show: true, color: "rgba(200,220,255,0.75)", fontSize: 17,
+        formatter: (p) => names.get(p.name) || "" },
+      emphasis: { disabled: true },
+      data: communities.features.map((f) => ({ name: f.properties.code })),
     }],
   });
   return chart;
