@@ -122,8 +122,15 @@ async def test_the_big_screen_draws_the_street_shows_the_api_numbers_and_takes_e
                               {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
             await browser.get(door.url + "/screen")
             field = await browser.wait_for(lambda d: d.find_element(By.ID, "token"), message="the sign-in box")
+            button = await browser.run(browser.driver.find_element, By.CSS_SELECTOR, "#sign-in-form button")
+            # A wrong credential is told so, and the box stays for the right one.
+            await browser.run(field.send_keys, "not-a-credential")
+            await browser.run(button.click)
+            await browser.wait_for(lambda d: "凭证无效" in d.find_element(By.ID, "sign-in-error").text, 20,
+                                   "a wrong credential told so")
+            await browser.run(field.clear)
             await browser.run(field.send_keys, OPERATOR)
-            await browser.run(browser.driver.find_element(By.CSS_SELECTOR, "#sign-in-form button").click)
+            await browser.run(button.click)
             await browser.wait_for(lambda d: d.execute_script(
                 "return window.wanggeScreen.ready && window.wanggeScreen.refreshes > 0"), 30, "the screen's first figures")
             await browser.wait_for(lambda d: d.find_element(By.ID, "live-state").get_attribute("data-state") == "open",
