@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator
 from zoneinfo import ZoneInfo
 
@@ -49,8 +49,8 @@ async def live_process(settings: Settings) -> AsyncIterator[tuple[Any, int]]:
         await asyncio.wait_for(live.runtime.stop(), 60)
 
 
-def report(point: tuple[float, float], n: int) -> dict[str, Any]:
-    return {"source": "terminal", "external_id": f"bigscreen-{uuid.uuid4().hex[:10]}", "category": "CM04",
+def report(point: tuple[float, float], n: int, category: str = "CM04") -> dict[str, Any]:
+    return {"source": "terminal", "external_id": f"bigscreen-{uuid.uuid4().hex[:10]}", "category": category,
             "description": f"{n}号楼前垃圾箱损坏，垃圾外溢", "location": {"lon": point[0], "lat": point[1]},
             "address": None, "reporter": {"name": "李先生", "phone": "13900001001"}, "coordinator": None,
             "media": [], "observed_at": datetime.now(ZONE).isoformat()}
@@ -109,6 +109,9 @@ async def test_the_big_screen_draws_the_street_shows_the_api_numbers_and_takes_e
             elsewhere = [p for p in points if p[2] not in (first[2], second[2])][::37][:4]
             for n, point in enumerate(elsewhere, start=10):
                 before.append(await submit(client, report(point[:2], n)))
+            # A safety hazard (AQ01: 2 calendar hours, day or night) is due soon whenever the test runs.
+            hazard = await submit(client, report(elsewhere[0][:2], 20, "AQ01"))
+            before.append(hazard)
 
             async def two_open() -> dict[str, Any] | None:
                 numbers = await api_numbers(client)
@@ -154,6 +157,17 @@ async def test_the_big_screen_draws_the_street_shows_the_api_numbers_and_takes_e
             grid = {d["code"]: d for d in drawn["data"]}[first[2]]
             api_grid = next(r for r in api["live"]["unit_grids"] if r["unit_grid"] == first[2])
             assert (grid["open"], grid["overdue"]) == (api_grid["open"], api_grid["overdue"]) and grid["open"] >= 2
+            auth = {"Authorization": f"Bearer {OPERATOR}"}
+            due_soon = (await client.get("/api/v1/cases", headers=auth, params={
+                "overdue": "false", "due_before": (datetime.now(ZONE) + timedelta(hours=4)).isoformat()})).json()["cases"]
+            assert hazard in {c["case_no"] for c in due_soon}
+            await browser.wait_for(lambda d: hazard in [li.get_attribute("data-case-no") for li in
+                                                        d.find_elements(By.CSS_SELECTOR, "#due-soon-list li")],
+                                   20, "the hazard in the due-soon list")
+            overdue = (await client.get("/api/v1/cases", headers=auth, params={"overdue": "true"})).json()["cases"]
+            shown_overdue = await browser.script(
+                "return [...document.querySelectorAll('#overdue-list li[data-case-no]')].map(li => li.dataset.caseNo)")
+            assert shown_overdue == [c["case_no"] for c in sorted(overdue, key=lambda c: c["due_at"])][:4]
             ranking_rows = await browser.script("return document.querySelectorAll('#rank-communities tr').length")
             assert ranking_rows == min(6, len(demo_street.level("community")))
             await browser.screenshot("before")
