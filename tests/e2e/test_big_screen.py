@@ -191,6 +191,5 @@ async def test_the_big_screen_draws_the_street_shows_the_api_numbers_and_takes_e
             pushed = await browser.script("return window.wanggeScreen.events")
             for event in pushed:
                 assert "reporter" not in event and "phone" not in event and "description" not in event
-            assert set(before) <= {e["case_no"] for e in pushed} | set(before)
             await asyncio.sleep(0.5)  # the highlight of the newest event fades in
             await browser.screenshot("after-report")

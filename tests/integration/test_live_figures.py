@@ -65,7 +65,7 @@ async def _until(condition: Any) -> None:
 class Cases:
     """Case events as the services put them on wangge.cases."""
 
-    def __init__(self, settings: Settings, street: Street):
+    def __init__(self, settings: Settings):
         self.bootstrap = settings.kafka_bootstrap
         self.topic = Topics(settings.topic_prefix).cases
         self.sent: list[Envelope] = []
@@ -173,7 +173,7 @@ async def read_events(base: str, into: list[dict[str, Any]], raw: list[bytes], o
 
 async def test_case_events_become_live_figures_metrics_and_a_pushed_stream(isolated, demo_street):
     settings = isolated
-    cases = Cases(settings, demo_street)
+    cases = Cases(settings)
     async with running_live(settings) as base, httpx.AsyncClient(timeout=10) as client:
         events: list[dict[str, Any]] = []
         raw: list[bytes] = []
@@ -265,7 +265,7 @@ async def empty_topic(settings: Settings, topic: str) -> None:
 
 async def test_a_restarted_live_process_recovers_its_figures_from_the_changelogs(isolated, demo_street):
     settings = isolated
-    cases = Cases(settings, demo_street)
+    cases = Cases(settings)
     async with running_live(settings) as base, httpx.AsyncClient(timeout=10) as client:
         day = await street_day(cases, demo_street)
         before = await figures_when(client, base, lambda f: f["open_now"] == 3 and f["overdue_now"] == 1
