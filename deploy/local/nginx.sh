@@ -84,6 +84,7 @@ PY
 
 start() {
   install
+  "$REPO/deploy/local/web.sh" build   # well under a second: the pages served are always the checkout's
   local pid
   if pid=$(running_pid); then
     render "$PREFIX"
@@ -91,7 +92,6 @@ start() {
     say "running (pid $pid) on http://127.0.0.1:$FRONT_PORT, config reloaded"
     return 0
   fi
-  "$REPO/deploy/local/web.sh" build   # well under a second: the pages served are always the checkout's
   render "$PREFIX"
   "$(nginx_bin)" -p "$PREFIX" -c "$PREFIX/nginx.conf" -e "$PREFIX/logs/error.log" \
     || die "nginx did not start (is port $FRONT_PORT taken? log: $PREFIX/logs/error.log)"
