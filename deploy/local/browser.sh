@@ -15,7 +15,9 @@ missing() {
   local m=()
   command -v chromium >/dev/null || m+=(chromium)
   command -v chromedriver >/dev/null || m+=(chromium-driver)
-  fc-list 2>/dev/null | grep -qi 'wqy\|noto sans cjk' || m+=(fonts-wqy-zenhei)
+  # A font with Chinese glyphs: any of Debian's CJK font packages will do.
+  dpkg-query -W -f='${Status}\n' fonts-wqy-zenhei fonts-noto-cjk fonts-wqy-microhei 2>/dev/null \
+    | grep -q 'install ok installed' || m+=(fonts-wqy-zenhei)
   echo "${m[@]}"
 }
 
