@@ -16,8 +16,10 @@ missing() {
   command -v chromium >/dev/null || m+=(chromium)
   command -v chromedriver >/dev/null || m+=(chromium-driver)
   # A font with Chinese glyphs: any of Debian's CJK font packages will do.
-  dpkg-query -W -f='${Status}\n' fonts-wqy-zenhei fonts-noto-cjk fonts-wqy-microhei 2>/dev/null \
-    | grep -q 'install ok installed' || m+=(fonts-wqy-zenhei)
+  # (captured first: under pipefail, dpkg-query's "not found" for the others would fail the pipe)
+  local fonts
+  fonts=$(dpkg-query -W -f='${Status}\n' fonts-wqy-zenhei fonts-noto-cjk fonts-wqy-microhei 2>/dev/null || true)
+  [[ $fonts == *"install ok installed"* ]] || m+=(fonts-wqy-zenhei)
   echo "${m[@]}"
 }
 

@@ -25,7 +25,8 @@ missing() {
 }
 
 has_cjk_font() {
-  fc-list :lang=zh family 2>/dev/null | grep -q .
+  # (not `fc-list | grep -q .`: under pipefail, grep leaving early can fail the pipe with SIGPIPE)
+  [[ -n $(fc-list :lang=zh family 2>/dev/null || true) ]]
 }
 
 install() {
