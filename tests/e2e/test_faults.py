@@ -183,8 +183,22 @@ async def test_killing_each_service_the_broker_and_postgres_loses_and_doubles_no
         conn = await asyncpg.connect(base_settings.database_url)
         try:
             cases = await conn.fetch(f'SELECT case_id::text AS case_id, case_no, external_id FROM "{schemas}intake".reports')
-            supervised = await conn.fetchval(
-                f"""SELECT count(*) FROM "{schemas}supervision".cases WHERE state = 'dispatched'""")
+
+            # Supervision folds the same events on its own consumer group, which may still be catching up after
+            # its restart, the broker's and PostgreSQL's (its group rejoins, its backoff runs out): wait for it.
+            async def supervised_count() -> int:
+                while True:
+                    count = await conn.fetchval(
+                        f"""SELECT count(*) FROM "{schemas}supervision".cases WHERE state = 'dispatched'""")
+                    if count >= REPORTS:
+                        return count
+                    await asyncio.sleep(0.5)
+
+            try:
+                supervised = await asyncio.wait_for(supervised_count(), 180)
+            except TimeoutError:
+                supervised = await conn.fetchval(
+                    f"""SELECT count(*) FROM "{schemas}supervision".cases WHERE state = 'dispatched'""")
         finally:
             await conn.close()
         assert sorted(c["external_id"] for c in cases) == external_ids  # every report one case, none twice
