@@ -146,3 +146,13 @@ def test_the_run_wide_log_scan_finds_a_number_the_services_handler_would_let_thr
     masked = PhoneScan()  # the services' own handler: nothing gets through
     masked.emit(logging.LogRecord("svc", logging.INFO, __file__, 1, "resident %s", ("139 0000 1001",), None))
     assert masked.leaks == [] and masked.scanned == 1
+
+
+def test_the_scan_finds_phones_however_written_but_not_in_ids():
+    for text in ("请拨13900001001", "+86 139 0000 1001", "+86-139-0000-1001", "tel:139-0000-1001。"):
+        assert FULL_MOBILE.search(text), text
+    # The digits of a UUID can spell 1[3-9]+9 digits across its dashes; an id is not a resident's phone.
+    for ids in ("5ed16137-1964-4000-8139-138000010010", "9f0e1391-2345-4678-9012-abcdefabcdef",
+                "139000010010139000010010aaaaaaaa"):
+        assert not FULL_MOBILE.search(f"update {ids} done"), ids
+    assert FULL_MOBILE.search("id 5ed16137-1964-4000-8139-0123456789ab, resident 13900001001")
