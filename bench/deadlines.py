@@ -21,7 +21,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,28 +38,14 @@ import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
+from bench.support import cleanup, free_port, pct  # noqa: E402
 from shared.migrate import migrate_all  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.street import load_street  # noqa: E402
 from shared.topics import Topics, ensure_topics  # noqa: E402
 
 CHUNK = 50_000
-
-
-def pct(values: list[float], p: float) -> float:
-    """The p-th percentile (nearest rank) of seconds, in milliseconds."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:
@@ -138,23 +123,6 @@ async def watch_overdue(bootstrap: str, topic: str, seen: dict[str, list[float]]
                         seen.setdefault(event["case_id"], []).append(arrived)
     finally:
         await consumer.stop()
-
-
-async def cleanup(settings, topics: Topics) -> None:
-    """Drop this run's schema and topics."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("supervision")}" CASCADE')
-    finally:
-        await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(topics.prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 async def run(args: argparse.Namespace) -> int:

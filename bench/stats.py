@@ -20,7 +20,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,10 +36,10 @@ os.environ["WANGGE_TOPIC_PREFIX"] = f"bench{TAG}."
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from shared.contracts import cases as c  # noqa: E402
 from shared.contracts.common import TimeLimit  # noqa: E402
+from bench.support import cleanup, free_port  # noqa: E402
 from shared.migrate import migrate_all  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.street import load_street  # noqa: E402
@@ -196,28 +195,6 @@ async def load(conn: asyncpg.Connection, n: int, first: datetime, now: datetime,
     await conn.execute("VACUUM ANALYZE case_events")
     await conn.execute("VACUUM ANALYZE cases")
     return events
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def cleanup(settings, topics: Topics) -> None:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.schema("supervision")}" CASCADE')
-    finally:
-        await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(topics.prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -5,15 +5,7 @@ export const STATES = {
   explained: "解释说明待核查", closed: "已结案", reopened: "重新办理",
 };
 
-export const EVENTS = {
-  "case.reported": "上报", "case.accepted": "立案", "case.classified": "分类", "case.located": "定位",
-  "case.rejected": "不予受理", "case.merged": "合并", "case.dispatched": "派遣", "case.returned": "回退",
-  "case.signed": "签收", "case.progress-reported": "处置进展", "case.resolved": "处置完成",
-  "case.explained": "解释说明", "case.suspended": "挂起", "case.resumed": "恢复办理",
-  "case.extension-requested": "申请延期", "case.extension-decided": "延期审批", "case.warned": "催办",
-  "case.overdue": "超期", "case.escalated": "升级督办", "case.reworked": "核查不通过·返工", "case.closed": "结案",
-  "case.survey-answered": "回访评价", "case.reopened": "重新办理", "case.personal-data-erased": "个人信息已删除",
-};
+export { EVENTS } from "../common/labels.js";
 
 export const CLOCKS = { dispatch: "受理派遣", sign: "签收", handling: "处置", check: "核查" };
 export const CLOCK_STATES = { running: "计时中", stopped: "已停止", suspended: "已挂起" };
