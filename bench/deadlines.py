@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 
-from bench.support import cleanup, free_port, pct  # noqa: E402
+from bench.support import cleanup, free_port, pct, stop_process  # noqa: E402
 from shared.migrate import migrate_all  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.street import load_street  # noqa: E402
@@ -214,12 +213,7 @@ async def run(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     finally:
         stop.set()
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
         await conn.close()
         if not args.keep:
             await cleanup(settings, topics)

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import orjson  # noqa: E402
 
 from shared.contracts import cases as c  # noqa: E402
 from shared.contracts.common import TimeLimit  # noqa: E402
-from bench.support import cleanup, free_port  # noqa: E402
+from bench.support import cleanup, free_port, stop_process  # noqa: E402
 from shared.migrate import migrate_all  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from shared.street import load_street  # noqa: E402
@@ -289,12 +288,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"goal: every figure of a year within 1000 ms → {'PASS' if ok else 'FAIL'} (slowest {worst * 1000:.0f} ms)")
         return 0 if ok else 1
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
         await conn.close()
         if not args.keep:
             await cleanup(settings, topics)

@@ -1,7 +1,9 @@
 """What the benchmarks share: percentiles, a free loopback port, and dropping a run's own schema and topics."""
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -40,3 +42,14 @@ async def cleanup(settings: Settings, topics: Topics, service: str = "supervisio
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float = 20) -> None:
+    """SIGTERM a service the benchmark started, SIGKILL after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -33,6 +33,22 @@ class _ConsumerSpec:
     types: frozenset[str] | None
 
 
+async def infrastructure_checks(pool: asyncpg.Pool, producer: Producer) -> dict[str, str]:
+    """{'postgres': 'ok' | reason, 'kafka': 'ok' | reason}: whether each answers now (within 3 s)."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), 3)
+        checks["postgres"] = "ok"
+    except Exception as exc:  # noqa: BLE001 — reported, not raised
+        checks["postgres"] = f"unreachable: {exc}"
+    try:
+        await asyncio.wait_for(producer.ping(), 3)
+        checks["kafka"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["kafka"] = f"unreachable: {exc}"
+    return checks
+
+
 class ServiceRuntime:
     """Owns a service's connections and background loops; started and stopped as one."""
 
@@ -121,17 +137,7 @@ class ServiceRuntime:
     async def check_ready(self) -> dict[str, str]:
         """Whether PostgreSQL and Kafka answer now and no consumer is stalled: {'postgres': 'ok'|reason,
         'kafka': …, 'consumers': 'ok' | 'stalled <topic>[p] lag N for S s; …'}."""
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 3)
-            checks["postgres"] = "ok"
-        except Exception as exc:  # noqa: BLE001 — reported, not raised
-            checks["postgres"] = f"unreachable: {exc}"
-        try:
-            await asyncio.wait_for(self.producer.ping(), 3)
-            checks["kafka"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["kafka"] = f"unreachable: {exc}"
+        checks = await infrastructure_checks(self.pool, self.producer)
         checks["consumers"] = self.stalled_consumers()
         return checks
 

@@ -18,6 +18,7 @@ from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
+from shared.runtime import infrastructure_checks
 from shared.settings import Settings
 from shared.topics import Topics
 from services.supervision.live.streams import LiveStreams
@@ -82,17 +83,7 @@ class LiveRuntime:
 
     async def check_ready(self) -> dict[str, str]:
         """PostgreSQL and Kafka answer, the faust app runs and has recovered its tables."""
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 3)
-            checks["postgres"] = "ok"
-        except Exception as exc:  # noqa: BLE001 — reported, not raised
-            checks["postgres"] = f"unreachable: {exc}"
-        try:
-            await asyncio.wait_for(self.producer.ping(), 3)
-            checks["kafka"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["kafka"] = f"unreachable: {exc}"
+        checks = await infrastructure_checks(self.pool, self.producer)
         recovery: Any = self.streams.app.tables.recovery
         if not self.streams.running:
             checks["streams"] = "the faust app is not running"
