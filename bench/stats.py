@@ -28,7 +28,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[1]
-TAG = uuid.uuid4().hex[:6]
+
+
+def _reused_tag(argv: list[str]) -> str | None:
+    """The run tag given with --reuse (read before the imports below, which fix the prefixes)."""
+    for i, arg in enumerate(argv):
+        if arg == "--reuse" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--reuse="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+TAG = _reused_tag(sys.argv) or uuid.uuid4().hex[:6]
 os.environ["WANGGE_SCHEMA_PREFIX"] = f"bench{TAG}_"
 os.environ["WANGGE_TOPIC_PREFIX"] = f"bench{TAG}."
 
@@ -216,8 +228,13 @@ async def run(args: argparse.Namespace) -> int:
     proc = None
     try:
         t0 = time.monotonic()
-        events = await load(conn, args.cases, first, now, street)
-        print(f"  loaded {events:,} events in {time.monotonic() - t0:.0f} s")
+        if args.reuse:
+            events = await conn.fetchval("SELECT count(*) FROM case_events")
+            args.cases = await conn.fetchval("SELECT count(*) FROM cases")
+            print(f"  reusing {args.cases:,} cases and {events:,} events of run {TAG}")
+        else:
+            events = await load(conn, args.cases, first, now, street)
+            print(f"  loaded {events:,} events in {time.monotonic() - t0:.0f} s")
         token = f"bench-operator-{TAG}"
         port = free_port()
         env = dict(os.environ, WANGGE_SUPERVISION_PORT=str(port), WANGGE_LOG_LEVEL="WARNING", WANGGE_STATS_KEEP_SECONDS="1")
@@ -290,7 +307,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         stop_process(proc)
         await conn.close()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             await cleanup(settings, topics)
             print(f"(dropped schema {settings.schema('supervision')} and topics {topics.prefix}*)")
 
@@ -305,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=365, help="the cases' days, ending today (default 365)")
     parser.add_argument("--repeat", type=int, default=3, help="ask each question this often, keep the best (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the schema and topics for a look afterwards")
+    parser.add_argument("--reuse", metavar="TAG", help="ask again over the history a --keep run left (its tag, "
+                                                         "printed first); nothing is loaded, nothing dropped")
     args = parser.parse_args(argv)
     return asyncio.run(run(args))
 

@@ -7,6 +7,7 @@ period. The refresher (a worker) keeps past days and counts again the days that 
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from datetime import date, datetime, timedelta
@@ -93,14 +94,18 @@ class StreetFigures:
                 for name in stats.COUNTS:
                     into[name] += int(counts.get(name) or 0)
 
-        add(await stats_days.summed(pool, by, kept))
         kept_set = set(kept)
         every_day = [period.first + timedelta(days=i) for i in range((period.last - period.first).days + 1)]
-        for first, last in _runs([d for d in every_day if d not in kept_set]):
-            grouped, _ = await sql.figures(pool, self.query(stats.Period(first, last, self._zone), by, "period", at))
+        # The kept sum, the stretches counted from the events and overdue now: independent statements, each on
+        # a connection of its own, so that PostgreSQL answers them side by side.
+        stretches = [sql.figures(pool, self.query(stats.Period(first, last, self._zone), by, "period", at))
+                     for first, last in _runs([d for d in every_day if d not in kept_set])]
+        summed, live_now, *counted_stretches = await asyncio.gather(
+            stats_days.summed(pool, by, kept), sql.figures(pool, self.query(period, by, "now", at)), *stretches)
+        add(summed)
+        for grouped, _ in counted_stretches:
             add(grouped)
-        grouped, _ = await sql.figures(pool, self.query(period, by, "now", at))
-        add(grouped)
+        add(live_now[0])
         rows = list(per_key.items())  # a key with nothing counted stays, as the one statement leaves it
         total = dict.fromkeys(stats.COUNTS, 0)
         for _, counts in rows:
@@ -146,8 +151,6 @@ class StreetFigures:
 
 def figures_loop(figures: StreetFigures, seconds: float) -> Callable[[], Any]:
     """A worker for ServiceRuntime.worker: keep days every `seconds`, at once again while there is a backlog."""
-    import asyncio
-
     from shared.errors import describe, is_transient
 
     async def run() -> None:

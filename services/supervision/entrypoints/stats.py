@@ -3,6 +3,8 @@ Operators and admins; JSON, or CSV (UTF-8 with a BOM, a header row) with format=
 docs/STATISTICS.md."""
 from __future__ import annotations
 
+import asyncio
+
 from datetime import date
 from typing import Any, Literal
 
@@ -275,8 +277,8 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
     ) -> Any:
         """The year: cases received, closed and the share closed, for the street, by category and by community."""
         period = period_of(stats.year_period, year, zone)
-        categories, total, _ = await counted(period, "category")
-        communities, _total, _ = await counted(period, "community")
+        (categories, total, _), (communities, _total, _) = await asyncio.gather(
+            counted(period, "category"), counted(period, "community"))
 
         def line(row: dict[str, Any]) -> dict[str, Any]:
             return {"key": row["key"], "name": row["name"], "received": row["received"], "closed": row["closed"],
