@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.domain import open311
 from services.intake.entrypoints.cases import router as cases_router
 from services.intake.entrypoints.http import router
@@ -21,7 +22,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     """The intake service, ready to start."""
     runtime = ServiceRuntime("intake", settings, MIGRATIONS)
     street = load_street(settings.street_dir)
-    intake = Intake(runtime, GridLocator(street), set(street.categories),
+    intake = Intake(runtime, CaseNumbers(lambda: runtime.pool), GridLocator(street), set(street.categories),
                     frozenset(grid.code for grid in street.level("unit")))
     runtime.consume([runtime.topics.reports], intake.on_report_message)
     # Only to know when its cases close or reopen (Open311's open/closed; no merge into a closed case).

@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from services.intake.adapters import repository
+from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.adapters.repository import CaseRow, StoredCase
 from services.intake.domain import held
 from services.intake.domain.assessment import Assessed, Locator, Rejected, assess
@@ -39,9 +40,11 @@ class ReportRejected(ValueError):
 
 @dataclass(frozen=True)
 class Intake:
-    """The handlers and what they need: the runtime and the street's geography, unit grids and categories."""
+    """The handlers and what they need: the runtime, the case numbers and the street's geography, unit grids
+    and categories."""
 
     runtime: ServiceRuntime
+    numbers: CaseNumbers
     locator: Locator
     categories: set[str]
     unit_grids: frozenset[str] = frozenset()
@@ -55,10 +58,16 @@ class Intake:
         Returns (case, created). Raises ReportRejected when the report cannot be a case.
         """
         outcome = self._assess(report)
+        received = now()
+        # Taken before the unit of work holds a connection: a block's reservation needs one of its own.
+        sequence = await self.numbers.take(received.date())
+        used = False
         try:
             async with self.runtime.uow() as uow:
-                result = await self._store(report, outcome, uow, via=via, client=client)
+                result = await self._store(report, outcome, uow, via=via, client=client,
+                                           numbered=(received, sequence))
                 await uow.commit()
+                used = result[1]
                 return result
         except asyncpg.UniqueViolationError:
             # The same report arrived twice at the same moment (two instances, or HTTP and Kafka):
@@ -69,6 +78,9 @@ class Intake:
             if existing is None:
                 raise
             return existing, False
+        finally:
+            if not used:
+                self.numbers.give_back(received.date(), sequence)
 
     def _assess(self, report: ReportSubmitted) -> Assessed:
         outcome = assess(report, self.locator, self.categories)
@@ -77,7 +89,10 @@ class Intake:
         return outcome
 
     async def _store(self, report: ReportSubmitted, outcome: Assessed, uow: UnitOfWork, *, via: str,
-                     client: str | None, event_id: str | None = None) -> tuple[StoredCase, bool]:
+                     client: str | None, event_id: str | None = None,
+                     numbered: tuple[datetime, int] | None = None) -> tuple[StoredCase, bool]:
+        """Store the report as a new case (received at, with the day's number `numbered`, or now with the next
+        number), or return the case already made of it."""
         if event_id is not None:
             # Recorded with the effect; a replayed event finds its case just below.
             await uow.claim(REPORTS_CONSUMER, event_id)
@@ -85,9 +100,12 @@ class Intake:
                                                    client=client)
         if existing is not None:
             return existing, False
-        received = now()
+        if numbered is None:
+            received = now()
+            numbered = (received, await self.numbers.take(received.date()))
+        received, sequence = numbered
         case_id = str(uuid.uuid4())
-        case_no = format_case_no(received.date(), await repository.next_case_no_sequence(uow.conn, received.date()))
+        case_no = format_case_no(received.date(), sequence)
         state = "accepted" if outcome.accepted else "reported"
         masked = masked_reporter(report.reporter)
         await repository.insert_report(uow.conn, {

@@ -156,3 +156,10 @@ def test_a_duplicate_follows_only_another_open_case():
             held.ensure_mergeable(duplicate, _held(state=state), "20261127-0001")
     with pytest.raises(WrongState, match="accepted"):
         held.ensure_mergeable(_held(state="accepted"), target, target.case_no)
+
+
+def test_a_case_number_block_is_a_second_of_reports_one_at_a_street_s_pace_and_bounded_in_a_burst():
+    from services.intake.domain.case_numbers import LARGEST_BLOCK, block_size
+    assert block_size(0) == 1 and block_size(1) == 1  # a report every few minutes: a restart leaves no gap
+    assert block_size(37) == 37
+    assert block_size(5000) == LARGEST_BLOCK

@@ -55,15 +55,6 @@ async def find_by_sender(conn: asyncpg.Connection, source: str, external_id: str
     return _stored(row) if row else None
 
 
-async def next_case_no_sequence(conn: asyncpg.Connection, day: date) -> int:
-    """The next number of the day; the row lock serialises concurrent reports of that day."""
-    return await conn.fetchval(
-        """INSERT INTO case_numbers(day, last) VALUES ($1, 1)
-           ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last""",
-        day,
-    )
-
-
 async def insert_report(conn: asyncpg.Connection, values: dict) -> None:
     """Store a new case as reported (or accepted)."""
     columns = ", ".join(values)
