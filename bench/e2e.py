@@ -15,21 +15,27 @@ import asyncio
 import os
 import random
 import re
+import signal
+import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.support import pct
 from shared.contracts import Envelope
 from shared.settings import get_settings
 from shared.street import load_street
 from shared.topics import Topics
 
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = REPO / "bench" / "profiles"
 SERVICE_PORTS = {"intake": 8101, "routing": 8102, "supervision": 8103, "notify": 8104}
 
 
@@ -46,14 +52,6 @@ class Trace:
     reply_at: float | None = None
     reply_seen: float | None = None
     stamps: dict[str, float] = field(default_factory=dict)
-
-
-def pct(values: list[float], p: float) -> float:
-    """The p-th percentile (nearest rank) in milliseconds."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] * 1000
 
 
 def make_reports(n: int, run: str) -> list[Envelope]:
@@ -93,10 +91,9 @@ async def scrape_handler_seconds() -> dict[str, tuple[float, float]]:
     return totals
 
 
-def cpu_by_component() -> dict[str, float]:
-    """CPU seconds used so far by each part of the running system, read from /proc (Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
+def system_processes() -> list[tuple[str, int, list[str]]]:
+    """(component, pid, stat fields after the name) of each process of the running system, from /proc (Linux)."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -115,12 +112,48 @@ def cpu_by_component() -> dict[str, float]:
             name = m[1].split(".")[-1]
         else:
             continue
+        found.append((name, int(entry), fields))
+    return found
+
+
+def cpu_by_component() -> dict[str, float]:
+    """CPU seconds used so far by each part of the running system."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for name, _, fields in system_processes():
         # utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return totals
 
 
-async def run(n: int, timeout: float, rate: float) -> int:
+def start_profiles(label: str) -> list[tuple[subprocess.Popen, Path]]:
+    """py-spy recording each service (and the SMS sink) until stop_profiles: flame graphs in bench/profiles/."""
+    spy = Path(sys.executable).with_name("py-spy")
+    PROFILES.mkdir(exist_ok=True)
+    running = []
+    for name, pid, _ in system_processes():
+        if name in ("kafka", "postgresql", "e2e"):
+            continue
+        out = PROFILES / f"e2e-{label}-{name}.svg"
+        proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--output", str(out), "--nonblocking",
+                                 "--rate", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        running.append((proc, out))
+    return running
+
+
+def stop_profiles(running: list[tuple[subprocess.Popen, Path]]) -> None:
+    """Stop the recordings (py-spy writes its flame graph on SIGINT) and say where they are."""
+    for proc, _ in running:
+        proc.send_signal(signal.SIGINT)
+    for proc, out in running:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print(f"  flame graph: {out.relative_to(REPO)}" if out.exists() else f"  no flame graph written to {out}")
+
+
+async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False) -> int:
     settings = get_settings()
     topics = Topics(settings.topic_prefix)
     run_id = uuid.uuid4().hex[:6]
@@ -141,6 +174,7 @@ async def run(n: int, timeout: float, rate: float) -> int:
             break
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
+    profiles = start_profiles(profile) if profile else []
 
     done_tasks = done_replies = 0
     started = time.perf_counter()
@@ -194,6 +228,9 @@ async def run(n: int, timeout: float, rate: float) -> int:
     await sender
     await producer.stop()
     await consumer.stop()
+    if profiles:
+        print("profiles (py-spy, 50 samples/s, while the reports went through):")
+        stop_profiles(profiles)
     elapsed_tasks = max((t.task_seen for t in traces.values() if t.task_seen), default=started) - started
     elapsed_replies = max((t.reply_seen for t in traces.values() if t.reply_seen), default=started) - started
     after = await scrape_handler_seconds()
@@ -227,6 +264,15 @@ async def run(n: int, timeout: float, rate: float) -> int:
     used = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
     for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<14} {seconds:7.2f} s   {1000 * seconds / max(done_tasks, 1):6.2f} ms per case")
+    total = sum(used.values())
+    print(f"  {'all':<14} {total:7.2f} s   {1000 * total / max(done_tasks, 1):6.2f} ms per case (goal ≤ 1 ms)")
+    if baselines:
+        from bench.baselines import measure, print_baselines
+
+        print("\nbeside this machine's own figures, measured now (bench/baselines.py):")
+        print(f"  wangge      {done_tasks / elapsed_tasks if elapsed_tasks else 0:9,.0f} cases/s to the owner's topic "
+              f"(≈ 10 messages and a handful of rows each; goal ≥ 2,000)")
+        print_baselines(await measure())
     return 0 if done_tasks == n else 1
 
 
@@ -238,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds (default 300)")
     parser.add_argument("--rate", type=float, default=0,
                         help="reports per second (default 0: all at once, to measure throughput)")
+    parser.add_argument("--profile", metavar="LABEL",
+                        help="record each service with py-spy into bench/profiles/e2e-LABEL-<service>.svg")
+    parser.add_argument("--baselines", action="store_true",
+                        help="afterwards, measure PostgreSQL (pgbench) and Kafka (its producer) alone and print them beside")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.reports, args.timeout, args.rate))
+    return asyncio.run(run(args.reports, args.timeout, args.rate, args.profile, args.baselines))
 
 
 if __name__ == "__main__":
