@@ -108,7 +108,7 @@ def system_processes() -> list[tuple[str, int, list[str]]]:
             name = "kafka"
         elif cmdline.startswith("postgres"):
             name = "postgresql"
-        elif m := re.search(r"-m (services\.\w+|deploy\.local\.sms_sink|bench\.e2e)", cmdline):
+        elif m := re.search(r"-m (services\.[\w.]+|deploy\.local\.sms_sink|bench\.e2e)", cmdline):  # …supervision.live: live
             name = m[1].split(".")[-1]
         else:
             continue
@@ -126,17 +126,19 @@ def cpu_by_component() -> dict[str, float]:
     return totals
 
 
-def start_profiles(label: str) -> list[tuple[subprocess.Popen, Path]]:
-    """py-spy recording each service (and the SMS sink) until stop_profiles: flame graphs in bench/profiles/."""
+def start_profiles(label: str, form: str = "svg") -> list[tuple[subprocess.Popen, Path]]:
+    """py-spy recording each service (and the SMS sink) until stop_profiles: flame graphs in bench/profiles/
+    (form raw: collapsed stacks, a line per stack with its samples, to add up)."""
     spy = Path(sys.executable).with_name("py-spy")
     PROFILES.mkdir(exist_ok=True)
     running = []
     for name, pid, _ in system_processes():
         if name in ("kafka", "postgresql", "e2e"):
             continue
-        out = PROFILES / f"e2e-{label}-{name}.svg"
+        out = PROFILES / f"e2e-{label}-{name}.{'txt' if form == 'raw' else 'svg'}"
         proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--output", str(out), "--nonblocking",
-                                 "--rate", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 "--rate", "50", "--format", "raw" if form == "raw" else "flamegraph"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running.append((proc, out))
     return running
 
@@ -153,7 +155,8 @@ def stop_profiles(running: list[tuple[subprocess.Popen, Path]]) -> None:
         print(f"  flame graph: {out.relative_to(REPO)}" if out.exists() else f"  no flame graph written to {out}")
 
 
-async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False) -> int:
+async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False,
+              profile_format: str = "svg") -> int:
     settings = get_settings()
     topics = Topics(settings.topic_prefix)
     run_id = uuid.uuid4().hex[:6]
@@ -174,7 +177,7 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
             break
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5)
     await producer.start()
-    profiles = start_profiles(profile) if profile else []
+    profiles = start_profiles(profile, profile_format) if profile else []
 
     done_tasks = done_replies = 0
     started = time.perf_counter()
@@ -288,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="record each service with py-spy into bench/profiles/e2e-LABEL-<service>.svg")
     parser.add_argument("--baselines", action="store_true",
                         help="afterwards, measure PostgreSQL (pgbench) and Kafka (its producer) alone and print them beside")
+    parser.add_argument("--profile-format", choices=("svg", "raw"), default="svg",
+                        help="svg flame graphs (default), or raw collapsed stacks (.txt) to add up")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.reports, args.timeout, args.rate, args.profile, args.baselines))
+    return asyncio.run(run(args.reports, args.timeout, args.rate, args.profile, args.baselines, args.profile_format))
 
 
 if __name__ == "__main__":

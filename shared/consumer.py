@@ -263,13 +263,21 @@ class EventConsumer:
     # ---- handling ----------------------------------------------------------------------------
 
     async def _handle_partition(self, records: list[ConsumerRecord]) -> None:
-        """One unit of work for the partition's batch, one savepoint per message, one commit.
+        """One unit of work for the partition's batch, one commit.
 
-        Should the batch fail for a reason that is not an outage (its commit refused, say), each
-        message is tried again in a transaction of its own, so only the culprit is set aside.
+        First without savepoints (two round trips per message saved); should a handler fail, nothing of
+        that attempt is kept and the batch is handled again with a savepoint per message, so that the
+        failing message takes only its own effects with it (and is retried, then set aside). Should the
+        batch fail for a reason that is not an outage (its commit refused, say), each message is tried
+        again in a transaction of its own, so only the culprit is set aside.
         """
         try:
-            rejections = await self._in_one_transaction(records)
+            try:
+                rejections = await self._in_one_transaction(records, careful=False)
+            except _HandlerFailed as failed:
+                log.info("%s[%d]: %s; the batch of %d again, a savepoint per message", records[0].topic,
+                         records[0].partition, failed, len(records))
+                rejections = await self._in_one_transaction(records, careful=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — not an outage (those are retried inside)
@@ -288,20 +296,20 @@ class EventConsumer:
         for rejection in rejections:
             await self._reject(*rejection)
 
-    async def _in_one_transaction(self, records: list[ConsumerRecord]) -> list["_Rejection"]:
+    async def _in_one_transaction(self, records: list[ConsumerRecord], *, careful: bool) -> list["_Rejection"]:
         backoff = Backoff(self._backoff, self._backoff_cap)
         while True:
             rejections: list[_Rejection] = []
             try:
                 async with UnitOfWork(self._pool) as uow:
                     for record in records:
-                        rejection = await self._handle_record(record, uow)
+                        rejection = await self._handle_record(record, uow, careful)
                         if rejection is not None:
                             rejections.append(rejection)
                         self._touched(TopicPartition(record.topic, record.partition))
                     await uow.commit()
                 return rejections
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, _HandlerFailed):
                 raise
             except Exception as exc:  # noqa: BLE001 — classified
                 if not is_transient(exc):
@@ -312,7 +320,7 @@ class EventConsumer:
                             records[0].topic, describe(exc), len(records))
                 await backoff.wait()
 
-    async def _handle_record(self, record: ConsumerRecord, uow: UnitOfWork) -> "_Rejection | None":
+    async def _handle_record(self, record: ConsumerRecord, uow: UnitOfWork, careful: bool) -> "_Rejection | None":
         envelope_or_rejection = self._read(record)
         if not isinstance(envelope_or_rejection, Envelope):
             return envelope_or_rejection
@@ -325,6 +333,22 @@ class EventConsumer:
             parse_event(envelope)  # the data fits its type (upcast to the current version)
         except InvalidMessage as exc:
             return (record, exc.reason, exc.errors, "invalid-content")
+        if not careful:
+            started = time.perf_counter()
+            token = _current_record.set(record)
+            try:
+                await self._handler(envelope, uow)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
+                if is_transient(exc):
+                    raise  # the whole batch waits for the infrastructure
+                raise _HandlerFailed(f"{envelope.type} {envelope.id} failed ({describe(exc)})") from exc
+            finally:
+                _current_record.reset(token)
+            HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
+            uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
+            return None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             started = time.perf_counter()
             token = _current_record.set(record)
@@ -426,6 +450,10 @@ class EventConsumer:
 
 
 _Rejection = tuple[ConsumerRecord, str, list[dict[str, Any]], str]
+
+
+class _HandlerFailed(Exception):
+    """A handler failed in a batch handled without savepoints: that attempt is rolled back, not committed."""
 
 
 def _record_key(key: bytes | None) -> str | None:

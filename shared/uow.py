@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 class UnitOfWork:
     """`async with UnitOfWork(pool) as uow: …; await uow.commit()` — rolls back unless committed.
 
-    A consumer runs a whole batch of one partition in one unit of work, each message inside its
-    own savepoint: one commit for the batch, and a message that fails takes only its own effects
-    (rows, queued events, after-commit actions) with it.
+    A consumer runs a whole batch of one partition in one unit of work: one commit for the batch.
+    Should a handler fail, the batch is rolled back and handled again with each message inside its
+    own savepoint, so that the message that fails takes only its own effects (rows, queued events,
+    after-commit actions) with it.
     """
 
     def __init__(self, pool: asyncpg.Pool):

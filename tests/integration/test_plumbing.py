@@ -194,3 +194,34 @@ async def test_a_failing_message_takes_only_its_own_effects_with_it(isolated):
         assert good.id in claimed and bad.id not in claimed and len(claimed) == 2
     finally:
         await runtime.stop()
+
+
+async def test_a_batch_whose_handler_fails_is_handled_again_carefully_and_keeps_only_the_good_effects(isolated):
+    """The batch is first handled without savepoints; a failure rolls that attempt back whole, and the batch
+    is handled again with a savepoint per message: the good messages' effects once, the bad one's none."""
+    runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+    calls: list[str] = []
+
+    async def handle(envelope: Envelope, uow) -> None:
+        calls.append(envelope.id)
+        if not await uow.claim("plumbing:test", envelope.id):
+            return
+        uow.emit(runtime.topics.replies, _event(envelope.case_id, reason="echo"))
+        if parse_event(envelope).reason == "refuse":
+            raise InvalidMessage("refused after writing")
+
+    good, bad, after = _event("case-e"), _event("case-e", reason="refuse"), _event("case-e")
+    for envelope in (good, bad, after):  # on the topic before the consumer starts: one batch
+        await publish(isolated.kafka_bootstrap, runtime.topics.cases, envelope, key="case-e")
+    runtime.consume([runtime.topics.cases], handle)
+    async with TopicReader(isolated.kafka_bootstrap, runtime.topics.replies) as echoes:
+        await runtime.start()
+        try:
+            seen = await echoes.all_within(5.0, lambda m: m.get("case_id") == "case-e")
+            claimed = {r["event_id"] for r in await runtime.pool.fetch("SELECT event_id FROM processed_events")}
+        finally:
+            await runtime.stop()
+    assert len(seen) == 2  # the good two echoed once each, though handled twice
+    assert claimed == {good.id, after.id}
+    assert calls[:2] == [good.id, bad.id]  # the first attempt, without savepoints, stopped at the bad one …
+    assert calls[2:] == [good.id, bad.id, after.id]  # … and the batch was handled again, carefully
