@@ -291,7 +291,9 @@ async def test_a_restarted_live_process_recovers_its_figures_from_the_changelogs
         # …and it goes on from there: the late case closed, a new one accepted in grid B.
         await cases.closed(day["ids"]["late"], f"{cases.at:%Y%m%d}-9002")
         await cases.accepted(str(uuid.uuid4()), f"{cases.at:%Y%m%d}-9005", "CM04", day["grid_b"])
+        # (the spike counts after one more hop, through the per-place topic: waited for as well)
         moved = await figures_when(client, base, lambda f: f["overdue_now"] == 0 and f["open_now"] == 3
-                                   and grid_row(f, day["grid_b"])["open"] == 1)
+                                   and grid_row(f, day["grid_b"])["open"] == 1
+                                   and bool(f["spikes"]) and f["spikes"][0]["count"] >= 4)
         assert grid_row(moved, day["grid_a"])["open"] == 1
         assert moved["spikes"][0]["count"] == 4
