@@ -153,13 +153,19 @@ class CaseLog:
                     await clock_store.move_deadline(conn, case_id, event.due_at, warn, assumed)
                     self._count_assumed(uow, clock_store.HANDLING, assumed)
             return
+        stopping = []
         if fold.state in clocks.DISPATCH_STAGE_ENDS:
-            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.DISPATCH)
+            stopping.append(clock_store.DISPATCH)
         # Stage clocks stop when the case leaves the state they wait in (a re-dispatch restarts sign below).
         if fold.state not in clocks.SIGN_STAGE_STATES:
-            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.SIGN)
+            stopping.append(clock_store.SIGN)
         if fold.state not in clocks.CHECK_STAGE_STATES:
-            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", kind=clock_store.CHECK)
+            stopping.append(clock_store.CHECK)
+        if (not isinstance(event, (c.CaseDispatched, c.CaseSuspended, c.CaseResumed))
+                and not clocks.clock_runs_in(fold.state)):
+            stopping.append(clock_store.HANDLING)
+        # One statement for every clock this move stops (a dispatch stops neither sign nor handling: it opens them).
+        await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", *stopping)
         if isinstance(event, c.CaseDispatched):
             assumed = policy.calendar.assumed_between(event.dispatched_at, event.due_at)
             await clock_store.open_clock(
@@ -184,8 +190,6 @@ class CaseLog:
                 due, warn = self.resumed(clock, at)
                 # The event's deadline is the one the owner and resident were told; it wins if it differs.
                 await clock_store.resume_clock(conn, case_id, event.due_at, min(warn, event.due_at) if warn else None)
-        elif not clocks.clock_runs_in(fold.state):
-            await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown")
         if isinstance(event, (c.CaseResolved, c.CaseExplained)) and fold.state in clocks.CHECK_STAGE_STATES:
             category = await conn.fetchval("SELECT category FROM cases WHERE case_id = $1", case_id)
             await self._open_stage(uow, clock_store.CHECK, case_id, event.case_no, policy.command_center,

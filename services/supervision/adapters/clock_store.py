@@ -55,13 +55,16 @@ async def open_clock(
     )
 
 
-async def stop_clock(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, kind: str = HANDLING) -> None:
-    """Stop the running (or suspended) clock of a case (no-op if none runs)."""
+async def stop_clock(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, *kinds: str) -> None:
+    """Stop the running (or suspended) clocks of these kinds of a case, in one statement (no-op for a kind that does
+    not run; no kinds: nothing to do)."""
+    if not kinds:
+        return
     await conn.execute(
         """UPDATE clocks SET state = 'stopped', stopped_at = $3, stop_reason = $4, next_escalation_at = NULL,
                              updated_at = now()
-           WHERE case_id = $1 AND kind = $2 AND state IN ('running', 'suspended')""",
-        case_id, kind, at, reason,
+           WHERE case_id = $1 AND kind = ANY($2::text[]) AND state IN ('running', 'suspended')""",
+        case_id, list(kinds), at, reason,
     )
 
 
