@@ -298,12 +298,16 @@ class EventConsumer:
 
     async def _in_one_transaction(self, records: list[ConsumerRecord], *, careful: bool) -> list["_Rejection"]:
         backoff = Backoff(self._backoff, self._backoff_cap)
+        reads = [self._read(record) for record in records]  # parsed once, whatever the retries
+        handled = [r.id for r in reads if isinstance(r, Envelope) and (self._types is None or r.type in self._types)]
         while True:
             rejections: list[_Rejection] = []
             try:
                 async with UnitOfWork(self._pool) as uow:
-                    for record in records:
-                        rejection = await self._handle_record(record, uow, careful)
+                    if not careful:
+                        uow.expect_claims(handled)
+                    for record, read in zip(records, reads):
+                        rejection = await self._handle_record(record, read, uow, careful)
                         if rejection is not None:
                             rejections.append(rejection)
                         self._touched(TopicPartition(record.topic, record.partition))
@@ -320,8 +324,8 @@ class EventConsumer:
                             records[0].topic, describe(exc), len(records))
                 await backoff.wait()
 
-    async def _handle_record(self, record: ConsumerRecord, uow: UnitOfWork, careful: bool) -> "_Rejection | None":
-        envelope_or_rejection = self._read(record)
+    async def _handle_record(self, record: ConsumerRecord, envelope_or_rejection: "Envelope | _Rejection",
+                             uow: UnitOfWork, careful: bool) -> "_Rejection | None":
         if not isinstance(envelope_or_rejection, Envelope):
             return envelope_or_rejection
         envelope = envelope_or_rejection

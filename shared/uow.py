@@ -26,6 +26,9 @@ class UnitOfWork:
         self._committed = False
         self._outbox: list[tuple[str, str | None, str, str, bytes]] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._expected: list[str] = []               # event ids the handlers of this batch will claim, sorted
+        self._expected_set: frozenset[str] = frozenset()
+        self._fresh: dict[str, set[str]] = {}        # per consumer: those of them claimed now, not yet handed out
         self.conn: asyncpg.Connection
 
     async def __aenter__(self) -> "UnitOfWork":
@@ -62,8 +65,30 @@ class UnitOfWork:
             raise
         await nested.commit()
 
+    def expect_claims(self, event_ids: list[str]) -> None:
+        """The event ids this batch's handlers will claim: a consumer's first claim of one of them claims them all
+        in one statement (sorted, so that two instances claiming overlapping batches cannot deadlock), instead of a
+        round trip per message. Only for a batch without savepoints, which commits or rolls back whole: an id is
+        then recorded as applied by that consumer even if its handler returned before claiming it, which means
+        only that a replay skips a message that changed nothing."""
+        self._expected_set = frozenset(event_ids)
+        self._expected = sorted(self._expected_set)
+        self._fresh.clear()
+
     async def claim(self, consumer: str, event_id: str) -> bool:
         """Record that `consumer` applies `event_id` now; False if it already did (skip the effect)."""
+        if event_id in self._fresh.get(consumer, ()):
+            self._fresh[consumer].discard(event_id)  # a second claim of the same id in the batch: False
+            return True
+        if consumer not in self._fresh and event_id in self._expected_set:
+            rows = await self.conn.fetch(
+                """INSERT INTO processed_events(consumer, event_id) SELECT $1, unnest($2::text[])
+                   ON CONFLICT DO NOTHING RETURNING event_id""", consumer, self._expected)
+            claimed = {r["event_id"] for r in rows}
+            self._fresh[consumer] = claimed - {event_id}
+            return event_id in claimed
+        if consumer in self._fresh and event_id in self._expected_set:
+            return False  # claimed before this batch (a replay), or already handed out in it
         row = await self.conn.fetchval(
             "INSERT INTO processed_events(consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
             consumer,

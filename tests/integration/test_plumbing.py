@@ -225,3 +225,35 @@ async def test_a_batch_whose_handler_fails_is_handled_again_carefully_and_keeps_
     assert claimed == {good.id, after.id}
     assert calls[:2] == [good.id, bad.id]  # the first attempt, without savepoints, stopped at the bad one …
     assert calls[2:] == [good.id, bad.id, after.id]  # … and the batch was handled again, carefully
+
+
+async def test_a_batch_s_claims_are_made_in_one_statement_and_answer_as_one_at_a_time_would(isolated):
+    """expect_claims: the first claim claims the whole batch; each id is True once, a repeat in the batch or an id
+    applied before is False, an id outside the batch is claimed alone; a rollback leaves nothing claimed."""
+    from shared.db import PLUMBING_SQL, create_pool, migrate
+    from shared.uow import UnitOfWork
+
+    schema = isolated.schema("plumbing")
+    pool = await create_pool(isolated.database_url, schema)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, [PLUMBING_SQL])
+            await conn.execute("INSERT INTO processed_events(consumer, event_id) VALUES ('c', 'old')")
+        async with UnitOfWork(pool) as uow:
+            uow.expect_claims(["b", "old", "a", "b"])
+            before = await uow.conn.fetchval("SELECT count(*) FROM processed_events")
+            assert await uow.claim("c", "a") is True
+            after_first = await uow.conn.fetchval("SELECT count(*) FROM processed_events")
+            assert after_first - before == 2  # a and b, in the one statement of the first claim
+            assert [await uow.claim("c", e) for e in ("b", "old", "b", "a")] == [True, False, False, False]
+            assert await uow.claim("c", "elsewhere") is True and await uow.claim("c", "elsewhere") is False
+            assert await uow.claim("d", "b") is True  # another consumer name: its own claims
+            await uow.commit()
+        assert {(r["consumer"], r["event_id"]) for r in await pool.fetch("SELECT consumer, event_id FROM processed_events")} \
+            == {("c", "old"), ("c", "a"), ("c", "b"), ("c", "elsewhere"), ("d", "a"), ("d", "b"), ("d", "old")}
+        async with UnitOfWork(pool) as uow:
+            uow.expect_claims(["new"])
+            assert await uow.claim("c", "new") is True
+        assert not await pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = 'new'")
+    finally:
+        await pool.close()
