@@ -136,11 +136,13 @@ class DeliveryWorker:
         """Each outcome in one new transaction; reply.issued for those settled. A crash before this commit
         leaves the rows `sending` until their lease runs out: then they are re-sent with the same key."""
         settled: list[tuple[asyncpg.Record, Transition]] = []
+        transitions = [after_attempt(row["attempts"], result, now=now(), expiry=row["expires_at"], policy=self._policy)
+                       for row, result in zip(rows, results)]
         async with self._runtime.uow() as uow:
-            for row, result in zip(rows, results):
-                transition = after_attempt(row["attempts"], result, now=now(), expiry=row["expires_at"],
-                                           policy=self._policy)
-                if not await repository.record_outcome(uow.conn, row["id"], token, transition):
+            held = await repository.record_outcomes(uow.conn, token, [(str(row["id"]), transition)
+                                                                      for row, transition in zip(rows, transitions)])
+            for row, transition in zip(rows, transitions):
+                if str(row["id"]) not in held:
                     log.warning("delivery %s was taken over by another worker after our lease ran out; its "
                                 "outcome is recorded there", row["id"])
                     continue

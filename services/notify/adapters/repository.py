@@ -14,7 +14,7 @@ import asyncpg
 from services.notify.domain.delivery import Transition
 from services.notify.domain.replies import DeliveryPlan
 
-DUE_BATCH = 20
+DUE_BATCH = 100  # deliveries sent at once (concurrently) by a worker; httpx keeps up to 100 connections
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -189,19 +189,30 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
 async def record_outcome(conn: Conn, delivery_id: str, token: uuid.UUID, transition: Transition) -> bool:
     """Store the state after an attempt, if this worker still holds the lease; a retry is scheduled from
     the wall clock. False when another worker took the row over (its send counts, not ours)."""
-    result = await conn.execute(
+    return delivery_id in await record_outcomes(conn, token, [(delivery_id, transition)])
+
+
+async def record_outcomes(conn: Conn, token: uuid.UUID, outcomes: list[tuple[str, Transition]]) -> set[str]:
+    """record_outcome for a whole batch in one statement; the ids of the rows this worker still held."""
+    if not outcomes:
+        return set()
+    rows = await conn.fetch(
         """
-        UPDATE deliveries
-           SET state = $3, attempts = $4, last_error = $5, updated_at = now(),
+        UPDATE deliveries AS d
+           SET state = o.state, attempts = o.attempts, last_error = o.error, updated_at = now(),
                lease_until = NULL, lease_token = NULL,
-               next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at
-                                      ELSE clock_timestamp() + $6::float8 * interval '1 second' END,
-               sent_at = CASE WHEN $3 = 'sent' THEN clock_timestamp() ELSE sent_at END
-         WHERE id = $1::uuid AND lease_token = $2 AND state = 'sending'
+               next_attempt_at = CASE WHEN o.retry_in IS NULL THEN d.next_attempt_at
+                                      ELSE clock_timestamp() + o.retry_in * interval '1 second' END,
+               sent_at = CASE WHEN o.state = 'sent' THEN clock_timestamp() ELSE d.sent_at END
+          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::float8[])
+               AS o(id, state, attempts, error, retry_in)
+         WHERE d.id = o.id AND d.lease_token = $1 AND d.state = 'sending'
+        RETURNING d.id::text AS id
         """,
-        delivery_id, token, transition.state, transition.attempts, transition.error, transition.retry_in,
+        token, [uuid.UUID(str(i)) for i, _ in outcomes], [t.state for _, t in outcomes],
+        [t.attempts for _, t in outcomes], [t.error for _, t in outcomes], [t.retry_in for _, t in outcomes],
     )
-    return result.endswith(" 1")
+    return {r["id"] for r in rows}
 
 
 async def list_deliveries(
