@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 
 
+# The topics every case crosses: more partitions, more of a service's partitions handled side by side (each
+# partition's messages one after another, for the order per case). A topic keeps the count it was created with:
+# adding partitions later would move cases to other partitions and break their order while old messages drain.
+HOT_PARTITIONS = 6
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """A topic with the partitions and retention it is created with."""
@@ -65,9 +71,9 @@ class Topics:
     def fixed(self) -> list[TopicSpec]:
         """The contract's fixed topics. The case log is kept for good: it is the history of every case."""
         return [
-            TopicSpec(self.reports, retention_ms=30 * DAY_MS),
+            TopicSpec(self.reports, partitions=HOT_PARTITIONS, retention_ms=30 * DAY_MS),
             TopicSpec(self.reports_rejected, partitions=1, retention_ms=90 * DAY_MS),
-            TopicSpec(self.cases, retention_ms=-1),
+            TopicSpec(self.cases, partitions=HOT_PARTITIONS, retention_ms=-1),
             TopicSpec(self.rejected_for(self.cases), partitions=1, retention_ms=90 * DAY_MS),
             TopicSpec(self.task_updates, retention_ms=90 * DAY_MS),
             TopicSpec(self.rejected_for(self.task_updates), partitions=1, retention_ms=90 * DAY_MS),
@@ -75,7 +81,7 @@ class Topics:
             TopicSpec(self.credentials, partitions=1, compacted=True),
             # Contacts are kept only as long as notify may still be catching up on them: notify
             # holds its own copy (erased after the survey window), so the topic need not.
-            TopicSpec(self.contacts, retention_ms=30 * DAY_MS),
+            TopicSpec(self.contacts, partitions=HOT_PARTITIONS, retention_ms=30 * DAY_MS),
             TopicSpec(self.rejected_for(self.contacts), partitions=1, retention_ms=30 * DAY_MS),
         ]
 

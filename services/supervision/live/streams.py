@@ -91,7 +91,7 @@ class LiveStreams:
             store="memory://",
             web_enabled=False,
             autodiscover=False,
-            topic_partitions=3,  # like wangge.cases: the tables are co-partitioned with what feeds them
+            topic_partitions=3,  # its own repartition topics (the cases table follows wangge.cases, below)
             topic_replication_factor=settings.kafka_replication_factor,
             consumer_auto_offset_reset="earliest",
             table_cleanup_interval=60.0,
@@ -106,7 +106,8 @@ class LiveStreams:
                                  key_serializer="raw", value_serializer="json")
         self.by_place = app.topic(f"{self.app_id}-accepted-by-place", internal=True, partitions=3,
                                   key_serializer="raw", value_serializer="json")
-        self.cases = app.Table("cases", default=None, partitions=3)
+        # Co-partitioned with wangge.cases, which feeds it (faust requires the same count).
+        self.cases = app.Table("cases", default=None, partitions=self.topics.spec_for(self.topics.cases).partitions)
         self.hourly = app.Table("hourly", default=list, partitions=3) \
             .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_occurred_at)
         self.spikes = app.Table("spikes", default=list, partitions=3) \
