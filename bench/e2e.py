@@ -122,7 +122,12 @@ def cpu_by_component() -> dict[str, float]:
     totals: dict[str, float] = {}
     for name, _, fields in system_processes():
         # utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
-        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        used = int(fields[11]) + int(fields[12])
+        if name == "postgresql":
+            # cutime and cstime (16, 17): the backends that exited, counted in the postmaster (their parent);
+            # without them a connection closed during the run takes its CPU with it.
+            used += int(fields[13]) + int(fields[14])
+        totals[name] = totals.get(name, 0.0) + used / ticks
     return totals
 
 
