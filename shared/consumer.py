@@ -338,27 +338,18 @@ class EventConsumer:
         except InvalidMessage as exc:
             return (record, exc.reason, exc.errors, "invalid-content")
         if not careful:
-            started = time.perf_counter()
-            token = _current_record.set(record)
             try:
-                await self._handler(envelope, uow)
+                await self._call(record, envelope, uow, savepoint=False)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
                 if is_transient(exc):
                     raise  # the whole batch waits for the infrastructure
                 raise _HandlerFailed(f"{envelope.type} {envelope.id} failed ({describe(exc)})") from exc
-            finally:
-                _current_record.reset(token)
-            HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
-            uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
             return None
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            started = time.perf_counter()
-            token = _current_record.set(record)
             try:
-                async with uow.savepoint():
-                    await self._handler(envelope, uow)
+                await self._call(record, envelope, uow, savepoint=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — a bug must not stop the whole stream
@@ -373,12 +364,23 @@ class EventConsumer:
                 # A conflict with another instance's transaction is settled by the time we retry.
                 await asyncio.sleep(0.05 * attempt)
                 continue
-            finally:
-                _current_record.reset(token)
-            HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
-            uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
             return None
         return None
+
+    async def _call(self, record: ConsumerRecord, envelope: Envelope, uow: UnitOfWork, *, savepoint: bool) -> None:
+        """The handler on one envelope (in a savepoint of its own if asked), timed, and counted once committed."""
+        started = time.perf_counter()
+        token = _current_record.set(record)
+        try:
+            if savepoint:
+                async with uow.savepoint():
+                    await self._handler(envelope, uow)
+            else:
+                await self._handler(envelope, uow)
+        finally:
+            _current_record.reset(token)
+        HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
+        uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
 
     def _read(self, record: ConsumerRecord) -> "Envelope | _Rejection":
         """The record's envelope, or why it is no message of the contract at all."""

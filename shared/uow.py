@@ -78,7 +78,7 @@ class UnitOfWork:
     async def claim(self, consumer: str, event_id: str) -> bool:
         """Record that `consumer` applies `event_id` now; False if it already did (skip the effect)."""
         if event_id in self._fresh.get(consumer, ()):
-            self._fresh[consumer].discard(event_id)  # a second claim of the same id in the batch: False
+            self._fresh[consumer].discard(event_id)  # claimed by the batch's statement; handed out once
             return True
         if consumer not in self._fresh and event_id in self._expected_set:
             rows = await self.conn.fetch(

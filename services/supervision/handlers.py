@@ -165,7 +165,7 @@ class CaseLog:
                 and not clocks.clock_runs_in(fold.state)):
             stopping.append(clock_store.HANDLING)
         # One statement for every clock this move stops (a dispatch stops neither sign nor handling: it opens them).
-        await clock_store.stop_clock(conn, case_id, at, fold.state or "unknown", *stopping)
+        await clock_store.stop_clocks(conn, case_id, at, fold.state or "unknown", *stopping)
         if isinstance(event, c.CaseDispatched):
             assumed = policy.calendar.assumed_between(event.dispatched_at, event.due_at)
             await clock_store.open_clock(

@@ -11,9 +11,7 @@ CREATE TABLE IF NOT EXISTS case_number_blocks (
 
 -- Numbers of the recorded blocks that no case carries (blocks reserved before this migration are not recorded).
 CREATE OR REPLACE VIEW case_number_gaps AS
-SELECT b.day, n AS sequence, to_char(b.day, 'YYYYMMDD') || '-' || CASE WHEN n < 10000 THEN lpad(n::text, 4, '0')
-                                                                       ELSE n::text END AS case_no
-FROM case_number_blocks b, generate_series(b.first, b.last) AS n
-WHERE NOT EXISTS (
-    SELECT 1 FROM reports r
-    WHERE r.case_no = to_char(b.day, 'YYYYMMDD') || '-' || CASE WHEN n < 10000 THEN lpad(n::text, 4, '0') ELSE n::text END);
+SELECT b.day, n AS sequence, c.case_no
+FROM case_number_blocks b, generate_series(b.first, b.last) AS n,
+     LATERAL (SELECT to_char(b.day, 'YYYYMMDD') || '-' || lpad(n::text, greatest(4, length(n::text)), '0') AS case_no) c
+WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.case_no = c.case_no);

@@ -55,7 +55,7 @@ async def open_clock(
     )
 
 
-async def stop_clock(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, *kinds: str) -> None:
+async def stop_clocks(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, *kinds: str) -> None:
     """Stop the running (or suspended) clocks of these kinds of a case, in one statement (no-op for a kind that does
     not run; no kinds: nothing to do)."""
     if not kinds:

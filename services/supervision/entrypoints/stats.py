@@ -4,7 +4,6 @@ docs/STATISTICS.md."""
 from __future__ import annotations
 
 import asyncio
-
 from datetime import date
 from typing import Any, Literal
 
