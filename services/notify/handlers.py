@@ -89,7 +89,10 @@ class CaseEventHandlers:
             return
         reaction = self._reactions.get(envelope.type)
         if reaction is not None:
-            await repository.lock_residents(uow.conn, case_id)
+            if envelope.type != CaseReported.TYPE:
+                # case.reported only notes that a contact is coming (its lock, if any, is in _on_reported): its
+                # contact.recorded is published at the same moment, and would otherwise wait for this whole batch.
+                await repository.lock_residents(uow.conn, case_id)
             await reaction(envelope, event, case_id, uow)
         state = STATE_AFTER.get(envelope.type)
         if state is not None:
@@ -113,6 +116,7 @@ class CaseEventHandlers:
             await repository.expect_contact(uow.conn, case_id=case_id, case_no=event.case_no, event_id=envelope.id)
             return
         # A case.reported written before contacts had their own topic still carries the number in clear.
+        await repository.lock_residents(uow.conn, case_id)
         name = event.reporter.name if event.reporter else None
         await self._contact_arrived(uow, envelope, case_id, event.case_no, name, phone)
 
