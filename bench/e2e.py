@@ -5,8 +5,10 @@ Runs against the system `./dev up` started (real processes, real Kafka and Postg
     .venv/bin/python -m bench.e2e --reports 2000
 
 Prints cases/s, p50/p99 latency to the task and to the reply, and where the time goes: the stages
-between the events' own timestamps, and the services' handler time from their /metrics.
-Not a test: figures, not assertions.
+between the events' own timestamps, and the services' handler time from their /metrics. The SMS sink
+answers each message in --gateway-ms (default 5 ms, as the goal says a real gateway does) for the run.
+Ends with issue 7's goals for this kind of run (a burst, or a steady --rate), each with its figure and
+PASS or FAIL. Not a test: figures, not assertions.
 """
 from __future__ import annotations
 
@@ -160,9 +162,27 @@ def stop_profiles(running: list[tuple[subprocess.Popen, Path]]) -> None:
         print(f"  flame graph: {out.relative_to(REPO)}" if out.exists() else f"  no flame graph written to {out}")
 
 
+async def set_gateway_delay(url: str, delay_ms: float) -> bool:
+    """Make the SMS sink behind `url` (…/sms) answer in delay_ms; False if it is not the sink."""
+    control = url.rsplit("/sms", 1)[0] + "/control"
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            answer = await http.post(control, json={"status": 200, "delay_ms": delay_ms})
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200
+
+
+def verdict(label: str, figure: str, passed: bool) -> None:
+    """One goal of issue 7: its figure and PASS or FAIL."""
+    print(f"  {label:<52} {figure:<24} {'PASS' if passed else 'FAIL'}")
+
+
 async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False,
-              profile_format: str = "svg") -> int:
+              profile_format: str = "svg", gateway_ms: float = 5.0) -> int:
     settings = get_settings()
+    if not await set_gateway_delay(settings.sms_gateway_url, gateway_ms):
+        print(f"note: could not set the SMS sink's delay at {settings.sms_gateway_url}; the gateway answers as it does")
     topics = Topics(settings.topic_prefix)
     run_id = uuid.uuid4().hex[:6]
     reports = make_reports(n, run_id)
@@ -243,6 +263,7 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
     elapsed_replies = max((t.reply_seen for t in traces.values() if t.reply_seen), default=started) - started
     after = await scrape_handler_seconds()
     cpu_after = cpu_by_component()
+    await set_gateway_delay(settings.sms_gateway_url, 0)
 
     task_lat = [t.task_seen - t.sent for t in traces.values() if t.task_seen]
     reply_lat = [t.reply_seen - t.sent for t in traces.values() if t.reply_seen]
@@ -281,6 +302,23 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
         print(f"  wangge      {done_tasks / elapsed_tasks if elapsed_tasks else 0:9,.0f} cases/s to the owner's topic "
               f"(≈ 10 messages and a handful of rows each; goal ≥ 2,000)")
         print_baselines(await measure())
+    task_rate = done_tasks / elapsed_tasks if elapsed_tasks else 0
+    reply_rate = done_replies / elapsed_replies if elapsed_replies else 0
+    per_case = 1000 * total / max(done_tasks, 1)
+    everything = done_tasks == n and done_replies == n
+    print(f"\nissue 7's goals ({'steady' if rate else 'burst'} run, {n} reports, gateway answering in {gateway_ms:g} ms):")
+    if rate:
+        verdict(f"p99 report → task < 100 ms at {rate:g}/s", f"{pct(task_lat, 99):.0f} ms", everything and pct(task_lat, 99) < 100)
+        verdict(f"p99 report → acknowledgement < 250 ms at {rate:g}/s", f"{pct(reply_lat, 99):.0f} ms",
+                everything and pct(reply_lat, 99) < 250)
+        if rate < 200:
+            print("  (the goal is at 200 reports/s for a minute: --rate 200 --reports 12000)")
+    else:
+        verdict("every task on its owner's topic at ≥ 2,000 cases/s", f"{task_rate:,.0f} cases/s",
+                done_tasks == n and task_rate >= 2000)
+        verdict("every acknowledgement out at ≥ 1,000/s", f"{reply_rate:,.0f} replies/s",
+                done_replies == n and reply_rate >= 1000)
+    verdict("CPU per case, all processes ≤ 1 ms", f"{per_case:.2f} ms", per_case <= 1)
     return 0 if done_tasks == n else 1
 
 
@@ -298,8 +336,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="afterwards, measure PostgreSQL (pgbench) and Kafka (its producer) alone and print them beside")
     parser.add_argument("--profile-format", choices=("svg", "raw"), default="svg",
                         help="svg flame graphs (default), or raw collapsed stacks (.txt) to add up")
+    parser.add_argument("--gateway-ms", type=float, default=5.0, metavar="MS",
+                        help="the SMS sink answers each message in MS milliseconds during the run (default 5; "
+                        "set back to 0 afterwards)")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.reports, args.timeout, args.rate, args.profile, args.baselines, args.profile_format))
+    if not 0 <= args.gateway_ms <= 60000:
+        parser.error("--gateway-ms: between 0 and 60000")
+    return asyncio.run(run(args.reports, args.timeout, args.rate, args.profile, args.baselines, args.profile_format,
+                           args.gateway_ms))
 
 
 if __name__ == "__main__":

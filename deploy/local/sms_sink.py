@@ -5,6 +5,7 @@
     curl -X POST 'http://127.0.0.1:8109/sms/fail-next?status=503&count=2'   # make the next 2 fail
     curl -X POST http://127.0.0.1:8109/control -H 'Content-Type: application/json' -d '{"status": 503, "seconds": 60}'  # down for a minute
     curl -X POST http://127.0.0.1:8109/control -H 'Content-Type: application/json' -d '{"status": 200}'                 # healed now
+    curl -X POST http://127.0.0.1:8109/control -H 'Content-Type: application/json' -d '{"status": 200, "delay_ms": 5}'  # answer in 5 ms, like a real gateway
     curl -X POST http://127.0.0.1:8109/sms/reply -H 'Content-Type: application/json' -d '{"from": "13900001001", "text": "1"}'  # a resident answers
 
 It behaves like the real gateways we integrate with in the ways that matter to the notify
@@ -16,6 +17,7 @@ service's inbound callback (POST /api/v1/sms/inbound on notify).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import time
@@ -51,6 +53,8 @@ class Control(BaseModel):
 
     status: int = Field(ge=200, le=599)
     seconds: float | None = Field(default=None, gt=0, le=86400)
+    delay_ms: float | None = Field(default=None, ge=0, le=60000,
+                                   description="answer every POST /sms this long after it arrived (kept until changed)")
 
 
 class ResidentReply(BaseModel):
@@ -74,6 +78,7 @@ class SinkState:
     down_status: int = 503
     down_until: float | None = None  # time.monotonic(); inf = until healed
     rejected_posts: int = 0
+    delay: float = 0.0  # seconds before each POST /sms is answered: a real gateway is not instant
 
     def record(self, request: SmsRequest, key: str) -> dict[str, Any]:
         """Keep a message once per idempotency key; a repeat only bumps its counter."""
@@ -107,28 +112,32 @@ class SinkState:
         return None
 
     def control(self, order: Control) -> dict[str, Any]:
-        """Go down with `status` for `seconds` (or until healed), or heal with 200."""
+        """Go down with `status` for `seconds` (or until healed), or heal with 200; `delay_ms` sets the answer time."""
+        if order.delay_ms is not None:
+            self.delay = order.delay_ms / 1000
         if order.status < 300:
             self.down_until, self.fail_remaining = None, 0
-            return {"status": "up"}
+            return {"status": "up", "delay_ms": self.delay * 1000}
         self.down_status = order.status
         self.down_until = time.monotonic() + order.seconds if order.seconds else float("inf")
-        return {"status": "down", "answers": order.status, "seconds": order.seconds}
+        return {"status": "down", "answers": order.status, "seconds": order.seconds, "delay_ms": self.delay * 1000}
 
 
 def create_sink_app(log_path: Path | None = None, callback_url: str | None = None, callback_token: str | None = None,
-                    callback_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+                    callback_transport: httpx.AsyncBaseTransport | None = None, delay_ms: float = 0) -> FastAPI:
     """The sink as an ASGI app (tests run it in-process); its state is `app.state.sink`. A test may pass
     `callback_transport` to reach an in-process callback."""
     app = FastAPI(title="wangge fake SMS gateway", version="0.1.0",
                   description="Development stand-in for the SMS gateway. Never use with real numbers in production.")
-    state = SinkState(log_path=log_path)
+    state = SinkState(log_path=log_path, delay=delay_ms / 1000)
     app.state.sink = state
 
     @app.post("/sms")
     async def send_sms(request: SmsRequest, idempotency_key: str | None = Header(None, max_length=100)) -> JSONResponse:
         """Accept one message (200), de-duplicating on the Idempotency-Key header, else on ref; 400 for a
         number that is not a mobile."""
+        if state.delay:
+            await asyncio.sleep(state.delay)
         failure = state.take_failure()
         if failure is not None:
             state.rejected_posts += 1
@@ -213,11 +222,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="where POST /sms/reply forwards a resident's SMS (default: notify's inbound callback)")
     parser.add_argument("--callback-token", metavar="TOKEN", default=os.environ.get("WANGGE_SMS_INBOUND_TOKEN", ""),
                         help="sent as X-Gateway-Token (default: $WANGGE_SMS_INBOUND_TOKEN)")
+    parser.add_argument("--delay-ms", type=float, default=0, metavar="MS",
+                        help="answer each POST /sms after MS milliseconds (default 0; POST /control {\"status\": 200, "
+                        "\"delay_ms\": MS} changes it while running)")
     args = parser.parse_args(argv)
+    if not 0 <= args.delay_ms <= 60000:
+        parser.error("--delay-ms: between 0 and 60000 milliseconds")
 
     import uvicorn
 
-    app = create_sink_app(args.log, args.callback, args.callback_token or None)
+    app = create_sink_app(args.log, args.callback, args.callback_token or None, delay_ms=args.delay_ms)
     uvicorn.run(app, host=LOOPBACK, port=args.port, access_log=False)
     return 0
 

@@ -76,7 +76,7 @@ async def test_control_takes_the_sink_down_for_a_while_and_heals_it(monkeypatch)
     app = create_sink_app()
     async with _client(app) as client:
         down = await client.post("/control", json={"status": 503, "seconds": 60})
-        assert down.json() == {"status": "down", "answers": 503, "seconds": 60}
+        assert down.json() == {"status": "down", "answers": 503, "seconds": 60, "delay_ms": 0}
         assert (await client.post("/sms", json=SMS)).status_code == 503
         clock[0] += 59
         assert (await client.post("/sms", json=SMS)).status_code == 503
@@ -85,7 +85,7 @@ async def test_control_takes_the_sink_down_for_a_while_and_heals_it(monkeypatch)
         await client.post("/control", json={"status": 502})  # down until healed
         clock[0] += 10_000
         assert (await client.post("/sms", json={**SMS, "ref": "d-2"})).status_code == 502
-        assert (await client.post("/control", json={"status": 200})).json() == {"status": "up"}
+        assert (await client.post("/control", json={"status": 200})).json() == {"status": "up", "delay_ms": 0}
         assert (await client.post("/sms", json={**SMS, "ref": "d-2"})).status_code == 200
         listed = (await client.get("/sms")).json()
         assert (await client.post("/control", json={"status": 99})).status_code == 422
@@ -115,3 +115,21 @@ async def test_a_resident_reply_is_forwarded_to_the_callback_with_the_token():
     assert received == [({"from": "13900001001", "text": "3"}, "t0k")]
     async with _client(create_sink_app()) as client:
         assert (await client.post("/sms/reply", json={"from": "1", "text": "3"})).status_code == 409
+
+
+async def test_a_set_delay_holds_each_answer_that_long_and_can_be_changed():
+    import time
+
+    async with _client(create_sink_app(delay_ms=30)) as client:
+        started = time.monotonic()
+        first = await client.post("/sms", json=SMS)
+        slow = time.monotonic() - started
+        changed = await client.post("/control", json={"status": 200, "delay_ms": 0})
+        started = time.monotonic()
+        await client.post("/sms", json={**SMS, "ref": "d-2"})
+        quick = time.monotonic() - started
+        too_long = await client.post("/control", json={"status": 200, "delay_ms": 120000})
+    assert first.status_code == 200 and slow >= 0.03
+    assert changed.json() == {"status": "up", "delay_ms": 0}
+    assert quick < 0.03
+    assert too_long.status_code == 422
