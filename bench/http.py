@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.e2e import verdict
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "wrk" / "reports.lua"
 METRICS = {"intake": 8101, "routing": 8102, "supervision": 8103, "notify": 8104}
@@ -102,6 +104,13 @@ async def run(url: str, seconds: int, connections: int, threads: int) -> int:
     print(f"behind intake        peak outbox backlog {peak_outbox:.0f}, peak consumer lag {peak_lag:.0f} (sampled each second)")
     print("caught up            " + (f"{drained_after:.1f} s after the last request" if drained_after is not None
                                        else "not within 300 s of the last request"))
+    p99 = float(re.search(r"p99 ([0-9.]+)", figures["wrk-latency-ms"])[1])
+    print("\nissue 7's goals:")
+    verdict("≥ 1,000 accepted reports/s", f"{accepted:,.0f}/s", accepted >= 1000)
+    verdict("p99 < 50 ms", f"{p99:.0f} ms", p99 < 50)
+    # "Keeps up": nothing left behind a few seconds after the last request (a burst's tail is not falling behind).
+    verdict("the pipeline behind intake keeps up", "caught up" if drained_after is not None else "behind",
+            drained_after is not None and drained_after < 5)
     return 0
 
 
