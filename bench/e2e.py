@@ -30,7 +30,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.support import pct
+from bench.support import pct, verdict
 from shared.contracts import Envelope
 from shared.settings import get_settings
 from shared.street import load_street
@@ -173,11 +173,6 @@ async def set_gateway_delay(url: str, delay_ms: float) -> bool:
     return answer.status_code == 200
 
 
-def verdict(label: str, figure: str, passed: bool) -> None:
-    """One goal of issue 7: its figure and PASS or FAIL."""
-    print(f"  {label:<52} {figure:<24} {'PASS' if passed else 'FAIL'}")
-
-
 async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False,
               profile_format: str = "svg", gateway_ms: float = 5.0) -> int:
     settings = get_settings()
@@ -267,10 +262,12 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
 
     task_lat = [t.task_seen - t.sent for t in traces.values() if t.task_seen]
     reply_lat = [t.reply_seen - t.sent for t in traces.values() if t.reply_seen]
+    task_rate = done_tasks / elapsed_tasks if elapsed_tasks else 0
+    reply_rate = done_replies / elapsed_replies if elapsed_replies else 0
     print()
     print(f"reports sent         {n}")
-    print(f"tasks on owner topic {done_tasks}  in {elapsed_tasks:.2f} s  → {done_tasks / elapsed_tasks if elapsed_tasks else 0:.0f} cases/s")
-    print(f"replies out          {done_replies}  in {elapsed_replies:.2f} s  → {done_replies / elapsed_replies if elapsed_replies else 0:.0f} replies/s")
+    print(f"tasks on owner topic {done_tasks}  in {elapsed_tasks:.2f} s  → {task_rate:.0f} cases/s")
+    print(f"replies out          {done_replies}  in {elapsed_replies:.2f} s  → {reply_rate:.0f} replies/s")
     print(f"latency to task      p50 {pct(task_lat, 50):.0f} ms   p99 {pct(task_lat, 99):.0f} ms")
     print(f"latency to reply     p50 {pct(reply_lat, 50):.0f} ms   p99 {pct(reply_lat, 99):.0f} ms")
 
@@ -294,17 +291,15 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
     for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<14} {seconds:7.2f} s   {1000 * seconds / max(done_tasks, 1):6.2f} ms per case")
     total = sum(used.values())
-    print(f"  {'all':<14} {total:7.2f} s   {1000 * total / max(done_tasks, 1):6.2f} ms per case (goal ≤ 1 ms)")
+    per_case = 1000 * total / max(done_tasks, 1)
+    print(f"  {'all':<14} {total:7.2f} s   {per_case:6.2f} ms per case (goal ≤ 1 ms)")
     if baselines:
         from bench.baselines import measure, print_baselines
 
         print("\nbeside this machine's own figures, measured now (bench/baselines.py):")
-        print(f"  wangge      {done_tasks / elapsed_tasks if elapsed_tasks else 0:9,.0f} cases/s to the owner's topic "
+        print(f"  wangge      {task_rate:9,.0f} cases/s to the owner's topic "
               f"(≈ 10 messages and a handful of rows each; goal ≥ 2,000)")
         print_baselines(await measure())
-    task_rate = done_tasks / elapsed_tasks if elapsed_tasks else 0
-    reply_rate = done_replies / elapsed_replies if elapsed_replies else 0
-    per_case = 1000 * total / max(done_tasks, 1)
     everything = done_tasks == n and done_replies == n
     print(f"\nissue 7's goals ({'steady' if rate else 'burst'} run, {n} reports, gateway answering in {gateway_ms:g} ms):")
     if rate:

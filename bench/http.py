@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.e2e import verdict
+from bench.support import verdict
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "wrk" / "reports.lua"

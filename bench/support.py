@@ -1,4 +1,5 @@
-"""What the benchmarks share: percentiles, a free loopback port, and dropping a run's own schema and topics."""
+"""What the benchmarks share: percentiles, a goal's verdict line, a free loopback port, and dropping a run's own
+schema and topics."""
 from __future__ import annotations
 
 import signal
@@ -18,6 +19,11 @@ def pct(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] * 1000
+
+
+def verdict(label: str, figure: str, passed: bool) -> None:
+    """One goal: its figure and PASS or FAIL, in a column with the others."""
+    print(f"  {label:<52} {figure:<24} {'PASS' if passed else 'FAIL'}")
 
 
 def free_port() -> int:

@@ -61,6 +61,11 @@ class CaseEventHandlers:
     # The case events notify answers or folds into a case's status; the consumer skips the others.
     TYPES = frozenset(STATE_AFTER) | {CaseExtensionDecided.TYPE}
 
+    # Reactions that take the residents lock themselves, only where they must (it is held until the whole batch
+    # commits). case.reported only notes that a contact is coming: the contact.recorded published beside it must
+    # not wait for this batch.
+    LOCKS_ITSELF = frozenset({CaseReported.TYPE})
+
     def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str):
         self._runtime = runtime
         self._templates = templates
@@ -89,9 +94,7 @@ class CaseEventHandlers:
             return
         reaction = self._reactions.get(envelope.type)
         if reaction is not None:
-            if envelope.type != CaseReported.TYPE:
-                # case.reported only notes that a contact is coming (its lock, if any, is in _on_reported): its
-                # contact.recorded is published at the same moment, and would otherwise wait for this whole batch.
+            if envelope.type not in self.LOCKS_ITSELF:
                 await repository.lock_residents(uow.conn, case_id)
             await reaction(envelope, event, case_id, uow)
         state = STATE_AFTER.get(envelope.type)
