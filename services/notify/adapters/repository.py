@@ -14,7 +14,7 @@ import asyncpg
 from services.notify.domain.delivery import Transition
 from services.notify.domain.replies import DeliveryPlan
 
-DUE_BATCH = 100  # deliveries sent at once (concurrently) by a worker; httpx keeps up to 100 connections
+DUE_BATCH = 100  # deliveries sent at once (concurrently) by a worker, over channels.GATEWAY_CONNECTIONS
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
