@@ -30,7 +30,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.support import pct, verdict
+from bench.support import HARNESS, cpu_by_component, kafka_traffic, pct, postgres_rows_written, system_processes, verdict
 from shared.contracts import Envelope
 from shared.settings import get_settings
 from shared.street import load_street
@@ -38,6 +38,7 @@ from shared.topics import Topics
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "bench" / "profiles"
+COUNTS = REPO / ".local" / "bench" / "e2e-counts.json"  # what a case moved, for bench.floor
 SERVICE_PORTS = {"intake": 8101, "routing": 8102, "supervision": 8103, "notify": 8104}
 
 
@@ -93,46 +94,6 @@ async def scrape_handler_seconds() -> dict[str, tuple[float, float]]:
     return totals
 
 
-def system_processes() -> list[tuple[str, int, list[str]]]:
-    """(component, pid, stat fields after the name) of each process of the running system, from /proc (Linux)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if "kafka.Kafka" in cmdline:
-            name = "kafka"
-        elif cmdline.startswith("postgres"):
-            name = "postgresql"
-        elif m := re.search(r"-m (services\.[\w.]+|deploy\.local\.sms_sink|bench\.e2e)", cmdline):  # …supervision.live: live
-            name = m[1].split(".")[-1]
-        else:
-            continue
-        found.append((name, int(entry), fields))
-    return found
-
-
-def cpu_by_component() -> dict[str, float]:
-    """CPU seconds used so far by each part of the running system."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
-    for name, _, fields in system_processes():
-        # utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
-        used = int(fields[11]) + int(fields[12])
-        if name == "postgresql":
-            # cutime and cstime (16, 17): the backends that exited, counted in the postmaster (their parent);
-            # without them a connection closed during the run takes its CPU with it.
-            used += int(fields[13]) + int(fields[14])
-        totals[name] = totals.get(name, 0.0) + used / ticks
-    return totals
-
-
 def start_profiles(label: str, form: str = "svg") -> list[tuple[subprocess.Popen, Path]]:
     """py-spy recording each service (and the SMS sink) until stop_profiles: flame graphs in bench/profiles/
     (form raw: collapsed stacks, a line per stack with its samples, to add up)."""
@@ -184,6 +145,8 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
     traces = {r.data["external_id"]: Trace() for r in reports}
     by_case: dict[str, Trace] = {}
     before = await scrape_handler_seconds()
+    traffic_before = await kafka_traffic(settings.kafka_bootstrap)
+    rows_before = await postgres_rows_written(settings.database_url)
     cpu_before = cpu_by_component()
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-{run_id}",
@@ -259,6 +222,9 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
     after = await scrape_handler_seconds()
     cpu_after = cpu_by_component()
     await set_gateway_delay(settings.sms_gateway_url, 0)
+    await asyncio.sleep(11)  # the services' last offsets committed, their idle backends' statistics reported
+    traffic_after = await kafka_traffic(settings.kafka_bootstrap)
+    rows_after = await postgres_rows_written(settings.database_url)
 
     task_lat = [t.task_seen - t.sent for t in traces.values() if t.task_seen]
     reply_lat = [t.reply_seen - t.sent for t in traces.values() if t.reply_seen]
@@ -288,11 +254,26 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
             print(f"  {key:<40} {int(c - c0):6d} msgs  {1000 * (s - s0) / (c - c0):7.2f} ms each  {s - s0:7.2f} s total")
     print(f"\nCPU seconds per component during the run ({os.cpu_count()} cores):")
     used = {k: cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after}
+    cases = max(done_tasks, 1)
     for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<14} {seconds:7.2f} s   {1000 * seconds / max(done_tasks, 1):6.2f} ms per case")
-    total = sum(used.values())
-    per_case = 1000 * total / max(done_tasks, 1)
+        if name not in HARNESS:
+            print(f"  {name:<14} {seconds:7.2f} s   {1000 * seconds / cases:6.2f} ms per case")
+    total = sum(seconds for name, seconds in used.items() if name not in HARNESS)
+    per_case = 1000 * total / cases
     print(f"  {'all':<14} {total:7.2f} s   {per_case:6.2f} ms per case (goal ≤ 1 ms)")
+    for name, what in HARNESS.items():
+        if name in used:
+            print(f"  not counted: {name:<10} {used[name]:7.2f} s   {1000 * used[name] / cases:6.2f} ms per case, {what}")
+    moved = {"kafka_written": (traffic_after[0] - traffic_before[0]) / cases,
+             "kafka_read": (traffic_after[1] - traffic_before[1]) / cases,
+             "pg_rows": (rows_after - rows_before) / cases}
+    print(f"\nwhat a case moved: {moved['kafka_written']:.1f} Kafka records written, {moved['kafka_read']:.1f} read by the "
+          f"system's consumer groups, {moved['pg_rows']:.1f} PostgreSQL rows written (inserted, updated, deleted)")
+    if done_tasks == n:
+        COUNTS.parent.mkdir(parents=True, exist_ok=True)
+        COUNTS.write_bytes(orjson.dumps({**moved, "run": f"bench.e2e {'steady ' + format(rate, 'g') + '/s' if rate else 'burst'}"
+                                                          f" of {n} reports, {datetime.now().astimezone().isoformat(timespec='seconds')}"}))
+        print(f"  (saved for bench.floor in {COUNTS.relative_to(REPO)})")
     if baselines:
         from bench.baselines import measure, print_baselines
 

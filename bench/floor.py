@@ -1,0 +1,213 @@
+"""The floor: what one case costs at the very least on the stack the design card names, on this machine.
+
+    .venv/bin/python -m bench.floor            (./dev infra is enough; ./dev up is fine too, idle)
+
+Measures the parts every case must pass through, with nothing of wangge's own logic in the way and at the
+most favourable batch size (--batch, default 500: the most a service's consumer takes at once):
+
+- Kafka through aiokafka, with the services' own settings (idempotent producer with acks=all, read_committed
+  consumer, offsets committed after each batch): CPU per record produced and per record consumed, in the
+  Python client and in the broker, for an envelope of a case event's size (Envelope.from_json on each read).
+- PostgreSQL through asyncpg: CPU per row of the idempotent consumer's own writes, a batch per transaction:
+  the claim of the event id, one effect row, and an outbox row written, read back by the relay and deleted.
+
+It multiplies them by what one case moves today: Kafka records written and read, and PostgreSQL rows
+written, as counted by the last `bench.e2e` run (.local/bench/e2e-counts.json; --counts FILE, or the
+figures given with --written, --read, --rows). What it leaves out — the services' own code, validating the
+data, the SMS over HTTP, asyncio, smaller batches at a steady pace — only adds to the real cost; so a floor
+above issue 7's 1 ms per case (2,000 cases/s on two cores) says the goal cannot be met on this stack.
+Figures, not assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.support import cpu_by_component, verdict
+from shared.contracts import Envelope
+from shared.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTS = REPO / ".local" / "bench" / "e2e-counts.json"
+# Without a bench.e2e run to count from: what a case moved in the burst of 2026-12-02 (3,000 reports).
+DEFAULT_COUNTS = {"kafka_written": 15.0, "kafka_read": 24.0, "pg_rows": 40.0}
+
+
+@dataclass
+class UnitCosts:
+    """Microseconds of CPU per unit, split by who spends them."""
+
+    produce_client: float
+    produce_broker: float
+    consume_client: float
+    consume_broker: float
+    row_postgres: float
+    row_client: float
+
+
+def case_event(i: int) -> Envelope:
+    """An envelope the size of a case.accepted (masked reporter, a description, a place)."""
+    return Envelope.new("case.accepted", 1, {
+        "case_no": f"20261202-{i:04d}", "category": "CM04", "unit_grid": "370402001001001",
+        "description": "垃圾箱损坏，垃圾外溢，周边环境脏乱，请尽快处理", "location": {"lon": 117.575168, "lat": 34.871845},
+        "address": None, "reporter": {"name": "李**", "phone": "139****1001"},
+        "observed_at": "2026-11-27T09:12:00+08:00"}, source="intake", case_id=str(uuid.uuid4()))
+
+
+async def kafka_costs(bootstrap: str, records: int, batch: int) -> tuple[float, float, float, float, int]:
+    """(client, broker) µs per record produced, (client, broker) µs per record consumed, and the record size."""
+    tag = uuid.uuid4().hex[:6]
+    topic = f"bench-floor-{tag}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    try:
+        values = []
+        for i in range(records):
+            envelope = case_event(i)
+            values.append((envelope.to_json(), envelope.case_id.encode()))
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
+        await producer.start()
+        try:
+            client, broker = time.process_time(), cpu_by_component().get("kafka", 0.0)
+            for start in range(0, records, batch):
+                # As the outbox relay sends: a batch queued in order, then every acknowledgement awaited.
+                pending = [await producer.send(topic, value, key=key) for value, key in values[start:start + batch]]
+                await asyncio.gather(*pending)
+            produced = (time.process_time() - client, cpu_by_component().get("kafka", 0.0) - broker)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-floor-{tag}",
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    isolation_level="read_committed", max_poll_records=batch)
+        await consumer.start()
+        try:
+            client, broker = time.process_time(), cpu_by_component().get("kafka", 0.0)
+            seen = 0
+            while seen < records:
+                fetched = await asyncio.wait_for(consumer.getmany(timeout_ms=500), 30)
+                for partition_records in fetched.values():
+                    for record in partition_records:
+                        Envelope.from_json(record.value)
+                    seen += len(partition_records)
+                if fetched:
+                    await consumer.commit()
+            consumed = (time.process_time() - client, cpu_by_component().get("kafka", 0.0) - broker)
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
+    per = 1e6 / records
+    return produced[0] * per, produced[1] * per, consumed[0] * per, consumed[1] * per, len(values[0][0])
+
+
+async def postgres_costs(dsn: str, messages: int, batch: int) -> tuple[float, float]:
+    """(PostgreSQL, client) µs per row written: claim + effect + outbox row relayed, a batch per transaction."""
+    schema = f"bench_floor_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"""
+            CREATE SCHEMA "{schema}"; SET search_path = "{schema}";
+            CREATE TABLE processed_events (consumer text, event_id text, PRIMARY KEY (consumer, event_id));
+            CREATE TABLE effects (id uuid PRIMARY KEY, state text NOT NULL, data jsonb NOT NULL);
+            CREATE TABLE outbox (seq bigserial PRIMARY KEY, topic text, key text, event_id text, event_type text,
+                                 payload bytea)""")
+        ids = [str(uuid.uuid4()) for _ in range(messages)]
+        payload = case_event(0).to_json()
+        postgres, client = cpu_by_component().get("postgresql", 0.0), time.process_time()
+        for start in range(0, messages, batch):
+            chunk = ids[start:start + batch]
+            async with conn.transaction():
+                await conn.fetch("""INSERT INTO processed_events (consumer, event_id) SELECT 'floor', unnest($1::text[])
+                                    ON CONFLICT DO NOTHING RETURNING event_id""", chunk)
+                await conn.execute("""INSERT INTO effects (id, state, data)
+                                      SELECT unnest($1::uuid[]), 'accepted', '{"owner": "huanwei"}'""", chunk)
+                await conn.execute("""INSERT INTO outbox (topic, key, event_id, event_type, payload)
+                                      SELECT 'wangge.cases', k, k, 'case.accepted', $2 FROM unnest($1::text[]) k""",
+                                   chunk, payload)
+            async with conn.transaction():
+                rows = await conn.fetch("SELECT seq, topic, key, event_type, payload FROM outbox ORDER BY seq LIMIT $1",
+                                        batch)
+                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
+        used_postgres = cpu_by_component().get("postgresql", 0.0) - postgres
+        used_client = time.process_time() - client
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+    rows_written = 4 * messages  # claim, effect, outbox insert, outbox delete
+    return 1e6 * used_postgres / rows_written, 1e6 * used_client / rows_written
+
+
+def load_counts(path: Path | None, overrides: dict[str, float | None]) -> tuple[dict[str, float], str]:
+    """What one case moves (Kafka records written and read, PostgreSQL rows), and where that came from."""
+    counts, origin = dict(DEFAULT_COUNTS), "the defaults (no bench.e2e run counted yet)"
+    source = path or COUNTS
+    if source.exists():
+        saved = json.loads(source.read_text())
+        counts.update({k: float(saved[k]) for k in DEFAULT_COUNTS if k in saved})
+        origin = f"{source.relative_to(REPO) if source.is_relative_to(REPO) else source} ({saved.get('run', '?')})"
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        counts.update(given)
+        origin += ", with " + ", ".join(f"{k}={v:g}" for k, v in given.items())
+    return counts, origin
+
+
+async def run(records: int, batch: int, counts: dict[str, float], origin: str) -> int:
+    settings = get_settings()
+    print(f"measuring Kafka ({records:,} records) and PostgreSQL ({records:,} messages) at batches of {batch} …",
+          flush=True)
+    p_client, p_broker, c_client, c_broker, size = await kafka_costs(settings.kafka_bootstrap, records, batch)
+    r_postgres, r_client = await postgres_costs(settings.database_url, records, batch)
+    units = UnitCosts(p_client, p_broker, c_client, c_broker, r_postgres, r_client)
+    print(f"\nCPU per unit at batches of {batch} (µs):            client   server")
+    print(f"  a record produced ({size} bytes, acks=all)   {units.produce_client:8.1f} {units.produce_broker:8.1f} (broker)")
+    print(f"  a record consumed and its envelope read    {units.consume_client:8.1f} {units.consume_broker:8.1f} (broker)")
+    print(f"  a row written in PostgreSQL                {units.row_client:8.1f} {units.row_postgres:8.1f} (postgres)")
+    written, read, rows = counts["kafka_written"], counts["kafka_read"], counts["pg_rows"]
+    kafka = written * (units.produce_client + units.produce_broker) + read * (units.consume_client + units.consume_broker)
+    postgres = rows * (units.row_client + units.row_postgres)
+    floor = kafka + postgres
+    print(f"\none case moves, by {origin}:")
+    print(f"  {written:5.1f} Kafka records written   → {written * (units.produce_client + units.produce_broker):7.0f} µs")
+    print(f"  {read:5.1f} Kafka records read      → {read * (units.consume_client + units.consume_broker):7.0f} µs")
+    print(f"  {rows:5.1f} PostgreSQL rows written  → {postgres:7.0f} µs")
+    print(f"  the floor, before any of wangge's own code: {floor / 1000:.2f} ms of CPU per case "
+          f"→ at most {2e6 / floor:,.0f} cases/s on two cores")
+    print("\nissue 7's goal against the floor:")
+    verdict("CPU per case ≤ 1 ms is above the floor", f"floor {floor / 1000:.2f} ms", floor <= 1000)
+    verdict("2,000 cases/s fits two cores at the floor", f"≤ {2e6 / floor:,.0f} cases/s", 2e6 / floor >= 2000)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry."""
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=30_000, help="records and messages to measure with (default 30,000)")
+    parser.add_argument("--batch", type=int, default=500, help="records per batch and per transaction (default 500)")
+    parser.add_argument("--counts", type=Path, help=f"what a case moves, as bench.e2e saves it (default {COUNTS.relative_to(REPO)})")
+    parser.add_argument("--written", type=float, help="Kafka records written per case (instead of the counted figure)")
+    parser.add_argument("--read", type=float, help="Kafka records read by the system per case")
+    parser.add_argument("--rows", type=float, help="PostgreSQL rows written (inserted, updated, deleted) per case")
+    args = parser.parse_args(argv)
+    if args.records < args.batch or args.batch < 1:
+        parser.error("--records must be at least --batch, and --batch at least 1")
+    counts, origin = load_counts(args.counts, {"kafka_written": args.written, "kafka_read": args.read,
+                                               "pg_rows": args.rows})
+    return asyncio.run(run(args.records, args.batch, counts, origin))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
