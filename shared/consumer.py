@@ -8,6 +8,9 @@ rejection cut to a size Kafka takes) and the consumer goes on. An outage of Post
 (shared/errors.py decides which failures are one) pauses it, retrying with backoff; a valid event
 is never set aside because the database went away.
 
+Offsets are committed at most every DEFAULT_COMMIT_INTERVAL seconds (and when partitions are given away or the
+consumer stops), always after the PostgreSQL commit of what they cover.
+
 Lag is measured against the broker's end offsets, refreshed in the background even while no
 message arrives (or while a handler hangs), so a stalled partition shows: see `stalled()`.
 """
@@ -54,6 +57,10 @@ def current_record() -> ConsumerRecord | None:
 # A handler that fails this often on the same message for a non-transient reason has a bug or
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
 MAX_ATTEMPTS = 3
+# Offsets are committed to Kafka at most this often, not after every batch: under a steady stream a batch is a
+# message or two, and a commit for each cost the broker more CPU than the messages themselves. A crash replays
+# what was handled since, which the processed-event record makes harmless (as any replay).
+DEFAULT_COMMIT_INTERVAL = 0.2
 # No contract message comes near this: a report is a few KB. Larger ones are rejected unread.
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
 
@@ -93,6 +100,7 @@ class EventConsumer:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_fetch_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         lag_interval: float = 5.0,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ):
         self.service = service
         self.group_id = group_id
@@ -110,6 +118,9 @@ class EventConsumer:
         # record is read (and rejected) instead of stalling the fetch.
         self._fetch_bytes = max(4 * 1024 * 1024, 2 * max_fetch_bytes)
         self._lag_interval = lag_interval
+        self._commit_interval = commit_interval
+        # Offsets handled and committed in PostgreSQL, not yet committed to Kafka (see DEFAULT_COMMIT_INTERVAL).
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._rejected_topics: set[str] = set()
@@ -135,20 +146,41 @@ class EventConsumer:
         self._consumer.subscribe(self.topics, listener=_Assignments(self))
         await self._consumer.start()
         lag = asyncio.create_task(self._measure_lag(), name=f"{self.service}:lag {','.join(self.topics)}")
+        committed_at = time.monotonic()
         try:
             while True:
-                batch = await self._consumer.getmany(timeout_ms=500)
-                if not batch:
-                    continue
-                await asyncio.gather(*(self._handle_partition(records) for records in batch.values()))
-                offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
-                await self._commit(offsets)
-                self._advanced(offsets)
+                wait = 0.5 if not self._uncommitted else max(0.0, committed_at + self._commit_interval - time.monotonic())
+                batch = await self._consumer.getmany(timeout_ms=int(1000 * wait))
+                if batch:
+                    await asyncio.gather(*(self._handle_partition(records) for records in batch.values()))
+                    offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
+                    self._uncommitted.update(offsets)
+                    self._advanced(offsets)
+                if self._uncommitted and time.monotonic() - committed_at >= self._commit_interval:
+                    await self.commit_handled()
+                    committed_at = time.monotonic()
         finally:
             lag.cancel()
             await asyncio.gather(lag, return_exceptions=True)
+            try:
+                # Stopping: what was handled is committed, so the next member does not replay it (harmless if it
+                # did). Shielded: the cancellation that stops this loop must not cut the commit short.
+                await asyncio.wait_for(asyncio.shield(self.commit_handled()), 3)
+            except Exception as exc:  # noqa: BLE001 — a replay on the next start is harmless
+                log.info("offsets of %s not committed at stop (%s); they are replayed", self.group_id, describe(exc))
             self._forget(list(self._partitions))
             await self._consumer.stop()
+
+    async def commit_handled(self, partitions: list[TopicPartition] | None = None) -> None:
+        """Commit to Kafka the offsets of what was handled (and committed in PostgreSQL) since the last commit, of
+        these partitions or all; those of partitions no longer assigned are dropped (their new owner replays)."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        chosen = [tp for tp in self._uncommitted if partitions is None or tp in partitions]
+        taken = {tp: self._uncommitted.pop(tp) for tp in chosen}
+        offsets = {tp: offset for tp, offset in taken.items() if tp in assigned}
+        if offsets:
+            await self._commit(offsets)
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         assert self._consumer is not None
@@ -479,7 +511,12 @@ class _Assignments(ConsumerRebalanceListener):
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        """Offsets are committed after each batch; the lag of partitions given away is no longer ours."""
+        """What was handled of the partitions given away is committed for their next owner; their lag is no
+        longer ours."""
+        try:
+            await self._consumer.commit_handled(list(revoked))
+        except Exception as exc:  # noqa: BLE001 — the next owner replays, harmlessly
+            log.info("offsets of revoked partitions not committed (%s); their next owner replays them", describe(exc))
         self._consumer._forget(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
