@@ -6,7 +6,9 @@ Runs against the system `./dev up` started (real processes, real Kafka and Postg
 
 Prints cases/s, p50/p99 latency to the task and to the reply, and where the time goes: the stages
 between the events' own timestamps, and the services' handler time from their /metrics. The SMS sink
-answers each message in --gateway-ms (default 5 ms, as the goal says a real gateway does) for the run.
+answers each message in --gateway-ms (default 5 ms, as the goal says a real gateway does) for the run. The
+first --warmup reports (500) are not measured: a broker just started spends more CPU compiling (its JIT) than
+serving.
 Ends with issue 7's goals for this kind of run (a burst, or a steady --rate), each with its figure and
 PASS or FAIL. Not a test: figures, not assertions.
 """
@@ -134,34 +136,22 @@ async def set_gateway_delay(url: str, delay_ms: float) -> bool:
     return answer.status_code == 200
 
 
-async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False,
-              profile_format: str = "svg", gateway_ms: float = 5.0) -> int:
-    settings = get_settings()
-    if not await set_gateway_delay(settings.sms_gateway_url, gateway_ms):
-        print(f"note: could not set the SMS sink's delay at {settings.sms_gateway_url}; the gateway answers as it does")
-    topics = Topics(settings.topic_prefix)
-    run_id = uuid.uuid4().hex[:6]
-    reports = make_reports(n, run_id)
+@dataclass
+class Driven:
+    """What one stream of reports gave: each report's trace, when the stream started, tasks and replies seen."""
+
+    traces: dict[str, Trace]
+    started: float
+    done_tasks: int
+    done_replies: int
+
+
+async def drive(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: Topics, reports: list[Envelope],
+                rate: float, timeout: float, label: str) -> Driven:
+    """Send the reports (all at once, or at `rate` a second) and follow each to its task and its reply."""
+    n = len(reports)
     traces = {r.data["external_id"]: Trace() for r in reports}
     by_case: dict[str, Trace] = {}
-    before = await scrape_handler_seconds()
-    traffic_before = await kafka_traffic(settings.kafka_bootstrap)
-    rows_before = await postgres_rows_written(settings.database_url)
-    cpu_before = cpu_by_component()
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-{run_id}",
-                                auto_offset_reset="latest", enable_auto_commit=False)
-    await consumer.start()
-    consumer.subscribe(pattern=f"^{re.escape(topics.prefix)}wangge\\.(cases|replies|tasks\\..+)$")
-    # Wait for the assignment, so that "latest" is before the first report.
-    for _ in range(100):
-        await consumer.getmany(timeout_ms=100)
-        if consumer.assignment():
-            break
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5)
-    await producer.start()
-    profiles = start_profiles(profile, profile_format) if profile else []
-
     done_tasks = done_replies = 0
     started = time.perf_counter()
 
@@ -176,7 +166,7 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
         await producer.flush()
 
     pace = f"at {rate:g}/s" if rate else "as fast as possible"
-    print(f"sending {n} reports to {topics.reports} on {settings.kafka_bootstrap} {pace} …", flush=True)
+    print(f"{label} {n} reports to {topics.reports} {pace} …", flush=True)
     sender = asyncio.create_task(send_all())
     deadline = time.perf_counter() + timeout
     last_progress = 0.0
@@ -212,6 +202,41 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
             last_progress = now
             print(f"  {now - started:5.1f} s: {done_tasks}/{n} tasks, {done_replies}/{n} replies", flush=True)
     await sender
+    return Driven(traces, started, done_tasks, done_replies)
+
+
+async def run(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False,
+              profile_format: str = "svg", gateway_ms: float = 5.0, warmup: int = 500) -> int:
+    settings = get_settings()
+    if not await set_gateway_delay(settings.sms_gateway_url, gateway_ms):
+        print(f"note: could not set the SMS sink's delay at {settings.sms_gateway_url}; the gateway answers as it does")
+    topics = Topics(settings.topic_prefix)
+    run_id = uuid.uuid4().hex[:6]
+    reports = make_reports(n, run_id)
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-{run_id}",
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    consumer.subscribe(pattern=f"^{re.escape(topics.prefix)}wangge\\.(cases|replies|tasks\\..+)$")
+    # Wait for the assignment, so that "latest" is before the first report.
+    for _ in range(100):
+        await consumer.getmany(timeout_ms=100)
+        if consumer.assignment():
+            break
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    if warmup:
+        # The broker's JIT and the services' first requests cost far more than their steady state: not measured.
+        warm = await drive(consumer, producer, topics, make_reports(warmup, f"warm-{run_id}"), 0, timeout,
+                           "warming up with")
+        print(f"  warmed up: {warm.done_tasks}/{warmup} tasks, {warm.done_replies}/{warmup} replies\n", flush=True)
+    before = await scrape_handler_seconds()
+    traffic_before = await kafka_traffic(settings.kafka_bootstrap)
+    rows_before = await postgres_rows_written(settings.database_url)
+    cpu_before = cpu_by_component()
+    profiles = start_profiles(profile, profile_format) if profile else []
+    driven = await drive(consumer, producer, topics, reports, rate, timeout, "sending")
+    traces, started, done_tasks, done_replies = driven.traces, driven.started, driven.done_tasks, driven.done_replies
     await producer.stop()
     await consumer.stop()
     if profiles:
@@ -312,14 +337,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="afterwards, measure PostgreSQL (pgbench) and Kafka (its producer) alone and print them beside")
     parser.add_argument("--profile-format", choices=("svg", "raw"), default="svg",
                         help="svg flame graphs (default), or raw collapsed stacks (.txt) to add up")
+    parser.add_argument("--warmup", type=int, default=500, metavar="N",
+                        help="first send N reports, not measured (default 500): the broker's JIT compiler and the services' "
+                        "first requests cost several times their steady state; 0 measures a cold system")
     parser.add_argument("--gateway-ms", type=float, default=5.0, metavar="MS",
                         help="the SMS sink answers each message in MS milliseconds during the run (default 5; "
                         "set back to 0 afterwards)")
     args = parser.parse_args(argv)
     if not 0 <= args.gateway_ms <= 60000:
         parser.error("--gateway-ms: between 0 and 60000")
+    if args.warmup < 0:
+        parser.error("--warmup: 0 or more")
     return asyncio.run(run(args.reports, args.timeout, args.rate, args.profile, args.baselines, args.profile_format,
-                           args.gateway_ms))
+                           args.gateway_ms, args.warmup))
 
 
 if __name__ == "__main__":
