@@ -111,7 +111,7 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
             for op in ("WRITE", "CREATE", "DESCRIBE"):
                 acls.append(Acl(service, "TOPIC", topic, "LITERAL", op))
     # Supervision's live-figures process (faust, python -m services.supervision.live) runs as supervision: its group
-    # is under supervision's prefix already; its tables' changelog and repartition topics are its own.
+    # is under supervision's prefix already; its tables' changelog topics are its own.
     for op in ("READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"):
         acls.append(Acl("supervision", "TOPIC", f"{p}wangge-supervision-live", "PREFIXED", op))
     for service in ("routing", "supervision"):  # work and urge notices for every owner

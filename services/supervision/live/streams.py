@@ -1,18 +1,21 @@
-"""The faust app: agents over wangge.cases and the tables they keep (memory store, changelog topics).
+"""The faust app: an agent over wangge.cases and the tables it keeps (memory store, changelog topics).
 
-Tables and why they are keyed as they are (a faust table's changelog partition is the partition of
-the event being processed, so each table is keyed like the topic its agent reads):
-- `cases` (key: case id, like wangge.cases): what the screen knows of each case; open and overdue
-  counts are computed from it when asked, so a replayed event changes nothing.
-- `hourly` (key: unit grid; tumbling 1 h windows on the event's occurred_at): the ids of the cases
-  accepted (立案) there in that hour. Fed through the internal topic `…-accepted-by-grid`.
-- `spikes` (key: community|category; tumbling windows): the ids of the cases of one category accepted
-  in one community; a window holding `spike_threshold` or more is a spike. Fed through `…-accepted-by-place`.
-Windows hold case ids, not counts, so a redelivered event (at-least-once) is not counted twice.
+Every table is keyed by case id, like wangge.cases, which feeds it: a faust table's changelog partition is the
+partition of the event being processed, so each case's rows stay in its partition and no event takes a second
+hop through a topic of the app's own (each such hop cost a write, a read and a changelog write per case).
+- `cases`: what the screen knows of each case; open and overdue counts are computed from it when asked, so a
+  replayed event changes nothing.
+- `hourly` (tumbling 1 h windows on the time of acceptance): the cases accepted (立案) in each hour, with their
+  unit grid; the figures group them by grid when asked.
+- `spikes` (tumbling windows of `spike_window_seconds`): the same cases with their community and category; a
+  community and category with `spike_threshold` or more cases in one window is a spike.
+A window holds one row per case, whatever the redeliveries (at-least-once), and costs the same to write for the
+thousandth case of the hour as for the first.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -65,10 +68,15 @@ class Broadcast:
         self.subscribers.discard(queue)
 
 
-def _occurred_at(event: EventT) -> float:
-    """The window a fed case belongs to: when it was accepted (event time), not when the record was written."""
-    moment = live.parse_time(event.value.get("occurred_at")) if isinstance(event.value, dict) else None
-    return moment.timestamp() if moment else event.message.timestamp
+# When the case being fed into the windows was accepted (epoch seconds): the windows are cut on event time, the
+# moment of 立案, not on when the record was written (a relay delayed by an outage still counts in the right hour).
+_accepted_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("accepted_at", default=None)
+
+
+def _window_moment(event: EventT) -> float:
+    """The moment a windowed table's row belongs to: the fed case's acceptance, else the record's own time."""
+    moment = _accepted_at.get()
+    return moment if moment is not None else event.message.timestamp
 
 
 class LiveStreams:
@@ -91,30 +99,26 @@ class LiveStreams:
             store="memory://",
             web_enabled=False,
             autodiscover=False,
-            topic_partitions=3,  # its own repartition topics (the cases table follows wangge.cases, below)
+            topic_partitions=3,  # faust's own topics (its assignor's leader topic); the tables follow wangge.cases
             topic_replication_factor=settings.kafka_replication_factor,
             consumer_auto_offset_reset="earliest",
             table_cleanup_interval=60.0,
-            # Changelog and repartition sends batched for 20 ms instead of a produce request per table update:
-            # under a burst those sends were a third of this process's CPU (bench.e2e --profile). Nothing waits on them.
+            # Changelog sends batched for 20 ms instead of a produce request per table update: under a burst those
+            # sends were a third of this process's CPU (bench.e2e --profile). Nothing waits on them.
             producer_linger=0.02,
             timezone=street_zone(),
         )
         app = self.app
         self.cases_topic = app.topic(self.topics.cases, key_serializer="raw", value_serializer="raw")
-        self.by_grid = app.topic(f"{self.app_id}-accepted-by-grid", internal=True, partitions=3,
-                                 key_serializer="raw", value_serializer="json")
-        self.by_place = app.topic(f"{self.app_id}-accepted-by-place", internal=True, partitions=3,
-                                  key_serializer="raw", value_serializer="json")
-        # Co-partitioned with wangge.cases, which feeds it (faust requires the same count).
-        self.cases = app.Table("cases", default=None, partitions=self.topics.spec_for(self.topics.cases).partitions)
-        self.hourly = app.Table("hourly", default=list, partitions=3) \
-            .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_occurred_at)
-        self.spikes = app.Table("spikes", default=list, partitions=3) \
-            .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_occurred_at)
+        # Co-partitioned with wangge.cases, which feeds them (faust requires the same count).
+        partitions = self.topics.spec_for(self.topics.cases).partitions
+        self.cases = app.Table("cases", default=None, partitions=partitions)
+        # Named anew when they came to be keyed by case id: the grid- and place-keyed tables had 3 partitions.
+        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions) \
+            .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_window_moment)
+        self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
+            .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
         app.agent(self.cases_topic, name="follow-cases")(self._follow_cases)
-        app.agent(self.by_grid, name="count-per-grid")(self._count_per_grid)
-        app.agent(self.by_place, name="count-per-place")(self._count_per_place)
 
     async def start(self) -> None:
         """Join the group, recover the tables from their changelogs, and start following wangge.cases."""
@@ -155,38 +159,37 @@ class LiveStreams:
         after = live.fold(before, envelope.type, data, occurred_at)
         self.cases[envelope.case_id] = after
         if live.newly_accepted(before, after):
-            fed = {"case_id": envelope.case_id, "unit_grid": after["unit_grid"], "category": after.get("category"),
-                   "occurred_at": after["accepted_at"]}
-            await self.by_grid.send(key=after["unit_grid"].encode(), value=fed)
-            community = self.names.community_of.get(after["unit_grid"])
-            if community and after.get("category"):
-                await self.by_place.send(key=f"{community}|{after['category']}".encode(), value=fed)
+            accepted = live.parse_time(after["accepted_at"])
+            token = _accepted_at.set(accepted.timestamp() if accepted else None)
+            try:
+                place = {"unit_grid": after["unit_grid"], "category": after.get("category"),
+                         "community": self.names.community_of.get(after["unit_grid"])}
+                self.hourly[envelope.case_id] = place
+                self.spikes[envelope.case_id] = place
+            finally:
+                _accepted_at.reset(token)
         self.broadcast.publish(live.screen_event(envelope.type, envelope.case_id, data, occurred_at, after, self.names))
-
-    async def _count_per_grid(self, stream: Any) -> None:
-        async for fed in stream:
-            ids = self.hourly[fed["unit_grid"]].value()
-            if fed["case_id"] not in ids:
-                self.hourly[fed["unit_grid"]] = [*ids, fed["case_id"]]
-
-    async def _count_per_place(self, stream: Any) -> None:
-        async for fed in stream:
-            key = f"{self.names.community_of.get(fed['unit_grid'])}|{fed['category']}"
-            ids = self.spikes[key].value()
-            if fed["case_id"] not in ids:
-                self.spikes[key] = [*ids, fed["case_id"]]
 
     def known_cases(self) -> Iterator[dict[str, Any]]:
         """What the screen knows of every case (the cases table)."""
         return (v for v in self.cases.values() if isinstance(v, dict))
 
     @staticmethod
-    def _windows(table: Any) -> list[tuple[str, float, list[str]]]:
-        return [(key, window[0], list(ids)) for (key, window), ids in list(table.table.data.items())]
+    def _windows(table: Any, key_of: Any) -> list[tuple[str, float, list[str]]]:
+        """(key, window start, case ids) of each window of a table keyed by case id, grouped by `key_of(row)`."""
+        grouped: dict[tuple[str, float], list[str]] = {}
+        for (case_id, window), row in list(table.table.data.items()):
+            key = key_of(row) if isinstance(row, dict) else None
+            if key:
+                grouped.setdefault((key, window[0]), []).append(case_id)
+        return [(key, start, ids) for (key, start), ids in grouped.items()]
 
     def figures(self, at: datetime | None = None) -> dict[str, Any]:
         """The street's live figures now (see figures.figures)."""
-        return live.figures(self.known_cases(), self._windows(self.hourly), self._windows(self.spikes),
+        hourly = self._windows(self.hourly, lambda row: row.get("unit_grid"))
+        spikes = self._windows(self.spikes, lambda row: row.get("community") and row.get("category")
+                               and f"{row['community']}|{row['category']}")
+        return live.figures(self.known_cases(), hourly, spikes,
                             names=self.names, at=at or now(), zone=street_zone(),
                             spike_threshold=self.options.spike_threshold)
 
