@@ -32,7 +32,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.support import HARNESS, cpu_by_component, kafka_traffic, pct, postgres_rows_written, system_processes, verdict
+from bench.support import (HARNESS, cpu_by_component, kafka_traffic, pct, postgres_writes, system_processes,
+                           verdict)
 from shared.contracts import Envelope
 from shared.settings import get_settings
 from shared.street import load_street
@@ -232,7 +233,7 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
         print(f"  warmed up: {warm.done_tasks}/{warmup} tasks, {warm.done_replies}/{warmup} replies\n", flush=True)
     before = await scrape_handler_seconds()
     traffic_before = await kafka_traffic(settings.kafka_bootstrap)
-    rows_before = await postgres_rows_written(settings.database_url)
+    rows_before = await postgres_writes(settings.database_url)
     cpu_before = cpu_by_component()
     profiles = start_profiles(profile, profile_format) if profile else []
     driven = await drive(consumer, producer, topics, reports, rate, timeout, "sending")
@@ -249,7 +250,7 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
     await set_gateway_delay(settings.sms_gateway_url, 0)
     await asyncio.sleep(11)  # the services' last offsets committed, their idle backends' statistics reported
     traffic_after = await kafka_traffic(settings.kafka_bootstrap)
-    rows_after = await postgres_rows_written(settings.database_url)
+    rows_after = await postgres_writes(settings.database_url)
 
     task_lat = [t.task_seen - t.sent for t in traces.values() if t.task_seen]
     reply_lat = [t.reply_seen - t.sent for t in traces.values() if t.reply_seen]
@@ -291,9 +292,11 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
             print(f"  not counted: {name:<10} {used[name]:7.2f} s   {1000 * used[name] / cases:6.2f} ms per case, {what}")
     moved = {"kafka_written": (traffic_after[0] - traffic_before[0]) / cases,
              "kafka_read": (traffic_after[1] - traffic_before[1]) / cases,
-             "pg_rows": (rows_after - rows_before) / cases}
+             "pg_rows": (rows_after[0] - rows_before[0]) / cases,
+             "pg_commits": (rows_after[1] - rows_before[1]) / cases}
     print(f"\nwhat a case moved: {moved['kafka_written']:.1f} Kafka records written, {moved['kafka_read']:.1f} read by the "
-          f"system's consumer groups, {moved['pg_rows']:.1f} PostgreSQL rows written (inserted, updated, deleted)")
+          f"system's consumer groups, {moved['pg_rows']:.1f} PostgreSQL rows written (inserted, updated, deleted) in "
+          f"{moved['pg_commits']:.1f} transactions")
     if done_tasks == n:
         COUNTS.parent.mkdir(parents=True, exist_ok=True)
         COUNTS.write_bytes(orjson.dumps({**moved, "run": f"bench.e2e {'steady ' + format(rate, 'g') + '/s' if rate else 'burst'}"

@@ -133,12 +133,13 @@ async def kafka_traffic(bootstrap: str) -> tuple[int, int]:
     return written, read
 
 
-async def postgres_rows_written(dsn: str) -> int:
-    """Rows inserted, updated and deleted so far in every table of the database (PostgreSQL's statistics, which a
-    busy backend reports within a second and an idle one within ten)."""
+async def postgres_writes(dsn: str) -> tuple[int, int]:
+    """(rows inserted, updated and deleted, transactions committed) so far in the database (PostgreSQL's statistics,
+    which a busy backend reports within a second and an idle one within ten)."""
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(
-            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"))
+        rows = await conn.fetchval("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables")
+        commits = await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return int(rows), int(commits)
     finally:
         await conn.close()

@@ -162,16 +162,27 @@ async def add_delivery(
 async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
                     limit: int = DUE_BATCH) -> list[asyncpg.Record]:
     """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
-    ran out (marked uncertain: they may have reached the gateway). Commit before sending."""
+    ran out (marked uncertain: they may have reached the gateway), up to `limit` of each. Commit before sending.
+
+    Two index scans, not one condition with OR: PostgreSQL answers an OR with a bitmap scan, which never marks the
+    index entries of rows already sent as dead, so every poll walked all of them again until a vacuum (0.9 ms a
+    poll after a burst, a poll per delivery under a steady stream); a plain index scan marks them once."""
     return await conn.fetch(
         f"""
-        WITH due AS (
-            SELECT id, state AS was FROM deliveries
-             WHERE (state = 'pending' AND next_attempt_at <= now())
-                OR (state = 'sending' AND lease_until < now())
+        WITH pending AS (
+            SELECT id, 'pending'::text AS was FROM deliveries
+             WHERE state = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at
              LIMIT $1
                FOR UPDATE SKIP LOCKED
+        ), lapsed AS (
+            SELECT id, 'sending'::text AS was FROM deliveries
+             WHERE state = 'sending' AND lease_until < now()
+             ORDER BY lease_until
+             LIMIT $1
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT id, was FROM pending UNION ALL SELECT id, was FROM lapsed
         )
         UPDATE deliveries AS d
            SET state = 'sending', lease_token = $3, updated_at = now(),
