@@ -114,11 +114,23 @@ class LiveStreams:
         partitions = self.topics.spec_for(self.topics.cases).partitions
         self.cases = app.Table("cases", default=None, partitions=partitions)
         # Named anew when they came to be keyed by case id: the grid- and place-keyed tables had 3 partitions.
-        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions) \
+        # Their rows go to the changelog partition of their key (use_partitioner), not of the event being handled:
+        # faust checks the latter against the changelog's partition count, which a changelog created a moment before
+        # may not show yet (PartitionsMismatch, "0 partitions", on a fresh street's first acceptances). The one live
+        # process holds every partition, so it recovers every row either way.
+        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions, use_partitioner=True) \
             .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_window_moment)
-        self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
+        self.spikes = app.Table("spike-cases", default=None, partitions=partitions, use_partitioner=True) \
             .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
         app.agent(self.cases_topic, name="follow-cases")(self._follow_cases)
+        # The open cases of the table, kept as events come: a scrape or the screen asks about these, and the table
+        # keeps every case it ever saw (each scrape walked them all: 180 ms at 10,000 cases). Built from the table
+        # when first asked, and again after each recovery (a rebalance gives the table its rows anew).
+        self._open: dict[str, dict[str, Any]] | None = None
+        self.cases.on_recover(self._recovered)
+
+    async def _recovered(self) -> None:
+        self._open = None
 
     async def start(self) -> None:
         """Join the group, recover the tables from their changelogs, and start following wangge.cases."""
@@ -158,6 +170,11 @@ class LiveStreams:
         before = self.cases.get(envelope.case_id)
         after = live.fold(before, envelope.type, data, occurred_at)
         self.cases[envelope.case_id] = after
+        if self._open is not None:
+            if live.is_open(after):
+                self._open[envelope.case_id] = after
+            else:
+                self._open.pop(envelope.case_id, None)
         if live.newly_accepted(before, after):
             accepted = live.parse_time(after["accepted_at"])
             token = _accepted_at.set(accepted.timestamp() if accepted else None)
@@ -171,8 +188,10 @@ class LiveStreams:
         self.broadcast.publish(live.screen_event(envelope.type, envelope.case_id, data, occurred_at, after, self.names))
 
     def known_cases(self) -> Iterator[dict[str, Any]]:
-        """What the screen knows of every case (the cases table)."""
-        return (v for v in self.cases.values() if isinstance(v, dict))
+        """What the screen knows of every open case (from the cases table)."""
+        if self._open is None:
+            self._open = {k: v for k, v in self.cases.items() if isinstance(v, dict) and live.is_open(v)}
+        return iter(list(self._open.values()))
 
     @staticmethod
     def _windows(table: Any, key_of: Any) -> list[tuple[str, float, list[str]]]:
