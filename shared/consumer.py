@@ -250,7 +250,10 @@ class EventConsumer:
                 continue
             if state.next_offset is None:
                 committed = await asyncio.wait_for(self._consumer.committed(tp), 10)
-                state.next_offset = committed if committed is not None else starts.get(tp, 0)
+                # Handled meanwhile: what was handled is ahead of any commit (offsets are committed up to 200 ms
+                # later), and going back to the commit would show a lag no message will ever clear.
+                if state.next_offset is None:
+                    state.next_offset = committed if committed is not None else starts.get(tp, 0)
             state.end_offset = ends.get(tp, state.end_offset)
             if state.lag == 0:
                 state.progress_at = time.monotonic()  # caught up: nothing waits on this partition
