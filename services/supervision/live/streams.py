@@ -1,8 +1,8 @@
 """The faust app: an agent over wangge.cases and the tables it keeps (memory store, changelog topics).
 
-Every table is keyed by case id, like wangge.cases, which feeds it: a faust table's changelog partition is the
-partition of the event being processed, so each case's rows stay in its partition and no event takes a second
-hop through a topic of the app's own (each such hop cost a write, a read and a changelog write per case).
+Every table is keyed by case id, like wangge.cases, which feeds it, so no event takes a second hop through a
+topic of the app's own (each such hop cost a write, a read and a changelog write per case). The cases table's
+changelog partition is that of the event being processed; the window tables' rows go to their key's (see below).
 - `cases`: what the screen knows of each case; open and overdue counts are computed from it when asked, so a
   replayed event changes nothing.
 - `hourly` (tumbling 1 h windows on the time of acceptance): the cases accepted (立案) in each hour, with their
