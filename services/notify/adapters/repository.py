@@ -162,7 +162,7 @@ async def add_delivery(
 async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
                     limit: int = DUE_BATCH) -> list[asyncpg.Record]:
     """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
-    ran out (marked uncertain: they may have reached the gateway), up to `limit` of each. Commit before sending.
+    ran out (marked uncertain: they may have reached the gateway), up to `limit` in all. Commit before sending.
 
     Two index scans, not one condition with OR: PostgreSQL answers an OR with a bitmap scan, which never marks the
     index entries of rows already sent as dead, so every poll walked all of them again until a vacuum (0.9 ms a
@@ -182,7 +182,8 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
              LIMIT $1
                FOR UPDATE SKIP LOCKED
         ), due AS (
-            SELECT id, was FROM pending UNION ALL SELECT id, was FROM lapsed
+            -- At most `limit` in all (a batch is sent at once, within the lease), lapsed ones first: the older.
+            (SELECT id, was FROM lapsed UNION ALL SELECT id, was FROM pending) LIMIT $1
         )
         UPDATE deliveries AS d
            SET state = 'sending', lease_token = $3, updated_at = now(),
