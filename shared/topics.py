@@ -10,9 +10,12 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import ClusterAuthorizationFailedError, TopicAlreadyExistsError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError, KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code,
+)
 
 from shared import kafka_security
 from shared.settings import get_settings
@@ -36,12 +39,15 @@ class TopicSpec:
     partitions: int = 3
     retention_ms: int = 30 * DAY_MS
     compacted: bool = False
+    cleanup_policy: str | None = None  # as given ("compact,delete": a windowed table's changelog), else the broker's
 
     def configs(self) -> dict[str, str]:
         """The topic configs it is created with."""
         if self.compacted:
             # The registry keeps the latest record per key for good (an issued or revoked credential).
             return {"cleanup.policy": "compact", "retention.ms": "-1"}
+        if self.cleanup_policy:
+            return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
         return {"retention.ms": str(self.retention_ms)}
 
 
@@ -100,29 +106,114 @@ class Topics:
         return TopicSpec(self.tasks(owner), partitions=1, retention_ms=90 * DAY_MS)
 
 
-async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created."""
+@dataclass(frozen=True)
+class EnsuredTopics:
+    """What the broker answered for each topic asked for: created now, there already, or not ours to create."""
+
+    created: tuple[str, ...] = ()
+    existing: tuple[str, ...] = ()
+    not_allowed: tuple[str, ...] = ()
+
+
+class TopicsNotVisible(TimeoutError):
+    """Topics the broker said it created did not show in its metadata (with their leaders) in time."""
+
+
+# How long a topic the controller created may take to show in the metadata a broker serves: moments, except on a
+# broker that has just started and is still catching up with the metadata log.
+VISIBLE_TIMEOUT = 20.0
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeout: float = VISIBLE_TIMEOUT) -> EnsuredTopics:
+    """Create the topics that do not exist yet, and return only when those created are usable.
+
+    The broker's topic list can lag behind a creation that just happened (a broker that started moments ago), so
+    the list only spares a request: what decides is the create response, read topic by topic (created, already
+    there, not allowed). Topics created are then waited for until every partition has a leader in the metadata,
+    at most `visible_timeout` seconds (TopicsNotVisible). Any other refusal raises the broker's error.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_security.options(bootstrap))
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
+        listed = set(await admin.list_topics())
+        wanted = {s.name: s for s in specs}
+        missing = [s for name, s in wanted.items() if name not in listed]
         if not missing:
-            return []
+            return EnsuredTopics(existing=tuple(wanted))
         replicas, min_insync = kafka_security.replication(bootstrap)
         new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replicas,
                         topic_configs={**s.configs(), "min.insync.replicas": str(min_insync)}) for s in missing]
         try:
-            await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another process created them meanwhile: that is what we wanted
-        except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as exc:
+            response = await admin.create_topics(new)
+        except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+            response = None  # refused as a whole: none of them is this principal's to create
+        outcome = _read_create_response(response, missing)
+        if outcome.not_allowed:
             # Under ACLs a principal does not see (so seems to miss) topics that are not its own; the
             # administrator creates those. Its own topics it may create, and the others it never uses.
-            log.info("not allowed to create some of %s (%s): left to the administrator", [s.name for s in missing], exc)
-        return [s.name for s in missing]
+            log.info("not allowed to create %s: left to the administrator", list(outcome.not_allowed))
+        created = [wanted[name] for name in outcome.created]
+        if created:
+            await _wait_visible(admin, created, visible_timeout)
+        return EnsuredTopics(created=outcome.created,
+                             existing=tuple(n for n in wanted if n in listed) + outcome.existing,
+                             not_allowed=outcome.not_allowed)
     finally:
         await admin.close()
+
+
+_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+_NOT_ALLOWED = {TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno}
+
+
+def _read_create_response(response: Any, asked: list[TopicSpec]) -> EnsuredTopics:
+    """Each topic's answer in a CreateTopics response; the first other error is raised as the broker's error."""
+    if response is None:
+        return EnsuredTopics(not_allowed=tuple(s.name for s in asked))
+    created, existing, not_allowed = [], [], []
+    answers = {entry[0]: entry for entry in response.topic_errors}
+    for spec in asked:
+        entry = answers.get(spec.name)
+        if entry is None:
+            raise KafkaError(f"the broker did not answer for topic {spec.name!r} in its CreateTopics response")
+        code = entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        if code == 0:
+            created.append(spec.name)
+        elif code == _ALREADY_EXISTS:
+            existing.append(spec.name)  # created meanwhile by another process, or the list above lagged
+        elif code in _NOT_ALLOWED:
+            not_allowed.append(spec.name)
+        else:
+            raise for_code(code)(f"creating topic {spec.name!r}: {message or 'refused'}")
+    return EnsuredTopics(tuple(created), tuple(existing), tuple(not_allowed))
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float) -> None:
+    """Until every partition of these topics has a leader in the broker's metadata.
+
+    Only topics that exist are described: a metadata request naming a missing topic would have the broker
+    auto-create it (with its default partitions) where auto-creation is on.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    pending = {s.name: s.partitions for s in specs}
+    delay = 0.05
+    while True:
+        listed = set(await admin.list_topics())
+        named = [name for name in pending if name in listed]
+        if named:
+            for topic in await admin.describe_topics(named):
+                partitions = topic.get("partitions") or []
+                leaders = [p for p in partitions if p.get("leader", -1) >= 0]
+                if topic.get("error_code", 0) == 0 and len(leaders) >= pending.get(topic["topic"], 1):
+                    pending.pop(topic["topic"], None)
+        if not pending:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TopicsNotVisible(f"the broker created {sorted(pending)} but they had no leader in its metadata "
+                                   f"after {timeout:g} s: is the broker overloaded, or still starting?")
+        await asyncio.sleep(delay)
+        delay = min(1.0, delay * 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,10 +234,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         created = asyncio.run(ensure_topics(settings.kafka_bootstrap, topics.fixed()))
+    except TopicsNotVisible as exc:
+        print(f"topics not ready: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 — a CLI explains, it does not dump a trace
         print(f"could not reach Kafka at {settings.kafka_bootstrap}: {exc}. Is it running? Try ./dev infra", file=sys.stderr)
         return 1
-    print(f"topics: {len(created)} created, {len(topics.fixed()) - len(created)} already there")
+    line = f"topics: {len(created.created)} created, {len(created.existing)} already there"
+    if created.not_allowed:
+        line += f", {len(created.not_allowed)} left to the administrator (not allowed to create them)"
+    print(line)
     return 0
 
 

@@ -80,7 +80,7 @@ async def load_into(
     finally:
         await pool.close()
     owner_names = {s.name for s in owner_specs}
-    return LoadResult(street_store.summarise(street), len(owner_specs), len(owner_names & set(created)), written)
+    return LoadResult(street_store.summarise(street), len(owner_specs), len(owner_names & set(created.created)), written)
 
 
 async def ensure_street_loaded(settings: Settings) -> None:

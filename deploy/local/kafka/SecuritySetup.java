@@ -7,6 +7,10 @@
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Properties;
 import org.apache.kafka.clients.admin.Admin;
@@ -14,6 +18,8 @@ import org.apache.kafka.clients.admin.ScramCredentialInfo;
 import org.apache.kafka.clients.admin.ScramMechanism;
 import org.apache.kafka.clients.admin.UserScramCredentialAlteration;
 import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
+import org.apache.kafka.common.acl.AclBindingFilter;
 import org.apache.kafka.common.acl.AccessControlEntry;
 import org.apache.kafka.common.acl.AclBinding;
 import org.apache.kafka.common.acl.AclOperation;
@@ -50,7 +56,32 @@ public class SecuritySetup {
         try (Admin admin = Admin.create(props)) {
             if (!users.isEmpty()) admin.alterUserScramCredentials(users).all().get();
             if (!acls.isEmpty()) admin.createAcls(acls).all().get();
+            waitUntilServed(admin, users, acls);
         }
         System.out.println("kafka security: " + users.size() + " user(s), " + acls.size() + " ACL(s) in place");
+    }
+
+    // The controller has accepted them; the broker applies them from its metadata log a moment later. A client
+    // that signs in (or is authorized) before then is refused, so return only once the broker serves them all.
+    static void waitUntilServed(Admin admin, List<UserScramCredentialAlteration> users, List<AclBinding> acls)
+            throws Exception {
+        Set<String> names = new HashSet<>();
+        for (UserScramCredentialAlteration user : users) names.add(user.user());
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            Set<String> served = new HashSet<>();
+            if (!names.isEmpty()) {
+                for (UserScramCredentialsDescription d : admin.describeUserScramCredentials(new ArrayList<>(names))
+                        .all().get().values()) {
+                    if (!d.credentialInfos().isEmpty()) served.add(d.name());
+                }
+            }
+            Collection<AclBinding> present = acls.isEmpty() ? List.of() : admin.describeAcls(AclBindingFilter.ANY).values().get();
+            if (served.containsAll(names) && new HashSet<>(present).containsAll(acls)) return;
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("the broker did not serve the users and ACLs within 30 s: is it still starting?");
+            }
+            Thread.sleep(100);
+        }
     }
 }

@@ -23,12 +23,13 @@ from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 import faust
+from mode.utils.times import want_seconds
 from faust.types import EventT
 
 from shared.clock import now, street_zone
 from shared.contracts import Envelope, InvalidMessage
 from shared.settings import Settings
-from shared.topics import Topics
+from shared.topics import Topics, TopicSpec, ensure_topics
 from services.supervision.live import figures as live
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,22 @@ class LiveStreams:
         self._open = None
 
     async def start(self) -> None:
-        """Join the group, recover the tables from their changelogs, and start following wangge.cases."""
+        """Create the changelogs, join the group, recover the tables from them, and start following wangge.cases."""
+        # Created here, and usable (every partition led) before faust looks: faust creates a missing changelog and
+        # at once checks its partition count, which the broker's metadata may not show yet.
+        await ensure_topics(self.settings.kafka_bootstrap, self.changelog_specs())
         await self.app.start()
+
+    def changelog_specs(self) -> list[TopicSpec]:
+        """The tables' changelog topics as faust would create them (partitions, cleanup policy, retention)."""
+        specs = []
+        for table in (self.cases, self.hourly.table, self.spikes.table):
+            topic = table.changelog_topic
+            policy = ",".join(flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
+            retention_ms = int(want_seconds(topic.retention) * 1000) if topic.retention else -1
+            specs.append(TopicSpec(topic.get_topic_name(), partitions=table.partitions, retention_ms=retention_ms,
+                                   cleanup_policy=policy or None))
+        return specs
 
     async def stop(self) -> None:
         """Leave the group (committing what was processed) and stop."""
