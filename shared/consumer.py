@@ -61,6 +61,9 @@ MAX_ATTEMPTS = 3
 # message or two, and each commit is a request to the broker (0.14 a case now at a steady 100/s, from one per
 # batch). A crash replays what was handled since, which the processed-event record makes harmless (as any replay).
 DEFAULT_COMMIT_INTERVAL = 0.2
+# How long one call to the broker may take (joining the group, a commit, leaving): beyond, it is retried from a
+# clean state (a new member) rather than waited for.
+KAFKA_CALL_TIMEOUT = 30.0
 # No contract message comes near this: a report is a few KB. Larger ones are rejected unread.
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
 
@@ -124,7 +127,9 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._rejected_topics: set[str] = set()
+        self._open_work: set[UnitOfWork] = set()  # the transactions in progress (abort() cuts them)
         self.ready = asyncio.Event()
+        self.progressed_at = time.monotonic()  # when a batch was last handled (the watchdog's proof of progress)
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -141,13 +146,15 @@ class EventConsumer:
             **kafka_security.options(self._bootstrap),
         )
         self._partitions.clear()
+        self._uncommitted.clear()  # a new member: what the last one handled but did not commit is replayed
         # Ready once the group has given this member its share, which may be none (a second
         # instance on a one-partition topic): the listener is told of every assignment, empty or not.
         self._consumer.subscribe(self.topics, listener=_Assignments(self))
-        await self._consumer.start()
-        lag = asyncio.create_task(self._measure_lag(), name=f"{self.service}:lag {','.join(self.topics)}")
+        lag: asyncio.Task[None] | None = None
         committed_at = time.monotonic()
         try:
+            await asyncio.wait_for(self._consumer.start(), KAFKA_CALL_TIMEOUT)
+            lag = asyncio.create_task(self._measure_lag(), name=f"{self.service}:lag {','.join(self.topics)}")
             while True:
                 wait = 0.5 if not self._uncommitted else max(0.0, committed_at + self._commit_interval - time.monotonic())
                 batch = await self._consumer.getmany(timeout_ms=int(1000 * wait))
@@ -160,34 +167,48 @@ class EventConsumer:
                     await self.commit_handled()
                     committed_at = time.monotonic()
         finally:
-            lag.cancel()
-            await asyncio.gather(lag, return_exceptions=True)
+            if lag is not None:
+                lag.cancel()
+                await asyncio.gather(lag, return_exceptions=True)
             try:
                 # Stopping: what was handled is committed, so the next member does not replay it (harmless if it
                 # did). Shielded: the cancellation that stops this loop must not cut the commit short.
-                await asyncio.wait_for(asyncio.shield(self.commit_handled()), 3)
+                await asyncio.wait_for(asyncio.shield(self.commit_handled(give_up_after=2)), 3)
             except Exception as exc:  # noqa: BLE001 — a replay on the next start is harmless
                 log.info("offsets of %s not committed at stop (%s); they are replayed", self.group_id, describe(exc))
             self._forget(list(self._partitions))
-            await self._consumer.stop()
+            try:
+                # Leaving the group: a broker that does not answer must not keep this member (and a restart) waiting.
+                await asyncio.wait_for(asyncio.shield(self._consumer.stop()), KAFKA_CALL_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 — the group expires the member by itself
+                log.warning("the Kafka consumer of %s did not stop cleanly (%s)", self.group_id, describe(exc))
 
-    async def commit_handled(self, partitions: list[TopicPartition] | None = None) -> None:
+    def abort(self) -> None:
+        """Cut the connections of the transactions in progress (they roll back): for a member torn down while a
+        statement ignores its cancellation."""
+        for work in list(self._open_work):
+            work.abort()
+
+    async def commit_handled(self, partitions: list[TopicPartition] | None = None, *,
+                             give_up_after: float = KAFKA_CALL_TIMEOUT) -> None:
         """Commit to Kafka the offsets of what was handled (and committed in PostgreSQL) since the last commit, of
-        these partitions or all; those of partitions no longer assigned are dropped (their new owner replays)."""
+        these partitions or all; those of partitions no longer assigned are dropped (their new owner replays).
+        Kafka not answering for `give_up_after` seconds, they are kept for the next commit."""
         assert self._consumer is not None
         assigned = self._consumer.assignment()
         chosen = [tp for tp in self._uncommitted if partitions is None or tp in partitions]
         taken = {tp: self._uncommitted.pop(tp) for tp in chosen}
         offsets = {tp: offset for tp, offset in taken.items() if tp in assigned}
         if offsets:
-            await self._commit(offsets)
+            await self._commit(offsets, give_up_after)
 
-    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], give_up_after: float) -> None:
         assert self._consumer is not None
         backoff = Backoff(self._backoff, self._backoff_cap)
+        deadline = time.monotonic() + give_up_after
         while True:
             try:
-                await self._consumer.commit(offsets)
+                await asyncio.wait_for(self._consumer.commit(offsets), max(0.1, deadline - time.monotonic()))
                 return
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: these partitions are another member's now. It
@@ -197,9 +218,17 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 — classified
                 if not is_transient(exc):
                     raise
+                if time.monotonic() >= deadline:
+                    # Not committing only means a harmless replay later: the offsets wait for the next commit
+                    # (unless a later one of the same partition is there already), and handling goes on.
+                    for tp, offset in offsets.items():
+                        self._uncommitted.setdefault(tp, offset)
+                    log.warning("offsets of %s not committed (%s); kept for the next commit", self.group_id,
+                                describe(exc))
+                    return
                 # Not committing only means a harmless replay later; still, try to record progress.
                 log.warning("offset commit failed (%s); retrying", exc)
-                await backoff.wait()
+                await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - time.monotonic())))
 
     # ---- lag and stalls ----------------------------------------------------------------------
 
@@ -211,7 +240,7 @@ class EventConsumer:
             if state is None:
                 continue
             state.next_offset = committed.offset
-            state.progress_at = time.monotonic()
+            state.progress_at = self.progressed_at = time.monotonic()
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
                 state.end_offset = max(state.end_offset or 0, highwater)
@@ -339,6 +368,8 @@ class EventConsumer:
             rejections: list[_Rejection] = []
             try:
                 async with UnitOfWork(self._pool) as uow:
+                    self._open_work.add(uow)
+                    uow.after_end(lambda u=uow: self._open_work.discard(u))
                     if not careful:
                         uow.expect_claims(handled)
                     for record, read in zip(records, reads):

@@ -39,18 +39,42 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog")
 
 
+# How long anything waits for a connection of a pool, and to hand one back (asyncpg waits for ever by default).
+# A pool whose connections are all held by stuck work then answers with a timeout, which every loop takes for an
+# outage: it retries from a clean state instead of waiting unseen.
+ACQUIRE_TIMEOUT = 30.0
+# Each statement (asyncpg's command_timeout): a query on a connection the server no longer serves gives up.
+COMMAND_TIMEOUT = 30.0
+
+
+class BoundedPool(asyncpg.Pool):
+    """An asyncpg pool on which no wait is unbounded: acquire — and so every pool.fetch, pool.execute… — gives up
+    after ACQUIRE_TIMEOUT unless told otherwise, and the connection's release (its reset) after as long."""
+
+    def acquire(self, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        return super().acquire(timeout=ACQUIRE_TIMEOUT if timeout is None else timeout)
+
+
 async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first; jsonb comes back as Python."""
-    return await asyncpg.create_pool(
+    pool = BoundedPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
         init=_init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         # jit off: the services run short statements, and the figures' one statement spent 2.9 of its 4.2 s
         # compiling itself (a day of a city, 1M cases; bench/stats.py). Set here, so a user's server needs no tuning.
         server_settings={"search_path": f'"{schema}",public', "timezone": "Asia/Shanghai", "jit": "off"},
-        command_timeout=30,
+        command_timeout=COMMAND_TIMEOUT,
+        # Connecting to a server that accepts the socket and never answers (stopping, restarting) gives up too.
+        timeout=10,
     )
+    return await pool
 
 
 async def migrate(conn: asyncpg.Connection, schema: str, folders: list[Path]) -> list[str]:

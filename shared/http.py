@@ -542,10 +542,15 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
         status: str = Field(description="ready, or not ready")
         checks: dict[str, str] = Field(description="each dependency: ok, or what is wrong")
 
-    @app.get("/healthz", tags=["operations"], response_model=Health)
-    async def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok", "service": runtime.name}
+    @app.get("/healthz", tags=["operations"], response_model=Health,
+             responses={503: {"model": Health, "description": "the process cannot go on by itself: restart it"}})
+    async def healthz() -> JSONResponse:
+        """The process is alive and can go on by itself (its watchdog rebuilt what stalled, or nothing did); 503 with
+        the reason when a loop stays stuck, so that the supervisor restarts the process."""
+        problem = runtime.problem()
+        if problem:
+            return JSONResponse({"status": f"needs a restart: {problem}", "service": runtime.name}, 503)
+        return JSONResponse({"status": "ok", "service": runtime.name}, 200)
 
     @app.get("/readyz", tags=["operations"], response_model=Readiness,
              responses={503: {"model": Readiness, "description": "Kafka or PostgreSQL does not answer"}})

@@ -43,3 +43,10 @@ OUTBOX_SET_ASIDE = Counter(
     "Outbox rows Kafka can never take (too big, invalid topic, refused) moved to outbox_failed",
     ["service", "reason"],
 )
+
+LOOP_RESTARTS = Counter(
+    "wangge_loop_restarts_total",
+    "Loops (consumers, the outbox relay…) restarted in-process: 'died' (an error ended it) or 'stalled' (the watchdog "
+    "tore it down: lag without progress, or no turn, while Kafka and PostgreSQL answered)",
+    ["service", "loop", "why"],
+)

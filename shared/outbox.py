@@ -11,10 +11,11 @@ import logging
 
 import asyncpg
 
-from shared.errors import TRANSIENT_DB_ERRORS, Backoff, describe, is_permanent_kafka_error, is_transient
+from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
 from shared.kafka import OutgoingMessage, Producer
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_RELAYED, OUTBOX_SET_ASIDE
 from shared.topics import Topics, ensure_topics
+from shared.watchdog import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,13 @@ class OutboxRelay:
         self._service = service
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        self.heartbeat = Heartbeat()  # every turn, waiting included: the watchdog restarts a relay that stops turning
 
     async def run(self) -> None:
         """Relay until cancelled; survives database and broker outages by retrying."""
         backoff = Backoff(base=1.0, cap=30.0)
         while True:
+            self.heartbeat.beat()
             try:
                 await self._lead(backoff)
             except asyncio.CancelledError:
@@ -54,11 +57,13 @@ class OutboxRelay:
         async with self._pool.acquire() as conn:
             # Session-level lock, held while this connection lives: the other instances wait.
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self._schema}"):
+                self.heartbeat.beat()
                 await asyncio.sleep(2)
             channel = f"{self._schema}_outbox"
             await conn.add_listener(channel, self._on_notify)
             try:
                 while True:
+                    self.heartbeat.beat()
                     sent = await self.relay_once(conn)
                     backoff.reset()
                     if sent < BATCH:
@@ -135,8 +140,10 @@ class OutboxRelay:
         while True:
             try:
                 OUTBOX_BACKLOG.labels(self._service).set(await self._pool.fetchval("SELECT count(*) FROM outbox"))
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("cannot measure the outbox backlog of %s: %s", self._schema, exc)
+            except Exception as exc:  # noqa: BLE001 — classified
+                if not is_transient(exc):
+                    raise
+                log.warning("cannot measure the outbox backlog of %s: %s", self._schema, describe(exc))
             await asyncio.sleep(every_seconds)
 
 

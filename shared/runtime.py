@@ -19,6 +19,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import Topics
 from shared.uow import UnitOfWork
+from shared.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ class _ConsumerSpec:
     handler: Handler
     group_suffix: str
     types: frozenset[str] | None
+
+
+async def infrastructure_answers(pool: asyncpg.Pool, producer: Producer) -> bool:
+    """Whether PostgreSQL and Kafka both answer now (the watchdog acts only then)."""
+    return all(v == "ok" for v in (await infrastructure_checks(pool, producer)).values())
 
 
 async def infrastructure_checks(pool: asyncpg.Pool, producer: Producer) -> dict[str, str]:
@@ -61,7 +67,7 @@ class ServiceRuntime:
         self._consumer_specs: list[_ConsumerSpec] = []
         self._workers: list[tuple[str, Worker]] = []
         self._before_consuming: list[Worker] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.watchdog: Watchdog | None = None
         self.consumers: list[EventConsumer] = []
         self.pool: asyncpg.Pool
         self.producer: Producer
@@ -101,10 +107,14 @@ class ServiceRuntime:
         self.producer = Producer(self.settings.kafka_bootstrap, self.name,
                                  max_request_size=self.settings.kafka_max_request_bytes)
         await self.producer.start()
+        self.watchdog = watchdog = Watchdog(
+            self.name, stall_seconds=self.settings.consumer_stall_seconds,
+            infrastructure_ok=lambda: infrastructure_answers(self.pool, self.producer),
+            interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds,
                             self.topics, self.settings.kafka_bootstrap)
-        self._spawn("outbox-relay", relay.run)
-        self._spawn("outbox-backlog", relay.measure_backlog)
+        watchdog.loop("outbox-relay", relay.run, relay.heartbeat)
+        watchdog.loop("outbox-backlog", relay.measure_backlog)
         # Every service learns the credential registry (shared/auth.py) into its own table.
         specs = [*self._consumer_specs,
                  _ConsumerSpec([self.topics.credentials], apply_credential_event, "-credentials", CREDENTIAL_TYPES)]
@@ -126,9 +136,10 @@ class ServiceRuntime:
                 lag_interval=self.settings.consumer_lag_interval_seconds,
             )
             self.consumers.append(consumer)
-            self._spawn(f"consumer {','.join(spec.topics)}", consumer.run)
+            watchdog.consumer(f"consumer {','.join(spec.topics)}", consumer)
         for name, loop in self._workers:
-            self._spawn(name, loop)
+            watchdog.loop(name, loop)
+        watchdog.start()
 
     async def wait_until_consuming(self, timeout: float = 30) -> None:
         """Wait until every consumer has its partitions (useful before publishing in tests)."""
@@ -150,42 +161,30 @@ class ServiceRuntime:
         ]
         return "; ".join(stalled) if stalled else "ok"
 
+    def problem(self) -> str | None:
+        """None while the process can go on by itself; else why it needs a restart (/healthz fails with it)."""
+        return self.watchdog.problem() if self.watchdog is not None else None
+
     async def stop(self) -> None:
-        """Cancel the loops and close the connections."""
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+        """Cancel the loops and close the connections, within a bound (STOP_SECONDS at most, whatever hangs)."""
+        if self.watchdog is not None:
+            # A loop still waiting after its cancellation (a statement on a connection being reset) has its
+            # transaction's connection cut; one that still does not end is abandoned, never waited for.
+            stuck = await self.watchdog.stop(timeout=5)
             if stuck:
-                # A loop still waits on the database after its cancellation (a query blocked on a lock,
-                # a connection being reset): cut the connections so that stopping never hangs.
-                log.warning("%s: %s did not stop in 10 s; terminating the database connections", self.name,
-                            ", ".join(t.get_name() for t in stuck))
+                log.warning("%s: %s did not stop in time; abandoned", self.name, ", ".join(stuck))
                 self.pool.terminate()
-                await asyncio.wait(stuck, timeout=10)
-        self._tasks.clear()
+            self.watchdog = None
         self.consumers.clear()
-        await self.producer.stop()
         try:
-            await asyncio.wait_for(self.pool.close(), 10)
+            await asyncio.wait_for(self.producer.stop(), 5)
+        except Exception as exc:  # noqa: BLE001 — what it had not sent is still in the outbox
+            log.warning("%s: the Kafka producer did not stop cleanly (%s)", self.name, exc)
+        try:
+            await asyncio.wait_for(self.pool.close(), 5)
         except asyncio.TimeoutError:
-            log.warning("%s: the database pool did not close in 10 s; terminated", self.name)
+            log.warning("%s: the database pool did not close in 5 s; terminated", self.name)
             self.pool.terminate()
-
-    def _spawn(self, name: str, loop: Worker) -> None:
-        self._tasks.append(asyncio.create_task(self._keep_running(name, loop), name=f"{self.name}:{name}"))
-
-    async def _keep_running(self, name: str, loop: Worker) -> None:
-        # A loop that dies (Kafka down at start, a bug) is restarted, not left dead in silence.
-        while True:
-            try:
-                await loop()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.exception("%s of %s stopped; restarting in 2 s", name, self.name)
-                await asyncio.sleep(2)
 
 
 @dataclass

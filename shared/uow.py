@@ -29,6 +29,7 @@ class UnitOfWork:
         self._expected: list[str] = []               # event ids the handlers of this batch will claim, sorted
         self._expected_set: frozenset[str] = frozenset()
         self._fresh: dict[str, set[str]] = {}        # per consumer: those of them claimed now, not yet handed out
+        self._on_end: list[Callable[[], None]] = []
         self.conn: asyncpg.Connection
 
     async def __aenter__(self) -> "UnitOfWork":
@@ -45,10 +46,23 @@ class UnitOfWork:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            if not self._committed:
+            if not self._committed and not self.conn.is_closed():
                 await self._tx.rollback()
         finally:
-            await self._pool.release(self.conn)
+            try:
+                await self._pool.release(self.conn)
+            finally:
+                for action in self._on_end:
+                    action()
+
+    def after_end(self, action: Callable[[], None]) -> None:
+        """Run this when the unit of work ends, committed or not."""
+        self._on_end.append(action)
+
+    def abort(self) -> None:
+        """Cut this unit of work's connection: the server rolls its transaction back, and a statement waiting on it
+        fails at once (the pool connects anew for the next user)."""
+        self.conn.terminate()
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator["UnitOfWork"]:

@@ -18,7 +18,8 @@ from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
-from shared.runtime import infrastructure_checks
+from shared.runtime import infrastructure_answers, infrastructure_checks
+from shared.watchdog import Watchdog
 from shared.settings import Settings
 from shared.topics import Topics
 from services.supervision.live.streams import LiveStreams
@@ -38,7 +39,7 @@ class LiveRuntime:
         self.topics = Topics(settings.topic_prefix)
         self.streams = streams
         self.consumers: list[EventConsumer] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.watchdog: Watchdog | None = None
         self.pool: asyncpg.Pool
         self.producer: Producer
 
@@ -60,20 +61,22 @@ class LiveRuntime:
             lag_interval=self.settings.consumer_lag_interval_seconds,
         )
         self.consumers.append(credentials)
-        self._tasks.append(asyncio.create_task(self._keep_running(credentials), name=f"{NAME}:credentials"))
+        # The registry consumer under the same watchdog as the services' (restarted if it dies, rebuilt if it stalls).
+        self.watchdog = Watchdog(
+            NAME, stall_seconds=self.settings.consumer_stall_seconds,
+            infrastructure_ok=lambda: infrastructure_answers(self.pool, self.producer),
+            interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
+        self.watchdog.consumer("credentials", credentials)
+        self.watchdog.start()
         await self.streams.start()
 
-    async def _keep_running(self, consumer: EventConsumer) -> None:
-        # Kafka down at start or a bug: the registry consumer is restarted, not left dead in silence.
-        while True:
-            try:
-                await consumer.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.exception("the credentials consumer of %s stopped; restarting in 2 s", NAME)
-                await asyncio.sleep(2)
+    def problem(self) -> str | None:
+        """None while the process can go on by itself; else why it needs a restart (/healthz fails with it)."""
+        if self.watchdog is not None and self.watchdog.problem():
+            return self.watchdog.problem()
+        if self.streams.app.crashed:
+            return "the faust app crashed"
+        return None
 
     async def wait_until_consuming(self, timeout: float = 60) -> None:
         """Wait until the registry consumer has its partition and the tables are recovered from their changelogs."""
@@ -99,12 +102,14 @@ class LiveRuntime:
             await asyncio.wait_for(self.streams.stop(), 30)
         except asyncio.TimeoutError:
             log.warning("%s: the faust app did not stop in 30 s", NAME)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        if self.watchdog is not None:
+            await self.watchdog.stop(timeout=5)
+            self.watchdog = None
         self.consumers.clear()
-        await self.producer.stop()
+        try:
+            await asyncio.wait_for(self.producer.stop(), 5)
+        except Exception as exc:  # noqa: BLE001 — nothing of the live process waits in it
+            log.warning("%s: the Kafka producer did not stop cleanly (%s)", NAME, exc)
         try:
             await asyncio.wait_for(self.pool.close(), 10)
         except asyncio.TimeoutError:

@@ -1,0 +1,135 @@
+"""Nothing waits unseen: a consumer stuck on a wait that never ends, while Kafka and PostgreSQL answer, is torn down
+and rebuilt in-process by the watchdog and goes on; stuck again after that, the process says it needs a restart
+(/healthz 503); and stopping is bounded whatever hangs."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.contracts import Envelope
+from shared.contracts.cases import CaseRejected
+from shared.http import create_app
+from shared.metrics import LOOP_RESTARTS
+from shared.runtime import ServiceRuntime
+from tests.support import publish
+
+pytestmark = pytest.mark.integration
+
+NO_MIGRATIONS = Path(__file__).parent / "no_migrations"
+
+
+def _event(case_id: str) -> Envelope:
+    return CaseRejected(case_no="20261127-0001", reason="测试").envelope(source="test", case_id=case_id)
+
+
+def _restarts(service: str, why: str) -> float:
+    return sum(sample.value for metric in LOOP_RESTARTS.collect() for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels["service"] == service
+               and sample.labels["why"] == why)
+
+
+def _quick(isolated):
+    # A stall noticed after 3 s instead of a minute; lag measured every half second.
+    return isolated.model_copy(update={"consumer_stall_seconds": 3.0, "consumer_lag_interval_seconds": 0.5})
+
+
+async def _until(check, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_consumer_stuck_on_a_wait_is_rebuilt_and_goes_on_by_itself(isolated):
+    settings = _quick(isolated)
+    runtime = ServiceRuntime("watched", settings, NO_MIGRATIONS)
+    never = asyncio.Event()
+    calls: list[str] = []
+    applied: list[str] = []
+
+    async def handle(envelope: Envelope, uow) -> None:
+        calls.append(envelope.id)
+        if len(calls) == 1:
+            await never.wait()  # the first attempt waits for ever, inside its transaction, as a wedged call would
+        if await uow.claim("watched:test", envelope.id):
+            uow.after_commit(lambda: applied.append(envelope.id))
+
+    runtime.consume([runtime.topics.cases], handle)
+    before = _restarts("watched", "stalled")
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        event = _event("case-stuck")
+        await publish(settings.kafka_bootstrap, runtime.topics.cases, event, key="case-stuck")
+        await _until(lambda: applied == [event.id], 45)
+        assert calls == [event.id, event.id]  # the stuck attempt, then the rebuilt consumer's
+        assert _restarts("watched", "stalled") == before + 1
+        assert runtime.problem() is None  # it went on by itself: no restart needed
+        # The stuck attempt's transaction was rolled back: nothing of it holds a connection or a claim.
+        assert await runtime.pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = $1", event.id) == 1
+    finally:
+        started = time.monotonic()
+        await runtime.stop()
+        assert time.monotonic() - started < 20
+
+
+async def test_a_consumer_stuck_again_after_its_rebuild_makes_healthz_ask_for_a_restart(isolated):
+    settings = _quick(isolated)
+    runtime = ServiceRuntime("wedged", settings, NO_MIGRATIONS)
+    never = asyncio.Event()
+
+    async def handle(envelope: Envelope, uow) -> None:
+        await never.wait()  # every attempt waits for ever
+
+    runtime.consume([runtime.topics.cases], handle)
+    app = create_app(runtime, title="wedged", description="a service whose consumer never finishes")
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://wedged") as http:
+            assert (await http.get("/healthz")).status_code == 200
+            await publish(settings.kafka_bootstrap, runtime.topics.cases, _event("case-wedged"), key="case-wedged")
+            await _until(lambda: runtime.problem() is not None, 60)
+            answer = await http.get("/healthz")
+        assert answer.status_code == 503
+        assert "stalled again after being rebuilt" in answer.json()["status"]
+        assert f"{runtime.topics.cases}[" in answer.json()["status"]
+    finally:
+        started = time.monotonic()
+        await runtime.stop()  # the handler ignores nothing here, but the bound holds whatever it does
+        assert time.monotonic() - started < 20
+
+
+async def test_nothing_is_rebuilt_while_postgres_is_away_only_waited_for(isolated):
+    """A stall during an outage is the outage: the watchdog leaves it to the retries (and /readyz says so)."""
+    settings = _quick(isolated)
+    runtime = ServiceRuntime("outage", settings, NO_MIGRATIONS)
+    never = asyncio.Event()
+
+    async def handle(envelope: Envelope, uow) -> None:
+        await never.wait()
+
+    runtime.consume([runtime.topics.cases], handle)
+    before = _restarts("outage", "stalled")
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        answers = False
+
+        async def infrastructure_away() -> bool:
+            nonlocal answers
+            return answers
+
+        runtime.watchdog._infrastructure_ok = infrastructure_away  # the outage, as the watchdog sees it
+        await publish(settings.kafka_bootstrap, runtime.topics.cases, _event("case-outage"), key="case-outage")
+        await _until(lambda: bool(runtime.stalled_consumers() != "ok"), 30)
+        await asyncio.sleep(2)
+        assert _restarts("outage", "stalled") == before and runtime.problem() is None
+        answers = True  # back: now the stall is the consumer's own, and it is rebuilt
+        await _until(lambda: _restarts("outage", "stalled") == before + 1, 30)
+    finally:
+        await runtime.stop()
