@@ -18,7 +18,10 @@ def serve(app: FastAPI, service: str, port: int) -> None:
     """Serve the app until interrupted (SIGTERM/SIGINT stop it cleanly)."""
     settings = get_settings()
     configure_logging(service, settings.log_level)
-    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False)
+    # Open connections (an event stream, say) get 5 s to finish on SIGTERM: stopping is bounded, so a restart is
+    # never refused by the old process still holding the port.
+    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=5)
 
 
 def build_and_serve(build: Callable[[Settings], Service], service: str, port: int) -> int:
