@@ -25,10 +25,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=10_000, help="reports streamed (default 10,000)")
     parser.add_argument("--rate", type=float, default=200, help="reports per second (default 200)")
+    parser.add_argument("--overlap-reports", type=int, default=6_000,
+                        help="reports streamed while the broker and PostgreSQL are killed 1.5 s apart (default 6,000)")
+    parser.add_argument("--overlap-rate", type=float, default=200,
+                        help="their rate per second (default 200)")
     args = parser.parse_args(argv)
-    env = {**os.environ, "WANGGE_FAULT_REPORTS": str(args.reports), "WANGGE_FAULT_RATE": str(args.rate)}
+    env = {**os.environ, "WANGGE_FAULT_REPORTS": str(args.reports), "WANGGE_FAULT_RATE": str(args.rate),
+           "WANGGE_FAULT_OVERLAP_REPORTS": str(args.overlap_reports), "WANGGE_FAULT_OVERLAP_RATE": str(args.overlap_rate)}
     print(f"fault run: {args.reports:,} reports at {args.rate:g}/s, each service, the broker and PostgreSQL "
-          "killed (SIGKILL) and restarted on the way …", flush=True)
+          f"killed (SIGKILL) and restarted on the way; then {args.overlap_reports:,} at {args.overlap_rate:g}/s with "
+          "the broker and PostgreSQL killed 1.5 s apart, both orders, and no restart of any service …", flush=True)
     started = time.monotonic()
     rc = subprocess.call([str(REPO / "dev"), "test", "tests/e2e/test_faults.py", "-q", "-p", "no:cacheprovider"],
                          cwd=REPO, env=env)
