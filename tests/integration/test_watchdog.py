@@ -77,15 +77,21 @@ async def test_a_consumer_stuck_on_a_wait_is_rebuilt_and_goes_on_by_itself(isola
         assert time.monotonic() - started < 20
 
 
-async def test_a_consumer_stuck_again_after_its_rebuild_makes_healthz_ask_for_a_restart(isolated):
-    settings = _quick(isolated)
-    runtime = ServiceRuntime("wedged", settings, NO_MIGRATIONS)
+def _wedged(name: str, settings) -> ServiceRuntime:
+    """A runtime whose consumer of wangge.cases waits for ever on every message."""
+    runtime = ServiceRuntime(name, settings, NO_MIGRATIONS)
     never = asyncio.Event()
 
     async def handle(envelope: Envelope, uow) -> None:
-        await never.wait()  # every attempt waits for ever
+        await never.wait()
 
     runtime.consume([runtime.topics.cases], handle)
+    return runtime
+
+
+async def test_a_consumer_stuck_again_after_its_rebuild_makes_healthz_ask_for_a_restart(isolated):
+    settings = _quick(isolated)
+    runtime = _wedged("wedged", settings)
     app = create_app(runtime, title="wedged", description="a service whose consumer never finishes")
     await runtime.start()
     try:
@@ -107,13 +113,7 @@ async def test_a_consumer_stuck_again_after_its_rebuild_makes_healthz_ask_for_a_
 async def test_nothing_is_rebuilt_while_postgres_is_away_only_waited_for(isolated):
     """A stall during an outage is the outage: the watchdog leaves it to the retries (and /readyz says so)."""
     settings = _quick(isolated)
-    runtime = ServiceRuntime("outage", settings, NO_MIGRATIONS)
-    never = asyncio.Event()
-
-    async def handle(envelope: Envelope, uow) -> None:
-        await never.wait()
-
-    runtime.consume([runtime.topics.cases], handle)
+    runtime = _wedged("outage", settings)
     before = _restarts("outage", "stalled")
     await runtime.start()
     try:
