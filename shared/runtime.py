@@ -19,7 +19,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import Topics
 from shared.uow import UnitOfWork
-from shared.watchdog import Watchdog
+from shared.watchdog import Heartbeat, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ServiceRuntime:
         self.topics = Topics(settings.topic_prefix)
         self._migrations = migrations
         self._consumer_specs: list[_ConsumerSpec] = []
-        self._workers: list[tuple[str, Worker]] = []
+        self._workers: list[tuple[str, Worker, Heartbeat | None]] = []
         self._before_consuming: list[Worker] = []
         self.watchdog: Watchdog | None = None
         self.consumers: list[EventConsumer] = []
@@ -78,9 +78,10 @@ class ServiceRuntime:
         only envelopes of those types reach the handler (the rest are skipped cheaply)."""
         self._consumer_specs.append(_ConsumerSpec(topics, handler, group_suffix, frozenset(types) if types else None))
 
-    def worker(self, name: str, loop: Worker) -> None:
-        """Register a background loop (a deadline poller, a delivery worker…)."""
-        self._workers.append((name, loop))
+    def worker(self, name: str, loop: Worker, heartbeat: Heartbeat | None = None) -> None:
+        """Register a background loop (a deadline poller, a delivery worker…); one that beats a heartbeat every
+        turn is restarted by the watchdog when it stops turning while Kafka and PostgreSQL answer."""
+        self._workers.append((name, loop, heartbeat))
 
     def before_consuming(self, step: Worker) -> None:
         """Register a start-up step that runs after migrations and before any consumer or worker."""
@@ -137,8 +138,8 @@ class ServiceRuntime:
             )
             self.consumers.append(consumer)
             watchdog.consumer(f"consumer {','.join(spec.topics)}", consumer)
-        for name, loop in self._workers:
-            watchdog.loop(name, loop)
+        for name, loop, heartbeat in self._workers:
+            watchdog.loop(name, loop, heartbeat)
         watchdog.start()
 
     async def wait_until_consuming(self, timeout: float = 30) -> None:

@@ -34,7 +34,7 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     runtime.consume([runtime.topics.contacts], handlers.on_contact, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
     worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)], retry_policy or RetryPolicy())
-    runtime.worker("deliveries", worker.run)
+    runtime.worker("deliveries", worker.run, worker.heartbeat)
     erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds)
     runtime.worker("erasure", erasure.run)
     app = create_app(

@@ -20,8 +20,9 @@ import asyncpg
 
 from shared.clock import now
 from shared.contracts.cases import CasePersonalDataErased
-from shared.db import TRANSIENT_DB_ERRORS
+from shared.errors import describe, is_transient
 from shared.runtime import ServiceRuntime
+from shared.watchdog import Heartbeat
 
 from services.notify.adapters import repository
 from services.notify.adapters.channels import Channel
@@ -62,6 +63,7 @@ class DeliveryWorker:
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self._backlog_at = 0.0
+        self.heartbeat = Heartbeat()  # every turn: the watchdog restarts a worker that stops turning
 
     async def run(self) -> None:
         """The worker loop (registered with runtime.worker); survives database outages by retrying."""
@@ -69,12 +71,15 @@ class DeliveryWorker:
             for channel in self._channels.values():
                 await stack.enter_async_context(channel)
             while True:
+                self.heartbeat.beat()
                 try:
                     await self._listen_and_deliver()
                 except asyncio.CancelledError:
                     raise
-                except TRANSIENT_DB_ERRORS as exc:
-                    log.warning("delivery worker interrupted (%s); retrying", exc)
+                except Exception as exc:  # noqa: BLE001 — classified
+                    if not is_transient(exc):
+                        raise
+                    log.warning("delivery worker interrupted (%s); retrying", describe(exc))
                     await asyncio.sleep(1)
 
     async def _listen_and_deliver(self) -> None:
@@ -83,6 +88,7 @@ class DeliveryWorker:
             await listener.add_listener(channel, self._on_notify)
             try:
                 while True:
+                    self.heartbeat.beat()
                     self._wake.clear()
                     handled = await self.deliver_due()
                     await self._measure_backlog()
@@ -217,8 +223,10 @@ class ErasureWorker:
                     pass
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT_DB_ERRORS as exc:
-                log.warning("erasure worker interrupted (%s); retrying", exc)
+            except Exception as exc:  # noqa: BLE001 — classified
+                if not is_transient(exc):
+                    raise
+                log.warning("erasure worker interrupted (%s); retrying", describe(exc))
             await asyncio.sleep(self._poll)
 
     async def erase_due(self) -> int:

@@ -19,6 +19,7 @@ from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import Street, load_street, read_calendar_overrides, street_config_folder
+from shared.watchdog import Heartbeat
 from shared.worktime import WorkCalendar
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -76,8 +77,9 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     deadlines = DeadlineHandler(case_log, topics, policy, runtime.uow, lambda: runtime.pool)
     runtime.consume([topics.cases], case_log)
     runtime.consume([topics.task_updates], updates, group_suffix="-updates")
+    turns = Heartbeat()
     runtime.worker("deadlines", deadline_loop(deadlines, settings.deadline_poll_seconds,
-                                              gauge_seconds=settings.deadline_gauge_seconds))
+                                              gauge_seconds=settings.deadline_gauge_seconds, heartbeat=turns), turns)
     app = create_app(
         runtime,
         title="wangge supervision",

@@ -8,6 +8,7 @@ import time
 from services.supervision.adapters.clock_store import CLAIM_BATCH
 from services.supervision.handlers import DeadlineHandler
 from shared.errors import Backoff, describe, is_transient
+from shared.watchdog import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ MIN_WAIT_SECONDS = 0.05
 
 
 def deadline_loop(handler: DeadlineHandler, poll_seconds: float, backoff_cap: float = 30.0,
-                  gauge_seconds: float = 10.0):
+                  gauge_seconds: float = 10.0, heartbeat: Heartbeat | None = None):
     """A worker for ServiceRuntime.worker: fire what is due, then sleep until the next deadline in the index
     (at most `poll_seconds`, at least MIN_WAIT_SECONDS), draining full batches at once.
 
@@ -31,6 +32,8 @@ def deadline_loop(handler: DeadlineHandler, poll_seconds: float, backoff_cap: fl
         backoff = Backoff(base=max(poll_seconds, 0.1), cap=backoff_cap)
         gauges_at = 0.0
         while True:
+            if heartbeat is not None:
+                heartbeat.beat()
             try:
                 while await handler.fire_due() >= CLAIM_BATCH:
                     pass  # a backlog (after an outage): keep going before sleeping
