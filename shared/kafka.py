@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     InvalidProducerEpoch, InvalidTopicError, MessageSizeTooLargeError, OutOfOrderSequenceNumber, UnknownProducerId,
 )
@@ -176,5 +177,20 @@ class Producer:
         await self.send_all([message])
 
     async def ping(self) -> None:
-        """Raise unless the broker answers a metadata request."""
+        """Raise unless the broker answers a metadata request (on this producer's own connection)."""
         await self._producer.client.fetch_all_metadata()
+
+    async def renew(self, reason: str) -> None:
+        """Replace the producer by a fresh one (its connections stuck while the broker answers others)."""
+        await self._renew(RuntimeError(reason))
+
+
+async def broker_answers(bootstrap: str, timeout: float = 5.0) -> None:
+    """Raise unless the broker answers a new connection's metadata request within `timeout`: a check that does
+    not depend on any client of the process, which may itself be what is stuck."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                            **kafka_security.options(bootstrap))
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+    finally:
+        await client.close()

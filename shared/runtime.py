@@ -14,7 +14,7 @@ from shared import kafka_security
 from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer, Handler
 from shared.db import PLUMBING_SQL, create_pool, migrate
-from shared.kafka import Producer
+from shared.kafka import Producer, broker_answers
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import Topics
@@ -34,9 +34,19 @@ class _ConsumerSpec:
     types: frozenset[str] | None
 
 
-async def infrastructure_answers(pool: asyncpg.Pool, producer: Producer) -> bool:
-    """Whether PostgreSQL and Kafka both answer now (the watchdog acts only then)."""
-    return all(v == "ok" for v in (await infrastructure_checks(pool, producer)).values())
+async def infrastructure_answers(database_url: str, bootstrap: str) -> bool:
+    """Whether PostgreSQL and Kafka both answer a new connection now (the watchdog acts only then). New
+    connections, not the pool's or the producer's: those may be what is stuck."""
+    try:
+        conn = await asyncpg.connect(database_url, timeout=5)
+        try:
+            await conn.fetchval("SELECT 1", timeout=5)
+        finally:
+            await conn.close(timeout=5)
+        await broker_answers(bootstrap, timeout=5)
+    except Exception:  # noqa: BLE001 — either does not answer: an outage, which is waited out
+        return False
+    return True
 
 
 async def infrastructure_checks(pool: asyncpg.Pool, producer: Producer) -> dict[str, str]:
@@ -110,12 +120,13 @@ class ServiceRuntime:
         await self.producer.start()
         self.watchdog = watchdog = Watchdog(
             self.name, stall_seconds=self.settings.consumer_stall_seconds,
-            infrastructure_ok=lambda: infrastructure_answers(self.pool, self.producer),
+            infrastructure_ok=lambda: infrastructure_answers(self.settings.database_url, self.settings.kafka_bootstrap),
             interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds,
                             self.topics, self.settings.kafka_bootstrap)
         watchdog.loop("outbox-relay", relay.run, relay.heartbeat)
         watchdog.loop("outbox-backlog", relay.measure_backlog)
+        watchdog.probe("kafka-producer", self.producer.ping, self.producer.renew)
         # Every service learns the credential registry (shared/auth.py) into its own table.
         specs = [*self._consumer_specs,
                  _ConsumerSpec([self.topics.credentials], apply_credential_event, "-credentials", CREDENTIAL_TYPES)]

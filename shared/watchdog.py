@@ -6,7 +6,9 @@ Every consumer and background loop of a process runs under it. Each round (every
   is torn down (its task cancelled, the connections of its open transactions cut, so they roll back) and
   rebuilt in-process with a fresh Kafka consumer that joins its group anew;
 * a **loop** (the outbox relay…) whose heartbeat is older than `stall_seconds` while both answer: restarted the
-  same way.
+  same way;
+* a **probe** of a shared client (the Kafka producer) failing for `stall_seconds` while a new connection to the
+  same broker answers: the client is renewed.
 
 While Kafka or PostgreSQL does not answer, waiting is right: the loops retry on their own, and /readyz says
 what is missing. If a rebuild does not help — the same consumer stalls again with no progress since, or a torn
@@ -46,6 +48,15 @@ class Heartbeat:
 
 
 @dataclass
+class _Probe:
+    name: str
+    check: Callable[[], Awaitable[None]]
+    repair: Callable[[str], Awaitable[None]]
+    failing_since: float | None = None
+    repaired_at: float | None = None
+
+
+@dataclass
 class _Watched:
     name: str
     run: Loop
@@ -65,6 +76,7 @@ class Watchdog:
         self._infrastructure_ok = infrastructure_ok
         self.interval = interval
         self._watched: list[_Watched] = []
+        self._probes: list[_Probe] = []
         self._problem: str | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -77,6 +89,11 @@ class Watchdog:
     def loop(self, name: str, run: Loop, heartbeat: Heartbeat | None = None) -> None:
         """Run a background loop (restarted if it dies; with a heartbeat, restarted if it stops coming round)."""
         self._start(_Watched(name, run, heartbeat=heartbeat))
+
+    def probe(self, name: str, check: Callable[[], Awaitable[None]], repair: Callable[[str], Awaitable[None]]) -> None:
+        """Watch a shared client: `check()` failing for `stall_seconds` while the infrastructure answers a new
+        connection calls `repair(why)` (a new client); failing again as long after that, the process needs a restart."""
+        self._probes.append(_Probe(name, check, repair))
 
     def start(self) -> None:
         """Start watching (after the loops are registered)."""
@@ -140,16 +157,51 @@ class Watchdog:
 
     async def check(self) -> None:
         """One round: rebuild what stalls while the infrastructure answers (see the module's doc)."""
+        failing = await self._failing_probes()
         stalled = [(w, self._stall(w)) for w in list(self._watched)]
         stalled = [(w, why) for w, why in stalled if why]
-        if not stalled or not await self._infrastructure_ok():
+        if not (stalled or failing) or not await self._infrastructure_ok():
             return
+        for probe, why in failing:
+            await self._repair(probe, why)
         for watched, why in stalled:
             if watched.rebuilt_at is not None and not self._progressed_since(watched, watched.rebuilt_at):
                 self._problem = f"{watched.name} stalled again after being rebuilt: {why}"
                 log.error("%s: %s; the process needs a restart (/healthz fails)", self.service, self._problem)
                 continue
             await self._rebuild(watched, why)
+
+    async def _failing_probes(self) -> list[tuple[_Probe, str]]:
+        """The probes failing for longer than stall_seconds (each asked now, within 5 s)."""
+        failing = []
+        for probe in self._probes:
+            try:
+                await asyncio.wait_for(probe.check(), 5)
+                probe.failing_since = probe.repaired_at = None  # answering (again): whatever was done helped
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — a failing check is what is watched for
+                probe.failing_since = probe.failing_since or time.monotonic()
+                idle = time.monotonic() - probe.failing_since
+                if idle > self.stall_seconds:
+                    failing.append((probe, f"failing for {idle:.0f} s ({describe(exc, 200)})"))
+        return failing
+
+    async def _repair(self, probe: _Probe, why: str) -> None:
+        if probe.repaired_at is not None:  # renewed, and not answered once since
+            self._problem = f"{probe.name} still failing after being renewed: {why}"
+            log.error("%s: %s; the process needs a restart (/healthz fails)", self.service, self._problem)
+            return
+        log.warning("%s: %s %s while the broker answers a new connection: renewing it", self.service, probe.name, why)
+        LOOP_RESTARTS.labels(self.service, probe.name, "stalled").inc()
+        try:
+            await asyncio.wait_for(probe.repair(why), TEARDOWN_SECONDS)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — tried again next round; then the process asks for a restart
+            log.warning("%s: renewing %s failed: %s", self.service, probe.name, describe(exc))
+        probe.repaired_at = time.monotonic()
+        probe.failing_since = None  # the new one gets as long as the old one had
 
     def _stall(self, watched: _Watched) -> str | None:
         if watched.consumer is not None:

@@ -133,3 +133,35 @@ async def test_nothing_is_rebuilt_while_postgres_is_away_only_waited_for(isolate
         await _until(lambda: _restarts("outage", "stalled") == before + 1, 30)
     finally:
         await runtime.stop()
+
+
+async def test_a_client_failing_while_the_broker_answers_others_is_renewed_and_then_a_restart_is_asked(base_settings):
+    """The producer's own connection stuck while a new one to the same broker answers: it is renewed; failing
+    again with no answer since, the process asks for its restart."""
+    from shared.runtime import infrastructure_answers
+    from shared.watchdog import Watchdog
+
+    state = {"broken": True, "renewals": 0, "renewal_helps": True}
+
+    async def check() -> None:
+        if state["broken"]:
+            raise ConnectionError("no answer on this client's connection")
+
+    async def renew(why: str) -> None:
+        state["renewals"] += 1
+        state["broken"] = not state["renewal_helps"]
+
+    dog = Watchdog("probed", stall_seconds=1.0, interval=0.2,
+                   infrastructure_ok=lambda: infrastructure_answers(base_settings.database_url,
+                                                                    base_settings.kafka_bootstrap))
+    dog.probe("kafka-producer", check, renew)
+    dog.start()
+    try:
+        await _until(lambda: state["renewals"] == 1, 20)
+        await asyncio.sleep(1.5)
+        assert state["renewals"] == 1 and dog.problem() is None  # renewed once, answering since
+        state.update(broken=True, renewal_helps=False)
+        await _until(lambda: dog.problem() is not None, 30)
+        assert state["renewals"] == 2 and "kafka-producer still failing after being renewed" in dog.problem()
+    finally:
+        await dog.stop()

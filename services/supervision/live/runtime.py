@@ -64,7 +64,7 @@ class LiveRuntime:
         # The registry consumer under the same watchdog as the services' (restarted if it dies, rebuilt if it stalls).
         self.watchdog = Watchdog(
             NAME, stall_seconds=self.settings.consumer_stall_seconds,
-            infrastructure_ok=lambda: infrastructure_answers(self.pool, self.producer),
+            infrastructure_ok=lambda: infrastructure_answers(self.settings.database_url, self.settings.kafka_bootstrap),
             interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
         self.watchdog.consumer("credentials", credentials)
         self.watchdog.start()
