@@ -8,7 +8,7 @@ already overdue); deadlines already set stay as they were.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,10 +35,14 @@ class LimitBody(_Strict):
     unit: Literal[LIMIT_UNITS]  # type: ignore[valid-type]
 
 
+# A work period as JSON has it: a list of two "HH:MM" strings. A list, not a tuple, so that the body dumps to the
+# very shape the street configuration's parser reads (and GET answers): a tuple made every PUT of periods a 422.
+WorkPeriod = Annotated[list[Annotated[str, Field(pattern=_HHMM)]], Field(min_length=2, max_length=2)]
+
+
 class CalendarSection(_Strict):
-    periods: list[tuple[str, str]] = Field(min_length=1, max_length=8, description='work periods, e.g. [["08:30", "12:00"], ["13:30", "17:30"]]',
-                                           json_schema_extra={"items": {"type": "array", "minItems": 2, "maxItems": 2,
-                                                                        "items": {"type": "string", "pattern": _HHMM}}})
+    periods: list[WorkPeriod] = Field(min_length=1, max_length=8,
+                                      description='work periods, e.g. [["08:30", "12:00"], ["13:30", "17:30"]]')
 
 
 class ReminderSection(_Strict):
