@@ -26,6 +26,7 @@ from shared.contracts.cases import (
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
+from shared.personal_data import mask_address, normalise_phone
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
@@ -35,8 +36,6 @@ from services.notify.domain.replies import (
     DeliveryPlan,
     ReplyTemplates,
     brief,
-    mask_address,
-    normalise_phone,
     plan_acknowledgement,
     plan_reply,
     plan_without_contact,
