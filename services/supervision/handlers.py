@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from services.supervision import metrics
 from services.supervision.adapters import case_store, clock_store, config_store, stats_days
 from services.supervision.domain import clocks
-from services.supervision.domain.street_config import StreetConfigError, from_mapping
+from shared.street_config import StreetConfigError, from_mapping
 from services.supervision.domain.decisions import (
     Allowed, CaseSnapshot, Refused, decide_check, decide_extension, decide_suspension, decide_update, reopens,
 )
