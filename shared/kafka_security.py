@@ -5,7 +5,7 @@ Every Kafka client of the project takes its connection options from `client_opti
 and writes only its own topics; an owner reads only `wangge.tasks.<its code>` and writes only
 `wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies`;
 only notify reads `wangge.contacts`; only the services read `wangge.credentials`; supervision writes
-`wangge.street-config`, which routing reads.
+`wangge.street-config`, which routing and notify read.
 
 `python -m shared.kafka_security plan --out SPEC` writes the users (with fresh passwords, also
 written as env files per principal) and ACLs for `deploy/local/kafka.sh setup-security SPEC`.
@@ -92,7 +92,7 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
         "intake": [t["reports"], t["cases"], t["credentials"]],  # cases: closed/reopened, for Open311
         "routing": [t["cases"], t["credentials"], t["street-config"]],
         "supervision": [t["cases"], t["task-updates"], t["credentials"]],
-        "notify": [t["cases"], t["contacts"], t["credentials"]],
+        "notify": [t["cases"], t["contacts"], t["credentials"], t["street-config"]],
     }
     writes = {
         "intake": [t["cases"], t["contacts"]],

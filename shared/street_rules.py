@@ -1,11 +1,11 @@
-"""The street's time rules in force, for the services that do not own them (routing).
+"""The street's time rules in force, for the services that do not own them (routing, notify).
 
 Supervision owns the configuration (its street_config table, PUT /api/v1/admin/street-config) and publishes
 every version on wangge.street-config. A follower consumes that topic into its own `street_config_learnt`
 table (shared/sql/003) with apply_street_config_event, and reads the rules through StreetRules: the
 version learnt last, or, until one is learnt, the street's configuration file — the same file supervision
-seeds its table from. So the work periods routing counts a task's due_at in are the ones supervision's
-clocks use.
+seeds its table from. So the work periods routing counts a task's due_at in, and the survey window notify
+keeps open, are the ones supervision's clocks use and its admin API shows.
 """
 from __future__ import annotations
 

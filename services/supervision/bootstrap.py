@@ -85,7 +85,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     )
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, policy, updates, center))
-    street_figures = StreetFigures(lambda: runtime.pool, policy)
+    street_figures = StreetFigures(lambda: runtime.pool, live)
     runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))
     app.state.street_figures = street_figures  # (tests keep days at once)
     stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures)

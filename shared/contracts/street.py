@@ -1,8 +1,8 @@
 """The street's time rules on `wangge.street-config` (internal, compacted, key: "street").
 
 Supervision owns the configuration in force (edited through PUT /api/v1/admin/street-config) and publishes
-every version, in the transaction that commits it, and again at each start; routing keeps the
-latest version it has seen (shared/street_rules.py). A replayed or older version changes nothing.
+every version, in the transaction that commits it, and again at each start; routing and notify keep
+the latest version they have seen (shared/street_rules.py). A replayed or older version changes nothing.
 """
 from __future__ import annotations
 
