@@ -17,6 +17,7 @@ from services.notify.bootstrap import build as build_notify
 from services.routing.bootstrap import build as build_routing
 from shared.contracts import cases as c
 from shared.contracts.common import TimeLimit
+from shared.contracts.street import STREET_CONFIG_KEY, StreetConfigChanged
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.street_config import StreetConfig, from_mapping
@@ -25,7 +26,7 @@ from shared.topics import Topics, ensure_topics
 from shared.worktime import WorkCalendar
 from tests.integration.test_supervision_service import UNIT_GRID, accepted, eventually, reported, send
 from tests.integration.test_supervision_service import start as start_supervision
-from tests.support import TopicReader, grant
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +165,17 @@ async def _statistics_follow_the_sign_limit(isolated: Settings, supervision: Ser
     await supervision.app.state.street_figures.refresh()
     await change_config(supervision, [], {"stages": {"sign": {"value": 3, "unit": "work_hours"}}})
     assert await signed_on_time() == 1
+
+
+async def test_a_configuration_that_does_not_parse_is_rejected_with_its_reasons_and_changes_nothing(isolated, street):
+    _supervision, routing, notify = street
+    topics = Topics(isolated.topic_prefix)
+    before = [await learnt_version(service.runtime.pool) for service in (routing, notify)]
+    broken = StreetConfigChanged(street_version=99, config={"calendar": {"periods": [["12:00", "08:00"]]}},
+                                 changed_by="someone").envelope(source="test")
+    async with TopicReader(isolated.kafka_bootstrap, topics.rejected_for(topics.street_config)) as rejected:
+        await publish(isolated.kafka_bootstrap, topics.street_config, broken, key=STREET_CONFIG_KEY)
+        told = [await rejected.wait_for(lambda m: m["data"]["original"]["id"] == broken.id
+                                        and m["source"] == service, 30) for service in ("routing", "notify")]
+    assert all("calendar.periods[0]: starts at 12:00, not before its end 08:00" in m["data"]["reason"] for m in told)
+    assert [await learnt_version(service.runtime.pool) for service in (routing, notify)] == before
