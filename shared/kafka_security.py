@@ -4,7 +4,8 @@ Every Kafka client of the project takes its connection options from `client_opti
 `acl_plan` says, for one street and topic prefix, what each principal may do — each service reads
 and writes only its own topics; an owner reads only `wangge.tasks.<its code>` and writes only
 `wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies`;
-only notify reads `wangge.contacts`; only the services read `wangge.credentials`.
+only notify reads `wangge.contacts`; only the services read `wangge.credentials`; supervision writes
+`wangge.street-config`, which routing and notify read.
 
 `python -m shared.kafka_security plan --out SPEC` writes the users (with fresh passwords, also
 written as env files per principal) and ACLs for `deploy/local/kafka.sh setup-security SPEC`.
@@ -84,18 +85,19 @@ class Acl:
 def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None) -> list[Acl]:
     """Every ACL of a street's deployment whose topics (and consumer groups) carry `prefix`."""
     p, g = prefix, group_prefix if group_prefix is not None else prefix
-    t = {name: f"{p}wangge.{name}" for name in ("reports", "cases", "task-updates", "replies", "credentials", "contacts")}
+    t = {name: f"{p}wangge.{name}" for name in ("reports", "cases", "task-updates", "replies", "credentials", "contacts",
+                                                   "street-config")}
     tasks = f"{p}wangge.tasks."
     reads = {
         "intake": [t["reports"], t["cases"], t["credentials"]],  # cases: closed/reopened, for Open311
-        "routing": [t["cases"], t["credentials"]],
+        "routing": [t["cases"], t["credentials"], t["street-config"]],
         "supervision": [t["cases"], t["task-updates"], t["credentials"]],
-        "notify": [t["cases"], t["contacts"], t["credentials"]],
+        "notify": [t["cases"], t["contacts"], t["credentials"], t["street-config"]],
     }
     writes = {
         "intake": [t["cases"], t["contacts"]],
         "routing": [t["cases"]],
-        "supervision": [t["cases"]],
+        "supervision": [t["cases"], t["street-config"]],
         "notify": [t["cases"], t["replies"]],
     }
     acls: list[Acl] = []

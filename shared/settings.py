@@ -51,8 +51,6 @@ class Settings(BaseSettings):
     require_signed_updates: bool = False
     # Replies to residents are retried for as long as they are still useful.
     reply_ttl_hours: float = 24.0
-    # How long after closing a resident may answer the survey (and an unsatisfied answer reopens the case).
-    survey_window_days: float = 7.0
     # How long after the survey window closes notify erases the residents' names and phone numbers
     # (DESIGN "Personal data"); rejected reports count from the rejection. WANGGE_ERASE_AFTER_DAYS.
     erase_after_days: float = 30.0

@@ -65,6 +65,9 @@ class Topics:
         # Internal: residents' names and phone numbers, from intake to notify alone (DESIGN "Personal
         # data"). Nothing else reads it; the production profile enforces that with a Kafka ACL.
         self.contacts = f"{prefix}wangge.contacts"
+        # Internal: the street's time rules in force, published by supervision (which owns them) for routing
+        # and notify (shared/contracts/street.py).
+        self.street_config = f"{prefix}wangge.street-config"
 
     def tasks(self, owner: str) -> str:
         """The task topic of one owner (a department code or a community's grid code)."""
@@ -89,6 +92,9 @@ class Topics:
             # holds its own copy (erased after the survey window), so the topic need not.
             TopicSpec(self.contacts, partitions=HOT_PARTITIONS, retention_ms=30 * DAY_MS),
             TopicSpec(self.rejected_for(self.contacts), partitions=1, retention_ms=30 * DAY_MS),
+            # Compacted: the latest version is kept for good, so a service started years later still learns it.
+            TopicSpec(self.street_config, partitions=1, compacted=True),
+            TopicSpec(self.rejected_for(self.street_config), partitions=1, retention_ms=90 * DAY_MS),
         ]
 
     def spec_for(self, name: str) -> TopicSpec:

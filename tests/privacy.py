@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.logs import log_handler, mask_personal
+from shared.logs import log_handler
+from shared.personal_data import mask_personal
 
 # A mainland mobile in full: 11 digits from 1[3-9], spaces or dashes allowed between them, +86 or not.
 _MOBILE = re.compile(r"(?<!\d)1[3-9]\d(?:[ \-]?\d){8}(?!\d)")

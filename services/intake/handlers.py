@@ -23,7 +23,7 @@ from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, Ca
 from shared.contracts.common import Location, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
-from shared.logs import mask_name, mask_personal, mask_phone_number
+from shared.personal_data import mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 

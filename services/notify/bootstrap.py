@@ -6,6 +6,9 @@ from pathlib import Path
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
+from shared.street_rules import (
+    CONSUMER_SUFFIX, STREET_CONFIG_TYPES, StreetRules, apply_street_config_event, street_file_config,
+)
 
 from services.notify.adapters.channels import SmsChannel
 from services.notify.adapters.templates import load_template_sources
@@ -27,7 +30,11 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     """
     runtime = ServiceRuntime("notify", settings, MIGRATIONS)
     templates = ReplyTemplates(load_template_sources())
-    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature)
+    # The street's time rules (the survey window) in force, learnt from supervision; its file until then.
+    street_rules = StreetRules(street_file_config(settings))
+    runtime.consume([runtime.topics.street_config], apply_street_config_event, group_suffix=CONSUMER_SUFFIX,
+                    types=set(STREET_CONFIG_TYPES))
+    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature, street_rules)
     runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
     # Residents' contacts come from intake on their own topic, which only notify reads (DESIGN
     # "Personal data"); a second consumer group, since the two topics have no order between them.

@@ -14,13 +14,12 @@ import asyncpg
 
 from shared.clock import now
 from shared.contracts.cases import CaseSurveyAnswered, SurveyVerdict
-from shared.logs import mask_phone
+from shared.personal_data import mask_personal, normalise_phone
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
 from services.notify.domain.delivery import expires_at
-from services.notify.domain.replies import normalise_phone
 from services.notify.domain.residents import (
     LOOKUP_WINDOW,
     SurveyState,
@@ -116,7 +115,7 @@ async def answer_by_sms(runtime: ServiceRuntime, *, sender: str, text: str) -> d
 async def _answer(runtime: ServiceRuntime, uow: UnitOfWork, survey_id: str, verdict: SurveyVerdict,
                   comment: str | None, channel: str) -> dict[str, Any] | None:
     # Comments are free text: a resident may type a number into it; it is kept and sent masked.
-    comment = mask_phone(comment.strip()) if comment and comment.strip() else None
+    comment = mask_personal(comment.strip()) if comment and comment.strip() else None
     row = await repository.answer_survey(uow.conn, survey_id, verdict=verdict, comment=comment, channel=channel)
     if row is None:
         return None

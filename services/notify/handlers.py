@@ -26,7 +26,9 @@ from shared.contracts.cases import (
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
+from shared.personal_data import mask_address, normalise_phone
 from shared.runtime import ServiceRuntime
+from shared.street_rules import StreetRules
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
@@ -35,8 +37,6 @@ from services.notify.domain.replies import (
     DeliveryPlan,
     ReplyTemplates,
     brief,
-    mask_address,
-    normalise_phone,
     plan_acknowledgement,
     plan_reply,
     plan_without_contact,
@@ -66,10 +66,12 @@ class CaseEventHandlers:
     # not wait for this batch.
     LOCKS_ITSELF = frozenset({CaseReported.TYPE})
 
-    def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str):
+    def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str, street_rules: StreetRules):
         self._runtime = runtime
         self._templates = templates
         self._signature = signature
+        # The survey window is the street configuration's in force (learnt from supervision), not a setting of ours.
+        self._street_rules = street_rules
         self._settings = runtime.settings
         # Types missing here only move the status (dispatched, returned, suspended, …).
         self._reactions: dict[str, Reaction] = {
@@ -177,7 +179,8 @@ class CaseEventHandlers:
         if event.outcome == "resolved":
             await self._reply(uow, envelope, case_id, event.case_no, "resolution", "resolution",
                               result=brief(event.result))
-        closes_at = survey_closes_at(event.closed_at, self._settings.survey_window_days)
+        window_days = (await self._street_rules.current(uow.conn)).survey_window_days
+        closes_at = survey_closes_at(event.closed_at, window_days)
         survey_id = await repository.open_survey(uow.conn, case_id=case_id, case_no=event.case_no,
                                                  event_id=envelope.id, opened_at=now(), closes_at=closes_at)
         await self._reply(uow, envelope, case_id, event.case_no, "survey", "survey", closes=street_moment(closes_at))

@@ -21,6 +21,7 @@ import asyncpg
 from shared.clock import now
 from shared.contracts.cases import CasePersonalDataErased
 from shared.errors import describe, is_transient
+from shared.personal_data import mask_address
 from shared.runtime import ServiceRuntime
 from shared.watchdog import Heartbeat
 
@@ -35,7 +36,7 @@ from services.notify.domain.delivery import (
     after_attempt,
     expired,
 )
-from services.notify.domain.replies import CONTACT_ERASED, erased_fields, mask_address
+from services.notify.domain.replies import CONTACT_ERASED, erased_fields
 from services.notify.handlers import SOURCE, emit_reply
 from services.notify.metrics import (
     DELIVERIES_FAILED,

@@ -4,6 +4,9 @@ from __future__ import annotations
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
+from shared.street_rules import (
+    CONSUMER_SUFFIX, STREET_CONFIG_TYPES, StreetRules, apply_street_config_event, street_file_config,
+)
 from services.routing.entrypoints.grids import build_grids_router
 from services.routing.entrypoints.http import build_router
 from services.routing.entrypoints.suggest import build_suggest_router
@@ -17,8 +20,12 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     runtime = ServiceRuntime(SERVICE, settings, MIGRATIONS)
     # A fresh deployment (or an in-process test) loads its street before consuming any case.
     runtime.before_consuming(lambda: ensure_street_loaded(settings))
+    # The street's time rules (work periods) in force, learnt from supervision; its file until then.
+    street_rules = StreetRules(street_file_config(settings))
+    runtime.consume([runtime.topics.street_config], apply_street_config_event, group_suffix=CONSUMER_SUFFIX,
+                    types=set(STREET_CONFIG_TYPES))
     # One dispatcher (and rules cache) for the case events and the operators' manual dispatch.
-    dispatcher = Dispatcher(runtime.topics)
+    dispatcher = Dispatcher(runtime.topics, street_rules)
     runtime.consume([runtime.topics.cases], CaseEvents(dispatcher), types=set(CaseEvents.TYPES))
     app = create_app(
         runtime,

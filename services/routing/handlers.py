@@ -17,6 +17,7 @@ from shared.contracts.cases import (
 from shared.contracts.registry import EventModel
 from shared.contracts.tasks import TaskAssigned, TaskRecalled
 from shared.runtime import ServiceRuntime
+from shared.street_rules import StreetRules
 from shared.topics import Topics
 from shared.uow import UnitOfWork
 from shared.worktime import WorkCalendar
@@ -46,14 +47,17 @@ class Dispatched:
 class Dispatcher:
     """Decides terms, records the dispatch, keeps routed_cases and emits the events, in the caller's unit of work."""
 
-    def __init__(self, topics: Topics):
+    def __init__(self, topics: Topics, street_rules: StreetRules):
         self._topics = topics
         self._rules = street_store.RulesCache()
+        self._street_rules = street_rules
 
     async def rules(self, conn: asyncpg.Connection) -> tuple[RoutingRules, WorkCalendar]:
-        """The street's rules and its work calendar, as of this transaction."""
+        """The street's rules and its work calendar, as of this transaction. The work periods are those of the
+        street configuration in force (learnt from supervision), so a task's due_at is the handling clock's."""
         rules, overrides = await self._rules.get(conn)
-        return rules, WorkCalendar(zone=street_zone(), overrides=overrides)
+        config = await self._street_rules.current(conn)
+        return rules, WorkCalendar(zone=street_zone(), periods=config.periods, overrides=overrides)
 
     async def first(self, uow: UnitOfWork, case_id: str, accepted: CaseAccepted, cause_id: str) -> Dispatched | None:
         """The first dispatch of an accepted case, by the rules; None if the case had one already."""

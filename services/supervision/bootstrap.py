@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 from services.supervision.adapters import config_store
 from services.supervision.domain.policy import StreetPolicy
-from services.supervision.domain.street_config import StreetConfig, parse_toml
 from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
@@ -19,18 +18,12 @@ from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import Street, load_street, read_calendar_overrides, street_config_folder
+from shared.street_config import StreetConfig, from_folder
+from shared.street_rules import announce
 from shared.watchdog import Heartbeat
 from shared.worktime import WorkCalendar
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def street_config_file(folder: Path) -> tuple[StreetConfig, str]:
-    """The street's `<name>-config.toml` in its configuration folder (defaults if there is none)."""
-    found = sorted(folder.glob("*-config.toml"))
-    if not found:
-        return StreetConfig(), "defaults"
-    return parse_toml(found[0].read_text(encoding="utf-8"), str(found[0])), str(found[0])
 
 
 def street_policy(street: Street, timezone: str, config: StreetConfig | None = None,
@@ -57,16 +50,22 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     # configuration folder (WANGGE_STREET_CONFIG_DIR, default <repo>/streets/<name>; the street folder wins
     # if it holds its own *-config.toml). The street folder's own calendar rows win over the folder's.
     config_dir = street_config_folder(settings.street_dir, settings.street_config_dir)
-    file_config, source = street_config_file(config_dir)
+    file_config, source = from_folder(config_dir)
     policy = street_policy(street, settings.street_timezone, file_config, read_calendar_overrides(config_dir))
     topics = runtime.topics
     live = LivePolicy(policy)
     case_log = CaseLog(topics, live)
 
     async def seed_config() -> None:
-        """The file seeds supervision's street_config table when empty; the table's version is then in force."""
+        """The file seeds supervision's street_config table when empty; the table's version is then in force,
+        and announced on wangge.street-config at every start: a follower that missed a version learns it now."""
+        async with runtime.uow() as uow:
+            await config_store.seed(uow.conn, file_config.to_dict(), source)
+            row = await config_store.current(uow.conn)
+            announce(topics, uow, version=row["version"], config=row["config"], changed_by=row["updated_by"],
+                     source=runtime.name)
+            await uow.commit()
         async with runtime.pool.acquire() as conn:
-            await config_store.seed(conn, file_config.to_dict(), source)
             await live.refresh(conn)
 
     runtime.before_consuming(seed_config)
@@ -88,7 +87,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     )
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, policy, updates, center))
-    street_figures = StreetFigures(lambda: runtime.pool, policy)
+    street_figures = StreetFigures(lambda: runtime.pool, live)
     runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))
     app.state.street_figures = street_figures  # (tests keep days at once)
     stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures)

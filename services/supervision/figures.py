@@ -19,6 +19,7 @@ from services.supervision.adapters import stats as sql
 from services.supervision.adapters import stats_days
 from services.supervision.domain import stats
 from services.supervision.domain.policy import StreetPolicy
+from services.supervision.handlers import LivePolicy
 from shared.clock import now
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,31 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
 class StreetFigures:
     """Figures per period and grouping, from kept days where they hold and from the events where they do not."""
 
-    def __init__(self, pool_of: Callable[[], asyncpg.Pool], policy: StreetPolicy):
+    def __init__(self, pool_of: Callable[[], asyncpg.Pool], live: LivePolicy):
         self._pool_of = pool_of
-        self._policy = policy
-        self._zone = policy.calendar.zone
-        self._grid_community = stats.grid_communities(policy.communities)
-        digest = hashlib.sha256(repr(sorted(self._grid_community.items())).encode())
-        for by in (*stats.BY, sql.EVERY_BY):  # the SQL text holds the sign-off limit and the work periods; not the day
-            digest.update(sql.figures_sql(self.query(stats.Period(date(2026, 1, 1), date(2026, 1, 1), self._zone),
-                                                     by, "period", now())).encode())
-        self._sql_digest = digest.hexdigest()
-        self._bases: dict[date, str] = {}  # per day: the calendar and the SQL do not change while the process runs
+        # The street configuration in force (its work periods and sign-off limit), not the one loaded at start:
+        # an admin's change is followed at once here, and by the other instances at their next deadline poll.
+        self._live = live
+        self._zone = live.policy.calendar.zone
+        self._grid_community = stats.grid_communities(live.policy.communities)
+        # Per configuration version: the SQL's digest, and per day the basis a day is kept on (a day kept under
+        # another configuration is counted again).
+        self._sql_digests: dict[int, str] = {}
+        self._bases: dict[tuple[int, date], str] = {}
+
+    @property
+    def _policy(self) -> StreetPolicy:
+        return self._live.policy
+
+    def _sql_digest(self) -> str:
+        version = self._policy.version
+        if version not in self._sql_digests:
+            digest = hashlib.sha256(repr(sorted(self._grid_community.items())).encode())
+            for by in (*stats.BY, sql.EVERY_BY):  # the SQL text holds the sign-off limit and the work periods
+                digest.update(sql.figures_sql(self.query(stats.Period(date(2026, 1, 1), date(2026, 1, 1), self._zone),
+                                                         by, "period", now())).encode())
+            self._sql_digests[version] = digest.hexdigest()
+        return self._sql_digests[version]
 
     def query(self, period: stats.Period, by: str, parts: str, at: datetime) -> sql.Query:
         """The SQL's question for one period."""
@@ -65,11 +80,12 @@ class StreetFigures:
     def basis(self, day: date) -> str:
         """How a day is counted now: the SQL, the grids' communities and the day's work calendar (to its
         sign-off window). A day kept on another basis is counted again."""
-        if day not in self._bases:
+        key = (self._policy.version, day)
+        if key not in self._bases:
             q = self.query(stats.Period(day, day, self._zone), "owner", "period", now())
-            self._bases[day] = hashlib.sha256(
-                f"{self._sql_digest}|{q.days!r}|{q.sign_until.isoformat()}".encode()).hexdigest()[:32]
-        return self._bases[day]
+            self._bases[key] = hashlib.sha256(
+                f"{self._sql_digest()}|{q.days!r}|{q.sign_until.isoformat()}".encode()).hexdigest()[:32]
+        return self._bases[key]
 
     def today(self, at: datetime) -> date:
         return at.astimezone(self._zone).date()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from services.supervision import metrics
 from services.supervision.adapters import case_store, clock_store, config_store, stats_days
 from services.supervision.domain import clocks
-from services.supervision.domain.street_config import StreetConfigError, from_mapping
+from shared.street_config import StreetConfigError, from_mapping
 from services.supervision.domain.decisions import (
     Allowed, CaseSnapshot, Refused, decide_check, decide_extension, decide_suspension, decide_update, reopens,
 )
@@ -37,7 +37,7 @@ from shared.contracts import tasks as t
 from shared.contracts.envelope import describe_validation_error
 from shared.errors import describe, is_transient
 from shared.kafka import topic_name_problem
-from shared.logs import mask_personal, mask_phone
+from shared.personal_data import mask_personal
 from shared.topics import Topics
 from shared.uow import UnitOfWork
 
@@ -223,7 +223,7 @@ class CaseLog:
             return
         owner = await uow.conn.fetchval("SELECT owner FROM cases WHERE case_id = $1", case_id)
         # The comment is the resident's own words: a number typed into it stays masked on wangge.cases.
-        reason = "居民回访不满意" + (f"：{mask_phone(answer.comment)}" if answer.comment else "")
+        reason = "居民回访不满意" + (f"：{mask_personal(answer.comment)}" if answer.comment else "")
         await self.emit(uow, c.CaseReopened(case_no=answer.case_no, owner=owner or self._policy.command_center,
                                             reason=reason, survey_id=answer.survey_id, by="resident"), case_id)
 

@@ -4,6 +4,6 @@ Importing this package registers every event type, so `parse_event` knows them a
 """
 from shared.contracts.envelope import Envelope, InvalidMessage
 from shared.contracts.registry import EventModel, parse_event, registered_types
-from shared.contracts import cases, contacts, credentials, replies, reports, tasks, rejected  # noqa: F401  (registration)
+from shared.contracts import cases, contacts, credentials, replies, reports, street, tasks, rejected  # noqa: F401  (registration)
 
 __all__ = ["Envelope", "EventModel", "InvalidMessage", "parse_event", "registered_types"]

@@ -323,6 +323,9 @@ STATE_AFTER: dict[str, str] = {
     "case.closed": "closed",
     "case.reopened": "reopened",
 }
+# The states in which a case is finished (only a reopening brings a closed one back): the one list every
+# service, screen and figure reads "open" and "finished" by.
+FINAL_STATES = frozenset({"rejected", "merged", "closed"})
 
 
 # ---- personal data ----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ CHANNELS: dict[str, tuple[str, str, list[str]]] = {
     "wangge.replies": ("case id", "notify", ["reply.issued"]),
     # Internal (not part of DESIGN's public table): residents' contacts, read by notify alone.
     "wangge.contacts": ("case id", "intake (read by notify alone; an ACL in production)", ["contact.recorded"]),
+    # Internal: the street's time rules in force, for routing and notify.
+    "wangge.street-config": ('"street" (compacted)', "supervision", ["street.config-changed"]),
 }
 
 

@@ -49,7 +49,8 @@ def _raw(type_: str, data: dict, case_id: str | None = None) -> bytes:
 
 # A type each consumer of the topic handles (so its wrong data is that consumer's business).
 HANDLED_TYPE = {"reports": "report.submitted", "cases": "case.accepted", "task-updates": "task.accepted",
-                "credentials": "credential.issued", "contacts": "contact.recorded"}
+                "credentials": "credential.issued", "contacts": "contact.recorded",
+                "street-config": "street.config-changed"}
 # Intake reads wangge.cases only to follow closings and reopenings (Open311's open/closed).
 HANDLED_BY = {("intake", "cases"): "case.closed"}
 
@@ -97,6 +98,9 @@ async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 30
 
 # ---- the good message of each topic, and how to see it was handled ----------------------------------
 
+GOOD_CONFIG_VERSION = 5
+
+
 def good_message(kind: str, service: str = "") -> tuple[Envelope, str]:
     """(a valid message for a topic of this kind, its key)."""
     case_id = str(uuid.uuid4())
@@ -122,6 +126,13 @@ def good_message(kind: str, service: str = "") -> tuple[Envelope, str]:
         return contact.envelope(source="intake", case_id=case_id), case_id
     if kind == "task-updates":
         return TaskAccepted(case_no="20261127-9999", owner="huanwei").envelope(source="owner", case_id=case_id), case_id
+    if kind == "street-config":
+        from shared.contracts.street import STREET_CONFIG_KEY, StreetConfigChanged
+        from shared.street_config import StreetConfig
+
+        changed = StreetConfigChanged(street_version=GOOD_CONFIG_VERSION, config=StreetConfig().to_dict(),
+                                      changed_by="test")
+        return changed.envelope(source="supervision"), STREET_CONFIG_KEY
     digest = hashlib.sha256(case_id.encode()).hexdigest()
     issued = CredentialIssued(token_sha256=digest, name="poison test", role="operator")
     return issued.envelope(source="credentials"), digest
@@ -132,6 +143,8 @@ async def handled(service: Service, kind: str, good: Envelope) -> bool:
     if kind == "credentials":
         return await pool.fetchval("SELECT EXISTS (SELECT 1 FROM credentials WHERE token_sha256 = $1)",
                                    good.data["token_sha256"])
+    if kind == "street-config":  # kept as the version in force (no event id is claimed: the version orders them)
+        return await pool.fetchval("SELECT version = $1 FROM street_config_learnt", GOOD_CONFIG_VERSION)
     if kind == "reports":  # the report became a case
         return await pool.fetchval("SELECT EXISTS (SELECT 1 FROM reports WHERE external_id = $1)",
                                    good.data["external_id"])

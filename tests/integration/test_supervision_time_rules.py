@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -15,17 +16,57 @@ from shared.contracts.cases import CaseResolved, CaseSigned
 from shared.contracts.common import TimeLimit
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
 from tests.support import TopicReader, grant
 
 pytestmark = pytest.mark.integration
 
 OWNER = "huanwei"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def admin(service) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://supervision",
                              headers={"Authorization": "Bearer rules-admin"}, timeout=10)
+
+
+async def test_the_work_periods_read_back_are_accepted_and_can_be_changed(isolated):
+    service = await start(isolated)
+    try:
+        await grant(isolated, service, token="rules-admin", name="管理员", role="admin")
+        async with admin(service) as http:
+            current = (await http.get("/api/v1/admin/street-config")).json()
+            assert current["config"]["calendar"]["periods"] == [["08:30", "12:00"], ["13:30", "17:30"]]
+            # What GET answered, PUT back as it is (every section, the periods included), is taken unchanged.
+            same = await http.put("/api/v1/admin/street-config", json=current["config"])
+            assert same.status_code == 200, same.text
+            assert same.json()["version"] == current["version"] + 1
+            assert same.json()["config"] == current["config"]
+
+            summer = [["08:00", "12:00"], ["14:00", "18:00"]]
+            changed = await http.put("/api/v1/admin/street-config",
+                                     json={**current["config"], "calendar": {"periods": summer}, "note": "夏令作息"})
+            assert changed.status_code == 200, changed.text
+            read_back = (await http.get("/api/v1/admin/street-config")).json()
+            assert read_back["config"]["calendar"]["periods"] == summer
+            assert read_back["history"][0]["note"] == "夏令作息"
+            assert read_back["history"][0]["old_config"]["calendar"]["periods"] == current["config"]["calendar"]["periods"]
+
+            # Still refused with a reason when a pair is not two HH:MM times.
+            for bad in ([["08:00"]], [["8:00", "12:00"]], [["12:00", "08:00"]]):
+                refused = await http.put("/api/v1/admin/street-config", json={"calendar": {"periods": bad}})
+                assert refused.status_code == 422, (bad, refused.text)
+        # Clocks opened from now on count in the new periods: reported at 07:30 on a Wednesday, the dispatch stage
+        # (1 work hour) is due at 09:00, not at 09:30 as under the old 08:30 start.
+        case_id, case_no = f"periods-{uuid.uuid4().hex[:6]}", "20261118-0031"
+        early = datetime(2026, 11, 18, 7, 30, tzinfo=SHANGHAI)
+        report = reported(case_id, case_no).model_copy(update={"occurred_at": early})
+        await send(isolated, report)
+        due = await eventually(lambda: service.runtime.pool.fetchval(
+            "SELECT due_at FROM clocks WHERE case_id = $1 AND kind = 'dispatch'", case_id))
+        assert due == datetime(2026, 11, 18, 9, 0, tzinfo=SHANGHAI)
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 async def test_stage_limits_and_the_ladder_follow_the_configuration(make_settings):

@@ -9,7 +9,7 @@ import pytest
 
 from services.supervision.domain import clocks
 from services.supervision.domain.policy import StreetPolicy
-from services.supervision.domain.street_config import Limit, StreetConfig, StreetConfigError, from_mapping, parse_toml
+from shared.street_config import Limit, StreetConfig, StreetConfigError, from_mapping, parse_toml
 from shared import worktime
 from shared.street import read_calendar_overrides, street_config_folder
 from shared.worktime import WorkCalendar

@@ -11,7 +11,7 @@ from services.supervision.domain.notices import overdue_text, reminder_text
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
 from services.supervision.domain.states import EVENT_TARGETS, STATES, TRANSITIONS, next_state
-from shared.contracts.cases import CaseDispatched
+from shared.contracts.cases import FINAL_STATES, CaseDispatched
 from shared.contracts.common import TimeLimit
 from shared.worktime import WorkCalendar
 
@@ -94,6 +94,11 @@ def test_the_state_table_is_closed_and_matches_the_design():
     assert TRANSITIONS["in_progress"] == {"resolved", "explained", "suspended", "dispatched"}
     assert set(EVENT_TARGETS.values()) == set(STATES)  # every state has the event that moves a case into it
     assert TRANSITIONS["rework"] == {"dispatched"} and TRANSITIONS["closed"] == {"reopened"}
+
+
+def test_the_final_states_are_those_only_a_reopening_leaves():
+    # The contract's one list (every service, screen and figure reads "finished" by it) agrees with the state machine.
+    assert FINAL_STATES == {state for state, targets in TRANSITIONS.items() if targets <= {"reopened"}}
 
 
 def test_the_clock_runs_only_while_the_owner_holds_the_case():

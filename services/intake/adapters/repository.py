@@ -7,6 +7,8 @@ from datetime import date, datetime
 
 import asyncpg
 
+from shared.contracts.cases import FINAL_STATES
+
 _RECEIPT = "case_id, case_no, state, unit_grid, category, hold_reason"
 _CASE = f"{_RECEIPT}, lon, lat, address, description, media"
 
@@ -101,8 +103,8 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
              FROM reports
             WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
               AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
-              AND ($5::boolean IS NULL OR (state IN ('closed', 'rejected', 'merged')) = $5)
+              AND ($5::boolean IS NULL OR (state = ANY($7::text[])) = $5)
             ORDER BY received_at DESC LIMIT $6""",
-        case_nos, category, start, end, closed, limit,
+        case_nos, category, start, end, closed, limit, list(FINAL_STATES),
     )
     return [dict(r) for r in rows]

@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 from xml.etree import ElementTree
 
-from shared.logs import mask_personal
+from shared.contracts.cases import FINAL_STATES
+from shared.personal_data import mask_personal
 
-# Nothing more will be done: closed, or not a case at all.
-CLOSED_STATES = frozenset({"closed", "rejected", "merged"})
 STATUS_NOTES = {"reported": "已受理，待指挥中心分类或定位", "accepted": "已立案，正在处置", "closed": "已办结",
                 "rejected": "不予立案", "merged": "与其他案件合并办理"}
 NOTICE = "已受理，案件编号即服务请求编号；处理进展将短信告知"
@@ -79,7 +78,7 @@ def request_view(row: Mapping[str, Any], services: Mapping[str, Service]) -> dic
     state, code = row["state"], row["category"]
     return {
         "service_request_id": row["case_no"],
-        "status": "closed" if state in CLOSED_STATES else "open",
+        "status": "closed" if state in FINAL_STATES else "open",
         "status_notes": mask_personal(row.get("reject_reason") or "") or STATUS_NOTES.get(state, ""),
         "service_name": services[code].name if code in services else None,
         "service_code": code,

@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from shared.logs import mask_phone
+from shared.personal_data import mask_personal
 
 from services.notify.domain.delivery import AttemptResult, Message, Outcome
 
@@ -65,11 +65,11 @@ class SmsChannel:
                 headers={"Idempotency-Key": message.ref},
             )
         except httpx.HTTPError as exc:
-            return AttemptResult(Outcome.UNAVAILABLE, mask_phone(f"gateway unreachable: {type(exc).__name__}: {exc}")[:500])
+            return AttemptResult(Outcome.UNAVAILABLE, mask_personal(f"gateway unreachable: {type(exc).__name__}: {exc}")[:500])
         if response.is_success:
             return AttemptResult(Outcome.DELIVERED)
         # Gateways echo the number in their errors; what we keep (last_error, reply.issued) must not.
-        detail = mask_phone(f"gateway answered {response.status_code}: {response.text[:300]}")
+        detail = mask_personal(f"gateway answered {response.status_code}: {response.text[:300]}")
         if 400 <= response.status_code < 500 and response.status_code not in _TRANSIENT_CLIENT_ERRORS:
             return AttemptResult(Outcome.REFUSED, detail)
         return AttemptResult(Outcome.UNAVAILABLE, detail)

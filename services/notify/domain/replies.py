@@ -1,7 +1,6 @@
 """What we say to a resident, and to which number: pure functions, no I/O."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -10,12 +9,7 @@ import jinja2
 
 from shared.clock import to_street_time
 from shared.contracts.replies import ReplyKind
-from shared.logs import mask_phone
-
-MOBILE = re.compile(r"1[3-9]\d{9}")
-# What people type around a number: spaces, dashes, brackets, and the country code.
-_NOISE = re.compile(r"[\s\-()（）]")
-_COUNTRY_CODE = re.compile(r"^(?:\+86|0086|86)(?=1\d{10}$)")
+from shared.personal_data import sms_number
 
 
 class TemplateMissing(LookupError):
@@ -48,31 +42,6 @@ class DeliveryPlan:
     state: Literal["pending", "held", "awaiting_contact"]
     detail: str | None = None
     template: str = ""
-
-
-def sms_number(phone: str | None) -> str | None:
-    """The mainland mobile number in what a resident gave (spaces, dashes, +86 removed), or None."""
-    if not phone:
-        return None
-    compact = _COUNTRY_CODE.sub("", _NOISE.sub("", phone))
-    return compact if MOBILE.fullmatch(compact) else None
-
-
-def mask_address(address: str) -> str:
-    """An address fit for logs and views: 13900001001 → 139****1001; anything else keeps only its ends."""
-    masked = mask_phone(address)
-    if masked != address or "*" in address:
-        return masked  # a phone number, or an address already masked (an erased delivery's)
-    compact = _NOISE.sub("", address)
-    if compact.isdigit() and len(compact) < 11:
-        # A local number: its first digits would give most of it away.
-        return f"****{compact[-4:]}" if len(compact) >= 8 else "****"
-    return f"{compact[:3]}****{compact[-4:]}" if len(compact) >= 8 else "****"
-
-
-def normalise_phone(phone: str | None) -> str:
-    """A phone as residents' look-ups compare it: spaces, dashes, brackets and +86 removed."""
-    return _COUNTRY_CODE.sub("", _NOISE.sub("", phone or ""))
 
 
 def street_moment(moment: datetime) -> str:

@@ -15,11 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.auth import Client, require
 from shared.clock import to_street_time
 from shared.contracts.cases import SurveyVerdict
-from shared.logs import mask_phone
+from shared.personal_data import mask_address, mask_personal
 
 from services.notify import commands
 from services.notify.adapters import repository
-from services.notify.domain.replies import mask_address
 
 router = APIRouter(prefix="/api/v1")
 operators = require("operator", "admin")
@@ -101,8 +100,8 @@ def _delivery_view(row: dict[str, Any]) -> DeliveryView:
                                "resend_of", "requested_by")},
         to=mask_address(row["to_phone"]),
         # Texts quote owners' results and explanations, which may carry a number: mask to be safe.
-        text=mask_phone(row["text"]),
-        last_error=mask_phone(row["last_error"]) if row["last_error"] else None,
+        text=mask_personal(row["text"]),
+        last_error=mask_personal(row["last_error"]) if row["last_error"] else None,
         created_at=to_street_time(row["created_at"]),
         updated_at=to_street_time(row["updated_at"]),
         sent_at=_street(row["sent_at"]),
@@ -192,7 +191,7 @@ async def my_case(request: Request, body: MyCaseQuery) -> MyCase:
         found = await commands.my_case(request.app.state.runtime, case_no=body.case_no, phone=body.phone,
                                        client_ip=_client_ip(request))
     replies = [
-        ReplyView(case_no=d["case_no"], kind=d["kind"], text=mask_phone(d["text"]), state=d["state"],
+        ReplyView(case_no=d["case_no"], kind=d["kind"], text=mask_personal(d["text"]), state=d["state"],
                   time=to_street_time(d["sent_at"] or d["created_at"]))
         for d in found["replies"]
     ]

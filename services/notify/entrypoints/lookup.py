@@ -12,9 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify.adapters.lookup import case_numbers_for_phone
-from services.notify.domain.replies import normalise_phone
 from shared.auth import Client, require
-from shared.logs import mask_phone_number
+from shared.personal_data import mask_phone_number, normalise_phone
 
 router = APIRouter(prefix="/api/v1", tags=["operators"])
 

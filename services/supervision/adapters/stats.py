@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.contracts.cases import FINAL_STATES
 from services.supervision.domain.stats import BY, COUNTS, SATISFIED_VERDICTS, Period, WorkDays
 
 # The event types a period's figures read (effect moved or noted: a refused event changed nothing).
@@ -18,7 +19,6 @@ TYPES = ("case.reported", "case.accepted", "case.rejected", "case.dispatched", "
 DEADLINE_TYPES = ("case.dispatched", "case.extension-decided", "case.resumed")  # as in 005_stats.sql
 OPEN_WITH_OWNER = ("dispatched", "in_progress")
 EVERY_BY = "*"  # Query.by for every grouping at once (keeping a day)
-FINAL_STATES = ("closed", "rejected", "merged")
 
 # How each fact of the union below counts. `fact` is the event type or a derived fact's name.
 _COUNT_SQL: dict[str, str] = {

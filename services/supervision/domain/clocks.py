@@ -1,7 +1,7 @@
 """Clocks: when to remind, who is escalated to (and again, up the ladder), and when a clock stops. Pure.
 
 The reminder fraction, the stage limits, the ladder and its interval are the street's configuration
-(domain/street_config.py), passed in by StreetPolicy."""
+(shared/street_config.py), passed in by StreetPolicy."""
 from __future__ import annotations
 
 from datetime import datetime

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.supervision.domain.states import FINAL_STATES
+from shared.contracts.cases import FINAL_STATES
 
 # 签收 comes first; resolving, explaining or suspending a task presumes the owner has taken it.
 UPDATE_RULES: dict[str, tuple[frozenset[str], str]] = {

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.supervision.domain import clocks
-from services.supervision.domain.street_config import Limit, StreetConfig
+from shared.street_config import Limit, StreetConfig
 from shared.worktime import WorkCalendar
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.contracts import cases as c
 from shared.contracts.registry import EventModel
-from shared.logs import mask_name, mask_phone_number
+from shared.personal_data import mask_name, mask_phone_number
 
 # The columns of `cases` an event may set (besides case_no and state); SQL is built from these names.
 COLUMNS = (

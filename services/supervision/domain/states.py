@@ -26,9 +26,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "reopened": frozenset({"dispatched"}),
 }
 STATES = tuple(TRANSITIONS)
-# States in which the case is finished for good (nothing but a reopening can follow).
-FINAL_STATES = frozenset({"rejected", "merged", "closed"})
-
 # The event that moves a case into each state: the contract's table.
 EVENT_TARGETS: dict[str, str] = STATE_AFTER
 # Events that annotate a case (deadlines, requests, decisions, answers) without moving it.

@@ -2,23 +2,25 @@
 
 The current configuration lives in supervision's street_config table (seeded from `<name>-config.toml`);
 a change is committed with its history row and the version goes up: this instance follows it at once,
-the others at their next deadline poll. Clocks opened from then on follow it (and the ladder of clocks
+the others at their next deadline poll; routing and notify learn it from wangge.street-config, published in
+the same transaction. Clocks opened from then on follow it (and the ladder of clocks
 already overdue); deadlines already set stay as they were.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.supervision.adapters import config_store
-from services.supervision.domain.street_config import LEVELS, LIMIT_UNITS, StreetConfigError, from_mapping
+from shared.street_config import LEVELS, LIMIT_UNITS, StreetConfigError, from_mapping
 from services.supervision.handlers import LivePolicy
 from shared.auth import Client, require
 from shared.http import refusal
 from shared.runtime import ServiceRuntime
+from shared.street_rules import announce
 
 admin_only = require("admin")
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -35,10 +37,14 @@ class LimitBody(_Strict):
     unit: Literal[LIMIT_UNITS]  # type: ignore[valid-type]
 
 
+# A work period as JSON has it: a list of two "HH:MM" strings. A list, not a tuple, so that the body dumps to the
+# very shape the street configuration's parser reads (and GET answers): a tuple made every PUT of periods a 422.
+WorkPeriod = Annotated[list[Annotated[str, Field(pattern=_HHMM)]], Field(min_length=2, max_length=2)]
+
+
 class CalendarSection(_Strict):
-    periods: list[tuple[str, str]] = Field(min_length=1, max_length=8, description='work periods, e.g. [["08:30", "12:00"], ["13:30", "17:30"]]',
-                                           json_schema_extra={"items": {"type": "array", "minItems": 2, "maxItems": 2,
-                                                                        "items": {"type": "string", "pattern": _HHMM}}})
+    periods: list[WorkPeriod] = Field(min_length=1, max_length=8,
+                                      description='work periods, e.g. [["08:30", "12:00"], ["13:30", "17:30"]]')
 
 
 class ReminderSection(_Strict):
@@ -124,6 +130,9 @@ def build_admin_router(runtime: ServiceRuntime, live: LivePolicy) -> APIRouter:
             raise HTTPException(422, "; ".join(exc.reasons)) from None
         async with runtime.uow() as uow:
             version, _old = await config_store.replace(uow.conn, config.to_dict(), client.actor, body.note)
+            # Routing (a task's due_at) and notify (the survey window) follow it from wangge.street-config.
+            announce(runtime.topics, uow, version=version, config=config.to_dict(), changed_by=client.actor,
+                     source=runtime.name)
             await uow.commit()
         live.set(config.to_dict(), version)
         async with runtime.pool.acquire() as conn:

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from shared.contracts.cases import STATE_AFTER
+from shared.contracts.cases import FINAL_STATES, STATE_AFTER
 
-# A case that reached one of these is finished (only a reopening brings a closed one back).
-FINAL_STATES = frozenset({"rejected", "merged", "closed"})
 # States whose handling clock runs: past due_at in one of them, a case is overdue (超期).
 CLOCK_RUNNING = frozenset({"dispatched", "in_progress", "returned", "rework", "reopened"})
 HOUR = 3600.0

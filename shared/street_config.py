@@ -1,12 +1,17 @@
 """One street's time rules: work periods, the reminder fraction, stage limits, the escalation ladder and
-its interval, the survey window. Pure: parsed from TOML text or a JSON mapping, with every reason it is
-refused. The file is `<name>-config.toml` (streets/<name>/ in the repo, or the street folder itself);
-missing keys take the defaults, which are DESIGN.md's "Time limits"."""
+its interval, the survey window. Parsed from TOML text or a JSON mapping, with every reason it is refused
+(pure, but for from_folder, which reads the file). The file is `<name>-config.toml` (streets/<name>/ in
+the repo, or the street folder itself); missing keys take the defaults, which are DESIGN.md's "Time limits".
+
+Supervision owns the configuration in force (its street_config table, edited through the admin API) and
+publishes every version on wangge.street-config; routing and notify learn it from there
+(shared/street_rules.py). Every service reads the rules through this one parser."""
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
 from datetime import time
+from pathlib import Path
 from typing import Any, Mapping
 
 LIMIT_UNITS = ("work_hours", "work_days", "hours")
@@ -71,6 +76,15 @@ def parse_toml(text: str, source: str = "street configuration") -> StreetConfig:
     except tomllib.TOMLDecodeError as exc:
         raise StreetConfigError([f"not TOML: {exc}"], source) from None
     return from_mapping(data, source)
+
+
+def from_folder(folder: Path) -> tuple[StreetConfig, str]:
+    """The street's `<name>-config.toml` in its configuration folder and where it came from (the defaults,
+    "defaults", if there is none)."""
+    found = sorted(Path(folder).glob("*-config.toml"))
+    if not found:
+        return StreetConfig(), "defaults"
+    return parse_toml(found[0].read_text(encoding="utf-8"), str(found[0])), str(found[0])
 
 
 def from_mapping(data: Any, source: str = "street configuration") -> StreetConfig:
