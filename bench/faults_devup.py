@@ -3,7 +3,8 @@
     ./dev up
     .venv/bin/python -m bench.faults_devup --reports 6000 --rate 200 --order services,kafka,postgres --gap 2
 
-Reports are published on wangge.reports at the rate while the parts named by --order are killed with SIGKILL,
+Reports are published on wangge.reports at the rate — at least --reports of them, and on until the last fault is
+over, so that every fault falls inside the stream — while the parts named by --order are killed with SIGKILL,
 one after another: each service (and the live process), the broker, PostgreSQL. Every kill is followed by
 `./dev up`, which brings back what is down; the broker and PostgreSQL are killed --gap seconds apart (both down
 before `./dev up` runs), the overlap that once left intake stalled until restarted by hand. Then nothing is
@@ -83,23 +84,29 @@ async def faults(order: list[str], gap: float, seconds: float) -> None:
         await dev_up()
 
 
-async def publish(settings: Settings, topics: Topics, ids: list[str], rate: float) -> None:
+async def publish(settings: Settings, topics: Topics, prefix: str, at_least: int, rate: float,
+                  faults_over: asyncio.Event) -> int:
+    """Publish at `rate` until `at_least` are out and the faults are over; returns how many were published."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True,
                                 request_timeout_ms=120000, retry_backoff_ms=500)
     await asyncio.wait_for(producer.start(), 30)
+    n = 0
     try:
         started = time.monotonic()
-        for n, external_id in enumerate(ids):
+        while n < at_least or not faults_over.is_set():
+            external_id = f"{prefix}{n:06d}"
             body = {"source": "hotline", "external_id": external_id, "category": CATEGORIES[n % 3],
                     "description": f"故障演练 {n}", "location": POINT, "address": None,
                     "reporter": {"name": "居民", "phone": f"139{n % 10**8:08d}"}, "coordinator": None, "media": [],
                     "observed_at": "2026-11-28T09:00:00+08:00"}
             envelope = Envelope.new("report.submitted", 1, body, source="hotline-bridge")
             await producer.send(topics.reports, envelope.to_json(), key=external_id.encode())
-            await asyncio.sleep(max(0.0, started + (n + 1) / rate - time.monotonic()))
+            n += 1
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
         await producer.flush()
     finally:
         await producer.stop()
+    return n
 
 
 async def state(settings: Settings, prefix: str) -> tuple[int, int, dict[str, int], dict[str, str]]:
@@ -142,14 +149,22 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings()
     topics = Topics(settings.topic_prefix)
     prefix = f"drill-{uuid.uuid4().hex[:6]}-"
-    ids = [f"{prefix}{n:06d}" for n in range(args.reports)]
     order = args.order.split(",")
     seconds = args.reports / args.rate
-    say(f"{args.reports:,} reports at {args.rate:g}/s ({seconds:.0f} s); faults: {' → '.join(order)} "
-        f"(the broker and PostgreSQL {args.gap:g} s apart), each followed by ./dev up")
-    await asyncio.gather(publish(settings, topics, ids, args.rate), faults(order, args.gap, seconds))
+    say(f"at least {args.reports:,} reports at {args.rate:g}/s, on until the faults are over; faults: "
+        f"{' → '.join(order)} (the broker and PostgreSQL {args.gap:g} s apart), each followed by ./dev up")
+    over = asyncio.Event()
+
+    async def faults_then_over() -> None:
+        try:
+            await faults(order, args.gap, seconds)
+        finally:
+            over.set()
+
+    published, _ = await asyncio.gather(publish(settings, topics, prefix, args.reports, args.rate, over),
+                                        faults_then_over())
     done_at = time.monotonic()
-    say("published; from now on nothing is touched")
+    say(f"{published:,} reports published; from now on nothing is touched")
     last: tuple[int, int, dict[str, int], dict[str, str]] | None = None
     while time.monotonic() - done_at < args.settle:
         try:
@@ -160,11 +175,11 @@ async def run(args: argparse.Namespace) -> int:
             continue
         cases, doubled, lags, ready = last
         behind = {g: lag for g, lag in lags.items() if lag}
-        if cases == args.reports and not behind and all(v == "ready" for v in ready.values()):
-            say(f"PASS: {cases:,} reports, {cases:,} cases, {doubled} doubled; every group at lag 0 and every "
+        if cases == published and not behind and all(v == "ready" for v in ready.values()):
+            say(f"PASS: {published:,} reports, {cases:,} cases, {doubled} doubled; every group at lag 0 and every "
                 f"service ready {time.monotonic() - done_at:.0f} s after the last report")
             return 0 if doubled == 0 else 1
-        say(f"{cases:,}/{args.reports:,} cases; behind: {behind or 'none'}; "
+        say(f"{cases:,}/{published:,} cases; behind: {behind or 'none'}; "
             f"not ready: {({k: v for k, v in ready.items() if v != 'ready'}) or 'none'}")
         await asyncio.sleep(10)
     say(f"FAIL: not settled {args.settle:g} s after the last report: {last}")
@@ -174,7 +189,8 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults_devup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reports", type=int, default=6000, help="reports published (default 6,000)")
+    parser.add_argument("--reports", type=int, default=6000,
+                        help="reports published at least, and more until the faults are over (default 6,000)")
     parser.add_argument("--rate", type=float, default=200, help="reports per second (default 200)")
     parser.add_argument("--order", default="services,kafka,postgres",
                         help="what is killed, in order: services (each service and the live process, one by one), "
