@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.supervision.adapters import views
+from services.supervision.domain import task_cursor
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import STATES
 from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
@@ -186,8 +187,9 @@ class TaskView(BaseModel):
 
 class TaskList(BaseModel):
     owner: str
-    count: int
+    count: int = Field(description="tasks on this page")
     tasks: list[TaskView]
+    next: str | None = Field(description="the cursor of the next page (GET /api/v1/tasks?cursor=…), null on the last")
 
 
 class StatsSummary(BaseModel):
@@ -299,12 +301,23 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         """Resume a suspended case: the clock runs again with the time that was left."""
         return _answer(case_no, await center.suspend(case_no, suspend=False, reason=None, by=client.actor))
 
-    @router.get("/tasks", responses={200: {"model": TaskList}})
-    async def tasks(limit: int = Query(default=100, ge=1, le=500), client: Client = Depends(owner_only)) -> dict[str, Any]:
-        """The calling owner's open tasks, nearest deadline first."""
+    @router.get("/tasks", responses={200: {"model": TaskList},
+                                     400: refusal("the cursor is garbled or was issued for another owner's list")})
+    async def tasks(
+        cursor: str | None = Query(default=None, max_length=task_cursor.MAX_CURSOR_CHARS,
+                                   description="`next` of the previous page; none for the first"),
+        limit: int = Query(default=100, ge=1, le=500, description="tasks per page"),
+        client: Client = Depends(owner_only),
+    ) -> dict[str, Any]:
+        """The calling owner's open tasks, nearest deadline first, a page at a time: follow `next` to the end."""
         assert client.owner_code is not None
-        listed = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit)
-        return {"owner": client.owner_code, "count": len(listed), "tasks": listed}
+        try:
+            after = task_cursor.decode(cursor, client.owner_code) if cursor is not None else None
+        except task_cursor.BadCursor as bad:
+            raise HTTPException(400, str(bad))
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after)
+        return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
+                "next": task_cursor.encode(client.owner_code, last) if last else None}
 
     @router.post("/tasks/{case_no}/updates", openapi_extra=_update_body(), responses={
         **DECISION_REFUSALS, 404: refusal("no such case, or not a task of the calling owner (非本单位任务)"),
