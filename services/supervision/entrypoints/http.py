@@ -50,6 +50,19 @@ class ExtensionBody(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
+class UrgeBody(BaseModel):
+    """督办: what the command center tells the holder."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"properties": {"note": NONBLANK}})
+    note: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> "UrgeBody":
+        if not self.note.strip():
+            raise ValueError("note: say what the holder must do (督办意见), not only blanks")
+        return self
+
+
 class SuspendBody(BaseModel):
     """挂起: why the clock stops."""
 
@@ -290,6 +303,11 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         outcome = await center.decide_extension(case_no, approved=body.approved, until=body.until, note=body.note,
                                                 by=client.actor)
         return _answer(case_no, outcome)
+
+    @router.post("/cases/{case_no}/urge", responses=DECISION_REFUSALS)
+    async def urge(body: UrgeBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
+        """督办 by hand: the holder of an open case gets task.urged with the note; the history and figures count it."""
+        return _answer(case_no, await center.urge(case_no, note=body.note, by=client.actor))
 
     @router.post("/cases/{case_no}/suspend", responses=DECISION_REFUSALS)
     async def suspend(body: SuspendBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
