@@ -6,6 +6,7 @@ from pathlib import Path
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
+from shared.street import read_duty_roster, street_config_folder
 
 from services.notify.adapters.channels import SmsChannel
 from services.notify.adapters.templates import load_template_sources
@@ -27,7 +28,9 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     """
     runtime = ServiceRuntime("notify", settings, MIGRATIONS)
     templates = ReplyTemplates(load_template_sources())
-    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature)
+    # 带班领导: the street's duty roster, beside its time rules (streets/<name>/<name>-duty.csv).
+    duty = read_duty_roster(street_config_folder(settings.street_dir, settings.street_config_dir))
+    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature, duty)
     runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
     # Residents' contacts come from intake on their own topic, which only notify reads (DESIGN
     # "Personal data"); a second consumer group, since the two topics have no order between them.
