@@ -235,6 +235,56 @@ def read_calendar_overrides(folder: Path) -> dict[date, bool]:
     return overrides
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class DutyLeader:
+    """带班领导: the member of the street's leadership on duty, whom an escalation to the leadership reaches."""
+
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class DutyRoster:
+    """Who leads on which day: a weekly rota, and single dates ahead of it (a swap, a holiday)."""
+
+    weekly: dict[str, DutyLeader] = field(default_factory=dict)   # mon … sun
+    dated: dict[date, DutyLeader] = field(default_factory=dict)
+
+    def on_duty(self, day: date) -> DutyLeader | None:
+        """The leader on duty on this street day, or None when the roster leaves the day open."""
+        return self.dated.get(day) or self.weekly.get(WEEKDAYS[day.weekday()])
+
+
+def read_duty_roster(folder: Path) -> DutyRoster:
+    """The optional `<name>-duty.csv` of a street's configuration folder: `day,name,phone` rows, day being
+    mon…sun or YYYY-MM-DD (that date only, ahead of its weekday); `#` lines are comments. Empty roster when
+    the folder has none."""
+    roster = DutyRoster()
+    for path in sorted(Path(folder).glob("*-duty.csv"))[:1]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            lines = [(n, line) for n, line in enumerate(fh, 1) if line.strip() and not line.lstrip().startswith("#")]
+        reader = csv.DictReader([line for _, line in lines])
+        missing = {"day", "name", "phone"} - set(reader.fieldnames or [])
+        if missing:
+            raise StreetDataError(f"{path.name}: missing columns {', '.join(sorted(missing))}")
+        for (n, _), row in zip(lines[1:], reader):
+            day, name, phone = ((row.get(k) or "").strip() for k in ("day", "name", "phone"))
+            if not name or not phone:
+                raise StreetDataError(f"{path.name}: line {n}: a leader on duty needs a name and a phone")
+            leader = DutyLeader(name, phone)
+            if day.lower() in WEEKDAYS:
+                roster.weekly[day.lower()] = leader
+                continue
+            try:
+                roster.dated[date.fromisoformat(day)] = leader
+            except ValueError:
+                raise StreetDataError(f"{path.name}: line {n}: day {day!r} is not mon…sun nor YYYY-MM-DD") from None
+    return roster
+
+
 def street_name(folder: Path) -> str:
     """The street's file prefix (`wenhualu` of `wenhualu-grids.geojson`), or the folder's name."""
     found = sorted(Path(folder).glob("*-grids.geojson"))

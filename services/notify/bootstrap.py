@@ -6,6 +6,7 @@ from pathlib import Path
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
+from shared.street import read_duty_roster, street_config_folder
 from shared.street_rules import (
     CONSUMER_SUFFIX, STREET_CONFIG_TYPES, StreetRules, apply_street_config_event, street_file_config,
 )
@@ -34,7 +35,9 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     street_rules = StreetRules(street_file_config(settings))
     runtime.consume([runtime.topics.street_config], apply_street_config_event, group_suffix=CONSUMER_SUFFIX,
                     types=set(STREET_CONFIG_TYPES))
-    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature, street_rules)
+    # 带班领导: the street's duty roster, beside its time rules (streets/<name>/<name>-duty.csv).
+    duty = read_duty_roster(street_config_folder(settings.street_dir, settings.street_config_dir))
+    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature, street_rules, duty)
     runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
     # Residents' contacts come from intake on their own topic, which only notify reads (DESIGN
     # "Personal data"); a second consumer group, since the two topics have no order between them.

@@ -20,6 +20,7 @@ from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
 from services.notify.domain.delivery import expires_at
+from services.notify.domain.replies import STAFF_KINDS
 from services.notify.domain.residents import (
     LOOKUP_WINDOW,
     SurveyState,
@@ -151,7 +152,7 @@ async def my_case(runtime: ServiceRuntime, *, case_no: str, phone: str, client_i
             "status": followed["state"] if followed else None,
             "status_label": state_label(followed["state"]) if followed else None,
         } if status["followed_case_id"] else None,
-        "replies": [d for d in deliveries if normalise_phone(d["to_phone"]) == norm],
+        "replies": [d for d in deliveries if normalise_phone(d["to_phone"]) == norm and d["kind"] not in STAFF_KINDS],
     }
 
 

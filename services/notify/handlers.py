@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, TypeVar
 
-from shared.clock import now
+from shared.clock import now, to_street_time
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import (
     CaseAccepted,
     CaseClosed,
+    CaseEscalated,
     CaseExplained,
     CaseExtensionDecided,
     CaseMerged,
@@ -28,12 +29,14 @@ from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
 from shared.personal_data import mask_address, normalise_phone
 from shared.runtime import ServiceRuntime
+from shared.street import DutyRoster
 from shared.street_rules import StreetRules
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
 from services.notify.domain.delivery import expires_at
 from services.notify.domain.replies import (
+    STAFF_KINDS,
     DeliveryPlan,
     ReplyTemplates,
     brief,
@@ -59,15 +62,19 @@ class CaseEventHandlers:
     """Each event in the consumer's unit of work: claim it, apply it (the consumer commits)."""
 
     # The case events notify answers or folds into a case's status; the consumer skips the others.
-    TYPES = frozenset(STATE_AFTER) | {CaseExtensionDecided.TYPE}
+    TYPES = frozenset(STATE_AFTER) | {CaseExtensionDecided.TYPE, CaseEscalated.TYPE}
 
     # Reactions that take the residents lock themselves, only where they must (it is held until the whole batch
     # commits). case.reported only notes that a contact is coming: the contact.recorded published beside it must
     # not wait for this batch.
     LOCKS_ITSELF = frozenset({CaseReported.TYPE})
+    # Reactions that concern no resident at all (the residents lock is not theirs to take).
+    NO_RESIDENTS = frozenset({CaseEscalated.TYPE})
 
-    def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str, street_rules: StreetRules):
+    def __init__(self, runtime: ServiceRuntime, templates: ReplyTemplates, signature: str, street_rules: StreetRules,
+                 duty: DutyRoster = DutyRoster()):
         self._runtime = runtime
+        self._duty = duty
         self._templates = templates
         self._signature = signature
         # The survey window is the street configuration's in force (learnt from supervision), not a setting of ours.
@@ -84,6 +91,7 @@ class CaseEventHandlers:
             CaseExplained.TYPE: self._on_explained,
             CaseClosed.TYPE: self._on_closed,
             CaseReopened.TYPE: self._on_reopened,
+            CaseEscalated.TYPE: self._on_escalated,
         }
 
     async def handle(self, envelope: Envelope, uow: UnitOfWork) -> None:
@@ -96,7 +104,7 @@ class CaseEventHandlers:
             return
         reaction = self._reactions.get(envelope.type)
         if reaction is not None:
-            if envelope.type not in self.LOCKS_ITSELF:
+            if envelope.type not in self.LOCKS_ITSELF | self.NO_RESIDENTS:
                 await repository.lock_residents(uow.conn, case_id)
             await reaction(envelope, event, case_id, uow)
         state = STATE_AFTER.get(envelope.type)
@@ -194,6 +202,23 @@ class CaseEventHandlers:
         # Open again: nothing is erased while it is (a reopening after the erasure finds no contact).
         await repository.schedule_erasure(uow.conn, case_id=case_id, case_no=event.case_no, window_closes_at=None)
 
+    async def _on_escalated(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
+        """An escalation to the street leadership: one SMS to the leader on duty (带班领导) that street day. The
+        delivery is keyed by this event's id, so a replay or a second instance sends nothing more."""
+        event = _as(event, CaseEscalated)
+        if event.level != "leadership":
+            return  # the community and the command center learn it on their task topics
+        day = to_street_time(envelope.occurred_at).date()
+        leader = self._duty.on_duty(day)
+        if leader is None:
+            log.warning("case %s escalated to the street leadership, but the duty roster names no leader for %s: "
+                        "no SMS sent", event.case_no, day.isoformat())
+            return
+        plan = plan_reply(self._templates, "escalation", "escalation_leadership", phone=leader.phone,  # type: ignore[arg-type]
+                          signature=self._signature, case_no=event.case_no, leader=leader.name,
+                          reason=brief(event.reason))
+        await self._queue(uow, envelope, case_id, event.case_no, plan)
+
     # ---- queueing replies --------------------------------------------------------------------
 
     async def _reply(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str, kind: ReplyKind,
@@ -260,7 +285,7 @@ class CaseEventHandlers:
             log.info("case %s: %s to %s already queued; not adding another", case_no, plan.kind,
                      mask_address(plan.to))
             return
-        if plan.state == "held":
+        if plan.state == "held" and plan.kind not in STAFF_KINDS:
             # Nothing for the worker to do: the reply is settled now, in this transaction.
             emit_reply(
                 uow, self._runtime.topics.replies, case_id=case_id, case_no=case_no, kind=plan.kind,

@@ -36,7 +36,7 @@ from services.notify.domain.delivery import (
     after_attempt,
     expired,
 )
-from services.notify.domain.replies import CONTACT_ERASED, erased_fields
+from services.notify.domain.replies import CONTACT_ERASED, STAFF_KINDS, erased_fields
 from services.notify.handlers import SOURCE, emit_reply
 from services.notify.metrics import (
     DELIVERIES_FAILED,
@@ -161,6 +161,8 @@ class DeliveryWorker:
             self._report(row, transition)
 
     def _emit(self, uow, row: asyncpg.Record, transition: Transition) -> None:
+        if row["kind"] in STAFF_KINDS:
+            return  # a message to the street's staff, not a reply to a resident: not for wangge.replies
         emit_reply(
             uow, self._runtime.topics.replies, case_id=row["case_id"], case_no=row["case_no"], kind=row["kind"],
             channel=row["channel"], to=row["to_phone"], text=row["text"], state=transition.state,
@@ -260,7 +262,8 @@ class ErasureWorker:
         erased: list[tuple[str, list[str]]] = []
         for cid in held["case_ids"]:
             contact = held["contacts"].get(cid)
-            deliveries = [d for d in held["deliveries"] if d["case_id"] == cid]
+            # The residents' data only: a staff alert's address (the leader on duty's) is not theirs to erase.
+            deliveries = [d for d in held["deliveries"] if d["case_id"] == cid and d["kind"] not in STAFF_KINDS]
             to_mask = [d for d in deliveries if d["to_phone"] and "*" not in d["to_phone"]]
             fields = erased_fields(
                 name=bool(contact and contact["name"]), phone=contact is not None,

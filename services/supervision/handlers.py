@@ -22,9 +22,12 @@ from services.supervision.adapters import case_store, clock_store, config_store,
 from services.supervision.domain import clocks
 from shared.street_config import StreetConfigError, from_mapping
 from services.supervision.domain.decisions import (
-    Allowed, CaseSnapshot, Refused, decide_check, decide_extension, decide_suspension, decide_update, reopens,
+    Allowed, CaseSnapshot, Refused, decide_check, decide_extension, decide_suspension, decide_update, decide_urge,
+    reopens,
 )
-from services.supervision.domain.notices import escalated_text, escalation_reason, overdue_text, reminder_text
+from services.supervision.domain.notices import (
+    escalated_text, escalation_reason, overdue_text, reminder_text, urged_text,
+)
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
 from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, Fold, next_state
@@ -423,6 +426,27 @@ class CommandCenter:
             await self._log.emit(uow, event, case.case_id)
             await uow.commit()
         return Outcome(EVENT_TARGETS[decision.event_type], decision.event_type, due_at=due)
+
+    async def urge(self, case_no: str, *, note: str, by: str) -> Outcome:
+        """督办 by hand: case.urged in the history (and the figures), task.urged with the note to the holder."""
+        note = mask_personal(note.strip())
+        async with self._uow() as uow:
+            row = await case_store.lock_case(uow.conn, case_no=case_no)
+            case = case_store.snapshot(row)
+            decision = decide_urge(case, case_no)
+            if isinstance(decision, Refused):
+                return Outcome(case.state if case else None, refused=decision)
+            assert case is not None and row is not None and case.owner is not None and case.due_at is not None
+            due = self._policy.local(case.due_at)
+            overdue = case.due_at <= now()
+            await self._log.emit(uow, c.CaseUrged(case_no=case_no, owner=case.owner, note=note, by=by, overdue=overdue),
+                                 case.case_id)
+            label = self._policy.category_label(row["category"]) if row["category"] else "待分类"
+            told = t.TaskUrged(case_no=case_no, owner=case.owner, level="overdue" if overdue else "reminder",
+                               due_at=due, text=urged_text(case_no, label, due, note, overdue), note=note)
+            uow.emit(self._topics.tasks(case.owner), told.envelope(source=SERVICE, case_id=case.case_id))
+            await uow.commit()
+        return Outcome(case.state, decision.event_type)
 
 
 class DeadlineHandler:

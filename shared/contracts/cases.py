@@ -124,6 +124,18 @@ class CaseEscalated(EventModel):
     reason: str
 
 
+@event
+class CaseUrged(EventModel):
+    """督办 by hand: an operator urged the holder of an open case (the holder gets task.urged with the note)."""
+
+    TYPE = "case.urged"
+    case_no: str
+    owner: str = Field(description="the holder who was urged")
+    note: str = Field(min_length=1, max_length=500, description="the operator's words to the holder (personal data masked)")
+    by: Actor
+    overdue: bool = Field(description="whether the case was past its deadline when urged")
+
+
 # ---- the closed loop after dispatch ---------------------------------------------------------
 
 

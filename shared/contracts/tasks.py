@@ -59,9 +59,13 @@ class TaskUrged(TaskEvent):
     """催办/督办: the owner is reminded of a deadline near or past."""
 
     TYPE = "task.urged"
-    level: Literal["reminder", "overdue"] = Field(description="reminder (催办, at 75%) or overdue (督办)")
+    level: Literal["reminder", "overdue"] = Field(description="reminder (催办, at 75%) or overdue (督办); for an urge "
+                                                             "by hand, whether the deadline has passed")
     due_at: AwareDatetime
     text: str
+    # Added in place (optional, so v1 readers and writers stay valid): absent on the clocks' own notices.
+    note: str | None = Field(default=None, max_length=500,
+                             description="督办 by hand: the operator's words (the command center urged this task)")
 
 
 @event

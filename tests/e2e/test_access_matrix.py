@@ -87,6 +87,7 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (s, "POST", f"/api/v1/cases/{case_no}/extension", {"approved": False}, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/suspend", {"reason": "等待"}, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/resume", None, OPERATORS),
+        (s, "POST", f"/api/v1/cases/{case_no}/urge", {"note": "请尽快处置"}, OPERATORS),
         (s, "GET", "/api/v1/admin/street-config", None, ADMINS),
         (s, "PUT", "/api/v1/admin/street-config", {"reminder_fraction": 2}, ADMINS),  # admitted, then refused: 422
         (s, "GET", "/api/v1/tasks", None, OWNERS),

@@ -59,6 +59,14 @@ deterministic = true
 [checks]
 max_response_time = 5
 
+# The task list's cursor is opaque: only a `next` the service issued to this owner is one; any other string,
+# schema-valid as it is, is refused with 400 and the reason, as the document says. (include-name: one filter
+# naming method and path; first, because the first rule that applies to an operation wins.)
+[[operations]]
+include-name = "GET /api/v1/tasks"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401", "403", "404", "422"]
+
 # Open311's own rules, refused with its 400 as the GeoReport v2 spec says: a known service_code, a place inside
 # the street, start_date before end_date.
 [[operations]]

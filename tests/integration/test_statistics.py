@@ -185,7 +185,7 @@ def history() -> History:
 ZERO = dict.fromkeys(("received", "coordinator_reports", "accepted", "rejected", "dispatched", "dispatches",
                       "signed_on_time", "resolved", "explained", "closed", "closed_on_time", "returned", "reworked",
                       "extended", "reopened", "went_overdue", "overdue_now", "due", "due_closed_on_time", "surveyed",
-                      "satisfied", "surveyed_late", "fixed_on_the_spot"), 0)
+                      "satisfied", "surveyed_late", "fixed_on_the_spot", "urged"), 0)
 NO_RATES = dict.fromkeys(("on_time_rate", "satisfaction_rate", "sign_rate", "close_rate", "rework_rate",
                           "return_rate", "extension_rate"))
 

@@ -57,6 +57,10 @@ def brief(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Deliveries to the street's own staff, not replies to a resident: never on wangge.replies (the hotline bridge
+# calls residents back from it) nor on a resident's page.
+STAFF_KINDS = frozenset({"escalation"})
+
 NOT_MOBILE = "not a mobile number: SMS cannot reach it"
 AWAITING_CONTACT = "waiting for the resident's contact to arrive (待接收居民联系方式)"
 CONTACT_ERASED = ("the resident's contact was erased after the survey window (居民联系方式已按期删除): "

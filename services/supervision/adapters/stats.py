@@ -15,7 +15,7 @@ from services.supervision.domain.stats import BY, COUNTS, SATISFIED_VERDICTS, Pe
 # The event types a period's figures read (effect moved or noted: a refused event changed nothing).
 TYPES = ("case.reported", "case.accepted", "case.rejected", "case.dispatched", "case.signed", "case.resolved",
          "case.explained", "case.closed", "case.returned", "case.reworked", "case.extension-decided",
-         "case.reopened", "case.overdue", "case.survey-answered")
+         "case.reopened", "case.overdue", "case.survey-answered", "case.urged")
 DEADLINE_TYPES = ("case.dispatched", "case.extension-decided", "case.resumed")  # as in 005_stats.sql
 OPEN_WITH_OWNER = ("dispatched", "in_progress")
 EVERY_BY = "*"  # Query.by for every grouping at once (keeping a day)
@@ -45,6 +45,7 @@ _COUNT_SQL: dict[str, str] = {
     "surveyed_late": "fact = 'survey' AND NOT (data->>'within_window')::boolean",
     "satisfied": "fact = 'survey' AND data->>'verdict' = ANY($12::text[])",
     "fixed_on_the_spot": "fact = 'fixed_on_the_spot'",
+    "urged": "fact = 'case.urged'",
 }
 assert set(_COUNT_SQL) == set(COUNTS)
 

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.supervision.domain.clocks import FINISHING_STATES
+from services.supervision.domain.task_cursor import TaskPosition
 
 CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_name, priority, source, description,
     reported_at, accepted_at, dispatched_at, due_at, closed_at, warned_at, overdue_at, escalation_level,
@@ -87,17 +88,33 @@ async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
     }
 
 
-# The states in which a task is still in its owner's hands (resolved/explained wait for the check).
+# The states in which a task is still in its owner's hands (resolved/explained wait for the check); migration 009's
+# index is on exactly these.
 OWNER_STATES = ("dispatched", "in_progress", "suspended", "resolved", "explained")
 
 
-async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int) -> list[dict[str, Any]]:
-    """The owner's open tasks, the nearest deadline first."""
-    rows = await pool.fetch(
-        """SELECT case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
-                  signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note
-           FROM cases WHERE owner = $1 AND state = ANY($2::text[])
-           ORDER BY due_at NULLS LAST, case_no LIMIT $3""",
-        owner, list(OWNER_STATES), limit,
-    )
-    return [_plain(r, zone) for r in rows]
+TASK_COLUMNS = """case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
+    signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note"""
+# The list's order, as migration 009's index holds it: a task without a deadline comes last.
+TASK_ORDER = "COALESCE(due_at, 'infinity'::timestamptz), COALESCE(case_no, ''), case_id"
+OPEN_TASK = "owner = $1 AND state IN (" + ", ".join(f"'{s}'" for s in OWNER_STATES) + ")"
+
+
+async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
+                      after: TaskPosition | None = None) -> tuple[list[dict[str, Any]], TaskPosition | None]:
+    """One page of the owner's open tasks, the nearest deadline first, starting after `after`; and the position
+    of its last task if more follow (else None)."""
+    if after is None:
+        rows = await pool.fetch(
+            f"SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK} ORDER BY {TASK_ORDER} LIMIT $2", owner, limit + 1)
+    else:
+        rows = await pool.fetch(
+            f"""SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}
+                  AND ({TASK_ORDER}) > (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
+                ORDER BY {TASK_ORDER} LIMIT $5""",
+            owner, after.due_at, after.case_no, after.case_id, limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    last = page[-1] if page else None
+    position = TaskPosition(last["due_at"], last["case_no"] or "", last["case_id"]) if more and last else None
+    return [_plain(r, zone) for r in page], position

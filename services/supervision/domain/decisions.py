@@ -142,6 +142,28 @@ def decide_suspension(case: CaseSnapshot | None, case_no: str, suspend: bool) ->
     return Allowed("case.suspended" if suspend else "case.resumed")
 
 
+# 督办 by hand reaches the owner who holds the case and still owes the work. Resolved and explained cases wait
+# on the command center's own on-site check (核查): urging their owner would urge the wrong party.
+URGEABLE_STATES = frozenset({"dispatched", "in_progress", "suspended"})
+
+
+def decide_urge(case: CaseSnapshot | None, case_no: str) -> Allowed | Refused:
+    """督办 by hand: only an open case that an owner holds and still has to handle."""
+    if case is None:
+        return Refused(f"no case numbered {case_no} is known (案件不存在)", 404)
+    if case.state in FINAL_STATES:
+        return Refused(f"case {case_no} is {_state_name(case.state)}: a finished case is not urged")
+    if case.state in ("resolved", "explained"):
+        return Refused(f"case {case_no} is {_state_name(case.state)}: the owner has answered; it awaits the "
+                       "on-site check (核查), not an urge")
+    if case.state not in URGEABLE_STATES or not case.owner:
+        return Refused(f"case {case_no} is {_state_name(case.state)}: no owner holds it (无承办单位); "
+                       "dispatch it first")
+    if case.due_at is None:
+        return Refused(f"case {case_no} has no deadline yet: nothing to urge against")
+    return Allowed("case.urged")
+
+
 def reopens(state: str | None, verdict: str, within_window: bool) -> bool:
     """An unsatisfied answer within the survey window reopens a closed case; any other answer is only counted."""
     return verdict == "unsatisfied" and within_window and state == "closed"

@@ -40,3 +40,9 @@ def escalated_text(case_no: str, category_label: str, due_at: datetime, level: s
     up = LEVEL_NAMES.get(level, level)
     return (f"【督办】案件{case_no}（{category_label}）{STAGE_NAMES.get(stage, stage)}时限已于{_when(due_at)}届满，"
             f"已升级至{up}督办。")
+
+
+def urged_text(case_no: str, category_label: str, due_at: datetime, note: str, overdue: bool) -> str:
+    """督办 by hand (task.urged with the operator's note): the note, and where the deadline stands."""
+    deadline = f"已于{_when(due_at)}超期" if overdue else f"期限{_when(due_at)}"
+    return f"【督办】指挥中心督办案件{case_no}（{category_label}，{deadline}）：{note}"

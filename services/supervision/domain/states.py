@@ -30,7 +30,7 @@ STATES = tuple(TRANSITIONS)
 EVENT_TARGETS: dict[str, str] = STATE_AFTER
 # Events that annotate a case (deadlines, requests, decisions, answers) without moving it.
 ANNOTATIONS = frozenset({
-    "case.warned", "case.overdue", "case.escalated", "case.classified", "case.located",
+    "case.warned", "case.overdue", "case.escalated", "case.urged", "case.classified", "case.located",
     "case.progress-reported", "case.extension-requested", "case.extension-decided", "case.survey-answered",
 })
 

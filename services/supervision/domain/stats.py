@@ -24,7 +24,7 @@ BY = ("owner", "community", "unit_grid", "coordinator", "category")
 DESIGN_COUNTS = ("received", "accepted", "dispatched", "signed_on_time", "resolved", "closed", "closed_on_time",
                  "returned", "reworked", "extended", "reopened", "overdue_now", "surveyed", "satisfied")
 EXTRA_COUNTS = ("coordinator_reports", "fixed_on_the_spot", "rejected", "dispatches", "explained", "went_overdue",
-                "due", "due_closed_on_time", "surveyed_late")
+                "due", "due_closed_on_time", "surveyed_late", "urged")
 COUNTS = DESIGN_COUNTS + EXTRA_COUNTS
 
 # rate → (numerator, denominators summed). Rates are 0–1, 4 places, null when the denominator is 0.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.supervision.adapters import views
+from services.supervision.domain import task_cursor
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import STATES
 from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
@@ -47,6 +48,19 @@ class ExtensionBody(BaseModel):
     approved: bool
     until: AwareDatetime | None = None
     note: str | None = Field(default=None, max_length=1000)
+
+
+class UrgeBody(BaseModel):
+    """督办: what the command center tells the holder."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"properties": {"note": NONBLANK}})
+    note: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> "UrgeBody":
+        if not self.note.strip():
+            raise ValueError("note: say what the holder must do (督办意见), not only blanks")
+        return self
 
 
 class SuspendBody(BaseModel):
@@ -186,8 +200,9 @@ class TaskView(BaseModel):
 
 class TaskList(BaseModel):
     owner: str
-    count: int
+    count: int = Field(description="tasks on this page")
     tasks: list[TaskView]
+    next: str | None = Field(description="the cursor of the next page (GET /api/v1/tasks?cursor=…), null on the last")
 
 
 class StatsSummary(BaseModel):
@@ -289,6 +304,11 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                                                 by=client.actor)
         return _answer(case_no, outcome)
 
+    @router.post("/cases/{case_no}/urge", responses=DECISION_REFUSALS)
+    async def urge(body: UrgeBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
+        """督办 by hand: the holder of an open case gets task.urged with the note; the history and figures count it."""
+        return _answer(case_no, await center.urge(case_no, note=body.note, by=client.actor))
+
     @router.post("/cases/{case_no}/suspend", responses=DECISION_REFUSALS)
     async def suspend(body: SuspendBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """挂起 a case in progress: its handling clock stops with the time left kept."""
@@ -299,12 +319,23 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         """Resume a suspended case: the clock runs again with the time that was left."""
         return _answer(case_no, await center.suspend(case_no, suspend=False, reason=None, by=client.actor))
 
-    @router.get("/tasks", responses={200: {"model": TaskList}})
-    async def tasks(limit: int = Query(default=100, ge=1, le=500), client: Client = Depends(owner_only)) -> dict[str, Any]:
-        """The calling owner's open tasks, nearest deadline first."""
+    @router.get("/tasks", responses={200: {"model": TaskList},
+                                     400: refusal("the cursor is garbled or was issued for another owner's list")})
+    async def tasks(
+        cursor: str | None = Query(default=None, max_length=task_cursor.MAX_CURSOR_CHARS,
+                                   description="`next` of the previous page; none for the first"),
+        limit: int = Query(default=100, ge=1, le=500, description="tasks per page"),
+        client: Client = Depends(owner_only),
+    ) -> dict[str, Any]:
+        """The calling owner's open tasks, nearest deadline first, a page at a time: follow `next` to the end."""
         assert client.owner_code is not None
-        listed = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit)
-        return {"owner": client.owner_code, "count": len(listed), "tasks": listed}
+        try:
+            after = task_cursor.decode(cursor, client.owner_code) if cursor is not None else None
+        except task_cursor.BadCursor as bad:
+            raise HTTPException(400, str(bad))
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after)
+        return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
+                "next": task_cursor.encode(client.owner_code, last) if last else None}
 
     @router.post("/tasks/{case_no}/updates", openapi_extra=_update_body(), responses={
         **DECISION_REFUSALS, 404: refusal("no such case, or not a task of the calling owner (非本单位任务)"),

@@ -5,6 +5,6 @@ export const EVENTS = {
   "case.signed": "签收", "case.progress-reported": "处置进展", "case.resolved": "处置完成",
   "case.explained": "解释说明", "case.suspended": "挂起", "case.resumed": "恢复办理",
   "case.extension-requested": "申请延期", "case.extension-decided": "延期审批", "case.warned": "催办",
-  "case.overdue": "超期", "case.escalated": "升级督办", "case.reworked": "核查不通过·返工", "case.closed": "结案",
+  "case.overdue": "超期", "case.escalated": "升级督办", "case.urged": "督办", "case.reworked": "核查不通过·返工", "case.closed": "结案",
   "case.survey-answered": "回访评价", "case.reopened": "重新办理", "case.personal-data-erased": "个人信息已删除",
 };

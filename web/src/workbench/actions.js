@@ -201,6 +201,24 @@ export function checkForm(c, onDone) {
   return section("现场核查", h("p", {}, said), note, h("div", { class: "row" }, pass, fail));
 }
 
+// 督办 by hand (supervision): the holder gets task.urged with the note; the timeline and the figures count it.
+export function urgeForm(c, onDone) {
+  const note = h("input", { name: "note", placeholder: "督办意见（如：群众反映强烈，请今日内处置）", size: 36, maxlength: 500 });
+  const btn = h("button", { type: "submit", "data-action": "urge" }, "督办");
+  return section("督办", h("form", {
+    class: "inline",
+    onsubmit: (e) => {
+      e.preventDefault();
+      if (!note.value.trim()) return notify("请填写督办意见", "error");
+      busy(btn, async () => {
+        await post(`/api/v1/cases/${encodeURIComponent(c.case_no)}/urge`, { note: note.value.trim() });
+        notify(`案件 ${c.case_no} 已督办，责任单位已收到督办意见`);
+        onDone();
+      });
+    },
+  }, note, btn));
+}
+
 // 挂起 / 恢复 (supervision): the clock stops with the time left kept.
 export function suspendForm(c, onDone) {
   if (c.state === "suspended") {

@@ -1,9 +1,9 @@
 // One case as the operator needs it: state, owner, place, photos, deadlines, the whole timeline and
 // the replies sent to the resident, with the actions its state allows.
 import { api, streetTime } from "../common/api.js";
-import { checkForm, dispatchForm, extensionForm, heldActions, suspendForm } from "./actions.js";
+import { checkForm, dispatchForm, extensionForm, heldActions, suspendForm, urgeForm } from "./actions.js";
 import { h } from "./dom.js";
-import { CLOCK_STATES, CLOCKS, DELIVERY_STATES, EVENTS, EXTENSION, REPLY_KINDS, SOURCES, UNITS, VERDICTS, stateLabel } from "./labels.js";
+import { CLOCK_STATES, CLOCKS, DELIVERY_STATES, EVENTS, EXTENSION, REPLY_KINDS, SOURCES, UNITS, VERDICTS, levelLabel, stateLabel } from "./labels.js";
 import { categoryName, ownerName } from "./reference.js";
 
 const OPEN = ["dispatched", "in_progress", "suspended", "rework", "reopened"];
@@ -30,7 +30,7 @@ function summary(type, d) {
   if (d.due_at && type !== "case.reported") bits.push(`期限 ${streetTime(d.due_at)}`);
   if (d.verdict) bits.push(VERDICTS[d.verdict] || d.verdict);
   if (d.stage) bits.push(`${CLOCKS[d.stage] || d.stage}环节`);
-  if (d.level) bits.push(`升级至 ${d.level}`);
+  if (d.level && type === "case.escalated") bits.push(`升级至 ${levelLabel(d.level)}`);
   if (typeof d.approved === "boolean") bits.push(d.approved ? "批准" : "未批准");
   if (d.by && d.by !== "system") bits.push(`操作人 ${d.by}`);
   return bits.join("；");
@@ -51,7 +51,7 @@ function clocks(stages) {
       h("td", {}, CLOCKS[s.kind] || s.kind), h("td", {}, CLOCK_STATES[s.state] || s.state),
       h("td", {}, `${s.limit_value} ${UNITS[s.limit_unit] || s.limit_unit}`), h("td", {}, streetTime(s.started_at)),
       h("td", {}, streetTime(s.warn_at)), h("td", {}, streetTime(s.due_at)), h("td", {}, s.overdue_at ? streetTime(s.overdue_at) : "—"),
-      h("td", {}, s.escalation_level || "—")))));
+      h("td", {}, levelLabel(s.escalation_level))))));
 }
 
 function replies(list) {
@@ -72,6 +72,7 @@ export async function actionsFor(c, onDone) {
   if (OPEN.includes(c.state) || ["resolved", "explained", "accepted"].includes(c.state)) {
     parts.push(await dispatchForm(c, onDone, { title: c.owner ? "改派" : "派遣" }));
   }
+  if (["dispatched", "in_progress", "suspended"].includes(c.state) && c.owner) parts.push(urgeForm(c, onDone));
   if (["in_progress", "suspended"].includes(c.state)) parts.push(suspendForm(c, onDone));
   return parts.length ? h("div", { class: "actions" }, parts) : h("p", { class: "muted" }, "此状态无需操作");
 }
@@ -95,7 +96,7 @@ export async function renderCase(no, onDone) {
       ["责任单位", c.owner ? `${c.owner_name || await ownerName(c.owner)}（${c.owner}）` : "—"], ["来源", SOURCES[c.source] || c.source],
       ["上报时间", streetTime(c.reported_at)], ["派遣时间", streetTime(c.dispatched_at)],
       ["处置期限", streetTime(c.due_at)], ["延期", c.extension_state ? `${EXTENSION[c.extension_state]}（至 ${streetTime(c.extension_until)}）` : "—"],
-      ["督办级别", c.escalation_level || "—"], ["回访评价", c.last_verdict ? VERDICTS[c.last_verdict] : "—"],
+      ["督办级别", levelLabel(c.escalation_level)], ["回访评价", c.last_verdict ? VERDICTS[c.last_verdict] : "—"],
     ]),
     h("p", { class: "description" }, c.description || ""),
     h("h3", {}, "办理"), await actionsFor(c, onDone),

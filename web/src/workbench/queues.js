@@ -1,6 +1,6 @@
 // The command center's queues: what waits for an operator, each loaded from supervision's case list.
 import { api, streetTime } from "../common/api.js";
-import { EXTENSION, stateLabel } from "./labels.js";
+import { EXTENSION, levelLabel, stateLabel } from "./labels.js";
 
 const OPEN = new Set(["dispatched", "in_progress", "suspended", "rework", "reopened"]);
 const list = (query) => api("/api/v1/cases", { query: { limit: 500, ...query } }).then((r) => r.cases);
@@ -37,7 +37,7 @@ export const QUEUES = [
   },
   {
     id: "overdue", title: "已超期", hint: "超过处置期限仍未办结：督办或改派",
-    load: async () => (await list({ overdue: true })).sort(byDue), note: (c) => `超期于 ${streetTime(c.overdue_at)}｜督办 ${c.escalation_level || "—"}`,
+    load: async () => (await list({ overdue: true })).sort(byDue), note: (c) => `超期于 ${streetTime(c.overdue_at)}｜督办 ${levelLabel(c.escalation_level)}`,
   },
   {
     id: "due-soon", title: "即将到期", hint: "24 小时内到期、尚未超期的在办案件",
