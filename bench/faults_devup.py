@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -39,6 +40,10 @@ SERVICES = {name: int(os.environ.get(f"WANGGE_{name.upper()}_PORT", port))
                                ("live", 8105))}
 POINT = {"lon": 117.575168, "lat": 34.871845}
 CATEGORIES = ("CM04", "MD01", "CM02")
+
+
+# The clients' own complaints while the broker is down are the drill's expected weather, not its output.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 def say(text: str) -> None:
@@ -119,21 +124,26 @@ async def state(settings: Settings, prefix: str) -> tuple[int, int, dict[str, in
     finally:
         await conn.close()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await probe.start()
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             request_timeout_ms=10000)
     lags: dict[str, int] = {}
     try:
+        await asyncio.wait_for(admin.start(), 15)
+        await asyncio.wait_for(probe.start(), 15)
         for group, *_ in await admin.list_consumer_groups():
             if not group.startswith("wangge-"):
                 continue
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await asyncio.wait_for(admin.list_consumer_group_offsets(group), 15)
             partitions = [tp for tp in committed if isinstance(tp, TopicPartition)]
-            ends = await probe.end_offsets(partitions) if partitions else {}
+            ends = await asyncio.wait_for(probe.end_offsets(partitions), 15) if partitions else {}
             lags[group] = sum(max(0, ends[tp] - committed[tp].offset) for tp in partitions)
     finally:
-        await probe.stop()
-        await admin.close()
+        # Bounded even when cancelled: a client stopping against a broker that does not answer waits for ever.
+        for closing in (probe.stop(), admin.close()):
+            try:
+                await asyncio.wait_for(asyncio.shield(closing), 10)
+            except Exception:  # noqa: BLE001 — a measuring client left behind, not a verdict
+                pass
     ready: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=5) as http:
         for name, port in SERVICES.items():

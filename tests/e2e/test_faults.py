@@ -96,15 +96,29 @@ def _script(name: str, *args: str) -> str:
     return done.stdout
 
 
+def _kill(pid: int) -> None:
+    """SIGKILL, then wait until the process is gone: on a busy machine a process in a disk wait dies only when the
+    wait ends, and a restart meanwhile finds its port still taken."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return
+        if "\nState:\tZ" in status:
+            return  # a zombie holds no socket
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still alive 30 s after SIGKILL")
+
+
 def kill_kafka() -> None:
     state = Path(os.environ.get("WANGGE_STATE_DIR", REPO_ROOT / ".local"))
-    pid = int((state / "run" / "kafka.pid").read_text().strip())
-    os.kill(pid, signal.SIGKILL)
+    _kill(int((state / "run" / "kafka.pid").read_text().strip()))
 
 
 def kill_postgres() -> None:
-    pid = int(re.search(r"pid (\d+)", _script("postgres.sh", "status")).group(1))
-    os.kill(pid, signal.SIGKILL)
+    _kill(int(re.search(r"pid (\d+)", _script("postgres.sh", "status")).group(1)))
 
 
 async def start_kafka() -> None:
