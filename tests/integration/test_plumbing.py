@@ -102,7 +102,8 @@ async def test_migrations_apply_once(isolated):
         schema = isolated.schema("plumbing")
         first = await migrate(conn, schema, [PLUMBING_SQL, NO_MIGRATIONS])
         second = await migrate(conn, schema, [PLUMBING_SQL, NO_MIGRATIONS])
-        assert first == ["plumbing/000_plumbing.sql", "plumbing/001_credentials.sql", "plumbing/002_outbox_failed.sql"]
+        assert first == ["plumbing/000_plumbing.sql", "plumbing/001_credentials.sql", "plumbing/002_outbox_failed.sql",
+                         "plumbing/003_credentials_registry_order.sql"]
         assert second == []
     finally:
         await conn.close()
