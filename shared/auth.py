@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 import asyncpg
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.clock import now
+from shared.consumer import current_record
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.credentials import CredentialIssued, CredentialRevoked
 from shared.uow import UnitOfWork
@@ -47,31 +49,50 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# A publisher's clock may run a little ahead; an event dated further in the future than this is refused.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
 async def apply_credential_event(envelope: Envelope, uow: UnitOfWork) -> None:
-    """Fold credential.issued / credential.revoked into this service's table; an older replay changes nothing."""
+    """Fold credential.issued / credential.revoked into this service's table, in the registry's order.
+
+    The order is the event's offset on wangge.credentials (one partition), never its `occurred_at`: a
+    publisher's clock (or a forged date) must not decide which of an issue and a revocation is the later one,
+    and the offset is also what compaction keeps, so every service, replaying or not, ends with the same row.
+    An issue dated beyond MAX_CLOCK_SKEW in the future is refused (to the rejected topic). A revocation is
+    applied whatever its date: it can only take access away.
+    """
     event = parse_event(envelope)
+    record = current_record()
+    if record is None:
+        raise RuntimeError("credential events are applied from wangge.credentials only: the order is its offset")
+    position = record.offset
     if isinstance(event, CredentialIssued):
+        if envelope.occurred_at > now() + MAX_CLOCK_SKEW:
+            raise InvalidMessage(f"credential.issued dated in the future ({envelope.occurred_at.isoformat()}): "
+                                 f"refused; a publisher's clock may be at most {MAX_CLOCK_SKEW} ahead")
         await uow.conn.execute(
             """INSERT INTO credentials (token_sha256, name, role, owner_code, worker_id, device_id, expires_at, demo,
-                                        revoked_at, revoke_reason, event_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9)
+                                        revoked_at, revoke_reason, event_at, registry_offset)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10)
                ON CONFLICT (token_sha256) DO UPDATE SET
                    name = EXCLUDED.name, role = EXCLUDED.role, owner_code = EXCLUDED.owner_code,
                    worker_id = EXCLUDED.worker_id, device_id = EXCLUDED.device_id, expires_at = EXCLUDED.expires_at,
                    demo = EXCLUDED.demo, revoked_at = NULL, revoke_reason = NULL, event_at = EXCLUDED.event_at,
-                   updated_at = now()
-               WHERE credentials.event_at <= EXCLUDED.event_at""",
+                   registry_offset = EXCLUDED.registry_offset, updated_at = now()
+               WHERE credentials.registry_offset IS NULL OR credentials.registry_offset < EXCLUDED.registry_offset""",
             event.token_sha256, event.name, event.role, event.owner_code, event.worker_id, event.device_id,
-            event.expires_at, event.demo, envelope.occurred_at,
+            event.expires_at, event.demo, envelope.occurred_at, position,
         )
     elif isinstance(event, CredentialRevoked):
+        # revoked_at is when this service learnt it (the publisher's date is only informative).
         await uow.conn.execute(
-            """INSERT INTO credentials (token_sha256, name, role, revoked_at, revoke_reason, event_at)
-               VALUES ($1, '(revoked before issued)', 'none', $2, $3, $2)
-               ON CONFLICT (token_sha256) DO UPDATE SET revoked_at = $2, revoke_reason = $3, event_at = $2,
-                   updated_at = now()
-               WHERE credentials.event_at <= $2""",
-            event.token_sha256, envelope.occurred_at, event.reason,
+            """INSERT INTO credentials (token_sha256, name, role, revoked_at, revoke_reason, event_at, registry_offset)
+               VALUES ($1, '(revoked before issued)', 'none', now(), $3, $2, $4)
+               ON CONFLICT (token_sha256) DO UPDATE SET revoked_at = now(), revoke_reason = $3, event_at = $2,
+                   registry_offset = $4, updated_at = now()
+               WHERE credentials.registry_offset IS NULL OR credentials.registry_offset < $4""",
+            event.token_sha256, envelope.occurred_at, event.reason, position,
         )
     else:
         raise InvalidMessage(f"wangge.credentials carries credential.issued/revoked only, not {envelope.type!r}")
@@ -87,6 +108,12 @@ async def client_by_token(pool: asyncpg.Pool, token: str, *, production: bool, a
         token_hash(token), at, production,
     )
     return Client(**dict(row)) if row else None
+
+
+def presented_token(request: Request) -> str | None:
+    """The bearer token of this request (for a long answer that must re-check it while it lasts)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def require(*roles: str) -> Callable[..., object]:

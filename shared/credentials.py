@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     issue.add_argument("--worker-id", help="terminal: the coordinator's id (W001)")
     issue.add_argument("--device-id", help="terminal: the device id (SZT-0001)")
     issue.add_argument("--expires-in-days", type=float, default=365, help="validity (default 365 days; 0: no expiry)")
-    issue.add_argument("--token", help="use this token instead of a random one (development only)")
+    issue.add_argument("--token", help="use this token instead of a random one (development only: refused by the production profile)")
     revoke = sub.add_parser("revoke", help="revoke a credential everywhere")
     revoke.add_argument("token", help="the token (or its SHA-256 in hex)")
     revoke.add_argument("--reason", default="revoked by an administrator")
@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("an owner credential needs --owner-code")
             if args.role == "terminal" and not (args.worker_id and args.device_id):
                 parser.error("a terminal credential needs --worker-id and --device-id")
+            if args.token and settings.profile == "production":
+                # A chosen token is a guessable or reused one; production tokens are random and shown once.
+                print("the production profile refuses --token: issue without it and hand over the printed token",
+                      file=sys.stderr)
+                return 2
             token = args.token or secrets.token_urlsafe(32)
             expires = now() + timedelta(days=args.expires_in_days) if args.expires_in_days > 0 else None
             asyncio.run(publish(settings, [issued(token, name=args.name, role=args.role, owner_code=args.owner_code,

@@ -26,6 +26,7 @@ import re
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, MutableMapping
 from urllib.parse import parse_qsl
+from xml.etree import ElementTree
 
 import orjson
 from fastapi import FastAPI, Request
@@ -187,6 +188,27 @@ def _is_json(media_type: str) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
+# Open311's error list, as its paths document every refusal (JSON, or XML for a .xml path).
+OPEN311_ERROR_CONTENT = {
+    "application/json": {"schema": {"type": "array", "items": {
+        "type": "object", "required": ["code", "description"],
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}}},
+    "application/xml": {"schema": {"type": "string"}},
+}
+
+
+def open311_refusal(path: str, status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+    """A refusal in Open311 GeoReport v2's error format: [{"code", "description"}], or <errors> for a .xml path."""
+    if path.endswith(".xml"):
+        top = ElementTree.Element("errors")
+        error = ElementTree.SubElement(top, "error")
+        ElementTree.SubElement(error, "code").text = str(status)
+        ElementTree.SubElement(error, "description").text = reason
+        body = b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(top, encoding="unicode").encode()
+        return Response(body, status, headers=headers, media_type="application/xml")
+    return JSONResponse([{"code": status, "description": reason}], status, headers=headers)
+
+
 class RequestGuard:
     """Pure ASGI: refuses oversize, malformed and control-character input before the app reads a byte of it."""
 
@@ -209,12 +231,16 @@ class RequestGuard:
                 elif media_type == "application/x-www-form-urlencoded":
                     check_form_body(body)
         except Refused as refused:
-            errors = [{"field": refused.field, "error": refused.error}] if refused.error else None
-            content: dict[str, Any] = {"detail": refused.reason}
-            if errors:
-                content["errors"] = errors
-            response = JSONResponse(content, refused.status,
-                                    headers={"Connection": "close"} if refused.status == 413 else None)
+            close = {"Connection": "close"} if refused.status == 413 else None
+            if scope.get("path", "").startswith("/open311/"):
+                # Civic-report clients parse the spec's error list, not the house format.
+                response = open311_refusal(scope["path"], refused.status, refused.reason, close)
+            else:
+                errors = [{"field": refused.field, "error": refused.error}] if refused.error else None
+                content: dict[str, Any] = {"detail": refused.reason}
+                if errors:
+                    content["errors"] = errors
+                response = JSONResponse(content, refused.status, headers=close)
             await response(scope, receive, send)
             return
         if body is None:
@@ -489,7 +515,7 @@ def _document_refusals(schema: dict[str, Any]) -> None:
                 answers.setdefault("503", {"description": "storage is briefly unavailable; nothing was recorded"})
             for status, answer in answers.items():
                 if status[0] in "45" and status != "default" and "content" not in answer:
-                    answer["content"] = ref
+                    answer["content"] = OPEN311_ERROR_CONTENT if path.startswith("/open311/") else ref
                     answer.setdefault("description", "refused")
     for unused in ("HTTPValidationError", "ValidationError"):
         if unused in components and unused not in json.dumps(schema["paths"]):
@@ -575,14 +601,18 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
             methods = _documented_methods(app, request.url.path)
             if methods:
                 exc.headers = {**(exc.headers or {}), "Allow": ", ".join(methods)}
+        if request.url.path.startswith("/open311/"):
+            return open311_refusal(request.url.path, exc.status_code, str(exc.detail), exc.headers)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "error": e["msg"]} for e in exc.errors()
         ]
         reason = "; ".join(f"{e['field'] or '(body)'}: {e['error']}" for e in errors[:5])
+        if request.url.path.startswith("/open311/"):
+            return open311_refusal(request.url.path, 422, f"request does not fit the contract: {reason}")
         return JSONResponse({"detail": f"request does not fit the contract: {reason}", "errors": errors}, 422)
 
     @app.exception_handler(Exception)

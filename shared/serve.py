@@ -20,14 +20,25 @@ def serve(app: FastAPI, service: str, port: int) -> None:
     configure_logging(service, settings.log_level)
     # Open connections (an event stream, say) get 5 s to finish on SIGTERM: stopping is bounded, so a restart is
     # never refused by the old process still holding the port.
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer (and, in older versions, its
+    # left-most, client-written entry). The client address is taken by shared.http.client_address instead,
+    # from WANGGE_TRUSTED_PROXIES' hops only.
     uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, proxy_headers=False)
 
 
 def build_and_serve(build: Callable[[Settings], Service], service: str, port: int) -> int:
-    """Build a service from the environment's settings and serve it; a broken street folder is a clear error."""
+    """Build a service from the environment's settings and serve it; a broken street folder, or a production
+    profile missing what it needs to be safe, is a clear error and exit status 2 — the service does not start."""
+    settings = get_settings()
+    problems = settings.production_problems(service)
+    if problems:
+        print(f"{service}: the production profile refuses to start; missing or unsafe:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
     try:
-        built = build(get_settings())
+        built = build(settings)
     except StreetDataError as exc:
         print(f"{service}: cannot read the street's data: {exc}", file=sys.stderr)
         return 1

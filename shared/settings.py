@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,25 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A shared secret shorter than this is guessable; the production profile refuses it.
+MIN_SECRET_CHARS = 16
+
+
+class UnsafeConfiguration(Exception):
+    """The production profile is missing something it needs to start safely; the message lists what."""
+
+
+def trusted_networks(spec: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """WANGGE_TRUSTED_PROXIES parsed: addresses or networks, comma-separated (ValueError names a bad one)."""
+    networks = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"not an address or network: {part!r}") from None
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -55,8 +75,14 @@ class Settings(BaseSettings):
     # (DESIGN "Personal data"); rejected reports count from the rejection. WANGGE_ERASE_AFTER_DAYS.
     erase_after_days: float = 30.0
     erasure_poll_seconds: float = 60.0
-    # The SMS gateway's inbound-reply callback must send this in X-Gateway-Token (empty: not checked, development).
+    # The shared secret the SMS gateway's inbound-reply callback sends in X-Gateway-Token, compared in constant
+    # time. Required (at least 16 characters) by the production profile; ./dev up makes one for the local sink.
+    # Empty in development: the callback refuses every request rather than trusting anyone.
     sms_inbound_token: str = ""
+    # Addresses (or networks) of the proxies in front of the services, comma-separated: only a hop they added to
+    # X-Forwarded-For is believed, so the residents' guessing limits key on the real client. Default: loopback,
+    # where the front door (nginx) runs locally. WANGGE_TRUSTED_PROXIES.
+    trusted_proxies: str = "127.0.0.1,::1"
     # How long a consumer waits before retrying when PostgreSQL or Kafka is unreachable.
     retry_backoff_seconds: float = 1.0
     # …doubling on each failure up to this (with jitter), so a long outage is not hammered.
@@ -81,6 +107,21 @@ class Settings(BaseSettings):
     # before a handler sees it; JSON nested deeper than max_json_depth is refused with 422.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_json_depth: int = Field(default=32, ge=2)
+
+    def production_problems(self, service: str) -> list[str]:
+        """What the production profile lacks for `service` to start safely (empty: nothing, or not production)."""
+        if self.profile != "production":
+            return []
+        problems = []
+        if service == "notify" and len(self.sms_inbound_token) < MIN_SECRET_CHARS:
+            problems.append(f"WANGGE_SMS_INBOUND_TOKEN: the SMS gateway's callback secret is "
+                            f"{'not set' if not self.sms_inbound_token else 'too short'} "
+                            f"(at least {MIN_SECRET_CHARS} characters, e.g. `openssl rand -hex 32`)")
+        try:
+            trusted_networks(self.trusted_proxies)
+        except ValueError as exc:
+            problems.append(f"WANGGE_TRUSTED_PROXIES: {exc}")
+        return problems
 
     def schema(self, service: str) -> str:
         """The PostgreSQL schema a service owns."""

@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, metavar="FILE",
                         help="also append each distinct message to FILE as one JSON line")
     parser.add_argument("--callback", metavar="URL",
-                        default=os.environ.get("WANGGE_SMS_SINK_CALLBACK", "http://127.0.0.1:8104/api/v1/sms/inbound"),
+                        default=os.environ.get("WANGGE_SMS_SINK_CALLBACK", "http://127.0.0.1:"
+                                               f"{os.environ.get('WANGGE_NOTIFY_PORT', '8104')}/api/v1/sms/inbound"),
                         help="where POST /sms/reply forwards a resident's SMS (default: notify's inbound callback)")
     parser.add_argument("--callback-token", metavar="TOKEN", default=os.environ.get("WANGGE_SMS_INBOUND_TOKEN", ""),
                         help="sent as X-Gateway-Token (default: $WANGGE_SMS_INBOUND_TOKEN)")

@@ -22,6 +22,7 @@ from services.notify.adapters import repository
 from services.notify.domain.delivery import expires_at
 from services.notify.domain.replies import STAFF_KINDS
 from services.notify.domain.residents import (
+    LOOKUP_MAX_FAILURES_PER_CLIENT,
     LOOKUP_WINDOW,
     SurveyState,
     lockout_seconds,
@@ -56,12 +57,14 @@ class Throttled(Exception):
 # ---- residents -----------------------------------------------------------------------------------
 
 async def _resident_case(runtime: ServiceRuntime, case_no: str, phone: str, client_ip: str) -> asyncpg.Record:
-    """The case's status row, if `phone` reported or follows it; failures are counted to slow guessing."""
+    """The case's status row, if `phone` reported or follows it; this client's failures are counted to slow its
+    guessing (per case and over all cases), and every failure gets the same answer."""
     async with runtime.pool.acquire() as conn:
         at = now()
-        by_case, by_ip = await repository.recent_failures(conn, case_no=case_no, client_ip=client_ip,
-                                                          since=at - LOOKUP_WINDOW)
-        wait = max(lockout_seconds(by_case, at), lockout_seconds(by_ip, at))
+        of_case, of_client = await repository.recent_failures(conn, case_no=case_no, client_ip=client_ip,
+                                                              since=at - LOOKUP_WINDOW)
+        wait = max(lockout_seconds(of_case, at),
+                   lockout_seconds(of_client, at, max_failures=LOOKUP_MAX_FAILURES_PER_CLIENT))
         if wait:
             RESIDENT_LOOKUPS_REFUSED.labels(SERVICE, "throttled").inc()
             raise Throttled(wait)

@@ -121,7 +121,6 @@ async def test_nothing_is_rebuilt_while_postgres_is_away_only_waited_for(isolate
         answers = False
 
         async def infrastructure_away() -> bool:
-            nonlocal answers
             return answers
 
         runtime.watchdog._infrastructure_ok = infrastructure_away  # the outage, as the watchdog sees it

@@ -97,11 +97,14 @@ async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bo
 async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, category: str | None,
                           start: datetime | None, end: datetime | None, closed: bool | None,
                           limit: int) -> list[dict]:
-    """Cases for Open311 readers, newest first (the row holds no contact: that is notify's)."""
+    """Cases for Open311 readers, newest first (the row holds no contact: that is notify's). Only reports the
+    command center took as cases: a held one is not yet vetted and a rejected one never will be (their text
+    may be anything a sender typed), so the public reads neither."""
     rows = await conn.fetch(
         """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason
              FROM reports
-            WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
+            WHERE state NOT IN ('reported', 'rejected')
+              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
               AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
               AND ($5::boolean IS NULL OR (state = ANY($7::text[])) = $5)
             ORDER BY received_at DESC LIMIT $6""",

@@ -1,8 +1,9 @@
 """Open311 GeoReport v2 as intake speaks it: services from the street's categories, requests from
 cases, JSON or XML (https://wiki.open311.org/GeoReport_v2). Pure: no I/O.
 
-What the public reads of a request is what any passer-by could see: the category, the place, the
-description with phone numbers masked, open or closed — never who reported it.
+What the public reads of a request is what any passer-by could see: the category, the place and the
+description with phone numbers masked, open or closed — never who reported it, and only once the report
+was taken as a case (held and rejected reports are not public).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def report_fields(form: Mapping[str, str], services: Mapping[str, Service]) -> d
 
 
 def request_view(row: Mapping[str, Any], services: Mapping[str, Service]) -> dict[str, Any]:
-    """One service request as the public reads it."""
+    """One service request as the public reads it (every free-text field masked)."""
     state, code = row["state"], row["category"]
     return {
         "service_request_id": row["case_no"],
@@ -88,7 +89,8 @@ def request_view(row: Mapping[str, Any], services: Mapping[str, Service]) -> dic
         "requested_datetime": _iso(row["received_at"]),
         "updated_datetime": _iso(row.get("acted_at") or row["received_at"]),
         "expected_datetime": None,
-        "address": row.get("address"),
+        # Free text too: a resident may type a number into it ("文化路12号，电话139…").
+        "address": mask_personal(row["address"]) if row.get("address") else row.get("address"),
         "address_id": None,
         "zipcode": None,
         "lat": row.get("lat"),

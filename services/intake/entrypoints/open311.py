@@ -80,8 +80,12 @@ def build_open311_router(services: dict[str, Service]) -> APIRouter:
                              "first_name", "last_name", "phone", "media_url")}}}}}})
     async def post_request(request: Request, fmt: Format) -> Response:
         """Report a problem: the spec's form fields (api_key = a wangge credential); answers the case number."""
-        form = {key: values[-1] for key, values in parse_qs((await request.body()).decode("utf-8"),
-                                                             keep_blank_values=True).items()}
+        try:
+            text = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError:
+            return _error(fmt, Open311Error(400, "the form is not UTF-8: send application/x-www-form-urlencoded "
+                                                 "in UTF-8 (表单须为 UTF-8 编码)"))
+        form = {key: values[-1] for key, values in parse_qs(text, keep_blank_values=True).items()}
         bearer = request.headers.get("authorization", "")
         token = form.get("api_key") or (bearer[7:] if bearer.lower().startswith("bearer ") else "")
         runtime = request.app.state.runtime

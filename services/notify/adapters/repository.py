@@ -356,15 +356,15 @@ async def answer_survey(
 # ---- failed look-ups ---------------------------------------------------------------------------
 
 async def recent_failures(conn: Conn, *, case_no: str, client_ip: str, since: datetime) -> tuple[list, list]:
-    """When look-ups of this case number, and from this address, failed since `since`."""
+    """When this client's look-ups failed since `since`: of this case number, and of any case.
+
+    Only the client's own failures count, so no one elsewhere can lock a resident out of their case.
+    """
     rows = await conn.fetch(
-        """
-        SELECT case_no = $1 AS same_case, client_ip = $2 AS same_ip, failed_at FROM lookup_failures
-         WHERE (case_no = $1 OR client_ip = $2) AND failed_at > $3
-        """,
+        "SELECT case_no = $1 AS same_case, failed_at FROM lookup_failures WHERE client_ip = $2 AND failed_at > $3",
         case_no, client_ip, since,
     )
-    return [r["failed_at"] for r in rows if r["same_case"]], [r["failed_at"] for r in rows if r["same_ip"]]
+    return [r["failed_at"] for r in rows if r["same_case"]], [r["failed_at"] for r in rows]
 
 
 async def record_failure(conn: Conn, *, case_no: str, client_ip: str, forget_before: datetime) -> None:

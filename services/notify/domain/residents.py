@@ -37,8 +37,12 @@ _SMS_VERDICTS: dict[str, SurveyVerdict] = {
 # Spaces and the punctuation people add around a one-character answer ("3。", "【1】").
 _SMS_NOISE = re.compile(r"[\s\.,!?;:，。！？；：、'\"“”‘’()（）\[\]【】<>《》~\-]+")
 
+# Guessing limits, counted per client (its address as shared/proxies.py finds it), never per case alone: a
+# stranger's failures must not lock a resident out. A few typos on one case; a few more across cases, so that
+# one phone cannot be tried against a run of sequential case numbers.
 LOOKUP_WINDOW = timedelta(minutes=15)
 LOOKUP_MAX_FAILURES = 5
+LOOKUP_MAX_FAILURES_PER_CLIENT = 10
 
 
 def state_label(state: str) -> str:

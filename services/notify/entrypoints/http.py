@@ -6,6 +6,7 @@ inbound-reply callback.
 """
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from shared.auth import Client, require
 from shared.clock import to_street_time
 from shared.contracts.cases import SurveyVerdict
 from shared.personal_data import mask_address, mask_personal
+from shared.proxies import client_address
 
 from services.notify import commands
 from services.notify.adapters import repository
@@ -226,13 +228,20 @@ async def inbound_sms(request: Request, body: InboundSms,
                       x_gateway_token: str | None = Header(None)) -> dict[str, Any]:
     """The gateway's callback for a resident's SMS reply; 200 even when it is not a survey answer (the
     gateway must not retry it), with matched=false and the reason."""
-    expected = request.app.state.runtime.settings.sms_inbound_token
-    if expected and x_gateway_token != expected:
+    if not _is_the_gateway(request.app.state.runtime.settings.sms_inbound_token, x_gateway_token):
         raise HTTPException(401, "missing or wrong X-Gateway-Token (网关凭证无效)")
     result = await commands.answer_by_sms(request.app.state.runtime, sender=body.sender, text=body.text)
     if "answered_at" in result:
         result["answered_at"] = to_street_time(result["answered_at"]).isoformat()
     return result
+
+
+def _is_the_gateway(expected: str, presented: str | None) -> bool:
+    """The callback's secret matches, compared in constant time. No secret configured: nobody is the gateway
+    (a phone number alone would answer a resident's survey and tell which case is theirs)."""
+    if not expected or not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
 
 
 class _resident_errors:
@@ -253,8 +262,8 @@ class _resident_errors:
 
 
 def _client_ip(request: Request) -> str:
-    """The caller's address as this process sees it (behind a proxy: configure uvicorn's forwarded IPs)."""
-    return request.client.host if request.client else "unknown"
+    """The caller's address, from X-Forwarded-For only as far as trusted proxies wrote it (shared/proxies.py)."""
+    return client_address(request)
 
 
 def _street(moment: datetime | None) -> datetime | None:

@@ -9,15 +9,16 @@ import asyncio
 from typing import Any, AsyncIterator
 
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from shared.auth import Client, require
+from shared.auth import Client, client_by_token, presented_token, require
 from services.supervision.live.streams import LiveStreams
 
 operator = require("operator", "admin")
 HEARTBEAT_SECONDS = 15.0  # a comment line now and then keeps proxies from closing an idle stream
+RECHECK_SECONDS = 1.0     # how often an open stream checks that its credential is still valid
 
 
 class GridFigures(BaseModel):
@@ -73,23 +74,42 @@ def build_live_router(streams: LiveStreams) -> APIRouter:
 
     @router.get("/events", response_class=StreamingResponse, responses={200: {
         "description": "text/event-stream: `event: case` with {case_no, type, unit_grid, unit_grid_name, community, "
-                       "category, category_name, occurred_at, state} for each case event from now on; no personal data",
+                       "category, category_name, occurred_at, state} for each case event from now on; no personal data; "
+                       "`event: closed` and the end once the credential is revoked or expires",
         "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
-    async def live_events(_: Client = Depends(operator)) -> StreamingResponse:
-        """Each case event as it happens (server-sent events), without reporter, phone or free text."""
+    async def live_events(request: Request, client: Client = Depends(operator)) -> StreamingResponse:
+        """Each case event as it happens (server-sent events), without reporter, phone or free text. The stream
+        ends with `event: closed` once its credential is revoked or expires (checked every second)."""
+        token = presented_token(request)
+        runtime = request.app.state.runtime
+
+        async def still_valid() -> bool:
+            found = await client_by_token(runtime.pool, token or "", production=runtime.settings.profile == "production")
+            return found is not None and found.role == client.role
 
         async def stream() -> AsyncIterator[bytes]:
             queue = streams.broadcast.subscribe()
+            loop = asyncio.get_running_loop()
             try:
                 # The first bytes go out at once, so the page (and nginx) know the stream is open.
                 yield b"retry: 3000\n" + sse("hello", {"open_now": streams.figures()["open_now"]})
+                checked = heard = loop.time()
                 while True:
+                    # A stream lives as long as its credential: a revocation or expiry ends it within a second.
+                    if loop.time() - checked >= RECHECK_SECONDS:
+                        if not await still_valid():
+                            yield sse("closed", {"reason": "credential revoked or expired (凭证已失效，请重新登录)"})
+                            return
+                        checked = loop.time()
                     try:
-                        event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                        event = await asyncio.wait_for(queue.get(), RECHECK_SECONDS)
                     except asyncio.TimeoutError:
-                        yield b": keepalive\n\n"
+                        if loop.time() - heard >= HEARTBEAT_SECONDS:
+                            yield b": keepalive\n\n"
+                            heard = loop.time()
                         continue
                     yield sse("case", event)
+                    heard = loop.time()
             finally:
                 streams.broadcast.unsubscribe(queue)
 
