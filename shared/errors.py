@@ -34,6 +34,10 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TransactionRollbackError,    # 40*: serialization failure, deadlock
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover left us on a standby for a moment
     asyncpg.exceptions.LockNotAvailableError,       # lock_timeout
+    # The client's connection in a state it cannot leave ("another operation is in progress"): a connection whose
+    # statement the server's death cut short, handed out again. A new connection does the same work; setting the
+    # message aside instead would lose a valid report to an outage.
+    asyncpg.exceptions.InternalClientError,
 )
 
 # Kafka errors that no retry can cure: the record or its topic is what is wrong.

@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Callable
 import asyncpg
 
 from shared.contracts.envelope import Envelope
+from shared.errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class UnitOfWork:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            if not self._committed and not self.conn.is_closed():
+            if exc is not None and is_transient(exc) and not self._committed:
+                # The connection may be half-way through a statement the outage cut: never hand it out again (the
+                # server rolls its transaction back; the pool connects anew).
+                self.conn.terminate()
+            elif not self._committed and not self.conn.is_closed():
                 await self._tx.rollback()
         finally:
             try:

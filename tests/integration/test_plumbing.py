@@ -258,3 +258,31 @@ async def test_a_batch_s_claims_are_made_in_one_statement_and_answer_as_one_at_a
         assert not await pool.fetchval("SELECT count(*) FROM processed_events WHERE event_id = 'new'")
     finally:
         await pool.close()
+
+
+async def test_a_connection_an_outage_cut_short_is_never_handed_out_again(isolated):
+    """A unit of work ended by an outage's error (here the client's own 'another operation is in progress', which a
+    statement cut by the server's death leaves behind) closes its connection instead of returning it: the next unit
+    of work runs on a new one, and the error counts as an outage to wait out, not as bad data to set aside."""
+    from shared.errors import is_transient
+
+    runtime = ServiceRuntime("plumbing", isolated, NO_MIGRATIONS)
+    await runtime.start()
+    try:
+        cut = asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+        assert is_transient(cut)
+        with pytest.raises(asyncpg.exceptions.InternalClientError):
+            async with runtime.uow() as uow:
+                raw = uow.conn._con  # the connection itself, beyond the pool's proxy
+                raise cut
+        assert raw.is_closed()
+        # A unit of work that ends on a handler's own error keeps its connection (rolled back, back in the pool).
+        with pytest.raises(ValueError):
+            async with runtime.uow() as uow:
+                kept = uow.conn._con
+                raise ValueError("a handler's own error")
+        assert not kept.is_closed()
+        async with runtime.uow() as uow:
+            assert await uow.conn.fetchval("SELECT 1") == 1
+    finally:
+        await runtime.stop()
