@@ -103,6 +103,10 @@ class LiveStreams:
             topic_partitions=3,  # faust's own topics (its assignor's leader topic); the tables follow wangge.cases
             topic_replication_factor=settings.kafka_replication_factor,
             consumer_auto_offset_reset="earliest",
+            # A killed live process's member holds the group — and a restarted process's start — until its session
+            # expires: faust's default 60 s made a restart after a crash take a minute. Its heartbeats run in their
+            # own thread, so a busy event loop does not end a 15 s session.
+            broker_session_timeout=15.0,
             table_cleanup_interval=60.0,
             # Changelog sends batched for 20 ms instead of a produce request per table update: under a burst those
             # sends were a third of this process's CPU (bench.e2e --profile). Nothing waits on them.
