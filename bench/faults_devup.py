@@ -26,10 +26,10 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from shared.contracts import Envelope
+from shared.lag import group_lags
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -123,27 +123,7 @@ async def state(settings: Settings, prefix: str) -> tuple[int, int, dict[str, in
                FROM intake.reports WHERE external_id LIKE $1""", prefix + "%")
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             request_timeout_ms=10000)
-    lags: dict[str, int] = {}
-    try:
-        await asyncio.wait_for(admin.start(), 15)
-        await asyncio.wait_for(probe.start(), 15)
-        for group, *_ in await admin.list_consumer_groups():
-            if not group.startswith("wangge-"):
-                continue
-            committed = await asyncio.wait_for(admin.list_consumer_group_offsets(group), 15)
-            partitions = [tp for tp in committed if isinstance(tp, TopicPartition)]
-            ends = await asyncio.wait_for(probe.end_offsets(partitions), 15) if partitions else {}
-            lags[group] = sum(max(0, ends[tp] - committed[tp].offset) for tp in partitions)
-    finally:
-        # Bounded even when cancelled: a client stopping against a broker that does not answer waits for ever.
-        for closing in (probe.stop(), admin.close()):
-            try:
-                await asyncio.wait_for(asyncio.shield(closing), 10)
-            except Exception:  # noqa: BLE001 — a measuring client left behind, not a verdict
-                pass
+    lags = await group_lags(settings.kafka_bootstrap, lambda group: group.startswith("wangge-"), timeout=15)
     ready: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=5) as http:
         for name, port in SERVICES.items():

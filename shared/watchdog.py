@@ -8,7 +8,8 @@ Every consumer and background loop of a process runs under it. Each round (every
 * a **loop** (the outbox relay…) whose heartbeat is older than `stall_seconds` while both answer: restarted the
   same way;
 * a **probe** of a shared client (the Kafka producer) failing for `stall_seconds` while a new connection to the
-  same broker answers: the client is renewed.
+  same broker answers: the client is renewed. A probe without a repair (faust's app, which cannot be started
+  again in the process that stopped it) goes straight to the restart below.
 
 While Kafka or PostgreSQL does not answer, waiting is right: the loops retry on their own, and /readyz says
 what is missing. If a rebuild does not help — the same consumer stalls again with no progress since, or a torn
@@ -51,7 +52,7 @@ class Heartbeat:
 class _Probe:
     name: str
     check: Callable[[], Awaitable[None]]
-    repair: Callable[[str], Awaitable[None]]
+    repair: Callable[[str], Awaitable[None]] | None
     failing_since: float | None = None
     repaired_at: float | None = None
 
@@ -90,9 +91,11 @@ class Watchdog:
         """Run a background loop (restarted if it dies; with a heartbeat, restarted if it stops coming round)."""
         self._start(_Watched(name, run, heartbeat=heartbeat))
 
-    def probe(self, name: str, check: Callable[[], Awaitable[None]], repair: Callable[[str], Awaitable[None]]) -> None:
+    def probe(self, name: str, check: Callable[[], Awaitable[None]],
+              repair: Callable[[str], Awaitable[None]] | None) -> None:
         """Watch a shared client: `check()` failing for `stall_seconds` while the infrastructure answers a new
-        connection calls `repair(why)` (a new client); failing again as long after that, the process needs a restart."""
+        connection calls `repair(why)` (a new client); failing again as long after that — or at once, without a
+        repair — the process needs a restart."""
         self._probes.append(_Probe(name, check, repair))
 
     def start(self) -> None:
@@ -188,6 +191,13 @@ class Watchdog:
         return failing
 
     async def _repair(self, probe: _Probe, why: str) -> None:
+        if probe.repair is None:
+            if self._problem is not None:
+                return  # asked already
+            self._problem = f"{probe.name}: {why}"
+            log.error("%s: %s; it cannot be rebuilt in-process: the process needs a restart (/healthz fails)",
+                      self.service, self._problem)
+            return
         if probe.repaired_at is not None:  # renewed, and not answered once since
             self._problem = f"{probe.name} still failing after being renewed: {why}"
             log.error("%s: %s; the process needs a restart (/healthz fails)", self.service, self._problem)

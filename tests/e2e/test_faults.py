@@ -29,11 +29,11 @@ import httpx
 import orjson
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.local.sms_sink import create_sink_app
 from shared.contracts import Envelope
+from shared.lag import group_lags
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import Topics, ensure_topics
 
@@ -261,22 +261,7 @@ class FaultRun:
 
     async def lag_of_groups(self) -> dict[str, int]:
         """Each of the run's consumer groups: its committed offsets' total lag behind the topics' ends."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=10000)
-        await asyncio.wait_for(admin.start(), 20)
-        probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
-        await asyncio.wait_for(probe.start(), 20)
-        try:
-            groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(f"{self.prefix}wangge-")]
-            lags: dict[str, int] = {}
-            for group in groups:
-                committed = await admin.list_consumer_group_offsets(group)
-                partitions = [tp for tp in committed if isinstance(tp, TopicPartition)]
-                ends = await probe.end_offsets(partitions) if partitions else {}
-                lags[group] = sum(max(0, ends[tp] - committed[tp].offset) for tp in partitions)
-            return lags
-        finally:
-            await probe.stop()
-            await admin.close()
+        return await group_lags(self.settings.kafka_bootstrap, lambda group: group.startswith(f"{self.prefix}wangge-"))
 
     async def assert_groups_catch_up(self, within: float) -> None:
         """Every consumer group of the four services at lag 0 within `within` seconds, with no service restarted."""

@@ -298,3 +298,33 @@ async def test_a_restarted_live_process_recovers_its_figures_from_the_changelogs
                                    and bool(f["spikes"]) and f["spikes"][0]["count"] >= 4)
         assert grid_row(moved, day["grid_a"])["open"] == 1
         assert moved["spikes"][0]["count"] == 4
+
+
+async def test_a_faust_agent_stuck_on_an_event_makes_healthz_ask_for_a_restart(isolated):
+    """faust's agent hangs on one case event while more wait: the watchdog sees the live group's lag make no progress
+    while Kafka and PostgreSQL answer, and the process reports itself unhealthy, so that its supervisor restarts it."""
+    settings = isolated.model_copy(update={"consumer_stall_seconds": 3.0, "consumer_lag_interval_seconds": 0.5})
+    service = build(settings, manage_runtime=False)
+    runtime = service.runtime
+    taken = asyncio.Event()
+
+    async def hang(envelope: Envelope) -> None:  # a handler that never returns (a lost wait, a deadlock)
+        taken.set()
+        await asyncio.Event().wait()
+
+    runtime.streams.follow = hang  # type: ignore[method-assign]
+    await asyncio.wait_for(runtime.start(), 60)
+    try:
+        await runtime.wait_until_consuming(60)
+        cases = Cases(settings)
+        for n in range(3):
+            await cases.accepted(str(uuid.uuid4()), f"{cases.at:%Y%m%d}-97{n:02d}", "CM01", "3704020010010101")
+        await asyncio.wait_for(taken.wait(), 30)
+        assert runtime.problem() is None  # a moment's wait is not a stall
+        await asyncio.wait_for(_until(lambda: runtime.problem() is not None), 30)
+        assert "faust app following" in runtime.problem() and "held one event" in runtime.problem()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://live") as client:
+            health = await client.get("/healthz")
+        assert health.status_code == 503, health.text
+    finally:
+        await asyncio.wait_for(runtime.stop(), 45)  # the stuck event does not hold the stop

@@ -18,6 +18,7 @@ from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
+from shared.lag import topic_lag
 from shared.runtime import infrastructure_answers, infrastructure_checks
 from shared.watchdog import Watchdog
 from shared.settings import Settings
@@ -27,6 +28,9 @@ from services.supervision.live.streams import LiveStreams
 log = logging.getLogger(__name__)
 
 NAME = "supervision-live"
+# An event in the agent's hands longer than this counts as a stall from then on (the watchdog gives it its
+# stall_seconds more before asking for a restart): following one case event is a few table writes.
+HANDLING_SECONDS = 1.0
 
 
 class LiveRuntime:
@@ -42,6 +46,7 @@ class LiveRuntime:
         self.watchdog: Watchdog | None = None
         self.pool: asyncpg.Pool
         self.producer: Producer
+        self._read_at_last_look = 0
 
     async def start(self) -> None:
         """Connect to supervision's schema (its plumbing tables), follow the registry, start the faust app."""
@@ -67,8 +72,27 @@ class LiveRuntime:
             infrastructure_ok=lambda: infrastructure_answers(self.settings.database_url, self.settings.kafka_bootstrap),
             interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
         self.watchdog.consumer("credentials", credentials)
+        # faust's consumer is not ours to ask: its group's committed offsets are read from outside. A faust app that
+        # stopped cannot be started again in the same process, so a stalled one asks for the process's restart.
+        self.watchdog.probe("faust app following wangge.cases", self._follows_cases, repair=None)
         self.watchdog.start()
         await self.streams.start()
+
+    async def _follows_cases(self) -> None:
+        """Fails while the agent holds one event, or while case events wait in the live group's partitions and the app
+        read none since the last look (faust's fetcher stopped: nothing reaches the agent)."""
+        recovery: Any = self.streams.app.tables.recovery
+        if not recovery.completed.is_set():
+            return  # recovering its tables from the changelogs: that is progress of its own (/readyz says so)
+        if self.streams.in_hand_for() > HANDLING_SECONDS:
+            raise RuntimeError(f"the agent has held one event of {self.topics.cases} for "
+                               f"{self.streams.in_hand_for():.0f} s")
+        read, self._read_at_last_look = self._read_at_last_look, self.streams.events_read
+        if self.streams.events_read != read:
+            return  # it reads: no need to ask the broker
+        lag = await topic_lag(self.settings.kafka_bootstrap, self.streams.app_id, self.topics.cases, timeout=4)
+        if lag and self.streams.events_read == read:
+            raise RuntimeError(f"{lag} events of {self.topics.cases} wait and none was read since the last look")
 
     def problem(self) -> str | None:
         """None while the process can go on by itself; else why it needs a restart (/healthz fails with it)."""

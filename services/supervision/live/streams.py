@@ -19,6 +19,7 @@ import contextvars
 import logging
 import ssl
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterator
@@ -90,6 +91,8 @@ class LiveStreams:
         self.options = options or LiveOptions()
         self.topics = Topics(settings.topic_prefix)
         self.broadcast = Broadcast()
+        self.events_read = 0  # every record of wangge.cases the agent took, whatever it was: its progress
+        self._in_hand_since: float | None = None  # when the agent took the event it is handling now
         self.events_seen = 0
         self.events_skipped = 0
         # The app id names the consumer group and prefixes the changelog topics: prefixed like the topics.
@@ -112,6 +115,10 @@ class LiveStreams:
             # own thread, so a busy event loop does not end a 15 s session.
             broker_session_timeout=15.0,
             table_cleanup_interval=60.0,
+            # Stopping (or a rebalance) does not wait for the events in hand: an agent stuck on one would hold the
+            # stop for ever — the very case the watchdog asks a restart for. Unacknowledged events are read again
+            # by the next member, and following an event twice changes no figure (every table is keyed by case).
+            stream_wait_empty=False,
             # Changelog sends batched for 20 ms instead of a produce request per table update: under a burst those
             # sends were a third of this process's CPU (bench.e2e --profile). Nothing waits on them.
             producer_linger=0.02,
@@ -170,21 +177,33 @@ class LiveStreams:
 
     async def _follow_cases(self, stream: Any) -> None:
         async for event in stream.events():
+            self.events_read += 1
+            self._in_hand_since = time.monotonic()
             try:
-                envelope = Envelope.from_json(event.value)
-            except InvalidMessage as exc:
-                # The services set bad messages aside on wangge.cases.rejected; the screen just skips them.
-                self.events_skipped += 1
-                log.info("live: skipped a message on %s: %s", self.topics.cases, exc)
-                continue
-            if not envelope.type.startswith("case.") or not envelope.case_id:
-                continue
-            self.events_seen += 1
-            try:
-                await self.follow(envelope)
-            except Exception:  # noqa: BLE001 — a figure missed is better than a screen stopped on one event
-                self.events_skipped += 1
-                log.exception("live: could not follow %s %s", envelope.type, envelope.id)
+                await self._take(event)
+            finally:
+                self._in_hand_since = None
+
+    def in_hand_for(self) -> float:
+        """How long the agent has been handling the event it holds (0 between events)."""
+        return 0.0 if self._in_hand_since is None else time.monotonic() - self._in_hand_since
+
+    async def _take(self, event: Any) -> None:
+        try:
+            envelope = Envelope.from_json(event.value)
+        except InvalidMessage as exc:
+            # The services set bad messages aside on wangge.cases.rejected; the screen just skips them.
+            self.events_skipped += 1
+            log.info("live: skipped a message on %s: %s", self.topics.cases, exc)
+            return
+        if not envelope.type.startswith("case.") or not envelope.case_id:
+            return
+        self.events_seen += 1
+        try:
+            await self.follow(envelope)
+        except Exception:  # noqa: BLE001 — a figure missed is better than a screen stopped on one event
+            self.events_skipped += 1
+            log.exception("live: could not follow %s %s", envelope.type, envelope.id)
 
     async def follow(self, envelope: Envelope) -> None:
         """Fold one case event into the cases table, feed a new acceptance to the windows, and broadcast it."""
