@@ -130,7 +130,9 @@ class People:
             if by_name.locks_now or by_address.locks_now:
                 lock = max(g.guard.locked_until for g in (by_name, by_address) if g.guard.locked_until is not None)
                 raise _locked((lock - at).total_seconds())
-            await asyncio.sleep(self.username_policy.delay(max(by_name.guard.attempts, by_address.guard.attempts)))
+            # The delay follows the username's failures (an office behind one address is not slowed by a colleague's typos;
+            # the address has its own lock).
+            await asyncio.sleep(self.username_policy.delay(by_name.guard.attempts))
             raise SignInRefused(401, WRONG)
         if account["disabled_at"] is not None:
             raise SignInRefused(403, "this account is disabled (账户已停用，请联系管理员)")

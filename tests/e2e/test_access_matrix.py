@@ -90,6 +90,10 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (s, "POST", f"/api/v1/cases/{case_no}/urge", {"note": "请尽快处置"}, OPERATORS),
         (s, "GET", "/api/v1/admin/street-config", None, ADMINS),
         (s, "PUT", "/api/v1/admin/street-config", {"reminder_fraction": 2}, ADMINS),  # admitted, then refused: 422
+        (s, "GET", "/api/v1/accounts", None, ADMINS),
+        (s, "POST", "/api/v1/accounts", {"username": f"m-{uuid.uuid4().hex[:8]}", "display_name": "矩阵测试",
+                                         "kind": "operator", "password": "matrix-password"}, ADMINS),
+        (s, "PATCH", "/api/v1/accounts/nobody-here", {"disabled": True}, ADMINS),  # admitted, then 404
         (s, "GET", "/api/v1/tasks", None, OWNERS),
         (s, "POST", f"/api/v1/tasks/{case_no}/updates", {"type": "task.progress", "note": "在办"}, OWNERS),
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),
@@ -99,8 +103,10 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
 
 
 # Endpoints of the four services checked elsewhere in this file, not by the matrix: the residents' own
-# (case number + phone, no credential) and the SMS gateway's callback (its own gateway token).
-OUTSIDE_THE_MATRIX = {("POST", "/api/v1/my-case"), ("POST", "/api/v1/surveys/{case_no}"), ("POST", "/api/v1/sms/inbound")}
+# (case number + phone, no credential), the SMS gateway's callback (its own gateway token), and people's sign-in
+# (username + password; tests/integration/test_sessions.py and tests/security/test_session_attacks.py).
+OUTSIDE_THE_MATRIX = {("POST", "/api/v1/my-case"), ("POST", "/api/v1/surveys/{case_no}"), ("POST", "/api/v1/sms/inbound"),
+                      ("POST", "/api/v1/sessions"), ("GET", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions")}
 
 
 async def test_every_endpoint_against_every_caller(street):
