@@ -144,3 +144,74 @@ async def test_a_wrong_password_is_a_401_with_a_reason_and_no_cookie(isolated):
             assert "set-cookie" not in answer.headers
         async with http(supervision) as client:
             assert (await client.get("/api/v1/sessions")).status_code == 401
+
+
+async def test_an_administrator_manages_accounts_over_http_and_disabling_ends_sessions(isolated):
+    from tests.support import grant
+    async with services(isolated, build_supervision) as (supervision,):
+        await grant(isolated, supervision, token="s-admin", name="管理员", role="admin")
+        admin = {"Authorization": "Bearer s-admin"}
+        async with http(supervision) as client:
+            made = await client.post("/api/v1/accounts", headers=admin, json={
+                "username": "Huanwei-02", "display_name": "环卫所 王五", "kind": "owner", "password": PASSWORD,
+                "owner_code": "huanwei"})
+            assert made.status_code == 201, made.text
+            assert made.json()["username"] == "huanwei-02" and made.json()["role"] == "owner"
+            assert "password" not in made.text and "argon2" not in made.text
+            again = await client.post("/api/v1/accounts", headers=admin, json={
+                "username": "huanwei-02", "display_name": "重复", "kind": "operator", "password": PASSWORD})
+            assert again.status_code == 409 and "已存在" in again.json()["detail"]
+            bad = await client.post("/api/v1/accounts", headers=admin, json={
+                "username": "x1", "display_name": "无单位", "kind": "owner", "password": PASSWORD, "owner_code": "nope"})
+            assert bad.status_code == 422 and "责任单位代码无效" in bad.json()["detail"]
+            short = await client.post("/api/v1/accounts", headers=admin, json={
+                "username": "x2", "display_name": "短密码", "kind": "operator", "password": "short"})
+            assert short.status_code == 422
+        cookie = (await sign_in(supervision, "huanwei-02")).cookies["wangge_session"]
+        async with http(supervision) as client:
+            listed = (await client.get("/api/v1/accounts", headers=admin)).json()
+            assert next(a for a in listed if a["username"] == "huanwei-02")["open_sessions"] == 1
+            # A session cookie of an owner cannot manage accounts.
+            async with http(supervision, cookie) as owner:
+                assert (await owner.get("/api/v1/accounts")).status_code == 403
+            off = await client.patch("/api/v1/accounts/huanwei-02", headers=admin, json={"disabled": True})
+            assert off.status_code == 200 and off.json()["disabled"] and off.json()["open_sessions"] == 0
+            async with http(supervision, cookie) as owner:
+                async def refused() -> bool:
+                    return (await owner.get("/api/v1/tasks")).status_code == 401
+                await eventually(refused)
+            assert (await client.patch("/api/v1/accounts/nobody", headers=admin, json={"disabled": True})).status_code == 404
+            on = await client.patch("/api/v1/accounts/huanwei-02", headers=admin,
+                                    json={"disabled": False, "password": "a-new-password"})
+            assert on.status_code == 200 and not on.json()["disabled"]
+        assert (await sign_in(supervision, "huanwei-02")).status_code == 401
+        assert (await sign_in(supervision, "huanwei-02", "a-new-password")).status_code == 200
+
+
+def test_the_accounts_command_line(isolated):
+    import os
+    import subprocess
+    import sys
+
+    from shared.settings import REPO_ROOT
+    env = {**os.environ, "WANGGE_SCHEMA_PREFIX": isolated.schema_prefix, "WANGGE_TOPIC_PREFIX": isolated.topic_prefix,
+           "WANGGE_DATABASE_URL": isolated.database_url}
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "services.supervision", "accounts", *args], cwd=REPO_ROOT,
+                              env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+    assert "coordinator" in run("--help").stdout
+    made = run("add", "zhaoliu", "--name", "赵六", "--kind", "coordinator", "--worker-id", "W003",
+               "--password-stdin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0 and "zhaoliu" in made.stdout, made.stderr
+    refused = run("add", "zhaoliu2", "--name", "赵六", "--kind", "coordinator", "--worker-id", "W9999",
+                  "--password-stdin", stdin=PASSWORD + "\n")
+    assert refused.returncode == 2 and "网格员编号无效" in refused.stderr
+    assert run("disable", "zhaoliu").returncode == 0
+    assert "[disabled]" in run("list").stdout
+    assert run("passwd", "nobody", "--password-stdin", stdin=PASSWORD + "\n").returncode == 1
+    seeded = run("seed-demo")
+    assert seeded.returncode == 0 and "wangge-demo" in seeded.stdout
+    env["WANGGE_PROFILE"] = "production"
+    assert run("seed-demo").returncode == 1
