@@ -25,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from services.supervision.adapters import account_store as store
 from services.supervision.domain import accounts as domain
+from services.supervision.metrics import SIGN_INS
 from shared.auth import token_hash
 from shared.clock import now
 from shared.contracts.credentials import CredentialIssued, CredentialRevoked
@@ -108,6 +109,16 @@ class People:
 
     async def sign_in(self, username: str, password: str, address: str) -> SignedIn:
         """Check a password and open a session; SignInRefused (401 wrong, 429 locked, 403 disabled/demo) otherwise."""
+        try:
+            signed = await self._sign_in(username, password, address)
+        except SignInRefused as refused:
+            outcome = {401: "wrong", 429: "locked", 403: "refused"}.get(refused.status, "unavailable")
+            SIGN_INS.labels("supervision", outcome).inc()
+            raise
+        SIGN_INS.labels("supervision", "ok").inc()
+        return signed
+
+    async def _sign_in(self, username: str, password: str, address: str) -> SignedIn:
         username = domain.normal_username(username)
         at = now()
         # Count the attempt first, against the address and the username (known or not), in one transaction.
