@@ -20,7 +20,7 @@ Username = Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-
 
 
 class SignInBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false, "1" not a number
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
 
@@ -38,7 +38,7 @@ class Me(BaseModel):
 
 
 class AccountBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false, "1" not a number
     username: str = Field(min_length=1, max_length=50)
     display_name: str = Field(min_length=1, max_length=100)
     kind: Literal["operator", "coordinator", "owner", "admin"]
@@ -48,7 +48,7 @@ class AccountBody(BaseModel):
 
 
 class AccountChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # 0 is not false, "1" not a number
     disabled: bool | None = Field(default=None, description="true: disabled, every session of it ends everywhere")
     password: str | None = Field(default=None, min_length=8, max_length=200,
                                  description="a new password: the account's sessions end, its lock is lifted")
