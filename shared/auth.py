@@ -160,8 +160,9 @@ def require(*roles: str) -> Callable[..., object]:
         runtime = request.app.state.runtime
         client = await client_by_token(runtime.pool, token, production=runtime.settings.profile == "production")
         if client is None:
-            raise HTTPException(401, "unknown, expired or revoked credential (凭证无效)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            reason = ("unknown, expired or revoked credential (凭证无效)" if credentials is not None
+                      else "the session ended or expired: sign in again (登录已失效，请重新登录)")
+            raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
         if client.role not in roles:
             raise HTTPException(403, f"role {client.role!r} may not do this; needs {' or '.join(roles)} (无权限)")
         return client
