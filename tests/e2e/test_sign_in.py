@@ -69,3 +69,20 @@ async def test_guessing_at_the_sign_in_form_is_locked_with_the_reason_shown(stre
         await browser.wait_for(css("#wg-sign-in:not([disabled])"))
     await fill_sign_in(browser, "e2e-locked", PASSWORD)
     await browser.wait_for(text_in("#wg-sign-in-error", "分钟后再试"), message="locked even for the right password")
+
+
+async def test_a_session_ended_while_working_brings_the_form_back_over_the_page(street, front_door, browser):
+    people = street.supervision.app.state.people
+    await people.add(username="e2e-ended", display_name="值班员 赵磊", kind="operator", password=PASSWORD)
+    await browser.get(front_door.url + "/")
+    await fill_sign_in(browser, "e2e-ended", PASSWORD)
+    await browser.wait_for(css("body[data-ready] #queues"), message="the work screen")
+    # An administrator sets a new password: the session ends on every service.
+    await people.set_password("e2e-ended", "the-new-password")
+    await browser.run((await browser.wait_for(css('#queues a[data-queue="all"]'))).click)
+    await browser.wait_for(text_in("#wg-sign-in-error", "登录已失效"), message="the form back, saying why")
+    await fill_sign_in(browser, "e2e-ended", "the-new-password")
+    await browser.wait_for(lambda d: not d.find_elements("css selector", "#wg-sign-in-page"), message="the form gone")
+    assert await browser.script("return document.body.dataset.ready") == "1"  # the same page, not reloaded
+    await browser.run((await browser.wait_for(css('#queues a[data-queue="held"]'))).click)
+    await browser.wait_for(css("#list table, #list p"), message="the list answers again")
