@@ -91,9 +91,10 @@ async def test_an_operator_signs_in_every_service_takes_the_cookie_and_sign_out_
         set_cookie = answer.headers["set-cookie"]
         assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace("Strict", "strict")
         assert "Path=/" in set_cookie and "Secure" not in set_cookie  # development profile: plain http locally
-        # Usable at supervision the moment sign-in answers…
+        # Usable at supervision the moment sign-in answers (its registry table has it: no waiting here)…
         async with http(supervision, cookie) as client:
             assert (await client.get("/api/v1/sessions")).json() == me
+            assert (await client.get("/api/v1/stats/summary")).status_code == 200
         # …and at the others as they read the registry (at once in practice; bounded here).
         await eventually(lambda: _all(intake, routing, supervision, notify, cookie, [404, 200, 200, 200]))
         async with http(supervision, cookie) as client:
