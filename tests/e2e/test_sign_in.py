@@ -86,3 +86,19 @@ async def test_a_session_ended_while_working_brings_the_form_back_over_the_page(
     assert await browser.script("return document.body.dataset.ready") == "1"  # the same page, not reloaded
     await browser.run((await browser.wait_for(css('#queues a[data-queue="held"]'))).click)
     await browser.wait_for(css("#list table, #list p"), message="the list answers again")
+
+
+async def test_an_operator_signed_in_opens_the_big_screen_without_its_token(street, front_door, browser):
+    await street.supervision.app.state.people.add(username="e2e-wall", display_name="值班员 周强", kind="operator",
+                                                  password=PASSWORD)
+    await browser.get(front_door.url + "/")
+    await fill_sign_in(browser, "e2e-wall", PASSWORD)
+    await browser.wait_for(css("body[data-ready] #queues"), message="the work screen")
+    await browser.get(front_door.url + "/screen")
+    # The screen's figures come from the APIs with the cookie: the token box stays hidden, nothing is refused. (No
+    # live-figures process behind this front door: the statistics from supervision are what it shows.)
+    await browser.wait_for(lambda d: d.execute_script(
+        "return window.wanggeScreen && window.wanggeScreen.ready && window.wanggeScreen.stats !== null"), 30,
+        "the screen's statistics")
+    assert await browser.script("return document.getElementById('sign-in').hidden") is True
+    assert await browser.script("return sessionStorage.length") == 0
