@@ -37,6 +37,8 @@ from shared.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 DEMO_PASSWORD = "wangge-demo"
+# Ended and expired sessions stay this long (who signed in when, from where), then a sign-in forgets them.
+SESSION_RECORD_KEPT = timedelta(days=90)
 # How long sign-in waits for supervision's consumer to apply the new session from the registry.
 REGISTRY_WAIT_SECONDS = 15.0
 
@@ -154,6 +156,7 @@ class People:
         expires_at = at + timedelta(hours=self.settings.session_hours)
         async with UnitOfWork(self.pool) as uow:
             await store.forgive(uow.conn, username, address)
+            await store.prune_sessions(uow.conn, at - SESSION_RECORD_KEPT)
             await store.insert_session(uow.conn, digest, username, expires_at, address)
             self._issue(uow, account, digest, expires_at)
             await uow.commit()

@@ -114,3 +114,8 @@ async def prune_guards(conn: asyncpg.Connection, older_than: datetime) -> None:
     """Forget guards whose window and lock are long over (random usernames must not pile up)."""
     await conn.execute("DELETE FROM sign_in_guards WHERE window_started < $1 "
                        "AND (locked_until IS NULL OR locked_until < $1)", older_than)
+
+
+async def prune_sessions(conn: asyncpg.Connection, older_than: datetime) -> None:
+    """Forget sessions expired or ended long ago (kept a while as a record of who signed in when)."""
+    await conn.execute("DELETE FROM sessions WHERE expires_at < $1 OR ended_at < $1", older_than)

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 -- Disabling an account or changing its password ends its open sessions: found by this index.
 CREATE INDEX IF NOT EXISTS sessions_open_by_account ON sessions (username) WHERE ended_at IS NULL;
+-- Sessions long expired are forgotten after a while (people.py SESSION_RECORD_KEPT): found by this index.
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
 
 -- Guessing, slowed and locked: the failed attempts per username (known or not: an unknown one locks the same way,
 -- so the answers do not tell which usernames exist) and per client address, and until when each is locked.
