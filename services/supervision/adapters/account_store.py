@@ -117,5 +117,6 @@ async def prune_guards(conn: asyncpg.Connection, older_than: datetime) -> None:
 
 
 async def prune_sessions(conn: asyncpg.Connection, older_than: datetime) -> None:
-    """Forget sessions expired or ended long ago (kept a while as a record of who signed in when)."""
-    await conn.execute("DELETE FROM sessions WHERE expires_at < $1 OR ended_at < $1", older_than)
+    """Forget sessions expired long ago (kept a while as a record of who signed in when; an ended one expired too,
+    at most a session's length after)."""
+    await conn.execute("DELETE FROM sessions WHERE expires_at < $1", older_than)
