@@ -136,15 +136,16 @@ class People:
             await store.save_guard(conn, "username", username[:100], by_name.guard)
             account = await store.account(conn, username)
         # Too long a password is refused only after it was counted and "checked" (a wrong guess is a wrong guess).
-        good = await self._verify(account["password_hash"] if account else self._dummy_hash, password[:domain.MAX_PASSWORD_CHARS])
+        good = await self._verify(account["password_hash"] if account else self._dummy_hash,
+                                  password[:domain.MAX_PASSWORD_CHARS])
         if not good or account is None or len(password) > domain.MAX_PASSWORD_CHARS:
             async with self.pool.acquire() as conn:
                 await store.prune_guards(conn, at - timedelta(days=1))
             if by_name.locks_now or by_address.locks_now:
                 lock = max(g.guard.locked_until for g in (by_name, by_address) if g.guard.locked_until is not None)
                 raise _locked((lock - at).total_seconds())
-            # The delay follows the username's failures (an office behind one address is not slowed by a colleague's typos;
-            # the address has its own lock).
+            # The delay follows the username's failures (an office behind one address is not slowed by a
+            # colleague's typos; the address has its own lock).
             await asyncio.sleep(self.username_policy.delay(by_name.guard.attempts))
             raise SignInRefused(401, WRONG)
         if account["disabled_at"] is not None:
