@@ -27,6 +27,16 @@ CREDENTIAL_TYPES = frozenset({CredentialIssued.TYPE, CredentialRevoked.TYPE})
 
 _bearer = HTTPBearer(auto_error=False, description="a credential's token (Authorization: Bearer …)")
 
+# People sign in (supervision's POST /api/v1/sessions) and get this cookie: a random session id that is itself a
+# short-lived credential of the registry, so every service checks it exactly like a bearer token. A browser sends
+# a cookie with requests other sites make it send, so a cookie alone never authorizes an unsafe method: the page
+# adds CSRF_HEADER, which a cross-site form cannot set (and a cross-site fetch cannot without CORS, which no
+# service allows).
+SESSION_COOKIE = "wangge_session"
+CSRF_HEADER = "X-Requested-With"
+CSRF_VALUE = "wangge"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 
 @dataclass(frozen=True)
 class Client:
@@ -110,25 +120,49 @@ async def client_by_token(pool: asyncpg.Pool, token: str, *, production: bool, a
     return Client(**dict(row)) if row else None
 
 
-def presented_token(request: Request) -> str | None:
-    """The bearer token of this request (for a long answer that must re-check it while it lasts)."""
+def bearer_token(request: Request) -> str | None:
+    """The Authorization: Bearer token of this request, if any."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def session_token(request: Request) -> str | None:
+    """The session cookie's value, if the request carries one."""
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def presented_token(request: Request) -> str | None:
+    """The credential of this request, bearer first, else the session cookie (for a long answer that must re-check
+    it while it lasts)."""
+    return bearer_token(request) or session_token(request)
+
+
+def csrf_refusal(request: Request) -> HTTPException | None:
+    """Why a cookie-authenticated request may not do this (an unsafe method without the page's header), or None."""
+    if request.method in UNSAFE_METHODS and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        return HTTPException(403, f"a signed-in page must send {CSRF_HEADER}: {CSRF_VALUE} with this request "
+                                  "(跨站请求被拒绝)")
+    return None
 
 
 def require(*roles: str) -> Callable[..., object]:
     """A FastAPI dependency admitting a valid credential of one of these roles: 401 without one, 403 for another role."""
 
     async def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Client:
-        if credentials is None:
-            raise HTTPException(401, "missing credential: send Authorization: Bearer <token> (需要凭证)",
+        # A bearer token is sent by code that chose to (a machine, curl): no CSRF question. A cookie is sent by the
+        # browser on its own, so an unsafe method needs the page's header as well.
+        token = credentials.credentials if credentials is not None else session_token(request)
+        if token is None:
+            raise HTTPException(401, "missing credential: sign in, or send Authorization: Bearer <token> (需要凭证，请登录)",
                                 headers={"WWW-Authenticate": "Bearer"})
+        if credentials is None and (refused := csrf_refusal(request)) is not None:
+            raise refused
         runtime = request.app.state.runtime
-        client = await client_by_token(runtime.pool, credentials.credentials,
-                                       production=runtime.settings.profile == "production")
+        client = await client_by_token(runtime.pool, token, production=runtime.settings.profile == "production")
         if client is None:
-            raise HTTPException(401, "unknown, expired or revoked credential (凭证无效)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            reason = ("unknown, expired or revoked credential (凭证无效)" if credentials is not None
+                      else "the session ended or expired: sign in again (登录已失效，请重新登录)")
+            raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
         if client.role not in roles:
             raise HTTPException(403, f"role {client.role!r} may not do this; needs {' or '.join(roles)} (无权限)")
         return client

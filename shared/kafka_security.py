@@ -4,8 +4,9 @@ Every Kafka client of the project takes its connection options from `client_opti
 `acl_plan` says, for one street and topic prefix, what each principal may do — each service reads
 and writes only its own topics; an owner reads only `wangge.tasks.<its code>` and writes only
 `wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies`;
-only notify reads `wangge.contacts`; only the services read `wangge.credentials`; supervision writes
-`wangge.street-config`, which routing and notify read.
+only notify reads `wangge.contacts`; only the services read `wangge.credentials`, which the administrators'
+CLI and supervision (people's sessions) write; supervision writes `wangge.street-config`, which routing and notify
+read.
 
 `python -m shared.kafka_security plan --out SPEC` writes the users (with fresh passwords, also
 written as env files per principal) and ACLs for `deploy/local/kafka.sh setup-security SPEC`.
@@ -97,7 +98,9 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
     writes = {
         "intake": [t["cases"], t["contacts"]],
         "routing": [t["cases"]],
-        "supervision": [t["cases"], t["street-config"]],
+        # credentials: people's sessions are registry credentials that supervision issues and revokes at sign-in and
+        # sign-out (services/supervision/people.py); it already holds the accounts, so it is their issuer.
+        "supervision": [t["cases"], t["street-config"], t["credentials"]],
         "notify": [t["cases"], t["replies"]],
     }
     acls: list[Acl] = []

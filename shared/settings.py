@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     stats_keep_seconds: float = 60.0
     # Hostile HTTP (shared/http.py): a report is a few KB, so a request body above this is refused with 413
     # before a handler sees it; JSON nested deeper than max_json_depth is refused with 422.
+    # People's sign-in (supervision's /api/v1/sessions): how long a session lasts, and how guessing is slowed and
+    # locked — per username (known or not) and per client address, so many attempts in a window lock it for a while.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    sign_in_limit: int = Field(default=5, ge=1)
+    sign_in_address_limit: int = Field(default=30, ge=1)
+    sign_in_window_seconds: float = Field(default=900.0, gt=0)
+    sign_in_lock_seconds: float = Field(default=900.0, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_json_depth: int = Field(default=32, ge=2)
 

@@ -10,10 +10,12 @@ from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
 from services.supervision.entrypoints.search import build_search_router
+from services.supervision.entrypoints.sessions import build_sessions_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
 from services.supervision.figures import StreetFigures, figures_loop
 from services.supervision.entrypoints.weekly_pdf import build_weekly_pdf_router
 from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
+from services.supervision.people import People
 from shared.http import create_app
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -93,5 +95,8 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures)
     app.include_router(stats_router)
     app.include_router(build_admin_router(runtime, live))
+    people = People(lambda: runtime.pool, topics, street, settings)
+    app.include_router(build_sessions_router(people))
+    app.state.people = people  # (tests make accounts directly)
     app.include_router(build_weekly_pdf_router(policy, stats_router))
     return Service(runtime, app)

@@ -33,3 +33,9 @@ CALENDAR_UNKNOWN_YEAR = Counter(
     "Monday–Friday, flagged calendar_assumed)",
     ["service", "kind"],
 )
+# People's sign-in (services/supervision/people.py): a rise of `wrong` and `locked` is someone guessing.
+SIGN_INS = Counter(
+    "wangge_sign_ins_total",
+    "Sign-in attempts by outcome: ok, wrong (password or username), locked (429), refused (disabled or demo account)",
+    ["service", "outcome"],
+)

@@ -23,7 +23,12 @@ pytestmark = pytest.mark.e2e
 
 POINT = {"lon": 117.575168, "lat": 34.871845}
 PHONE = "13900004321"
-CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin")
+CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin",
+           "operator_session", "owner_session", "csrf")
+# People's sessions (POST /api/v1/sessions): the cookie with the pages' header acts as the account's role; "csrf" is an
+# operator's cookie without that header, as another site could make a browser send it: refused (403) on every change.
+SESSIONS = {"operator_session": "operator", "owner_session": "owner", "csrf": "operator"}
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 TOKENS = {"bad": "no-such-token", "terminal": TERMINAL_TOKEN, "hotline": "m-hotline", "owner": "m-owner-huanwei",
           "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin"}
 # Which callers an endpoint admits; everyone else gets 401 (none, bad) or 403 (another role).
@@ -43,10 +48,16 @@ def report(external_id: str, **fields) -> dict:
     return body
 
 
-async def call(service, method: str, path: str, token: str | None, body: dict | None = None) -> httpx.Response:
+async def call(service, method: str, path: str, token: str | None, body: dict | None = None, *,
+               cookie: str | None = None, page: bool = True) -> httpx.Response:
+    """A request with a bearer token, or (cookie) as a signed-in page sends it: the session cookie and, with `page`,
+    the X-Requested-With header."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if cookie and page:
+        headers["X-Requested-With"] = "wangge"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://w",
-                                 headers=headers, timeout=15) as http:
+                                 headers=headers, cookies={"wangge_session": cookie} if cookie else None,
+                                 timeout=15) as http:
         return await asyncio.wait_for(http.request(method, path, json=body), 15)
 
 
@@ -95,12 +106,18 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),
         (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
         (n, "POST", "/api/v1/contacts/lookup", {"phone": PHONE}, OPERATORS),
+        (s, "GET", "/api/v1/accounts", None, ADMINS),
+        (s, "POST", "/api/v1/accounts", {"username": f"m-{uuid.uuid4().hex[:8]}", "display_name": "矩阵测试",
+                                         "kind": "operator", "password": "matrix-password"}, ADMINS),
+        (s, "PATCH", "/api/v1/accounts/nobody-here", {"disabled": True}, ADMINS),  # admitted, then 404
     ]
 
 
 # Endpoints of the four services checked elsewhere in this file, not by the matrix: the residents' own
-# (case number + phone, no credential) and the SMS gateway's callback (its own gateway token).
-OUTSIDE_THE_MATRIX = {("POST", "/api/v1/my-case"), ("POST", "/api/v1/surveys/{case_no}"), ("POST", "/api/v1/sms/inbound")}
+# (case number + phone, no credential), the SMS gateway's callback (its own gateway token), and people's sign-in
+# (username + password; tests/integration/test_sessions.py and tests/security/test_session_attacks.py).
+OUTSIDE_THE_MATRIX = {("POST", "/api/v1/my-case"), ("POST", "/api/v1/surveys/{case_no}"), ("POST", "/api/v1/sms/inbound"),
+                      ("POST", "/api/v1/sessions"), ("GET", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions")}
 
 
 async def test_every_endpoint_against_every_caller(street):
@@ -120,6 +137,23 @@ async def test_every_endpoint_against_every_caller(street):
     await wait_dispatched(street, case_no)
 
     i, r, s, n = street.intake, street.routing, street.supervision, street.notify
+    people = s.app.state.people
+    await people.add(username="m-op", display_name="矩阵值班员", kind="operator", password="matrix-password")
+    await people.add(username="m-huanwei", display_name="矩阵环卫所", kind="owner", owner_code="huanwei",
+                     password="matrix-password")
+    cookies = {}
+    for caller, username in (("operator_session", "m-op"), ("owner_session", "m-huanwei")):
+        signed = await people.sign_in(username, "matrix-password", "127.0.0.1")
+        cookies[caller] = signed.token
+    cookies["csrf"] = cookies["operator_session"]
+
+    async def learnt_everywhere() -> None:  # the sessions reached every service's registry table
+        for service in (i, r, n):
+            for cookie in set(cookies.values()):
+                while not await service.runtime.pool.fetchval("SELECT 1 FROM credentials WHERE token_sha256 = $1",
+                                                              token_hash(cookie)):
+                    await asyncio.sleep(0.1)
+    await asyncio.wait_for(learnt_everywhere(), 30)
     endpoints = matrix(i, r, s, n, case_no, held_no)
     seen: dict[tuple[str, str], dict[str, int]] = {}
     for service, method, path, body, admitted in endpoints:
@@ -127,11 +161,15 @@ async def test_every_endpoint_against_every_caller(street):
             payload = body
             if body and body.get("external_id") == "{fresh}":  # a new report, of a source this caller speaks for
                 payload = report(f"m-{uuid.uuid4().hex[:6]}", source=SOURCE_OF.get(caller, "web"))
-            answer = await call(service, method, path, TOKENS.get(caller), payload)
+            answer = await call(service, method, path, TOKENS.get(caller), payload, cookie=cookies.get(caller),
+                                page=caller != "csrf")
             seen.setdefault((method, path), {})[caller] = answer.status_code
             if caller in ("none", "bad"):
                 expected = {401}
-            elif caller not in admitted:
+            elif caller == "csrf" and method in UNSAFE:
+                expected = {403}
+                assert "X-Requested-With" in answer.json()["detail"], (method, path, answer.text)
+            elif SESSIONS.get(caller, caller) not in admitted:
                 expected = {403}
             else:
                 expected = set(range(200, 500)) - {401, 403}
@@ -142,6 +180,8 @@ async def test_every_endpoint_against_every_caller(street):
     assert updates["owner"] == 409 and updates["other_owner"] == 404  # progress before signing; not its task
     listed = await call(s, "GET", "/api/v1/tasks", TOKENS["other_owner"])
     assert case_no not in listed.text
+    # The owner's staff, signed in, acts for the same owner code as the owner's credential.
+    assert seen[("POST", f"/api/v1/tasks/{case_no}/updates")]["owner_session"] == 409
 
     # Public: health, readiness, metrics on every service.
     for service in (i, r, s, n):

@@ -1,5 +1,5 @@
-"""The operator's work screen in a real headless Chromium behind the front door: signing in (a wrong
-credential is told so), classifying a held report from its queue with the suggested category, the task
+"""The operator's work screen in a real headless Chromium behind the front door: signing in with a username and
+password (a wrong password is told so; the session is an HttpOnly cookie the page never sees), classifying a held report from its queue with the suggested category, the task
 reaching the owner's topic, re-dispatching it from the case page, and locating a report whose address
 the registry does not know. Screenshots go to .local/artifacts/screenshots/."""
 from __future__ import annotations
@@ -22,7 +22,8 @@ from tests.support import TopicReader, grant
 
 pytestmark = pytest.mark.e2e
 
-OPERATOR = "ws-browser-operator"
+OPERATOR = "ws-browser-operator"  # a bearer token: what the tests' own HTTP calls use
+OPERATOR_USER, OPERATOR_PASSWORD = "ws-operator", "ws-operator-password"  # the person at the work screen
 HOTLINE = "ws-browser-hotline"
 POINT = {"lon": 117.575168, "lat": 34.871845}  # 市社家宿舍, unit grid 3704020010010201 (龙头社区)
 UNIT_GRID = "3704020010010201"
@@ -81,22 +82,28 @@ async def operator_street(street):
     services = (street.intake, street.routing, street.supervision, street.notify)
     await grant(street.settings, *services, token=OPERATOR, name="指挥中心受理员", role="operator")
     await grant(street.settings, street.intake, token=HOTLINE, name="12345", role="hotline")
+    await street.supervision.app.state.people.add(username=OPERATOR_USER, display_name="值班员 王芳", kind="operator",
+                                                  password=OPERATOR_PASSWORD)
     topics = street.intake.runtime.topics
     await ensure_topics(street.settings.kafka_bootstrap, [topics.for_owner("huanwei"), topics.for_owner("chengguan")])
     return street
 
 
+async def fill_sign_in(browser, username: str, password: str) -> None:
+    """Type into the sign-in form of common/session.js and press 登录."""
+    user = await browser.wait_for(css("#wg-username"), message="the sign-in form")
+    await browser.run(user.clear)
+    await browser.run(user.send_keys, username)
+    await browser.run((await browser.wait_for(css("#wg-password"))).send_keys, password)
+    await browser.run((await browser.wait_for(css("#wg-sign-in"))).click)
+
+
 async def sign_in(browser, url: str) -> None:
     await browser.get(url + "/")
-    field = await browser.wait_for(css("#token"), message="the sign-in form")
-    await browser.run(field.send_keys, "not-a-real-token")
-    await browser.run((await browser.wait_for(css("#sign-in"))).click)
-    await browser.wait_for(text_in("#sign-in-error", "凭证无效"), message="a wrong credential is told so")
-    await browser.screenshot("wrong-credential")
-    field = await browser.wait_for(css("#token"))
-    await browser.run(field.clear)
-    await browser.run(field.send_keys, OPERATOR)
-    await browser.run((await browser.wait_for(css("#sign-in"))).click)
+    await fill_sign_in(browser, OPERATOR_USER, "not-the-password")
+    await browser.wait_for(text_in("#wg-sign-in-error", "用户名或密码错误"), message="a wrong password is told so")
+    await browser.screenshot("wrong-password")
+    await fill_sign_in(browser, OPERATOR_USER, OPERATOR_PASSWORD)
     await browser.wait_for(css("body[data-ready] #queues"), message="the work screen after signing in")
 
 
@@ -189,9 +196,7 @@ async def test_the_monday_report_page_lists_the_communitys_cases(operator_street
     await state_of(street, case_no, "reported")
     year, week, _ = datetime.now(STREET_ZONE).isocalendar()
     await browser.get(f"{front_door.url}/report?community=370402001001&week={year}-W{week:02d}")
-    field = await browser.wait_for(css("#token"), message="the report asks for a credential")
-    await browser.run(field.send_keys, OPERATOR)
-    await browser.run((await browser.wait_for(css("#sign-in"))).click)
+    await fill_sign_in(browser, OPERATOR_USER, OPERATOR_PASSWORD)  # the report asks who is there
     await browser.wait_for(css("body[data-ready] #report"), message="the weekly report")
     text = await browser.script("return document.getElementById('report').innerText")
     assert "龙头社区 周例会通报" in text and case_no in text

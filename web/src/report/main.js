@@ -1,6 +1,7 @@
 // 周例会通报: one community's week for the Monday meeting — each unit grid, its coordinator, the cases reported,
 // open and late — to read on screen, print (the browser's print) or download as supervision's PDF.
-import { ApiError, api, signIn, signOut, token } from "../common/api.js";
+import { CSRF_HEADERS, api } from "../common/api.js";
+import { signOutButton, signedIn } from "../common/session.js";
 
 const app = document.getElementById("app");
 
@@ -24,26 +25,6 @@ export function isoWeek(day) {
   const yearStart = new Date(Date.UTC(d.getUTCFullYear(), 0, 1));
   const week = Math.ceil(((d - yearStart) / 86400000 + 1) / 7);
   return `${d.getUTCFullYear()}-W${String(week).padStart(2, "0")}`;
-}
-
-function signInForm(message) {
-  const input = h("input", { type: "password", id: "token", placeholder: "受理员凭证", size: 30 });
-  const error = h("p", { class: "error", id: "sign-in-error" }, message || "");
-  app.replaceChildren(h("form", {
-    class: "sign-in no-print",
-    onsubmit: async (e) => {
-      e.preventDefault();
-      signIn(input.value);
-      try {
-        await api("/api/v1/stats/summary");
-        start();
-      } catch (err) {
-        signOut();
-        error.textContent = err instanceof ApiError && err.status === 401 ? "凭证无效、已过期或已吊销"
-          : err instanceof ApiError && err.status === 403 ? "此凭证不是指挥中心受理员（operator）凭证" : `无法验证凭证：${err.message}`;
-      }
-    },
-  }, h("h1", {}, "周例会通报"), h("p", {}, "请用受理员凭证登录"), input, h("button", { type: "submit", id: "sign-in" }, "登录"), error));
 }
 
 function caseList(label, numbers, cls) {
@@ -70,9 +51,9 @@ function report(data) {
 async function download(community, week, button) {
   button.disabled = true;
   try {
-    // A link cannot carry the bearer token: fetch the PDF, then hand it to the browser as a file.
+    // Fetched (the session cookie goes along), then handed to the browser as a file with a readable name.
     const res = await fetch(`/api/v1/reports/weekly.pdf?community=${encodeURIComponent(community)}&week=${encodeURIComponent(week)}`,
-      { headers: { Authorization: `Bearer ${token()}` } });
+      { credentials: "same-origin", headers: CSRF_HEADERS });
     if (!res.ok) throw new Error((await res.json().catch(() => ({}))).detail || `HTTP ${res.status}`);
     const url = URL.createObjectURL(await res.blob());
     h("a", { href: url, download: `周例会通报-${community}-${week}.pdf` }).click();
@@ -108,11 +89,13 @@ async function start() {
   app.replaceChildren(
     h("form", { class: "controls no-print", onsubmit: (e) => { e.preventDefault(); show(); } },
       h("a", { href: "/" }, "‹ 工作台"), community, week, h("button", { type: "submit", id: "show" }, "查看"),
-      h("button", { type: "button", onclick: () => window.print() }, "打印"), pdf),
+      h("button", { type: "button", onclick: () => window.print() }, "打印"), pdf, signOutButton()),
     status, body);
   await show();
   document.body.dataset.ready = "1";
 }
 
-if (token()) start().catch((err) => signInForm(err instanceof ApiError && err.status === 401 ? "凭证无效、已过期或已吊销" : err.message));
-else signInForm();
+// The weekly report's API admits the command center (operator, admin).
+signedIn({ roles: ["operator", "admin"], title: "周例会通报" }).then(start).catch((err) => {
+  app.replaceChildren(h("p", { class: "error", id: "status" }, `无法加载：${err.message}`));
+});

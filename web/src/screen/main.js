@@ -175,5 +175,14 @@ $("sign-in-form").addEventListener("submit", (e) => {
 window.addEventListener("resize", () => [screen.map, charts?.categories, charts?.hours].forEach((c) => c?.resize()));
 tick();
 setInterval(tick, 1000);
+// The LED wall has no person at it: it keeps a machine's operator token, pasted once into the tab. An operator
+// already signed in on this browser (the work screen's session cookie) needs none.
+async function operatorSignedIn() {
+  try {
+    return ["operator", "admin"].includes((await api("/api/v1/sessions")).role);
+  } catch {
+    return false;
+  }
+}
 if (token()) start().catch(failed);
-else showSignIn();
+else operatorSignedIn().then((yes) => (yes ? start().catch(failed) : showSignIn()));

@@ -33,7 +33,9 @@ export async function follow(onEvent, onState, signal) {
   while (!signal.aborted) {
     try {
       const res = await fetch("/api/v1/live/events", {
-        headers: { Accept: "text/event-stream", Authorization: `Bearer ${token()}` },
+        // The wall's token if it has one, else the signed-in operator's cookie (sent with same-origin requests).
+        headers: token() ? { Accept: "text/event-stream", Authorization: `Bearer ${token()}` } : { Accept: "text/event-stream" },
+        credentials: "same-origin",
         cache: "no-store",
         signal,
       });

@@ -1,5 +1,6 @@
 // 指挥中心工作台: the operator signs in, works the queues, opens a case, searches by number, address or phone.
-import { ApiError, api, signIn, signOut, streetTime, token } from "../common/api.js";
+import { ApiError, api, streetTime } from "../common/api.js";
+import { signOutButton, signedIn } from "../common/session.js";
 import { renderCase } from "./casepage.js";
 import { clear, h, notify } from "./dom.js";
 import { STATES, stateLabel } from "./labels.js";
@@ -9,43 +10,9 @@ import { categories, forget, owners } from "./reference.js";
 const app = document.getElementById("app");
 let current = { queue: "held", filters: {}, selected: null, results: null };
 
-// ---- sign-in ----------------------------------------------------------------------------------
+// ---- sign-in: the person signs in with username and password (common/session.js); the cookie does the rest --
 
-async function checkCredential() {
-  try {
-    await api("/api/v1/stats/summary");
-    return null;
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return "凭证无效、已过期或已吊销，请核对后重新输入";
-    if (err instanceof ApiError && err.status === 403) return "此凭证不是指挥中心受理员（operator）凭证";
-    return `暂时无法验证凭证：${err.message}`;
-  }
-}
-
-function signInPage(message) {
-  const input = h("input", { id: "token", type: "password", autocomplete: "off", placeholder: "受理员凭证", size: 32, autofocus: true });
-  const btn = h("button", { type: "submit", class: "primary", id: "sign-in" }, "登录");
-  const form = h("form", {
-    class: "sign-in",
-    onsubmit: async (e) => {
-      e.preventDefault();
-      if (!input.value.trim()) return;
-      btn.disabled = true;
-      signIn(input.value);
-      const refused = await checkCredential();
-      btn.disabled = false;
-      if (refused) {
-        signOut();
-        error.textContent = refused;
-        return;
-      }
-      start();
-    },
-  }, h("h1", {}, "网格化管理 · 指挥中心工作台"), h("p", {}, "请用受理员（operator）凭证登录；凭证仅保存在本浏览器标签页中。"),
-  input, btn);
-  const error = h("p", { class: "error", id: "sign-in-error", role: "alert" }, message || "");
-  clear(app, h("div", { class: "sign-in-page" }, form, error));
-}
+let me = null;
 
 // ---- the shell --------------------------------------------------------------------------------
 
@@ -62,7 +29,8 @@ function shell() {
   h("a", { href: "/report", class: "report-link" }, "周例会通报 ›"));
   clear(app,
     h("header", { class: "top" }, h("h1", {}, "指挥中心工作台"), searchForm(),
-      h("span", { class: "clock", id: "clock" }), h("button", { type: "button", id: "sign-out", onclick: () => { signOut(); forget(); signInPage("已退出"); } }, "退出")),
+      h("span", { class: "clock", id: "clock" }), h("span", { class: "who", id: "who" }, me ? me.display_name : ""),
+      signOutButton()),
     nav,
     h("main", {}, h("div", { id: "notice", class: "notice", role: "status" }),
       h("div", { class: "split" }, h("section", { id: "list", class: "list" }), h("section", { id: "detail", class: "detail" },
@@ -221,8 +189,8 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-if (token()) {
-  checkCredential().then((refused) => (refused ? (signOut(), signInPage(refused)) : start()));
-} else {
-  signInPage();
-}
+signedIn({ roles: ["operator", "admin"], title: "网格化管理 · 指挥中心工作台" }).then((person) => {
+  me = person;
+  forget();
+  return start();
+});
