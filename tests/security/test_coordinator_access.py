@@ -151,6 +151,8 @@ async def test_a_community_reads_its_own_reports_only(street):
         csv = await community.get("/api/v1/reports/weekly",
                                   params={"community": "370402001002", "week": "2026-W48", "format": "csv"})
         assert csv.status_code == 403
+        pdf = await community.get("/api/v1/reports/weekly.pdf", params={"community": "370402001002", "week": "2026-W48"})
+        assert pdf.status_code == 403
 
         mine = await community.get("/api/v1/reports/assessment", params={"month": "2026-11"})
         assert mine.status_code == 200
