@@ -117,6 +117,9 @@ class CaseView(BaseModel):
     dispatch_count: int
     rework_count: int
     dispatch_note: str | None
+    reported_by: str | None = Field(default=None, description="the coordinator (worker id) who reported it, if one did")
+    on_the_spot: bool = Field(default=False, description="自行处置: the coordinator fixed it on the spot (closed at "
+                                                         "acceptance, never dispatched)")
     events_seen: int
     last_event_at: datetime | None
     updated_at: datetime
