@@ -119,6 +119,8 @@ async def test_fixed_on_the_spot_is_closed_at_once_without_dispatch_and_counted_
         view = await case_in_state(operator, case_no, "closed")
         assert view["owner"] is None and view["dispatch_count"] == 0 and view["close_outcome"] == "resolved"
         assert view["on_the_spot"] is True and view["reported_by"] == "W001"
+        # No clock is left running on it (the dispatch stage would otherwise escalate a closed case).
+        assert view["clock"] is None and [(c["kind"], c["state"]) for c in view["stages"]] == [("dispatch", "stopped")]
         assert view["result"] == "已扶正垃圾箱，清扫散落垃圾"
         types = [h["type"] for h in view["history"]]
         assert types == ["case.reported", "case.accepted", "case.closed"], types
