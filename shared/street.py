@@ -106,6 +106,16 @@ class Street:
         """The grids of one level."""
         return [g for g in self.grids.values() if g.level == level]
 
+    def coordinator_grids(self) -> dict[str, tuple[str, ...]]:
+        """Each coordinator's (网格员: a person of a unit grid with a terminal, or of that role) unit grids, by
+        person id (the worker_id of their terminal and their account). One person may hold several grids."""
+        grids: dict[str, set[str]] = {}
+        for person in self.people:
+            grid = self.grids.get(person.grid_code)
+            if grid is not None and grid.level == "unit" and (person.device_id or person.role == "网格员"):
+                grids.setdefault(person.person_id, set()).add(grid.code)
+        return {worker: tuple(sorted(codes)) for worker, codes in grids.items()}
+
     def community_of(self, grid_code: str) -> Grid:
         """The community (基本网格) a grid lies in, following parents upward."""
         grid = self.grids[grid_code]

@@ -20,7 +20,7 @@ from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
                                     CaseReported)
-from shared.contracts.common import Location, Reporter
+from shared.contracts.common import Location, OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
 from shared.personal_data import mask_name, mask_personal, mask_phone_number
@@ -86,6 +86,14 @@ class Intake:
         outcome = assess(report, self.locator, self.categories)
         if isinstance(outcome, Rejected):
             raise ReportRejected(outcome.reason)
+        if report.resolved_on_the_spot is not None:
+            # 自行处置 is closed at acceptance: nobody is left to classify or locate it afterwards.
+            if report.coordinator is None:
+                raise ReportRejected("resolved_on_the_spot needs the coordinator who fixed it "
+                                     "(自行处置须注明网格员 coordinator)")
+            if not outcome.accepted:
+                raise ReportRejected("resolved_on_the_spot: a problem fixed on the spot needs its category and a "
+                                     f"place in the street ({outcome.hold_reason}; 自行处置须带类别和街道内位置)")
         return outcome
 
     async def _store(self, report: ReportSubmitted, outcome: Assessed, uow: UnitOfWork, *, via: str,
@@ -107,7 +115,9 @@ class Intake:
         case_id = str(uuid.uuid4())
         case_no = format_case_no(received.date(), sequence)
         state = "accepted" if outcome.accepted else "reported"
-        masked = masked_reporter(report.reporter)
+        # 自行处置 is the coordinator's own work: no resident is answered for it (no contact, no SMS).
+        spot = on_the_spot(report)
+        masked = masked_reporter(report.reporter) if spot is None else None
         await repository.insert_report(uow.conn, {
             "case_id": uuid.UUID(case_id),
             "case_no": case_no,
@@ -145,9 +155,10 @@ class Intake:
             media=[str(m) for m in report.media],
             observed_at=report.observed_at,
             unit_grid=outcome.unit_grid,
+            resolved_on_the_spot=spot,
         )
         uow.emit(topic, reported.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
-        contact = contact_of(report)
+        contact = contact_of(report) if spot is None else None
         if contact is not None:
             # Before case.accepted in this transaction, though on another topic: notify copes with either order.
             uow.emit(self.runtime.topics.contacts, ContactRecorded(case_no=case_no, name=contact.name,
@@ -162,6 +173,7 @@ class Intake:
                 location=outcome.location,
                 address=_masked(outcome.address),
                 media=[str(m) for m in report.media],
+                resolved_on_the_spot=spot,
             )
             uow.emit(topic, accepted.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
         return StoredCase(case_id, case_no, state, outcome.unit_grid, report.category, outcome.hold_reason), True
@@ -298,6 +310,14 @@ def masked_reporter(reporter: Reporter | None) -> Reporter | None:
     if reporter is None:
         return None
     return Reporter(name=mask_name(reporter.name), phone=mask_phone_number(reporter.phone))
+
+
+def on_the_spot(report: ReportSubmitted) -> OnTheSpot | None:
+    """自行处置 as the case events carry it: the coordinator's words masked like every text leaving intake."""
+    spot = report.resolved_on_the_spot
+    if spot is None:
+        return None
+    return OnTheSpot(result=mask_personal(spot.result.strip()), media=[str(m) for m in spot.media])
 
 
 def contact_of(report: ReportSubmitted) -> Reporter | None:

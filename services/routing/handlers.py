@@ -172,6 +172,10 @@ class CaseEvents:
 
     async def _accepted(self, case_id: str, envelope: Envelope, event: EventModel, uow: UnitOfWork) -> None:
         assert isinstance(event, CaseAccepted)
+        if event.resolved_on_the_spot is not None:
+            # 自行处置: the coordinator fixed it already; supervision closes it. Nobody gets a task.
+            log.info("case %s fixed on the spot by its coordinator: not dispatched", event.case_no)
+            return
         await self._dispatcher.first(uow, case_id, event, envelope.id)
 
     async def _returned(self, case_id: str, envelope: Envelope, event: EventModel, uow: UnitOfWork) -> None:

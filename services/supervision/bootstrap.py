@@ -8,6 +8,7 @@ from services.supervision.adapters import config_store
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
+from services.supervision.entrypoints.coordinator import build_coordinator_router
 from services.supervision.entrypoints.http import build_router
 from services.supervision.entrypoints.search import build_search_router
 from services.supervision.entrypoints.sessions import build_sessions_router
@@ -41,6 +42,7 @@ def street_policy(street: Street, timezone: str, config: StreetConfig | None = N
         command_centers=frozenset(d.code for d in street.departments.values() if d.kind == "command_center"),
         communities={c.code: tuple(sorted(u.code for u in street.level("unit") if street.community_of(u.code).code == c.code))
                      for c in street.level("community")},
+        coordinator_grids=street.coordinator_grids(),
     )
 
 
@@ -89,6 +91,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     )
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, policy, updates, center))
+    app.include_router(build_coordinator_router(runtime, policy))
     street_figures = StreetFigures(lambda: runtime.pool, live)
     runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))
     app.state.street_figures = street_figures  # (tests keep days at once)

@@ -105,6 +105,9 @@ class CaseLog:
         fold = await self.record(uow, envelope, event)
         if fold is not None and isinstance(event, c.CaseSurveyAnswered):
             await self._after_survey(uow, envelope.case_id, event, fold)
+        if (fold is not None and fold.effect == "moved" and isinstance(event, c.CaseAccepted)
+                and event.resolved_on_the_spot is not None):
+            await self._close_on_the_spot(uow, envelope, event)
 
     async def emit(self, uow: UnitOfWork, event: EventModel, case_id: str, *, at: datetime | None = None) -> Envelope:
         """An event supervision decided: folded here at once and queued for wangge.cases in the same transaction."""
@@ -220,6 +223,18 @@ class CaseLog:
         """(due_at, warn_at) of a suspended clock resumed at `at`: the time that was left, from now on."""
         return clocks.resumed_deadlines(self._policy.calendar, clock["limit_unit"], at, clock["due_left_s"] or 0.0,
                                         clock["warn_left_s"])
+
+    async def _close_on_the_spot(self, uow: UnitOfWork, envelope: Envelope, accepted: c.CaseAccepted) -> None:
+        """自行处置: the coordinator fixed it on the spot; closed at once, by them, without dispatch (no owner's
+        clock ever ran, so it is on time). Same transaction as the acceptance's fold: never accepted and left."""
+        assert envelope.case_id is not None and accepted.resolved_on_the_spot is not None
+        worker = await uow.conn.fetchval("SELECT reported_by FROM cases WHERE case_id = $1", envelope.case_id)
+        spot = accepted.resolved_on_the_spot
+        await self.emit(uow, c.CaseClosed(
+            case_no=accepted.case_no, owner=self._policy.command_center, outcome="resolved", result=spot.result,
+            note="网格员自行处置，现场已解决", by=f"coordinator:{worker}" if worker else "coordinator",
+            closed_at=envelope.occurred_at, on_time=True, on_the_spot=True, media=spot.media), envelope.case_id,
+            at=envelope.occurred_at)
 
     async def _after_survey(self, uow: UnitOfWork, case_id: str, answer: c.CaseSurveyAnswered, fold: Fold) -> None:
         if not reopens(fold.state, answer.verdict, answer.within_window):
@@ -362,13 +377,16 @@ class CommandCenter:
         self._policy = policy
         self._uow = uow
 
-    async def check(self, case_no: str, *, passed: bool, note: str | None, by: str) -> Outcome:
-        """核查: pass closes a resolved/explained case (the resident gets the resolution); fail sends it back."""
+    async def check(self, case_no: str, *, passed: bool, note: str | None, by: str, media: list[str] | None = None,
+                    grids: tuple[str, ...] | None = None) -> Outcome:
+        """核查: pass closes a resolved/explained case (the resident gets the resolution); fail sends it back.
+        `grids`: a coordinator checks only the cases of their unit grids (None: an operator, any case)."""
         note = mask_personal(note) if note else note
+        media = list(media or [])
         async with self._uow() as uow:
             row = await case_store.lock_case(uow.conn, case_no=case_no)
             case = case_store.snapshot(row)
-            decision = decide_check(case, case_no, passed)
+            decision = decide_check(case, case_no, passed, grids)
             if isinstance(decision, Refused):
                 return Outcome(case.state if case else None, refused=decision)
             assert case is not None and row is not None
@@ -378,9 +396,9 @@ class CommandCenter:
                 result = (row["explanation"] if outcome == "explained" else row["result"]) or ""
                 on_time = row["resolved_at"] is not None and case.due_at is not None and row["resolved_at"] <= case.due_at
                 event: EventModel = c.CaseClosed(case_no=case_no, owner=owner, outcome=outcome, result=result, note=note,
-                                                 by=by, closed_at=now(), on_time=on_time)
+                                                 by=by, closed_at=now(), on_time=on_time, media=media)
             else:
-                event = c.CaseReworked(case_no=case_no, owner=owner, note=note or "核查未通过", by=by)
+                event = c.CaseReworked(case_no=case_no, owner=owner, note=note or "核查未通过", by=by, media=media)
             await self._log.emit(uow, event, case.case_id)
             await uow.commit()
         return Outcome(EVENT_TARGETS[decision.event_type], decision.event_type)

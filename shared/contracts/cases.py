@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from shared.contracts.common import Coordinator, Location, Priority, Reporter, ReportSource, TimeLimit
+from shared.contracts.common import Coordinator, Location, OnTheSpot, Priority, Reporter, ReportSource, TimeLimit
 from shared.contracts.registry import EventModel, event
 
 Actor = str  # "operator:<client name>", "owner:<code>", "resident", "system" — who did it, for the history
@@ -33,6 +33,8 @@ class CaseReported(EventModel):
     media: list[str] = Field(default_factory=list)
     observed_at: AwareDatetime
     unit_grid: str | None = Field(default=None, description="where the report was located, if it could be")
+    resolved_on_the_spot: OnTheSpot | None = Field(default=None, description="自行处置: the coordinator fixed it on the "
+                                                   "spot; the case is closed at once, without dispatch")
 
 
 @event
@@ -47,6 +49,8 @@ class CaseAccepted(EventModel):
     location: Location | None = None
     address: str | None = None
     media: list[str] = Field(default_factory=list)
+    resolved_on_the_spot: OnTheSpot | None = Field(default=None, description="自行处置: not dispatched; supervision "
+                                                   "closes it at once (case.closed with on_the_spot true)")
 
 
 @event
@@ -275,11 +279,12 @@ class CaseReworked(EventModel):
     owner: str
     note: str
     by: Actor
+    media: list[str] = Field(default_factory=list, description="the on-site check's photos")
 
 
 @event
 class CaseClosed(EventModel):
-    """结案: the on-site check passed a resolved or explained case."""
+    """结案: the on-site check passed a resolved or explained case, or the coordinator fixed it on the spot (自行处置)."""
 
     TYPE = "case.closed"
     case_no: str
@@ -290,6 +295,9 @@ class CaseClosed(EventModel):
     by: Actor
     closed_at: AwareDatetime
     on_time: bool = Field(description="finished by the owner within the handling limit")
+    on_the_spot: bool = Field(default=False, description="自行处置: closed at acceptance, the coordinator having "
+                                                         "fixed it on the spot (owner is then the command center)")
+    media: list[str] = Field(default_factory=list, description="the on-site check's photos, or 自行处置's")
 
 
 @event

@@ -41,3 +41,10 @@ class TimeLimit(BaseModel):
 
 
 MediaUrl = AnyHttpUrl
+
+
+class OnTheSpot(BaseModel):
+    """自行处置 as case events carry it: what the coordinator did and the photos (URLs as given)."""
+
+    result: str = Field(min_length=1, max_length=1000, description="what the coordinator did on the spot")
+    media: list[str] = Field(default_factory=list, max_length=20, description="photos (before/after), URLs")

@@ -94,7 +94,11 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (s, "GET", "/api/v1/reports/year?year=2026", None, OPERATORS),
         (s, "GET", "/api/v1/reports/weekly.pdf?community=370402001001&week=2026-W48", None, OPERATORS),
         (s, "GET", "/api/v1/cases/search?q=垃圾", None, OPERATORS),
+        # A coordinator checks the cases of their own unit grid only: this case lies in W004's grid, so the
+        # matrix's terminal (W001) is refused it like any other role (tests/security/test_coordinator_access.py).
         (s, "POST", f"/api/v1/cases/{case_no}/check", {"passed": True}, OPERATORS),
+        (s, "GET", "/api/v1/coordinator/reports", None, {"terminal"}),
+        (s, "GET", "/api/v1/coordinator/checks", None, {"terminal"}),
         (s, "POST", f"/api/v1/cases/{case_no}/extension", {"approved": False}, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/suspend", {"reason": "等待"}, OPERATORS),
         (s, "POST", f"/api/v1/cases/{case_no}/resume", None, OPERATORS),

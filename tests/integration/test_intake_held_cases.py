@@ -115,7 +115,8 @@ async def test_classified_then_located_a_held_report_is_accepted_with_its_events
     # The same fields as intake's own acceptance: routing dispatches it, supervision starts its clock.
     assert accepted["data"] == {"case_no": case["case_no"], "category": "CM04", "unit_grid": "3704020010010201",
                                 "description": "路灯不亮", "location": INSIDE, "address": UNKNOWN_ADDRESS,
-                                "media": ["http://photos.example/1.jpg"]}
+                                "media": ["http://photos.example/1.jpg"],
+                                "resolved_on_the_spot": None}  # a held report is never one fixed on the spot
     assert accepted["occurred_at"].endswith("+08:00")
 
     stored = await row(intake, case["case_no"])

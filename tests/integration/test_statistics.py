@@ -7,7 +7,7 @@ in community C1 = 370402001001 (龙头社区); G3 = 3704020010020101 (W013) in C
 is also an owner (K2: the community handles its disputes).
 
   A  G1 W001 CM04 → huanwei. D1 09:00 reported, 09:10 accepted, 09:20 dispatched (due 14:50), 10:00 signed
-     (40 min: in time), 11:00 resolved, 11:30 closed on time (fixed on the spot: closed the day reported).
+     (40 min: in time), 11:00 resolved, 11:30 closed on time (dispatched: not fixed on the spot).
      D2 10:00 survey s-A satisfied.
   B  G1 W001 CM01 → chengguan. D1 09:30 reported, 09:40 accepted, 10:00 dispatched (due 15:30), 14:00 signed
      (10:00–12:00 + 13:30–14:00 = 2.5 work hours: late), 15:00 resolved, 16:00 reworked, 16:05 dispatched
@@ -19,7 +19,7 @@ is also an owner (K2: the community handles its disputes).
   D  G3 hotline MD01 → K2. D1 13:40 reported, 13:50 accepted, 14:00 dispatched (1 work day: due D2 14:00),
      14:30 signed; D2 14:05 overdue. Still in progress: overdue now.
   E  G3 W013 MD01 → K2. D1 08:40 reported, 08:50 accepted, 09:00 dispatched (due 14:30), 09:30 signed,
-     11:00 resolved, 15:00 closed on time (fixed on the spot). D2 09:00 reopened (survey s-E) and the
+     11:00 resolved, 15:00 closed on time. D2 09:00 reopened (survey s-E) and the
      resident's unsatisfied answer s-E, 09:10 dispatched again (reopen, due 14:40), 09:20 signed, 10:00
      resolved, 10:30 closed on time, 11:00 survey s-E2 satisfied.
   F  G2 W002 CM04 → huanwei. D0 15:00 reported, 15:10 accepted, 15:20 dispatched (due D1 10:20), 16:00 signed,
@@ -205,7 +205,6 @@ HUANWEI = figures(
     extended=1,                                      # C's approved extension
     due=3, due_closed_on_time=3,                     # A (D1 14:50), C's second handling (D2 16:30), F (D1 10:20)
     surveyed=2, satisfied=1, surveyed_late=1,        # s-A satisfied, s-F unsatisfied and late
-    fixed_on_the_spot=1,                             # A: W001's report closed the same day
     on_time_rate=1.0, satisfaction_rate=0.5, sign_rate=1.0,
     close_rate=1.5,                                  # closed 3 / accepted 2 (F accepted on D0)
     rework_rate=0.0, return_rate=0.0, extension_rate=1.0)
@@ -228,14 +227,13 @@ COMMUNITY_K2 = figures(
     reopened=1, went_overdue=1, overdue_now=1,       # E reopened; D overdue and still in progress
     due=3, due_closed_on_time=2,                     # D (D2 14:00, open), E first (D1 14:30) and second (D2 14:40)
     surveyed=2, satisfied=1,                         # s-E unsatisfied, s-E2 satisfied
-    fixed_on_the_spot=1,                             # E: W013's report closed the day it was reported
     on_time_rate=0.6667, satisfaction_rate=0.5, sign_rate=1.0, close_rate=1.0, rework_rate=0.0,
     return_rate=0.0, extension_rate=0.0)
 NOBODY = figures(received=1, rejected=1)             # G: never dispatched, no place, no category
 TOTAL = figures(
     received=6, coordinator_reports=4, accepted=5, rejected=1, dispatched=5, dispatches=8, signed_on_time=3,
     resolved=6, closed=6, closed_on_time=6, returned=1, reworked=1, extended=1, reopened=1, went_overdue=1,
-    overdue_now=1, due=8, due_closed_on_time=6, surveyed=5, satisfied=3, surveyed_late=1, fixed_on_the_spot=2,
+    overdue_now=1, due=8, due_closed_on_time=6, surveyed=5, satisfied=3, surveyed_late=1,
     on_time_rate=0.75, satisfaction_rate=0.6, sign_rate=0.6, close_rate=1.2,
     rework_rate=0.1667,                              # 1 / 6
     return_rate=0.2, extension_rate=0.2)
@@ -245,7 +243,6 @@ COMMUNITY_C1 = figures(                              # A, B, C, F (F only from D
     returned=1, reworked=1, extended=1,
     due=5, due_closed_on_time=4,                     # A, B first (late), B second, C second, F
     surveyed=3, satisfied=2, surveyed_late=1,        # s-A, s-B1, s-F
-    fixed_on_the_spot=1,
     on_time_rate=0.8, satisfaction_rate=0.6667, sign_rate=0.3333, close_rate=1.3333, rework_rate=0.25,
     return_rate=0.3333, extension_rate=0.3333)
 # D2 only (11-26), the street's total: D0 and D1 events are out.
@@ -323,7 +320,7 @@ async def check_stats(http: httpx.AsyncClient) -> None:
     by_coordinator = rows_by_key((await get(http, "/api/v1/stats", **{"from": "2026-11-25", "to": "2026-11-26",
                                                                       "by": "coordinator"})).json())
     assert {k: (v["received"], v["coordinator_reports"], v["fixed_on_the_spot"]) for k, v in by_coordinator.items()} \
-        == {"W001": (2, 2, 1), "W002": (1, 1, 0), "W013": (1, 1, 1), None: (2, 0, 0)}
+        == {"W001": (2, 2, 0), "W002": (1, 1, 0), "W013": (1, 1, 0), None: (2, 0, 0)}
 
     answer = await get(http, "/api/v1/stats", **{"from": "2026-11-25", "to": "2026-11-26", "format": "csv"})
     assert answer.headers["content-type"].startswith("text/csv")
@@ -362,13 +359,13 @@ async def check_reports(http: httpx.AsyncClient) -> None:
         (1, "huanwei", 1.0), (2, "chengguan", 0.5)]
     assert all(r["rank"] == 3 and r["on_time_rate"] is None for r in ranking["departments"][2:])
 
-    # Assessment, November: W001 reported A and B (valid both; A fixed on the spot), G1's due: A, B twice → 2 of 3
-    # on time. W002: C and F (D0), none fixed; G2's due: C, F → 2 of 2. W013: E (fixed), G3: D, E twice → 2 of 3.
+    # Assessment, November: W001 reported A and B (valid both; none fixed on the spot: A was dispatched), G1's due: A, B twice → 2 of 3
+    # on time. W002: C and F (D0), none fixed; G2's due: C, F → 2 of 2. W013: E (dispatched, not fixed on the spot), G3: D, E twice → 2 of 3.
     assessment = {r["worker_id"]: r for r in (await get(http, "/api/v1/reports/assessment", month="2026-11")).json()["rows"]}
     assert len(assessment) == 122
     pick = ("reports", "valid_reports", "fixed_on_the_spot", "grid_due", "grid_due_closed_on_time", "grid_on_time_rate")
     assert {w: tuple(assessment[w][k] for k in pick) for w in ("W001", "W002", "W013", "W004")} == {
-        "W001": (2, 2, 1, 3, 2, 0.6667), "W002": (2, 2, 0, 2, 2, 1.0), "W013": (1, 1, 1, 3, 2, 0.6667),
+        "W001": (2, 2, 0, 3, 2, 0.6667), "W002": (2, 2, 0, 2, 2, 1.0), "W013": (1, 1, 0, 3, 2, 0.6667),
         "W004": (0, 0, 0, 0, 0, None)}
     assert (assessment["W013"]["unit_grid"], assessment["W013"]["community"]) == (G3, C2)
 

@@ -48,6 +48,9 @@ async def submit_report(
     if report.source not in SOURCES_BY_ROLE[client.role]:
         raise HTTPException(403, f"a {client.role} credential may not submit reports of source {report.source!r}; "
                                  f"it may submit {', '.join(sorted(SOURCES_BY_ROLE[client.role]))} (无权提交该来源的报告)")
+    if report.resolved_on_the_spot is not None and client.role != "terminal":
+        raise HTTPException(403, "resolved_on_the_spot: only a coordinator (terminal credential) fixes a problem on "
+                                 "the spot (自行处置仅限网格员)")
     if client.role == "terminal":
         # The terminal's own credential says who and which device reported, whatever the body claims.
         report = report.model_copy(update={"coordinator": Coordinator(

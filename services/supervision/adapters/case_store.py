@@ -12,7 +12,7 @@ from services.supervision.domain.states import Fold
 from shared.contracts.envelope import Envelope
 
 _SNAPSHOT = """SELECT case_id, case_no, state, owner, due_at, extension_state = 'pending' AS extension_pending,
-                      category, result, explanation, resolved_at, extension_until
+                      category, result, explanation, resolved_at, extension_until, unit_grid
                FROM cases"""
 
 
@@ -35,7 +35,8 @@ def snapshot(row: asyncpg.Record | None) -> CaseSnapshot | None:
     if row is None or row["case_no"] is None:
         return None
     return CaseSnapshot(case_id=row["case_id"], case_no=row["case_no"], state=row["state"], owner=row["owner"],
-                        due_at=row["due_at"], extension_pending=bool(row["extension_pending"]))
+                        due_at=row["due_at"], extension_pending=bool(row["extension_pending"]),
+                        unit_grid=row["unit_grid"])
 
 
 async def save_case(

@@ -158,18 +158,10 @@ survey AS (
                     WHERE later.type = 'case.survey-answered' AND later.data->>'survey_id' = i.data->>'survey_id'
                       AND (later.occurred_at, later.seq) > (i.occurred_at, i.seq) AND later.effect IN ('moved', 'noted'))
   ORDER BY i.data->>'survey_id', i.occurred_at DESC, i.seq DESC),
--- a coordinator's report closed as resolved on the street day it was reported
--- (one pass grouped by case: a join of the CTE with itself is planned as a nested loop from its row estimates,
---  minutes for a city's year)
+-- 自行处置: a coordinator's report fixed on the spot (case.reported carries resolved_on_the_spot), on its day
 spot AS (
-  SELECT case_id FROM (
-    SELECT case_id,
-           min((occurred_at AT TIME ZONE $10)::date) FILTER (
-             WHERE type = 'case.reported' AND data->'coordinator'->>'worker_id' IS NOT NULL) AS reported_day,
-           array_agg((occurred_at AT TIME ZONE $10)::date) FILTER (
-             WHERE type = 'case.closed' AND data->>'outcome' = 'resolved') AS closed_days
-    FROM inside WHERE type IN ('case.reported', 'case.closed') GROUP BY case_id) x
-  WHERE reported_day = ANY(closed_days)),
+  SELECT case_id FROM inside
+  WHERE type = 'case.reported' AND jsonb_typeof(data->'resolved_on_the_spot') = 'object'),
 -- 应办结: handlings (dispatch to next dispatch) whose deadline in force falls in the period, held to it
 due_cases AS (
   SELECT DISTINCT case_id FROM case_events

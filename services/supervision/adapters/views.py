@@ -13,7 +13,8 @@ CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_nam
     reported_at, accepted_at, dispatched_at, due_at, closed_at, warned_at, overdue_at, escalation_level,
     merged_into_case_no, rejection_reason, signed_at, resolved_at, result, result_media, explanation, return_reason,
     suspend_reason, extension_until, extension_reason, extension_state, check_note, close_outcome, closed_on_time,
-    last_verdict, reopened_count, dispatch_count, rework_count, dispatch_note, events_seen, last_event_at, updated_at"""
+    last_verdict, reopened_count, dispatch_count, rework_count, dispatch_note, reported_by, on_the_spot, events_seen,
+    last_event_at, updated_at"""
 CLOCK_COLUMNS = """kind, state, owner, limit_value, limit_unit, started_at, warn_at, due_at, warned_at, overdue_at,
     escalation_level, next_escalation_at, stopped_at, stop_reason, suspended_at, calendar_assumed"""
 

@@ -48,8 +48,9 @@ def next_level(level: str | None, ladder: tuple[str, ...] = DEFAULT_LADDER) -> s
     return above[0] if above else None
 
 
-# The dispatch stage runs from the report until the case is dispatched, rejected or merged.
-DISPATCH_STAGE_ENDS = frozenset({"dispatched", "rejected", "merged"})
+# The dispatch stage runs from the report until the case is dispatched, rejected or merged, or closed at
+# acceptance (自行处置: nothing is left to dispatch).
+DISPATCH_STAGE_ENDS = frozenset({"dispatched", "rejected", "merged", "closed"})
 # The sign stage (签收) runs from dispatch while the case waits to be signed: signed, returned, suspended,
 # re-dispatched (a new one starts) or any other move stops it.
 SIGN_STAGE_STATES = frozenset({"dispatched"})

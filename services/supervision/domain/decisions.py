@@ -41,6 +41,7 @@ class CaseSnapshot:
     owner: str | None
     due_at: datetime | None = None
     extension_pending: bool = False
+    unit_grid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,15 @@ def decide_update(case: CaseSnapshot | None, owner: str, update_type: str, case_
     return Allowed(becomes)
 
 
-def decide_check(case: CaseSnapshot | None, case_no: str, passed: bool) -> Allowed | Refused:
-    """核查: pass closes a resolved or explained case; a failure sends it back for rework."""
+def decide_check(case: CaseSnapshot | None, case_no: str, passed: bool,
+                 grids: tuple[str, ...] | None = None) -> Allowed | Refused:
+    """核查: pass closes a resolved or explained case; a failure sends it back for rework. `grids`: the unit grids
+    of the coordinator checking (None: the command center, who checks any case)."""
     if case is None:
         return Refused(f"no case numbered {case_no} is known (案件不存在)", 404)
+    if grids is not None and case.unit_grid not in grids:
+        return Refused(f"case {case_no} is not in your unit grids: a coordinator checks the cases of their own grids "
+                       "only (非本网格案件，无权核查)", 403)
     if case.state not in ("resolved", "explained"):
         return Refused(f"only a resolved or explained case is checked; case {case_no} is {_state_name(case.state)}")
     return Allowed("case.closed" if passed else "case.reworked")

@@ -18,6 +18,7 @@ class StreetPolicy:
     category_names: dict[str, str] = field(default_factory=dict)
     command_centers: frozenset[str] = frozenset()
     communities: dict[str, tuple[str, ...]] = field(default_factory=dict)  # community code → its unit grids
+    coordinator_grids: dict[str, tuple[str, ...]] = field(default_factory=dict)  # worker id → their unit grids
     # Work periods, reminder fraction, stage limits, ladder: the street's time rules (street_config.py).
     config: StreetConfig = StreetConfig()
     # The version of `config` in supervision's street_config table (0: not from the table).
@@ -73,6 +74,14 @@ class StreetPolicy:
     def unit_grids_of(self, community: str) -> tuple[str, ...]:
         """The unit grids of a community (empty if the street has no such community)."""
         return self.communities.get(community, ())
+
+    def unit_grids_of_worker(self, worker_id: str | None) -> tuple[str, ...]:
+        """The unit grids a coordinator (网格员) answers for (empty for anyone the street's people do not list)."""
+        return self.coordinator_grids.get(worker_id, ()) if worker_id else ()
+
+    def community_of_grid(self, unit_grid: str | None) -> str | None:
+        """The community a unit grid lies in (None if not a unit grid of this street)."""
+        return next((c for c, grids in self.communities.items() if unit_grid in grids), None)
 
     @property
     def command_center(self) -> str:

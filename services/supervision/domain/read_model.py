@@ -16,6 +16,7 @@ COLUMNS = (
     "signed_at", "resolved_at", "result", "result_media", "explanation", "return_reason", "suspend_reason",
     "extension_until", "extension_reason", "extension_state", "check_note", "close_outcome", "closed_on_time",
     "last_verdict", "reopened_count", "dispatch_count", "rework_count", "dispatch_note",
+    "reported_by", "report_media", "address", "location", "on_the_spot",
 )
 
 
@@ -23,14 +24,18 @@ def case_columns(event: EventModel | None, event_type: str, occurred_at: datetim
     """The column values an applied event sets on its case (unknown types set none)."""
     if isinstance(event, c.CaseReported):
         return {"category": event.category, "unit_grid": event.unit_grid, "source": event.source,
-                "description": event.description, "reported_at": occurred_at}
+                "description": event.description, "reported_at": occurred_at,
+                "reported_by": event.coordinator.worker_id if event.coordinator else None,
+                "report_media": list(event.media), "address": event.address, **_place(event.location)}
     if isinstance(event, c.CaseAccepted):
-        return {"category": event.category, "unit_grid": event.unit_grid, "description": event.description,
-                "accepted_at": occurred_at}
+        columns = {"category": event.category, "unit_grid": event.unit_grid, "description": event.description,
+                   "accepted_at": occurred_at, **_place(event.location)}
+        return {**columns, "address": event.address} if event.address else columns
     if isinstance(event, c.CaseClassified):
         return {"category": event.category}
     if isinstance(event, c.CaseLocated):
-        return {"unit_grid": event.unit_grid}
+        columns = {"unit_grid": event.unit_grid, **_place(event.location)}
+        return {**columns, "address": event.address} if event.address else columns
     if isinstance(event, c.CaseRejected):
         return {"rejection_reason": event.reason, "closed_at": occurred_at}
     if isinstance(event, c.CaseMerged):
@@ -61,8 +66,12 @@ def case_columns(event: EventModel | None, event_type: str, occurred_at: datetim
     if isinstance(event, c.CaseReworked):
         return {"check_note": event.note, "rework_count": _INCREMENT}
     if isinstance(event, c.CaseClosed):
-        return {"closed_at": event.closed_at, "check_note": event.note, "close_outcome": event.outcome,
-                "closed_on_time": event.on_time}
+        closed = {"closed_at": event.closed_at, "check_note": event.note, "close_outcome": event.outcome,
+                  "closed_on_time": event.on_time}
+        if event.on_the_spot:  # 自行处置: the coordinator's result is the case's result
+            return {**closed, "on_the_spot": True, "resolved_at": event.closed_at, "result": event.result,
+                    "result_media": list(event.media)}
+        return closed
     if isinstance(event, c.CaseSurveyAnswered):
         return {"last_verdict": event.verdict}
     if isinstance(event, c.CaseReopened):
@@ -74,6 +83,11 @@ def case_columns(event: EventModel | None, event_type: str, occurred_at: datetim
     if isinstance(event, c.CaseEscalated):
         return {"escalation_level": event.level}
     return {}
+
+
+def _place(location: c.Location | None) -> dict[str, Any]:
+    """The location column, set only when the event has a point (a later event without one keeps it)."""
+    return {"location": location.model_dump()} if location is not None else {}
 
 
 class _Increment:

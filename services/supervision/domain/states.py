@@ -8,13 +8,15 @@ from shared.contracts.cases import STATE_AFTER
 
 # DESIGN.md "The closed loop": from each state, the states a case may move to. Beyond the table:
 # the command center may re-dispatch an open case by hand at any point before it is closed (the
-# holder gets task.recalled), and an explained case that fails its check goes back for rework.
+# holder gets task.recalled), and an explained case that fails its check goes back for rework. An accepted
+# case may be closed at once when its coordinator fixed it on the spot (自行处置: case.accepted carries
+# resolved_on_the_spot, and supervision closes it without dispatch).
 _REDISPATCH = "dispatched"
 TRANSITIONS: dict[str, frozenset[str]] = {
     "reported": frozenset({"accepted", "rejected", "merged"}),
     "rejected": frozenset(),
     "merged": frozenset(),
-    "accepted": frozenset({"dispatched"}),
+    "accepted": frozenset({"dispatched", "closed"}),
     "dispatched": frozenset({"in_progress", "returned", _REDISPATCH}),
     "returned": frozenset({"dispatched"}),
     "in_progress": frozenset({"resolved", "explained", "suspended", _REDISPATCH}),

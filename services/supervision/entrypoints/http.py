@@ -14,6 +14,7 @@ from services.supervision.domain.states import STATES
 from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
 from shared.auth import Client, require
 from shared.contracts import registered_types
+from shared.contracts.common import MediaUrl
 from shared.contracts.tasks import UPDATE_TYPES
 from shared.clock import now
 from shared.http import NONBLANK, refusal
@@ -23,6 +24,7 @@ CaseState = Literal[STATES]  # type: ignore[valid-type]  # 422 with the allowed 
 CaseNo = Path(min_length=1, max_length=50, pattern=r"^[0-9A-Za-z-]+$")
 operator = require("operator", "admin")
 owner_only = require("owner")
+checker = require("operator", "admin", "terminal")  # a terminal: the coordinator of the case's unit grid
 
 
 class CheckBody(BaseModel):
@@ -33,6 +35,8 @@ class CheckBody(BaseModel):
         "then": {"required": ["note"], "properties": {"note": {"type": "string", **NONBLANK}}}})
     passed: bool
     note: str | None = Field(default=None, max_length=1000)
+    media: list[MediaUrl] = Field(default_factory=list, max_length=20, description="photos of the check (URLs, "
+                                  "e.g. /media/<id> from POST /api/v1/media)")
 
     @model_validator(mode="after")
     def _failure_says_why(self) -> "CheckBody":
@@ -113,6 +117,9 @@ class CaseView(BaseModel):
     dispatch_count: int
     rework_count: int
     dispatch_note: str | None
+    reported_by: str | None = Field(default=None, description="the coordinator (worker id) who reported it, if one did")
+    on_the_spot: bool = Field(default=False, description="自行处置: the coordinator fixed it on the spot (closed at "
+                                                         "acceptance, never dispatched)")
     events_seen: int
     last_event_at: datetime | None
     updated_at: datetime
@@ -292,10 +299,21 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                                        overdue=overdue, due_before=due_before, limit=limit)
         return {"count": len(cases), "cases": cases}
 
-    @router.post("/cases/{case_no}/check", responses=DECISION_REFUSALS)
-    async def check(body: CheckBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
-        """核查 a resolved or explained case: pass → closed (the resident hears the result), fail → rework."""
-        return _answer(case_no, await center.check(case_no, passed=body.passed, note=body.note, by=client.actor))
+    @router.post("/cases/{case_no}/check", responses={
+        **DECISION_REFUSALS, 403: refusal("a coordinator checking a case outside their unit grids (非本网格案件)")})
+    async def check(body: CheckBody, case_no: str = CaseNo, client: Client = Depends(checker)) -> dict[str, Any]:
+        """核查 a resolved or explained case: pass → closed (the resident hears the result), fail → rework. By an
+        operator, or by the coordinator (网格员, a terminal credential or account) of the case's unit grid."""
+        grids, by = None, client.actor
+        if client.role == "terminal":
+            grids = policy.unit_grids_of_worker(client.worker_id)
+            if not grids:
+                raise HTTPException(403, f"{client.worker_id or client.name!r} is not a coordinator of a unit grid of "
+                                         "this street (不是本街道的网格员)")
+            by = f"coordinator:{client.worker_id}"
+        media = [str(url) for url in body.media]
+        return _answer(case_no, await center.check(case_no, passed=body.passed, note=body.note, by=by, media=media,
+                                                   grids=grids))
 
     @router.post("/cases/{case_no}/extension", responses=DECISION_REFUSALS)
     async def extension(body: ExtensionBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:

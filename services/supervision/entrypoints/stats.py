@@ -22,6 +22,9 @@ from shared.http import refusal
 from shared.runtime import ServiceRuntime
 
 operator = require("operator", "admin")
+# The Monday list, ranking and assessment: also a community's own staff (an owner whose code is a community),
+# for their community only (community_scope below).
+reader = require("operator", "admin", "owner")
 Format = Literal["json", "csv"]
 By = Literal[stats.BY]  # type: ignore[valid-type]
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -149,6 +152,19 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
     zone = policy.calendar.zone
     grid_community = stats.grid_communities(policy.communities)
 
+    def community_scope(client: Client, asked: str | None) -> str | None:
+        """None: the whole street (operators); else the one community the caller may read, 403 for any other."""
+        if client.role != "owner":
+            return asked
+        own = client.owner_code
+        if own not in policy.communities:
+            raise HTTPException(403, f"owner {own!r} is not a community: only a community's own staff read its "
+                                     "reports (仅社区工作人员可查看本社区报表)")
+        if asked is not None and asked != own:
+            raise HTTPException(403, f"community {own} may read its own reports only, not {asked}'s "
+                                     "(仅可查看本社区报表)")
+        return own
+
     def period_of(build: Any, *args: Any) -> stats.Period:
         try:
             return build(*args)
@@ -180,10 +196,11 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
         community: str = Query(min_length=1, max_length=50, json_schema_extra={"enum": sorted(policy.communities)}),
         week: str = Query(pattern=r"^20\d\d-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, e.g. 2026-W48 (Monday to Sunday)"),
         format: Format = Query(default="json"),
-        _: Client = Depends(operator),
+        client: Client = Depends(reader),
     ) -> Any:
         """The Monday meeting's list: each unit grid of the community with its coordinator, the cases reported in
         the week, open now and late (open past the deadline now, or closed in the week not on time)."""
+        community_scope(client, community)
         grids = list(policy.unit_grids_of(community))
         if not grids:
             raise HTTPException(422, f"no community {community!r} in this street")
@@ -215,7 +232,7 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
     async def ranking(
         month: str = Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM (2000–2099)"),
         format: Format = Query(default="json"),
-        _: Client = Depends(operator),
+        client: Client = Depends(reader),
     ) -> Any:
         """Communities (cases in their unit grids) and departments (cases they held) ranked by on-time rate, then
         satisfaction rate, for one month."""
@@ -231,6 +248,10 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
 
         answer = {"month": month, "communities": every("community", communities, names.communities),
                   "departments": every("owner", owners, names.departments)}
+        own = community_scope(client, None)
+        if own is not None:  # a community's staff: its own row, ranked among all, and no one else's figures
+            answer = {"month": month, "communities": [r for r in answer["communities"] if r["key"] == own],
+                      "departments": []}
         if format == "csv":
             lines = [[group, *(r[f] for f in rank_fields)] for group in ("communities", "departments")
                      for r in answer[group]]
@@ -240,11 +261,16 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
     @router.get("/reports/assessment", responses=_documented(AssessmentAnswer))
     async def assessment(
         month: str = Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM (2000–2099)"),
+        community: str | None = Query(default=None, min_length=1, max_length=50,
+                                      description="only the coordinators of this community (its own staff: always theirs)"),
         format: Format = Query(default="json"),
-        _: Client = Depends(operator),
+        client: Client = Depends(reader),
     ) -> Any:
         """考核 of every coordinator for one month: reports, valid reports (立案), fixed on the spot, and the share of
         the cases due in their unit grid closed on time."""
+        scope = community_scope(client, community)
+        if scope is not None and scope not in policy.communities:
+            raise HTTPException(422, f"no community {scope!r} in this street")
         period = period_of(stats.month_period, month, zone)
         by_coordinator, _total, _ = await counted(period, "coordinator")
         by_grid, _total, _ = await counted(period, "unit_grid")
@@ -256,6 +282,8 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
             grid = names.coordinator_grid.get(worker)
             in_grid = grids.get(grid, stats.with_rates({}))
             community = grid_community.get(grid) if grid else None
+            if scope is not None and community != scope:
+                continue
             rows.append({"worker_id": worker, "name": person, "unit_grid": grid,
                          "unit_grid_name": names.unit_grids.get(grid) if grid else None,
                          "community": community, "community_name": names.communities.get(community) if community else None,

@@ -40,10 +40,11 @@ def build_weekly_pdf_router(policy: StreetPolicy, stats_router: APIRouter) -> AP
     async def weekly_as_pdf(
         community: str = Query(min_length=1, max_length=50, json_schema_extra={"enum": sorted(policy.communities)}),
         week: str = Query(pattern=r"^20\d\d-W(0[1-9]|[1-4]\d|5[0-3])$", description="ISO week, e.g. 2026-W48"),
-        client: Client = Depends(require("operator", "admin")),
+        client: Client = Depends(require("operator", "admin", "owner")),
     ) -> Response:
-        """周例会通报 (PDF): each unit grid of the community with its coordinator and the week's case numbers."""
-        weekly = await weekly_json(community=community, week=week, format="json", _=client)
+        """周例会通报 (PDF): each unit grid of the community with its coordinator and the week's case numbers. Also for
+        the community's own staff, for their community only (the weekly handler's rule)."""
+        weekly = await weekly_json(community=community, week=week, format="json", client=client)
         try:
             pdf = await weekly_pdf(weekly)
         except (OSError, ImportError) as exc:  # pango or WeasyPrint missing on this machine
