@@ -9,12 +9,14 @@ from services.supervision.domain.policy import StreetPolicy
 from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.http import build_router
+from services.supervision.entrypoints.media import build_media_router
 from services.supervision.entrypoints.search import build_search_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
 from services.supervision.figures import StreetFigures, figures_loop
 from services.supervision.entrypoints.weekly_pdf import build_weekly_pdf_router
 from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
 from shared.http import create_app
+from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import Street, load_street, read_calendar_overrides, street_config_folder
@@ -94,4 +96,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     app.include_router(stats_router)
     app.include_router(build_admin_router(runtime, live))
     app.include_router(build_weekly_pdf_router(policy, stats_router))
+    store = store_from_settings(settings)
+    app.state.media_store = store
+    app.include_router(build_media_router(runtime, store, street))
     return Service(runtime, app)

@@ -1,9 +1,9 @@
 """Inbound reports on `wangge.reports` (and the same body over HTTP)."""
 from __future__ import annotations
 
-from pydantic import AwareDatetime, Field, field_serializer, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-from shared.contracts.common import Coordinator, Location, MediaUrl, Reporter, ReportSource
+from shared.contracts.common import Coordinator, Location, MediaList, Reporter, ReportSource
 from shared.contracts.registry import EventModel, event
 
 
@@ -22,7 +22,7 @@ class ReportSubmitted(EventModel):
     address: str | None = Field(default=None, max_length=300)
     reporter: Reporter | None = None
     coordinator: Coordinator | None = None
-    media: list[MediaUrl] = Field(default_factory=list, max_length=20)
+    media: MediaList = Field(default_factory=list)
     observed_at: AwareDatetime
 
     @model_validator(mode="after")
@@ -30,7 +30,3 @@ class ReportSubmitted(EventModel):
         if self.location is None and not (self.address and self.address.strip()):
             raise ValueError("either location or address is required")
         return self
-
-    @field_serializer("media")
-    def _media_as_text(self, media: list[MediaUrl]) -> list[str]:
-        return [str(url) for url in media]

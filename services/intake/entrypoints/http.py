@@ -5,11 +5,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.intake.adapters import media as media_sql
 from services.intake.handlers import Intake, ReportRejected
 from shared.auth import Client, require
 from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted
 from shared.http import NONBLANK
+from shared.media import media_id_of
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -53,9 +55,22 @@ async def submit_report(
         report = report.model_copy(update={"coordinator": Coordinator(
             worker_id=client.worker_id or client.name[:50], device_id=client.device_id or client.name[:50])})
     intake: Intake = request.app.state.intake
+    await _photos_are_stored(request, report.media)
     try:
         case, created = await intake.submit(report, via="http", client=client.actor)
     except ReportRejected as exc:
         raise HTTPException(422, str(exc)) from None
     receipt = CaseReceipt(**case.__dict__, duplicate=not created)
     return JSONResponse(receipt.model_dump(), status_code=201 if created else 200)
+
+
+async def _photos_are_stored(request: Request, media: list[str]) -> None:
+    """A relative photo URL must name a photo wangge stored (POST /api/v1/media): 422 with the one that does not."""
+    wanted = {url: media_id_of(url) for url in media if media_id_of(url)}
+    if not wanted:
+        return
+    known = await media_sql.known(request.app.state.runtime.pool, list(wanted.values()))
+    for url, media_id in wanted.items():
+        if media_id not in known:
+            raise HTTPException(422, f"media: {url} names no photo stored by wangge; upload it first with "
+                                     "POST /api/v1/media (照片不存在，请先上传)")
