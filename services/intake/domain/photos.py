@@ -151,7 +151,11 @@ def _srgb(image: Image.Image) -> Image.Image:
 
 def _jpeg(image: Image.Image, quality: int, taken: dict[int, str] | None) -> bytes:
     out = io.BytesIO()
-    options: dict = {"format": "JPEG", "quality": quality, "optimize": True}
+    # Pillow writes what the image's `info` still holds (a JPEG comment, an ICC profile, …) unless told
+    # otherwise: a polyglot's <script> in a comment would survive. Only the pixels and `taken` are written.
+    image = image.copy()
+    image.info = {}
+    options: dict = {"format": "JPEG", "quality": quality, "optimize": True, "comment": b"", "icc_profile": None}
     if taken:
         exif = Image.Exif()
         exif.get_ifd(EXIF_IFD).update(taken)
