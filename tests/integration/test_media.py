@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from services.intake.bootstrap import build
+from shared.contracts import Envelope
 from tests.integration.test_intake_service import report_body
 from tests.photos import (DATETIME_ORIGINAL, EXIF_IFD, GPS_IFD, MAKE, ORIENTATION, opened, phone_jpeg, png,
                           stored_files, webp)
-from tests.support import grant
+from tests.support import TopicReader, grant, publish
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +162,21 @@ async def test_open311_media_url_stays_absolute(intake):
             "api_key": HOTLINE, "service_code": "CM04", "lat": "34.871845", "long": "117.575168",
             "description": "垃圾箱损坏", "media_url": stored["url"]})
     assert answer.status_code == 400 and "absolute" in answer.json()[0]["description"]
+
+
+async def test_reports_on_kafka_carry_stored_photos_and_an_unknown_one_is_rejected_with_the_reason(intake, isolated):
+    stored = (await upload(intake, TERMINAL, phone_jpeg(colour=(7, 70, 7)))).json()
+    topics, bootstrap = intake.runtime.topics, isolated.kafka_bootstrap
+    good = Envelope.new("report.submitted", 1, report_body("K-photo-1", source="hotline", media=[stored["url"]]),
+                        source="hotline-bridge")
+    unknown = Envelope.new("report.submitted", 1, report_body("K-photo-2", source="hotline",
+                                                              media=[f"/media/{'c' * 64}"]), source="hotline-bridge")
+    async with TopicReader(bootstrap, topics.cases) as cases, TopicReader(bootstrap, topics.reports_rejected) as rejected:
+        await publish(bootstrap, topics.reports, unknown, key="K-photo-2")
+        await publish(bootstrap, topics.reports, good, key="K-photo-1")
+        reported = await cases.wait_for(lambda m: m["type"] == "case.reported"
+                                        and m["data"]["external_id"] == "K-photo-1")
+        assert reported["data"]["media"] == [stored["url"]]
+        refused = await rejected.wait_for(lambda m: m["_key"] == "K-photo-2")
+        assert "names no photo stored by wangge" in refused["data"]["reason"]
+    assert await intake.runtime.pool.fetchval("SELECT count(*) FROM reports WHERE external_id = 'K-photo-2'") == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.intake.domain.photos import StoredPhoto
+from shared.media import media_id_of
 
 
 async def record_upload(conn: asyncpg.Connection, photo: StoredPhoto, *, uploaded_by: str, role: str,
@@ -30,3 +31,17 @@ async def known(conn: asyncpg.Connection | asyncpg.Pool, media_ids: list[str]) -
     """Which of these photos intake stored."""
     rows = await conn.fetch("SELECT media_id FROM media WHERE media_id = ANY($1::text[])", media_ids)
     return {row["media_id"] for row in rows}
+
+
+async def not_stored(conn: asyncpg.Connection | asyncpg.Pool, media: list[str]) -> list[str]:
+    """The relative photo URLs (/media/<id>) of a message that name no photo intake stored (absolute ones pass)."""
+    wanted = {url: media_id_of(url) for url in media if media_id_of(url)}
+    if not wanted:
+        return []
+    stored = await known(conn, list(wanted.values()))
+    return [url for url, media_id in wanted.items() if media_id not in stored]
+
+
+def not_stored_reason(url: str) -> str:
+    return (f"media: {url} names no photo stored by wangge; upload it first with POST /api/v1/media "
+            "(照片不存在，请先上传)")

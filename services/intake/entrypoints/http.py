@@ -11,7 +11,6 @@ from shared.auth import Client, require
 from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted
 from shared.http import NONBLANK
-from shared.media import media_id_of
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -66,11 +65,6 @@ async def submit_report(
 
 async def _photos_are_stored(request: Request, media: list[str]) -> None:
     """A relative photo URL must name a photo wangge stored (POST /api/v1/media): 422 with the one that does not."""
-    wanted = {url: media_id_of(url) for url in media if media_id_of(url)}
-    if not wanted:
-        return
-    known = await media_sql.known(request.app.state.runtime.pool, list(wanted.values()))
-    for url, media_id in wanted.items():
-        if media_id not in known:
-            raise HTTPException(422, f"media: {url} names no photo stored by wangge; upload it first with "
-                                     "POST /api/v1/media (照片不存在，请先上传)")
+    missing = await media_sql.not_stored(request.app.state.runtime.pool, media)
+    if missing:
+        raise HTTPException(422, media_sql.not_stored_reason(missing[0]))
