@@ -47,6 +47,7 @@ class TimeLimit(BaseModel):
 MAX_MEDIA_PER_MESSAGE = 9
 
 _ABSOLUTE = TypeAdapter(AnyHttpUrl)
+MAX_URL_CHARS = 2083
 
 
 def _media_url(value: str) -> str:
@@ -54,6 +55,8 @@ def _media_url(value: str) -> str:
     by the terminal's own system), as text. Anything else (a relative path, javascript:, a file name) is refused."""
     if MEDIA_PATH.fullmatch(value):
         return value
+    if len(value) > MAX_URL_CHARS:
+        raise ValueError(f"a photo URL is at most {MAX_URL_CHARS} characters (照片地址过长)")
     if value.startswith("/"):
         raise ValueError("a relative photo URL must be /media/<id> as POST /api/v1/media answered it "
                          "(照片地址无效：应为上传后返回的 /media/<id>)")
@@ -66,7 +69,8 @@ def _media_url(value: str) -> str:
 
 MediaUrl = Annotated[str, AfterValidator(_media_url), WithJsonSchema({
     "anyOf": [{"type": "string", "pattern": MEDIA_PATH.pattern},
-              {"type": "string", "format": "uri", "minLength": 1, "maxLength": 2083}],
+              {"type": "string", "format": "uri", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+([/?#]\S*)?$",
+               "minLength": 1, "maxLength": MAX_URL_CHARS}],
     "description": "a photo: /media/<id> as POST /api/v1/media answered, or an absolute http(s) URL"})]
 MediaList = Annotated[list[MediaUrl], Field(max_length=MAX_MEDIA_PER_MESSAGE,
                                             description=f"photos, at most {MAX_MEDIA_PER_MESSAGE}")]
