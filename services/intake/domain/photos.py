@@ -96,6 +96,10 @@ def process(data: bytes, content_type: str | None, *, max_pixels: int) -> Stored
                 raise PhotoRefused(422, "an animated image is not a photo (不支持动图)")
             raise _too_many_pixels(max_pixels, width, height)
         try:
+            if image.format == "JPEG":
+                # Decode a large JPEG at 1/2, 1/4 or 1/8 of its size straight away (no larger than what is kept):
+                # a quarter or less of the memory and time, for the same stored photo.
+                image.draft("RGB", (LONGEST_SIDE, LONGEST_SIDE))
             image.load()
             exif = image.getexif()
             taken = _capture_time(exif)
@@ -117,8 +121,9 @@ def process(data: bytes, content_type: str | None, *, max_pixels: int) -> Stored
 
 def _too_many_pixels(max_pixels: int, width: int | None = None, height: int | None = None) -> PhotoRefused:
     size = f" ({width}×{height})" if width is not None else ""
-    return PhotoRefused(413, f"the image is too large{size}: at most {max_pixels // 1_000_000} megapixels are taken "
-                             f"(图片像素过多，最多{max_pixels // 1_000_000}百万像素)")
+    limit = f"{max_pixels / 1_000_000:g}"
+    return PhotoRefused(413, f"the image is too large{size}: at most {limit} megapixels are taken "
+                             f"(图片像素过多，最多{limit}百万像素)")
 
 
 def _capture_time(exif: Image.Exif) -> dict[int, str]:

@@ -26,8 +26,9 @@ from shared.runtime import ServiceRuntime
 
 UPLOADERS = ("terminal", "owner", "operator")
 VIEWERS = ("terminal", "owner", "operator", "admin")
-# Decoding a 40-megapixel photo takes ~120 MB and a core for a moment: at most this many at once per process.
-DECODING_AT_ONCE = 2
+# Decoding a 40-megapixel PNG takes ~120 MB per copy (a few copies: rotated, sRGB) and a core for a moment: one at
+# a time per process keeps an instance within its memory limit (deploy/k8s: 768Mi); a street uploads a few a minute.
+DECODING_AT_ONCE = 1
 
 
 class StoredMedia(BaseModel):
