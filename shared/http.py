@@ -212,10 +212,13 @@ def open311_refusal(path: str, status: int, reason: str, headers: dict[str, str]
 class RequestGuard:
     """Pure ASGI: refuses oversize, malformed and control-character input before the app reads a byte of it."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = 64 * 1024, max_json_depth: int = 32):
+    def __init__(self, app: ASGIApp, max_body_bytes: int = 64 * 1024, max_json_depth: int = 32,
+                 body_limits: dict[str, tuple[int, str]] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        # Paths that take more than a report (a photo upload): path → (bytes, the reason a larger body gets).
+        self.body_limits = body_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -223,7 +226,8 @@ class RequestGuard:
             return
         try:
             headers = self._check_head(scope)
-            body = await self._read_body(headers, receive)
+            limit, too_large = self.body_limits.get(scope.get("path", ""), (self.max_body_bytes, None))
+            body = await self._read_body(headers, receive, limit, too_large)
             if body:
                 media_type = _media_type(headers)
                 if _is_json(media_type):
@@ -292,8 +296,9 @@ class RequestGuard:
                         return _control(name, value, "path parameter")
         return _control("path", path, "the URL")
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes | None:
-        """The whole body, at most max_body_bytes; None when the request says it has none."""
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive, limit: int,
+                         too_large: str | None) -> bytes | None:
+        """The whole body, at most `limit` bytes; None when the request says it has none."""
         length = headers.get(b"content-length")
         if length is not None:
             try:
@@ -302,8 +307,8 @@ class RequestGuard:
                 declared = -1
             if declared < 0:
                 raise Refused(400, "Content-Length is not a number of bytes", "content-length", "not a number")
-            if declared > self.max_body_bytes:
-                raise self._too_large()
+            if declared > limit:
+                raise self._too_large(limit, too_large)
             if declared == 0:
                 return None
         elif b"transfer-encoding" not in headers:
@@ -316,15 +321,16 @@ class RequestGuard:
                 raise Refused(400, "the client went away before the body was complete", "", "incomplete body")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                raise self._too_large()
+            if size > limit:
+                raise self._too_large(limit, too_large)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _too_large(self) -> Refused:
-        return Refused(413, f"the request body is larger than {self.max_body_bytes} bytes (请求体过大); a report "
-                            "is a few KB — photos go by URL", "", "too large")
+    def _too_large(self, limit: int, reason: str | None) -> Refused:
+        return Refused(413, reason or f"the request body is larger than {limit} bytes (请求体过大); a report "
+                                      "is a few KB — photos are uploaded to POST /api/v1/media and go by URL",
+                       "", "too large")
 
 
 # ---- security headers -----------------------------------------------------------------------------
@@ -533,8 +539,10 @@ def _documented_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
 
 
-def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_runtime: bool = True) -> FastAPI:
-    """A FastAPI app with the common endpoints; it starts and stops the runtime unless told not to."""
+def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_runtime: bool = True,
+               body_limits: dict[str, tuple[int, str]] | None = None) -> FastAPI:
+    """A FastAPI app with the common endpoints; it starts and stops the runtime unless told not to.
+    `body_limits`: paths that take a larger body than WANGGE_MAX_BODY_BYTES, with the reason a larger one gets."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -549,7 +557,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
     app = _GuardedFastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(RequestGuard, max_body_bytes=runtime.settings.max_body_bytes,
-                       max_json_depth=runtime.settings.max_json_depth)
+                       max_json_depth=runtime.settings.max_json_depth, body_limits=body_limits)
 
     plain_openapi = app.openapi
 

@@ -1,6 +1,7 @@
 """Settings read from the environment (WANGGE_*), one object per process."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -114,6 +115,12 @@ class Settings(BaseSettings):
     sign_in_lock_seconds: float = Field(default=900.0, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_json_depth: int = Field(default=32, ge=2)
+    # Photos (POST /api/v1/media, shared/media.py): where they are stored (default $WANGGE_STATE_DIR/media, else
+    # <repo>/.local/media), the largest file taken, the most pixels decoded (a decompression bomb is refused before
+    # it is decoded). How many photos one message may carry is the contract's (shared/contracts/common.py).
+    media_dir: Path | None = None
+    media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    media_max_pixels: int = Field(default=40_000_000, ge=10_000)
 
     def production_problems(self, service: str) -> list[str]:
         """What the production profile lacks for `service` to start safely (empty: nothing, or not production)."""
@@ -129,6 +136,13 @@ class Settings(BaseSettings):
         except ValueError as exc:
             problems.append(f"WANGGE_TRUSTED_PROXIES: {exc}")
         return problems
+
+    def media_folder(self) -> Path:
+        """Where the folder media store keeps photos."""
+        if self.media_dir is not None:
+            return self.media_dir
+        state = os.environ.get("WANGGE_STATE_DIR")
+        return (Path(state) if state else REPO_ROOT / ".local") / "media"
 
     def schema(self, service: str) -> str:
         """The PostgreSQL schema a service owns."""

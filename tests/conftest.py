@@ -57,12 +57,13 @@ def base_settings() -> Settings:
 
 
 @pytest.fixture
-def make_settings(base_settings: Settings):
-    """A factory of settings isolated from every other test: own topic prefix and schema prefix."""
+def make_settings(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """A factory of settings isolated from every other test: own topic prefix, schema prefix and photo folder."""
 
     def make(**overrides: object) -> Settings:
         tag = uuid.uuid4().hex[:8]
-        values = {"topic_prefix": f"t{tag}.", "schema_prefix": f"t{tag}_", "outbox_poll_seconds": 0.2}
+        values = {"topic_prefix": f"t{tag}.", "schema_prefix": f"t{tag}_", "outbox_poll_seconds": 0.2,
+                  "media_dir": tmp_path_factory.mktemp(f"media-{tag}")}
         values.update(overrides)
         return base_settings.model_copy(update=values)
 

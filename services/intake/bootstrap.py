@@ -7,10 +7,12 @@ from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.domain import open311
 from services.intake.entrypoints.cases import router as cases_router
 from services.intake.entrypoints.http import router
+from services.intake.entrypoints.media import build_media_router
 from services.intake.entrypoints.open311 import build_open311_router
 from services.intake.handlers import Intake
 from shared.contracts.cases import CaseClosed, CaseReopened
 from shared.http import create_app
+from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import GridLocator, load_street
@@ -33,10 +35,17 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         title="wangge intake",
         description=f"受理: reports from terminals, the 12345 hotline and the web become numbered cases ({street.name}).",
         manage_runtime=manage_runtime,
+        # A photo is larger than a report: its own limit (and the multipart framing around it).
+        body_limits={"/api/v1/media": (settings.media_max_bytes + 64 * 1024,
+                                       f"the photo is larger than {settings.media_max_bytes // (1024 * 1024)} MB "
+                                       f"(照片不能超过{settings.media_max_bytes // (1024 * 1024)}MB)")},
     )
+    store = store_from_settings(settings)
     app.state.intake = intake
+    app.state.media_store = store
     app.include_router(router)
     app.include_router(cases_router)
+    app.include_router(build_media_router(runtime, store))
     app.include_router(build_open311_router(
         {c.code: open311.Service(c.code, c.name, c.group) for c in street.categories.values()}))
     return Service(runtime, app)

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.intake.adapters import media as media_sql
 from services.intake.adapters import repository
 from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.adapters.repository import CaseRow, StoredCase
@@ -199,6 +200,9 @@ class Intake:
             outcome = self._assess(report)
         except ReportRejected as exc:
             raise InvalidMessage(str(exc)) from None
+        missing = await media_sql.not_stored(uow.conn, report.media)
+        if missing:
+            raise InvalidMessage(media_sql.not_stored_reason(missing[0]))
         # A unique violation here (another instance took the same report) is retried by the
         # consumer in a fresh savepoint, and then finds that case.
         await self._store(report, outcome, uow, via="kafka", client=envelope.source, event_id=envelope.id)

@@ -10,6 +10,7 @@ from services.supervision.entrypoints.admin import build_admin_router
 from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.coordinator import build_coordinator_router
 from services.supervision.entrypoints.http import build_router
+from services.supervision.entrypoints.media import build_media_router
 from services.supervision.entrypoints.search import build_search_router
 from services.supervision.entrypoints.sessions import build_sessions_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
@@ -18,6 +19,7 @@ from services.supervision.entrypoints.weekly_pdf import build_weekly_pdf_router
 from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
 from services.supervision.people import People
 from shared.http import create_app
+from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import Street, load_street, read_calendar_overrides, street_config_folder
@@ -102,4 +104,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     app.include_router(build_sessions_router(people))
     app.state.people = people  # (tests make accounts directly)
     app.include_router(build_weekly_pdf_router(policy, stats_router))
+    store = store_from_settings(settings)
+    app.state.media_store = store
+    app.include_router(build_media_router(runtime, store, street))
     return Service(runtime, app)

@@ -343,7 +343,7 @@ class OwnerUpdates:
         if isinstance(update, t.TaskAccepted):
             return c.CaseSigned(**common), None
         if isinstance(update, t.TaskProgress):
-            return c.CaseProgressReported(**common, note=m(update.note)), None
+            return c.CaseProgressReported(**common, note=m(update.note), media=update.media), None
         if isinstance(update, t.TaskResolved):
             return c.CaseResolved(**common, result=m(update.result), media=update.media), None
         if isinstance(update, t.TaskReturned):

@@ -185,6 +185,8 @@ class CaseProgressReported(EventModel):
     owner: str
     note: str
     update_id: str
+    # Added in place (optional): the photos the owner sent with the note.
+    media: list[str] = Field(default_factory=list)
 
 
 @event

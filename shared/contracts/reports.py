@@ -1,9 +1,9 @@
 """Inbound reports on `wangge.reports` (and the same body over HTTP)."""
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts.common import Coordinator, Location, MediaUrl, Reporter, ReportSource
+from shared.contracts.common import Coordinator, Location, MediaList, Reporter, ReportSource
 from shared.contracts.registry import EventModel, event
 
 
@@ -13,17 +13,13 @@ class ResolvedOnTheSpot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     result: str = Field(min_length=1, max_length=1000, description="what the coordinator did (处置结果)")
-    media: list[MediaUrl] = Field(default_factory=list, max_length=20, description="photos, as in `media`")
+    media: MediaList = Field(default_factory=list, description="photos, as in `media`")
 
     @model_validator(mode="after")
     def _says_what(self) -> "ResolvedOnTheSpot":
         if not self.result.strip():
             raise ValueError("result: say what was done on the spot (处置结果), not only blanks")
         return self
-
-    @field_serializer("media")
-    def _media_as_text(self, media: list[MediaUrl]) -> list[str]:
-        return [str(url) for url in media]
 
 
 @event
@@ -41,7 +37,7 @@ class ReportSubmitted(EventModel):
     address: str | None = Field(default=None, max_length=300)
     reporter: Reporter | None = None
     coordinator: Coordinator | None = None
-    media: list[MediaUrl] = Field(default_factory=list, max_length=20)
+    media: MediaList = Field(default_factory=list)
     observed_at: AwareDatetime
     resolved_on_the_spot: ResolvedOnTheSpot | None = Field(
         default=None, description="自行处置: a problem the coordinator fixed on the spot (terminal reports only): "
@@ -55,7 +51,3 @@ class ReportSubmitted(EventModel):
             raise ValueError("resolved_on_the_spot: only a coordinator's terminal report may be fixed on the spot "
                              "(自行处置仅限网格员上报)")
         return self
-
-    @field_serializer("media")
-    def _media_as_text(self, media: list[MediaUrl]) -> list[str]:
-        return [str(url) for url in media]

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from shared.contracts.common import Location, Priority
+from shared.contracts.common import Location, MediaList, Priority
 from shared.contracts.registry import EventModel, event
 
 
@@ -91,6 +91,8 @@ class TaskProgress(TaskEvent):
 
     TYPE = "task.progress"
     note: str = Field(min_length=1, max_length=2000)
+    # Added in place (optional, so v1 readers and writers stay valid): photos of the work so far.
+    media: MediaList = Field(default_factory=list)
 
 
 @event
@@ -99,7 +101,7 @@ class TaskResolved(TaskEvent):
 
     TYPE = "task.resolved"
     result: str = Field(min_length=1, max_length=2000)
-    media: list[str] = Field(default_factory=list)
+    media: MediaList = Field(default_factory=list)
 
 
 @event

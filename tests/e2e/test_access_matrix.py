@@ -37,6 +37,9 @@ OPERATORS = {"operator", "admin"}
 ADMINS = {"admin"}
 ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin"}
 OWNERS = {"owner", "other_owner"}
+UPLOADERS = {"terminal", "owner", "other_owner", "operator"}  # POST /api/v1/media
+PHOTO_VIEWERS = {"terminal", "owner", "other_owner", "operator", "admin"}  # GET /media/<id>: then per case (404)
+NO_PHOTO = "0" * 64
 SOURCE_OF = {"terminal": "terminal", "hotline": "hotline"}  # a terminal cannot pose as the hotline (tested in intake)
 
 
@@ -78,6 +81,11 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (i, "POST", f"/api/v1/cases/{held_no}/locate", {"unit_grid": "3704020010010201"}, OPERATORS),
         (i, "POST", f"/api/v1/cases/{held_no}/reject", {"reason": "重复"}, OPERATORS),
         (i, "POST", f"/api/v1/cases/{held_no}/merge", {"into": case_no}, OPERATORS),
+        (i, "POST", "/api/v1/media", None, UPLOADERS),  # admitted, then refused: 415 (not multipart)
+        (i, "GET", f"/media/{NO_PHOTO}", None, PHOTO_VIEWERS),  # the uploader's door (tests/e2e/test_media_front_door)
+        (i, "GET", f"/media/{NO_PHOTO}/thumbnail", None, PHOTO_VIEWERS),
+        (s, "GET", f"/media/{NO_PHOTO}", None, PHOTO_VIEWERS),  # who may see a case carrying it
+        (s, "GET", f"/media/{NO_PHOTO}/thumbnail", None, PHOTO_VIEWERS),
         (r, "GET", f"/api/v1/grids/locate?lon={POINT['lon']}&lat={POINT['lat']}", None, ANY_ROLE),
         (r, "GET", "/api/v1/categories", None, ANY_ROLE),
         (r, "GET", "/api/v1/owners", None, ANY_ROLE),
@@ -263,7 +271,7 @@ def test_the_matrix_covers_every_endpoint_of_every_service(base_settings):
     missing, checked = [], 0
     for name, app in apps.items():
         for template, operations in app.openapi()["paths"].items():
-            if not template.startswith("/api/"):
+            if not template.startswith(("/api/", "/media/")):
                 continue  # health, metrics and Open311 are public (tested above)
             pattern = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))
             for method in (m.upper() for m in operations):

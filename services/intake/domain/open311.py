@@ -69,6 +69,9 @@ def report_fields(form: Mapping[str, str], services: Mapping[str, Service]) -> d
     name = " ".join(part for part in (form.get("first_name", "").strip(), form.get("last_name", "").strip()) if part)
     phone = (form.get("phone") or "").strip()
     media = (form.get("media_url") or "").strip()
+    if media and not media.lower().startswith(("http://", "https://")):
+        # Open311 clients host their own photos: wangge's /media/<id> is for its own terminals and pages.
+        raise Open311Error(400, "media_url must be an absolute http(s) URL (照片地址须为完整的http(s)地址)")
     return {"category": code, "description": description[:2000], "location": location, "address": address,
             "reporter": {"name": name or None, "phone": phone or None} if (name or phone) else None,
             "media": [media] if media else []}

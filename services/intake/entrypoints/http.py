@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.intake.adapters import media as media_sql
 from services.intake.handlers import Intake, ReportRejected
 from shared.auth import Client, require
 from shared.contracts.common import Coordinator
@@ -56,9 +57,19 @@ async def submit_report(
         report = report.model_copy(update={"coordinator": Coordinator(
             worker_id=client.worker_id or client.name[:50], device_id=client.device_id or client.name[:50])})
     intake: Intake = request.app.state.intake
+    await _photos_are_stored(request, report.media)
+    if report.resolved_on_the_spot is not None:
+        await _photos_are_stored(request, report.resolved_on_the_spot.media)
     try:
         case, created = await intake.submit(report, via="http", client=client.actor)
     except ReportRejected as exc:
         raise HTTPException(422, str(exc)) from None
     receipt = CaseReceipt(**case.__dict__, duplicate=not created)
     return JSONResponse(receipt.model_dump(), status_code=201 if created else 200)
+
+
+async def _photos_are_stored(request: Request, media: list[str]) -> None:
+    """A relative photo URL must name a photo wangge stored (POST /api/v1/media): 422 with the one that does not."""
+    missing = await media_sql.not_stored(request.app.state.runtime.pool, media)
+    if missing:
+        raise HTTPException(422, media_sql.not_stored_reason(missing[0]))

@@ -1,10 +1,11 @@
 """Supervision's HTTP API: thin routes over the read model and the handlers."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.supervision.adapters import views
@@ -14,10 +15,11 @@ from services.supervision.domain.states import STATES
 from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
 from shared.auth import Client, require
 from shared.contracts import registered_types
-from shared.contracts.common import MediaUrl
+from shared.contracts.common import MediaList
 from shared.contracts.tasks import UPDATE_TYPES
 from shared.clock import now
 from shared.http import NONBLANK, refusal
+from shared.media import MediaStore, media_id_of
 from shared.runtime import ServiceRuntime
 
 CaseState = Literal[STATES]  # type: ignore[valid-type]  # 422 with the allowed values for anything else
@@ -35,8 +37,8 @@ class CheckBody(BaseModel):
         "then": {"required": ["note"], "properties": {"note": {"type": "string", **NONBLANK}}}})
     passed: bool
     note: str | None = Field(default=None, max_length=1000)
-    media: list[MediaUrl] = Field(default_factory=list, max_length=20, description="photos of the check (URLs, "
-                                  "e.g. /media/<id> from POST /api/v1/media)")
+    media: MediaList = Field(default_factory=list, description="photos of the check (URLs, e.g. /media/<id> from "
+                             "POST /api/v1/media)")
 
     @model_validator(mode="after")
     def _failure_says_why(self) -> "CheckBody":
@@ -260,6 +262,18 @@ def _answer(case_no: str, outcome: Outcome) -> dict[str, Any]:
     return answer
 
 
+async def photos_are_stored(store: MediaStore, media: Any) -> None:
+    """A relative photo URL in an update must name a photo wangge stored: 422 naming the one that is not.
+    (The contract's own checks — how many, which URL forms — come after, with the update's other fields.)"""
+    if not isinstance(media, list):
+        return
+    for url in media:
+        media_id = media_id_of(url) if isinstance(url, str) else None
+        if media_id and not await asyncio.to_thread(store.exists, media_id):
+            raise HTTPException(422, f"media: {url} names no photo stored by wangge; upload it first with "
+                                     "POST /api/v1/media (照片不存在，请先上传)")
+
+
 def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUpdates,
                  center: CommandCenter) -> APIRouter:
     """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks."""
@@ -301,7 +315,8 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
 
     @router.post("/cases/{case_no}/check", responses={
         **DECISION_REFUSALS, 403: refusal("a coordinator checking a case outside their unit grids (非本网格案件)")})
-    async def check(body: CheckBody, case_no: str = CaseNo, client: Client = Depends(checker)) -> dict[str, Any]:
+    async def check(request: Request, body: CheckBody, case_no: str = CaseNo,
+                    client: Client = Depends(checker)) -> dict[str, Any]:
         """核查 a resolved or explained case: pass → closed (the resident hears the result), fail → rework. By an
         operator, or by the coordinator (网格员, a terminal credential or account) of the case's unit grid."""
         grids, by = None, client.actor
@@ -311,6 +326,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                 raise HTTPException(403, f"{client.worker_id or client.name!r} is not a coordinator of a unit grid of "
                                          "this street (不是本街道的网格员)")
             by = f"coordinator:{client.worker_id}"
+        await photos_are_stored(request.app.state.media_store, body.media)
         media = [str(url) for url in body.media]
         return _answer(case_no, await center.check(case_no, passed=body.passed, note=body.note, by=by, media=media,
                                                    grids=grids))
@@ -359,6 +375,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         **DECISION_REFUSALS, 404: refusal("no such case, or not a task of the calling owner (非本单位任务)"),
         422: refusal("not an update type, or its fields do not fit")})
     async def update_task(
+        request: Request,
         case_no: str = CaseNo,
         body: dict[str, Any] = Body(
             description="the update as on wangge.task-updates: {type, …its fields}; optional id (the update's id: "
@@ -369,6 +386,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
     ) -> dict[str, Any]:
         """An owner's update of its own task (签收, progress, resolved, returned, extension request, explanation…)."""
         assert client.owner_code is not None
+        await photos_are_stored(request.app.state.media_store, body.get("media"))
         update_id = idempotency_key if body.get("id") is None else body["id"]
         if update_id is not None and not (isinstance(update_id, str) and 1 <= len(update_id) <= 100):
             raise HTTPException(422, "id: a string of 1 to 100 characters")

@@ -12,10 +12,14 @@ function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "—")]));
 }
 
+// A photo stored by wangge (/media/<id>) is shown by its thumbnail and opens whole; another URL as it is.
+const STORED = /^\/media\/[0-9a-f]{64}$/;
+
 function photos(urls) {
   if (!urls || !urls.length) return h("p", { class: "muted" }, "无照片");
   return h("div", { class: "photos" }, urls.map((u) => h("a", { href: u, target: "_blank", rel: "noopener" },
-    h("img", { src: u, alt: "现场照片", loading: "lazy", onerror: (e) => { e.target.replaceWith(h("span", { class: "photo-link" }, u)); } }))));
+    h("img", { src: STORED.test(u) ? `${u}/thumbnail` : u, alt: "现场照片", loading: "lazy",
+      onerror: (e) => { e.target.replaceWith(h("span", { class: "photo-link" }, u)); } }))));
 }
 
 // The words of an event worth a line in the timeline (its data is masked by supervision already).
