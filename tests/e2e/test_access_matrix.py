@@ -71,7 +71,7 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (r, "GET", "/api/v1/categories", None, ANY_ROLE),
         (r, "GET", "/api/v1/owners", None, ANY_ROLE),
         (r, "GET", "/api/v1/grids?level=unit", None, ANY_ROLE),
-        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS),
+        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS | {"terminal"}),
         (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
         (s, "GET", "/api/v1/cases", None, OPERATORS),
         (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
