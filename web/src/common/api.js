@@ -1,7 +1,11 @@
 // The one way the pages talk to the services: same origin (nginx routes /api/v1/… to the owning service),
-// the operator's bearer token from sessionStorage, and the services' errors ({"detail": …}) turned into
-// an Error whose message an operator can read.
+// people's session cookie (HttpOnly: set by POST /api/v1/sessions, never seen by page code; see session.js) with
+// the X-Requested-With header every service demands of a cookie-authenticated change (CSRF), and the services'
+// errors ({"detail": …}) turned into an Error whose message a person can read.
+// A page with no person at it (the big screen on the LED wall) may instead keep a machine's bearer token in
+// sessionStorage (signIn/token below); when one is there it is sent, and wins over the cookie.
 const TOKEN_KEY = "wangge.token";
+export const CSRF_HEADERS = { "X-Requested-With": "wangge" };
 
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -35,12 +39,13 @@ export async function api(path, { method = "GET", body, query } = {}) {
   for (const [k, v] of Object.entries(query || {})) {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   }
-  // Pages signed in by the session cookie mark their requests as the page's own (the services' CSRF check).
-  const headers = { Accept: "application/json", "X-Requested-With": "wangge" };
+  const headers = { Accept: "application/json", ...CSRF_HEADERS };
   const t = token();
   if (t) headers.Authorization = `Bearer ${t}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(url, {
+    method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   let data = null;
   try {

@@ -1,72 +1,127 @@
-// Sign-in as a person (DESIGN "People and their screens"): the session cookie (HttpOnly, set by
-// POST /api/v1/sessions) is all the page has; it never sees a token. signedIn() resolves with `me` once the
-// person is signed in with one of `roles`, showing a Chinese sign-in form until then.
-// (Minimal version written by the pages' branch against the agreed interface; the sessions branch owns it.)
+// People sign in as people: the pages ask who is signed in (GET /api/v1/sessions) and, if nobody is, show a
+// Chinese sign-in form. The session is an HttpOnly cookie set by POST /api/v1/sessions: page code never sees a
+// token, and api() (api.js) sends the cookie with the X-Requested-With header the services demand of changes.
+//
+//   const me = await signedIn({ roles: ["owner"], title: "责任单位 · 我的任务" });
+//   header.append(signOutButton());
 import { ApiError, api } from "./api.js";
 
-const ROLE_NAMES = { operator: "指挥中心受理员", terminal: "网格员", owner: "责任单位", admin: "管理员" };
+const ROLE_LABELS = { operator: "指挥中心", terminal: "网格员", owner: "责任单位", admin: "管理员" };
+
+const STYLE = `
+.wg-signin{position:fixed;inset:0;z-index:1000;display:flex;align-items:flex-start;justify-content:center;
+  background:#f4f6f8;overflow:auto;padding:12vh 16px 16px;box-sizing:border-box;font:16px/1.5 system-ui,sans-serif}
+.wg-signin form{width:100%;max-width:360px;background:#fff;border-radius:10px;padding:20px;box-sizing:border-box;
+  box-shadow:0 2px 10px rgba(0,0,0,.08);display:flex;flex-direction:column;gap:12px}
+.wg-signin h1{font-size:20px;margin:0 0 4px}
+.wg-signin label{display:flex;flex-direction:column;gap:4px;font-size:14px;color:#444}
+.wg-signin input{font-size:16px;padding:10px;border:1px solid #bbb;border-radius:6px}
+.wg-signin button{font-size:16px;padding:10px;border:0;border-radius:6px;background:#1565c0;color:#fff}
+.wg-signin button[disabled]{opacity:.6}
+.wg-signin .wg-error{color:#b71c1c;min-height:1.5em;margin:0}
+.wg-signin .wg-note{color:#666;font-size:13px;margin:0}
+.wg-signout{font-size:14px;padding:6px 10px}
+`;
 
 function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
+  const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v);
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
   }
-  e.append(...children);
-  return e;
+  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
+  return node;
 }
 
-function form({ title, message }, resolve) {
-  const username = el("input", { id: "username", name: "username", autocomplete: "username", placeholder: "用户名", required: "" });
-  const password = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", placeholder: "密码", required: "" });
-  const error = el("p", { id: "sign-in-error", class: "error", role: "alert" }, message || "");
-  const button = el("button", { id: "sign-in", type: "submit", class: "primary" }, "登录");
-  const box = el("form", {
-    class: "sign-in",
-    onsubmit: async (e) => {
-      e.preventDefault();
-      button.disabled = true;
-      error.textContent = "";
-      try {
-        const me = await api("/api/v1/sessions", { method: "POST", body: { username: username.value.trim(), password: password.value } });
-        resolve(me);
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 401) error.textContent = `用户名或密码不正确（${err.message}）`;
-        else if (err instanceof ApiError && err.status === 429) error.textContent = `尝试次数过多，请稍后再试（${err.message}）`;
-        else error.textContent = `暂时无法登录：${err.message}`;
-      } finally {
-        button.disabled = false;
-      }
-    },
-  }, el("h1", {}, title), username, password, button, error);
-  return el("div", { class: "sign-in-page" }, box);
+function styled() {
+  if (document.getElementById("wg-session-style")) return;
+  document.head.append(el("style", { id: "wg-session-style" }, STYLE));
 }
 
-export async function signedIn({ roles, title }) {
-  const app = document.getElementById("app");
-  let me = null;
+async function whoAmI() {
   try {
-    me = await api("/api/v1/sessions");
+    return await api("/api/v1/sessions");
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) throw err;
-  }
-  let message = "";
-  for (;;) {
-    if (me && roles.includes(me.role)) return me;
-    if (me) {
-      message = `此账号（${me.username}，${ROLE_NAMES[me.role] || me.role}）不能使用本页面，请用${roles.map((r) => ROLE_NAMES[r] || r).join("或")}账号登录`;
-      await api("/api/v1/sessions", { method: "DELETE" }).catch(() => {});
-    }
-    me = await new Promise((resolve) => app.replaceChildren(form({ title, message }, resolve)));
+    if (err instanceof ApiError && err.status === 401) return null;
+    throw err;
   }
 }
 
+async function signOut() {
+  try {
+    await api("/api/v1/sessions", { method: "DELETE" });
+  } catch {
+    // Signed out or not, the page starts over at the sign-in form.
+  }
+}
+
+function wrongRole(me, roles, title) {
+  // A person signed in whose role this page does not serve: say so, offer to sign in as someone else.
+  const wanted = roles.map((r) => ROLE_LABELS[r] || r).join("、");
+  return new Promise((resolve) => {
+    const overlay = el("div", { class: "wg-signin", id: "wg-wrong-role" },
+      el("form", { onsubmit: async (e) => { e.preventDefault(); await signOut(); overlay.remove(); resolve(); } },
+        el("h1", {}, title || "网格化管理"),
+        el("p", { class: "wg-error", role: "alert", id: "wg-role-error" },
+          `当前账户「${me.display_name}」（${ROLE_LABELS[me.role] || me.role}）不能使用本页面；本页面供${wanted}使用。`),
+        el("button", { type: "submit", id: "wg-switch" }, "退出并换账户登录")));
+    document.body.append(overlay);
+  });
+}
+
+function form(title, message) {
+  // Resolves with `me` once the server accepted a username and password.
+  return new Promise((resolve) => {
+    const username = el("input", { id: "wg-username", name: "username", autocomplete: "username", required: true,
+      autocapitalize: "none", spellcheck: "false" });
+    const password = el("input", { id: "wg-password", name: "password", type: "password",
+      autocomplete: "current-password", required: true });
+    const button = el("button", { type: "submit", id: "wg-sign-in" }, "登录");
+    const error = el("p", { class: "wg-error", role: "alert", id: "wg-sign-in-error" }, message || "");
+    const overlay = el("div", { class: "wg-signin", id: "wg-sign-in-page" },
+      el("form", {
+        onsubmit: async (e) => {
+          e.preventDefault();
+          button.disabled = true;
+          error.textContent = "";
+          try {
+            const me = await api("/api/v1/sessions", { method: "POST",
+              body: { username: username.value.trim(), password: password.value } });
+            overlay.remove();
+            resolve(me);
+          } catch (err) {
+            password.value = "";
+            error.textContent = err instanceof ApiError && err.status >= 500 ? `暂时无法登录：${err.message}` : err.message;
+          } finally {
+            button.disabled = false;
+          }
+        },
+      },
+      el("h1", {}, title || "网格化管理"),
+      el("label", {}, "用户名", username),
+      el("label", {}, "密码", password),
+      button, error,
+      el("p", { class: "wg-note" }, "登录状态保存在本浏览器中（12 小时内有效），在公用设备上用完请退出。")));
+    document.body.append(overlay);
+    username.focus();
+  });
+}
+
+// The person signed in, once there is one whose role is in `roles` (shows the sign-in form until then).
+export async function signedIn({ roles, title } = {}) {
+  styled();
+  let me = await whoAmI();
+  for (;;) {
+    if (!me) me = await form(title);
+    if (!roles || roles.includes(me.role)) return me;
+    await wrongRole(me, roles, title);
+    me = null;
+  }
+}
+
+// A button that signs out (the session ends on every service) and shows the sign-in form again.
 export function signOutButton() {
-  return el("button", {
-    type: "button", id: "sign-out",
-    onclick: async () => {
-      await api("/api/v1/sessions", { method: "DELETE" }).catch(() => {});
-      location.reload();
-    },
-  }, "退出");
+  styled();
+  return el("button", { type: "button", class: "wg-signout", id: "wg-sign-out",
+    onclick: async () => { await signOut(); location.reload(); } }, "退出登录");
 }
