@@ -31,7 +31,7 @@ function card(c, done) {
   return h("li", { class: "card", "data-case": c.case_no },
     h("div", { class: "line" }, h("b", { class: "no" }, c.case_no), h("span", { class: "badge" }, c.explanation ? "解释说明待核查" : "处置完成待核查")),
     h("p", { class: "desc" }, c.description || ""),
-    h("div", { class: "muted" }, `${c.address || ""}${c.holder ? ` · 承办：${c.holder}` : ""}${c.resolved_at ? ` · ${streetTime(c.resolved_at)}` : ""}`),
+    h("div", { class: "muted" }, [c.address, c.holder && `承办：${c.holder}`, c.resolved_at && `处置于 ${streetTime(c.resolved_at)}`].filter(Boolean).join(" · ")),
     c.result ? h("p", {}, `处置结果：${c.result}`) : null,
     c.explanation ? h("p", {}, `解释说明：${c.explanation}`) : null,
     photoStrip(c.result_media, "无处置照片"),

@@ -17,8 +17,8 @@ function reportCard(r) {
   return h("li", { class: "card", "data-case": r.case_no, "data-state": r.state },
     h("div", { class: "line" }, h("b", { class: "no" }, r.case_no), h("span", { class: `badge state-${r.state}` }, r.state_label || r.state),
       r.outcome === "fixed_on_the_spot" ? h("span", { class: "badge state-closed" }, "自行处置") : null),
-    h("p", { class: "desc" }, r.description || ""),
-    h("div", { class: "muted" }, `${streetTime(r.reported_at)}${r.address ? ` · ${r.address}` : ""}${r.holder ? ` · 承办：${r.holder}` : ""}`),
+    h("p", { class: "desc" }, [r.category_name || r.category, r.description].filter(Boolean).join("：")),
+    h("div", { class: "muted" }, [streetTime(r.reported_at), r.address, r.holder && `承办：${r.holder}`].filter(Boolean).join(" · ")),
     r.result ? h("p", {}, `处置结果：${r.result}${r.resolved_at ? `（${streetTime(r.resolved_at)}）` : ""}`) : null,
     r.media && r.media.length ? photoStrip(r.media) : null);
 }
