@@ -30,7 +30,7 @@ export async function renderMine(root, me, { send, changed }) {
   let next = null;
   const redraw = async () => {
     const items = await waiting(me.worker_id);
-    pending.replaceChildren(...items.map((i) => waitingCard(i, redraw)));
+    pending.replaceChildren(...(items.length ? items.map((i) => waitingCard(i, redraw)) : [h("li", { class: "empty muted" }, "没有待发送的上报")]));
     await changed();
   };
   const load = async (append) => {
