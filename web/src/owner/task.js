@@ -93,7 +93,7 @@ function actions(t, done) {
   }
   if (t.state === "in_progress") {
     parts.push(text("resolved", "处置完成", "result", "处置结果：做了什么", { photos: true }));
-    parts.push(text("progress", "报告进展", "note", "进展情况"));
+    parts.push(text("progress", "报告进展", "note", "进展情况", { photos: true }));
     parts.push(text("explained", "解释说明（暂不能解决）", "explanation", "向居民说明的理由"));
     if (t.extension_state !== "pending") {
       const until = h("input", { type: "datetime-local", name: "until", required: true });
