@@ -25,7 +25,11 @@ export async function outboxChanged() {
 
 // Send what waits; say what went out. Called on load, when the signal comes back, and every 15 s.
 export async function sendWaiting() {
-  const sent = await flush(me.worker_id).catch(() => []);
+  const sent = await flush(me.worker_id).catch((err) => {
+    // The session ended: sign in again; what waits stays on the phone (IndexedDB) and goes after.
+    if (err instanceof ApiError && err.status === 401) location.reload();
+    return [];
+  });
   await outboxChanged();
   if (sent.length) {
     notify(`已发送 ${sent.length} 件：${sent.map((r) => r.case_no).join("、")}`, "ok");

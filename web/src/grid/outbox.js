@@ -68,6 +68,7 @@ export function flush(worker) {
           await drop(item.external_id);
           sent.push({ ...receipt, external_id: item.external_id });
         } catch (err) {
+          if (err instanceof ApiError && err.status === 401) throw err;  // signed out: the page asks to sign in
           if (!final(err)) break;  // no signal: the rest waits too, in order
           item.refused = err.message;
           await keep(item);

@@ -1,7 +1,7 @@
 // One task: what the problem is, where (the street's own map), the report's photos, the masked reporter, the
 // deadline counting down (and the work time left on the street's calendar), the history, and the answers the
 // contract allows in its state. Every 10 s the task is read again: a 督办 or a decision appears without a reload.
-import { api, streetTime } from "../common/api.js";
+import { ApiError, api, streetTime } from "../common/api.js";
 import { upload } from "../common/media.js";
 import { actionForm, countdown, newId, streetIso, workLeft } from "../common/phone.js";
 import { photoPicker, photoStrip } from "../common/photos.js";
@@ -150,8 +150,9 @@ export async function renderTask(root, no) {
       await drawn();
       root.querySelector("article").dataset.state = t.state;
       if (t.state !== before) actionBox.replaceChildren(actions(t, reload));
-    } catch {
-      // no signal or the task was taken back: the next look tells
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) location.reload();  // the session ended: sign in again
+      // no signal, or the task was taken back (404): the next look tells
     }
   }, POLL_MS);
 }
