@@ -45,39 +45,42 @@ function final(err) {
   return err instanceof ApiError && err.status >= 400 && err.status < 500 && ![401, 403, 408, 425, 429].includes(err.status);
 }
 
-let sending = null;
-
 // Send what waits, oldest first; photos first (each stored URL is kept, so a photo is uploaded once).
-// Returns the receipts of what went out now. One run at a time.
-export function flush(worker) {
-  sending ||= (async () => {
-    const sent = [];
+async function sendAll(worker) {
+  const sent = [];
+  for (const item of await waiting(worker)) {
+    if (item.refused) continue;
     try {
-      for (const item of await waiting(worker)) {
-        if (item.refused) continue;
-        try {
-          for (const photo of [...item.photos, ...item.after]) {
-            if (!photo.url) {
-              photo.url = (await upload(photo.blob)).url;
-              await keep(item);
-            }
-          }
-          const body = { ...item.body, media: item.photos.map((p) => p.url) };
-          if (body.resolved_on_the_spot) body.resolved_on_the_spot = { ...body.resolved_on_the_spot, media: item.after.map((p) => p.url) };
-          const receipt = await api("/api/v1/reports", { method: "POST", body });
-          await drop(item.external_id);
-          sent.push({ ...receipt, external_id: item.external_id });
-        } catch (err) {
-          if (err instanceof ApiError && err.status === 401) throw err;  // signed out: the page asks to sign in
-          if (!final(err)) break;  // no signal: the rest waits too, in order
-          item.refused = err.message;
+      for (const photo of [...item.photos, ...item.after]) {
+        if (!photo.url) {
+          photo.url = (await upload(photo.blob)).url;
           await keep(item);
         }
       }
-    } finally {
-      sending = null;
+      const body = { ...item.body, media: item.photos.map((p) => p.url) };
+      if (body.resolved_on_the_spot) body.resolved_on_the_spot = { ...body.resolved_on_the_spot, media: item.after.map((p) => p.url) };
+      const receipt = await api("/api/v1/reports", { method: "POST", body });
+      await drop(item.external_id);
+      sent.push({ ...receipt, external_id: item.external_id });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw err;  // signed out: the page asks to sign in
+      if (!final(err)) break;  // no signal: the rest waits too, in order
+      item.refused = err.message;
+      await keep(item);
     }
-    return sent;
-  })();
-  return sending;
+  }
+  return sent;
+}
+
+// One run at a time. A call while a run is under way queues one more run after it (which sees every report kept
+// before the call: a report made during a run is not missed); calls before that run starts share it.
+// Resolves with the receipts of what that run sent.
+let chain = Promise.resolve();
+let queued = null;
+export function flush(worker) {
+  if (queued) return queued;
+  const next = chain.then(() => { queued = null; return sendAll(worker); });
+  queued = next;
+  chain = next.catch(() => {});
+  return next;
 }
