@@ -293,6 +293,7 @@ async def test_a_coordinator_checks_a_resolved_case_and_a_fix_on_the_spot_closes
     await phone.wait_for(css('#report-form[data-fixed="1"]'), message="the 自行处置 form")
     words = "楼道口垃圾箱倾倒（已扶正）"
     await type_into(phone, 'textarea[name="description"]', words)
+    await phone.wait_for(css('[data-role="suggestions"] .chip.best[data-code="CM04"]'), message="the suggested category")
     await click(phone, "#locate")
     await phone.wait_for(css("#point[data-lon]"), message="the phone's position")
     await attach(phone, '[data-role="photos"]', jpeg(tmp_path / "before.jpg", (150, 40, 40)))

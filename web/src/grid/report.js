@@ -7,7 +7,7 @@ import { photoPicker } from "../common/photos.js";
 import { clear, h, notify } from "../workbench/dom.js";
 import { drawMap } from "../workbench/map.js";
 import { categories, unitGrids } from "../workbench/reference.js";
-import { keep } from "./outbox.js";
+import { keep, waiting } from "./outbox.js";
 
 // The street's local time with its offset (Asia/Shanghai, +08:00 all year): 2026-12-06T09:12:00+08:00.
 function streetNow() {
@@ -64,7 +64,8 @@ function suggestBox(description, select) {
 export async function renderReport(root, me, { fixed, send, changed }) {
   let point = null;
   const description = h("textarea", { name: "description", rows: 3, required: true, maxlength: 2000, placeholder: fixed ? "发现的问题" : "问题描述：什么、在哪里、多严重" });
-  const select = h("select", { name: "category", onchange: () => { select.dataset.touched = "1"; } }, h("option", { value: "" }, "类别（可留待指挥中心分类）"));
+  const select = h("select", { name: "category", required: fixed, onchange: () => { select.dataset.touched = "1"; } },
+    h("option", { value: "" }, fixed ? "类别（自行处置须选择）" : "类别（可留待指挥中心分类）"));
   categories().then((list) => select.append(...list.map((c) => h("option", { value: c.code }, `${c.name}（${c.code}）`)))).catch(() => {});
   const address = h("input", { name: "address", maxlength: 300, placeholder: "地址（可选，如：市社家宿舍1号楼）" });
   const where = h("span", { class: "point", id: "point" }, "尚未定位");
@@ -94,6 +95,8 @@ export async function renderReport(root, me, { fixed, send, changed }) {
       e.preventDefault();
       if (!point && !address.value.trim()) return notify("请定位、在地图上点选位置，或填写地址", "error");
       if (fixed && !result.value.trim()) return notify("自行处置请写明做了什么", "error");
+      // A problem fixed on the spot is closed at once, never classified by the command center: it needs its category.
+      if (fixed && !select.value) return notify("自行处置请选择类别", "error");
       const externalId = `${me.worker_id || "grid"}-${phoneId()}-${newId()}`;  // made once, now
       const body = {
         source: "terminal", external_id: externalId, category: select.value || null,
@@ -114,7 +117,9 @@ export async function renderReport(root, me, { fixed, send, changed }) {
       await changed();
       const sent = await send();
       const mine = sent.find((r) => r.external_id === externalId);
+      const refused = mine ? null : (await waiting(me.worker_id)).find((i) => i.external_id === externalId && i.refused);
       if (mine) notify(`${fixed ? "自行处置已记录" : "已上报"}，案件编号 ${mine.case_no}`, "ok");
+      else if (refused) notify(`未被接受：${refused.refused}（见“我的上报”）`, "error");
       else notify("暂时无法发送（无信号）：已保存在手机上，有信号时自动发送", "error");
     },
   },
