@@ -86,6 +86,7 @@ export async function renderReport(root, me, { fixed, send, changed }) {
       (err) => { where.textContent = `未能定位（${err.message || err.code}）：请在地图上点选位置`; },
       { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
   };
+  const suggestions = suggestBox(description, select);
   const before = photoPicker({ name: "photos", label: fixed ? "处置前照片" : "拍照 / 选择照片" });
   const after = photoPicker({ name: "after-photos", label: "处置后照片" });
   const result = h("textarea", { name: "result", rows: 2, maxlength: 2000, placeholder: "现场做了什么（处置结果）", required: fixed });
@@ -114,6 +115,11 @@ export async function renderReport(root, me, { fixed, send, changed }) {
       after.clear();
       point = null;
       where.textContent = "尚未定位";
+      delete where.dataset.lon;
+      delete where.dataset.lat;
+      delete select.dataset.touched;
+      suggestions.replaceChildren();
+      if (map) map.mark(null);
       await changed();
       const sent = await send();
       const mine = sent.find((r) => r.external_id === externalId);
@@ -124,7 +130,7 @@ export async function renderReport(root, me, { fixed, send, changed }) {
     },
   },
   h("h3", {}, fixed ? "自行处置：现场已解决的问题" : "上报问题"),
-  description, suggestBox(description, select), select,
+  description, suggestions, select,
   h("div", { class: "where" }, h("button", { type: "button", id: "locate", onclick: locate }, "使用手机定位"), where),
   mapBox, h("p", { class: "muted" }, "也可在地图上点选位置（只显示您负责的网格）"), address,
   before.element,
