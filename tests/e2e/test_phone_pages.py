@@ -207,6 +207,15 @@ async def test_an_owner_sees_a_urge_live_signs_and_resolves_with_a_photo(people,
         photo = await door.get(case["result_media"][0])
         assert photo.status_code == 200 and photo.headers["content-type"].startswith("image/")
 
+    # Any task opens by its number (an owner with thousands need not page to it); another's is not found.
+    await phone.get(f"{front_door.url}/owner/")
+    await type_into(phone, "#jump", case_no + "\n")
+    await phone.wait_for(css(f'{page}[data-state="resolved"]'), message="the task opened by its number")
+    await phone.wait_for(text_in("#task-actions", "等待网格员或指挥中心现场核查"), message="nothing left to do but wait")
+    await phone.get(f"{front_door.url}/owner/")
+    await type_into(phone, "#jump", "20261206-9999\n")
+    await phone.wait_for(text_in("#view", "不存在或不属于本单位"), message="an unknown number told")
+
 
 async def test_a_coordinator_reports_with_photo_and_position_also_offline_exactly_once(people, front_door, phone, tmp_path):
     street = people

@@ -9,7 +9,7 @@ export const FILTERS = [
   ["", "全部"], ["new", "待签收"], ["in_progress", "办理中"], ["returned", "返工/重办"],
   ["extension", "延期待批"], ["overdue", "已超期"], ["checking", "待核查"],
 ];
-const PAGE = 30;
+const PAGE = 100;  // "加载更多" follows the cursor; a case number opens any task at once (the box on top)
 const POLL_MS = 10000;
 
 const state = { filter: "", tasks: [], next: null, timer: null, newSeen: null, urgesSeen: new Map() };
@@ -75,7 +75,14 @@ export async function renderList(root) {
     type: "button", class: `chip${state.filter === id ? " active" : ""}`, "data-filter": id || "all",
     onclick: async () => { state.filter = id; await renderList(root); },
   }, title)));
-  clear(root, chips, h("div", { class: "list-head" }, h("span", { id: "count", class: "muted" }, "…"), h("span", { class: "muted" }, "按期限先后排列")),
+  const jump = h("input", { type: "search", id: "jump", placeholder: "输入案件编号直接打开", inputmode: "text", maxlength: 50 });
+  const finder = h("form", { class: "jump", onsubmit: (e) => {
+    e.preventDefault();
+    const no = jump.value.trim();
+    if (/^[0-9A-Za-z-]+$/.test(no)) location.hash = `#/task/${encodeURIComponent(no)}`;
+    else notify("案件编号只含数字、字母和连字符，如 20261206-0001", "error");
+  } }, jump, h("button", { type: "submit" }, "打开"));
+  clear(root, finder, chips, h("div", { class: "list-head" }, h("span", { id: "count", class: "muted" }, "…"), h("span", { class: "muted" }, "按期限先后排列")),
     h("ul", { id: "tasks", class: "tasks" }),
     h("button", { type: "button", id: "more", class: "more", hidden: true, onclick: (e) => { e.target.disabled = true; load(root, { append: true }).finally(() => { e.target.disabled = false; }); } }, "加载更多"));
   await load(root);
