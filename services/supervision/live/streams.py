@@ -18,6 +18,7 @@ import asyncio
 import contextvars
 import logging
 import ssl
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterator
@@ -98,6 +99,9 @@ class LiveStreams:
             broker=f"kafka://{settings.kafka_bootstrap}",
             broker_credentials=_credentials(settings),
             store="memory://",
+            # faust makes its data folder even for in-memory tables; by default in the working directory, where
+            # every test's app left one behind. Nothing in it needs to outlive the process.
+            datadir=f"{tempfile.gettempdir()}/{self.app_id}-data",
             web_enabled=False,
             autodiscover=False,
             topic_partitions=3,  # faust's own topics (its assignor's leader topic); the tables follow wangge.cases
