@@ -53,6 +53,11 @@ export async function api(path, { method = "GET", body, query } = {}) {
   } catch {
     data = null;
   }
+  if (res.status === 401 && !t && url.pathname !== "/api/v1/sessions") {
+    // The person's session ended (signed out elsewhere, expired, the account disabled): session.js shows the
+    // sign-in form over the page, which keeps its state for when they are back.
+    window.dispatchEvent(new CustomEvent("wangge:session-ended"));
+  }
   if (!res.ok) throw new ApiError(res.status, reason(data, res.status));
   return data;
 }

@@ -107,16 +107,35 @@ function form(title, message) {
   });
 }
 
-// The person signed in, once there is one whose role is in `roles` (shows the sign-in form until then).
-export async function signedIn({ roles, title } = {}) {
-  styled();
+async function someone(roles, title, message) {
   let me = await whoAmI();
   for (;;) {
-    if (!me) me = await form(title);
+    if (!me) me = await form(title, message);
     if (!roles || roles.includes(me.role)) return me;
     await wrongRole(me, roles, title);
     me = null;
+    message = "";
   }
+}
+
+// The person signed in, once there is one whose role is in `roles` (shows the sign-in form until then). Should the
+// session end later (an API call answered 401), the form comes back over the page; signing in again as the same
+// person leaves the page as it was (retry what failed), as someone else reloads it.
+export async function signedIn({ roles, title } = {}) {
+  styled();
+  const me = await someone(roles, title);
+  let asking = false;
+  window.addEventListener("wangge:session-ended", async () => {
+    if (asking || document.getElementById("wg-sign-in-page")) return;
+    asking = true;
+    try {
+      const again = await someone(roles, title, "登录已失效，请重新登录");
+      if (again.username !== me.username) location.reload();
+    } finally {
+      asking = false;
+    }
+  });
+  return me;
 }
 
 // A button that signs out (the session ends on every service) and shows the sign-in form again.

@@ -25,11 +25,9 @@ export async function outboxChanged() {
 
 // Send what waits; say what went out. Called on load, when the signal comes back, and every 15 s.
 export async function sendWaiting() {
-  const sent = await flush(me.worker_id).catch((err) => {
-    // The session ended: sign in again; what waits stays on the phone (IndexedDB) and goes after.
-    if (err instanceof ApiError && err.status === 401) location.reload();
-    return [];
-  });
+  // The session ended (401): session.js shows the sign-in form over the page; what waits stays on the phone
+  // (IndexedDB) and goes at the next try once they are signed in again.
+  const sent = await flush(me.worker_id).catch(() => []);
   await outboxChanged();
   if (sent.length) {
     notify(`已发送 ${sent.length} 件：${sent.map((r) => r.case_no).join("、")}`, "ok");

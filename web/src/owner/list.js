@@ -1,6 +1,6 @@
 // The owner's task list: due first, a filter per kind of work, "加载更多" following the API's cursor to the
 // last task. Every 10 s the loaded part is read again: a new task or a new 督办 is announced on top.
-import { ApiError, api } from "../common/api.js";
+import { api } from "../common/api.js";
 import { countdown } from "../common/phone.js";
 import { clear, h, notify } from "../workbench/dom.js";
 import { stateLabel } from "../workbench/labels.js";
@@ -64,9 +64,9 @@ async function poll(root) {
     if (firstLook) return;
     if (urged.length) notify(`督办：${urged.map((t) => `${t.case_no} ${t.urge_note}`).join("；")}`, "error");
     else if (arrived.length) notify(`新任务 ${arrived.length} 件：${arrived.join("、")}`, "ok");
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) location.reload();  // the session ended: sign in again
-    // any other failed look (no signal) is simply tried again at the next tick
+  } catch {
+    // A failed look (no signal) is tried again at the next tick; a session that ended brings the sign-in form
+    // over the page (session.js), and the next tick after it goes on.
   }
 }
 

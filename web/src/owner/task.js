@@ -1,7 +1,7 @@
 // One task: what the problem is, where (the street's own map), the report's photos, the masked reporter, the
 // deadline counting down (and the work time left on the street's calendar), the history, and the answers the
 // contract allows in its state. Every 10 s the task is read again: a 督办 or a decision appears without a reload.
-import { ApiError, api, streetTime } from "../common/api.js";
+import { api, streetTime } from "../common/api.js";
 import { upload } from "../common/media.js";
 import { actionForm, countdown, newId, streetIso, workLeft } from "../common/phone.js";
 import { photoPicker, photoStrip } from "../common/photos.js";
@@ -150,9 +150,9 @@ export async function renderTask(root, no) {
       await drawn();
       root.querySelector("article").dataset.state = t.state;
       if (t.state !== before) actionBox.replaceChildren(actions(t, reload));
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401) location.reload();  // the session ended: sign in again
-      // no signal, or the task was taken back (404): the next look tells
+    } catch {
+      // No signal, the task taken back (404), or the session ended (session.js shows the sign-in form over the
+      // page): the next look tells.
     }
   }, POLL_MS);
 }
