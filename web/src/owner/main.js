@@ -3,7 +3,7 @@
 // center's 督办 appear without a reload: the page asks supervision again every 10 s (polling, not a stream: the
 // task list is supervision's read model, and a phone on a weak signal copes better with a short GET than a
 // long-lived connection).
-import { ApiError, api } from "../common/api.js";
+import { ApiError } from "../common/api.js";
 import { topBar } from "../common/phone.js";
 import { signedIn } from "../common/session.js";
 import { clear, h, notify } from "../workbench/dom.js";
