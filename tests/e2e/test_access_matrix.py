@@ -90,7 +90,7 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (r, "GET", "/api/v1/categories", None, ANY_ROLE),
         (r, "GET", "/api/v1/owners", None, ANY_ROLE),
         (r, "GET", "/api/v1/grids?level=unit", None, ANY_ROLE),
-        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS),
+        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS | {"terminal"}),
         (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
         (s, "GET", "/api/v1/cases", None, OPERATORS),
         (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
@@ -114,6 +114,8 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (s, "GET", "/api/v1/admin/street-config", None, ADMINS),
         (s, "PUT", "/api/v1/admin/street-config", {"reminder_fraction": 2}, ADMINS),  # admitted, then refused: 422
         (s, "GET", "/api/v1/tasks", None, OWNERS),
+        (s, "GET", "/api/v1/tasks?filter=overdue", None, OWNERS),
+        (s, "GET", f"/api/v1/tasks/{case_no}", None, OWNERS),
         (s, "POST", f"/api/v1/tasks/{case_no}/updates", {"type": "task.progress", "note": "在办"}, OWNERS),
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),
         (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
@@ -190,6 +192,8 @@ async def test_every_endpoint_against_every_caller(street):
     # Not yours: an owner updating another owner's task is told it does not exist.
     updates = seen[("POST", f"/api/v1/tasks/{case_no}/updates")]
     assert updates["owner"] == 409 and updates["other_owner"] == 404  # progress before signing; not its task
+    read = seen[("GET", f"/api/v1/tasks/{case_no}")]
+    assert read["owner"] == 200 and read["other_owner"] == 404  # its own task; another's is as unknown
     listed = await call(s, "GET", "/api/v1/tasks", TOKENS["other_owner"])
     assert case_no not in listed.text
     # The owner's staff, signed in, acts for the same owner code as the owner's credential.

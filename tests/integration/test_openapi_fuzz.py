@@ -258,6 +258,9 @@ def test_real_answers_of_one_case_s_whole_loop_fit_the_documents(street: Backgro
     assert supervision("GET", "/api/v1/cases", query={"state": "dispatched"})["count"] >= 1
     supervision("GET", "/api/v1/stats/summary")
     assert [t["case_no"] for t in supervision("GET", "/api/v1/tasks", role="owner")["tasks"]] == [case_no]
+    assert [t["case_no"] for t in supervision("GET", "/api/v1/tasks", role="owner", query={"filter": "new"})["tasks"]] \
+        == [case_no]
+    assert supervision("GET", f"/api/v1/tasks/{case_no}", role="owner")["state"] == "dispatched"
     updates = f"/api/v1/tasks/{case_no}/updates"
     supervision("POST", updates, role="owner", body={"type": "task.accepted", "id": f"{case_no}-a"})
     assert supervision("POST", updates, role="owner", body={"type": "task.accepted", "id": f"{case_no}-a"})["duplicate"]

@@ -95,27 +95,93 @@ OWNER_STATES = ("dispatched", "in_progress", "suspended", "resolved", "explained
 
 
 TASK_COLUMNS = """case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
-    signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note"""
+    signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note, overdue_at, rework_count,
+    reopened_count, resolved_at"""
 # The list's order, as migration 009's index holds it: a task without a deadline comes last.
 TASK_ORDER = "COALESCE(due_at, 'infinity'::timestamptz), COALESCE(case_no, ''), case_id"
 OPEN_TASK = "owner = $1 AND state IN (" + ", ".join(f"'{s}'" for s in OWNER_STATES) + ")"
+# The owner page's filters (GET /api/v1/tasks?filter=): each narrows the open list above, in the same order, so the
+# same keyset paging reaches every task of the filter. Fixed SQL only: the name is checked against these keys.
+_HANDLING = "state IN ('dispatched', 'in_progress', 'suspended')"
+TASK_FILTERS: dict[str, str] = {
+    "new": "state = 'dispatched'",  # not signed (签收) yet
+    "in_progress": "state IN ('in_progress', 'suspended')",
+    # back in the owner's hands after a failed check (返工) or the resident's reopening
+    "returned": f"(rework_count > 0 OR reopened_count > 0) AND {_HANDLING}",
+    "extension": "extension_state = 'pending'",
+    "overdue": f"{_HANDLING} AND (overdue_at IS NOT NULL OR due_at <= now())",
+    "checking": "state IN ('resolved', 'explained')",  # done, waiting for the on-site check
+}
+# The last 督办 by hand of this holder, so the list shows it without opening the task.
+_LAST_URGE = """LEFT JOIN LATERAL (
+        SELECT e.occurred_at AS urged_at, e.data->>'note' AS urge_note FROM case_events e
+        WHERE e.case_id = t.case_id AND e.type = 'case.urged' AND e.effect <> 'refused' AND e.data->>'owner' = $1
+        ORDER BY e.seq DESC LIMIT 1) u ON true"""
 
 
 async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
-                      after: TaskPosition | None = None) -> tuple[list[dict[str, Any]], TaskPosition | None]:
-    """One page of the owner's open tasks, the nearest deadline first, starting after `after`; and the position
-    of its last task if more follow (else None)."""
+                      after: TaskPosition | None = None, only: str | None = None,
+                      ) -> tuple[list[dict[str, Any]], TaskPosition | None]:
+    """One page of the owner's open tasks (only: one of TASK_FILTERS), the nearest deadline first, starting after
+    `after`; and the position of its last task if more follow (else None)."""
+    narrow = f" AND {TASK_FILTERS[only]}" if only else ""
+    # The page is read from migration 009's index first; the last urge is looked up for its rows only.
     if after is None:
-        rows = await pool.fetch(
-            f"SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK} ORDER BY {TASK_ORDER} LIMIT $2", owner, limit + 1)
+        page_sql = f"SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}{narrow} ORDER BY {TASK_ORDER} LIMIT $2"
+        args: tuple[Any, ...] = (owner, limit + 1)
     else:
-        rows = await pool.fetch(
-            f"""SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}
+        page_sql = f"""SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}{narrow}
                   AND ({TASK_ORDER}) > (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
-                ORDER BY {TASK_ORDER} LIMIT $5""",
-            owner, after.due_at, after.case_no, after.case_id, limit + 1)
+                ORDER BY {TASK_ORDER} LIMIT $5"""
+        args = (owner, after.due_at, after.case_no, after.case_id, limit + 1)
+    rows = await pool.fetch(f"SELECT t.*, u.urged_at, u.urge_note FROM ({page_sql}) t {_LAST_URGE} "
+                            f"ORDER BY {TASK_ORDER}", *args)
     page = rows[:limit]
     more = len(rows) > limit
     last = page[-1] if page else None
     position = TaskPosition(last["due_at"], last["case_no"] or "", last["case_id"]) if more and last else None
     return [_plain(r, zone) for r in page], position
+
+
+# What of an event's data its owner sees in the task's history: the facts of the work, never who reported it
+# (case.reported's reporter is shown once, masked, at the top) nor operators' names.
+_HISTORY_FIELDS = ("note", "reason", "result", "explanation", "until", "due_at", "media", "approved", "occasion",
+                   "level", "stage", "passed", "category", "unit_grid")
+
+
+async def owner_task(pool: asyncpg.Pool, owner: str, case_no: str, zone: tzinfo) -> dict[str, Any] | None:
+    """One task of `owner` (a case it holds, open or finished) as its page shows it, or None if it is not its task:
+    the task's columns, where it is, the report's photos and masked reporter, the owner's own clocks and the
+    history with only the work's facts."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"""SELECT {TASK_COLUMNS}, result, result_media, explanation, return_reason, extension_reason, closed_at
+                FROM cases WHERE case_no = $1 AND owner = $2 ORDER BY updated_at DESC LIMIT 1""", case_no, owner)
+        if row is None:
+            return None
+        place = await conn.fetchrow(
+            """SELECT e.data->>'address' AS address, e.data->'location' AS location FROM case_events e
+               WHERE e.case_id = $1 AND e.type = ANY($2::text[]) AND e.effect <> 'refused'
+                 AND (e.data->>'address' IS NOT NULL OR jsonb_typeof(e.data->'location') = 'object')
+               ORDER BY e.seq DESC LIMIT 1""", row["case_id"], ["case.reported", "case.accepted", "case.located"])
+        reported = await conn.fetchrow(
+            """SELECT e.data->'media' AS media, e.data->'reporter' AS reporter, e.data->>'observed_at' AS observed_at
+               FROM case_events e WHERE e.case_id = $1 AND e.type = 'case.reported' ORDER BY e.seq LIMIT 1""",
+            row["case_id"])
+        clocks = await conn.fetch(f"SELECT {CLOCK_COLUMNS} FROM clocks WHERE case_id = $1 AND owner = $2",
+                                  row["case_id"], owner)
+        history = await conn.fetch(
+            """SELECT type, occurred_at, effect, state_after, data FROM case_events
+               WHERE case_id = $1 AND type <> 'case.reported' ORDER BY seq""", row["case_id"])
+    reporter = reported["reporter"] if reported and isinstance(reported["reporter"], dict) else None
+    return {
+        **_plain(row, zone),
+        "address": place["address"] if place else None,
+        "location": place["location"] if place and isinstance(place["location"], dict) else None,
+        "media": reported["media"] if reported and isinstance(reported["media"], list) else [],
+        # masked by intake before it ever reached wangge.cases (李** / 139****1001)
+        "reporter": {"name": reporter.get("name"), "phone": reporter.get("phone")} if reporter else None,
+        "stages": [_plain(c, zone) for c in clocks],
+        "history": [{**_plain(h, zone), "data": {k: v for k, v in (h["data"] or {}).items() if k in _HISTORY_FIELDS}}
+                    for h in history],
+    }

@@ -205,6 +205,44 @@ class TaskView(BaseModel):
     extension_until: datetime | None
     suspend_reason: str | None
     check_note: str | None
+    overdue_at: datetime | None = Field(default=None, description="when it went past its deadline, if it did")
+    rework_count: int = Field(default=0, description="failed on-site checks so far (返工)")
+    reopened_count: int = Field(default=0, description="times the resident reopened it")
+    resolved_at: datetime | None = None
+    urged_at: datetime | None = Field(default=None, description="the command center's last 督办 of this holder")
+    urge_note: str | None = Field(default=None, description="what that 督办 said")
+
+
+TaskFilter = Literal[tuple(views.TASK_FILTERS)]  # type: ignore[valid-type]  # 422 with the allowed names otherwise
+
+
+class TaskHistoryEntry(BaseModel):
+    """One event of the task's case, with only the facts of the work (no reporter, no operators' names)."""
+
+    type: str
+    occurred_at: datetime
+    effect: Literal["moved", "noted", "refused", "history"]
+    state_after: str | None
+    data: dict[str, Any]
+
+
+class OwnerTaskDetail(TaskView):
+    """One task as its owner's page shows it: the owner-safe part of the case."""
+
+    result: str | None
+    result_media: Any = Field(description="the owner's own photos of the result (URLs)")
+    explanation: str | None
+    return_reason: str | None
+    extension_reason: str | None
+    closed_at: datetime | None
+    address: str | None
+    location: dict[str, float] | None = Field(description="{lon, lat} (WGS84), if the report had a point")
+    media: list[str] = Field(description="the report's photos (URLs)")
+    reporter: dict[str, str | None] | None = Field(description="the resident, masked (李** / 139****1001)")
+    work_seconds_left: float | None = Field(description="work time (the street's calendar) until due_at, 0 when past; "
+                                                        "null when the task has no running deadline")
+    stages: list[ClockView] = Field(description="this owner's clocks of the case (sign, handling)")
+    history: list[TaskHistoryEntry]
 
 
 class TaskList(BaseModel):
@@ -359,6 +397,12 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         cursor: str | None = Query(default=None, max_length=task_cursor.MAX_CURSOR_CHARS,
                                    description="`next` of the previous page; none for the first"),
         limit: int = Query(default=100, ge=1, le=500, description="tasks per page"),
+        only: TaskFilter | None = Query(
+            default=None, alias="filter",
+            description="new (not signed yet), in_progress (signed or suspended), returned (back after a failed check "
+                        "or the resident's reopening), extension (a request pending), overdue, checking (done, "
+                        "waiting for the on-site check); the cursor is a place in the same order, so keep the filter "
+                        "while following `next`"),
         client: Client = Depends(owner_only),
     ) -> dict[str, Any]:
         """The calling owner's open tasks, nearest deadline first, a page at a time: follow `next` to the end."""
@@ -367,9 +411,24 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
             after = task_cursor.decode(cursor, client.owner_code) if cursor is not None else None
         except task_cursor.BadCursor as bad:
             raise HTTPException(400, str(bad))
-        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after)
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only)
         return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
                 "next": task_cursor.encode(client.owner_code, last) if last else None}
+
+    @router.get("/tasks/{case_no}", responses={
+        200: {"model": OwnerTaskDetail},
+        404: refusal("no such case, or not a task of the calling owner (非本单位任务)")})
+    async def task(case_no: str = CaseNo, client: Client = Depends(owner_only)) -> dict[str, Any]:
+        """One task of the calling owner (a case it holds): description, place, the report's photos, the masked
+        reporter, its deadlines with the work time left, and the history's facts. Another owner's case is a 404,
+        as an unknown one: an owner learns nothing of cases it does not hold."""
+        assert client.owner_code is not None
+        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone)
+        if found is None:
+            raise HTTPException(404, f"任务 {case_no} 不存在或不属于本单位 (no task {case_no!r} of {client.owner_code})")
+        running = found["state"] in ("dispatched", "in_progress") and found["due_at"] is not None
+        found["work_seconds_left"] = policy.calendar.work_seconds_between(now(), found["due_at"]) if running else None
+        return found
 
     @router.post("/tasks/{case_no}/updates", openapi_extra=_update_body(), responses={
         **DECISION_REFUSALS, 404: refusal("no such case, or not a task of the calling owner (非本单位任务)"),
