@@ -211,7 +211,7 @@ class People:
         """The session answer the pages read (web/src/common/session.js)."""
         return {"username": account["username"], "display_name": account["display_name"], "role": account["role"],
                 "owner_code": account["owner_code"], "worker_id": account["worker_id"],
-                "unit_grids": domain.unit_grids(self.street, account["worker_id"]) if account["role"] == "terminal" else [],
+                "unit_grids": list(self.street.coordinator_grids().get(account["worker_id"], ())) if account["role"] == "terminal" else [],
                 "expires_at": expires_at}
 
     # ---- accounts ----------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.supervision.domain.accounts import (AccountError, Guard, GuardPolicy, binding, check_password,
-                                                  check_username, claim, normal_username, unit_grids)
+                                                  check_username, claim, normal_username)
 
 pytestmark = pytest.mark.unit
 
@@ -21,18 +21,10 @@ def test_kinds_map_to_the_registry_roles_with_their_bindings(demo_street):
     assert (coordinator.role, coordinator.worker_id, coordinator.owner_code) == ("terminal", "W001", None)
     owner = binding(demo_street, "owner", "370402001001", "W001")
     assert (owner.role, owner.owner_code, owner.worker_id) == ("owner", "370402001001", None)
-    for kind, code, worker in (("owner", "nope", None), ("owner", None, None), ("coordinator", None, "W9999"),
+    for kind, code, worker in (("owner", "nope", None), ("owner", None, None), ("coordinator", None, "W9999"), ("coordinator", None, "S001"),
                                ("coordinator", None, None), ("mayor", None, None)):
         with pytest.raises(AccountError):
             binding(demo_street, kind, code, worker)
-
-
-def test_a_coordinator_answers_for_their_own_unit_grid_and_a_grid_head_for_those_under_theirs(demo_street):
-    assert unit_grids(demo_street, "W001") == ["3704020010010101"]
-    head = next(p for p in demo_street.people if p.role == "社区网格长")
-    under = unit_grids(demo_street, head.person_id)
-    assert len(under) > 1 and all(demo_street.community_of(u).code == head.grid_code for u in under)
-    assert unit_grids(demo_street, "W9999") == [] and unit_grids(demo_street, None) == []
 
 
 def test_usernames_and_passwords():

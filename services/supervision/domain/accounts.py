@@ -58,8 +58,9 @@ def binding(street: Street, kind: str, owner_code: str | None, worker_id: str | 
             raise AccountError(f"owner_code {owner_code!r} is not a department or community of the street (责任单位代码无效)")
         return Binding("owner", owner_code, None)
     if kind == "coordinator":
-        if worker_id is None or not any(p.person_id == worker_id for p in street.people):
-            raise AccountError(f"worker_id {worker_id!r} is not one of the street's people (网格员编号无效)")
+        if worker_id is None or worker_id not in street.coordinator_grids():
+            raise AccountError(f"worker_id {worker_id!r} is not a coordinator of a unit grid of the street "
+                               "(网格员编号无效)")
         return Binding("terminal", None, worker_id)
     return Binding(KIND_ROLES[kind], None, None)
 
@@ -69,22 +70,6 @@ def owner_codes(street: Street) -> dict[str, str]:
     codes = {d.code: d.name for d in street.departments.values()}
     codes.update({g.code: g.name for g in street.level("community")})
     return codes
-
-
-def unit_grids(street: Street, worker_id: str | None) -> list[str]:
-    """The unit grids a coordinator answers for: their own grid's unit grids (a grid head's grid holds several)."""
-    person = next((p for p in street.people if p.person_id == worker_id), None) if worker_id else None
-    if person is None or person.grid_code not in street.grids:
-        return []
-    found = []
-    for grid in street.level("unit"):
-        code = grid.code
-        while code in street.grids:  # up from the unit grid: is the person's grid one of its ancestors?
-            if code == person.grid_code:
-                found.append(grid.code)
-                break
-            code = street.grids[code].parent
-    return sorted(found)
 
 
 # ---- guessing --------------------------------------------------------------------------------------------------

@@ -26,19 +26,9 @@ from shared.street import Street
 VIEWERS = ("terminal", "owner", "operator", "admin")
 
 
-def coordinators_unit_grids(street: Street) -> dict[str, list[str]]:
-    """Each coordinator's (worker id's) unit grids, from the street's people file."""
-    units = {grid.code for grid in street.level("unit")}
-    grids: dict[str, list[str]] = {}
-    for person in street.people:
-        if person.grid_code in units:
-            grids.setdefault(person.person_id, []).append(person.grid_code)
-    return grids
-
-
 def build_media_router(runtime: ServiceRuntime, store: MediaStore, street: Street) -> APIRouter:
     router = APIRouter(tags=["media"])
-    unit_grids = coordinators_unit_grids(street)
+    unit_grids = street.coordinator_grids()
 
     async def may_see(client: Client, media_id: str) -> bool:
         url = media_url(media_id)
