@@ -10,7 +10,6 @@ from services.intake.entrypoints.http import router
 from services.intake.entrypoints.media import build_media_router
 from services.intake.entrypoints.open311 import build_open311_router
 from services.intake.handlers import Intake
-from shared.contracts.cases import CaseClosed, CaseReopened
 from shared.http import create_app
 from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
@@ -27,9 +26,9 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     intake = Intake(runtime, CaseNumbers(lambda: runtime.pool), GridLocator(street), set(street.categories),
                     frozenset(grid.code for grid in street.level("unit")))
     runtime.consume([runtime.topics.reports], intake.on_report_message)
-    # Only to know when its cases close or reopen (Open311's open/closed; no merge into a closed case).
+    # The public steps of its cases: Open311's servicerequestupdates and open/closed (no merge into a closed case).
     runtime.consume([runtime.topics.cases], intake.on_case_event, group_suffix="-cases",
-                    types={CaseClosed.TYPE, CaseReopened.TYPE})
+                    types=set(open311.UPDATE_TYPES))
     app = create_app(
         runtime,
         title="wangge intake",

@@ -101,7 +101,8 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
     command center took as cases: a held one is not yet vetted and a rejected one never will be (their text
     may be anything a sender typed), so the public reads neither."""
     rows = await conn.fetch(
-        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason
+        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason,
+                  updated_at, public_note
              FROM reports
             WHERE state NOT IN ('reported', 'rejected')
               AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
@@ -110,4 +111,38 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
             ORDER BY received_at DESC LIMIT $6""",
         case_nos, category, start, end, closed, limit, list(FINAL_STATES),
     )
+    return [dict(r) for r in rows]
+
+
+async def public_state(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
+    """The case's public state code ('' before its first public step), or None if intake has no such case."""
+    return await conn.fetchval("SELECT coalesce(public_state, '') FROM reports WHERE case_id = $1", case_id)
+
+
+async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id: str, event_type: str,
+                        at: datetime, step) -> None:  # type: ignore[no-untyped-def]
+    """One public step (open311.Step) of a case: a row for servicerequestupdates, and the request's updated time,
+    state code and note moved (a later step never moves them back: events of one case arrive in order)."""
+    case_no = await conn.fetchval(
+        """UPDATE reports SET updated_at = greatest(coalesce(updated_at, received_at), $2),
+                  public_state = coalesce($3, public_state), public_note = $4
+            WHERE case_id = $1 RETURNING case_no""", case_id, at, step.state, step.note)
+    await conn.execute(
+        """INSERT INTO case_updates (update_id, case_id, case_no, event_type, occurred_at, status,
+                                     external_status_code, description, media_url)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (update_id) DO NOTHING""",
+        update_id, case_id, case_no, event_type, at, step.status, step.code, step.note, step.media_url)
+
+
+async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,
+                       end: datetime | None, after: tuple[datetime, int] | None, limit: int) -> list[dict]:
+    """Public steps in the window, oldest first, after the cursor (occurred_at, seq) if given."""
+    rows = await conn.fetch(
+        """SELECT seq, update_id, case_no, status, external_status_code, description, occurred_at, media_url
+             FROM case_updates
+            WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::timestamptz IS NULL OR occurred_at >= $2)
+              AND ($3::timestamptz IS NULL OR occurred_at < $3)
+              AND ($4::timestamptz IS NULL OR (occurred_at, seq) > ($4, $5::bigint))
+            ORDER BY occurred_at, seq LIMIT $6""",
+        case_nos, start, end, after[0] if after else None, after[1] if after else 0, limit)
     return [dict(r) for r in rows]
