@@ -196,7 +196,10 @@ class Intake:
             return  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers
         step = open311.step_of(envelope.type, envelope.data, current or None)
         if step is not None:
-            await repository.record_update(uow.conn, case_id, envelope.id, envelope.type, envelope.occurred_at, step)
+            # A comment's update_id is the comment's id: the one its poster got back (FixMyStreet then knows it).
+            update_id = str(envelope.data.get("comment_id") or envelope.id) if envelope.type == "case.commented" \
+                else envelope.id
+            await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""

@@ -94,9 +94,9 @@ async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bo
     await conn.execute("UPDATE reports SET state = $3 WHERE case_id = $1 AND state = $2", uuid.UUID(case_id), old, new)
 
 
-async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, category: str | None,
-                          start: datetime | None, end: datetime | None, closed: bool | None,
-                          limit: int) -> list[dict]:
+async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None,
+                          categories: list[str] | None, start: datetime | None, end: datetime | None,
+                          closed: bool | None, limit: int, offset: int = 0) -> list[dict]:
     """Cases for Open311 readers, newest first (the row holds no contact: that is notify's). Only reports the
     command center took as cases: a held one is not yet vetted and a rejected one never will be (their text
     may be anything a sender typed), so the public reads neither."""
@@ -105,11 +105,11 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
                   updated_at, public_note
              FROM reports
             WHERE state NOT IN ('reported', 'rejected')
-              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
+              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text[] IS NULL OR category = ANY($2))
               AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
               AND ($5::boolean IS NULL OR (state = ANY($7::text[])) = $5)
-            ORDER BY received_at DESC LIMIT $6""",
-        case_nos, category, start, end, closed, limit, list(FINAL_STATES),
+            ORDER BY received_at DESC, case_no DESC LIMIT $6 OFFSET $8""",
+        case_nos, categories, start, end, closed, limit, list(FINAL_STATES), offset,
     )
     return [dict(r) for r in rows]
 
@@ -135,14 +135,13 @@ async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id:
 
 
 async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,
-                       end: datetime | None, after: tuple[datetime, int] | None, limit: int) -> list[dict]:
-    """Public steps in the window, oldest first, after the cursor (occurred_at, seq) if given."""
+                       end: datetime | None, limit: int, offset: int = 0) -> list[dict]:
+    """Public steps in the window, oldest first (index case_updates_by_time)."""
     rows = await conn.fetch(
         """SELECT seq, update_id, case_no, status, external_status_code, description, occurred_at, media_url
              FROM case_updates
             WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::timestamptz IS NULL OR occurred_at >= $2)
               AND ($3::timestamptz IS NULL OR occurred_at < $3)
-              AND ($4::timestamptz IS NULL OR (occurred_at, seq) > ($4, $5::bigint))
-            ORDER BY occurred_at, seq LIMIT $6""",
-        case_nos, start, end, after[0] if after else None, after[1] if after else 0, limit)
+            ORDER BY occurred_at, seq LIMIT $4 OFFSET $5""",
+        case_nos, start, end, limit, offset)
     return [dict(r) for r in rows]

@@ -22,11 +22,22 @@ NOTICE = "已受理，案件编号即服务请求编号；处理进展将短信�
 
 @dataclass(frozen=True)
 class Service:
-    """One Open311 service: a case category of the street."""
+    """One Open311 service: a case category of the street (urgency: the street's low … urgent)."""
 
     code: str
     name: str
     group: str
+    urgency: str = "normal"
+
+    @property
+    def attributes(self) -> list[dict[str, Any]]:
+        """The extra questions this category asks: an urgent or high one asks whether anyone is in danger now, so
+        the command center sees it at once (answer attribute[danger]=yes|no)."""
+        if self.urgency not in ("urgent", "high"):
+            return []
+        return [{"variable": True, "code": "danger", "datatype": "singlevaluelist", "required": False,
+                 "datatype_description": "yes 或 no", "order": 1, "description": "现场是否危及人身安全？",
+                 "values": [{"key": "yes", "name": "是，有安全危险"}, {"key": "no", "name": "否"}]}]
 
 
 class Open311Error(ValueError):
@@ -41,22 +52,49 @@ class Open311Error(ValueError):
 def services_list(services: Iterable[Service]) -> list[dict[str, Any]]:
     """GET services: every category, as a realtime service without extra attributes."""
     return [{"service_code": s.code, "service_name": s.name, "description": f"{s.group}：{s.name}",
-             "metadata": False, "type": "realtime", "keywords": s.group, "group": s.group} for s in services]
+             "metadata": bool(s.attributes), "type": "realtime", "keywords": s.group, "group": s.group}
+            for s in services]
 
 
 def service_definition(service: Service) -> dict[str, Any]:
-    """GET services/{code}: no attributes beyond the standard fields."""
-    return {"service_code": service.code, "attributes": []}
+    """GET services/{code}: the category's extra questions (attributes), if it asks any."""
+    return {"service_code": service.code, "attributes": service.attributes}
 
 
-def report_fields(form: Mapping[str, str], services: Mapping[str, Service]) -> dict[str, Any]:
-    """POST requests: the fields of report.submitted from the spec's form fields, or Open311Error."""
+def definition_xml(definition: dict[str, Any]) -> bytes:
+    """<service_definition><service_code/><attributes><attribute>…<values><value><key/><name/></value>…"""
+    top = ElementTree.Element("service_definition")
+    ElementTree.SubElement(top, "service_code").text = definition["service_code"]
+    attributes = ElementTree.SubElement(top, "attributes")
+    for attribute in definition["attributes"]:
+        node = ElementTree.SubElement(attributes, "attribute")
+        for key, value in attribute.items():
+            child = ElementTree.SubElement(node, key)
+            if key == "values":
+                for item in value:
+                    entry = ElementTree.SubElement(child, "value")
+                    ElementTree.SubElement(entry, "key").text = str(item["key"])
+                    ElementTree.SubElement(entry, "name").text = str(item["name"])
+            else:
+                child.text = str(value).lower() if isinstance(value, bool) else str(value)
+    return _document(top)
+
+
+def report_fields(form: Mapping[str, str], services: Mapping[str, Service],
+                  photos: list[str] | None = None) -> dict[str, Any]:
+    """POST requests: the fields of report.submitted from the spec's form fields (and the /media/<id> of photos
+    posted as multipart `media`), or Open311Error."""
     code = (form.get("service_code") or "").strip()
     if code not in services:
         raise Open311Error(400, f"service_code {code!r} is not a service of this street (see services.json)")
     description = (form.get("description") or "").strip()
     if not description:
-        raise Open311Error(400, "description is required (1 to 2000 characters)")
+        raise Open311Error(400, "description is required (1 to 2000 characters) (请填写问题描述)")
+    danger = (form.get("attribute[danger]") or "").strip().lower()
+    if danger and danger not in ("yes", "no"):
+        raise Open311Error(400, "attribute[danger] must be yes or no (是否危及安全：yes 或 no)")
+    if danger == "yes" and "danger" in {a["code"] for a in services[code].attributes}:
+        description = f"【现场有安全危险】{description}"
     location = None
     if form.get("lat") or form.get("long"):
         try:
@@ -74,7 +112,7 @@ def report_fields(form: Mapping[str, str], services: Mapping[str, Service]) -> d
         raise Open311Error(400, "media_url must be an absolute http(s) URL (照片地址须为完整的http(s)地址)")
     return {"category": code, "description": description[:2000], "location": location, "address": address,
             "reporter": {"name": name or None, "phone": phone or None} if (name or phone) else None,
-            "media": [media] if media else []}
+            "media": ([media] if media else []) + list(photos or [])}
 
 
 def request_view(row: Mapping[str, Any], services: Mapping[str, Service]) -> dict[str, Any]:
@@ -126,6 +164,10 @@ def to_xml(root: str, item: str, entries: list[dict[str, Any]]) -> bytes:
                     ElementTree.SubElement(child, "attribute").text = str(sub)
             elif value is not None:
                 child.text = str(value).lower() if isinstance(value, bool) else str(value)
+    return _document(top)
+
+
+def _document(top: ElementTree.Element) -> bytes:
     return b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(top, encoding="unicode").encode()
 
 
