@@ -89,6 +89,11 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     note = await tasks.wait_for(lambda m: m["type"] == "task.commented" and m["data"]["case_no"] == case_no, 30)
     assert note["data"]["comment_id"] == update_id and "垃圾还在外溢" in note["data"]["note"]
     assert "13900007311" not in str(note) and note["data"]["media"][0].startswith("/media/")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app), base_url="http://wangge",
+                                 headers={"Authorization": f"Bearer {OWNER_TOKEN}"}, timeout=20) as owner:
+        task = (await asyncio.wait_for(owner.get(f"/api/v1/tasks/{case_no}"), 20)).json()
+    said = [e for e in task["history"] if e["type"] == "case.commented"]
+    assert len(said) == 1 and "垃圾还在外溢" in said[0]["data"]["text"] and said[0]["data"]["media"]
     feed = await updates_until(client, case_no, "in_progress", since)
     comments = [u for u in feed if u["update_id"] == update_id]
     assert len(comments) == 1 and comments[0]["description"].startswith("居民留言") and comments[0]["media_url"]
