@@ -97,6 +97,9 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     feed = await updates_until(client, case_no, "in_progress", since)
     comments = [u for u in feed if u["update_id"] == update_id]
     assert len(comments) == 1 and comments[0]["description"].startswith("居民留言") and comments[0]["media_url"]
+    now_read = (await client.requests(service_request_id=case_no)).entries[0]
+    assert now_read["status_notes"] == "责任单位已签收，正在处置"  # a comment is an update, not the case's status
+    assert now_read["updated_datetime"] >= comments[0]["updated_datetime"]
 
     resolved = await call(street.supervision, OWNER_TOKEN, tasks_url, {"type": "task.resolved",
                                                                        "result": "已更换新垃圾箱", "media": []})
