@@ -39,3 +39,11 @@ def test_the_definition_is_one_root_with_attributes_for_urgent_categories():
     assert service_definition(plain)["attributes"] == []
     xml = definition_xml(service_definition(urgent)).decode()
     assert xml.count("<service_definition>") == 1 and "<code>danger</code>" in xml and "<key>yes</key>" in xml
+
+
+def test_an_approved_extension_is_news_and_a_denied_one_is_not():
+    approved = step_of("case.extension-decided", {"approved": True, "due_at": "2026-12-08T17:30:00+08:00"}, "in_progress")
+    assert approved is not None and approved.status == "IN_PROGRESS" and "12月8日17:30" in approved.note
+    assert approved.state is None
+    assert step_of("case.extension-decided", {"approved": False, "due_at": "2026-12-08T17:30:00+08:00"},
+                   "in_progress") is None

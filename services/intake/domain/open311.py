@@ -197,7 +197,7 @@ class Step:
 UPDATE_TYPES = frozenset({
     "case.accepted", "case.rejected", "case.merged", "case.dispatched", "case.signed", "case.progress-reported",
     "case.returned", "case.suspended", "case.resumed", "case.resolved", "case.explained", "case.reworked",
-    "case.closed", "case.reopened", "case.commented",
+    "case.closed", "case.reopened", "case.commented", "case.extension-decided",
 })
 # The updates' status while a case is in each state (a comment keeps the status its case has).
 STATUS_OF_STATE = {"accepted": "OPEN", "dispatched": "ACTION_SCHEDULED", "in_progress": "IN_PROGRESS",
@@ -253,10 +253,25 @@ def step_of(event_type: str, data: Mapping[str, Any], current: str | None) -> St
         return moved("closed-resolved", f"已办结：{text.get('result', '')}", data.get("media"))
     if event_type == "case.reopened":
         return moved("reopened", "居民反映问题未解决，案件重新处置")
+    if event_type == "case.extension-decided":
+        # Only an approved extension is news to the resident (a denied one changes nothing they were told).
+        if data.get("approved") is not True:
+            return None
+        return Step(STATUS_OF_STATE.get(current or "", "IN_PROGRESS"), current or "in_progress",
+                    f"处置需要更多时间，经批准延期，预计{_street_time(data.get('due_at'))}前办结")
     if event_type == "case.commented":
         return Step(STATUS_OF_STATE.get(current or "", "OPEN"), current or "accepted",
                     f"居民留言：{text.get('text', '')}", _first(data.get("media")))
     return None
+
+
+def _street_time(value: Any) -> str:
+    """11月27日15:30 in the moment's own offset (supervision writes deadlines in street time)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return f"{moment.month}月{moment.day}日{moment:%H:%M}"
 
 
 def update_view(row: Mapping[str, Any]) -> dict[str, Any]:
