@@ -13,14 +13,14 @@ from services.intake.adapters import media as media_sql
 from services.intake.adapters import repository
 from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.adapters.repository import CaseRow, StoredCase
-from services.intake.domain import held
+from services.intake.domain import held, open311
 from services.intake.domain.assessment import Assessed, Locator, Rejected, assess
 from services.intake.domain.case_numbers import format_case_no
 from services.intake.domain.held import HeldCase, UnknownCase
 from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
-                                    CaseReported)
+                                    CaseReopened, CaseReported)
 from shared.contracts.common import Location, OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
@@ -180,15 +180,26 @@ class Intake:
         return StoredCase(case_id, case_no, state, outcome.unit_grid, report.category, outcome.hold_reason), True
 
     async def on_case_event(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """case.closed / case.reopened on wangge.cases: Open311 readers see open or closed, and no report
+        """A public step of a case on wangge.cases (open311.UPDATE_TYPES): kept for Open311's servicerequestupdates,
+        the request's updated_datetime moved; case.closed / case.reopened also say open or closed, and no report
         is merged into a closed case."""
         if not envelope.case_id or not await uow.claim(CASES_CONSUMER, envelope.id):
             return
         try:
-            uuid.UUID(envelope.case_id)
+            case_id = uuid.UUID(envelope.case_id)
         except ValueError:
             raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
-        await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
+        if envelope.type in (CaseClosed.TYPE, CaseReopened.TYPE):
+            await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
+        current = await repository.public_state(uow.conn, case_id)
+        if current is None:
+            return  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers
+        step = open311.step_of(envelope.type, envelope.data, current or None)
+        if step is not None:
+            # A comment's update_id is the comment's id: the one its poster got back (FixMyStreet then knows it).
+            update_id = str(envelope.data.get("comment_id") or envelope.id) if envelope.type == "case.commented" \
+                else envelope.id
+            await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""

@@ -204,10 +204,12 @@ async def test_every_endpoint_against_every_caller(street):
         for path in ("/healthz", "/readyz", "/metrics"):
             assert (await call(service, "GET", path, None)).status_code == 200, path
     # Public: the Open311 reads (no reporter in them); posting needs an api_key.
-    for path in ("/open311/v2/services.json", f"/open311/v2/requests/{case_no}.json", "/open311/v2/requests.xml"):
+    for path in ("/open311/v2/services.json", f"/open311/v2/requests/{case_no}.json", "/open311/v2/requests.xml",
+                 "/open311/v2/services/CM04.xml", "/open311/v2/servicerequestupdates.xml"):
         answer = await call(i, "GET", path, None)
         assert answer.status_code == 200 and PHONE not in answer.text, path
     assert (await call(i, "POST", "/open311/v2/requests.json", None)).status_code == 403
+    assert (await call(i, "POST", "/open311/v2/servicerequestupdates.xml", None)).status_code == 403
     # Residents: their own case with its number and their phone; a wrong phone is the same 404 as no case.
     right = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": PHONE})
     wrong = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": "13000000000"})
