@@ -43,7 +43,8 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     # "Personal data"); a second consumer group, since the two topics have no order between them.
     runtime.consume([runtime.topics.contacts], handlers.on_contact, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
-    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)], retry_policy or RetryPolicy())
+    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)], retry_policy or RetryPolicy(),
+                            street_rules=street_rules)
     runtime.worker("deliveries", worker.run, worker.heartbeat)
     erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds)
     runtime.worker("erasure", erasure.run)

@@ -23,6 +23,8 @@ from shared.contracts.cases import CasePersonalDataErased
 from shared.errors import describe, is_transient
 from shared.personal_data import mask_address
 from shared.runtime import ServiceRuntime
+from shared.street_config import StreetConfig
+from shared.street_rules import StreetRules
 from shared.watchdog import Heartbeat
 
 from services.notify.adapters import repository
@@ -36,6 +38,7 @@ from services.notify.domain.delivery import (
     after_attempt,
     expired,
 )
+from services.notify.domain.quiet import hold_until
 from services.notify.domain.replies import CONTACT_ERASED, STAFF_KINDS, erased_fields
 from services.notify.handlers import SOURCE, emit_reply
 from services.notify.metrics import (
@@ -57,8 +60,10 @@ class DeliveryWorker:
     """Runs until cancelled: claim due deliveries, send them concurrently, record each outcome."""
 
     def __init__(self, runtime: ServiceRuntime, channels: list[Channel], policy: RetryPolicy = RetryPolicy(),
-                 poll_seconds: float = POLL_SECONDS):
+                 poll_seconds: float = POLL_SECONDS, street_rules: StreetRules | None = None):
         self._runtime = runtime
+        # The quiet hours in force (the street's configuration learnt from supervision).
+        self._street_rules = street_rules or StreetRules(StreetConfig())
         self._channels = {channel.name: channel for channel in channels}
         self._policy = policy
         self._poll = poll_seconds
@@ -109,11 +114,20 @@ class DeliveryWorker:
         token = uuid.uuid4()
         expired_rows: list[asyncpg.Record] = []
         async with self._runtime.uow() as uow:
-            rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token)
+            rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token,
+                                              at=now())
             if not rows:
                 return 0
+            quiet = (await self._street_rules.current(uow.conn)).quiet_hours
             to_send = []
             for row in rows:
+                until = hold_until(kind=row["kind"], channel=row["channel"], moment=now(), quiet=quiet)
+                if until is not None:
+                    # 免打扰: back to pending, untried, until the quiet hours end.
+                    await repository.defer(uow.conn, str(row["id"]), token, until)
+                    log.info("case %s: %s held for the quiet hours until %s", row["case_no"], row["kind"],
+                             until.isoformat())
+                    continue
                 if expired(row["expires_at"], now()):
                     # Never sent in its useful life (notify or the gateway was down that long): settled
                     # as failed, visible to operators who may still resend it.

@@ -159,8 +159,8 @@ async def add_delivery(
     )
 
 
-async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
-                    limit: int = DUE_BATCH) -> list[asyncpg.Record]:
+async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit: int = DUE_BATCH,
+                    at: datetime | None = None) -> list[asyncpg.Record]:
     """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
     ran out (marked uncertain: they may have reached the gateway), up to `limit` in all. Commit before sending.
 
@@ -171,7 +171,7 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
         f"""
         WITH pending AS (
             SELECT id, 'pending'::text AS was FROM deliveries
-             WHERE state = 'pending' AND next_attempt_at <= now()
+             WHERE state = 'pending' AND next_attempt_at <= greatest(now(), $4::timestamptz)
              ORDER BY next_attempt_at
              LIMIT $1
                FOR UPDATE SKIP LOCKED
@@ -194,8 +194,20 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
          WHERE d.id = due.id
         RETURNING {_columns("d")}, due.was AS was
         """,
-        limit, lease_seconds, token,
+        limit, lease_seconds, token, at,
     )
+
+
+async def defer(conn: Conn, delivery_id: str, token: uuid.UUID, until: datetime) -> bool:
+    """Put a claimed delivery back, untried, until `until` (the end of the quiet hours); its useful life is
+    moved on by as much, so that a night's wait does not expire it. False if another worker holds it now."""
+    return await conn.fetchval(
+        """UPDATE deliveries SET state = 'pending', next_attempt_at = $3, lease_until = NULL, lease_token = NULL,
+                  expires_at = greatest(expires_at, $3::timestamptz + (expires_at - created_at)), updated_at = now()
+            WHERE id = $1::uuid AND lease_token = $2 AND state = 'sending'
+        RETURNING true""",
+        delivery_id, token, until,
+    ) or False
 
 
 async def record_outcome(conn: Conn, delivery_id: str, token: uuid.UUID, transition: Transition) -> bool:
