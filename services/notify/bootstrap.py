@@ -17,6 +17,7 @@ from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
 from services.notify.entrypoints.http import router
 from services.notify.entrypoints.lookup import router as lookup_router
+from services.notify.entrypoints.templates import router as templates_router
 from services.notify.handlers import CaseEventHandlers
 from services.notify.worker import DeliveryWorker, ErasureWorker
 
@@ -59,4 +60,6 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     )
     app.include_router(router)
     app.include_router(lookup_router)
+    app.include_router(templates_router)
+    app.state.reply_templates = templates  # the defaults, for the templates' admin API
     return Service(runtime, app)

@@ -34,6 +34,7 @@ from shared.street_rules import StreetRules
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
+from services.notify.adapters.templates import EditedTemplates
 from services.notify.domain.delivery import expires_at
 from services.notify.domain.replies import (
     STAFF_KINDS,
@@ -76,6 +77,7 @@ class CaseEventHandlers:
         self._runtime = runtime
         self._duty = duty
         self._templates = templates
+        self._edited = EditedTemplates(templates)
         self._signature = signature
         # The survey window is the street configuration's in force (learnt from supervision), not a setting of ours.
         self._street_rules = street_rules
@@ -104,6 +106,8 @@ class CaseEventHandlers:
             return
         reaction = self._reactions.get(envelope.type)
         if reaction is not None:
+            # The street's edited texts in force (PUT /api/v1/admin/templates/…), whichever instance saved them.
+            await self._edited.refresh(uow.conn)
             if envelope.type not in self.LOCKS_ITSELF | self.NO_RESIDENTS:
                 await repository.lock_residents(uow.conn, case_id)
             await reaction(envelope, event, case_id, uow)

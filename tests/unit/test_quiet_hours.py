@@ -49,3 +49,13 @@ def test_quiet_hours_are_part_of_the_street_configuration():
     for bad in (["25:00", "07:00"], ["22:00"], "22:00-08:00", ["08:00", "08:00"]):
         with pytest.raises(StreetConfigError, match="replies.quiet_hours"):
             from_mapping({"replies": {"quiet_hours": bad}})
+
+
+def test_every_default_template_passes_the_checks_an_edited_one_must():
+    from services.notify.adapters.templates import load_template_sources
+    from services.notify.domain.templates import ALL, MAX_CHARS, check
+
+    defaults = load_template_sources()
+    assert set(ALL) == set(defaults)  # a new template file is declared with its variables
+    for name, source in defaults.items():
+        assert 0 < len(check(name, source)) <= MAX_CHARS, name

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from shared.clock import to_street_time
 from shared.contracts.replies import ReplyKind
@@ -17,11 +18,19 @@ class TemplateMissing(LookupError):
 
 
 class ReplyTemplates:
-    """The reply texts (template name → Jinja2 source), compiled once; a missing value is an error, not a blank."""
+    """The reply texts (template name → Jinja2 source), compiled once; a missing value is an error, not a blank.
+    `use` puts the street's edited texts (notify's reply_templates) over the default files."""
 
     def __init__(self, sources: dict[str, str]):
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        self._templates = {kind: env.from_string(source) for kind, source in sources.items()}
+        # Sandboxed: edited texts come from the street's admin API and must not reach Python objects.
+        self._env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.defaults = dict(sources)
+        self._templates = {kind: self._env.from_string(source) for kind, source in sources.items()}
+
+    def use(self, edited: dict[str, str]) -> None:
+        """The defaults with these edited texts over them (each was checked before it was saved)."""
+        sources = {**self.defaults, **edited}
+        self._templates = {kind: self._env.from_string(source) for kind, source in sources.items()}
 
     def render(self, name: str, **values: object) -> str:
         """The text of one reply, surrounding whitespace removed."""
