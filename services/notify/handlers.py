@@ -41,10 +41,10 @@ from services.notify.domain.replies import (
     DeliveryPlan,
     ReplyTemplates,
     brief,
+    choose_route,
     plan_acknowledgement,
     plan_reply,
     plan_without_contact,
-    route,
     street_moment,
 )
 from services.notify.domain.residents import survey_closes_at
@@ -125,6 +125,7 @@ class CaseEventHandlers:
 
     async def _on_reported(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseReported)
+        await repository.record_source(uow.conn, case_id, event.source)  # the reply channel is chosen by it
         phone = event.reporter.phone.strip() if event.reporter and event.reporter.phone else ""
         if not phone:
             return  # no phone given: no one to answer
@@ -143,7 +144,8 @@ class CaseEventHandlers:
         contact = await repository.contact_of(uow.conn, case_id)
         if contact is not None:
             plan = plan_acknowledgement(self._templates, case_no=event.case_no, phone=contact["phone"],
-                                        signature=self._signature)
+                                        signature=self._signature, email=contact["email"],
+                                        source=await repository.source_of(uow.conn, case_id))
         else:
             standing = await repository.reporter_standing(uow.conn, case_id)
             if standing == "none":
@@ -229,9 +231,13 @@ class CaseEventHandlers:
                      template: str, **values: object) -> None:
         """One reply of this kind to the case's reporter and every follower; for a reporter whose contact has
         not arrived yet, a reply that waits for it; for one whose contact was erased, a reply held saying so."""
+        contact = await repository.contact_of(uow.conn, case_id)
+        source = await repository.source_of(uow.conn, case_id)
         for phone in await repository.recipients_of(uow.conn, case_id):
+            # The reporter's e-mail is theirs alone: followers (merged duplicates) are answered by SMS.
+            email = contact["email"] if contact is not None and phone == contact["phone"] else None
             plan = plan_reply(self._templates, kind, template, phone=phone, signature=self._signature,
-                              case_no=case_no, **values)
+                              case_no=case_no, email=email, source=source, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
         standing = await repository.reporter_standing(uow.conn, case_id)
         if standing in ("awaiting", "erased"):
@@ -254,25 +260,28 @@ class CaseEventHandlers:
             # A replay of the topic after the erasure: the data stays erased.
             log.info("case %s: contact arrived after its erasure; not kept", contact.case_no)
             return
-        await self._contact_arrived(uow, envelope, case_id, contact.case_no, contact.name, contact.phone.strip())
+        await self._contact_arrived(uow, envelope, case_id, contact.case_no, contact.name, contact.phone.strip(),
+                                    email=contact.email)
 
     async def _contact_arrived(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
-                               name: str | None, phone: str) -> None:
+                               name: str | None, phone: str, email: str | None = None) -> None:
         norm = normalise_phone(phone)
         await repository.save_contact(uow.conn, case_id=case_id, case_no=case_no, name=name, phone=phone,
-                                      phone_norm=norm, event_id=envelope.id)
+                                      phone_norm=norm, event_id=envelope.id, email=email)
+        source = await repository.source_of(uow.conn, case_id)
         # Merged before its contact arrived: the resident follows the case it was merged into from now on.
         followed = await repository.follow_late(uow.conn, case_id=case_id, case_no=case_no, phone=phone,
                                                 phone_norm=norm, event_id=envelope.id)
         released = 0
         for row in await repository.awaiting_deliveries(uow.conn, case_id):
-            to, state, detail = route(phone)
-            if not await repository.release_delivery(uow.conn, row["id"], to=to, state=state, detail=detail):
+            channel, to, state, detail = choose_route(phone=phone, email=email, source=source)
+            if not await repository.release_delivery(uow.conn, row["id"], to=to, state=state, detail=detail,
+                                                     channel=channel):
                 continue
             released += 1
             if state == "held":
                 emit_reply(uow, self._runtime.topics.replies, case_id=case_id, case_no=row["case_no"],
-                           kind=row["kind"], channel=row["channel"], to=to, text=row["text"], state=state,
+                           kind=row["kind"], channel=channel, to=to, text=row["text"], state=state,
                            delivery_id=row["id"], detail=detail)
         if released or followed:
             uow.after_commit(lambda: log.info("case %s: contact arrived; %d waiting repl%s released, following %d "

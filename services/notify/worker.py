@@ -189,7 +189,8 @@ class DeliveryWorker:
             return AttemptResult(Outcome.REFUSED, f"no {row['channel']!r} channel configured")
         started = time.perf_counter()
         try:
-            result = await channel.send(Message(ref=row["id"], to=row["to_phone"], text=row["text"]))
+            result = await channel.send(Message(ref=row["id"], to=row["to_phone"], text=row["text"],
+                                                   case_no=row["case_no"], kind=row["kind"]))
         except Exception as exc:  # noqa: BLE001 — a channel bug must not stall every other delivery
             log.exception("channel %s failed on delivery %s", channel.name, row["id"])
             result = AttemptResult(Outcome.UNAVAILABLE, f"channel error: {type(exc).__name__}")
