@@ -34,7 +34,9 @@ from shared.street_rules import StreetRules
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
+from services.notify.adapters import webhooks
 from services.notify.adapters.templates import EditedTemplates
+from services.notify.domain.webhooks import follows
 from services.notify.domain.delivery import expires_at
 from services.notify.domain.replies import (
     STAFF_KINDS,
@@ -150,11 +152,15 @@ class CaseEventHandlers:
             standing = await repository.reporter_standing(uow.conn, case_id)
             if standing == "none":
                 log.info("case %s accepted: no resident phone given, no acknowledgement to send", event.case_no)
+                text = self._templates.render("acknowledgement", signature=self._signature, case_no=event.case_no)
+                await self._to_webhooks(uow, envelope, case_id, event.case_no, DeliveryPlan(
+                    "acknowledgement", "sms", "", text, "pending", template="acknowledgement"))
                 return
             plan = plan_without_contact(self._templates, "acknowledgement", "acknowledgement",
                                         erased=standing == "erased", signature=self._signature,
                                         case_no=event.case_no)
         await self._queue(uow, envelope, case_id, event.case_no, plan)
+        await self._to_webhooks(uow, envelope, case_id, event.case_no, plan)
 
     async def _on_rejected(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseRejected)
@@ -244,6 +250,19 @@ class CaseEventHandlers:
             plan = plan_without_contact(self._templates, kind, template, erased=standing == "erased",
                                         signature=self._signature, case_no=case_no, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
+        text = self._templates.render(template, signature=self._signature, case_no=case_no, **values)
+        await self._to_webhooks(uow, envelope, case_id, case_no, DeliveryPlan(kind, "sms", "", text, "pending",
+                                                                            template=template))
+
+    async def _to_webhooks(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
+                           reply: DeliveryPlan) -> None:
+        """A copy of a reply for every integrator's endpoint that follows the case (by how it came in). The
+        delivery names the endpoint by id: the URL is the configured one, read when it is sent."""
+        source = await repository.source_of(uow.conn, case_id)
+        for endpoint in await webhooks.enabled_endpoints(uow.conn):
+            if follows(list(endpoint["sources"]), source):
+                await self._queue(uow, envelope, case_id, case_no, DeliveryPlan(
+                    reply.kind, "webhook", endpoint["id"], reply.text, "pending", None, reply.template))
 
     # ---- contacts ------------------------------------------------------------------------------
 

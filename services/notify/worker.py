@@ -175,8 +175,10 @@ class DeliveryWorker:
             self._report(row, transition)
 
     def _emit(self, uow, row: asyncpg.Record, transition: Transition) -> None:
-        if row["kind"] in STAFF_KINDS:
-            return  # a message to the street's staff, not a reply to a resident: not for wangge.replies
+        if row["kind"] in STAFF_KINDS or row["channel"] == "webhook":
+            # A message to the street's staff, or an integrator's copy: not a reply to a resident, not for
+            # wangge.replies (the hotline bridge calls residents back from it).
+            return
         emit_reply(
             uow, self._runtime.topics.replies, case_id=row["case_id"], case_no=row["case_no"], kind=row["kind"],
             channel=row["channel"], to=row["to_phone"], text=row["text"], state=transition.state,

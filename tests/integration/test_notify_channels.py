@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import AsyncIterator
 
+import orjson as _orjson
 import pytest
+import time as _time
 import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from deploy.local.mail_sink import MailSink
 from deploy.local.sms_sink import SinkState, create_sink_app
@@ -23,6 +27,7 @@ from shared.runtime import Service
 from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.domain.delivery import RetryPolicy
+from services.notify.domain.webhooks import verify
 from tests.support import publish
 
 pytestmark = pytest.mark.integration
@@ -158,3 +163,112 @@ async def test_an_sms_gateway_down_then_up_delivers_the_reply_once(street: Stree
     await until(lambda: [m for m in street.sms.messages if case_no in m["text"]])
     await asyncio.sleep(1.0)
     assert len([m for m in street.sms.messages if case_no in m["text"]]) == 1
+
+
+# ---- webhooks ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Receiver:
+    """An integrator's receiver on loopback: checks the signature and the timestamp as domain/webhooks.verify does,
+    processes each delivery id once; `down` answers 503; `redirect_to` answers 307 to another address."""
+
+    secret: str = ""
+    down: bool = False
+    redirect_to: str | None = None
+    requests: list = None  # (headers, body) of every request
+    accepted: dict = None  # delivery id → body
+    refused: list = None
+    url: str = ""
+
+    def app(self):
+        self.requests, self.accepted, self.refused = [], {}, []
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request):
+            body = await request.body()
+            self.requests.append((dict(request.headers), body))
+            if self.down:
+                return JSONResponse({"error": "down"}, status_code=503)
+            if self.redirect_to:
+                return RedirectResponse(self.redirect_to, status_code=307)
+            why = verify(self.secret, signature=request.headers.get("x-wangge-signature"),
+                         timestamp=request.headers.get("x-wangge-timestamp"), body=body, now=_time.time())
+            if why:
+                self.refused.append(why)
+                return JSONResponse({"error": why}, status_code=401)
+            self.accepted.setdefault(request.headers["x-wangge-delivery"], _orjson.loads(body))
+            return {"ok": True}
+
+        return app
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    got = Receiver()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    got.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    server = uvicorn.Server(uvicorn.Config(got.app(), log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started, 10)
+        yield got
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+ADMIN = "notify-channels-admin-token"
+
+
+async def configure(street: Street, url: str, sources: list[str] | None = None, name: str = "市城管平台") -> dict:
+    import httpx
+
+    from tests.support import grant
+    await grant(street.settings, street.service, token=ADMIN, name="街道管理员", role="admin")
+    transport = httpx.ASGITransport(app=street.service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify",
+                                 headers={"Authorization": f"Bearer {ADMIN}"}) as admin:
+        answer = await asyncio.wait_for(admin.post("/api/v1/admin/webhooks", json={
+            "name": name, "url": url, "sources": sources or []}), 10)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def test_a_configured_webhook_gets_each_reply_signed_once(street: Street, receiver: Receiver):
+    endpoint = await configure(street, receiver.url, sources=["web"])
+    receiver.secret = endpoint["secret"]
+    assert len(endpoint["secret"]) == 64 and endpoint["url"] == receiver.url
+    case_no = await street.report(source="web", phone=PHONE, signed=True)
+    await until(lambda: len(receiver.accepted) == 2)
+    kinds = sorted(body["kind"] for body in receiver.accepted.values())
+    assert kinds == ["acknowledgement", "progress"]
+    assert all(body["case_no"] == case_no and case_no in body["text"] for body in receiver.accepted.values())
+    assert receiver.refused == [] and PHONE not in str(receiver.requests)
+    # The resident still gets their own SMS (the webhook is a copy), and the copy is not a reply on wangge.replies.
+    await until(lambda: len([m for m in street.sms.messages if case_no in m["text"]]) == 2)
+    # A hotline case is not this endpoint's (it follows web reports only).
+    other = await street.report(source="hotline", phone="13900007002")
+    await until(lambda: [m for m in street.sms.messages if other in m["text"]])
+    await asyncio.sleep(1.0)
+    assert all(body["case_no"] != other for body in receiver.accepted.values())
+
+
+async def test_a_webhook_down_then_up_is_delivered_once(street: Street, receiver: Receiver):
+    endpoint = await configure(street, receiver.url)
+    receiver.secret, receiver.down = endpoint["secret"], True
+    case_no = await street.report(source="hotline", phone=PHONE)
+    await until(lambda: len(receiver.requests) >= 2)
+    assert receiver.accepted == {}
+    receiver.down = False
+    await until(lambda: len(receiver.accepted) == 1)
+    await asyncio.sleep(1.0)
+    [(delivery_id, body)] = receiver.accepted.items()
+    assert body["case_no"] == case_no and body["kind"] == "acknowledgement"
+    # Every retry carried the same idempotency key, each freshly signed.
+    assert {h["x-wangge-delivery"] for h, _ in receiver.requests} == {delivery_id}
+    row = await street.service.runtime.pool.fetchrow("SELECT state, attempts FROM deliveries WHERE id = $1::uuid",
+                                                     delivery_id)
+    assert row["state"] == "sent" and row["attempts"] >= 3

@@ -20,3 +20,10 @@ CREATE TABLE webhook_endpoints (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- An integrator's copy of the acknowledgement beside the resident's own: one per case and endpoint.
+DROP INDEX one_acknowledgement_per_case;
+CREATE UNIQUE INDEX one_acknowledgement_per_case
+    ON deliveries (case_id) WHERE kind = 'acknowledgement' AND resend_of IS NULL AND channel <> 'webhook';
+CREATE UNIQUE INDEX one_acknowledgement_per_case_and_webhook
+    ON deliveries (case_id, to_phone) WHERE kind = 'acknowledgement' AND resend_of IS NULL AND channel = 'webhook';
