@@ -59,3 +59,16 @@ def test_every_default_template_passes_the_checks_an_edited_one_must():
     assert set(ALL) == set(defaults)  # a new template file is declared with its variables
     for name, source in defaults.items():
         assert 0 < len(check(name, source)) <= MAX_CHARS, name
+
+
+def test_the_channel_follows_how_the_resident_came_in_and_what_they_gave():
+    from services.notify.domain.replies import choose_route
+
+    mail = "li.si@example.cn"
+    assert choose_route(phone="13900001001", email=mail, source="web")[:3] == ("email", mail, "pending")
+    assert choose_route(phone="13900001001", email=mail, source="hotline")[:3] == ("sms", "13900001001", "pending")
+    assert choose_route(phone="13900001001", source="web")[:3] == ("sms", "13900001001", "pending")
+    assert choose_route(phone="010-62345678", email=mail, source="hotline")[:2] == ("email", mail)
+    assert choose_route(phone="", email=mail, source="terminal")[:2] == ("email", mail)
+    channel, _, state, why = choose_route(phone="010-62345678", source="hotline")
+    assert (channel, state) == ("sms", "held") and "mobile" in why  # the hotline calls them back
