@@ -1,4 +1,4 @@
-"""Quiet hours (免打扰): which replies wait, and until when (services/notify/domain/quiet.py, the street config)."""
+"""notify's reply rules, pure: quiet hours (免打扰), the channel chosen for a resident, the templates' checks."""
 from __future__ import annotations
 
 from datetime import datetime, time
