@@ -120,7 +120,11 @@ async def test_a_resident_who_reported_online_with_an_email_is_answered_by_email
     case_no = await street.report(source="web", phone=PHONE, email=EMAIL)
     [mail] = await until(lambda: street.mail.to(EMAIL))
     assert case_no in mail["text"] and case_no in mail["subject"] and "已受理" in mail["subject"]
-    delivery = await street.delivery(case_no)
+
+    async def settled():  # the outcome is recorded just after the server took the message
+        row = await street.delivery(case_no)
+        return row if row.get("state") == "sent" else None
+    delivery = await until(settled)
     assert (delivery["channel"], delivery["state"], delivery["to_phone"]) == ("email", "sent", EMAIL)
     assert mail["message_id"] == f"<{delivery['id']}@wangge.notify>"
     assert [m for m in street.sms.messages if m["to"] == PHONE] == []
