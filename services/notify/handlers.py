@@ -130,7 +130,11 @@ class CaseEventHandlers:
         await repository.record_source(uow.conn, case_id, event.source)  # the reply channel is chosen by it
         phone = event.reporter.phone.strip() if event.reporter and event.reporter.phone else ""
         if not phone:
-            return  # no phone given: no one to answer
+            if event.reporter and event.reporter.email:
+                # Only an e-mail given (masked here): the contact with it comes on wangge.contacts.
+                await repository.expect_contact(uow.conn, case_id=case_id, case_no=event.case_no,
+                                                event_id=envelope.id)
+            return  # no phone or e-mail given: no one to answer
         if "*" in phone:
             # Masked, as intake publishes it: the contact itself comes on wangge.contacts.
             await repository.expect_contact(uow.conn, case_id=case_id, case_no=event.case_no, event_id=envelope.id)

@@ -21,7 +21,7 @@ class ContactRecorded(EventModel):
     name: str | None = Field(default=None, max_length=100)
     phone: str = Field(default="", max_length=30,
                        description="as given (the hotline may need it verbatim); empty when only an e-mail was given")
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
                               description="an e-mail address the report gave (Open311's `email`): replies may go there")
 
     @model_validator(mode="after")

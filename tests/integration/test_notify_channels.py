@@ -276,3 +276,36 @@ async def test_a_webhook_down_then_up_is_delivered_once(street: Street, receiver
     row = await street.service.runtime.pool.fetchrow("SELECT state, attempts FROM deliveries WHERE id = $1::uuid",
                                                      delivery_id)
     assert row["state"] == "sent" and row["attempts"] >= 3
+
+
+async def test_an_open311_report_with_only_an_email_is_acknowledged_by_email_and_never_shows_it(street: Street):
+    """Open311's `email` field, end to end: intake keeps it for notify alone (case.reported carries it masked)."""
+    import httpx
+
+    from services.intake.bootstrap import build as build_intake
+    from tests.support import TopicReader, grant
+
+    intake = build_intake(street.settings, manage_runtime=False)
+    await asyncio.wait_for(intake.runtime.start(), 60)
+    try:
+        await intake.runtime.wait_until_consuming(60)
+        await grant(street.settings, intake, token="o311-city-portal", name="市民网站", role="hotline")
+        async with TopicReader(street.settings.kafka_bootstrap, street.service.runtime.topics.cases) as cases:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=intake.app), base_url="http://intake",
+                                         timeout=10) as http:
+                bad = await http.post("/open311/v2/requests.json", data={
+                    "api_key": "o311-city-portal", "service_code": "CM04", "lat": "34.871845", "long": "117.575168",
+                    "description": "垃圾箱损坏", "email": "not an address"})
+                assert bad.status_code == 400 and "email" in bad.json()[0]["description"]
+                posted = await http.post("/open311/v2/requests.json", data={
+                    "api_key": "o311-city-portal", "service_code": "CM04", "lat": "34.871845", "long": "117.575168",
+                    "description": "垃圾箱损坏", "first_name": "王", "email": EMAIL})
+                assert posted.status_code == 201, posted.text
+                case_no = posted.json()[0]["service_request_id"]
+            reported = await cases.wait_for(lambda m: m.get("type") == "case.reported"
+                                            and m["data"]["case_no"] == case_no, timeout=20)
+            assert reported["data"]["reporter"]["email"] == "z***@example.cn" and EMAIL not in str(reported)
+        [mail] = await until(lambda: street.mail.to(EMAIL), timeout=30)
+        assert case_no in mail["text"] and "已受理" in mail["subject"]
+    finally:
+        await asyncio.wait_for(intake.runtime.stop(), 30)

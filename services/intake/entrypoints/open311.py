@@ -77,7 +77,7 @@ def build_open311_router(services: dict[str, Service]) -> APIRouter:
                      "schema": {"type": "object", "required": ["service_code", "description"], "properties": {
                          key: {"type": "string", "maxLength": 2000} for key in (
                              "api_key", "service_code", "lat", "long", "address_string", "description",
-                             "first_name", "last_name", "phone", "media_url")}}}}}})
+                             "first_name", "last_name", "phone", "email", "media_url")}}}}}})
     async def post_request(request: Request, fmt: Format) -> Response:
         """Report a problem: the spec's form fields (api_key = a wangge credential); answers the case number."""
         try:
