@@ -46,6 +46,7 @@ from services.notify.metrics import (
     DELIVERIES_WAITING,
     DELIVERY_ATTEMPTS,
     DELIVERY_SECONDS,
+    QUIET_HOURS_HELD,
     SERVICE,
     count_delivery,
 )
@@ -125,6 +126,7 @@ class DeliveryWorker:
                 if until is not None:
                     # 免打扰: back to pending, untried, until the quiet hours end.
                     await repository.defer(uow.conn, str(row["id"]), token, until)
+                    QUIET_HOURS_HELD.labels(SERVICE, row["kind"]).inc()
                     log.info("case %s: %s held for the quiet hours until %s", row["case_no"], row["kind"],
                              until.isoformat())
                     continue

@@ -9,9 +9,14 @@ import pytest
 
 from shared.clock import move_clock, now
 from shared.contracts.cases import CaseSigned
+from services.notify.metrics import QUIET_HOURS_HELD, SERVICE
 from tests.integration.test_notify_service import PHONE, Notify, _case, _until, notify  # noqa: F401 — fixture
 
 pytestmark = pytest.mark.integration
+
+
+def _held_count() -> float:
+    return QUIET_HOURS_HELD.labels(SERVICE, "progress")._value.get()
 
 
 def _next(hour: int, after=None):
@@ -21,6 +26,7 @@ def _next(hour: int, after=None):
 
 async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once(notify: Notify):
     night = _next(23)
+    held_before = _held_count()
     move_clock(night)
     try:
         case_id, case_no, reported, accepted = _case(PHONE)
@@ -43,6 +49,7 @@ async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once
         row = await asyncio.wait_for(held(), 20)
         morning = _next(8, after=night)
         assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, morning)
+        assert _held_count() == held_before + 1  # wangge_notify_quiet_hours_held_total
         await asyncio.sleep(1.5)  # three polls of the worker: still not sent
         assert len(notify.sms_to(PHONE)) == 1
 
