@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from contextlib import asynccontextmanager
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -89,8 +90,9 @@ async def until(condition, timeout: float = 20, step: float = 0.05):
     return await asyncio.wait_for(poll(), timeout)
 
 
-@pytest.fixture
-async def street(isolated: Settings) -> AsyncIterator[Street]:
+@asynccontextmanager
+async def running_street(isolated: Settings) -> AsyncIterator[Street]:
+    """notify with a real SMS sink (HTTP) and a real SMTP server on free loopback ports."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sms_port = sock.getsockname()[1]
@@ -114,6 +116,12 @@ async def street(isolated: Settings) -> AsyncIterator[Street]:
         server.should_exit = True
         await asyncio.wait_for(server_task, 10)
         sock.close()
+
+
+@pytest.fixture
+async def street(isolated: Settings) -> AsyncIterator[Street]:
+    async with running_street(isolated) as running:
+        yield running
 
 
 async def test_a_resident_who_reported_online_with_an_email_is_answered_by_email(street: Street):
@@ -309,3 +317,29 @@ async def test_an_open311_report_with_only_an_email_is_acknowledged_by_email_and
         assert case_no in mail["text"] and "已受理" in mail["subject"]
     finally:
         await asyncio.wait_for(intake.runtime.stop(), 30)
+
+
+async def test_the_residents_email_is_erased_with_their_phone_after_the_survey_window(isolated: Settings):
+    from datetime import timedelta
+
+    from shared.clock import now
+    from shared.contracts.cases import CaseClosed
+
+    settings = isolated.model_copy(update={"erase_after_days": 0.0, "erasure_poll_seconds": 0.2})
+    async with running_street(settings) as street:
+        case_no = await street.report(source="web", phone=PHONE, email=EMAIL)
+        await until(lambda: street.mail.to(EMAIL))
+        pool = street.service.runtime.pool
+        case_id = await pool.fetchval("SELECT case_id FROM contacts WHERE case_no = $1", case_no)
+        # Closed eight days ago: the seven-day survey window closed yesterday, erase_after_days is 0.
+        closed = CaseClosed(case_no=case_no, owner="市政所", outcome="resolved", result="已修复", by="operator:x",
+                            closed_at=now() - timedelta(days=8), on_time=True)
+        await street.send(street.service.runtime.topics.cases, closed.envelope(source="supervision", case_id=case_id))
+
+        async def erased():
+            return await pool.fetchval("SELECT count(*) FROM erasures WHERE case_id = $1", case_id)
+        await until(erased, timeout=30)
+        assert await pool.fetchval("SELECT count(*) FROM contacts WHERE case_id = $1", case_id) == 0
+        addresses = [r["to_phone"] for r in await pool.fetch("SELECT to_phone FROM deliveries WHERE case_id = $1",
+                                                             case_id)]
+        assert addresses and not any(EMAIL in a or "zhang.san" in a for a in addresses)
