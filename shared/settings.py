@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     notify_port: int = 8104
     sms_gateway_url: str = "http://127.0.0.1:8109/sms"
     sms_signature: str = "文化路街道"
+    # Replies by e-mail (a resident who reported online and gave an address): the SMTP server and the sender.
+    # ./dev up runs a local one (deploy/local/mail_sink.py). WANGGE_SMTP_HOST, WANGGE_SMTP_PORT, …
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_sender: str = "wangge@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
     log_level: str = "INFO"
     # development accepts the fixed demo credentials of ./dev up; production refuses them.
     profile: Literal["development", "production"] = "development"

@@ -24,7 +24,7 @@ from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, Ca
 from shared.contracts.common import Location, OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
-from shared.personal_data import mask_name, mask_personal, mask_phone_number
+from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
@@ -163,7 +163,7 @@ class Intake:
         if contact is not None:
             # Before case.accepted in this transaction, though on another topic: notify copes with either order.
             uow.emit(self.runtime.topics.contacts, ContactRecorded(case_no=case_no, name=contact.name,
-                                                                   phone=contact.phone)
+                                                                   phone=contact.phone or "", email=contact.email)
                      .envelope(source=SOURCE, case_id=case_id, occurred_at=received))
         if outcome.accepted:
             accepted = CaseAccepted(
@@ -324,7 +324,8 @@ def masked_reporter(reporter: Reporter | None) -> Reporter | None:
     statistics can tell a resident reported it without holding who."""
     if reporter is None:
         return None
-    return Reporter(name=mask_name(reporter.name), phone=mask_phone_number(reporter.phone))
+    return Reporter(name=mask_name(reporter.name), phone=mask_phone_number(reporter.phone),
+                    email=mask_email(reporter.email))
 
 
 def on_the_spot(report: ReportSubmitted) -> OnTheSpot | None:
@@ -336,11 +337,15 @@ def on_the_spot(report: ReportSubmitted) -> OnTheSpot | None:
 
 
 def contact_of(report: ReportSubmitted) -> Reporter | None:
-    """The resident to answer, if the report gave a phone (a name alone answers no one: it is not passed on)."""
-    if report.reporter is None or not (report.reporter.phone or "").strip():
+    """The resident to answer, if the report gave a phone or an e-mail (a name alone answers no one: it is not
+    passed on)."""
+    if report.reporter is None:
+        return None
+    phone, email = (report.reporter.phone or "").strip(), (report.reporter.email or "").strip()
+    if not phone and not email:
         return None
     name = (report.reporter.name or "").strip() or None
-    return Reporter(name=name, phone=report.reporter.phone.strip())
+    return Reporter(name=name, phone=phone or None, email=email or None)
 
 
 def _masked(text: str | None) -> str | None:

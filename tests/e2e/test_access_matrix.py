@@ -120,6 +120,13 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),
         (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
         (n, "POST", "/api/v1/contacts/lookup", {"phone": PHONE}, OPERATORS),
+        (n, "GET", "/api/v1/admin/templates", None, ADMINS),
+        (n, "POST", "/api/v1/admin/templates/survey/preview", {}, ADMINS),
+        (n, "PUT", "/api/v1/admin/templates/survey", {"source": "{{ nope }}"}, ADMINS),  # admitted, then 422
+        (n, "GET", "/api/v1/admin/templates/survey/history", None, ADMINS),
+        (n, "GET", "/api/v1/admin/webhooks", None, ADMINS),
+        (n, "POST", "/api/v1/admin/webhooks", {"name": "matrix", "url": "ftp://x"}, ADMINS),  # admitted, then 422
+        (n, "DELETE", f"/api/v1/admin/webhooks/{uuid.uuid4()}", None, ADMINS),  # admitted, then 404
         (s, "GET", "/api/v1/accounts", None, ADMINS),
         (s, "POST", "/api/v1/accounts", {"username": f"m-{uuid.uuid4().hex[:8]}", "display_name": "矩阵测试",
                                          "kind": "operator", "password": "matrix-password"}, ADMINS),

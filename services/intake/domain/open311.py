@@ -106,12 +106,16 @@ def report_fields(form: Mapping[str, str], services: Mapping[str, Service],
         raise Open311Error(400, "a location is required: lat and long, or address_string")
     name = " ".join(part for part in (form.get("first_name", "").strip(), form.get("last_name", "").strip()) if part)
     phone = (form.get("phone") or "").strip()
+    email = (form.get("email") or "").strip()
+    if email and ("@" not in email or any(c.isspace() for c in email) or len(email) > 254):
+        raise Open311Error(400, "email is not an e-mail address (电子邮箱格式不正确)")
     media = (form.get("media_url") or "").strip()
     if media and not media.lower().startswith(("http://", "https://")):
         # Open311 clients host their own photos: wangge's /media/<id> is for its own terminals and pages.
         raise Open311Error(400, "media_url must be an absolute http(s) URL (照片地址须为完整的http(s)地址)")
     return {"category": code, "description": description[:2000], "location": location, "address": address,
-            "reporter": {"name": name or None, "phone": phone or None} if (name or phone) else None,
+            "reporter": {"name": name or None, "phone": phone or None, "email": email or None}
+            if (name or phone or email) else None,
             "media": ([media] if media else []) + list(photos or [])}
 
 

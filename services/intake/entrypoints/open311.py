@@ -94,7 +94,6 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
     """The /open311/v2 routes over the street's categories and intake's cases (`jurisdiction`: the street's code,
     the only jurisdiction_id answered)."""
     router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
-    fmt_param = [{"name": "fmt", "in": "path", "required": True, "schema": {"enum": list(FORMATS)}}]
 
     def checked(fmt: str, params: dict[str, str]) -> str:
         """The answer's format, and the jurisdiction asked (Open311Error if either is not this street's)."""
@@ -131,7 +130,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
 
     @router.post("/requests.{fmt}", status_code=201, responses=_answers(_CREATED, 400, 403, 404),
                  openapi_extra=_form_body(("service_code", "lat", "long", "address_string", "description",
-                                           "first_name", "last_name", "phone", "media_url", "attribute[danger]"),
+                                           "first_name", "last_name", "phone", "email", "media_url",
+                                           "attribute[danger]"),
                                           ["service_code", "description"]))
     async def post_request(request: Request, fmt: str) -> Response:
         """Report a problem: the spec's form fields, or multipart with photos in `media` (api_key = a wangge
