@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Callable
 
 import uvicorn
 from fastapi import FastAPI
 
+from shared.db_roles import database_problems
 from shared.logs import configure_logging
 from shared.runtime import Service
 from shared.settings import Settings, get_settings
@@ -27,15 +29,25 @@ def serve(app: FastAPI, service: str, port: int) -> None:
                 timeout_graceful_shutdown=5, proxy_headers=False)
 
 
+def refused_unsafe(settings: Settings, service: str, *, name: str | None = None) -> bool:
+    """The production profile's checks for `service` (its settings, then its database role); what is missing is
+    printed and True returned — the caller exits 2 without starting. `name`: the process's own name if not the
+    service's (supervision-live works with supervision's schema and role)."""
+    problems = settings.production_problems(service)
+    if settings.profile == "production":
+        problems += asyncio.run(database_problems(settings, service))
+    if problems:
+        print(f"{name or service}: the production profile refuses to start; missing or unsafe:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+    return bool(problems)
+
+
 def build_and_serve(build: Callable[[Settings], Service], service: str, port: int) -> int:
     """Build a service from the environment's settings and serve it; a broken street folder, or a production
     profile missing what it needs to be safe, is a clear error and exit status 2 — the service does not start."""
     settings = get_settings()
-    problems = settings.production_problems(service)
-    if problems:
-        print(f"{service}: the production profile refuses to start; missing or unsafe:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+    if refused_unsafe(settings, service):
         return 2
     try:
         built = build(settings)

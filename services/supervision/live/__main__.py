@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from shared.logs import configure_logging
+from shared.serve import refused_unsafe
 from shared.settings import get_settings
 from shared.street import StreetDataError
 from services.supervision.live.bootstrap import build
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     settings = get_settings()
+    if refused_unsafe(settings, "supervision", name="supervision-live"):
+        return 2
     try:
         live = build(settings, options=options)
     except StreetDataError as exc:
