@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     # Photos (POST /api/v1/media, shared/media.py): where they are stored (default $WANGGE_STATE_DIR/media, else
     # <repo>/.local/media), the largest file taken, the most pixels decoded (a decompression bomb is refused before
     # it is decoded). How many photos one message may carry is the contract's (shared/contracts/common.py).
+    # Server-sent event streams of the live figures one credential may hold open at once (429 beyond).
+    live_streams_per_credential: int = Field(default=4, ge=1)
+    # Uvicorn, reachable without nginx inside the network (shared/serve.py): a request's headers must arrive whole
+    # within this (h11/httptools wait for ever: a slow-header client would hold a connection), and be at most
+    # http_max_header_bytes; connections beyond http_max_connections at once are answered 503.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    http_max_connections: int = Field(default=2048, ge=16)
     media_dir: Path | None = None
     media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     media_max_pixels: int = Field(default=40_000_000, ge=10_000)
