@@ -52,3 +52,18 @@ async def grant_second_operator(settings, base: str) -> None:
                 await asyncio.sleep(0.1)
         await asyncio.wait_for(known(), 30)
 
+
+
+async def test_the_walls_screen_credential_reads_the_live_figures_and_events(isolated):
+    async with running_live(isolated) as base, httpx.AsyncClient(timeout=httpx.Timeout(15, read=None)) as client:
+        await publish_credentials(isolated, [issued("live-wall-screen", name="大屏", role="screen")])
+        wall = {"Authorization": "Bearer live-wall-screen"}
+
+        async def known() -> None:
+            while (await client.get(f"{base}/api/v1/live/figures", headers=wall)).status_code != 200:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(known(), 30)
+        async with AsyncExitStack() as held:
+            stream = await asyncio.wait_for(held.enter_async_context(
+                client.stream("GET", f"{base}/api/v1/live/events", headers=wall)), 15)
+            assert stream.status_code == 200

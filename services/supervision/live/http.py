@@ -1,6 +1,6 @@
 """The live figures over HTTP: GET /api/v1/live/figures (JSON) and GET /api/v1/live/events (server-sent events).
 
-Operators and admins, like every non-public endpoint. The browser's EventSource cannot send an
+Operators and admins, and the wall's read-only screen credential. The browser's EventSource cannot send an
 Authorization header, so the big screen reads the event stream with fetch() and a ReadableStream.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from shared.auth import Client, client_by_token, presented_token, require, token_hash
 from services.supervision.live.streams import LiveStreams
 
-operator = require("operator", "admin")
+operator = require("operator", "admin", "screen")  # the wall's read-only credential reads the live figures too
 HEARTBEAT_SECONDS = 15.0  # a comment line now and then keeps proxies from closing an idle stream
 RECHECK_SECONDS = 1.0     # how often an open stream checks that its credential is still valid
 # A screen needs one stream (two while a page reloads); a credential holding more is a leak or an attack, and each
