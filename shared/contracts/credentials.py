@@ -12,8 +12,10 @@ from pydantic import AwareDatetime, Field
 
 from shared.contracts.registry import EventModel, event
 
-Role = Literal["terminal", "hotline", "owner", "operator", "admin"]
-ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin")
+# screen: the LED wall's machine credential (大屏), read-only — the live figures and what the big screen shows,
+# nothing an operator can do.
+Role = Literal["terminal", "hotline", "owner", "operator", "admin", "screen"]
+ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin", "screen")
 
 
 @event

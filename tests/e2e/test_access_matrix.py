@@ -23,19 +23,21 @@ pytestmark = pytest.mark.e2e
 
 POINT = {"lon": 117.575168, "lat": 34.871845}
 PHONE = "13900004321"
-CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin",
+CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin", "screen",
            "operator_session", "owner_session", "csrf")
 # People's sessions (POST /api/v1/sessions): the cookie with the pages' header acts as the account's role; "csrf" is an
 # operator's cookie without that header, as another site could make a browser send it: refused (403) on every change.
 SESSIONS = {"operator_session": "operator", "owner_session": "owner", "csrf": "operator"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 TOKENS = {"bad": "no-such-token", "terminal": TERMINAL_TOKEN, "hotline": "m-hotline", "owner": "m-owner-huanwei",
-          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin"}
+          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin", "screen": "m-screen"}
 # Which callers an endpoint admits; everyone else gets 401 (none, bad) or 403 (another role).
 SUBMITTERS = {"terminal", "hotline", "operator", "admin"}
 OPERATORS = {"operator", "admin"}
 ADMINS = {"admin"}
-ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin"}
+ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin", "screen"}
+# The LED wall's read-only credential (role screen): what the big screen and the Monday report read, nothing more.
+WALL = OPERATORS | {"screen"}
 OWNERS = {"owner", "other_owner"}
 UPLOADERS = {"terminal", "owner", "other_owner", "operator"}  # POST /api/v1/media
 PHOTO_VIEWERS = {"terminal", "owner", "other_owner", "operator", "admin"}  # GET /media/<id>: then per case (404)
@@ -92,14 +94,14 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (r, "GET", "/api/v1/grids?level=unit", None, ANY_ROLE),
         (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS | {"terminal"}),
         (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
-        (s, "GET", "/api/v1/cases", None, OPERATORS),
+        (s, "GET", "/api/v1/cases", None, WALL),
         (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
         (s, "GET", "/api/v1/stats/summary", None, OPERATORS),
-        (s, "GET", "/api/v1/stats?from=2026-11-01&to=2026-11-30&by=community", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/weekly?community=370402001001&week=2026-W48", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/ranking?month=2026-11", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/assessment?month=2026-11", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/year?year=2026", None, OPERATORS),
+        (s, "GET", "/api/v1/stats?from=2026-11-01&to=2026-11-30&by=community", None, WALL),
+        (s, "GET", "/api/v1/reports/weekly?community=370402001001&week=2026-W48", None, WALL),
+        (s, "GET", "/api/v1/reports/ranking?month=2026-11", None, WALL),
+        (s, "GET", "/api/v1/reports/assessment?month=2026-11", None, WALL),
+        (s, "GET", "/api/v1/reports/year?year=2026", None, WALL),
         (s, "GET", "/api/v1/reports/weekly.pdf?community=370402001001&week=2026-W48", None, OPERATORS),
         (s, "GET", "/api/v1/cases/search?q=垃圾", None, OPERATORS),
         # A coordinator checks the cases of their own unit grid only: this case lies in W004's grid, so the
@@ -145,7 +147,7 @@ async def test_every_endpoint_against_every_caller(street):
     services = (street.intake, street.routing, street.supervision, street.notify)
     await ensure_topics(street.settings.kafka_bootstrap,
                         [street.intake.runtime.topics.for_owner(o) for o in ("huanwei", "chengguan")])
-    for caller in ("hotline", "operator", "admin"):
+    for caller in ("hotline", "operator", "admin", "screen"):
         await grant(street.settings, *services, token=TOKENS[caller], name=caller, role=caller)
     await grant(street.settings, *services, token=TOKENS["owner"], name="环卫所", role="owner", owner_code="huanwei")
     await grant(street.settings, *services, token=TOKENS["other_owner"], name="城管", role="owner", owner_code="chengguan")

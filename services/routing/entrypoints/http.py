@@ -16,7 +16,7 @@ from shared.http import NONBLANK
 from shared.runtime import ServiceRuntime
 from services.routing import views
 
-anyone = require("terminal", "hotline", "owner", "operator", "admin")
+anyone = require("terminal", "hotline", "owner", "operator", "admin", "screen")
 from services.routing.domain.redispatching import ManualDispatchRefused
 from services.routing.handlers import CaseNotRouted, ManualDispatch
 
