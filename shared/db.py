@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -30,6 +31,15 @@ def _encode_timestamptz(moment: datetime) -> tuple[int]:
 def _decode_timestamptz(value: tuple[int]) -> datetime:
     # asyncpg would hand back UTC; views and events speak the street's offset (+08:00).
     return (_PG_EPOCH + timedelta(microseconds=value[0])).astimezone(street_zone())
+
+
+def dsn_for_people(dsn: str) -> str:
+    """A connection string fit for a message or a log: its password replaced by ***."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import asyncpg
 
-from shared.db import PLUMBING_SQL, migrate
+from shared.db import PLUMBING_SQL, dsn_for_people, migrate
 from shared.db_roles import SERVICES, RoleMissing, grant_schema
 from shared.settings import REPO_ROOT, get_settings
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not grant the services' schemas: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:
-        print(f"could not migrate {get_settings().database_url}: {exc}. Is PostgreSQL running? Try ./dev infra", file=sys.stderr)
+        print(f"could not migrate {dsn_for_people(get_settings().database_url)}: {exc}. Is PostgreSQL running? Try ./dev infra", file=sys.stderr)
         return 1
     for schema, applied in result.items():
         print(f"{schema}: {len(applied)} migration(s) applied" + (f" ({', '.join(applied)})" if applied else ""))

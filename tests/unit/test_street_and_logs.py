@@ -33,3 +33,10 @@ def test_a_broken_street_file_names_the_file_and_line(tmp_path, demo_street):
                           encoding="utf-8")
     with pytest.raises(StreetDataError, match=r"categories.csv: line 2: owner 'nobody'"):
         load_street(tmp_path)
+
+
+def test_a_connection_string_in_a_message_hides_its_password():
+    from shared.db import dsn_for_people
+    assert dsn_for_people("postgresql://wangge_intake:s3cret-pw@db.internal:5432/wangge") == \
+        "postgresql://wangge_intake:***@db.internal:5432/wangge"
+    assert dsn_for_people("postgresql://wangge@127.0.0.1:15432/wangge") == "postgresql://wangge@127.0.0.1:15432/wangge"
