@@ -12,8 +12,10 @@ from pydantic import AwareDatetime, Field
 
 from shared.contracts.registry import EventModel, event
 
-Role = Literal["terminal", "hotline", "owner", "operator", "admin"]
-ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin")
+# resident: a phone proven by a one-time SMS code (notify's /api/v1/resident/sessions); the credential's name is the
+# resident's opaque id (shared/residents.py), never the phone, which only notify holds.
+Role = Literal["terminal", "hotline", "owner", "operator", "admin", "resident"]
+ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin", "resident")
 
 
 @event
