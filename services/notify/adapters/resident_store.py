@@ -78,6 +78,12 @@ async def end_session(conn: asyncpg.Connection, digest: str) -> bool:
         digest) or False
 
 
+async def phone_of(conn: Conn, resident_id: str) -> str | None:
+    """The phone behind a resident id (from the sessions its codes opened)."""
+    return await conn.fetchval(
+        "SELECT phone_norm FROM resident_sessions WHERE resident_id = $1 ORDER BY created_at DESC LIMIT 1", resident_id)
+
+
 async def usable(conn: Conn, digest: str) -> bool:
     return bool(await conn.fetchval(
         "SELECT 1 FROM credentials WHERE token_sha256 = $1 AND registry_offset IS NOT NULL AND revoked_at IS NULL",
