@@ -141,7 +141,7 @@ OUTSIDE_THE_MATRIX = {("POST", "/api/v1/my-case"), ("POST", "/api/v1/surveys/{ca
                       ("POST", "/api/v1/resident/codes"), ("POST", "/api/v1/resident/sessions"),
                       ("GET", "/api/v1/resident/sessions"), ("DELETE", "/api/v1/resident/sessions"),
                       ("GET", "/api/v1/resident/surveys/{token}"), ("POST", "/api/v1/resident/surveys/{token}"),
-                      ("GET", "/api/v1/public/cases")}
+                      ("GET", "/api/v1/public/cases"), ("GET", "/api/v1/public/grids")}
 
 
 async def test_every_endpoint_against_every_caller(street):
