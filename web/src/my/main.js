@@ -232,9 +232,21 @@ async function renderMine() {
   if (!me) return clear(main, proveForm("验证手机号码后，可查看您反映的所有问题及办理进度。"));
   const list = h("ul", { class: "cases", id: "my-cases" });
   clear(main, h("h3", {}, "我的案件"), list);
+  await refreshMine(list);
+}
+
+// The list follows the case on its own: a new reply or state shows without a reload (every 5 s while it is open;
+// a survey being answered is not redrawn under the resident's finger).
+let refresher = null;
+async function refreshMine(list) {
+  clearTimeout(refresher);
   const { cases } = await api("/api/v1/resident/cases");
-  list.replaceChildren(...(cases.length ? cases.map(caseCard) : [h("li", { class: "muted" }, "您还没有反映过问题")]));
+  if (!list.isConnected) return;
+  if (!list.contains(document.activeElement) || !list.querySelector("[data-role=survey]")) {
+    list.replaceChildren(...(cases.length ? cases.map(caseCard) : [h("li", { class: "muted" }, "您还没有反映过问题")]));
+  }
   list.dataset.ready = "1";
+  refresher = setTimeout(() => refreshMine(list).catch(() => {}), 5000);
 }
 
 // ---- the survey from the signed link -----------------------------------------------------------------------
@@ -243,7 +255,7 @@ async function renderLinkedSurvey(token) {
   const box = h("section", { class: "survey", id: "link-survey" });
   main.prepend(box);
   const show = (s) => {
-    box.replaceChildren(h("b", {}, `回访评价：案件 ${s.case_no}`), h("span", {}, `办理情况：${s.status_label}`),
+    clear(box, h("b", {}, `回访评价：案件 ${s.case_no}`), h("span", {}, `办理情况：${s.status_label}`),
       s.answered ? h("p", { id: "link-answered" }, `已评价：${s.verdict_label}。感谢您的反馈！`)
         : [h("span", { class: "muted" }, `请在 ${streetTime(s.closes_at)} 前评价`), surveyButtons(async (verdict, button) => {
           button.disabled = true;
@@ -281,5 +293,5 @@ async function render() {
   document.body.dataset.ready = "1";
 }
 
-window.addEventListener("hashchange", () => { notice.textContent = ""; render(); });
+window.addEventListener("hashchange", () => render());
 whoAmI().then(render);
