@@ -57,6 +57,8 @@ async def use_code(conn: asyncpg.Connection, code_id: int) -> None:
 
 async def add_session(conn: asyncpg.Connection, *, digest: str, resident_id: str, phone_norm: str,
                       expires_at: datetime) -> None:
+    # Which phone a session stood for is personal data: kept while it may matter (a week past its end), no longer.
+    await conn.execute("DELETE FROM resident_sessions WHERE expires_at < now() - interval '7 days'")
     await conn.execute(
         "INSERT INTO resident_sessions (token_sha256, resident_id, phone_norm, expires_at) VALUES ($1, $2, $3, $4)",
         digest, resident_id, phone_norm, expires_at)

@@ -222,10 +222,43 @@ function caseCard(c) {
   } else if (c.survey && c.survey.answered) {
     survey = h("p", { class: "muted" }, "已评价，感谢您的反馈");
   }
+  const open = !FINISHED.has(c.status);
   return h("li", { class: `case ${c.status}`, "data-case-no": c.case_no },
     h("div", { class: "head" }, h("b", {}, c.case_no), h("span", { class: "status" }, c.status_label)),
     h("p", { class: "muted" }, `更新于 ${streetTime(c.changed_at)}`, c.followed_case_no ? `，已与 ${c.followed_case_no} 合并办理` : ""),
-    replies, survey);
+    replies, survey, open ? commentForm(c.case_no) : null);
+}
+
+// 补充说明: a comment or a photo on an open case reaches its holder as a note (intake's case.commented). The id is
+// made once per comment, so a retry after a lost answer is the same comment.
+const FINISHED = new Set(["closed", "rejected", "merged"]);
+function commentForm(caseNo) {
+  const text = h("textarea", { rows: 2, maxlength: 2000, name: "comment", placeholder: "补充说明（如：问题仍在、位置更正）" });
+  const photos = photoPicker({ name: "comment-photos", label: "补充照片", max: 9 });
+  const send = h("button", { type: "submit", "data-action": "comment" }, "发送补充说明");
+  let clientId = newId("c-");
+  return h("form", {
+    class: "comment", "data-form": "comment",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      send.disabled = true;
+      try {
+        const media = [];
+        for (const file of photos.files()) media.push((await upload(file)).url);
+        await api(`/api/v1/resident/cases/${encodeURIComponent(caseNo)}/comments`, {
+          method: "POST", body: { text: text.value.trim(), media, client_id: clientId },
+        });
+        notify("补充说明已送达办理单位", "ok");
+        text.value = "";
+        photos.clear();
+        clientId = newId("c-");
+      } catch (err) {
+        notify(`补充说明未成功：${err.message}`, "error");
+      } finally {
+        send.disabled = false;
+      }
+    },
+  }, h("details", {}, h("summary", {}, "补充说明或照片"), text, photos.element, send));
 }
 
 async function renderMine() {
@@ -235,14 +268,14 @@ async function renderMine() {
   await refreshMine(list);
 }
 
-// The list follows the case on its own: a new reply or state shows without a reload (every 5 s while it is open;
-// a survey being answered is not redrawn under the resident's finger).
+// The list follows the case on its own: a new reply or state shows without a reload (every 5 s while it is open).
 let refresher = null;
 async function refreshMine(list) {
   clearTimeout(refresher);
   const { cases } = await api("/api/v1/resident/cases");
   if (!list.isConnected) return;
-  if (!list.contains(document.activeElement) || !list.querySelector("[data-role=survey]")) {
+  // Not under the resident's finger: a comment being written (an open form) or a focused field is left alone.
+  if (!list.contains(document.activeElement) && !list.querySelector("details[open]")) {
     list.replaceChildren(...(cases.length ? cases.map(caseCard) : [h("li", { class: "muted" }, "您还没有反映过问题")]));
   }
   list.dataset.ready = "1";
