@@ -1,7 +1,7 @@
 """Time in the street's zone: every timestamp we write is ISO 8601 with an offset."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.settings import get_settings
@@ -12,9 +12,26 @@ def street_zone() -> ZoneInfo:
     return ZoneInfo(get_settings().street_timezone)
 
 
+# How far tests moved the clock (move_clock): zero in services. Only forwards, so that what the database stamped
+# with its own now() is never in the moved clock's future.
+_moved = timedelta(0)
+
+
 def now() -> datetime:
-    """The current time as an aware datetime in the street's zone."""
-    return datetime.now(street_zone())
+    """The current time as an aware datetime in the street's zone (plus what a test moved the clock by)."""
+    return datetime.now(street_zone()) + _moved
+
+
+def move_clock(to: datetime | None) -> None:
+    """For tests: from now on now() reads `to` (advancing with the wall clock); None puts the clock back."""
+    global _moved
+    if to is None:
+        _moved = timedelta(0)
+        return
+    delta = to - datetime.now(street_zone())
+    if delta < timedelta(0):
+        raise ValueError("the clock only moves forwards (rows the database stamped must not lie in its future)")
+    _moved = delta
 
 
 def to_street_time(moment: datetime) -> datetime:

@@ -27,11 +27,13 @@ DEMO_CLIENTS: list[dict[str, str]] = [
     {"name": "12345热线", "role": "hotline", "token": "demo-hotline-token"},
     {"name": "指挥中心值班员", "role": "operator", "token": "demo-operator-token"},
     {"name": "管理员", "role": "admin", "token": "demo-admin-token"},
+    # The LED wall's read-only credential: the big screen's figures and lists, no operator's action.
+    {"name": "指挥中心大屏", "role": "screen", "token": "demo-screen-token"},
 ]
 
 
 def demo_clients(street_dir: Path) -> list[dict[str, str]]:
-    """The demo credentials: the four fixed ones and demo-owner-<code> for every owner of the street."""
+    """The demo credentials: the fixed ones and demo-owner-<code> for every owner of the street."""
     street = load_street(street_dir)
     owners = {d.code: d.name for d in street.departments.values()}
     owners.update({g.code: g.name for g in street.level("community")})

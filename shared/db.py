@@ -77,8 +77,46 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
     return await pool
 
 
+class SchemaNotMigrated(RuntimeError):
+    """A service connecting as its own role (which may not change its schema) found migrations not yet applied."""
+
+
+def _migration_files(folders: list[Path]) -> list[tuple[str, Path]]:
+    """(recorded name, file) of every migration, in the order they are applied."""
+    return [(f"{folder.name}/{path.name}" if folder != PLUMBING_SQL else f"plumbing/{path.name}", path)
+            for folder in folders for path in sorted(folder.glob("*.sql"))]
+
+
+async def _may_migrate(conn: asyncpg.Connection, schema: str) -> bool:
+    """Whether the connected role may change `schema`: it owns it (or is a member of its owner), or it does not
+    exist yet and the role may create schemas. A service's own role may do neither (shared/db_roles.py)."""
+    return bool(await conn.fetchval(
+        """SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE')
+                       ELSE pg_has_role(n.nspowner, 'USAGE') END
+           FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $1""", schema))
+
+
+async def _check_migrated(conn: asyncpg.Connection, schema: str, folders: list[Path]) -> list[str]:
+    """As a role that may not migrate: every migration must already be applied (by the owner), else say so."""
+    try:
+        done = {r["name"] for r in await conn.fetch(f'SELECT name FROM "{schema}".schema_migrations')}
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError, asyncpg.InsufficientPrivilegeError) as exc:
+        raise SchemaNotMigrated(
+            f"schema {schema} is not migrated or not granted to this role ({exc}): run `python -m shared.migrate` "
+            "as the database owner (WANGGE_DATABASE_URL) with this service's WANGGE_<SERVICE>_DATABASE_URL set") from None
+    pending = [name for name, _ in _migration_files(folders) if name not in done]
+    if pending:
+        raise SchemaNotMigrated(
+            f"schema {schema} lacks {', '.join(pending)}, and this service's own role may not apply them: "
+            "run `python -m shared.migrate` as the database owner (WANGGE_DATABASE_URL)")
+    return []
+
+
 async def migrate(conn: asyncpg.Connection, schema: str, folders: list[Path]) -> list[str]:
-    """Apply the numbered .sql files of each folder, once each, in order; returns what was applied."""
+    """Apply the numbered .sql files of each folder, once each, in order; returns what was applied. Connected as a
+    service's own role (not the schema's owner), only checks that the owner has applied them all."""
+    if not await _may_migrate(conn, schema):
+        return await _check_migrated(conn, schema, folders)
     applied: list[str] = []
     async with conn.transaction():
         # Two instances starting together must not migrate twice: serialise on the schema's name.
@@ -89,13 +127,11 @@ async def migrate(conn: asyncpg.Connection, schema: str, folders: list[Path]) ->
             "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
-        for folder in folders:
-            for path in sorted(folder.glob("*.sql")):
-                name = f"{folder.name}/{path.name}" if folder != PLUMBING_SQL else f"plumbing/{path.name}"
-                if name in done:
-                    continue
-                log.info("migrating %s: %s", schema, name)
-                await conn.execute(path.read_text(encoding="utf-8"))
-                await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
-                applied.append(name)
+        for name, path in _migration_files(folders):
+            if name in done:
+                continue
+            log.info("migrating %s: %s", schema, name)
+            await conn.execute(path.read_text(encoding="utf-8"))
+            await conn.execute("INSERT INTO schema_migrations(name) VALUES ($1)", name)
+            applied.append(name)
     return applied

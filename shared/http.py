@@ -620,7 +620,8 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
         ]
         reason = "; ".join(f"{e['field'] or '(body)'}: {e['error']}" for e in errors[:5])
         if request.url.path.startswith("/open311/"):
-            return open311_refusal(request.url.path, 422, f"request does not fit the contract: {reason}")
+            # Open311 clients know 400 for a bad parameter, not 422.
+            return open311_refusal(request.url.path, 400, f"request does not fit the contract: {reason}")
         return JSONResponse({"detail": f"request does not fit the contract: {reason}", "errors": errors}, 422)
 
     @app.exception_handler(Exception)

@@ -8,9 +8,9 @@ import sys
 import asyncpg
 
 from shared.db import PLUMBING_SQL, migrate
+from shared.db_roles import SERVICES, RoleMissing, grant_schema
 from shared.settings import REPO_ROOT, get_settings
 
-SERVICES = ("intake", "routing", "supervision", "notify")
 
 
 async def migrate_all(services: tuple[str, ...] = SERVICES) -> dict[str, list[str]]:
@@ -18,10 +18,14 @@ async def migrate_all(services: tuple[str, ...] = SERVICES) -> dict[str, list[st
     settings = get_settings()
     conn = await asyncpg.connect(settings.database_url)
     try:
-        return {
-            name: await migrate(conn, settings.schema(name), [PLUMBING_SQL, REPO_ROOT / "services" / name / "migrations"])
-            for name in services
-        }
+        applied = {}
+        for name in services:
+            applied[name] = await migrate(conn, settings.schema(name), [PLUMBING_SQL, REPO_ROOT / "services" / name / "migrations"])
+            # The service's own role (WANGGE_<SERVICE>_DATABASE_URL's user) gets its schema's rows, and nothing else.
+            role = settings.service_role(name)
+            if role:
+                await grant_schema(conn, settings.schema(name), role)
+        return applied
     finally:
         await conn.close()
 
@@ -36,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     try:
         result = asyncio.run(migrate_all())
+    except RoleMissing as exc:
+        print(f"could not grant the services' schemas: {exc}", file=sys.stderr)
+        return 1
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"could not migrate {get_settings().database_url}: {exc}. Is PostgreSQL running? Try ./dev infra", file=sys.stderr)
         return 1

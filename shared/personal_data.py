@@ -53,6 +53,16 @@ def mask_personal(text: str) -> str:
     return _LANDLINE.sub(lambda m: f"{m[1]}****{m[3]}", text)
 
 
+def mask_email(email: str | None) -> str | None:
+    """An e-mail fit to travel: its first character and its domain (zhang.san@example.cn → z***@example.cn).
+    None and blank are None; masking twice is harmless."""
+    email = (email or "").strip()
+    if not email:
+        return None
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else "***"
+
+
 def mask_phone_number(phone: str | None) -> str | None:
     """A resident's phone field fit to travel: 139****1001 for a mobile, 010-****5678 for a landline, and
     for anything else (a local number, odd spellings) no more than its last digits. None and blank are

@@ -108,7 +108,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Connect, migrate, and start the relay, the consumers and the workers."""
         kafka_security.use(self.settings)
-        self.pool = await create_pool(self.settings.database_url, self.schema)
+        self.pool = await create_pool(self.settings.service_database_url(self.name), self.schema)
         async with self.pool.acquire() as conn:
             applied = await migrate(conn, self.schema, [PLUMBING_SQL, self._migrations])
         if applied:
@@ -120,7 +120,7 @@ class ServiceRuntime:
         await self.producer.start()
         self.watchdog = watchdog = Watchdog(
             self.name, stall_seconds=self.settings.consumer_stall_seconds,
-            infrastructure_ok=lambda: infrastructure_answers(self.settings.database_url, self.settings.kafka_bootstrap),
+            infrastructure_ok=lambda: infrastructure_answers(self.settings.service_database_url(self.name), self.settings.kafka_bootstrap),
             interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds,
                             self.topics, self.settings.kafka_bootstrap)

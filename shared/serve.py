@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 import uvicorn
 from fastapi import FastAPI
 
+from shared.bounded_http import bounded_protocol
+from shared.db_roles import database_problems
 from shared.logs import configure_logging
 from shared.runtime import Service
 from shared.settings import Settings, get_settings
@@ -23,19 +26,39 @@ def serve(app: FastAPI, service: str, port: int) -> None:
     # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer (and, in older versions, its
     # left-most, client-written entry). The client address is taken by shared.http.client_address instead,
     # from WANGGE_TRUSTED_PROXIES' hops only.
-    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5, proxy_headers=False)
+    uvicorn.run(app, **server_options(settings, port))
+
+
+def server_options(settings: Settings, port: int, *, graceful_seconds: float = 5) -> dict[str, Any]:
+    """uvicorn's options for a service (and the live process): bounded against a stranger who reaches it directly —
+    headers whole within WANGGE_HTTP_HEADER_TIMEOUT_SECONDS and at most WANGGE_HTTP_MAX_HEADER_BYTES
+    (shared/bounded_http.py), at most WANGGE_HTTP_MAX_CONNECTIONS at once (503 beyond), idle keep-alive closed after
+    5 s (nginx's upstream keep-alive gives up sooner, so it never reuses a connection being closed)."""
+    return {"host": settings.http_host, "port": port, "log_config": None, "access_log": False,
+            "timeout_graceful_shutdown": graceful_seconds, "proxy_headers": False,
+            "http": bounded_protocol(settings.http_header_timeout_seconds, settings.http_max_header_bytes),
+            "limit_concurrency": settings.http_max_connections, "timeout_keep_alive": 5}
+
+
+def refused_unsafe(settings: Settings, service: str, *, name: str | None = None) -> bool:
+    """The production profile's checks for `service` (its settings, then its database role); what is missing is
+    printed and True returned — the caller exits 2 without starting. `name`: the process's own name if not the
+    service's (supervision-live works with supervision's schema and role)."""
+    problems = settings.production_problems(service)
+    if settings.profile == "production":
+        problems += asyncio.run(database_problems(settings, service))
+    if problems:
+        print(f"{name or service}: the production profile refuses to start; missing or unsafe:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+    return bool(problems)
 
 
 def build_and_serve(build: Callable[[Settings], Service], service: str, port: int) -> int:
     """Build a service from the environment's settings and serve it; a broken street folder, or a production
     profile missing what it needs to be safe, is a clear error and exit status 2 — the service does not start."""
     settings = get_settings()
-    problems = settings.production_problems(service)
-    if problems:
-        print(f"{service}: the production profile refuses to start; missing or unsafe:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+    if refused_unsafe(settings, service):
         return 2
     try:
         built = build(settings)

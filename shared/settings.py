@@ -6,6 +6,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,7 +47,17 @@ class Settings(BaseSettings):
     # A cluster: topics created with this replication and min.insync.replicas (1 on one node).
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
+    # The database owner's connection: migrations (python -m shared.migrate) and the admin commands run as it, and a
+    # service with no connection of its own below uses it too (development, tests).
     database_url: str = "postgresql://wangge@127.0.0.1:15432/wangge"
+    # One PostgreSQL role per service, granted its own schema only (DESIGN "Personal data": only notify holds
+    # phones — enforced by the database, not by convention). WANGGE_<SERVICE>_DATABASE_URL; supervision's live
+    # process uses supervision's. Empty: WANGGE_DATABASE_URL. The production profile checks at start that the role
+    # cannot read another service's schema (shared/db_roles.py).
+    intake_database_url: str = ""
+    routing_database_url: str = ""
+    supervision_database_url: str = ""
+    notify_database_url: str = ""
     # Prefixes keep test runs apart on one broker/database; production leaves them empty
     # so topics carry exactly the contract's names.
     topic_prefix: str = ""
@@ -64,6 +75,14 @@ class Settings(BaseSettings):
     notify_port: int = 8104
     sms_gateway_url: str = "http://127.0.0.1:8109/sms"
     sms_signature: str = "文化路街道"
+    # Replies by e-mail (a resident who reported online and gave an address): the SMTP server and the sender.
+    # ./dev up runs a local one (deploy/local/mail_sink.py). WANGGE_SMTP_HOST, WANGGE_SMTP_PORT, …
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_sender: str = "wangge@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
     log_level: str = "INFO"
     # development accepts the fixed demo credentials of ./dev up; production refuses them.
     profile: Literal["development", "production"] = "development"
@@ -118,6 +137,14 @@ class Settings(BaseSettings):
     # Photos (POST /api/v1/media, shared/media.py): where they are stored (default $WANGGE_STATE_DIR/media, else
     # <repo>/.local/media), the largest file taken, the most pixels decoded (a decompression bomb is refused before
     # it is decoded). How many photos one message may carry is the contract's (shared/contracts/common.py).
+    # Server-sent event streams of the live figures one credential may hold open at once (429 beyond).
+    live_streams_per_credential: int = Field(default=4, ge=1)
+    # Uvicorn, reachable without nginx inside the network (shared/serve.py): a request's headers must arrive whole
+    # within this (h11/httptools wait for ever: a slow-header client would hold a connection), and be at most
+    # http_max_header_bytes; connections beyond http_max_connections at once are answered 503.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=4096)
+    http_max_connections: int = Field(default=2048, ge=16)
     media_dir: Path | None = None
     media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     media_max_pixels: int = Field(default=40_000_000, ge=10_000)
@@ -159,6 +186,18 @@ class Settings(BaseSettings):
         except ValueError as exc:
             problems.append(f"WANGGE_TRUSTED_PROXIES: {exc}")
         return problems
+
+    def service_database_url(self, service: str) -> str:
+        """The connection `service` (intake, routing, supervision, notify) works with: its own role's, else the owner's."""
+        return getattr(self, f"{service}_database_url", "") or self.database_url
+
+    def service_role(self, service: str) -> str | None:
+        """The PostgreSQL role of `service`'s own connection (None: it has none, and works as the owner)."""
+        url = getattr(self, f"{service}_database_url", "")
+        if not url:
+            return None
+        user = urlsplit(url).username
+        return unquote(user) if user else None
 
     def media_folder(self) -> Path:
         """Where the folder media store keeps photos."""

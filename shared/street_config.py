@@ -1,5 +1,5 @@
 """One street's time rules: work periods, the reminder fraction, stage limits, the escalation ladder and
-its interval, the survey window. Parsed from TOML text or a JSON mapping, with every reason it is refused
+its interval, the survey window, the replies' quiet hours. Parsed from TOML text or a JSON mapping, with every reason it is refused
 (pure, but for from_folder, which reads the file). The file is `<name>-config.toml` (streets/<name>/ in
 the repo, or the street folder itself); missing keys take the defaults, which are DESIGN.md's "Time limits".
 
@@ -50,6 +50,9 @@ class StreetConfig:
     ladder: tuple[str, ...] = ("command_center", "leadership")
     escalation_interval: Limit = Limit(1.0, "work_days")
     survey_window_days: float = 7.0
+    # 免打扰时段: non-urgent SMS to residents wait from the first time until the second (22:00–08:00, across
+    # midnight when the first is later); None: no quiet hours at all (`replies.quiet_hours = []`).
+    quiet_hours: tuple[time, time] | None = (time(22, 0), time(8, 0))
 
     def stage_limit(self, stage: str) -> Limit:
         """The limit of a stage clock: dispatch, sign or check."""
@@ -66,6 +69,7 @@ class StreetConfig:
                            "interval": {"value": self.escalation_interval.value,
                                         "unit": self.escalation_interval.unit}},
             "survey": {"window_days": self.survey_window_days},
+            "replies": {"quiet_hours": [f"{t:%H:%M}" for t in self.quiet_hours] if self.quiet_hours else []},
         }
 
 
@@ -92,10 +96,11 @@ def from_mapping(data: Any, source: str = "street configuration") -> StreetConfi
     reasons: list[str] = []
     default = StreetConfig()
     if not isinstance(data, Mapping):
-        raise StreetConfigError(["must be an object with sections calendar, reminder, stages, escalation, survey"],
+        raise StreetConfigError(["must be an object with sections calendar, reminder, stages, escalation, survey, "
+                                 "replies"],
                                 source)
     known = {"calendar": {"periods"}, "reminder": {"fraction"}, "stages": set(STAGES),
-             "escalation": {"ladder", "interval"}, "survey": {"window_days"}}
+             "escalation": {"ladder", "interval"}, "survey": {"window_days"}, "replies": {"quiet_hours"}}
     sections: dict[str, Mapping[str, Any]] = {}
     for name, value in data.items():
         if name not in known:
@@ -133,9 +138,12 @@ def from_mapping(data: Any, source: str = "street configuration") -> StreetConfi
         if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window <= 366:
             reasons.append(f"survey.window_days: {window!r} must be a number of days above 0, at most 366")
             window = default.survey_window_days
+    quiet = default.quiet_hours
+    if "quiet_hours" in sections.get("replies", {}):
+        quiet = _quiet_hours(sections["replies"]["quiet_hours"], reasons)
     if reasons:
         raise StreetConfigError(reasons, source)
-    return StreetConfig(periods=periods, warn_fraction=float(fraction), dispatch=stages["dispatch"],
+    return StreetConfig(quiet_hours=quiet, periods=periods, warn_fraction=float(fraction), dispatch=stages["dispatch"],
                         sign=stages["sign"], check=stages["check"], ladder=ladder, escalation_interval=interval,
                         survey_window_days=float(window))
 
@@ -153,6 +161,22 @@ def _limit(value: Any, where: str, reasons: list[str]) -> Limit | None:
         reasons.append(f"{where}.unit: {unit!r} is not one of {', '.join(LIMIT_UNITS)}")
         ok = False
     return Limit(float(number), unit) if ok else None
+
+
+def _quiet_hours(value: Any, reasons: list[str]) -> tuple[time, time] | None:
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, str) for v in value):
+        reasons.append('replies.quiet_hours: must be ["HH:MM", "HH:MM"] (from, until) or [] for none')
+        return StreetConfig().quiet_hours
+    try:
+        start, end = (time.fromisoformat(v) for v in value)
+    except ValueError:
+        reasons.append(f"replies.quiet_hours: {value!r} are not HH:MM times")
+        return StreetConfig().quiet_hours
+    if start == end:
+        reasons.append("replies.quiet_hours: from and until are the same time (use [] for no quiet hours)")
+    return start, end
 
 
 def _ladder(value: Any, reasons: list[str]) -> tuple[str, ...]:

@@ -2,7 +2,8 @@
 # Project-local PostgreSQL cluster (Debian's packages) for development and tests.
 #
 #   deploy/local/postgres.sh install   apt-get install postgresql if no server binary is present
-#   deploy/local/postgres.sh start     initdb once, write config, start, wait, ensure role+db wangge
+#   deploy/local/postgres.sh start     initdb once, write config, start, wait, ensure role+db wangge and the
+#                                      services' roles wangge_intake, wangge_routing, wangge_supervision, wangge_notify
 #   deploy/local/postgres.sh stop      fast shutdown (rolls back open transactions, then checkpoints)
 #   deploy/local/postgres.sh status    running/stopped, pid, port, DSN
 #   deploy/local/postgres.sh psql [psql args]   psql to the wangge database
@@ -24,6 +25,7 @@ PORT=${WANGGE_PG_PORT:-15432}
 DB=wangge
 ROLE=wangge
 DSN="postgresql://$ROLE@$HOST:$PORT/$DB"
+SERVICE_ROLES="intake routing supervision notify"   # roles wangge_<service>
 PG_USER=postgres   # the unprivileged OS user the server runs as when we are root
 
 say() { printf 'postgres: %s\n' "$*"; }
@@ -185,6 +187,15 @@ ensure_db() {
 SELECT 'CREATE ROLE $ROLE LOGIN SUPERUSER' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$ROLE') \gexec
 SELECT 'CREATE DATABASE $DB OWNER $ROLE' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB') \gexec
 SQL
+  # One role per service (WANGGE_<SERVICE>_DATABASE_URL): no superuser, no schema of its own to create; the owner's
+  # `python -m shared.migrate` grants each its own schema only. Trust auth locally, so no passwords here.
+  local svc
+  for svc in $SERVICE_ROLES; do
+    psql_super -d postgres >/dev/null <<SQL
+SELECT 'CREATE ROLE wangge_$svc LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS'
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'wangge_$svc') \gexec
+SQL
+  done
 }
 
 start() {

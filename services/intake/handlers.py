@@ -13,18 +13,18 @@ from services.intake.adapters import media as media_sql
 from services.intake.adapters import repository
 from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.adapters.repository import CaseRow, StoredCase
-from services.intake.domain import held
+from services.intake.domain import held, open311
 from services.intake.domain.assessment import Assessed, Locator, Rejected, assess
 from services.intake.domain.case_numbers import format_case_no
 from services.intake.domain.held import HeldCase, UnknownCase
 from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
-                                    CaseReported)
+                                    CaseReopened, CaseReported)
 from shared.contracts.common import Location, OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
-from shared.personal_data import mask_name, mask_personal, mask_phone_number
+from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
 from shared.uow import UnitOfWork
 
@@ -163,7 +163,7 @@ class Intake:
         if contact is not None:
             # Before case.accepted in this transaction, though on another topic: notify copes with either order.
             uow.emit(self.runtime.topics.contacts, ContactRecorded(case_no=case_no, name=contact.name,
-                                                                   phone=contact.phone)
+                                                                   phone=contact.phone or "", email=contact.email)
                      .envelope(source=SOURCE, case_id=case_id, occurred_at=received))
         if outcome.accepted:
             accepted = CaseAccepted(
@@ -180,15 +180,26 @@ class Intake:
         return StoredCase(case_id, case_no, state, outcome.unit_grid, report.category, outcome.hold_reason), True
 
     async def on_case_event(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """case.closed / case.reopened on wangge.cases: Open311 readers see open or closed, and no report
+        """A public step of a case on wangge.cases (open311.UPDATE_TYPES): kept for Open311's servicerequestupdates,
+        the request's updated_datetime moved; case.closed / case.reopened also say open or closed, and no report
         is merged into a closed case."""
         if not envelope.case_id or not await uow.claim(CASES_CONSUMER, envelope.id):
             return
         try:
-            uuid.UUID(envelope.case_id)
+            case_id = uuid.UUID(envelope.case_id)
         except ValueError:
             raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
-        await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
+        if envelope.type in (CaseClosed.TYPE, CaseReopened.TYPE):
+            await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
+        current = await repository.public_state(uow.conn, case_id)
+        if current is None:
+            return  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers
+        step = open311.step_of(envelope.type, envelope.data, current or None)
+        if step is not None:
+            # A comment's update_id is the comment's id: the one its poster got back (FixMyStreet then knows it).
+            update_id = str(envelope.data.get("comment_id") or envelope.id) if envelope.type == "case.commented" \
+                else envelope.id
+            await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""
@@ -313,7 +324,8 @@ def masked_reporter(reporter: Reporter | None) -> Reporter | None:
     statistics can tell a resident reported it without holding who."""
     if reporter is None:
         return None
-    return Reporter(name=mask_name(reporter.name), phone=mask_phone_number(reporter.phone))
+    return Reporter(name=mask_name(reporter.name), phone=mask_phone_number(reporter.phone),
+                    email=mask_email(reporter.email))
 
 
 def on_the_spot(report: ReportSubmitted) -> OnTheSpot | None:
@@ -325,11 +337,15 @@ def on_the_spot(report: ReportSubmitted) -> OnTheSpot | None:
 
 
 def contact_of(report: ReportSubmitted) -> Reporter | None:
-    """The resident to answer, if the report gave a phone (a name alone answers no one: it is not passed on)."""
-    if report.reporter is None or not (report.reporter.phone or "").strip():
+    """The resident to answer, if the report gave a phone or an e-mail (a name alone answers no one: it is not
+    passed on)."""
+    if report.reporter is None:
+        return None
+    phone, email = (report.reporter.phone or "").strip(), (report.reporter.email or "").strip()
+    if not phone and not email:
         return None
     name = (report.reporter.name or "").strip() or None
-    return Reporter(name=name, phone=report.reporter.phone.strip())
+    return Reporter(name=name, phone=phone or None, email=email or None)
 
 
 def _masked(text: str | None) -> str | None:

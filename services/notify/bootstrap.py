@@ -12,12 +12,16 @@ from shared.street_rules import (
 )
 
 from services.notify.adapters.channels import SmsChannel
+from services.notify.adapters.email import EmailChannel
+from services.notify.adapters.webhooks import WebhookChannel
 from services.notify.adapters.templates import load_template_sources
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
 from services.notify.entrypoints.http import router
 from services.notify.entrypoints.lookup import router as lookup_router
 from services.notify.entrypoints.residents import router as residents_router
+from services.notify.entrypoints.templates import router as templates_router
+from services.notify.entrypoints.webhooks import router as webhooks_router
 from services.notify.handlers import CaseEventHandlers
 from services.notify.residents import Residents
 from services.notify.worker import DeliveryWorker, ErasureWorker
@@ -45,7 +49,13 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     # "Personal data"); a second consumer group, since the two topics have no order between them.
     runtime.consume([runtime.topics.contacts], handlers.on_contact, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
-    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url)], retry_policy or RetryPolicy())
+    email = EmailChannel(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
+                         signature=settings.sms_signature, starttls=settings.smtp_starttls,
+                         username=settings.smtp_username, password=settings.smtp_password)
+    webhook = WebhookChannel(lambda: runtime.pool)
+    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url), email, webhook],
+                            retry_policy or RetryPolicy(),
+                            street_rules=street_rules)
     runtime.worker("deliveries", worker.run, worker.heartbeat)
     erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds)
     runtime.worker("erasure", erasure.run)
@@ -63,4 +73,7 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     # The resident page's own endpoints (/my/): phone proof, their cases, the survey link.
     app.state.residents = Residents(runtime)
     app.include_router(residents_router)
+    app.include_router(templates_router)
+    app.include_router(webhooks_router)
+    app.state.reply_templates = templates  # the defaults, for the templates' admin API
     return Service(runtime, app)

@@ -155,6 +155,9 @@ async def my_case(runtime: ServiceRuntime, *, case_no: str, phone: str, client_i
         case_ids.append(status["followed_case_id"])
         followed = await repository.status_of(runtime.pool, status["followed_case_id"])
     deliveries = await repository.deliveries_of_cases(runtime.pool, case_ids)
+    # Replies that went to the reporter's e-mail are theirs too (the phone proved they are the reporter).
+    contact = await repository.contact_of(runtime.pool, status["case_id"])
+    email = contact["email"] if contact and contact["email"] and normalise_phone(contact["phone"]) == norm else None
     return {
         "case_no": status["case_no"],
         "status": status["state"],
@@ -165,7 +168,8 @@ async def my_case(runtime: ServiceRuntime, *, case_no: str, phone: str, client_i
             "status": followed["state"] if followed else None,
             "status_label": state_label(followed["state"]) if followed else None,
         } if status["followed_case_id"] else None,
-        "replies": [d for d in deliveries if normalise_phone(d["to_phone"]) == norm and d["kind"] not in STAFF_KINDS],
+        "replies": [d for d in deliveries if d["kind"] not in STAFF_KINDS and d["channel"] in ("sms", "email")
+                    and (normalise_phone(d["to_phone"]) == norm or (email is not None and d["to_phone"] == email))],
     }
 
 

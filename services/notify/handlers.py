@@ -37,16 +37,19 @@ from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
+from services.notify.adapters import webhooks
+from services.notify.adapters.templates import EditedTemplates
+from services.notify.domain.webhooks import follows
 from services.notify.domain.delivery import expires_at
 from services.notify.domain.replies import (
     STAFF_KINDS,
     DeliveryPlan,
     ReplyTemplates,
     brief,
+    choose_route,
     plan_acknowledgement,
     plan_reply,
     plan_without_contact,
-    route,
     street_moment,
 )
 from services.notify.domain.residents import survey_closes_at
@@ -79,6 +82,7 @@ class CaseEventHandlers:
         self._runtime = runtime
         self._duty = duty
         self._templates = templates
+        self._edited = EditedTemplates(templates)
         self._signature = signature
         # The survey window is the street configuration's in force (learnt from supervision), not a setting of ours.
         self._street_rules = street_rules
@@ -107,6 +111,8 @@ class CaseEventHandlers:
             return
         reaction = self._reactions.get(envelope.type)
         if reaction is not None:
+            # The street's edited texts in force (PUT /api/v1/admin/templates/…), whichever instance saved them.
+            await self._edited.refresh(uow.conn)
             if envelope.type not in self.LOCKS_ITSELF | self.NO_RESIDENTS:
                 await repository.lock_residents(uow.conn, case_id)
             await reaction(envelope, event, case_id, uow)
@@ -124,9 +130,14 @@ class CaseEventHandlers:
 
     async def _on_reported(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseReported)
+        await repository.record_source(uow.conn, case_id, event.source)  # the reply channel is chosen by it
         phone = event.reporter.phone.strip() if event.reporter and event.reporter.phone else ""
         if not phone:
-            return  # no phone given: no one to answer
+            if event.reporter and event.reporter.email:
+                # Only an e-mail given (masked here): the contact with it comes on wangge.contacts.
+                await repository.expect_contact(uow.conn, case_id=case_id, case_no=event.case_no,
+                                                event_id=envelope.id)
+            return  # no phone or e-mail given: no one to answer
         if "*" in phone:
             # Masked, as intake publishes it: the contact itself comes on wangge.contacts.
             await repository.expect_contact(uow.conn, case_id=case_id, case_no=event.case_no, event_id=envelope.id)
@@ -142,16 +153,21 @@ class CaseEventHandlers:
         contact = await repository.contact_of(uow.conn, case_id)
         if contact is not None:
             plan = plan_acknowledgement(self._templates, case_no=event.case_no, phone=contact["phone"],
-                                        signature=self._signature)
+                                        signature=self._signature, email=contact["email"],
+                                        source=await repository.source_of(uow.conn, case_id))
         else:
             standing = await repository.reporter_standing(uow.conn, case_id)
             if standing == "none":
                 log.info("case %s accepted: no resident phone given, no acknowledgement to send", event.case_no)
+                text = self._templates.render("acknowledgement", signature=self._signature, case_no=event.case_no)
+                await self._to_webhooks(uow, envelope, case_id, event.case_no, DeliveryPlan(
+                    "acknowledgement", "sms", "", text, "pending", template="acknowledgement"))
                 return
             plan = plan_without_contact(self._templates, "acknowledgement", "acknowledgement",
                                         erased=standing == "erased", signature=self._signature,
                                         case_no=event.case_no)
         await self._queue(uow, envelope, case_id, event.case_no, plan)
+        await self._to_webhooks(uow, envelope, case_id, event.case_no, plan)
 
     async def _on_rejected(self, envelope: Envelope, event: EventModel, case_id: str, uow: UnitOfWork) -> None:
         event = _as(event, CaseRejected)
@@ -231,15 +247,32 @@ class CaseEventHandlers:
                      template: str, **values: object) -> None:
         """One reply of this kind to the case's reporter and every follower; for a reporter whose contact has
         not arrived yet, a reply that waits for it; for one whose contact was erased, a reply held saying so."""
+        contact = await repository.contact_of(uow.conn, case_id)
+        source = await repository.source_of(uow.conn, case_id)
         for phone in await repository.recipients_of(uow.conn, case_id):
+            # The reporter's e-mail is theirs alone: followers (merged duplicates) are answered by SMS.
+            email = contact["email"] if contact is not None and phone == contact["phone"] else None
             plan = plan_reply(self._templates, kind, template, phone=phone, signature=self._signature,
-                              case_no=case_no, **values)
+                              case_no=case_no, email=email, source=source, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
         standing = await repository.reporter_standing(uow.conn, case_id)
         if standing in ("awaiting", "erased"):
             plan = plan_without_contact(self._templates, kind, template, erased=standing == "erased",
                                         signature=self._signature, case_no=case_no, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
+        text = self._templates.render(template, signature=self._signature, case_no=case_no, **values)
+        await self._to_webhooks(uow, envelope, case_id, case_no, DeliveryPlan(kind, "sms", "", text, "pending",
+                                                                            template=template))
+
+    async def _to_webhooks(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
+                           reply: DeliveryPlan) -> None:
+        """A copy of a reply for every integrator's endpoint that follows the case (by how it came in). The
+        delivery names the endpoint by id: the URL is the configured one, read when it is sent."""
+        source = await repository.source_of(uow.conn, case_id)
+        for endpoint in await webhooks.enabled_endpoints(uow.conn):
+            if follows(list(endpoint["sources"]), source):
+                await self._queue(uow, envelope, case_id, case_no, DeliveryPlan(
+                    reply.kind, "webhook", endpoint["id"], reply.text, "pending", None, reply.template))
 
     # ---- contacts ------------------------------------------------------------------------------
 
@@ -256,25 +289,28 @@ class CaseEventHandlers:
             # A replay of the topic after the erasure: the data stays erased.
             log.info("case %s: contact arrived after its erasure; not kept", contact.case_no)
             return
-        await self._contact_arrived(uow, envelope, case_id, contact.case_no, contact.name, contact.phone.strip())
+        await self._contact_arrived(uow, envelope, case_id, contact.case_no, contact.name, contact.phone.strip(),
+                                    email=contact.email)
 
     async def _contact_arrived(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
-                               name: str | None, phone: str) -> None:
+                               name: str | None, phone: str, email: str | None = None) -> None:
         norm = normalise_phone(phone)
         await repository.save_contact(uow.conn, case_id=case_id, case_no=case_no, name=name, phone=phone,
-                                      phone_norm=norm, event_id=envelope.id)
+                                      phone_norm=norm, event_id=envelope.id, email=email)
+        source = await repository.source_of(uow.conn, case_id)
         # Merged before its contact arrived: the resident follows the case it was merged into from now on.
         followed = await repository.follow_late(uow.conn, case_id=case_id, case_no=case_no, phone=phone,
                                                 phone_norm=norm, event_id=envelope.id)
         released = 0
         for row in await repository.awaiting_deliveries(uow.conn, case_id):
-            to, state, detail = route(phone)
-            if not await repository.release_delivery(uow.conn, row["id"], to=to, state=state, detail=detail):
+            channel, to, state, detail = choose_route(phone=phone, email=email, source=source)
+            if not await repository.release_delivery(uow.conn, row["id"], to=to, state=state, detail=detail,
+                                                     channel=channel):
                 continue
             released += 1
             if state == "held":
                 emit_reply(uow, self._runtime.topics.replies, case_id=case_id, case_no=row["case_no"],
-                           kind=row["kind"], channel=row["channel"], to=to, text=row["text"], state=state,
+                           kind=row["kind"], channel=channel, to=to, text=row["text"], state=state,
                            delivery_id=row["id"], detail=detail)
         if released or followed:
             uow.after_commit(lambda: log.info("case %s: contact arrived; %d waiting repl%s released, following %d "

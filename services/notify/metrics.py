@@ -31,6 +31,11 @@ DELIVERIES_FAILED = Gauge(
     "Failed deliveries no operator has resent yet",
     ["service"],
 )
+QUIET_HOURS_HELD = Counter(
+    "wangge_notify_quiet_hours_held_total",
+    "Replies put back until the street's quiet hours end, by kind",
+    ["service", "kind"],
+)
 SURVEY_ANSWERS = Counter(
     "wangge_notify_survey_answers_total",
     "Survey answers counted, by channel and verdict",

@@ -23,6 +23,8 @@ from shared.contracts.cases import CasePersonalDataErased
 from shared.errors import describe, is_transient
 from shared.personal_data import mask_address
 from shared.runtime import ServiceRuntime
+from shared.street_config import StreetConfig
+from shared.street_rules import StreetRules
 from shared.watchdog import Heartbeat
 
 from services.notify.adapters import repository
@@ -36,6 +38,7 @@ from services.notify.domain.delivery import (
     after_attempt,
     expired,
 )
+from services.notify.domain.quiet import hold_until
 from services.notify.domain.replies import CONTACT_ERASED, STAFF_KINDS, erased_fields
 from services.notify.handlers import SOURCE, emit_reply
 from services.notify.metrics import (
@@ -43,6 +46,7 @@ from services.notify.metrics import (
     DELIVERIES_WAITING,
     DELIVERY_ATTEMPTS,
     DELIVERY_SECONDS,
+    QUIET_HOURS_HELD,
     SERVICE,
     count_delivery,
 )
@@ -57,8 +61,10 @@ class DeliveryWorker:
     """Runs until cancelled: claim due deliveries, send them concurrently, record each outcome."""
 
     def __init__(self, runtime: ServiceRuntime, channels: list[Channel], policy: RetryPolicy = RetryPolicy(),
-                 poll_seconds: float = POLL_SECONDS):
+                 poll_seconds: float = POLL_SECONDS, street_rules: StreetRules | None = None):
         self._runtime = runtime
+        # The quiet hours in force (the street's configuration learnt from supervision).
+        self._street_rules = street_rules or StreetRules(StreetConfig())
         self._channels = {channel.name: channel for channel in channels}
         self._policy = policy
         self._poll = poll_seconds
@@ -109,11 +115,21 @@ class DeliveryWorker:
         token = uuid.uuid4()
         expired_rows: list[asyncpg.Record] = []
         async with self._runtime.uow() as uow:
-            rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token)
+            rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token,
+                                              at=now())
             if not rows:
                 return 0
+            quiet = (await self._street_rules.current(uow.conn)).quiet_hours
             to_send = []
             for row in rows:
+                until = hold_until(kind=row["kind"], channel=row["channel"], moment=now(), quiet=quiet)
+                if until is not None:
+                    # 免打扰: back to pending, untried, until the quiet hours end.
+                    await repository.defer(uow.conn, str(row["id"]), token, until)
+                    QUIET_HOURS_HELD.labels(SERVICE, row["kind"]).inc()
+                    log.info("case %s: %s held for the quiet hours until %s", row["case_no"], row["kind"],
+                             until.isoformat())
+                    continue
                 if expired(row["expires_at"], now()):
                     # Never sent in its useful life (notify or the gateway was down that long): settled
                     # as failed, visible to operators who may still resend it.
@@ -161,8 +177,10 @@ class DeliveryWorker:
             self._report(row, transition)
 
     def _emit(self, uow, row: asyncpg.Record, transition: Transition) -> None:
-        if row["kind"] in STAFF_KINDS:
-            return  # a message to the street's staff, not a reply to a resident: not for wangge.replies
+        if row["kind"] in STAFF_KINDS or row["channel"] == "webhook":
+            # A message to the street's staff, or an integrator's copy: not a reply to a resident, not for
+            # wangge.replies (the hotline bridge calls residents back from it).
+            return
         emit_reply(
             uow, self._runtime.topics.replies, case_id=row["case_id"], case_no=row["case_no"], kind=row["kind"],
             channel=row["channel"], to=row["to_phone"], text=row["text"], state=transition.state,
@@ -175,7 +193,8 @@ class DeliveryWorker:
             return AttemptResult(Outcome.REFUSED, f"no {row['channel']!r} channel configured")
         started = time.perf_counter()
         try:
-            result = await channel.send(Message(ref=row["id"], to=row["to_phone"], text=row["text"]))
+            result = await channel.send(Message(ref=row["id"], to=row["to_phone"], text=row["text"],
+                                                   case_no=row["case_no"], kind=row["kind"]))
         except Exception as exc:  # noqa: BLE001 — a channel bug must not stall every other delivery
             log.exception("channel %s failed on delivery %s", channel.name, row["id"])
             result = AttemptResult(Outcome.UNAVAILABLE, f"channel error: {type(exc).__name__}")

@@ -86,7 +86,7 @@ async def load_into(
 async def ensure_street_loaded(settings: Settings) -> None:
     """At service start: load the street from settings.street_dir if routing has none yet."""
     schema = settings.schema(SERVICE)
-    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": f'"{schema}",public'})
+    conn = await asyncpg.connect(settings.service_database_url(SERVICE), server_settings={"search_path": f'"{schema}",public'})
     try:
         await migrate(conn, schema, [PLUMBING_SQL, MIGRATIONS])
         if await street_store.street_loaded(conn):
@@ -99,6 +99,8 @@ async def ensure_street_loaded(settings: Settings) -> None:
         street = read_street(folder)
     except StreetDataError as exc:
         raise StreetDataError(f"routing has no street loaded and cannot load WANGGE_STREET_DIR: {exc}") from None
-    result = await load_into(settings, street, folder, only_if_empty=True, say=log.info)
+    # As routing's own role (its rows only: the schema is already migrated by the owner).
+    own = settings.model_copy(update={"database_url": settings.service_database_url(SERVICE)})
+    result = await load_into(own, street, folder, only_if_empty=True, say=log.info)
     if result.written:
         log.info("loaded street %s", result.line())

@@ -26,11 +26,11 @@ from services.supervision.domain.decisions import (
     reopens,
 )
 from services.supervision.domain.notices import (
-    escalated_text, escalation_reason, overdue_text, reminder_text, urged_text,
+    commented_text, escalated_text, escalation_reason, overdue_text, reminder_text, urged_text,
 )
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
-from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, Fold, next_state
+from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, HELD_STATES, Fold, next_state
 from shared.auth import CREDENTIAL_HEADER, update_signer
 from shared.clock import now
 from shared.consumer import current_record
@@ -108,6 +108,8 @@ class CaseLog:
         if (fold is not None and fold.effect == "moved" and isinstance(event, c.CaseAccepted)
                 and event.resolved_on_the_spot is not None):
             await self._close_on_the_spot(uow, envelope, event)
+        if fold is not None and isinstance(event, c.CaseCommented):
+            await self._forward_comment(uow, envelope.case_id, event, fold)
 
     async def emit(self, uow: UnitOfWork, event: EventModel, case_id: str, *, at: datetime | None = None) -> Envelope:
         """An event supervision decided: folded here at once and queued for wangge.cases in the same transaction."""
@@ -235,6 +237,19 @@ class CaseLog:
             note="网格员自行处置，现场已解决", by=f"coordinator:{worker}" if worker else "coordinator",
             closed_at=envelope.occurred_at, on_time=True, on_the_spot=True, media=spot.media), envelope.case_id,
             at=envelope.occurred_at)
+
+    async def _forward_comment(self, uow: UnitOfWork, case_id: str, comment: c.CaseCommented, fold: Fold) -> None:
+        """A resident's comment: in the history (folded above), and to the holder as task.commented — once, since
+        this runs in the transaction that claimed the event. A case no owner holds keeps it for the operators."""
+        if fold.state not in HELD_STATES:
+            return
+        owner = await uow.conn.fetchval("SELECT owner FROM cases WHERE case_id = $1", case_id)
+        if not owner:
+            return
+        told = t.TaskCommented(case_no=comment.case_no, owner=owner, comment_id=comment.comment_id,
+                               note=comment.text, media=comment.media,
+                               text=commented_text(comment.case_no, comment.text, len(comment.media)))
+        uow.emit(self._topics.tasks(owner), told.envelope(source=SERVICE, case_id=case_id))
 
     async def _after_survey(self, uow: UnitOfWork, case_id: str, answer: c.CaseSurveyAnswered, fold: Fold) -> None:
         if not reopens(fold.state, answer.verdict, answer.within_window):

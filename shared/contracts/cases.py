@@ -140,6 +140,20 @@ class CaseUrged(EventModel):
     overdue: bool = Field(description="whether the case was past its deadline when urged")
 
 
+@event
+class CaseCommented(EventModel):
+    """A resident added a comment (and photos) to their case — on the resident's page or from an Open311 client
+    (POST servicerequestupdates). Annotates the case; the holder of an open case gets it as task.commented."""
+
+    TYPE = "case.commented"
+    case_no: str
+    comment_id: str = Field(description="the comment's own id (unique; also the Open311 update_id)")
+    text: str = Field(min_length=1, max_length=2000, description="the resident's words (personal data masked)")
+    media: list[str] = Field(default_factory=list, description="photos the resident added")
+    channel: Literal["web", "open311"] = Field(description="the resident's page, or an Open311 client")
+    by: Actor = "resident"
+
+
 # ---- the closed loop after dispatch ---------------------------------------------------------
 
 

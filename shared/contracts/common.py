@@ -26,6 +26,9 @@ class Reporter(BaseModel):
 
     name: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
+                              description="an e-mail to answer at (Open311's `email`); masked (z***@example.cn) "
+                                          "wherever the phone is, in clear only on wangge.contacts")
 
 
 class Coordinator(BaseModel):

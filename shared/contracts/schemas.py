@@ -25,7 +25,7 @@ CHANNELS: dict[str, tuple[str, str, list[str]]] = {
     "wangge.cases": ("case id", "the services", [t for t in registered_types() if t.startswith("case.")]),
     "wangge.tasks.{owner}": ("case id", "routing, supervision",
                              ["task.assigned", "task.urged", "task.recalled", "task.extension-decided",
-                              "task.update-refused"]),
+                              "task.update-refused", "task.commented"]),
     "wangge.task-updates": ("case id", "owners", list(UPDATE_TYPES)),
     "wangge.credentials": ("the credential's token hash (compacted)", "the credentials CLI",
                            ["credential.issued", "credential.revoked"]),

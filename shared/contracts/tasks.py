@@ -69,6 +69,17 @@ class TaskUrged(TaskEvent):
 
 
 @event
+class TaskCommented(TaskEvent):
+    """The resident added a comment to a case this owner holds: a note to read (nothing to answer on the topic)."""
+
+    TYPE = "task.commented"
+    comment_id: str = Field(description="the comment's id (case.commented): the same comment is one note")
+    note: str = Field(min_length=1, max_length=2000, description="the resident's words (personal data masked)")
+    media: list[str] = Field(default_factory=list)
+    text: str = Field(description="the note as the owner's screen shows it")
+
+
+@event
 class TaskUpdateRefused(TaskEvent):
     """An owner's update was not applied, and why."""
 

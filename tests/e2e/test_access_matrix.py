@@ -24,20 +24,23 @@ pytestmark = pytest.mark.e2e
 
 POINT = {"lon": 117.575168, "lat": 34.871845}
 PHONE = "13900004321"
-CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin",
+CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin", "screen",
            "operator_session", "owner_session", "csrf", "resident")
 # People's sessions (POST /api/v1/sessions): the cookie with the pages' header acts as the account's role; "csrf" is an
 # operator's cookie without that header, as another site could make a browser send it: refused (403) on every change.
 SESSIONS = {"operator_session": "operator", "owner_session": "owner", "csrf": "operator"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 TOKENS = {"bad": "no-such-token", "terminal": TERMINAL_TOKEN, "hotline": "m-hotline", "owner": "m-owner-huanwei",
-          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin", "resident": "m-resident"}
+          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin", "screen": "m-screen",
+          "resident": "m-resident"}
 # Which callers an endpoint admits; everyone else gets 401 (none, bad) or 403 (another role).
 SUBMITTERS = {"terminal", "hotline", "operator", "admin", "resident"}  # resident: web reports as the proven phone
 RESIDENTS = {"resident"}  # a phone proven on /my/ (notify's one-time code)
 OPERATORS = {"operator", "admin"}
 ADMINS = {"admin"}
-ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin"}
+ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin", "screen"}
+# The LED wall's read-only credential (role screen): what the big screen and the Monday report read, nothing more.
+WALL = OPERATORS | {"screen"}
 OWNERS = {"owner", "other_owner"}
 UPLOADERS = {"terminal", "owner", "other_owner", "operator", "resident"}  # POST /api/v1/media
 PHOTO_VIEWERS = {"terminal", "owner", "other_owner", "operator", "admin", "resident"}  # GET /media/<id>: then per case (404)
@@ -94,14 +97,14 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (r, "GET", "/api/v1/grids?level=unit", None, ANY_ROLE),
         (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS | {"terminal"} | RESIDENTS),
         (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
-        (s, "GET", "/api/v1/cases", None, OPERATORS),
+        (s, "GET", "/api/v1/cases", None, WALL),
         (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
         (s, "GET", "/api/v1/stats/summary", None, OPERATORS),
-        (s, "GET", "/api/v1/stats?from=2026-11-01&to=2026-11-30&by=community", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/weekly?community=370402001001&week=2026-W48", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/ranking?month=2026-11", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/assessment?month=2026-11", None, OPERATORS),
-        (s, "GET", "/api/v1/reports/year?year=2026", None, OPERATORS),
+        (s, "GET", "/api/v1/stats?from=2026-11-01&to=2026-11-30&by=community", None, WALL),
+        (s, "GET", "/api/v1/reports/weekly?community=370402001001&week=2026-W48", None, WALL),
+        (s, "GET", "/api/v1/reports/ranking?month=2026-11", None, WALL),
+        (s, "GET", "/api/v1/reports/assessment?month=2026-11", None, WALL),
+        (s, "GET", "/api/v1/reports/year?year=2026", None, WALL),
         (s, "GET", "/api/v1/reports/weekly.pdf?community=370402001001&week=2026-W48", None, OPERATORS),
         (s, "GET", "/api/v1/cases/search?q=垃圾", None, OPERATORS),
         # A coordinator checks the cases of their own unit grid only: this case lies in W004's grid, so the
@@ -123,6 +126,15 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
         (n, "POST", "/api/v1/contacts/lookup", {"phone": PHONE}, OPERATORS),
         (n, "GET", "/api/v1/resident/cases", None, RESIDENTS),
+        (i, "POST", f"/api/v1/resident/cases/{case_no}/comments", {"text": "还没修好", "client_id": "m-1"},
+         RESIDENTS),  # admitted, then 404: not a case this resident reported
+        (n, "GET", "/api/v1/admin/templates", None, ADMINS),
+        (n, "POST", "/api/v1/admin/templates/survey/preview", {}, ADMINS),
+        (n, "PUT", "/api/v1/admin/templates/survey", {"source": "{{ nope }}"}, ADMINS),  # admitted, then 422
+        (n, "GET", "/api/v1/admin/templates/survey/history", None, ADMINS),
+        (n, "GET", "/api/v1/admin/webhooks", None, ADMINS),
+        (n, "POST", "/api/v1/admin/webhooks", {"name": "matrix", "url": "ftp://x"}, ADMINS),  # admitted, then 422
+        (n, "DELETE", f"/api/v1/admin/webhooks/{uuid.uuid4()}", None, ADMINS),  # admitted, then 404
         (s, "GET", "/api/v1/accounts", None, ADMINS),
         (s, "POST", "/api/v1/accounts", {"username": f"m-{uuid.uuid4().hex[:8]}", "display_name": "矩阵测试",
                                          "kind": "operator", "password": "matrix-password"}, ADMINS),
@@ -148,7 +160,7 @@ async def test_every_endpoint_against_every_caller(street):
     services = (street.intake, street.routing, street.supervision, street.notify)
     await ensure_topics(street.settings.kafka_bootstrap,
                         [street.intake.runtime.topics.for_owner(o) for o in ("huanwei", "chengguan")])
-    for caller in ("hotline", "operator", "admin"):
+    for caller in ("hotline", "operator", "admin", "screen"):
         await grant(street.settings, *services, token=TOKENS[caller], name=caller, role=caller)
     await grant(street.settings, *services, token=TOKENS["owner"], name="环卫所", role="owner", owner_code="huanwei")
     await grant(street.settings, *services, token=TOKENS["other_owner"], name="城管", role="owner", owner_code="chengguan")
@@ -217,7 +229,8 @@ async def test_every_endpoint_against_every_caller(street):
         for path in ("/healthz", "/readyz", "/metrics"):
             assert (await call(service, "GET", path, None)).status_code == 200, path
     # Public: the Open311 reads (no reporter in them); posting needs an api_key.
-    for path in ("/open311/v2/services.json", f"/open311/v2/requests/{case_no}.json", "/open311/v2/requests.xml"):
+    for path in ("/open311/v2/services.json", f"/open311/v2/requests/{case_no}.json", "/open311/v2/requests.xml",
+                 "/open311/v2/services/CM04.xml", "/open311/v2/servicerequestupdates.xml"):
         answer = await call(i, "GET", path, None)
         assert answer.status_code == 200 and PHONE not in answer.text, path
     assert (await call(i, "POST", "/open311/v2/requests.json", None)).status_code == 403
@@ -226,6 +239,7 @@ async def test_every_endpoint_against_every_caller(street):
     assert public.status_code == 200 and case_no in public.text, public.text
     assert PHONE not in public.text and "赵" not in public.text and "description" not in public.text
     assert set(public.json()["cases"][0]) == {"case_no", "category", "status", "status_label", "reported_at", "location"}
+    assert (await call(i, "POST", "/open311/v2/servicerequestupdates.xml", None)).status_code == 403
     # Residents: their own case with its number and their phone; a wrong phone is the same 404 as no case.
     right = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": PHONE})
     wrong = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": "13000000000"})

@@ -4,11 +4,12 @@ signs a task and resolves it with a photo uploaded from a file; a coordinator re
 position (Chromium's geolocation override), loses the signal (network emulation), reports again, gets it back —
 exactly one case per report; checks a resolved case of their grid, which closes; and records a problem fixed on
 the spot (自行处置), closed at once. Phone-size screenshots go to .local/artifacts/screenshots/ (docs/screenshots/
-has copies)."""
+has copies: WANGGE_UPDATE_DOC_SHOTS=1 renews them)."""
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -76,10 +77,11 @@ async def cdp(phone: Browser, command: str, params: dict[str, Any] | None = None
 
 
 async def shot(phone: Browser, name: str, docs_name: str | None = None) -> None:
-    """A screenshot of the phone; with docs_name also copied to docs/screenshots/ for the README."""
+    """A screenshot of the phone; with docs_name, and WANGGE_UPDATE_DOC_SHOTS=1, also copied to docs/screenshots/
+    for the README (a test run never changes tracked files by itself)."""
     await phone.script("window.scrollTo(0, 0)")  # the top: the notice and what the person sees first
     path = await phone.screenshot(name)
-    if docs_name:
+    if docs_name and os.environ.get("WANGGE_UPDATE_DOC_SHOTS") == "1":
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / docs_name)
 

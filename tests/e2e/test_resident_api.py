@@ -102,3 +102,38 @@ async def test_the_survey_is_answered_once_from_the_signed_link(street, front_do
         again = await client.post(f"/api/v1/resident/surveys/{token}", json={"verdict": "unsatisfied"})
         assert again.status_code == 409
     await asyncio.sleep(0)
+
+
+async def test_a_residents_comment_with_a_photo_reaches_the_holder_once_and_not_on_anothers_case(street, front_door):
+    from shared.topics import Topics, ensure_topics
+    from tests.support import TopicReader
+    owner_topic = Topics(street.settings.topic_prefix).for_owner("huanwei")
+    await ensure_topics(street.settings.kafka_bootstrap, [owner_topic])
+    phone, other = a_phone(), a_phone()
+    async with httpx.AsyncClient(base_url=front_door.url, timeout=20) as client, \
+            httpx.AsyncClient(base_url=front_door.url, timeout=20) as stranger:
+        await prove(client, street, phone)
+        await prove(stranger, street, other)
+        made = await client.post("/api/v1/reports", json=web_report(phone, []), headers=PAGE)
+        assert made.status_code == 201, made.text
+        case_no = made.json()["case_no"]
+        photo = await client.post("/api/v1/media", files={"file": ("c.jpg", phone_jpeg(), "image/jpeg")}, headers=PAGE)
+        body = {"text": "垃圾还在，又多了两袋", "media": [photo.json()["url"]], "client_id": f"c-{uuid.uuid4().hex[:8]}"}
+        async with TopicReader(street.settings.kafka_bootstrap, owner_topic) as reader:
+            async def sent() -> dict | None:
+                answer = await client.post(f"/api/v1/resident/cases/{case_no}/comments", json=body, headers=PAGE)
+                return answer.json() if answer.status_code in (200, 201) else None
+            first = await until(sent, 30, "the comment taken (once the case is intake's)")
+            again = await client.post(f"/api/v1/resident/cases/{case_no}/comments", json=body, headers=PAGE)
+            assert again.json()["comment_id"] == first["comment_id"] and again.json()["duplicate"]
+            note = await reader.wait_for(lambda m: m.get("type") == "task.commented"
+                                         and m["data"]["comment_id"] == first["comment_id"], timeout=30)
+            assert "两袋" in note["data"]["note"] and note["data"]["media"] == body["media"]
+            assert phone not in str(note)
+            more = await reader.all_within(3, lambda m: m.get("type") == "task.commented"
+                                           and m["data"]["comment_id"] == first["comment_id"])
+            assert len(more) == 1
+        # Another resident cannot comment on it: the same 404 as no case.
+        foreign = await stranger.post(f"/api/v1/resident/cases/{case_no}/comments", headers=PAGE,
+                                      json={**body, "client_id": "c-foreign"})
+        assert foreign.status_code == 404

@@ -1,7 +1,7 @@
 """The resident's page (/my/) in Debian's headless Chromium at a phone's size (360×780), behind the front door, on
 the real services, as a new user would: the street's recent cases on the public map; 随手拍 after proving the phone
 with the code the local SMS sink received, with a photo and the phone's position; their case followed with its
-reply; the case resolved, checked and closed by the street; the survey answered from the link in the survey SMS,
+reply; a comment with a photo reaching the owner's task; the case resolved, checked and closed by the street; the survey answered from the link in the survey SMS,
 once. Screenshots go to .local/artifacts/screenshots/ (docs/screenshots/my-*.png are copies for the README)."""
 from __future__ import annotations
 
@@ -70,6 +70,22 @@ async def test_a_resident_reports_follows_and_rates_a_case_from_a_phone(people, 
     card = f'#my-cases li.case[data-case-no="{case_no}"]'
     await phone.wait_for(text_in(f"{card} ol.replies", "已受理"), timeout=40, message="the case and its reply")
     await shot(phone, "my-cases", "my-cases.png")
+
+    # 补充说明 with a photo on the open case: it reaches the holder (环卫所) as a note.
+    await click(phone, f"{card} details summary")
+    await type_into(phone, f'{card} textarea[name="comment"]', "垃圾还在，又多了两袋")
+    await attach(phone, f'{card} input[name="comment-photos"]', jpeg(tmp_path / "more.jpg", (90, 60, 30)))
+    await click(phone, f'{card} [data-action="comment"]')
+    await phone.wait_for(text_in("#notice", "补充说明已送达"), timeout=30, message="the comment taken")
+    await shot(phone, "my-comment", "my-comment.png")
+    async with client(street.supervision, OWNER_TOKEN) as owner:
+        async def noted() -> bool:
+            task = await owner.get(f"/api/v1/tasks/{case_no}")
+            return task.status_code == 200 and "又多了两袋" in task.text
+        async def poll() -> None:
+            while not await noted():
+                await asyncio.sleep(0.3)
+        await asyncio.wait_for(poll(), 30)
 
     # The street handles it: signed, resolved, checked on the spot, closed.
     async with client(street.supervision, OWNER_TOKEN) as owner:

@@ -88,3 +88,38 @@ async def test_open311_services_post_and_read_requests(intake, isolated):
             .envelope(source="supervision", case_id=case_id)
         await publish(isolated.kafka_bootstrap, cases, reopened, key=case_id)
         await asyncio.wait_for(status_is("open"), 20)
+
+
+async def test_a_request_posted_as_multipart_with_a_photo_and_an_attribute(intake):
+    from tests.photos import phone_jpeg
+
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.xml", data={**FORM, "api_key": "o311-portal"},
+                                 files={"media": ("photo.jpg", phone_jpeg(), "image/jpeg")})
+        assert posted.status_code == 201, posted.text
+        case_no = ElementTree.fromstring(posted.content).find("request/service_request_id").text
+        one = (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]
+        assert one["media_url"].startswith("/media/") and len(one["media_url"]) == len("/media/") + 64
+        stored = await intake.runtime.pool.fetchval("SELECT count(*) FROM media_uploads WHERE media_id = $1",
+                                                    one["media_url"].removeprefix("/media/"))
+        assert stored == 1
+        not_a_photo = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"},
+                                      files={"media": ("x.jpg", b"not a photo", "image/jpeg")})
+        assert not_a_photo.status_code == 400 and not_a_photo.json()[0]["code"] == 400
+        no_key = await http.post("/open311/v2/requests.json", data=FORM,
+                                 files={"media": ("photo.jpg", phone_jpeg(), "image/jpeg")})
+        assert no_key.status_code == 403 and "api_key" in no_key.json()[0]["description"]
+        # An urgent category asks whether anyone is in danger; the answer reaches the command center.
+        services = (await http.get("/open311/v2/services.json")).json()
+        urgent = next(s for s in services if s["metadata"])
+        definition = (await http.get(f"/open311/v2/services/{urgent['service_code']}.json")).json()
+        assert definition["attributes"][0]["code"] == "danger"
+        danger = await http.post("/open311/v2/requests.json", data={
+            **FORM, "api_key": "o311-portal", "service_code": urgent["service_code"], "attribute[danger]": "yes"})
+        assert danger.status_code == 201, danger.text
+        text = await intake.runtime.pool.fetchval("SELECT description FROM reports WHERE case_no = $1",
+                                                  danger.json()[0]["service_request_id"])
+        assert text.startswith("【现场有安全危险】")
+        wrong = await http.post("/open311/v2/requests.json", data={
+            **FORM, "api_key": "o311-portal", "service_code": urgent["service_code"], "attribute[danger]": "maybe"})
+        assert wrong.status_code == 400

@@ -35,8 +35,9 @@ async def test_the_contact_goes_to_notify_s_topic_and_the_case_log_gets_it_maske
         none = await contacts.all_within(1.5, lambda m: m["case_id"] == silent_id)
 
     assert contact["type"] == "contact.recorded" and contact["_key"] == case_id and contact["source"] == "intake"
-    assert contact["data"] == {"case_no": response.json()["case_no"], "name": "李先生", "phone": "+86 139-0000-1001"}
-    assert reported["data"]["reporter"] == {"name": "李**", "phone": "139****1001"}
+    assert contact["data"] == {"case_no": response.json()["case_no"], "name": "李先生", "phone": "+86 139-0000-1001",
+                               "email": None}
+    assert reported["data"]["reporter"] == {"name": "李**", "phone": "139****1001", "email": None}
     masked = "垃圾箱破损，请回电139****5678或座机0632-****1234"
     assert reported["data"]["description"] == accepted["data"]["description"] == masked
     for event in (reported, accepted):

@@ -94,20 +94,56 @@ async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bo
     await conn.execute("UPDATE reports SET state = $3 WHERE case_id = $1 AND state = $2", uuid.UUID(case_id), old, new)
 
 
-async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, category: str | None,
-                          start: datetime | None, end: datetime | None, closed: bool | None,
-                          limit: int) -> list[dict]:
+async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None,
+                          categories: list[str] | None, start: datetime | None, end: datetime | None,
+                          closed: bool | None, limit: int, offset: int = 0) -> list[dict]:
     """Cases for Open311 readers, newest first (the row holds no contact: that is notify's). Only reports the
     command center took as cases: a held one is not yet vetted and a rejected one never will be (their text
     may be anything a sender typed), so the public reads neither."""
     rows = await conn.fetch(
-        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason
+        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason,
+                  updated_at, public_note
              FROM reports
             WHERE state NOT IN ('reported', 'rejected')
-              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text IS NULL OR category = $2)
+              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text[] IS NULL OR category = ANY($2))
               AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
               AND ($5::boolean IS NULL OR (state = ANY($7::text[])) = $5)
-            ORDER BY received_at DESC LIMIT $6""",
-        case_nos, category, start, end, closed, limit, list(FINAL_STATES),
+            ORDER BY received_at DESC, case_no DESC LIMIT $6 OFFSET $8""",
+        case_nos, categories, start, end, closed, limit, list(FINAL_STATES), offset,
     )
+    return [dict(r) for r in rows]
+
+
+async def public_state(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
+    """The case's public state code ('' before its first public step), or None if intake has no such case."""
+    return await conn.fetchval("SELECT coalesce(public_state, '') FROM reports WHERE case_id = $1", case_id)
+
+
+async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id: str, event_type: str,
+                        at: datetime, step) -> None:  # type: ignore[no-untyped-def]
+    """One public step (open311.Step) of a case: a row for servicerequestupdates, and the request's updated time,
+    state code and note moved (a later step never moves them back: events of one case arrive in order)."""
+    case_no = await conn.fetchval(
+        """UPDATE reports SET updated_at = greatest(coalesce(updated_at, received_at), $2),
+                  public_state = coalesce($3, public_state),
+                  -- status_notes say where the case stands: a resident's comment is an update, not a status
+                  public_note = CASE WHEN $5 THEN public_note ELSE $4 END
+            WHERE case_id = $1 RETURNING case_no""", case_id, at, step.state, step.note, event_type == "case.commented")
+    await conn.execute(
+        """INSERT INTO case_updates (update_id, case_id, case_no, event_type, occurred_at, status,
+                                     external_status_code, description, media_url)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (update_id) DO NOTHING""",
+        update_id, case_id, case_no, event_type, at, step.status, step.code, step.note, step.media_url)
+
+
+async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,
+                       end: datetime | None, limit: int, offset: int = 0) -> list[dict]:
+    """Public steps in the window, oldest first (index case_updates_by_time)."""
+    rows = await conn.fetch(
+        """SELECT seq, update_id, case_no, status, external_status_code, description, occurred_at, media_url
+             FROM case_updates
+            WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::timestamptz IS NULL OR occurred_at >= $2)
+              AND ($3::timestamptz IS NULL OR occurred_at < $3)
+            ORDER BY occurred_at, seq LIMIT $4 OFFSET $5""",
+        case_nos, start, end, limit, offset)
     return [dict(r) for r in rows]

@@ -45,9 +45,27 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-da
                             "description": "one photo: image/jpeg, image/png or image/webp"}}}}}}}
 
 
-def build_media_router(runtime: ServiceRuntime, store: MediaStore) -> APIRouter:
+async def store_photo(runtime: ServiceRuntime, store: MediaStore, decoding: asyncio.Semaphore, data: bytes,
+                      claimed: str, client: Client) -> StoredPhoto:
+    """Decode, re-encode and store one uploaded photo, and record who uploaded it (POST /api/v1/media, and the
+    photos of Open311's multipart posts). Raises PhotoRefused."""
+    async with decoding:
+        photo: StoredPhoto = await asyncio.to_thread(process, data, claimed, max_pixels=runtime.settings.media_max_pixels)
+    # The bytes first, then the record: a record never names a photo that is not stored (a crash in between
+    # leaves an unrecorded file, harmless: the same upload again finds it and records it).
+    await asyncio.to_thread(store.put, photo.media_id, "thumbnail", photo.thumbnail)
+    await asyncio.to_thread(store.put, photo.media_id, "image", photo.image)
+    async with runtime.uow() as uow:
+        new = await media_sql.record_upload(uow.conn, photo, uploaded_by=client.actor, role=client.role,
+                                            original_bytes=len(data), original_type=claimed)
+        await uow.commit()
+    MEDIA_UPLOADS.labels("intake", "stored" if new else "duplicate").inc()
+    return photo
+
+
+def build_media_router(runtime: ServiceRuntime, store: MediaStore, decoding: asyncio.Semaphore) -> APIRouter:
+    """POST /api/v1/media and GET /media/<id>; `decoding` bounds the photos decoded at once (shared with Open311)."""
     router = APIRouter(tags=["media"])
-    decoding = asyncio.Semaphore(DECODING_AT_ONCE)
     settings = runtime.settings
 
     def refused(status: int, reason: str, outcome: str) -> HTTPException:
@@ -83,21 +101,10 @@ def build_media_router(runtime: ServiceRuntime, store: MediaStore) -> APIRouter:
         finally:
             await form.close()
         try:
-            async with decoding:
-                photo: StoredPhoto = await asyncio.to_thread(process, data, claimed,
-                                                             max_pixels=settings.media_max_pixels)
+            photo = await store_photo(runtime, store, decoding, data, claimed, client)
         except PhotoRefused as no:
             raise refused(no.status, no.reason, {413: "too-many-pixels", 415: "wrong-type"}.get(no.status,
                                                                                               "not-an-image"))
-        # The bytes first, then the record: a record never names a photo that is not stored (a crash in between
-        # leaves an unrecorded file, harmless: the same upload again finds it and records it).
-        await asyncio.to_thread(store.put, photo.media_id, "thumbnail", photo.thumbnail)
-        await asyncio.to_thread(store.put, photo.media_id, "image", photo.image)
-        async with runtime.uow() as uow:
-            new = await media_sql.record_upload(uow.conn, photo, uploaded_by=client.actor, role=client.role,
-                                                original_bytes=len(data), original_type=claimed)
-            await uow.commit()
-        MEDIA_UPLOADS.labels("intake", "stored" if new else "duplicate").inc()
         answer = StoredMedia(id=photo.media_id, url=media_url(photo.media_id), thumbnail_url=thumbnail_url(photo.media_id))
         return JSONResponse(answer.model_dump(), status_code=201)
 

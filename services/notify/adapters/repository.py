@@ -37,24 +37,37 @@ _DELIVERY_COLUMNS = _columns()
 # ---- contacts and followers --------------------------------------------------------------------
 
 async def save_contact(
-    conn: Conn, *, case_id: str, case_no: str, name: str | None, phone: str, phone_norm: str, event_id: str
+    conn: Conn, *, case_id: str, case_no: str, name: str | None, phone: str, phone_norm: str, event_id: str,
+    email: str | None = None,
 ) -> None:
     """Remember who to answer for a case (the latest report wins)."""
     await conn.execute(
         """
-        INSERT INTO contacts(case_id, case_no, name, phone, phone_norm, source_event_id)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO contacts(case_id, case_no, name, phone, phone_norm, source_event_id, email)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         ON CONFLICT (case_id) DO UPDATE
            SET case_no = excluded.case_no, name = excluded.name, phone = excluded.phone,
-               phone_norm = excluded.phone_norm, source_event_id = excluded.source_event_id, updated_at = now()
+               phone_norm = excluded.phone_norm, source_event_id = excluded.source_event_id,
+               email = excluded.email, updated_at = now()
         """,
-        case_id, case_no, name, phone, phone_norm, event_id,
+        case_id, case_no, name, phone, phone_norm, event_id, email,
     )
 
 
 async def contact_of(conn: Conn, case_id: str) -> asyncpg.Record | None:
     """The contact of a case, if the report gave one."""
-    return await conn.fetchrow("SELECT case_id, case_no, name, phone FROM contacts WHERE case_id = $1", case_id)
+    return await conn.fetchrow("SELECT case_id, case_no, name, phone, email FROM contacts WHERE case_id = $1",
+                               case_id)
+
+
+async def record_source(conn: Conn, case_id: str, source: str) -> None:
+    """How the case came in (case.reported's source): the reply channel is chosen by it."""
+    await conn.execute("INSERT INTO case_sources (case_id, source) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       case_id, source)
+
+
+async def source_of(conn: Conn, case_id: str) -> str | None:
+    return await conn.fetchval("SELECT source FROM case_sources WHERE case_id = $1", case_id)
 
 
 async def recipients_of(conn: Conn, case_id: str) -> list[str]:
@@ -159,8 +172,8 @@ async def add_delivery(
     )
 
 
-async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
-                    limit: int = DUE_BATCH) -> list[asyncpg.Record]:
+async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit: int = DUE_BATCH,
+                    at: datetime | None = None) -> list[asyncpg.Record]:
     """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
     ran out (marked uncertain: they may have reached the gateway), up to `limit` in all. Commit before sending.
 
@@ -171,7 +184,7 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
         f"""
         WITH pending AS (
             SELECT id, 'pending'::text AS was FROM deliveries
-             WHERE state = 'pending' AND next_attempt_at <= now()
+             WHERE state = 'pending' AND next_attempt_at <= greatest(now(), $4::timestamptz)
              ORDER BY next_attempt_at
              LIMIT $1
                FOR UPDATE SKIP LOCKED
@@ -194,8 +207,20 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID,
          WHERE d.id = due.id
         RETURNING {_columns("d")}, due.was AS was
         """,
-        limit, lease_seconds, token,
+        limit, lease_seconds, token, at,
     )
+
+
+async def defer(conn: Conn, delivery_id: str, token: uuid.UUID, until: datetime) -> bool:
+    """Put a claimed delivery back, untried, until `until` (the end of the quiet hours); its useful life is
+    moved on by as much, so that a night's wait does not expire it. False if another worker holds it now."""
+    return await conn.fetchval(
+        """UPDATE deliveries SET state = 'pending', next_attempt_at = $3, lease_until = NULL, lease_token = NULL,
+                  expires_at = greatest(expires_at, $3::timestamptz + (expires_at - created_at)), updated_at = now()
+            WHERE id = $1::uuid AND lease_token = $2 AND state = 'sending'
+        RETURNING true""",
+        delivery_id, token, until,
+    ) or False
 
 
 async def record_outcome(conn: Conn, delivery_id: str, token: uuid.UUID, transition: Transition) -> bool:
@@ -426,7 +451,8 @@ async def awaiting_deliveries(conn: Conn, case_id: str) -> list[asyncpg.Record]:
     )
 
 
-async def release_delivery(conn: Conn, delivery_id: str, *, to: str, state: str, detail: str | None) -> bool:
+async def release_delivery(conn: Conn, delivery_id: str, *, to: str, state: str, detail: str | None,
+                           channel: str = "sms") -> bool:
     """An awaiting reply gets its address and goes pending (or held); False when the same occasion already
     has a reply to that address (a follower with the reporter's own number): the waiting one is dropped."""
     row = await conn.fetchrow(
@@ -440,9 +466,10 @@ async def release_delivery(conn: Conn, delivery_id: str, *, to: str, state: str,
         await conn.execute("DELETE FROM deliveries WHERE id = $1::uuid", delivery_id)
         return False
     await conn.execute(
-        """UPDATE deliveries SET to_phone = $2, state = $3, last_error = $4, next_attempt_at = now(), updated_at = now()
+        """UPDATE deliveries SET to_phone = $2, state = $3, last_error = $4, next_attempt_at = now(), updated_at = now(),
+                  channel = $5
             WHERE id = $1::uuid""",
-        delivery_id, to, state, detail,
+        delivery_id, to, state, detail, channel,
     )
     # Wake the delivery worker now (its trigger fires on inserts only).
     await conn.execute("SELECT pg_notify(current_schema() || '_deliveries', '')")

@@ -43,6 +43,8 @@ class Message:
     ref: str
     to: str
     text: str
+    case_no: str = ""  # e-mail subjects and webhook bodies name the case and the kind of reply
+    kind: str = ""
 
 
 @dataclass(frozen=True)

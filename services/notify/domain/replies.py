@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from shared.clock import to_street_time
 from shared.contracts.replies import ReplyKind
@@ -17,11 +18,19 @@ class TemplateMissing(LookupError):
 
 
 class ReplyTemplates:
-    """The reply texts (template name → Jinja2 source), compiled once; a missing value is an error, not a blank."""
+    """The reply texts (template name → Jinja2 source), compiled once; a missing value is an error, not a blank.
+    `use` puts the street's edited texts (notify's reply_templates) over the default files."""
 
     def __init__(self, sources: dict[str, str]):
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        self._templates = {kind: env.from_string(source) for kind, source in sources.items()}
+        # Sandboxed: edited texts come from the street's admin API and must not reach Python objects.
+        self._env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.defaults = dict(sources)
+        self._templates = {kind: self._env.from_string(source) for kind, source in sources.items()}
+
+    def use(self, edited: dict[str, str]) -> None:
+        """The defaults with these edited texts over them (each was checked before it was saved)."""
+        sources = {**self.defaults, **edited}
+        self._templates = {kind: self._env.from_string(source) for kind, source in sources.items()}
 
     def render(self, name: str, **values: object) -> str:
         """The text of one reply, surrounding whitespace removed."""
@@ -77,12 +86,33 @@ def route(phone: str) -> tuple[str, Literal["pending", "held"], str | None]:
     return number, "pending", None
 
 
-def plan_reply(templates: ReplyTemplates, kind: ReplyKind, template: str, *, phone: str, signature: str,
-               **values: object) -> DeliveryPlan:
-    """One reply from a template to one phone; held (with the reason) if SMS cannot reach that phone."""
-    text = templates.render(template, signature=signature, **values)
+# Reports that came in online (the resident page, Open311 clients, which arrive as `web`): the resident is at a
+# screen and gave an address to be answered at.
+ONLINE_SOURCES = frozenset({"web"})
+
+
+def choose_route(*, phone: str, email: str | None = None,
+                 source: str | None = None) -> tuple[str, str, Literal["pending", "held"], str | None]:
+    """The channel a reply to this resident goes on: (channel, address, state, why held). The rule:
+    1. came in online (ONLINE_SOURCES) and gave an e-mail → e-mail;
+    2. gave a mobile number → SMS (a hotline or a coordinator's report: the phone is how they asked to hear);
+    3. gave an e-mail and no mobile (a landline, nothing) → e-mail;
+    4. gave a landline only → held, and reply.issued says so: the hotline bridge calls them back;
+    Integrators' webhooks are not a resident's channel: they get a copy beside it (webhooks_for)."""
+    mobile = sms_number(phone) if phone and phone.strip() else None
+    if email and (source in ONLINE_SOURCES or mobile is None):
+        return "email", email, "pending", None
     to, state, detail = route(phone)
-    return DeliveryPlan(kind, "sms", to, text, state, detail, template)
+    return "sms", to, state, detail
+
+
+def plan_reply(templates: ReplyTemplates, kind: ReplyKind, template: str, *, phone: str, signature: str,
+               email: str | None = None, source: str | None = None, **values: object) -> DeliveryPlan:
+    """One reply from a template to one resident on their channel (choose_route); held (with the reason) if
+    neither SMS nor e-mail can reach them."""
+    text = templates.render(template, signature=signature, **values)
+    channel, to, state, detail = choose_route(phone=phone, email=email, source=source)
+    return DeliveryPlan(kind, channel, to, text, state, detail, template)
 
 
 def plan_without_contact(templates: ReplyTemplates, kind: ReplyKind, template: str, *, erased: bool,
@@ -102,7 +132,8 @@ def erased_fields(*, name: bool, phone: bool, follower_phones: bool, delivery_ad
     return [field for field, present in found.items() if present]
 
 
-def plan_acknowledgement(templates: ReplyTemplates, *, case_no: str, phone: str, signature: str) -> DeliveryPlan:
-    """受理回执: tell the resident the case was accepted, with its number; held if the phone takes no SMS."""
+def plan_acknowledgement(templates: ReplyTemplates, *, case_no: str, phone: str, signature: str,
+                         email: str | None = None, source: str | None = None) -> DeliveryPlan:
+    """受理回执: tell the resident the case was accepted, with its number; held if nothing can reach them."""
     return plan_reply(templates, "acknowledgement", "acknowledgement", phone=phone, signature=signature,
-                      case_no=case_no)
+                      case_no=case_no, email=email, source=source)

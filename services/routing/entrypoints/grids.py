@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from shared.auth import Client, require
 from shared.runtime import ServiceRuntime
 
-anyone = require("terminal", "hotline", "owner", "operator", "admin")
+anyone = require("terminal", "hotline", "owner", "operator", "admin", "screen")
 Level = Literal["community", "foundation", "unit"]
 
 

@@ -16,9 +16,9 @@ from shared.http import NONBLANK
 from shared.runtime import ServiceRuntime
 from services.routing import views
 
-anyone = require("terminal", "hotline", "owner", "operator", "admin")
+anyone = require("terminal", "hotline", "owner", "operator", "admin", "screen")
 # The categories' names are no secret: a resident (/my/) picks one for their report.
-with_residents = require("terminal", "hotline", "owner", "operator", "admin", "resident")
+with_residents = require("terminal", "hotline", "owner", "operator", "admin", "screen", "resident")
 from services.routing.domain.redispatching import ManualDispatchRefused
 from services.routing.handlers import CaseNotRouted, ManualDispatch
 

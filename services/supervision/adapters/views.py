@@ -146,7 +146,7 @@ async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
 # What of an event's data its owner sees in the task's history: the facts of the work, never who reported it
 # (case.reported's reporter is shown once, masked, at the top) nor operators' names.
 _HISTORY_FIELDS = ("note", "reason", "result", "explanation", "until", "due_at", "media", "approved", "occasion",
-                   "level", "stage", "passed", "category", "unit_grid")
+                   "level", "stage", "passed", "category", "unit_grid", "text")  # text: a resident's comment
 
 
 async def owner_task(pool: asyncpg.Pool, owner: str, case_no: str, zone: tzinfo) -> dict[str, Any] | None:

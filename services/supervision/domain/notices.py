@@ -46,3 +46,9 @@ def urged_text(case_no: str, category_label: str, due_at: datetime, note: str, o
     """督办 by hand (task.urged with the operator's note): the note, and where the deadline stands."""
     deadline = f"已于{_when(due_at)}超期" if overdue else f"期限{_when(due_at)}"
     return f"【督办】指挥中心督办案件{case_no}（{category_label}，{deadline}）：{note}"
+
+
+def commented_text(case_no: str, comment: str, photos: int) -> str:
+    """A resident's comment on a case the owner holds (task.commented)."""
+    extra = f"（附照片{photos}张）" if photos else ""
+    return f"【居民留言】案件{case_no}：{comment}{extra}"

@@ -28,12 +28,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "reopened": frozenset({"dispatched"}),
 }
 STATES = tuple(TRANSITIONS)
+# The states in which an owner holds the case: a resident's comment reaches them as a task note.
+HELD_STATES = frozenset({"dispatched", "in_progress", "suspended", "resolved", "explained", "rework"})
 # The event that moves a case into each state: the contract's table.
 EVENT_TARGETS: dict[str, str] = STATE_AFTER
 # Events that annotate a case (deadlines, requests, decisions, answers) without moving it.
 ANNOTATIONS = frozenset({
     "case.warned", "case.overdue", "case.escalated", "case.urged", "case.classified", "case.located",
     "case.progress-reported", "case.extension-requested", "case.extension-decided", "case.survey-answered",
+    "case.commented",
 })
 
 Effect = Literal["moved", "noted", "refused", "history"]

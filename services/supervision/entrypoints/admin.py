@@ -67,6 +67,11 @@ class SurveySection(_Strict):
     window_days: float = Field(gt=0, le=366)
 
 
+class RepliesSection(_Strict):
+    quiet_hours: list[Annotated[str, Field(pattern=_HHMM)]] = Field(
+        max_length=2, description='免打扰时段 ["22:00", "08:00"]: non-urgent SMS to residents wait until its end; [] for none')
+
+
 class StreetConfigBody(_Strict):
     """The whole configuration: a section or key left out takes its default (DESIGN.md "Time limits")."""
 
@@ -75,6 +80,7 @@ class StreetConfigBody(_Strict):
     stages: StagesSection | None = None
     escalation: EscalationSection | None = None
     survey: SurveySection | None = None
+    replies: RepliesSection | None = None
     note: str | None = Field(default=None, max_length=500, description="why it changed (kept in the history)")
 
 

@@ -25,6 +25,7 @@ from shared.runtime import ServiceRuntime
 CaseState = Literal[STATES]  # type: ignore[valid-type]  # 422 with the allowed values for anything else
 CaseNo = Path(min_length=1, max_length=50, pattern=r"^[0-9A-Za-z-]+$")
 operator = require("operator", "admin")
+wall = require("operator", "admin", "screen")  # reads the big screen shows (the case lists); nothing it can change
 owner_only = require("owner")
 checker = require("operator", "admin", "terminal")  # a terminal: the coordinator of the case's unit grid
 
@@ -338,7 +339,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         overdue: bool | None = Query(default=None, description="open cases past their deadline (true) or not (false)"),
         due_before: AwareDatetime | None = Query(default=None, description="deadline before this moment (ISO 8601 with offset)"),
         limit: int = Query(default=50, ge=1, le=500),
-        _: Client = Depends(operator),
+        _: Client = Depends(wall),
     ) -> dict[str, Any]:
         """Open and past cases, most recently changed first, with the filters of DESIGN.md."""
         grids = [unit_grid] if unit_grid else None

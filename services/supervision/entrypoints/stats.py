@@ -21,10 +21,10 @@ from shared.clock import now
 from shared.http import refusal
 from shared.runtime import ServiceRuntime
 
-operator = require("operator", "admin")
+operator = require("operator", "admin", "screen")  # the figures are read-only: the wall's screen credential too
 # The Monday list, ranking and assessment: also a community's own staff (an owner whose code is a community),
 # for their community only (community_scope below).
-reader = require("operator", "admin", "owner")
+reader = require("operator", "admin", "owner", "screen")
 Format = Literal["json", "csv"]
 By = Literal[stats.BY]  # type: ignore[valid-type]
 CSV_TYPE = "text/csv; charset=utf-8"

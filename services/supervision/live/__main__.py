@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from shared.logs import configure_logging
+from shared.serve import refused_unsafe, server_options
 from shared.settings import get_settings
 from shared.street import StreetDataError
 from services.supervision.live.bootstrap import build
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     settings = get_settings()
+    if refused_unsafe(settings, "supervision", name="supervision-live"):
+        return 2
     try:
         live = build(settings, options=options)
     except StreetDataError as exc:
@@ -55,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     configure_logging("supervision-live", settings.log_level)
     # The screens' event streams never end by themselves: on SIGTERM they get 3 s, then they are closed.
-    uvicorn.run(live.app, host=settings.http_host, port=args.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=3)
+    uvicorn.run(live.app, **server_options(settings, args.port, graceful_seconds=3))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The live figures over HTTP: GET /api/v1/live/figures (JSON) and GET /api/v1/live/events (server-sent events).
 
-Operators and admins, like every non-public endpoint. The browser's EventSource cannot send an
+Operators and admins, and the wall's read-only screen credential. The browser's EventSource cannot send an
 Authorization header, so the big screen reads the event stream with fetch() and a ReadableStream.
 """
 from __future__ import annotations
@@ -9,16 +9,57 @@ import asyncio
 from typing import Any, AsyncIterator
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 from pydantic import BaseModel, Field
 
-from shared.auth import Client, client_by_token, presented_token, require
+from shared.auth import Client, client_by_token, presented_token, require, token_hash
 from services.supervision.live.streams import LiveStreams
 
-operator = require("operator", "admin")
+operator = require("operator", "admin", "screen")  # the wall's read-only credential reads the live figures too
 HEARTBEAT_SECONDS = 15.0  # a comment line now and then keeps proxies from closing an idle stream
 RECHECK_SECONDS = 1.0     # how often an open stream checks that its credential is still valid
+# A screen needs one stream (two while a page reloads); a credential holding more is a leak or an attack, and each
+# stream holds a queue and a connection: beyond this many at once, 429. WANGGE_LIVE_STREAMS_PER_CREDENTIAL.
+STREAMS_PER_CREDENTIAL = 4
+
+
+class StreamSlots:
+    """The open event streams per credential (by its token's hash), so one credential cannot hold unbounded many."""
+
+    def __init__(self, per_credential: int):
+        self.per_credential = per_credential
+        self.open: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        """One more stream for `key`, if it has fewer than the limit open."""
+        if self.open.get(key, 0) >= self.per_credential:
+            return False
+        self.open[key] = self.open.get(key, 0) + 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        left = self.open.get(key, 0) - 1
+        if left > 0:
+            self.open[key] = left
+        else:
+            self.open.pop(key, None)
+
+
+class _SlotResponse(StreamingResponse):
+    """A stream that gives its slot back however it ends — finished, closed by the client, or never started (a
+    client gone before the first byte: the body's generator would then never run its own `finally`)."""
+
+    def __init__(self, *args: Any, release: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 class GridFigures(BaseModel):
@@ -63,9 +104,10 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def build_live_router(streams: LiveStreams) -> APIRouter:
+def build_live_router(streams: LiveStreams, per_credential: int = STREAMS_PER_CREDENTIAL) -> APIRouter:
     """The /api/v1/live routes."""
     router = APIRouter(prefix="/api/v1/live", tags=["live figures"])
+    slots = StreamSlots(per_credential)
 
     @router.get("/figures", response_model=LiveFigures)
     async def live_figures(_: Client = Depends(operator)) -> dict[str, Any]:
@@ -76,12 +118,17 @@ def build_live_router(streams: LiveStreams) -> APIRouter:
         "description": "text/event-stream: `event: case` with {case_no, type, unit_grid, unit_grid_name, community, "
                        "category, category_name, occurred_at, state} for each case event from now on; no personal data; "
                        "`event: closed` and the end once the credential is revoked or expires",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        429: {"description": "this credential already holds as many open streams as allowed (4 by default)"}})
     async def live_events(request: Request, client: Client = Depends(operator)) -> StreamingResponse:
         """Each case event as it happens (server-sent events), without reporter, phone or free text. The stream
         ends with `event: closed` once its credential is revoked or expires (checked every second)."""
         token = presented_token(request)
         runtime = request.app.state.runtime
+        key = token_hash(token or "")
+        if not slots.take(key):
+            raise HTTPException(429, f"this credential already holds {slots.per_credential} open event streams; close "
+                                     "one first (此凭证打开的实时数据流已达上限，请先关闭其他页面)")
 
         async def still_valid() -> bool:
             found = await client_by_token(runtime.pool, token or "", production=runtime.settings.profile == "production")
@@ -113,7 +160,7 @@ def build_live_router(streams: LiveStreams) -> APIRouter:
             finally:
                 streams.broadcast.unsubscribe(queue)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"})
+        return _SlotResponse(stream(), media_type="text/event-stream", release=lambda: slots.give_back(key),
+                             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"})
 
     return router

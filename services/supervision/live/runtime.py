@@ -51,7 +51,7 @@ class LiveRuntime:
     async def start(self) -> None:
         """Connect to supervision's schema (its plumbing tables), follow the registry, start the faust app."""
         kafka_security.use(self.settings)
-        self.pool = await create_pool(self.settings.database_url, self.schema, max_size=4)
+        self.pool = await create_pool(self.settings.service_database_url("supervision"), self.schema, max_size=4)
         async with self.pool.acquire() as conn:
             # Only the shared plumbing (the credentials table): supervision's own migrations are supervision's.
             await migrate(conn, self.schema, [PLUMBING_SQL])
@@ -69,7 +69,7 @@ class LiveRuntime:
         # The registry consumer under the same watchdog as the services' (restarted if it dies, rebuilt if it stalls).
         self.watchdog = Watchdog(
             NAME, stall_seconds=self.settings.consumer_stall_seconds,
-            infrastructure_ok=lambda: infrastructure_answers(self.settings.database_url, self.settings.kafka_bootstrap),
+            infrastructure_ok=lambda: infrastructure_answers(self.settings.service_database_url("supervision"), self.settings.kafka_bootstrap),
             interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
         self.watchdog.consumer("credentials", credentials)
         # faust's consumer is not ours to ask: its group's committed offsets are read from outside. A faust app that

@@ -6,5 +6,5 @@ export const EVENTS = {
   "case.explained": "解释说明", "case.suspended": "挂起", "case.resumed": "恢复办理",
   "case.extension-requested": "申请延期", "case.extension-decided": "延期审批", "case.warned": "催办",
   "case.overdue": "超期", "case.escalated": "升级督办", "case.urged": "督办", "case.reworked": "核查不通过·返工", "case.closed": "结案",
-  "case.survey-answered": "回访评价", "case.reopened": "重新办理", "case.personal-data-erased": "个人信息已删除",
+  "case.survey-answered": "回访评价", "case.reopened": "重新办理", "case.commented": "居民留言", "case.personal-data-erased": "个人信息已删除",
 };

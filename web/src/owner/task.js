@@ -20,7 +20,7 @@ function facts(pairs) {
 
 function said(type, d) {
   const bits = [];
-  for (const k of ["note", "reason", "result", "explanation"]) if (d[k]) bits.push(d[k]);
+  for (const k of ["note", "reason", "result", "explanation", "text"]) if (d[k]) bits.push(d[k]);
   if (d.until) bits.push(`延期至 ${streetTime(d.until)}`);
   if (d.due_at) bits.push(`期限 ${streetTime(d.due_at)}`);
   if (typeof d.approved === "boolean") bits.push(d.approved ? "批准" : "未批准");

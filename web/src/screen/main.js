@@ -53,7 +53,7 @@ function failed(err) {
   if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
     signOut();
     stop();
-    showSignIn(err.status === 401 ? "凭证无效或已过期，请重新输入" : "该凭证无权查看大屏（需要值班员或管理员凭证）");
+    showSignIn(err.status === 401 ? "凭证无效或已过期，请重新输入" : "该凭证无权查看大屏（需要大屏只读凭证、值班员或管理员凭证）");
   } else {
     console.warn("refresh failed", err);
   }

@@ -1,0 +1,49 @@
+"""Open311's updates read each step of a case truthfully (services/intake/domain/open311.step_of): only a closed,
+checked case is FIXED; rejected, merged and explained ones say what they are; texts leave masked."""
+from __future__ import annotations
+
+import pytest
+
+from services.intake.domain.open311 import UPDATE_TYPES, Service, definition_xml, service_definition, step_of
+
+
+@pytest.mark.parametrize("event_type, data, status, code", [
+    ("case.accepted", {}, "OPEN", "accepted"),
+    ("case.rejected", {"reason": "不属于本街道"}, "NOT_COUNCILS_RESPONSIBILITY", "rejected"),
+    ("case.merged", {"into_case_no": "20261206-0001"}, "DUPLICATE", "merged"),
+    ("case.dispatched", {"owner_name": "环卫所"}, "ACTION_SCHEDULED", "dispatched"),
+    ("case.signed", {}, "IN_PROGRESS", "in_progress"),
+    ("case.resolved", {"result": "已修"}, "IN_PROGRESS", "resolved"),
+    ("case.explained", {"explanation": "需市里立项"}, "NO_FURTHER_ACTION", "explained"),
+    ("case.closed", {"outcome": "resolved", "result": "已修"}, "FIXED", "closed-resolved"),
+    ("case.closed", {"outcome": "explained", "result": "需市里立项"}, "NO_FURTHER_ACTION", "closed-explained"),
+    ("case.reopened", {}, "OPEN", "reopened"),
+    ("case.returned", {"reason": "不归我们"}, "INVESTIGATING", "returned"),
+])
+def test_each_step_has_its_status_and_code(event_type, data, status, code):
+    step = step_of(event_type, data, "dispatched")
+    assert step is not None and (step.status, step.code, step.state) == (status, code, code)
+    assert event_type in UPDATE_TYPES and step.note
+
+
+def test_a_comment_keeps_the_case_status_and_numbers_are_masked():
+    step = step_of("case.commented", {"text": "请回电13900001001", "media": ["/media/" + "a" * 64]}, "in_progress")
+    assert step is not None and step.status == "IN_PROGRESS" and step.state is None
+    assert "13900001001" not in step.note and "139****1001" in step.note and step.media_url
+    assert step_of("case.rejected", {"reason": "打13900001001"}, None).note.count("139****1001") == 1
+    assert step_of("case.warned", {}, "dispatched") is None  # internal deadlines are not the public's
+
+
+def test_the_definition_is_one_root_with_attributes_for_urgent_categories():
+    urgent, plain = Service("SA01", "安全隐患", "安全", "urgent"), Service("CM04", "垃圾箱", "城市管理")
+    assert service_definition(plain)["attributes"] == []
+    xml = definition_xml(service_definition(urgent)).decode()
+    assert xml.count("<service_definition>") == 1 and "<code>danger</code>" in xml and "<key>yes</key>" in xml
+
+
+def test_an_approved_extension_is_news_and_a_denied_one_is_not():
+    approved = step_of("case.extension-decided", {"approved": True, "due_at": "2026-12-08T17:30:00+08:00"}, "in_progress")
+    assert approved is not None and approved.status == "IN_PROGRESS" and "12月8日17:30" in approved.note
+    assert approved.state is None
+    assert step_of("case.extension-decided", {"approved": False, "due_at": "2026-12-08T17:30:00+08:00"},
+                   "in_progress") is None
