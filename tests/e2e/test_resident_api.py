@@ -107,8 +107,8 @@ async def test_the_survey_is_answered_once_from_the_signed_link(street, front_do
 async def test_a_residents_comment_with_a_photo_reaches_the_holder_once_and_not_on_anothers_case(street, front_door):
     from shared.topics import Topics, ensure_topics
     from tests.support import TopicReader
-    owner_topic = Topics(street.settings.topic_prefix).for_owner("huanwei")
-    await ensure_topics(street.settings.kafka_bootstrap, [owner_topic])
+    owner_topic = Topics(street.settings.topic_prefix).tasks("huanwei")
+    await ensure_topics(street.settings.kafka_bootstrap, [Topics(street.settings.topic_prefix).for_owner("huanwei")])
     phone, other = a_phone(), a_phone()
     async with httpx.AsyncClient(base_url=front_door.url, timeout=20) as client, \
             httpx.AsyncClient(base_url=front_door.url, timeout=20) as stranger:
@@ -117,6 +117,9 @@ async def test_a_residents_comment_with_a_photo_reaches_the_holder_once_and_not_
         made = await client.post("/api/v1/reports", json=web_report(phone, []), headers=PAGE)
         assert made.status_code == 201, made.text
         case_no = made.json()["case_no"]
+        # Held by its owner (环卫所): the note goes to the holder.
+        pool = street.supervision.runtime.pool
+        await until(lambda: _state_is(pool, case_no, "dispatched"), 30, "the case dispatched")
         photo = await client.post("/api/v1/media", files={"file": ("c.jpg", phone_jpeg(), "image/jpeg")}, headers=PAGE)
         body = {"text": "垃圾还在，又多了两袋", "media": [photo.json()["url"]], "client_id": f"c-{uuid.uuid4().hex[:8]}"}
         async with TopicReader(street.settings.kafka_bootstrap, owner_topic) as reader:
@@ -137,3 +140,7 @@ async def test_a_residents_comment_with_a_photo_reaches_the_holder_once_and_not_
         foreign = await stranger.post(f"/api/v1/resident/cases/{case_no}/comments", headers=PAGE,
                                       json={**body, "client_id": "c-foreign"})
         assert foreign.status_code == 404
+
+
+async def _state_is(pool, case_no: str, state: str) -> bool:
+    return await pool.fetchval("SELECT state FROM cases WHERE case_no = $1", case_no) == state
