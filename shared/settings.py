@@ -149,6 +149,25 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     media_max_pixels: int = Field(default=40_000_000, ge=10_000)
 
+    # Residents (/my/, shared/residents.py): the key of their opaque ids and of the signed survey links. Required (at
+    # least 16 characters) by the production profile for intake and notify, which must share it; ./dev up makes one.
+    # Empty in development: a fixed development key (so a test stack works without one).
+    resident_key: str = ""
+    # Where residents reach the front door: the survey SMS links to <public_url>/my/?s=<signed token>.
+    public_url: str = "http://127.0.0.1:8100"
+    # The one-time SMS code that proves a resident's phone: how long it lasts, how many wrong tries void it, and how
+    # many codes a phone, and a client address, may ask for within the window.
+    resident_code_seconds: float = Field(default=300.0, gt=0)
+    resident_code_tries: int = Field(default=5, ge=1)
+    resident_code_phone_limit: int = Field(default=5, ge=1)
+    resident_code_address_limit: int = Field(default=20, ge=1)
+    resident_code_window_seconds: float = Field(default=3600.0, gt=0)
+    resident_session_hours: float = Field(default=24.0 * 7, gt=0, le=24 * 90)
+
+    def resident_secret(self) -> bytes:
+        """The key of residents' ids and survey links (a fixed one in development when none is set)."""
+        return (self.resident_key or "wangge-development-resident-key").encode()
+
     def production_problems(self, service: str) -> list[str]:
         """What the production profile lacks for `service` to start safely (empty: nothing, or not production)."""
         if self.profile != "production":
@@ -158,6 +177,10 @@ class Settings(BaseSettings):
             problems.append(f"WANGGE_SMS_INBOUND_TOKEN: the SMS gateway's callback secret is "
                             f"{'not set' if not self.sms_inbound_token else 'too short'} "
                             f"(at least {MIN_SECRET_CHARS} characters, e.g. `openssl rand -hex 32`)")
+        if service in ("intake", "notify") and len(self.resident_key) < MIN_SECRET_CHARS:
+            problems.append(f"WANGGE_RESIDENT_KEY: the key of residents' ids and survey links is "
+                            f"{'not set' if not self.resident_key else 'too short'} "
+                            f"(at least {MIN_SECRET_CHARS} characters, the same for intake and notify)")
         try:
             trusted_networks(self.trusted_proxies)
         except ValueError as exc:

@@ -10,6 +10,7 @@ from services.intake.entrypoints.cases import router as cases_router
 from services.intake.entrypoints.http import router
 from services.intake.entrypoints.media import DECODING_AT_ONCE, build_media_router
 from services.intake.entrypoints.open311 import MAX_PHOTOS, build_open311_router
+from services.intake.entrypoints.resident_comments import router as resident_comments_router
 from services.intake.handlers import Intake
 from shared.http import create_app
 from shared.media import store_from_settings
@@ -50,6 +51,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     app.state.decoding = asyncio.Semaphore(DECODING_AT_ONCE)
     app.include_router(router)
     app.include_router(cases_router)
+    app.include_router(resident_comments_router)  # 补充说明 from the resident page (/my/)
     app.include_router(build_media_router(runtime, store, app.state.decoding))
     app.include_router(build_open311_router(
         {c.code: open311.Service(c.code, c.name, c.group, c.urgency) for c in street.categories.values()},

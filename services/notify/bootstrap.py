@@ -19,9 +19,11 @@ from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
 from services.notify.entrypoints.http import router
 from services.notify.entrypoints.lookup import router as lookup_router
+from services.notify.entrypoints.residents import router as residents_router
 from services.notify.entrypoints.templates import router as templates_router
 from services.notify.entrypoints.webhooks import router as webhooks_router
 from services.notify.handlers import CaseEventHandlers
+from services.notify.residents import Residents
 from services.notify.worker import DeliveryWorker, ErasureWorker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -68,6 +70,9 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     )
     app.include_router(router)
     app.include_router(lookup_router)
+    # The resident page's own endpoints (/my/): phone proof, their cases, the survey link.
+    app.state.residents = Residents(runtime)
+    app.include_router(residents_router)
     app.include_router(templates_router)
     app.include_router(webhooks_router)
     app.state.reply_templates = templates  # the defaults, for the templates' admin API

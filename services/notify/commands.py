@@ -116,6 +116,16 @@ async def answer_by_sms(runtime: ServiceRuntime, *, sender: str, text: str) -> d
     return {"matched": True, **answer}
 
 
+async def answer_linked(runtime: ServiceRuntime, survey_id: str, verdict: SurveyVerdict,
+                        comment: str | None) -> dict[str, Any] | None:
+    """The answer from the survey SMS's signed link (the signature proves it): counted once, or None."""
+    async with runtime.uow() as uow:
+        answer = await _answer(runtime, uow, survey_id, verdict, comment, "web")
+        if answer is not None:
+            await uow.commit()
+    return answer
+
+
 async def _answer(runtime: ServiceRuntime, uow: UnitOfWork, survey_id: str, verdict: SurveyVerdict,
                   comment: str | None, channel: str) -> dict[str, Any] | None:
     # Comments are free text: a resident may type a number into it; it is kept and sent masked.

@@ -7,6 +7,7 @@ yet waits (delivery state awaiting_contact) and goes out as soon as the contact 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Awaitable, Callable, TypeVar
 
 from shared.clock import now, to_street_time
@@ -31,6 +32,8 @@ from shared.personal_data import mask_address, normalise_phone
 from shared.runtime import ServiceRuntime
 from shared.street import DutyRoster
 from shared.street_rules import StreetRules
+from shared.residents import survey_token
+from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 from services.notify.adapters import repository
@@ -207,7 +210,10 @@ class CaseEventHandlers:
         closes_at = survey_closes_at(event.closed_at, window_days)
         survey_id = await repository.open_survey(uow.conn, case_id=case_id, case_no=event.case_no,
                                                  event_id=envelope.id, opened_at=now(), closes_at=closes_at)
-        await self._reply(uow, envelope, case_id, event.case_no, "survey", "survey", closes=street_moment(closes_at))
+        # The resident page answers it from a signed link (/my/?s=…): no phone typed, valid until the window closes.
+        link = survey_link(self._runtime.settings, survey_id, closes_at)
+        await self._reply(uow, envelope, case_id, event.case_no, "survey", "survey", closes=street_moment(closes_at),
+                          survey_link=link)
         await repository.schedule_erasure(uow.conn, case_id=case_id, case_no=event.case_no, window_closes_at=closes_at)
         log.info("case %s closed (%s): survey %s open until %s", event.case_no, event.outcome, survey_id,
                  closes_at.isoformat())
@@ -331,6 +337,12 @@ class CaseEventHandlers:
         uow.after_commit(lambda: count_delivery(plan.channel, plan.kind, plan.state))
         uow.after_commit(lambda: log.info("case %s: %s %s to %s", case_no, plan.kind, plan.state,
                                           mask_address(plan.to)))
+
+
+def survey_link(settings: Settings, survey_id: str, closes_at: datetime) -> str:
+    """The survey's signed link on the resident page (template variable {{ survey_link }})."""
+    token = survey_token(settings.resident_secret(), str(survey_id), closes_at)
+    return f"{settings.public_url.rstrip('/')}/my/?s={token}"
 
 
 def emit_reply(

@@ -46,6 +46,11 @@ RESIDENT_LOOKUPS_REFUSED = Counter(
     "Residents' look-ups refused: not_found (wrong phone or case) or throttled (too many failures)",
     ["service", "reason"],
 )
+RESIDENT_CODES = Counter(
+    "wangge_notify_resident_codes_total",
+    "Residents' one-time SMS codes: sent, unsent (gateway down), wrong, throttled, proven (a session opened)",
+    ["service", "outcome"],
+)
 
 
 def count_delivery(channel: str, kind: str, state: str) -> None:

@@ -11,6 +11,7 @@ from services.supervision.entrypoints.deadlines import deadline_loop
 from services.supervision.entrypoints.coordinator import build_coordinator_router
 from services.supervision.entrypoints.http import build_router
 from services.supervision.entrypoints.media import build_media_router
+from services.supervision.entrypoints.public import build_public_router
 from services.supervision.entrypoints.search import build_search_router
 from services.supervision.entrypoints.sessions import build_sessions_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
@@ -104,6 +105,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     app.include_router(build_sessions_router(people))
     app.state.people = people  # (tests make accounts directly)
     app.include_router(build_weekly_pdf_router(policy, stats_router))
+    app.include_router(build_public_router(runtime, policy))  # the street's recent cases, for anyone (/my/)
     store = store_from_settings(settings)
     app.state.media_store = store
     app.include_router(build_media_router(runtime, store, street))

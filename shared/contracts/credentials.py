@@ -14,8 +14,10 @@ from shared.contracts.registry import EventModel, event
 
 # screen: the LED wall's machine credential (大屏), read-only — the live figures and what the big screen shows,
 # nothing an operator can do.
-Role = Literal["terminal", "hotline", "owner", "operator", "admin", "screen"]
-ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin", "screen")
+# resident: a phone proven by a one-time SMS code (notify's /api/v1/resident/sessions); the credential's name is the
+# resident's opaque id (shared/residents.py), never the phone, which only notify holds.
+Role = Literal["terminal", "hotline", "owner", "operator", "admin", "screen", "resident"]
+ROLES: tuple[str, ...] = ("terminal", "hotline", "owner", "operator", "admin", "screen", "resident")
 
 
 @event

@@ -13,6 +13,7 @@ import pytest
 from services.supervision.bootstrap import build as build_supervision
 from shared.auth import token_hash
 from shared.clock import now
+from shared.residents import resident_id
 from shared.credentials import issued, publish as publish_credentials
 from shared.contracts.credentials import CredentialRevoked
 from shared.topics import ensure_topics
@@ -24,23 +25,25 @@ pytestmark = pytest.mark.e2e
 POINT = {"lon": 117.575168, "lat": 34.871845}
 PHONE = "13900004321"
 CALLERS = ("none", "bad", "terminal", "hotline", "owner", "other_owner", "operator", "admin", "screen",
-           "operator_session", "owner_session", "csrf")
+           "operator_session", "owner_session", "csrf", "resident")
 # People's sessions (POST /api/v1/sessions): the cookie with the pages' header acts as the account's role; "csrf" is an
 # operator's cookie without that header, as another site could make a browser send it: refused (403) on every change.
 SESSIONS = {"operator_session": "operator", "owner_session": "owner", "csrf": "operator"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 TOKENS = {"bad": "no-such-token", "terminal": TERMINAL_TOKEN, "hotline": "m-hotline", "owner": "m-owner-huanwei",
-          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin", "screen": "m-screen"}
+          "other_owner": "m-owner-chengguan", "operator": "m-operator", "admin": "m-admin", "screen": "m-screen",
+          "resident": "m-resident"}
 # Which callers an endpoint admits; everyone else gets 401 (none, bad) or 403 (another role).
-SUBMITTERS = {"terminal", "hotline", "operator", "admin"}
+SUBMITTERS = {"terminal", "hotline", "operator", "admin", "resident"}  # resident: web reports as the proven phone
+RESIDENTS = {"resident"}  # a phone proven on /my/ (notify's one-time code)
 OPERATORS = {"operator", "admin"}
 ADMINS = {"admin"}
 ANY_ROLE = {"terminal", "hotline", "owner", "other_owner", "operator", "admin", "screen"}
 # The LED wall's read-only credential (role screen): what the big screen and the Monday report read, nothing more.
 WALL = OPERATORS | {"screen"}
 OWNERS = {"owner", "other_owner"}
-UPLOADERS = {"terminal", "owner", "other_owner", "operator"}  # POST /api/v1/media
-PHOTO_VIEWERS = {"terminal", "owner", "other_owner", "operator", "admin"}  # GET /media/<id>: then per case (404)
+UPLOADERS = {"terminal", "owner", "other_owner", "operator", "resident"}  # POST /api/v1/media
+PHOTO_VIEWERS = {"terminal", "owner", "other_owner", "operator", "admin", "resident"}  # GET /media/<id>: then per case (404)
 NO_PHOTO = "0" * 64
 SOURCE_OF = {"terminal": "terminal", "hotline": "hotline"}  # a terminal cannot pose as the hotline (tested in intake)
 
@@ -89,10 +92,10 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (s, "GET", f"/media/{NO_PHOTO}", None, PHOTO_VIEWERS),  # who may see a case carrying it
         (s, "GET", f"/media/{NO_PHOTO}/thumbnail", None, PHOTO_VIEWERS),
         (r, "GET", f"/api/v1/grids/locate?lon={POINT['lon']}&lat={POINT['lat']}", None, ANY_ROLE),
-        (r, "GET", "/api/v1/categories", None, ANY_ROLE),
+        (r, "GET", "/api/v1/categories", None, ANY_ROLE | RESIDENTS),
         (r, "GET", "/api/v1/owners", None, ANY_ROLE),
         (r, "GET", "/api/v1/grids?level=unit", None, ANY_ROLE),
-        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS | {"terminal"}),
+        (r, "GET", "/api/v1/categories/suggest?text=垃圾箱损坏", None, OPERATORS | {"terminal"} | RESIDENTS),
         (r, "POST", f"/api/v1/cases/{case_no}/dispatch", {"owner": "huanwei", "reason": "测试"}, OPERATORS),
         (s, "GET", "/api/v1/cases", None, WALL),
         (s, "GET", f"/api/v1/cases/{case_no}", None, OPERATORS),
@@ -122,6 +125,9 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),
         (n, "POST", f"/api/v1/deliveries/{uuid.uuid4()}/resend", None, OPERATORS),
         (n, "POST", "/api/v1/contacts/lookup", {"phone": PHONE}, OPERATORS),
+        (n, "GET", "/api/v1/resident/cases", None, RESIDENTS),
+        (i, "POST", f"/api/v1/resident/cases/{case_no}/comments", {"text": "还没修好", "client_id": "m-1"},
+         RESIDENTS),  # admitted, then 404: not a case this resident reported
         (n, "GET", "/api/v1/admin/templates", None, ADMINS),
         (n, "POST", "/api/v1/admin/templates/survey/preview", {}, ADMINS),
         (n, "PUT", "/api/v1/admin/templates/survey", {"source": "{{ nope }}"}, ADMINS),  # admitted, then 422
@@ -140,7 +146,14 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
 # (case number + phone, no credential), the SMS gateway's callback (its own gateway token), and people's sign-in
 # (username + password; tests/integration/test_sessions.py and tests/security/test_session_attacks.py).
 OUTSIDE_THE_MATRIX = {("POST", "/api/v1/my-case"), ("POST", "/api/v1/surveys/{case_no}"), ("POST", "/api/v1/sms/inbound"),
-                      ("POST", "/api/v1/sessions"), ("GET", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions")}
+                      ("POST", "/api/v1/sessions"), ("GET", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions"),
+                      # The resident page's (/my/): the SMS code and the session it opens (tests/e2e/test_resident_api.py,
+                      # tests/security/test_resident_attacks.py), the survey's signed link (the signature is the proof),
+                      # and the public map of recent cases (no personal data, tested below).
+                      ("POST", "/api/v1/resident/codes"), ("POST", "/api/v1/resident/sessions"),
+                      ("GET", "/api/v1/resident/sessions"), ("DELETE", "/api/v1/resident/sessions"),
+                      ("GET", "/api/v1/resident/surveys/{token}"), ("POST", "/api/v1/resident/surveys/{token}"),
+                      ("GET", "/api/v1/public/cases"), ("GET", "/api/v1/public/grids")}
 
 
 async def test_every_endpoint_against_every_caller(street):
@@ -151,6 +164,9 @@ async def test_every_endpoint_against_every_caller(street):
         await grant(street.settings, *services, token=TOKENS[caller], name=caller, role=caller)
     await grant(street.settings, *services, token=TOKENS["owner"], name="环卫所", role="owner", owner_code="huanwei")
     await grant(street.settings, *services, token=TOKENS["other_owner"], name="城管", role="owner", owner_code="chengguan")
+    # A resident's credential is named by the opaque id of the phone its code proved: the matrix's reports give PHONE.
+    await grant(street.settings, *services, token=TOKENS["resident"], role="resident",
+                name=resident_id(street.settings.resident_secret(), PHONE))
     made = await call(street.intake, "POST", "/api/v1/reports", "m-hotline", report(f"m-{uuid.uuid4().hex[:6]}"))
     assert made.status_code == 201, made.text
     case_no = made.json()["case_no"]
@@ -218,6 +234,11 @@ async def test_every_endpoint_against_every_caller(street):
         answer = await call(i, "GET", path, None)
         assert answer.status_code == 200 and PHONE not in answer.text, path
     assert (await call(i, "POST", "/open311/v2/requests.json", None)).status_code == 403
+    # Public: the street's recent cases on the map, without a word of the report or its reporter.
+    public = await call(s, "GET", "/api/v1/public/cases", None)
+    assert public.status_code == 200 and case_no in public.text, public.text
+    assert PHONE not in public.text and "赵" not in public.text and "description" not in public.text
+    assert set(public.json()["cases"][0]) == {"case_no", "category", "status", "status_label", "reported_at", "location"}
     assert (await call(i, "POST", "/open311/v2/servicerequestupdates.xml", None)).status_code == 403
     # Residents: their own case with its number and their phone; a wrong phone is the same 404 as no case.
     right = await call(n, "POST", "/api/v1/my-case", None, {"case_no": case_no, "phone": PHONE})

@@ -35,7 +35,10 @@ def test_the_production_profile_names_what_is_missing():
                         ).production_problems("notify")
     assert any("WANGGE_SMS_INBOUND_TOKEN" in p for p in problems)
     assert any("WANGGE_TRUSTED_PROXIES" in p and "nginx" in p for p in problems)
-    assert Settings(profile="production", sms_inbound_token="x" * 32).production_problems("notify") == []
+    assert any("WANGGE_RESIDENT_KEY" in p for p in problems)
+    assert any("WANGGE_RESIDENT_KEY" in p for p in Settings(profile="production").production_problems("intake"))
+    assert Settings(profile="production", sms_inbound_token="x" * 32,
+                    resident_key="k" * 32).production_problems("notify") == []
     assert Settings(profile="development").production_problems("notify") == []
 
 

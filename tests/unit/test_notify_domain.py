@@ -115,7 +115,8 @@ def test_every_reply_kind_renders_signed_with_the_case(templates):
         "progress_reopened": ("progress", {}, "已重新交办"),
         "explanation": ("explanation", {"explanation": "需热力公司停暖后施工"}, "需热力公司停暖后施工"),
         "resolution": ("resolution", {"result": "已更换灯泡"}, "已办结：已更换灯泡。"),
-        "survey": ("survey", {"closes": "12月4日17:30"}, "请回复1满意、2基本满意、3不满意"),
+        "survey": ("survey", {"closes": "12月4日17:30", "survey_link": "https://x.example/my/?s=abc.def"},
+                   "请回复1满意、2基本满意、3不满意，或点击链接评价 https://x.example/my/?s=abc.def "),
     }
     for template, (kind, values, expected) in cases.items():
         plan = plan_reply(templates, kind, template, phone="139 0000 1001", signature="文化路街道",

@@ -11,12 +11,15 @@ from shared.auth import Client, require
 from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted
 from shared.http import NONBLANK
+from shared.personal_data import sms_number
+from shared.residents import is_resident_of
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 # Which report sources a role may speak for: a terminal cannot pose as the hotline.
+# A resident (a phone proven on /my/) reports from the web, and only as that phone.
 SOURCES_BY_ROLE = {"terminal": {"terminal"}, "hotline": {"hotline"}, "operator": {"web", "hotline"},
-                   "admin": {"terminal", "hotline", "web", "camera"}}
+                   "admin": {"terminal", "hotline", "web", "camera"}, "resident": {"web"}}
 
 
 class CaseReceipt(BaseModel):
@@ -52,6 +55,8 @@ async def submit_report(
     if report.resolved_on_the_spot is not None and client.role != "terminal":
         raise HTTPException(403, "resolved_on_the_spot: only a coordinator (terminal credential) fixes a problem on "
                                  "the spot (自行处置仅限网格员)")
+    if client.role == "resident":
+        _is_the_residents_phone(request, report, client)
     if client.role == "terminal":
         # The terminal's own credential says who and which device reported, whatever the body claims.
         report = report.model_copy(update={"coordinator": Coordinator(
@@ -66,6 +71,16 @@ async def submit_report(
         raise HTTPException(422, str(exc)) from None
     receipt = CaseReceipt(**case.__dict__, duplicate=not created)
     return JSONResponse(receipt.model_dump(), status_code=201 if created else 200)
+
+
+def _is_the_residents_phone(request: Request, report: ReportSubmitted, client: Client) -> None:
+    """A resident's report must give the phone their code proved: the session's id is that phone's HMAC
+    (shared/residents.py), so intake checks it without ever being told the phone; any other phone is refused."""
+    phone = sms_number(report.reporter.phone if report.reporter else None)
+    key = request.app.state.runtime.settings.resident_secret()
+    if phone is None or not is_resident_of(key, client.name, phone):
+        raise HTTPException(403, "a resident reports with the phone they proved: reporter.phone must be that number "
+                                 "(居民上报须使用已验证的手机号)")
 
 
 async def _photos_are_stored(request: Request, media: list[str]) -> None:

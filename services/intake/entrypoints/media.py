@@ -24,8 +24,8 @@ from shared.http import refusal
 from shared.media import MediaStore, media_url, thumbnail_url
 from shared.runtime import ServiceRuntime
 
-UPLOADERS = ("terminal", "owner", "operator")
-VIEWERS = ("terminal", "owner", "operator", "admin")
+UPLOADERS = ("terminal", "owner", "operator", "resident")  # resident: a phone a one-time code proved (/my/)
+VIEWERS = ("terminal", "owner", "operator", "admin", "resident")
 # Decoding a 40-megapixel PNG takes ~120 MB per copy (a few copies: rotated, sRGB) and a core for a moment: one at
 # a time per process keeps an instance within its memory limit (deploy/k8s: 768Mi); a street uploads a few a minute.
 DECODING_AT_ONCE = 1

@@ -42,6 +42,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("explanation", "情况说明", "该路段管线改造，需待施工结束后统一修复", ("explanation",)),
     Variable("result", "处置结果", "已更换路灯灯泡，恢复照明", ("resolution",)),
     Variable("closes", "回访评价截止时间", "12月13日17:30", ("survey",)),
+    # The resident page's signed link to answer the survey without typing a phone (/my/?s=…, shared/residents.py).
+    Variable("survey_link", "网上评价链接（免输入手机号）", "https://wangge.example/my/?s=NWVmZWZkMjctNGQ0Zi00MmY4LWIwNjYtMDY5MDVmMTA0ZTBmLjE3OTcxNTQyMDA.9ei_v6mXVPRk6duWN5JRug", ("survey",)),
     Variable("leader", "带班领导姓名", "王主任", ("escalation_leadership",)),
 )
 

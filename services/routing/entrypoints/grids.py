@@ -61,4 +61,19 @@ def build_grids_router(runtime: ServiceRuntime) -> APIRouter:
              "properties": {k: r[k] for k in ("code", "name", "level", "parent", "community", "households")}}
             for r in rows]}
 
+    @router.get("/public/grids", response_model=GridCollection, tags=["public"],
+                responses={503: {"description": "no street loaded yet"}})
+    async def public_grids() -> dict[str, Any]:
+        """The street's unit grids for anyone (the resident page's public map, /my/): each polygon with its code and
+        name only — the street's geography, nothing about the people in it (no households)."""
+        rows = await runtime.pool.fetch(
+            "SELECT code, name, level, parent, community, geometry FROM grids WHERE level = 'unit' ORDER BY code")
+        if not rows:
+            raise HTTPException(503, "no street is loaded yet (街道数据尚未加载)")
+        return {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "id": r["code"], "geometry": json.loads(r["geometry"]),
+             "properties": {"code": r["code"], "name": r["name"], "level": r["level"], "parent": r["parent"],
+                            "community": r["community"], "households": None}}
+            for r in rows]}
+
     return router

@@ -17,6 +17,8 @@ from shared.runtime import ServiceRuntime
 from services.routing import views
 
 anyone = require("terminal", "hotline", "owner", "operator", "admin", "screen")
+# The categories' names are no secret: a resident (/my/) picks one for their report.
+with_residents = require("terminal", "hotline", "owner", "operator", "admin", "screen", "resident")
 from services.routing.domain.redispatching import ManualDispatchRefused
 from services.routing.handlers import CaseNotRouted, ManualDispatch
 
@@ -101,7 +103,7 @@ def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, manu
         return found
 
     @router.get("/categories", response_model=list[CategoryView])
-    async def categories(_: Client = Depends(anyone)) -> list[dict[str, Any]]:
+    async def categories(_: Client = Depends(with_residents)) -> list[dict[str, Any]]:
         """Case categories with their owner, time limit and urgency."""
         return await views.categories(runtime.pool)
 

@@ -35,7 +35,7 @@ def build_suggest_router(runtime: ServiceRuntime) -> APIRouter:
     async def suggested(
         text: str = Query(min_length=1, max_length=2000, description="the report's description"),
         limit: int = Query(default=3, ge=1, le=10),
-        _: Client = Depends(require("operator", "admin", "terminal")),
+        _: Client = Depends(require("operator", "admin", "terminal", "resident")),
     ) -> dict[str, Any]:
         """建议类别: the categories whose own name words appear in the description, with the words that matched."""
         candidates = [Candidate(c["code"], c["name"], c["group"]) for c in await views.categories(runtime.pool)]

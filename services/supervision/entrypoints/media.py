@@ -23,7 +23,9 @@ from shared.media import MediaStore, media_url
 from shared.runtime import ServiceRuntime
 from shared.street import Street
 
-VIEWERS = ("terminal", "owner", "operator", "admin")
+# A resident is admitted only to be told 404 here: the front door then asks intake, which shows a photo to who
+# uploaded it — so a resident sees their own report's photos and no one else's.
+VIEWERS = ("terminal", "owner", "operator", "admin", "resident")
 
 
 def build_media_router(runtime: ServiceRuntime, store: MediaStore, street: Street) -> APIRouter:
