@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.frontdoor import FrontDoor, front_door  # noqa: F401  (fixture)
-from tests.e2e.test_phone_pages import cdp, click, people, phone, shot, sign_in, type_into  # noqa: F401  (fixtures)
+from tests.e2e.test_phone_pages import PASSWORD, cdp, click, people, phone, shot, sign_in, type_into  # noqa: F401  (fixtures)
 from tests.e2e.test_work_screen import css, text_in
 
 pytestmark = pytest.mark.e2e
@@ -139,6 +139,67 @@ async def test_a_coordinator_opens_the_page_and_reports_without_signal_then_it_g
     finally:
         if restarted is not None and restarted.returncode is None:
             restarted.send_signal(3)  # SIGQUIT: graceful
+            try:
+                await asyncio.wait_for(restarted.wait(), 10)
+            except TimeoutError:
+                restarted.kill()
+                await restarted.wait()
+
+
+async def test_a_session_ended_while_offline_asks_to_sign_in_before_the_kept_report_goes(people, front_door, phone):
+    street = people
+    pool = street.supervision.runtime.pool
+    words = "路灯不亮（离线上报，会话已失效）"
+    await sign_in(phone, f"{front_door.url}/grid/", "w001")
+    await phone.wait_for(lambda d: d.execute_script("return !!navigator.serviceWorker.controller"), timeout=30,
+                         message="the page under its worker")
+    cookie = next(c["value"] for c in await phone.run(phone.driver.get_cookies) if c["name"] == "wangge_session")
+
+    restarted = None
+    try:
+        await offline(phone, True)
+        await front_door_down(front_door)
+        await phone.get(f"{front_door.url}/grid/")
+        await phone.wait_for(css('body[data-ready="1"][data-offline-start="1"] #report-form'), timeout=30,
+                             message="the page opened without signal")
+        await type_into(phone, 'textarea[name="description"]', words)
+        await type_into(phone, 'input[name="address"]', "市社家宿舍11号楼")
+        await click(phone, "#send")
+        await phone.wait_for(css('body[data-outbox="1"]'), timeout=30, message="one report waiting")
+
+        # Meanwhile the session ends (signed out elsewhere, or expired).
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.supervision.app), base_url="http://w",
+                                     cookies={"wangge_session": cookie}, headers={"X-Requested-With": "wangge"},
+                                     timeout=15) as supervision:
+            ended = await supervision.delete("/api/v1/sessions")
+        assert ended.status_code in (200, 204), ended.text
+
+        # The signal is back: the sign-in form comes first; the report still waits, nothing was sent.
+        restarted = await front_door_up(front_door)
+        await offline(phone, False)
+        await phone.script("window.dispatchEvent(new Event('online'))")
+        await phone.wait_for(css("#wg-sign-in-page"), timeout=40, message="the sign-in form")
+        await phone.wait_for(text_in("#wg-sign-in-error", "登录已失效"), message="why it is asked")
+        assert await phone.script("return document.body.dataset.outbox") == "1"
+        assert await pool.fetchval("SELECT count(*) FROM cases WHERE description = $1", words) == 0
+
+        # Signed in again as the same coordinator: the page stays, the report goes at once, one case.
+        marker = await phone.script("window.__same_page = 1; return window.__same_page")
+        await type_into(phone, "#wg-username", "w001")
+        await type_into(phone, "#wg-password", PASSWORD)
+        await click(phone, "#wg-sign-in")
+        await phone.wait_for(css('body[data-outbox="0"]'), timeout=12, message="the waiting report sent at once")
+        assert marker == 1 and await phone.script("return window.__same_page") == 1, "the page was reloaded"
+
+        async def one() -> None:
+            while await pool.fetchval("SELECT count(*) FROM cases WHERE description = $1", words) != 1:
+                await asyncio.sleep(0.2)
+        await asyncio.wait_for(one(), 30)
+        await asyncio.sleep(2)
+        assert await pool.fetchval("SELECT count(*) FROM cases WHERE description = $1", words) == 1
+    finally:
+        if restarted is not None and restarted.returncode is None:
+            restarted.send_signal(3)
             try:
                 await asyncio.wait_for(restarted.wait(), 10)
             except TimeoutError:

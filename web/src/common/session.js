@@ -167,6 +167,8 @@ export async function signedIn({ roles, title, offline = false } = {}) {
     try {
       const again = await someone(roles, title, "登录已失效，请重新登录", offline);
       if (again.username !== me.username) location.reload();
+      // The same person is back: a page may retry at once what waited (the coordinator's outbox).
+      else window.dispatchEvent(new CustomEvent("wangge:session-back"));
     } finally {
       asking = false;
     }

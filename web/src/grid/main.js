@@ -70,6 +70,8 @@ async function start() {
   signal();
   window.addEventListener("online", () => { signal(); sendWaiting(); });
   window.addEventListener("offline", signal);
+  // Signed in again after the session ended (e.g. it expired while the page was offline): send what waits now.
+  window.addEventListener("wangge:session-back", () => sendWaiting());
   window.addEventListener("hashchange", () => { notify(""); route(); });
   await route();
   document.body.dataset.ready = "1";
