@@ -63,6 +63,9 @@ function unreachable(err) {
   return !(err instanceof ApiError) || [502, 503, 504].includes(err.status);
 }
 
+class Unreachable extends Error {}
+const NO_SIGNAL = "当前无信号，无法登录：请在有信号时登录（登录过的网格员无信号时也可使用本页面）";
+
 async function whoAmI(offline) {
   try {
     const me = await api("/api/v1/sessions");
@@ -73,8 +76,11 @@ async function whoAmI(offline) {
       remember(null, offline);
       return null;
     }
-    const before = offline && unreachable(err) ? remembered() : null;
-    if (before) return { ...before, offline: true };
+    if (offline && unreachable(err)) {
+      const before = remembered();
+      if (before) return { ...before, offline: true };
+      throw new Unreachable();  // nobody signed in on this phone: the form, saying why it cannot work yet
+    }
     throw err;
   }
 }
@@ -125,7 +131,8 @@ function form(title, message, offline) {
             resolve(me);
           } catch (err) {
             password.value = "";
-            error.textContent = err instanceof ApiError && err.status >= 500 ? `暂时无法登录：${err.message}` : err.message;
+            error.textContent = offline && !(err instanceof ApiError) ? NO_SIGNAL
+              : err instanceof ApiError && err.status >= 500 ? `暂时无法登录：${err.message}` : err.message;
           } finally {
             button.disabled = false;
           }
@@ -142,7 +149,13 @@ function form(title, message, offline) {
 }
 
 async function someone(roles, title, message, offline) {
-  let me = await whoAmI(offline);
+  let me = null;
+  try {
+    me = await whoAmI(offline);
+  } catch (err) {
+    if (!(err instanceof Unreachable)) throw err;
+    message = NO_SIGNAL;
+  }
   for (;;) {
     if (!me) me = await form(title, message, offline);
     if (!roles || roles.includes(me.role)) return me;
