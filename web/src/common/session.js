@@ -38,16 +38,55 @@ function styled() {
   document.head.append(el("style", { id: "wg-session-style" }, STYLE));
 }
 
-async function whoAmI() {
+// A page that works without signal (the coordinator's, /grid/) remembers on the phone who was signed in (their
+// name, role, worker id and grids — what GET /api/v1/sessions says of them, never a token: the session stays in
+// its HttpOnly cookie). When the services cannot be reached, the page opens as that person; what it sends then
+// is still judged by the cookie when the signal is back (401: the sign-in form comes first).
+const REMEMBERED = "wangge.session.offline";
+
+function remembered() {
   try {
-    return await api("/api/v1/sessions");
+    return JSON.parse(localStorage.getItem(REMEMBERED) || "null");
+  } catch {
+    return null;
+  }
+}
+
+function remember(me, offline) {
+  if (!offline) return;
+  if (me) localStorage.setItem(REMEMBERED, JSON.stringify(me));
+  else localStorage.removeItem(REMEMBERED);
+}
+
+// No answer at all (no signal, the front door away) or the front door's "service not answering" (502–504).
+function unreachable(err) {
+  return !(err instanceof ApiError) || [502, 503, 504].includes(err.status);
+}
+
+class Unreachable extends Error {}
+const NO_SIGNAL = "当前无信号，无法登录：请在有信号时登录（登录过的网格员无信号时也可使用本页面）";
+
+async function whoAmI(offline) {
+  try {
+    const me = await api("/api/v1/sessions");
+    remember(me, offline);
+    return me;
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return null;
+    if (err instanceof ApiError && err.status === 401) {
+      remember(null, offline);
+      return null;
+    }
+    if (offline && unreachable(err)) {
+      const before = remembered();
+      if (before) return { ...before, offline: true };
+      throw new Unreachable();  // nobody signed in on this phone: the form, saying why it cannot work yet
+    }
     throw err;
   }
 }
 
 async function signOut() {
+  localStorage.removeItem(REMEMBERED);  // who was signed in is forgotten on the phone too
   try {
     await api("/api/v1/sessions", { method: "DELETE" });
   } catch {
@@ -69,7 +108,7 @@ function wrongRole(me, roles, title) {
   });
 }
 
-function form(title, message) {
+function form(title, message, offline) {
   // Resolves with `me` once the server accepted a username and password.
   return new Promise((resolve) => {
     const username = el("input", { id: "wg-username", name: "username", autocomplete: "username", required: true,
@@ -87,11 +126,13 @@ function form(title, message) {
           try {
             const me = await api("/api/v1/sessions", { method: "POST",
               body: { username: username.value.trim(), password: password.value } });
+            remember(me, offline);
             overlay.remove();
             resolve(me);
           } catch (err) {
             password.value = "";
-            error.textContent = err instanceof ApiError && err.status >= 500 ? `暂时无法登录：${err.message}` : err.message;
+            error.textContent = offline && !(err instanceof ApiError) ? NO_SIGNAL
+              : err instanceof ApiError && err.status >= 500 ? `暂时无法登录：${err.message}` : err.message;
           } finally {
             button.disabled = false;
           }
@@ -107,10 +148,16 @@ function form(title, message) {
   });
 }
 
-async function someone(roles, title, message) {
-  let me = await whoAmI();
+async function someone(roles, title, message, offline) {
+  let me = null;
+  try {
+    me = await whoAmI(offline);
+  } catch (err) {
+    if (!(err instanceof Unreachable)) throw err;
+    message = NO_SIGNAL;
+  }
   for (;;) {
-    if (!me) me = await form(title, message);
+    if (!me) me = await form(title, message, offline);
     if (!roles || roles.includes(me.role)) return me;
     await wrongRole(me, roles, title);
     me = null;
@@ -121,16 +168,20 @@ async function someone(roles, title, message) {
 // The person signed in, once there is one whose role is in `roles` (shows the sign-in form until then). Should the
 // session end later (an API call answered 401), the form comes back over the page; signing in again as the same
 // person leaves the page as it was (retry what failed), as someone else reloads it.
-export async function signedIn({ roles, title } = {}) {
+// With `offline: true` (a page that works without signal) the person signed in before on this phone is who the
+// page opens as when the services cannot be reached (`me.offline` is then true).
+export async function signedIn({ roles, title, offline = false } = {}) {
   styled();
-  const me = await someone(roles, title);
+  const me = await someone(roles, title, "", offline);
   let asking = false;
   window.addEventListener("wangge:session-ended", async () => {
     if (asking || document.getElementById("wg-sign-in-page")) return;
     asking = true;
     try {
-      const again = await someone(roles, title, "登录已失效，请重新登录");
+      const again = await someone(roles, title, "登录已失效，请重新登录", offline);
       if (again.username !== me.username) location.reload();
+      // The same person is back: a page may retry at once what waited (the coordinator's outbox).
+      else window.dispatchEvent(new CustomEvent("wangge:session-back"));
     } finally {
       asking = false;
     }

@@ -58,16 +58,20 @@ async function route() {
 }
 
 async function start() {
-  me = await signedIn({ roles: ["terminal"], title: "网格化管理 · 网格员终端" });
+  // offline: a coordinator signed in before on this phone keeps working without signal (session.js).
+  me = await signedIn({ roles: ["terminal"], title: "网格化管理 · 网格员终端", offline: true });
   const bar = topBar("网格员终端", me);
   bar.insertBefore(h("span", { class: "signal", id: "signal" }), bar.querySelector(".who"));
   bar.insertBefore(h("span", { class: "outbox-count", id: "outbox-count" }), bar.querySelector(".who"));
   clear(app, bar, h("nav", { class: "tabs" }, TABS.map(([id, title]) => h("a", { href: `#/${id}`, "data-tab": id }, title))),
     h("div", { id: "notice", class: "notice", role: "status" }), h("main", { id: "view" }));
   document.body.dataset.worker = me.worker_id || "";
+  if (me.offline) document.body.dataset.offlineStart = "1";  // opened without reaching the services
   signal();
   window.addEventListener("online", () => { signal(); sendWaiting(); });
   window.addEventListener("offline", signal);
+  // Signed in again after the session ended (e.g. it expired while the page was offline): send what waits now.
+  window.addEventListener("wangge:session-back", () => sendWaiting());
   window.addEventListener("hashchange", () => { notify(""); route(); });
   await route();
   document.body.dataset.ready = "1";
@@ -75,4 +79,13 @@ async function start() {
   setInterval(() => { signal(); sendWaiting(); }, RETRY_MS);
 }
 
+// The service worker keeps this page's shell so that /grid/ opens without signal (sw.js; never the API's answers).
+function keepShell() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("/grid/sw.js", { scope: "/grid/" })
+    .catch(() => {});  // no worker (a private window, an old browser): the page works online as before
+  navigator.serviceWorker.ready.then(() => { document.body.dataset.shell = "kept"; });
+}
+
+keepShell();
 start();
