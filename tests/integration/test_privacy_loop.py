@@ -52,7 +52,7 @@ async def test_no_name_or_full_phone_on_the_case_log_or_task_topics_after_a_whol
     leaks = [m for m in messages if FULL_MOBILE.search(str(m)) or NAME in str(m) or "0632-3311234" in str(m)]
     assert leaks == []
     reported = next(m for m in messages if m.get("type") == "case.reported" and m["case_id"] == case_id)
-    assert reported["data"]["reporter"] == {"name": "欧***", "phone": f"{resident[:3]}****{resident[-4:]}"}
+    assert reported["data"]["reporter"] == {"name": "欧***", "phone": f"{resident[:3]}****{resident[-4:]}", "email": None}
     assert f"邻居{neighbour[:3]}****{neighbour[-4:]}也可作证" in reported["data"]["description"]
     assigned = next(m for m in messages if m.get("type") == "task.assigned" and m["case_id"] == case_id)
     assert assigned["data"]["description"] == reported["data"]["description"]
