@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 import asyncpg
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.clock import now
@@ -118,6 +118,18 @@ async def client_by_token(pool: asyncpg.Pool, token: str, *, production: bool, a
         token_hash(token), at, production,
     )
     return Client(**dict(row)) if row else None
+
+
+def set_session_cookie(response: Response, token: str, *, max_age: int, production: bool) -> None:
+    """The session cookie, for people and residents alike: script cannot read it (HttpOnly), no other site's request
+    carries it (SameSite=Strict), and in production it travels over HTTPS only (Secure)."""
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="strict",
+                        secure=production)
+
+
+def clear_session_cookie(response: Response, *, production: bool) -> None:
+    """Sign-out's answer: the browser forgets the cookie (named with the flags it was set with)."""
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=production)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -9,10 +9,13 @@ is the SHA-256 of the photo, so a 403 would tell whoever holds a copy of a photo
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Awaitable, Callable
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
+from shared.auth import Client, require
+from shared.http import refusal
 from shared.media import MediaStore, Variant, is_media_id
 
 NOT_FOUND = ("no such photo, or not one of yours: a photo is shown to who may see a case carrying it, or who "
@@ -45,3 +48,32 @@ async def answer(store: MediaStore, media_id: str, variant: Variant, request: Re
     if data is None:
         raise not_found()
     return Response(data, media_type="image/jpeg", headers=headers)
+
+
+def photo_routes(router: APIRouter, store: MediaStore, may_see: Callable[[Client, str], Awaitable[bool]], *,
+                 viewers: tuple[str, ...], who: str) -> None:
+    """`GET /media/<id>` and `/media/<id>/thumbnail` on `router`, answered to the callers `may_see` admits (`who`
+    says whom, for the API's description) and the same 404 to every other."""
+
+    async def serve(media_id: str, variant: Variant, request: Request, client: Client) -> Response:
+        media_id = checked_id(media_id)
+        if not await may_see(client, media_id):
+            raise not_found()
+        return await answer(store, media_id, variant, request)
+
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "the photo (JPEG); ETag = its id, Cache-Control private"},
+        304: {"description": "the browser's copy (If-None-Match) is the photo"},
+        404: refusal(f"no such photo, or not one {who} (the same answer: ids are not confirmed)")}
+
+    @router.get("/media/{media_id}", response_class=Response, responses=responses)
+    async def photo(media_id: str, request: Request, client: Client = Depends(require(*viewers))) -> Response:
+        return await serve(media_id, "image", request, client)
+
+    @router.get("/media/{media_id}/thumbnail", response_class=Response, responses=responses)
+    async def thumbnail(media_id: str, request: Request, client: Client = Depends(require(*viewers))) -> Response:
+        """The photo's thumbnail (320 px), on the same terms."""
+        return await serve(media_id, "thumbnail", request, client)
+
+    photo.__doc__ = f"A photo, to {who}."

@@ -7,10 +7,9 @@ photo), and operators. See shared/media_http.py and deploy/nginx/nginx.conf.tmpl
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
@@ -108,27 +107,10 @@ def build_media_router(runtime: ServiceRuntime, store: MediaStore, decoding: asy
         answer = StoredMedia(id=photo.media_id, url=media_url(photo.media_id), thumbnail_url=thumbnail_url(photo.media_id))
         return JSONResponse(answer.model_dump(), status_code=201)
 
-    async def serve(media_id: str, variant: str, request: Request, client: Client) -> Response:
-        media_id = media_http.checked_id(media_id)
-        if client.role not in ("operator", "admin") and not await media_sql.uploaded_by(runtime.pool, media_id,
-                                                                                        client.actor):
-            raise media_http.not_found()
-        return await media_http.answer(store, media_id, variant, request)  # type: ignore[arg-type]
+    async def may_see(client: Client, media_id: str) -> bool:
+        return client.role in ("operator", "admin") or await media_sql.uploaded_by(runtime.pool, media_id,
+                                                                                  client.actor)
 
-    photo_responses: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "the photo (JPEG); ETag = its id, Cache-Control private"},
-        304: {"description": "the browser's copy (If-None-Match) is the photo"},
-        404: refusal("no such photo, or not one this caller uploaded (the same answer: ids are not confirmed)")}
-
-    @router.get("/media/{media_id}", response_class=Response, responses=photo_responses)
-    async def photo(media_id: str, request: Request, client: Client = Depends(require(*VIEWERS))) -> Response:
-        """A photo, to the caller who uploaded it (or an operator); the front door asks supervision first."""
-        return await serve(media_id, "image", request, client)
-
-    @router.get("/media/{media_id}/thumbnail", response_class=Response, responses=photo_responses)
-    async def thumbnail(media_id: str, request: Request, client: Client = Depends(require(*VIEWERS))) -> Response:
-        """A photo's thumbnail, on the same terms."""
-        return await serve(media_id, "thumbnail", request, client)
-
+    # The front door asks supervision first: what reaches intake is a photo no case carries yet.
+    media_http.photo_routes(router, store, may_see, viewers=VIEWERS, who="the caller uploaded (or an operator)")
     return router

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth import SESSION_COOKIE, Client, csrf_refusal, require, session_token
+from shared.auth import Client, clear_session_cookie, csrf_refusal, require, session_token, set_session_cookie
 from shared.clock import now, to_street_time
 from shared.contracts.cases import SurveyVerdict
 from shared.http import refusal
@@ -142,9 +142,8 @@ async def prove_phone(request: Request, body: CodeProof) -> Any:
     except ResidentRefused as exc:
         raise _refused(exc) from None
     response = JSONResponse(ResidentMe(**signed.me).model_dump(mode="json"))
-    response.set_cookie(SESSION_COOKIE, signed.token, max_age=int(residents.settings.resident_session_hours * 3600),
-                        path="/", httponly=True, samesite="strict",
-                        secure=residents.settings.profile == "production")
+    set_session_cookie(response, signed.token, max_age=int(residents.settings.resident_session_hours * 3600),
+                       production=residents.settings.profile == "production")
     return response
 
 
@@ -166,7 +165,7 @@ async def sign_out(request: Request) -> Response:
         raise refused
     await _residents(request).sign_out(token)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    clear_session_cookie(response, production=_residents(request).settings.profile == "production")
     return response
 
 

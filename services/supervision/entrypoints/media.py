@@ -10,15 +10,11 @@ a photo no case carries yet is intake's to recognise: the front door asks intake
 """
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter
 
 from services.supervision.adapters import media_access
 from shared import media_http
-from shared.auth import Client, require
-from shared.http import refusal
+from shared.auth import Client
 from shared.media import MediaStore, media_url
 from shared.runtime import ServiceRuntime
 from shared.street import Street
@@ -43,26 +39,5 @@ def build_media_router(runtime: ServiceRuntime, store: MediaStore, street: Stree
                                                           unit_grids.get(client.worker_id or "", []))
         return False
 
-    async def serve(media_id: str, variant: str, request: Request, client: Client) -> Response:
-        media_id = media_http.checked_id(media_id)
-        if not await may_see(client, media_id):
-            raise media_http.not_found()
-        return await media_http.answer(store, media_id, variant, request)  # type: ignore[arg-type]
-
-    responses: dict[int | str, dict[str, Any]] = {
-        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "the photo (JPEG); ETag = its id, Cache-Control private"},
-        304: {"description": "the browser's copy (If-None-Match) is the photo"},
-        404: refusal("no such photo, or no case this caller may see carries it (the same answer)")}
-
-    @router.get("/media/{media_id}", response_class=Response, responses=responses)
-    async def photo(media_id: str, request: Request, client: Client = Depends(require(*VIEWERS))) -> Response:
-        """A photo, to a caller who may see a case carrying it."""
-        return await serve(media_id, "image", request, client)
-
-    @router.get("/media/{media_id}/thumbnail", response_class=Response, responses=responses)
-    async def thumbnail(media_id: str, request: Request, client: Client = Depends(require(*VIEWERS))) -> Response:
-        """The photo's thumbnail (320 px), on the same terms."""
-        return await serve(media_id, "thumbnail", request, client)
-
+    media_http.photo_routes(router, store, may_see, viewers=VIEWERS, who="of a case this caller may see")
     return router

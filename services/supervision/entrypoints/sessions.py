@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.supervision.domain.accounts import AccountError
 from services.supervision.people import People, SignInRefused
-from shared.auth import SESSION_COOKIE, Client, csrf_refusal, require, session_token
+from shared.auth import Client, clear_session_cookie, csrf_refusal, require, session_token, set_session_cookie
 from shared.http import refusal
 from shared.proxies import client_address
 
@@ -71,12 +71,6 @@ class AccountView(BaseModel):
     updated_at: datetime
 
 
-def set_cookie(response: Response, token: str, max_age: int, secure: bool) -> None:
-    """The session cookie: script cannot read it (HttpOnly), no other site's request carries it (SameSite=Strict)."""
-    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="strict",
-                        secure=secure)
-
-
 def build_sessions_router(people: People) -> APIRouter:
     """POST/GET/DELETE /api/v1/sessions; GET/POST /api/v1/accounts, PATCH /api/v1/accounts/{username}."""
     router = APIRouter(prefix="/api/v1", tags=["people"])
@@ -99,7 +93,8 @@ def build_sessions_router(people: People) -> APIRouter:
             headers = {"Retry-After": str(max(1, math.ceil(refused.retry_after)))} if refused.retry_after else None
             raise HTTPException(refused.status, refused.reason, headers=headers) from None
         response = JSONResponse(Me(**signed.me).model_dump(mode="json"))
-        set_cookie(response, signed.token, int(people.settings.session_hours * 3600), people.production)
+        set_session_cookie(response, signed.token, max_age=int(people.settings.session_hours * 3600),
+                           production=people.production)
         return response
 
     @router.get("/sessions", response_model=Me, responses={401: refusal("not signed in (no session, or it ended)")})
@@ -119,7 +114,7 @@ def build_sessions_router(people: People) -> APIRouter:
             raise refused
         await people.sign_out(token)
         response = Response(status_code=204)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=people.production)
+        clear_session_cookie(response, production=people.production)
         return response
 
     @router.get("/accounts", response_model=list[AccountView])
