@@ -9,7 +9,7 @@ from PIL import Image
 
 from shared.media import FolderStore
 from tests.integration.test_media import HOTLINE, OPERATOR, OWNER, TERMINAL, client, intake, upload  # noqa: F401
-from tests.photos import phone_jpeg, png_bomb, stored_files
+from tests.photos import HEIC, phone_jpeg, png_bomb, stored_files
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +27,22 @@ async def test_what_is_not_a_photo_is_refused_and_nothing_is_stored(intake, isol
     Image.new("RGB", (10, 10)).save(gif, "GIF")
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect width="10" height="10"/></svg>'
     cases = {
-        "text as jpeg": (b"just some words, not a picture", "image/jpeg", 422, "not a JPEG, PNG or WebP"),
+        "text as jpeg": (b"just some words, not a picture", "image/jpeg", 422, "not a JPEG, PNG, WebP or HEIC"),
         "html as jpeg": (html, "image/jpeg", 422, "could not be decoded"),
         "html with a jpeg's first bytes": (b"\xff\xd8\xff\xe0" + html, "image/jpeg", 422, "图片"),
         "truncated jpeg": (truncated, "image/jpeg", 422, "图片"),
         "empty": (b"", "image/jpeg", 422, "empty"),
-        "html as html": (html, "text/html", 415, "image/jpeg, image/png or image/webp"),
+        "html as html": (html, "text/html", 415, "image/jpeg, image/png, image/webp or image/heic"),
         "svg": (svg, "image/svg+xml", 415, "仅支持JPEG、PNG、WebP"),
         "gif": (gif.getvalue(), "image/gif", 415, "not a photo wangge takes"),
-        "gif as png": (gif.getvalue(), "image/png", 422, "not a JPEG, PNG or WebP"),
+        "gif as png": (gif.getvalue(), "image/png", 422, "not a JPEG, PNG, WebP or HEIC"),
         "jpeg as png": (phone_jpeg(), "image/png", 415, "not the image/png it was sent as"),
         "no type": (phone_jpeg(), "", 415, "(none)"),
-        "heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "image/heic", 415, "HEIC"),
-        "heic as jpeg": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64, "image/jpeg", 415, "HEIC"),
+        "a heic's header and nothing": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+                                        "image/heic", 422, "could not be decoded"),
+        "heic as jpeg": (HEIC.read_bytes(), "image/jpeg", 415, "not the image/jpeg it was sent as"),
+        "avif as heic": (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64, "image/heic",
+                         415, "not a photo wangge takes"),
     }
     for why, (data, content_type, status, words) in cases.items():
         answer = await upload(intake, TERMINAL, data, content_type)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from services.intake.domain.photos import LONGEST_SIDE, THUMBNAIL_SIDE, PhotoRefused, process
-from tests.photos import opened, phone_jpeg, png_bomb
+from tests.photos import HEIC, opened, phone_jpeg, png_bomb
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +39,20 @@ def test_the_pixel_limit_is_the_settings_one():
     with pytest.raises(PhotoRefused) as refused:
         process(png_bomb(1_000), "image/png", max_pixels=999_999)
     assert refused.value.status == 413 and "1000×1000" in refused.value.reason
+
+
+def test_an_iphones_heic_is_taken_and_stored_as_jpeg_with_its_pixels():
+    photo = process(HEIC.read_bytes(), "image/heic", max_pixels=40_000_000)
+    assert photo.source_format == "HEIF" and (photo.width, photo.height) == (320, 240)
+    stored = Image.open(io.BytesIO(photo.image))
+    assert stored.format == "JPEG"
+    red, blue = stored.convert("RGB").getpixel((10, 120)), stored.convert("RGB").getpixel((0, 120))
+    # The red ground and a 1-px blue stripe (blurred by two lossy encodings, still there): pixels, not a blank.
+    assert red[0] > 150 and red[2] < 100 and blue[2] > red[2] + 50
+    assert process(HEIC.read_bytes(), "image/heif", max_pixels=40_000_000).media_id == photo.media_id
+
+
+def test_a_heic_over_the_pixel_limit_is_refused_before_decoding():
+    with pytest.raises(PhotoRefused) as refused:
+        process(HEIC.read_bytes(), "image/heic", max_pixels=320 * 240 - 1)
+    assert refused.value.status == 413

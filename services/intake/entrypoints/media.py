@@ -41,7 +41,7 @@ class StoredMedia(BaseModel):
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary",
-                            "description": "one photo: image/jpeg, image/png or image/webp"}}}}}}}
+                            "description": "one photo: image/jpeg, image/png, image/webp or image/heic"}}}}}}}
 
 
 async def store_photo(runtime: ServiceRuntime, store: MediaStore, decoding: asyncio.Semaphore, data: bytes,
@@ -73,8 +73,7 @@ def build_media_router(runtime: ServiceRuntime, store: MediaStore, decoding: asy
 
     @router.post("/api/v1/media", status_code=201, openapi_extra=_UPLOAD_BODY, response_model=StoredMedia, responses={
         413: refusal("the file is larger than the limit (10 MB), or has more pixels than the limit (40 MP)"),
-        415: refusal("not multipart/form-data, or the file is not sent as (or is not) JPEG, PNG or WebP; HEIC "
-                     "is refused with the reason"),
+        415: refusal("not multipart/form-data, or the file is not sent as (or is not) JPEG, PNG, WebP or HEIC"),
         422: refusal("no `file` field, or the file is not a decodable image")})
     async def upload(request: Request, client: Client = Depends(require(*UPLOADERS))) -> JSONResponse:
         """Store a photo (multipart, field `file`): decoded to prove it is an image, re-encoded as JPEG without

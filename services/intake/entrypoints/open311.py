@@ -252,7 +252,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
 def _form_body(fields: tuple[str, ...], required: list[str]) -> dict[str, Any]:
     properties = {key: {"type": "string", "maxLength": 2000} for key in ("api_key", "jurisdiction_id", *fields)}
     multipart = {**properties, "media": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                         "description": f"photos (JPEG, PNG or WebP; up to {MAX_PHOTOS})"}}
+                                         "description": f"photos (JPEG, PNG, WebP or HEIC; up to {MAX_PHOTOS})"}}
     return {"requestBody": {"required": True, "content": {
         "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": required, "properties": properties}},
         "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": multipart}}}}}

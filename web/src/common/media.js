@@ -1,7 +1,7 @@
 // Photos: upload(file) stores one through the front door (POST /api/v1/media, multipart field `file`) and
 // resolves with {id, url, thumbnail_url}; put `url` in a report's, a note's, a resolution's or a check's
 // `media`. The session cookie goes with it (same origin) and the X-Requested-With header the services ask
-// of a cookie's unsafe requests (CSRF). A refusal (not an image, too large, too many pixels, HEIC…) rejects
+// of a cookie's unsafe requests (CSRF). A refusal (not an image, too large, too many pixels…) rejects
 // with the api.js ApiError whose message is the service's reason, in Chinese and English.
 //
 // The stored photo is served at `url` (and `thumbnail_url`) to its uploader at once and, once a message
@@ -11,7 +11,7 @@ import { ApiError } from "./api.js";
 
 export const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
 export const MAX_PHOTOS_PER_MESSAGE = 9;
-const TYPES = ["image/jpeg", "image/png", "image/webp"];
+const TYPES = ["image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"];
 
 function reason(data, status) {
   const detail = data && data.detail;
@@ -25,8 +25,8 @@ export async function upload(file) {
   if (file.size > MAX_PHOTO_BYTES) {
     throw new ApiError(413, `照片不能超过10MB (the photo is larger than 10 MB)`);
   }
-  if (file.type && !TYPES.includes(file.type) && !/^image\/hei[cf]/.test(file.type)) {
-    throw new ApiError(415, "仅支持JPEG、PNG、WebP图片 (only JPEG, PNG or WebP photos)");
+  if (file.type && !TYPES.includes(file.type)) {
+    throw new ApiError(415, "仅支持JPEG、PNG、WebP、HEIC图片 (only JPEG, PNG, WebP or HEIC photos)");
   }
   const form = new FormData();
   form.append("file", file, file.name || "photo");
