@@ -4,8 +4,8 @@
 import { api } from "../common/api.js";
 import { newId } from "../common/phone.js";
 import { photoPicker } from "../common/photos.js";
+import { placePicker } from "../common/place.js";
 import { clear, h, notify } from "../workbench/dom.js";
-import { drawMap } from "../workbench/map.js";
 import { categories, unitGrids } from "../workbench/reference.js";
 import { keep, waiting } from "./outbox.js";
 
@@ -62,30 +62,12 @@ function suggestBox(description, select) {
 }
 
 export async function renderReport(root, me, { fixed, send, changed }) {
-  let point = null;
   const description = h("textarea", { name: "description", rows: 3, required: true, maxlength: 2000, placeholder: fixed ? "发现的问题" : "问题描述：什么、在哪里、多严重" });
   const select = h("select", { name: "category", required: fixed, onchange: () => { select.dataset.touched = "1"; } },
     h("option", { value: "" }, fixed ? "类别（自行处置须选择）" : "类别（可留待指挥中心分类）"));
   categories().then((list) => select.append(...list.map((c) => h("option", { value: c.code }, `${c.name}（${c.code}）`)))).catch(() => {});
   const address = h("input", { name: "address", maxlength: 300, placeholder: "地址（可选，如：市社家宿舍1号楼）" });
-  const where = h("span", { class: "point", id: "point" }, "尚未定位");
-  const mapBox = h("div", { class: "map", id: "grid-map" });
-  let map = null;
-  const setPoint = (p, how) => {
-    point = p;
-    where.textContent = `${how}：${p.lon.toFixed(6)}, ${p.lat.toFixed(6)}`;
-    where.dataset.lon = p.lon;
-    where.dataset.lat = p.lat;
-    if (map) map.mark(p);
-  };
-  const locate = () => {
-    if (!navigator.geolocation) return notify("此浏览器不能定位：请在地图上点选位置", "error");
-    where.textContent = "定位中…";
-    navigator.geolocation.getCurrentPosition(
-      (pos) => setPoint({ lon: Number(pos.coords.longitude.toFixed(6)), lat: Number(pos.coords.latitude.toFixed(6)) }, "手机定位"),
-      (err) => { where.textContent = `未能定位（${err.message || err.code}）：请在地图上点选位置`; },
-      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
-  };
+  const place = placePicker({ mapId: "grid-map", mapHint: "也可在地图上点选位置（只显示您负责的网格）" });
   const suggestions = suggestBox(description, select);
   const before = photoPicker({ name: "photos", label: fixed ? "处置前照片" : "拍照 / 选择照片" });
   const after = photoPicker({ name: "after-photos", label: "处置后照片" });
@@ -94,14 +76,14 @@ export async function renderReport(root, me, { fixed, send, changed }) {
     class: "report", id: "report-form", "data-fixed": fixed ? "1" : "",
     onsubmit: async (e) => {
       e.preventDefault();
-      if (!point && !address.value.trim()) return notify("请定位、在地图上点选位置，或填写地址", "error");
+      if (!place.point && !address.value.trim()) return notify("请定位、在地图上点选位置，或填写地址", "error");
       if (fixed && !result.value.trim()) return notify("自行处置请写明做了什么", "error");
       // A problem fixed on the spot is closed at once, never classified by the command center: it needs its category.
       if (fixed && !select.value) return notify("自行处置请选择类别", "error");
       const externalId = `${me.worker_id || "grid"}-${phoneId()}-${newId()}`;  // made once, now
       const body = {
         source: "terminal", external_id: externalId, category: select.value || null,
-        description: description.value.trim(), location: point, address: address.value.trim() || null,
+        description: description.value.trim(), location: place.point, address: address.value.trim() || null,
         reporter: null, coordinator: null, observed_at: streetNow(),
       };
       if (fixed) body.resolved_on_the_spot = { result: result.value.trim() };
@@ -113,13 +95,9 @@ export async function renderReport(root, me, { fixed, send, changed }) {
       form.reset();
       before.clear();
       after.clear();
-      point = null;
-      where.textContent = "尚未定位";
-      delete where.dataset.lon;
-      delete where.dataset.lat;
+      place.clear();
       delete select.dataset.touched;
       suggestions.replaceChildren();
-      if (map) map.mark(null);
       await changed();
       const sent = await send();
       const mine = sent.find((r) => r.external_id === externalId);
@@ -131,14 +109,10 @@ export async function renderReport(root, me, { fixed, send, changed }) {
   },
   h("h3", {}, fixed ? "自行处置：现场已解决的问题" : "上报问题"),
   description, suggestions, select,
-  h("div", { class: "where" }, h("button", { type: "button", id: "locate", onclick: locate }, "使用手机定位"), where),
-  mapBox, h("p", { class: "muted" }, "也可在地图上点选位置（只显示您负责的网格）"), address,
+  ...place.elements, address,
   before.element,
   fixed ? h("div", { class: "fixed-box" }, h("b", {}, "处置情况"), result, after.element) : null,
   h("button", { type: "submit", class: "primary send", id: "send" }, fixed ? "记录自行处置" : "上报"));
   clear(root, form);
-  myGrids(me).then((geo) => {
-    if (!geo) return mapBox.replaceChildren(h("p", { class: "muted" }, "地图暂不可用：请用手机定位或填写地址"));
-    map = drawMap(mapBox, geo, (p) => setPoint(p, "地图点选"), { marked: point });
-  }).catch(() => {});
+  myGrids(me).then((geo) => place.showMap(geo, "地图暂不可用：请用手机定位或填写地址")).catch(() => {});
 }

@@ -9,8 +9,8 @@ import { api, streetTime } from "../common/api.js";
 import { upload } from "../common/media.js";
 import { newId } from "../common/phone.js";
 import { photoPicker } from "../common/photos.js";
+import { placePicker } from "../common/place.js";
 import { clear, h, notify } from "../workbench/dom.js";
-import { drawMap } from "../workbench/map.js";
 import { COLOURS, casesMap } from "./map.js";
 
 const app = document.getElementById("app");
@@ -125,7 +125,6 @@ async function renderPublic() {
 
 async function renderReport() {
   if (!me) return clear(main, proveForm("上报问题前请先验证手机号码：我们用短信告诉您办理进度。"));
-  let point = null;
   const description = h("textarea", { id: "my-description", rows: 3, required: true, maxlength: 2000, placeholder: "遇到了什么问题？在哪里？" });
   const select = h("select", { id: "my-category", onchange: () => { select.dataset.touched = "1"; } },
     h("option", { value: "" }, "问题类别（不确定可不选）"));
@@ -145,38 +144,21 @@ async function renderReport() {
       if (found.length && !select.dataset.touched) select.value = found[0].code;
     }, 400);
   });
-  const where = h("span", { class: "point", id: "point" }, "尚未定位");
-  const mapBox = h("div", { class: "map", id: "my-map" });
-  let map = null;
-  const setPoint = (p, how) => {
-    point = p;
-    where.textContent = `${how}：${p.lon.toFixed(5)}, ${p.lat.toFixed(5)}`;
-    where.dataset.lon = p.lon;
-    where.dataset.lat = p.lat;
-    if (map) map.mark(p);
-  };
-  const locate = () => {
-    if (!navigator.geolocation) return notify("此浏览器不能定位：请在地图上点选位置", "error");
-    where.textContent = "定位中…";
-    navigator.geolocation.getCurrentPosition(
-      (pos) => setPoint({ lon: Number(pos.coords.longitude.toFixed(6)), lat: Number(pos.coords.latitude.toFixed(6)) }, "手机定位"),
-      (err) => { where.textContent = `未能定位（${err.message || err.code}）：请在地图上点选位置`; },
-      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
-  };
+  const place = placePicker({ mapId: "my-map", digits: 5, mapHint: "也可在地图上点选问题的位置" });
   const photos = photoPicker({ name: "photos", label: "拍照 / 选择照片" });
   const send = h("button", { type: "submit", class: "primary send", id: "my-send" }, "上报");
   const form = h("form", {
     class: "report", id: "my-report",
     onsubmit: async (e) => {
       e.preventDefault();
-      if (!point) return notify("请使用手机定位，或在地图上点选问题的位置", "error");
+      if (!place.point) return notify("请使用手机定位，或在地图上点选问题的位置", "error");
       send.disabled = true;
       try {
         const media = [];
         for (const file of photos.files()) media.push((await upload(file)).url);
         const made = await api("/api/v1/reports", { method: "POST", body: {
           source: "web", external_id: newId("my-"), category: select.value || null,
-          description: description.value.trim(), location: point, address: null,
+          description: description.value.trim(), location: place.point, address: null,
           reporter: { phone: me.phone }, media, observed_at: new Date().toISOString(),
         } });
         notify(`已上报，案件编号 ${made.case_no}。办理进度会以短信告知，也可在“我的案件”查看。`, "ok");
@@ -188,12 +170,10 @@ async function renderReport() {
       }
     },
   }, h("h3", {}, "随手拍：反映身边的问题"), photos.element, description, suggestions, select,
-  h("div", { class: "where" }, h("button", { type: "button", id: "locate", onclick: locate }, "使用手机定位"), where),
-  mapBox, h("p", { class: "muted" }, "也可在地图上点选问题的位置"), send);
+  ...place.elements, send);
   clear(main, form);
   const geo = await publicGrids();
-  if (geo) map = drawMap(mapBox, geo, (p) => setPoint(p, "地图点选"));
-  else mapBox.replaceChildren(h("p", { class: "muted" }, "地图暂不可用：请使用手机定位"));
+  place.showMap(geo, "地图暂不可用：请使用手机定位");
 }
 
 // ---- my cases ----------------------------------------------------------------------------------------------
