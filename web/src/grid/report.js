@@ -1,10 +1,10 @@
 // The report form: where (the phone's position, or a tap on the map of the coordinator's grids), what (the
 // description, the suggested category), photos from the camera; with 自行处置 also what was done and the photos
 // after. Pressing 上报 keeps the report on the phone first (with its external_id, made now), then sends it.
-import { api } from "../common/api.js";
 import { newId } from "../common/phone.js";
 import { photoPicker } from "../common/photos.js";
 import { placePicker } from "../common/place.js";
+import { suggestBox } from "../common/suggest.js";
 import { clear, h, notify } from "../workbench/dom.js";
 import { categories, unitGrids } from "../workbench/reference.js";
 import { keep, waiting } from "./outbox.js";
@@ -36,29 +36,6 @@ async function myGrids(me) {
   const mine = new Set(me.unit_grids || []);
   const features = mine.size ? geo.features.filter((f) => mine.has(f.properties.code)) : geo.features;
   return { type: "FeatureCollection", features: features.length ? features : geo.features };
-}
-
-function suggestBox(description, select) {
-  const box = h("div", { class: "suggestions", "data-role": "suggestions" });
-  let timer = null;
-  description.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(async () => {
-      const text = description.value.trim();
-      if (!text) return box.replaceChildren();
-      try {
-        const { suggestions } = await api("/api/v1/categories/suggest", { query: { text: text.slice(0, 2000) } });
-        box.replaceChildren(...(suggestions.length ? ["建议类别：", ...suggestions.map((s, i) => h("button", {
-          type: "button", class: `chip${i === 0 ? " best" : ""}`, "data-code": s.code,
-          onclick: () => { select.value = s.code; },
-        }, s.name))] : []));
-        if (suggestions.length && !select.dataset.touched) select.value = suggestions[0].code;
-      } catch {
-        box.replaceChildren(h("span", { class: "muted" }, "离线：无类别建议，可手选或留待指挥中心分类"));
-      }
-    }, 400);
-  });
-  return box;
 }
 
 export async function renderReport(root, me, { fixed, send, changed }) {

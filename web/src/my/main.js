@@ -10,6 +10,7 @@ import { upload } from "../common/media.js";
 import { newId } from "../common/phone.js";
 import { photoPicker } from "../common/photos.js";
 import { placePicker } from "../common/place.js";
+import { suggestBox } from "../common/suggest.js";
 import { clear, h, notify } from "../workbench/dom.js";
 import { COLOURS, casesMap } from "./map.js";
 
@@ -129,21 +130,7 @@ async function renderReport() {
   const select = h("select", { id: "my-category", onchange: () => { select.dataset.touched = "1"; } },
     h("option", { value: "" }, "问题类别（不确定可不选）"));
   api("/api/v1/categories").then((list) => select.append(...list.map((c) => h("option", { value: c.code }, c.name)))).catch(() => {});
-  const suggestions = h("div", { class: "suggestions", id: "my-suggestions" });
-  let timer = null;
-  description.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(async () => {
-      const text = description.value.trim();
-      if (!text) return suggestions.replaceChildren();
-      const { suggestions: found } = await api("/api/v1/categories/suggest", { query: { text: text.slice(0, 2000) } })
-        .catch(() => ({ suggestions: [] }));
-      suggestions.replaceChildren(...(found.length ? ["建议类别：", ...found.map((s) => h("button", {
-        type: "button", class: "chip", "data-code": s.code, onclick: () => { select.value = s.code; },
-      }, s.name))] : []));
-      if (found.length && !select.dataset.touched) select.value = found[0].code;
-    }, 400);
-  });
+  const suggestions = suggestBox(description, select, { id: "my-suggestions" });
   const place = placePicker({ mapId: "my-map", digits: 5, mapHint: "也可在地图上点选问题的位置" });
   const photos = photoPicker({ name: "photos", label: "拍照 / 选择照片" });
   const send = h("button", { type: "submit", class: "primary send", id: "my-send" }, "上报");
