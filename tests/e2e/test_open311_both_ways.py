@@ -119,6 +119,7 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     final = (await client.requests(service_request_id=case_no)).entries[0]
     assert final["status"] == "closed" and "已办结" in final["status_notes"]
     assert final["updated_datetime"] > requested["updated_datetime"]
+    assert final["updated_datetime"].endswith("+08:00") and requested["requested_datetime"].endswith("+08:00")
 
     # The owner read the comment once, even though the client posted it twice.
     await asyncio.sleep(1)

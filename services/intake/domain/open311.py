@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 from xml.etree import ElementTree
 
+from shared.clock import to_street_time
 from shared.contracts.cases import FINAL_STATES
 from shared.personal_data import mask_personal
 
@@ -176,7 +177,8 @@ def _document(top: ElementTree.Element) -> bytes:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    """ISO 8601 in the street's time (+08:00), as every other answer of wangge gives it."""
+    return to_street_time(moment).isoformat() if moment else None
 
 
 # ---- servicerequestupdates: what happened to a request after it was taken ---------------------------------
