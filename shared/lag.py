@@ -34,8 +34,10 @@ async def topic_lag(bootstrap: str, group: str, topic: str, *, timeout: float = 
     """One group's lag on one topic, its partitions without a commit yet counted from their beginning (a group
     that never committed — stuck on its first message — is behind by all of it, not by nothing)."""
     async with _clients(bootstrap, timeout) as (admin, probe):
-        await asyncio.wait_for(probe.topics(), timeout)  # the cluster's metadata, fresh
-        partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+        # Every topic described (naming one in a metadata request would create it where auto-creation is on).
+        described = await asyncio.wait_for(admin.describe_topics(), timeout)
+        numbers = next((sorted(p["partition"] for p in t["partitions"]) for t in described if t["topic"] == topic), [])
+        partitions = [TopicPartition(topic, p) for p in numbers]
         committed = await asyncio.wait_for(admin.list_consumer_group_offsets(group, partitions=partitions), timeout)
         starts = await asyncio.wait_for(probe.beginning_offsets(partitions), timeout) if partitions else {}
         positions = {tp: committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp]
