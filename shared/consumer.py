@@ -64,6 +64,10 @@ DEFAULT_COMMIT_INTERVAL = 0.2
 # How long one call to the broker may take (joining the group, a commit, leaving): beyond, it is retried from a
 # clean state (a new member) rather than waited for.
 KAFKA_CALL_TIMEOUT = 30.0
+# How long a member being stopped may take to commit what it handled and leave its group. Shorter than a broker
+# call may take: a member torn down by the watchdog because its Kafka client wedged must end within the
+# watchdog's teardown time (shared/watchdog.py), not wait out the wedge; the group expires it instead.
+STOP_SECONDS = 10.0
 # No contract message comes near this: a report is a few KB. Larger ones are rejected unread.
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
 
@@ -73,6 +77,7 @@ class _Partition:
     """What this member knows of one assigned partition."""
 
     next_offset: int | None = None   # the next offset to handle (committed, or read from the group)
+    committed_offset: int | None = None  # the group's commit as this member last saw it (None: not known)
     end_offset: int | None = None    # the broker's end offset at the last refresh
     progress_at: float = field(default_factory=time.monotonic)  # last progress, or last time caught up
 
@@ -163,6 +168,8 @@ class EventConsumer:
                     offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
                     self._uncommitted.update(offsets)
                     self._advanced(offsets)
+                if not self._uncommitted:
+                    self._requeue_unconfirmed()
                 if self._uncommitted and time.monotonic() - committed_at >= self._commit_interval:
                     await self.commit_handled()
                     committed_at = time.monotonic()
@@ -179,7 +186,7 @@ class EventConsumer:
             self._forget(list(self._partitions))
             try:
                 # Leaving the group: a broker that does not answer must not keep this member (and a restart) waiting.
-                await asyncio.wait_for(asyncio.shield(self._consumer.stop()), KAFKA_CALL_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(self._consumer.stop()), STOP_SECONDS - 3)
             except Exception as exc:  # noqa: BLE001 — the group expires the member by itself
                 log.warning("the Kafka consumer of %s did not stop cleanly (%s)", self.group_id, describe(exc))
 
@@ -209,6 +216,9 @@ class EventConsumer:
         while True:
             try:
                 await asyncio.wait_for(self._consumer.commit(offsets), max(0.1, deadline - time.monotonic()))
+                for tp, offset in offsets.items():
+                    if (state := self._partitions.get(tp)) is not None:
+                        state.committed_offset = offset.offset
                 return
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: these partitions are another member's now. It
@@ -246,6 +256,16 @@ class EventConsumer:
                 state.end_offset = max(state.end_offset or 0, highwater)
             self._publish_lag(tp, state)
 
+    def _requeue_unconfirmed(self) -> None:
+        """Queue again the offsets handled but not confirmed committed to Kafka. A commit refused in a rebalance
+        that left this member its partitions, or given up while the broker was away, is not retried by anything
+        else: with no message coming after it, the group would show that lag for good (and a restart would
+        replay it)."""
+        for tp, state in self._partitions.items():
+            handled, committed = state.next_offset, state.committed_offset
+            if handled is not None and (committed is None or committed < handled):
+                self._uncommitted[tp] = OffsetAndMetadata(handled, "")
+
     def _touched(self, tp: TopicPartition) -> None:
         state = self._partitions.get(tp)
         if state is not None:
@@ -281,6 +301,8 @@ class EventConsumer:
                 committed = await asyncio.wait_for(self._consumer.committed(tp), 10)
                 # Handled meanwhile: what was handled is ahead of any commit (offsets are committed up to 200 ms
                 # later), and going back to the commit would show a lag no message will ever clear.
+                if state.committed_offset is None:
+                    state.committed_offset = committed
                 if state.next_offset is None:
                     state.next_offset = committed if committed is not None else starts.get(tp, 0)
             state.end_offset = ends.get(tp, state.end_offset)

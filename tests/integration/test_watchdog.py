@@ -164,3 +164,88 @@ async def test_a_client_failing_while_the_broker_answers_others_is_renewed_and_t
         assert state["renewals"] == 2 and "kafka-producer still failing after being renewed" in dog.problem()
     finally:
         await dog.stop()
+
+
+async def test_a_consumer_whose_kafka_client_is_slow_to_leave_is_still_rebuilt_in_time(isolated):
+    """The member torn down leaves its group slower than the watchdog's teardown allows (its broker call hangs, as
+    after the broker and PostgreSQL came back together): the teardown is not refused for it: the consumer is
+    rebuilt, the message is handled, and no restart is asked."""
+    from shared.consumer import STOP_SECONDS
+
+    settings = _quick(isolated)
+    runtime = ServiceRuntime("slowleave", settings, NO_MIGRATIONS)
+    never = asyncio.Event()
+    calls: list[str] = []
+    applied: list[str] = []
+
+    async def handle(envelope: Envelope, uow) -> None:
+        calls.append(envelope.id)
+        if len(calls) == 1:
+            await never.wait()
+        if await uow.claim("slowleave:test", envelope.id):
+            uow.after_commit(lambda: applied.append(envelope.id))
+
+    runtime.consume([runtime.topics.cases], handle)
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        member = runtime.consumers[0]._consumer
+        leave = member.stop
+
+        async def slow_leave() -> None:
+            await asyncio.sleep(3 * STOP_SECONDS)  # beyond any teardown: what a wedged client does
+            await leave()
+
+        member.stop = slow_leave
+        event = _event("case-slowleave")
+        await publish(settings.kafka_bootstrap, runtime.topics.cases, event, key="case-slowleave")
+        await _until(lambda: applied == [event.id], 90)
+        assert runtime.problem() is None
+    finally:
+        await runtime.stop()
+
+
+async def test_a_commit_refused_once_is_made_again_though_no_message_follows(isolated):
+    """Kafka refuses the commit of what was handled (a rebalance race) and the member keeps its partitions: the
+    group's committed offsets still reach the end, with no further message to carry them."""
+    from aiokafka.errors import CommitFailedError
+
+    from shared.lag import topic_lag
+
+    settings = _quick(isolated)
+    runtime = ServiceRuntime("recommit", settings, NO_MIGRATIONS)
+    applied: list[str] = []
+
+    async def handle(envelope: Envelope, uow) -> None:
+        if await uow.claim("recommit:test", envelope.id):
+            uow.after_commit(lambda: applied.append(envelope.id))
+
+    runtime.consume([runtime.topics.cases], handle)
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        member = runtime.consumers[0]._consumer
+        commit, refused = member.commit, []
+
+        async def refuse_once(offsets=None):
+            if not refused:
+                refused.append(offsets)
+                raise CommitFailedError("the group rebalanced (injected)")
+            return await commit(offsets)
+
+        member.commit = refuse_once
+        for n in range(3):
+            await publish(settings.kafka_bootstrap, runtime.topics.cases, _event(f"case-recommit-{n}"),
+                          key=f"case-recommit-{n}")
+        await _until(lambda: len(applied) == 3, 30)
+        group = runtime.group_id()
+        deadline = time.monotonic() + 20
+        while True:
+            lag = await topic_lag(settings.kafka_bootstrap, group, runtime.topics.cases)
+            if lag == 0:
+                break
+            assert time.monotonic() < deadline, f"the group's commits stayed {lag} behind"
+            await asyncio.sleep(0.5)
+        assert refused, "the injected refusal was never met"
+    finally:
+        await runtime.stop()
