@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -14,6 +15,7 @@ from shared import kafka_security
 from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer, Handler
 from shared.db import PLUMBING_SQL, create_pool, migrate
+from shared.errors import Backoff, describe, is_transient
 from shared.kafka import Producer, broker_answers
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -65,6 +67,37 @@ async def infrastructure_checks(pool: asyncpg.Pool, producer: Producer) -> dict[
     return checks
 
 
+async def connect_when_answering(name: str, settings: Settings, connect: Worker, close: Worker) -> None:
+    """`connect()` (to PostgreSQL and Kafka), retried from a clean state (`close()`) while either is away, for at
+    most startup_wait_seconds; then the last error is raised and the process exits for its supervisor."""
+    deadline = time.monotonic() + settings.startup_wait_seconds
+    backoff = Backoff(settings.retry_backoff_seconds, min(settings.retry_backoff_cap_seconds, 5.0))
+    while True:
+        try:
+            await connect()
+            return
+        except Exception as exc:  # noqa: BLE001 — classified
+            await close()
+            if not is_transient(exc) or time.monotonic() >= deadline:
+                raise
+            log.warning("%s: starting while PostgreSQL or Kafka does not answer (%s); trying again, for at most "
+                        "%.0f s more", name, describe(exc, 200), deadline - time.monotonic())
+            await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - time.monotonic())))
+
+
+async def close_opened(holder: object) -> None:
+    """The producer and pool a failed start opened on `holder`, closed and forgotten (bounded: the other end may be
+    the one away)."""
+    producer, pool = holder.__dict__.pop("producer", None), holder.__dict__.pop("pool", None)
+    if producer is not None:
+        try:
+            await asyncio.wait_for(producer.stop(), 5)
+        except Exception:  # noqa: BLE001 — a producer that never connected has nothing to flush
+            pass
+    if pool is not None:
+        pool.terminate()
+
+
 class ServiceRuntime:
     """Owns a service's connections and background loops; started and stopped as one."""
 
@@ -108,16 +141,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Connect, migrate, and start the relay, the consumers and the workers."""
         kafka_security.use(self.settings)
-        self.pool = await create_pool(self.settings.service_database_url(self.name), self.schema)
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn, self.schema, [PLUMBING_SQL, self._migrations])
-        if applied:
-            log.info("schema %s: applied %s", self.schema, ", ".join(applied))
-        for step in self._before_consuming:
-            await step()
-        self.producer = Producer(self.settings.kafka_bootstrap, self.name,
-                                 max_request_size=self.settings.kafka_max_request_bytes)
-        await self.producer.start()
+        await connect_when_answering(self.name, self.settings, self._connect, lambda: close_opened(self))
         self.watchdog = watchdog = Watchdog(
             self.name, stall_seconds=self.settings.consumer_stall_seconds,
             infrastructure_ok=lambda: infrastructure_answers(self.settings.service_database_url(self.name), self.settings.kafka_bootstrap),
@@ -152,6 +176,18 @@ class ServiceRuntime:
         for name, loop, heartbeat in self._workers:
             watchdog.loop(name, loop, heartbeat)
         watchdog.start()
+
+    async def _connect(self) -> None:
+        self.pool = await create_pool(self.settings.service_database_url(self.name), self.schema)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn, self.schema, [PLUMBING_SQL, self._migrations])
+        if applied:
+            log.info("schema %s: applied %s", self.schema, ", ".join(applied))
+        for step in self._before_consuming:
+            await step()
+        self.producer = Producer(self.settings.kafka_bootstrap, self.name,
+                                 max_request_size=self.settings.kafka_max_request_bytes)
+        await self.producer.start()
 
     async def wait_until_consuming(self, timeout: float = 30) -> None:
         """Wait until every consumer has its partitions (useful before publishing in tests)."""

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # lag and no progress makes /readyz answer 503.
     consumer_lag_interval_seconds: float = 5.0
     consumer_stall_seconds: float = 60.0
+    # A service started while PostgreSQL or Kafka is away waits for them this long (retrying, saying so in its
+    # log) before it gives up and exits for its supervisor: one restarted in the middle of an outage comes up
+    # by itself when the outage ends, instead of exiting into a state no one restarts.
+    startup_wait_seconds: float = 300.0
     outbox_poll_seconds: float = 0.5
     # The deadline poller looks again at the next deadline in its index, but at least this often (a clock opened
     # by another instance since), and refreshes the clock gauges (counts over every running clock) this often.

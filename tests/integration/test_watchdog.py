@@ -249,3 +249,85 @@ async def test_a_commit_refused_once_is_made_again_though_no_message_follows(iso
         assert refused, "the injected refusal was never met"
     finally:
         await runtime.stop()
+
+
+class _LateDoor:
+    """A TCP door in front of a real server that is closed (connections refused) until opened: a broker or a
+    database that is away when a service starts, and comes back."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    def reserve(self) -> int:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        return self.port
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.mark.parametrize("away", ["postgres", "kafka"])
+async def test_a_service_started_while_its_infrastructure_is_away_comes_up_when_it_is_back(isolated, away):
+    """Restarted in the middle of an outage, a service does not exit into a state no one restarts: it waits,
+    says so, and starts by itself once PostgreSQL or the broker answers."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if away == "kafka":
+        host, port = isolated.kafka_bootstrap.split(",")[0].rsplit(":", 1)
+        door = _LateDoor(host, int(port))
+        settings = isolated.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{door.reserve()}"})
+    else:
+        parts = urlsplit(isolated.database_url)
+        door = _LateDoor(parts.hostname, parts.port or 5432)
+        netloc = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
+        settings = isolated.model_copy(update={"database_url": urlunsplit(
+            parts._replace(netloc=f"{netloc}:{door.reserve()}"))})
+    runtime = ServiceRuntime("late", settings, NO_MIGRATIONS)
+    applied: list[str] = []
+
+    async def handle(envelope: Envelope, uow) -> None:
+        if await uow.claim("late:test", envelope.id):
+            uow.after_commit(lambda: applied.append(envelope.id))
+
+    runtime.consume([runtime.topics.cases], handle)
+    starting = asyncio.create_task(runtime.start())
+    try:
+        await asyncio.sleep(4)
+        assert not starting.done(), "the start gave up (or passed) while the infrastructure was away"
+        await door.open()
+        await asyncio.wait_for(starting, 60)
+        await runtime.wait_until_consuming()
+        event = _event("case-late")
+        await publish(isolated.kafka_bootstrap, runtime.topics.cases, event, key="case-late")
+        await _until(lambda: applied == [event.id], 30)
+    finally:
+        if starting.done() and starting.exception() is None:
+            await runtime.stop()
+        else:
+            starting.cancel()
+        await door.close()

@@ -19,7 +19,7 @@ from shared.consumer import EventConsumer
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
 from shared.lag import topic_lag
-from shared.runtime import infrastructure_answers, infrastructure_checks
+from shared.runtime import close_opened, connect_when_answering, infrastructure_answers, infrastructure_checks
 from shared.watchdog import Watchdog
 from shared.settings import Settings
 from shared.topics import Topics
@@ -51,12 +51,7 @@ class LiveRuntime:
     async def start(self) -> None:
         """Connect to supervision's schema (its plumbing tables), follow the registry, start the faust app."""
         kafka_security.use(self.settings)
-        self.pool = await create_pool(self.settings.service_database_url("supervision"), self.schema, max_size=4)
-        async with self.pool.acquire() as conn:
-            # Only the shared plumbing (the credentials table): supervision's own migrations are supervision's.
-            await migrate(conn, self.schema, [PLUMBING_SQL])
-        self.producer = Producer(self.settings.kafka_bootstrap, NAME, max_request_size=self.settings.kafka_max_request_bytes)
-        await self.producer.start()
+        await connect_when_answering(NAME, self.settings, self._connect, lambda: close_opened(self))
         credentials = EventConsumer(
             service=NAME, group_id=f"{self.settings.topic_prefix}wangge-{NAME}-credentials",
             topics=[self.topics.credentials], bootstrap=self.settings.kafka_bootstrap, handler=apply_credential_event,
@@ -77,6 +72,14 @@ class LiveRuntime:
         self.watchdog.probe("faust app following wangge.cases", self._follows_cases, repair=None)
         self.watchdog.start()
         await self.streams.start()
+
+    async def _connect(self) -> None:
+        self.pool = await create_pool(self.settings.service_database_url("supervision"), self.schema, max_size=4)
+        async with self.pool.acquire() as conn:
+            # Only the shared plumbing (the credentials table): supervision's own migrations are supervision's.
+            await migrate(conn, self.schema, [PLUMBING_SQL])
+        self.producer = Producer(self.settings.kafka_bootstrap, NAME, max_request_size=self.settings.kafka_max_request_bytes)
+        await self.producer.start()
 
     async def _follows_cases(self) -> None:
         """Fails while the agent holds one event, or while case events wait in the live group's partitions and the app
