@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Awaitable, Callable
 
 import asyncpg
 from fastapi import Depends, HTTPException, Request, Response
@@ -155,6 +155,19 @@ def csrf_refusal(request: Request) -> HTTPException | None:
         return HTTPException(403, f"a signed-in page must send {CSRF_HEADER}: {CSRF_VALUE} with this request "
                                   "(跨站请求被拒绝)")
     return None
+
+
+async def end_session(request: Request, sign_out: Callable[[str | None], Awaitable[object]], *,
+                      production: bool) -> Response:
+    """Sign-out, for people and residents alike: the session ends everywhere (`sign_out(token)`) and the cookie is
+    cleared; 204 also when there was none. Only the page may ask it (CSRF header), as for any unsafe method."""
+    token = session_token(request)
+    if token is not None and (refused := csrf_refusal(request)) is not None:
+        raise refused
+    await sign_out(token)
+    response = Response(status_code=204)
+    clear_session_cookie(response, production=production)
+    return response
 
 
 def require(*roles: str) -> Callable[..., object]:

@@ -44,21 +44,28 @@ async def _until(check, timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_a_consumer_stuck_on_a_wait_is_rebuilt_and_goes_on_by_itself(isolated):
-    settings = _quick(isolated)
-    runtime = ServiceRuntime("watched", settings, NO_MIGRATIONS)
+def _recording(name: str, settings, *, stuck_first: bool = False):
+    """A runtime whose consumer of wangge.cases records each attempt and what it applied (claimed once); with
+    `stuck_first`, the first attempt waits for ever, inside its transaction, as a wedged call would."""
+    runtime = ServiceRuntime(name, settings, NO_MIGRATIONS)
     never = asyncio.Event()
     calls: list[str] = []
     applied: list[str] = []
 
     async def handle(envelope: Envelope, uow) -> None:
         calls.append(envelope.id)
-        if len(calls) == 1:
-            await never.wait()  # the first attempt waits for ever, inside its transaction, as a wedged call would
-        if await uow.claim("watched:test", envelope.id):
+        if stuck_first and len(calls) == 1:
+            await never.wait()
+        if await uow.claim(f"{name}:test", envelope.id):
             uow.after_commit(lambda: applied.append(envelope.id))
 
     runtime.consume([runtime.topics.cases], handle)
+    return runtime, calls, applied
+
+
+async def test_a_consumer_stuck_on_a_wait_is_rebuilt_and_goes_on_by_itself(isolated):
+    settings = _quick(isolated)
+    runtime, calls, applied = _recording("watched", settings, stuck_first=True)
     before = _restarts("watched", "stalled")
     await runtime.start()
     try:
@@ -173,19 +180,7 @@ async def test_a_consumer_whose_kafka_client_is_slow_to_leave_is_still_rebuilt_i
     from shared.consumer import STOP_SECONDS
 
     settings = _quick(isolated)
-    runtime = ServiceRuntime("slowleave", settings, NO_MIGRATIONS)
-    never = asyncio.Event()
-    calls: list[str] = []
-    applied: list[str] = []
-
-    async def handle(envelope: Envelope, uow) -> None:
-        calls.append(envelope.id)
-        if len(calls) == 1:
-            await never.wait()
-        if await uow.claim("slowleave:test", envelope.id):
-            uow.after_commit(lambda: applied.append(envelope.id))
-
-    runtime.consume([runtime.topics.cases], handle)
+    runtime, calls, applied = _recording("slowleave", settings, stuck_first=True)
     await runtime.start()
     try:
         await runtime.wait_until_consuming()
@@ -213,14 +208,7 @@ async def test_a_commit_refused_once_is_made_again_though_no_message_follows(iso
     from shared.lag import topic_lag
 
     settings = _quick(isolated)
-    runtime = ServiceRuntime("recommit", settings, NO_MIGRATIONS)
-    applied: list[str] = []
-
-    async def handle(envelope: Envelope, uow) -> None:
-        if await uow.claim("recommit:test", envelope.id):
-            uow.after_commit(lambda: applied.append(envelope.id))
-
-    runtime.consume([runtime.topics.cases], handle)
+    runtime, calls, applied = _recording("recommit", settings)
     await runtime.start()
     try:
         await runtime.wait_until_consuming()
@@ -307,14 +295,7 @@ async def test_a_service_started_while_its_infrastructure_is_away_comes_up_when_
         netloc = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
         settings = isolated.model_copy(update={"database_url": urlunsplit(
             parts._replace(netloc=f"{netloc}:{door.reserve()}"))})
-    runtime = ServiceRuntime("late", settings, NO_MIGRATIONS)
-    applied: list[str] = []
-
-    async def handle(envelope: Envelope, uow) -> None:
-        if await uow.claim("late:test", envelope.id):
-            uow.after_commit(lambda: applied.append(envelope.id))
-
-    runtime.consume([runtime.topics.cases], handle)
+    runtime, calls, applied = _recording("late", settings)
     starting = asyncio.create_task(runtime.start())
     try:
         await asyncio.sleep(4)

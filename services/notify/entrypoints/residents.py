@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth import Client, clear_session_cookie, csrf_refusal, require, session_token, set_session_cookie
+from shared.auth import Client, end_session, require, session_token, set_session_cookie
 from shared.clock import now, to_street_time
 from shared.contracts.cases import SurveyVerdict
 from shared.http import refusal
@@ -160,13 +160,8 @@ async def who(request: Request) -> Any:
                responses={403: refusal("a signed-in page must send X-Requested-With: wangge")})
 async def sign_out(request: Request) -> Response:
     """End the resident's session everywhere (204 also when there was none)."""
-    token = session_token(request)
-    if token is not None and (refused := csrf_refusal(request)) is not None:
-        raise refused
-    await _residents(request).sign_out(token)
-    response = Response(status_code=204)
-    clear_session_cookie(response, production=_residents(request).settings.profile == "production")
-    return response
+    residents = _residents(request)
+    return await end_session(request, residents.sign_out, production=residents.settings.profile == "production")
 
 
 @router.get("/cases", response_model=MyCases, responses={401: refusal("no resident session"),

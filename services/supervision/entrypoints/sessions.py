@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.supervision.domain.accounts import AccountError
 from services.supervision.people import People, SignInRefused
-from shared.auth import Client, clear_session_cookie, csrf_refusal, require, session_token, set_session_cookie
+from shared.auth import Client, end_session, require, session_token, set_session_cookie
 from shared.http import refusal
 from shared.proxies import client_address
 
@@ -109,13 +109,7 @@ def build_sessions_router(people: People) -> APIRouter:
                    responses={403: refusal("a signed-in page must send X-Requested-With: wangge")})
     async def sign_out(request: Request) -> Response:
         """Sign out: the session ends everywhere and the cookie is cleared (204 also when there was none)."""
-        token = session_token(request)
-        if token is not None and (refused := csrf_refusal(request)) is not None:
-            raise refused
-        await people.sign_out(token)
-        response = Response(status_code=204)
-        clear_session_cookie(response, production=people.production)
-        return response
+        return await end_session(request, people.sign_out, production=people.production)
 
     @router.get("/accounts", response_model=list[AccountView])
     async def list_accounts(_: Client = Depends(admin_only)) -> list[dict[str, Any]]:
