@@ -162,6 +162,7 @@ async def test_the_coordinator_page_at_a_desk(people, front_door, desk, tmp_path
     await layout_holds(desk, "the report form", "#app", "nav.tabs a, #locate, #send, #report-form .file-button", 6)
     words = "办公室楼下垃圾箱破损（在电脑上报）"
     await type_into(desk, 'textarea[name="description"]', words)
+    await desk.wait_for(css('[data-role="suggestions"] .chip.best[data-code="CM04"]'), message="the suggested category")
     await click(desk, "#locate")
     await desk.wait_for(css("#point[data-lon]"), message="the position")
     await attach(desk, '[data-role="photos"]', jpeg(tmp_path / "desk.jpg", (200, 120, 40)))
@@ -207,6 +208,7 @@ async def test_the_resident_page_at_a_desk(people, front_door, desk, tmp_path):
     await desk.wait_for(css("#my-report"), message="the report form")
     await attach(desk, 'input[name="photos"]', jpeg(tmp_path / "mine.jpg", (120, 160, 60)))
     await type_into(desk, "#my-description", "小区门口垃圾箱满了（在电脑上报）")
+    await desk.wait_for(css('#my-suggestions .chip[data-code="CM04"]'), message="the suggested category")
     await click(desk, "#locate")
     await desk.wait_for(css("#point[data-lon]"), message="the position")
     await desk.wait_for(css('#my-map[data-ready="1"]'), message="the map")
