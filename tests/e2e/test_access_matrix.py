@@ -120,6 +120,7 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (s, "PUT", "/api/v1/admin/street-config", {"reminder_fraction": 2}, ADMINS),  # admitted, then refused: 422
         (s, "GET", "/api/v1/tasks", None, OWNERS),
         (s, "GET", "/api/v1/tasks?filter=overdue", None, OWNERS),
+        (s, "GET", "/api/v1/tasks?order=due_last", None, OWNERS),
         (s, "GET", f"/api/v1/tasks/{case_no}", None, OWNERS),
         (s, "POST", f"/api/v1/tasks/{case_no}/updates", {"type": "task.progress", "note": "在办"}, OWNERS),
         (n, "GET", "/api/v1/deliveries", None, OPERATORS),

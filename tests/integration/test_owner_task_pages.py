@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.supervision.adapters.views import OPEN_TASK, TASK_ORDER
+from services.supervision.adapters.views import OPEN_TASK, TASK_ORDER, TASK_ORDER_DESC
 from shared.clock import now
 from shared.contracts.common import TimeLimit
 from tests.integration.test_supervision_loop import OTHER, OWNER, http
@@ -116,5 +116,54 @@ async def test_an_owner_pages_through_every_task_once_while_tasks_come_and_go(is
                     ORDER BY {TASK_ORDER} LIMIT 8""", OWNER, now(), "x", "y")
         plan = json.dumps(plan)  # the pool decodes json; the test reads the plan as text
         assert "cases_owner_open_tasks" in plan and '"Sort"' not in plan, plan
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)
+
+
+async def test_an_owner_reads_the_list_due_last_first_to_the_end_in_reverse(isolated):
+    service = await start(isolated)
+    pool = service.runtime.pool
+    try:
+        await grant(isolated, service, token="order-hw", name="order-hw", role="owner", owner_code=OWNER)
+        # 17 tasks, pairs sharing a deadline (the case number breaks the tie backwards too).
+        mine = await open_cases(isolated, pool, OWNER, [timedelta(hours=1 + i // 2) for i in range(17)], "D")
+        async with http(service, "order-hw") as owner:
+            forwards = (await owner.get("/api/v1/tasks", params={"limit": 500})).json()
+            first_order = [t["case_no"] for t in forwards["tasks"]]
+            assert sorted(first_order) == sorted(mine)
+
+            latest = await owner.get("/api/v1/tasks", params={"order": "due_last", "limit": PAGE})
+            assert latest.status_code == 200, latest.text
+            body = latest.json()
+            # The task due last is on top of the first page: one step, however long the list.
+            assert body["tasks"][0]["case_no"] == first_order[-1] and body["next"]
+            seen, cursor = [t["case_no"] for t in body["tasks"]], body["next"]
+            while cursor:
+                page = (await owner.get("/api/v1/tasks", params={"order": "due_last", "cursor": cursor,
+                                                                  "limit": PAGE})).json()
+                seen += [t["case_no"] for t in page["tasks"]]
+                cursor = page["next"]
+            assert seen == first_order[::-1], "due last is not the same list backwards, each task once"
+
+            # A cursor keeps its order: read in the other order it would skip or repeat tasks, so it is refused.
+            first_page = (await owner.get("/api/v1/tasks", params={"limit": PAGE})).json()
+            crossed = await owner.get("/api/v1/tasks", params={"order": "due_last", "cursor": first_page["next"]})
+            assert crossed.status_code == 400 and "order" in crossed.json()["detail"]
+            crossed = await owner.get("/api/v1/tasks", params={"cursor": body["next"]})
+            assert crossed.status_code == 400 and "due_last" in crossed.json()["detail"]
+            unknown = await owner.get("/api/v1/tasks", params={"order": "newest"})
+            assert unknown.status_code == 422 and "due_last" in unknown.text
+            forged = cursor_of({"v": 1, "owner": OWNER, "due": None, "no": "x", "id": "y", "order": "sideways"})
+            assert (await owner.get("/api/v1/tasks", params={"cursor": forged})).status_code == 400
+
+        # Backwards is the same index scanned from its end, not a sort of the backlog.
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = await conn.fetchval(
+                f"""EXPLAIN (FORMAT JSON) SELECT case_id FROM cases WHERE {OPEN_TASK}
+                      AND ({TASK_ORDER}) < (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
+                    ORDER BY {TASK_ORDER_DESC} LIMIT 8""", OWNER, now(), "x", "y")
+        plan = json.dumps(plan)
+        assert "cases_owner_open_tasks" in plan and '"Sort"' not in plan and "Backward" in plan, plan
     finally:
         await asyncio.wait_for(service.runtime.stop(), 30)

@@ -99,6 +99,8 @@ TASK_COLUMNS = """case_id, case_no, state, category, unit_grid, priority, descri
     reopened_count, resolved_at"""
 # The list's order, as migration 009's index holds it: a task without a deadline comes last.
 TASK_ORDER = "COALESCE(due_at, 'infinity'::timestamptz), COALESCE(case_no, ''), case_id"
+# The same keys read backwards (GET /api/v1/tasks?order=due_last): the index serves it scanned from its end.
+TASK_ORDER_DESC = "COALESCE(due_at, 'infinity'::timestamptz) DESC, COALESCE(case_no, '') DESC, case_id DESC"
 OPEN_TASK = "owner = $1 AND state IN (" + ", ".join(f"'{s}'" for s in OWNER_STATES) + ")"
 # The owner page's filters (GET /api/v1/tasks?filter=): each narrows the open list above, in the same order, so the
 # same keyset paging reaches every task of the filter. Fixed SQL only: the name is checked against these keys.
@@ -120,26 +122,31 @@ _LAST_URGE = """LEFT JOIN LATERAL (
 
 
 async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
-                      after: TaskPosition | None = None, only: str | None = None,
+                      after: TaskPosition | None = None, only: str | None = None, order: str = "due_first",
                       ) -> tuple[list[dict[str, Any]], TaskPosition | None]:
-    """One page of the owner's open tasks (only: one of TASK_FILTERS), the nearest deadline first, starting after
-    `after`; and the position of its last task if more follow (else None)."""
+    """One page of the owner's open tasks (only: one of TASK_FILTERS), the nearest deadline first (order due_last:
+    the farthest first), starting after `after`; and the position of its last task if more follow (else None)."""
     narrow = f" AND {TASK_FILTERS[only]}" if only else ""
+    # Due last is the same order read backwards: every key descending, so migration 009's index is scanned
+    # backwards, and "after" the cursor is "below" it.
+    backwards = order == "due_last"
+    ordered = TASK_ORDER_DESC if backwards else TASK_ORDER
+    beyond = "<" if backwards else ">"
     # The page is read from migration 009's index first; the last urge is looked up for its rows only.
     if after is None:
-        page_sql = f"SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}{narrow} ORDER BY {TASK_ORDER} LIMIT $2"
+        page_sql = f"SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}{narrow} ORDER BY {ordered} LIMIT $2"
         args: tuple[Any, ...] = (owner, limit + 1)
     else:
         page_sql = f"""SELECT {TASK_COLUMNS} FROM cases WHERE {OPEN_TASK}{narrow}
-                  AND ({TASK_ORDER}) > (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
-                ORDER BY {TASK_ORDER} LIMIT $5"""
+                  AND ({TASK_ORDER}) {beyond} (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
+                ORDER BY {ordered} LIMIT $5"""
         args = (owner, after.due_at, after.case_no, after.case_id, limit + 1)
     rows = await pool.fetch(f"SELECT t.*, u.urged_at, u.urge_note FROM ({page_sql}) t {_LAST_URGE} "
-                            f"ORDER BY {TASK_ORDER}", *args)
+                            f"ORDER BY {ordered}", *args)
     page = rows[:limit]
     more = len(rows) > limit
     last = page[-1] if page else None
-    position = TaskPosition(last["due_at"], last["case_no"] or "", last["case_id"]) if more and last else None
+    position = TaskPosition(last["due_at"], last["case_no"] or "", last["case_id"], order) if more and last else None
     return [_plain(r, zone) for r in page], position
 
 

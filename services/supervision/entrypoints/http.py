@@ -215,6 +215,7 @@ class TaskView(BaseModel):
 
 
 TaskFilter = Literal[tuple(views.TASK_FILTERS)]  # type: ignore[valid-type]  # 422 with the allowed names otherwise
+TaskOrder = Literal[task_cursor.ORDERS]  # type: ignore[valid-type]
 
 
 class TaskHistoryEntry(BaseModel):
@@ -404,15 +405,23 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                         "or the resident's reopening), extension (a request pending), overdue, checking (done, "
                         "waiting for the on-site check); the cursor is a place in the same order, so keep the filter "
                         "while following `next`"),
+        order: TaskOrder = Query(
+            default="due_first",
+            description="due_first (the nearest deadline first) or due_last (the farthest first, tasks without a "
+                        "deadline on top); keep the order while following `next`"),
         client: Client = Depends(owner_only),
     ) -> dict[str, Any]:
-        """The calling owner's open tasks, nearest deadline first, a page at a time: follow `next` to the end."""
+        """The calling owner's open tasks, nearest deadline first (or last), a page at a time: follow `next` to the
+        end."""
         assert client.owner_code is not None
         try:
             after = task_cursor.decode(cursor, client.owner_code) if cursor is not None else None
         except task_cursor.BadCursor as bad:
             raise HTTPException(400, str(bad))
-        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only)
+        if after is not None and after.order != order:
+            raise HTTPException(400, f"游标属于另一种排序，请保持 order 不变或从第一页重新开始 (cursor: issued for "
+                                     f"order={after.order}, not {order}; keep the order while following next)")
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only, order)
         return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
                 "next": task_cursor.encode(client.owner_code, last) if last else None}
 

@@ -1,5 +1,7 @@
 // The owner's task list: due first, a filter per kind of work, "加载更多" following the API's cursor to the
-// last task. Every 10 s the loaded part is read again: a new task or a new 督办 is announced on top.
+// last task, and the order turned round (期限最晚在前: the API reads the list backwards) so that the task due last
+// of thousands is one tap away. Every 10 s the loaded part is read again: a new task or a new 督办 is announced
+// on top.
 import { api } from "../common/api.js";
 import { countdown } from "../common/phone.js";
 import { clear, h, notify } from "../workbench/dom.js";
@@ -11,8 +13,21 @@ export const FILTERS = [
 ];
 const PAGE = 100;  // "加载更多" follows the cursor; a case number opens any task at once (the box on top)
 const POLL_MS = 10000;
+const REREAD = 500;  // the most one look reads again (the API's largest page)
+const ORDERS = { due_first: "期限最早在前", due_last: "期限最晚在前" };
 
-const state = { filter: "", tasks: [], next: null, timer: null, newSeen: null, urgesSeen: new Map() };
+const state = { filter: "", order: "due_first", tasks: [], next: null, timer: null, newSeen: null, urgesSeen: new Map() };
+
+// The list's order as the API keeps it (deadline, then case number; no deadline after every deadline), for
+// telling whether a loaded task lies beyond what a look read again.
+function key(t) {
+  return [t.due_at ? Date.parse(t.due_at) : Infinity, t.case_no || ""];
+}
+function beyond(t, last) {
+  const [a, b] = [key(t), key(last)];
+  const cmp = a[0] !== b[0] ? (a[0] < b[0] ? -1 : 1) : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+  return state.order === "due_last" ? cmp < 0 : cmp > 0;
+}
 
 function late(t) {
   return ["dispatched", "in_progress", "suspended"].includes(t.state) && (t.overdue_at || (t.due_at && new Date(t.due_at) < Date.now()));
@@ -36,11 +51,11 @@ function draw(root) {
   list.replaceChildren(...(state.tasks.length ? state.tasks.map(card) : [h("li", { class: "empty muted" }, "暂无任务")]));
   const more = root.querySelector("#more");
   more.hidden = !state.next;
-  root.querySelector("#count").textContent = `${state.tasks.length}${state.next ? "+" : ""} 件`;
+  root.querySelector("#count").textContent = `已显示 ${state.tasks.length}${state.next ? "+" : ""} 件`;
 }
 
 async function load(root, { append = false } = {}) {
-  const page = await api("/api/v1/tasks", { query: { filter: state.filter, limit: PAGE, cursor: append ? state.next : undefined } });
+  const page = await api("/api/v1/tasks", { query: { filter: state.filter, order: state.order, limit: PAGE, cursor: append ? state.next : undefined } });
   state.tasks = append ? [...state.tasks, ...page.tasks] : page.tasks;
   state.next = page.next;
   draw(root);
@@ -55,9 +70,17 @@ async function poll(root) {
     const firstLook = !state.newSeen;  // the first look only learns what is there already
     const arrived = firstLook ? [] : newNos.filter((no) => !state.newSeen.has(no));
     state.newSeen = new Set([...(state.newSeen || []), ...newNos]);
-    const again = await api("/api/v1/tasks", { query: { filter: state.filter, limit: Math.min(500, Math.max(PAGE, state.tasks.length)) } });
-    state.tasks = again.tasks;
-    state.next = again.next;
+    const again = await api("/api/v1/tasks", { query: { filter: state.filter, order: state.order, limit: Math.min(REREAD, Math.max(PAGE, state.tasks.length)) } });
+    if (state.tasks.length <= REREAD || !again.next || !again.tasks.length) {
+      state.tasks = again.tasks;
+      state.next = again.next;
+    } else {
+      // More is loaded than one look reads: the head is read again, the tail loaded by "加载更多" is kept (with
+      // its own cursor), so the person paging far down is not thrown back to the first 500.
+      const fresh = new Set(again.tasks.map((t) => t.case_no));
+      const last = again.tasks[again.tasks.length - 1];
+      state.tasks = [...again.tasks, ...state.tasks.filter((t) => !fresh.has(t.case_no) && beyond(t, last))];
+    }
     draw(root);
     const urged = [...new Map([...fresh.tasks, ...again.tasks].map((t) => [t.case_no, t])).values()].filter((t) => t.urged_at && state.urgesSeen.get(t.case_no) !== t.urged_at);
     for (const t of urged) state.urgesSeen.set(t.case_no, t.urged_at);
@@ -82,7 +105,11 @@ export async function renderList(root) {
     if (/^[0-9A-Za-z-]+$/.test(no)) location.hash = `#/task/${encodeURIComponent(no)}`;
     else notify("案件编号只含数字、字母和连字符，如 20261206-0001", "error");
   } }, jump, h("button", { type: "submit" }, "打开"));
-  clear(root, finder, chips, h("div", { class: "list-head" }, h("span", { id: "count", class: "muted" }, "…"), h("span", { class: "muted" }, "按期限先后排列")),
+  const turn = h("button", {
+    type: "button", id: "order", class: "order", "data-order": state.order, title: "倒转排列顺序",
+    onclick: async () => { state.order = state.order === "due_first" ? "due_last" : "due_first"; await renderList(root); },
+  }, `${ORDERS[state.order]} ⇅`);
+  clear(root, finder, chips, h("div", { class: "list-head" }, h("span", { id: "count", class: "muted" }, "…"), turn),
     h("ul", { id: "tasks", class: "tasks" }),
     h("button", { type: "button", id: "more", class: "more", hidden: true, onclick: (e) => { e.target.disabled = true; load(root, { append: true }).finally(() => { e.target.disabled = false; }); } }, "加载更多"));
   await load(root);

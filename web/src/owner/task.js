@@ -131,11 +131,14 @@ export async function renderTask(root, no) {
   };
   await drawn();
   actionBox.replaceChildren(actions(t, reload));
-  clear(root, h("article", { class: "task-page", "data-case": no, "data-state": t.state }, head, infoBox,
-    h("h3", {}, "办理"), actionBox,
-    h("h3", {}, "上报照片"), photoStrip(t.media),
-    t.result_media && t.result_media.length ? [h("h3", {}, "处置照片"), photoStrip(t.result_media)] : null,
-    h("h3", {}, "位置"), mapBox, historyBox));
+  // Two halves: what the task is and what to do with it; where it is, its photos and its history. On a phone they
+  // follow each other in that order; on a desk they stand side by side (style.css).
+  clear(root, h("article", { class: "task-page", "data-case": no, "data-state": t.state }, head,
+    h("div", { class: "task-main" }, infoBox, h("h3", {}, "办理"), actionBox),
+    h("div", { class: "task-side" },
+      h("h3", {}, "上报照片"), photoStrip(t.media),
+      t.result_media && t.result_media.length ? [h("h3", {}, "处置照片"), photoStrip(t.result_media)] : null,
+      h("h3", {}, "位置"), mapBox, historyBox)));
   unitGrids().then((geo) => {
     if (!geo || !document.body.contains(mapBox)) { mapBox.replaceChildren(h("p", { class: "muted" }, "地图暂不可用")); return; }
     const at = t.location || null;
