@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.supervision.domain.clocks import FINISHING_STATES
+from services.supervision.domain.overdue import is_overdue, overdue_sql
 from services.supervision.domain.task_cursor import TaskPosition
 
 CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_name, priority, source, description,
@@ -24,8 +25,9 @@ def _plain(row: asyncpg.Record, zone: tzinfo) -> dict[str, Any]:
     return {k: (v.astimezone(zone) if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[str, Any] | None:
-    """The case numbered case_no with its clock and its history, or None."""
+async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo,
+                      at: datetime | None = None) -> dict[str, Any] | None:
+    """The case numbered case_no with its clock and its history, or None; `overdue` at `at` (domain/overdue.py)."""
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1 ORDER BY updated_at DESC LIMIT 1", case_no
@@ -38,8 +40,10 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
                FROM case_events WHERE case_id = $1 ORDER BY seq""",
             row["case_id"],
         )
+    overdue = at is not None and is_overdue(row["state"], row["due_at"], row["overdue_at"] is not None, at)
     return {
         **_plain(row, zone),
+        "overdue": overdue,
         "clock": next((_plain(c, zone) for c in clocks if c["kind"] == "handling"), None),
         "stages": [_plain(c, zone) for c in clocks],
         "history": [_plain(h, zone) for h in history],
@@ -48,29 +52,35 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
 
 async def list_cases(pool: asyncpg.Pool, zone: tzinfo, *, state: str | None = None, owner: str | None = None,
                      unit_grids: list[str] | None = None, category: str | None = None, overdue: bool | None = None,
-                     due_before: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Cases, most recently changed first, filtered (each filter optional; unit_grids: any of these grids)."""
+                     due_before: datetime | None = None, limit: int = 50,
+                     at: datetime | None = None) -> list[dict[str, Any]]:
+    """Cases, most recently changed first, filtered (each filter optional; unit_grids: any of these grids;
+    overdue: by domain/overdue.py's rule at `at`, the database's now() if not given). Each row says whether it
+    is overdue at that moment."""
     rows = await pool.fetch(
-        f"""SELECT {CASE_COLUMNS} FROM cases
+        f"""SELECT {CASE_COLUMNS}, {overdue_sql("coalesce($8::timestamptz, now())")} AS overdue FROM cases
             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR owner = $2)
               AND ($3::text[] IS NULL OR unit_grid = ANY($3)) AND ($4::text IS NULL OR category = $4)
-              AND ($5::boolean IS NULL OR (overdue_at IS NOT NULL AND state IN ('dispatched', 'in_progress', 'suspended')) = $5)
+              AND ($5::boolean IS NULL OR {overdue_sql("coalesce($8::timestamptz, now())")} = $5)
               AND ($6::timestamptz IS NULL OR due_at < $6)
             ORDER BY updated_at DESC LIMIT $7""",
-        state, owner, unit_grids, category, overdue, due_before, limit,
+        state, owner, unit_grids, category, overdue, due_before, limit, at,
     )
     return [_plain(r, zone) for r in rows]
 
 
-async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
-    """Counts by state, clocks running and overdue now, and the share of finished cases finished on time."""
+async def summary(pool: asyncpg.Pool, at: datetime) -> dict[str, Any]:
+    """Counts by state, clocks running, cases overdue at `at` (domain/overdue.py), and the share of finished cases
+    finished on time."""
     async with pool.acquire() as conn:
-        by_state = {r["state"] or "unknown": r["n"] for r in await conn.fetch(
-            "SELECT state, count(*) AS n FROM cases GROUP BY state ORDER BY state"
-        )}
+        by_state: dict[str, int] = {}
+        overdue_now = 0
+        for r in await conn.fetch(f"SELECT state, count(*) AS n, count(*) FILTER (WHERE {overdue_sql('$1')}) AS late "
+                                  "FROM cases GROUP BY state ORDER BY state", at):
+            by_state[r["state"] or "unknown"] = r["n"]
+            overdue_now += r["late"]
         clocks = await conn.fetchrow(
             """SELECT count(*) FILTER (WHERE state = 'running') AS running,
-                      count(*) FILTER (WHERE state = 'running' AND due_at <= now()) AS overdue_now,
                       count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($1::text[])) AS finished,
                       count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($1::text[])
                                        AND stopped_at <= due_at) AS finished_on_time
@@ -82,7 +92,7 @@ async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
         "total": sum(by_state.values()),
         "by_state": by_state,
         "running_clocks": clocks["running"],
-        "overdue_now": clocks["overdue_now"],
+        "overdue_now": overdue_now,
         "finished": finished,
         "finished_on_time": clocks["finished_on_time"],
         "on_time_share": round(clocks["finished_on_time"] / finished, 4) if finished else None,
@@ -96,7 +106,7 @@ OWNER_STATES = ("dispatched", "in_progress", "suspended", "resolved", "explained
 
 TASK_COLUMNS = """case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
     signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note, overdue_at, rework_count,
-    reopened_count, resolved_at"""
+    reopened_count, resolved_at, """ + overdue_sql("now()") + " AS overdue"
 # The list's order, as migration 009's index holds it: a task without a deadline comes last.
 TASK_ORDER = "COALESCE(due_at, 'infinity'::timestamptz), COALESCE(case_no, ''), case_id"
 OPEN_TASK = "owner = $1 AND state IN (" + ", ".join(f"'{s}'" for s in OWNER_STATES) + ")"
@@ -109,7 +119,7 @@ TASK_FILTERS: dict[str, str] = {
     # back in the owner's hands after a failed check (返工) or the resident's reopening
     "returned": f"(rework_count > 0 OR reopened_count > 0) AND {_HANDLING}",
     "extension": "extension_state = 'pending'",
-    "overdue": f"{_HANDLING} AND (overdue_at IS NOT NULL OR due_at <= now())",
+    "overdue": overdue_sql("now()"),  # domain/overdue.py's rule, now
     "checking": "state IN ('resolved', 'explained')",  # done, waiting for the on-site check
 }
 # The last 督办 by hand of this holder, so the list shows it without opening the task.

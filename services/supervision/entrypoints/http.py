@@ -99,6 +99,8 @@ class CaseView(BaseModel):
     closed_at: datetime | None
     warned_at: datetime | None
     overdue_at: datetime | None
+    overdue: bool | None = Field(default=None, description="overdue (超期) now, by the one rule of every screen and "
+                                                            "figure (docs/ARCHITECTURE.md, where each rule lives)")
     escalation_level: str | None
     merged_into_case_no: str | None
     rejection_reason: str | None
@@ -207,6 +209,7 @@ class TaskView(BaseModel):
     suspend_reason: str | None
     check_note: str | None
     overdue_at: datetime | None = Field(default=None, description="when it went past its deadline, if it did")
+    overdue: bool = Field(default=False, description="overdue (超期) now, by the one rule of every screen and figure")
     rework_count: int = Field(default=0, description="failed on-site checks so far (返工)")
     reopened_count: int = Field(default=0, description="times the resident reopened it")
     resolved_at: datetime | None = None
@@ -322,7 +325,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
     @router.get("/cases/{case_no}", responses={200: {"model": CaseDetail}, 404: NOT_KNOWN})
     async def get_case(case_no: str = CaseNo, _: Client = Depends(operator)) -> dict[str, Any]:
         """One case: its read model, its clocks and its event history (personal data masked)."""
-        case = await views.case_detail(runtime.pool, case_no, zone)
+        case = await views.case_detail(runtime.pool, case_no, zone, now())
         if case is None:
             raise HTTPException(404, f"no case numbered {case_no!r} is known to supervision "
                                      "(not reported, or its events have not arrived yet)")
@@ -349,7 +352,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                 raise HTTPException(422, f"no community {community!r} in this street")
             grids = [g for g in in_community if grids is None or g in grids]
         cases = await views.list_cases(runtime.pool, zone, state=state, owner=owner, unit_grids=grids, category=category,
-                                       overdue=overdue, due_before=due_before, limit=limit)
+                                       overdue=overdue, due_before=due_before, limit=limit, at=now())
         return {"count": len(cases), "cases": cases}
 
     @router.post("/cases/{case_no}/check", responses={
@@ -455,6 +458,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
     @router.get("/stats/summary", responses={200: {"model": StatsSummary}})
     async def stats_summary(_: Client = Depends(operator)) -> dict[str, Any]:
         """Counts by state, overdue now, and the on-time share of finished cases."""
-        return {"as_of": now().astimezone(zone), **await views.summary(runtime.pool)}
+        at = now()
+        return {"as_of": at.astimezone(zone), **await views.summary(runtime.pool, at)}
 
     return router

@@ -14,8 +14,9 @@ const POLL_MS = 10000;
 
 const state = { filter: "", tasks: [], next: null, timer: null, newSeen: null, urgesSeen: new Map() };
 
+// 超期 as supervision's one rule says (domain/overdue.py): the task's `overdue`, never worked out here.
 function late(t) {
-  return ["dispatched", "in_progress", "suspended"].includes(t.state) && (t.overdue_at || (t.due_at && new Date(t.due_at) < Date.now()));
+  return Boolean(t.overdue);
 }
 
 function card(t) {
