@@ -1,6 +1,6 @@
 """超期 now, one rule for every screen and figure (services/supervision/domain/overdue.py), on the real broker and
 database: cases on the rule's edges, then — the clock stopped at one moment — the work screen's list
-(GET /api/v1/cases?overdue=true, and each row's `overdue`), the statistics (`overdue_now` of /api/v1/stats and
+(GET /api/v1/cases?overdue=true, and each row's `overdue`), the owner's 已超期 filter, the statistics (`overdue_now` of /api/v1/stats and
 /api/v1/stats/summary) and the big screen's live figures (`overdue_now`) give the same count and the same cases.
 The SQL form of the rule is held to the Python form on the same edges in PostgreSQL itself."""
 from __future__ import annotations
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 OWNER = "huanwei"
 OPERATOR = "overdue-operator"
+OWNER_TOKEN = "overdue-owner"
 SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 
@@ -138,6 +139,7 @@ async def test_the_work_screen_the_statistics_and_the_big_screen_count_the_same_
     supervision = await start_supervision(settings)
     try:
         await grant(settings, supervision, token=OPERATOR, name="值班员", role="operator")
+        await grant(settings, supervision, token=OWNER_TOKEN, name="环卫所", role="owner", owner_code=OWNER)
         async with live_figures(settings) as (live, live_http):
             await send(settings, *cases.envelopes)
 
@@ -169,6 +171,8 @@ async def test_the_work_screen_the_statistics_and_the_big_screen_count_the_same_
     assert expected == 4
     assert {cases.numbers[i] for i in cases.overdue} == answers["listed"], "the work screen's overdue list"
     assert answers["flagged"] == answers["listed"], "each row's overdue flag"
+    assert answers["owner_filter"] == answers["listed"], "the owner's 已超期 filter"
+    assert answers["owner_flagged"] == answers["listed"], "each task's overdue flag"
     assert answers["stats"] == expected, "/api/v1/stats overdue_now"
     assert answers["stats_owner"] == expected, "/api/v1/stats overdue_now of the owner's row"
     assert answers["summary"] == expected, "/api/v1/stats/summary overdue_now"
@@ -184,8 +188,11 @@ async def _read_everything(supervision: Service, live_http: httpx.AsyncClient, m
         day = moment.date().isoformat()
         stats = await http.get("/api/v1/stats", params={"from": day, "to": day, "by": "owner"})
         summary = await http.get("/api/v1/stats/summary")
+        owner = {"Authorization": f"Bearer {OWNER_TOKEN}"}
+        tasks = await http.get("/api/v1/tasks", params={"limit": 100}, headers=owner)
+        late_tasks = await http.get("/api/v1/tasks", params={"filter": "overdue", "limit": 100}, headers=owner)
     figures = await live_http.get("/api/v1/live/figures")
-    for answer in (listed, every, stats, summary, figures):
+    for answer in (listed, every, stats, summary, figures, tasks, late_tasks):
         assert answer.status_code == 200, answer.text
     assert stats.json()["as_of"] == moment.isoformat()  # every reader answered for the same moment
     [owner_row] = [r for r in stats.json()["rows"] if r["key"] == OWNER]
@@ -193,6 +200,8 @@ async def _read_everything(supervision: Service, live_http: httpx.AsyncClient, m
     return {
         "listed": {row["case_no"] for row in listed.json()["cases"]},
         "flagged": {row["case_no"] for row in every.json()["cases"] if row["overdue"]},
+        "owner_filter": {task["case_no"] for task in late_tasks.json()["tasks"]},
+        "owner_flagged": {task["case_no"] for task in tasks.json()["tasks"] if task["overdue"]},
         "stats": stats.json()["total"]["overdue_now"],
         "stats_owner": owner_row["overdue_now"],
         "summary": summary.json()["overdue_now"],

@@ -104,9 +104,11 @@ async def summary(pool: asyncpg.Pool, at: datetime) -> dict[str, Any]:
 OWNER_STATES = ("dispatched", "in_progress", "suspended", "resolved", "explained")
 
 
+# The moment 超期 is judged at, in the task SQL below: each query puts its own parameter in its place.
+_AT = "__at__"
 TASK_COLUMNS = """case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
     signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note, overdue_at, rework_count,
-    reopened_count, resolved_at, """ + overdue_sql("now()") + " AS overdue"
+    reopened_count, resolved_at, """ + overdue_sql(_AT) + " AS overdue"
 # The list's order, as migration 009's index holds it: a task without a deadline comes last.
 TASK_ORDER = "COALESCE(due_at, 'infinity'::timestamptz), COALESCE(case_no, ''), case_id"
 OPEN_TASK = "owner = $1 AND state IN (" + ", ".join(f"'{s}'" for s in OWNER_STATES) + ")"
@@ -119,7 +121,7 @@ TASK_FILTERS: dict[str, str] = {
     # back in the owner's hands after a failed check (返工) or the resident's reopening
     "returned": f"(rework_count > 0 OR reopened_count > 0) AND {_HANDLING}",
     "extension": "extension_state = 'pending'",
-    "overdue": overdue_sql("now()"),  # domain/overdue.py's rule, now
+    "overdue": overdue_sql(_AT),  # domain/overdue.py's rule, at the moment asked
     "checking": "state IN ('resolved', 'explained')",  # done, waiting for the on-site check
 }
 # The last 督办 by hand of this holder, so the list shows it without opening the task.
@@ -129,11 +131,15 @@ _LAST_URGE = """LEFT JOIN LATERAL (
         ORDER BY e.seq DESC LIMIT 1) u ON true"""
 
 
+def _at_parameter(sql: str, number: int) -> str:
+    return sql.replace(_AT, f"${number}::timestamptz")
+
+
 async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
-                      after: TaskPosition | None = None, only: str | None = None,
+                      after: TaskPosition | None = None, only: str | None = None, *, at: datetime,
                       ) -> tuple[list[dict[str, Any]], TaskPosition | None]:
     """One page of the owner's open tasks (only: one of TASK_FILTERS), the nearest deadline first, starting after
-    `after`; and the position of its last task if more follow (else None)."""
+    `after`; and the position of its last task if more follow (else None). `overdue` as at `at`."""
     narrow = f" AND {TASK_FILTERS[only]}" if only else ""
     # The page is read from migration 009's index first; the last urge is looked up for its rows only.
     if after is None:
@@ -144,6 +150,7 @@ async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
                   AND ({TASK_ORDER}) > (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
                 ORDER BY {TASK_ORDER} LIMIT $5"""
         args = (owner, after.due_at, after.case_no, after.case_id, limit + 1)
+    page_sql, args = _at_parameter(page_sql, len(args) + 1), (*args, at)
     rows = await pool.fetch(f"SELECT t.*, u.urged_at, u.urge_note FROM ({page_sql}) t {_LAST_URGE} "
                             f"ORDER BY {TASK_ORDER}", *args)
     page = rows[:limit]
@@ -159,14 +166,16 @@ _HISTORY_FIELDS = ("note", "reason", "result", "explanation", "until", "due_at",
                    "level", "stage", "passed", "category", "unit_grid", "text")  # text: a resident's comment
 
 
-async def owner_task(pool: asyncpg.Pool, owner: str, case_no: str, zone: tzinfo) -> dict[str, Any] | None:
+async def owner_task(pool: asyncpg.Pool, owner: str, case_no: str, zone: tzinfo, *,
+                     at: datetime) -> dict[str, Any] | None:
     """One task of `owner` (a case it holds, open or finished) as its page shows it, or None if it is not its task:
     the task's columns, where it is, the report's photos and masked reporter, the owner's own clocks and the
     history with only the work's facts."""
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(
+        row = await conn.fetchrow(_at_parameter(
             f"""SELECT {TASK_COLUMNS}, result, result_media, explanation, return_reason, extension_reason, closed_at
-                FROM cases WHERE case_no = $1 AND owner = $2 ORDER BY updated_at DESC LIMIT 1""", case_no, owner)
+                FROM cases WHERE case_no = $1 AND owner = $2 ORDER BY updated_at DESC LIMIT 1""", 3),
+            case_no, owner, at)
         if row is None:
             return None
         place = await conn.fetchrow(

@@ -415,7 +415,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
             after = task_cursor.decode(cursor, client.owner_code) if cursor is not None else None
         except task_cursor.BadCursor as bad:
             raise HTTPException(400, str(bad))
-        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only)
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only, at=now())
         return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
                 "next": task_cursor.encode(client.owner_code, last) if last else None}
 
@@ -427,7 +427,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         reporter, its deadlines with the work time left, and the history's facts. Another owner's case is a 404,
         as an unknown one: an owner learns nothing of cases it does not hold."""
         assert client.owner_code is not None
-        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone)
+        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone, at=now())
         if found is None:
             raise HTTPException(404, f"任务 {case_no} 不存在或不属于本单位 (no task {case_no!r} of {client.owner_code})")
         running = found["state"] in ("dispatched", "in_progress") and found["due_at"] is not None
