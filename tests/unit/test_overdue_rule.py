@@ -49,9 +49,9 @@ def test_the_big_screen_reads_the_same_rule(state, due_at, marked, expected):
 
 def test_the_sql_form_names_the_same_states_and_never_answers_null():
     sql = overdue_sql("$4", "c")
-    assert "c.state IN ('dispatched', 'in_progress') AND c.due_at <= $4" in sql
+    assert "c.state IN ('dispatched', 'in_progress') AND c.due_at IS NOT NULL AND c.due_at <= $4" in sql
     assert "c.state = 'suspended' AND c.overdue_at IS NOT NULL" in sql
-    assert sql.startswith("coalesce(") and sql.endswith(", false)")
+    assert sql.count("IS NOT NULL") == 4  # state (twice), due_at, overdue_at: never NULL, so `= false` works
 
 
 def test_only_a_deadline_still_ahead_clears_the_overdue_mark():

@@ -37,8 +37,10 @@ def overdue_sql(at: str, alias: str = "") -> str:
     `at` is the SQL of the moment (a parameter such as `$4`, or `now()`), `alias` the table's alias if any."""
     p = f"{alias}." if alias else ""
     running = ", ".join(f"'{s}'" for s in sorted(RUNNING_STATES))
-    return (f"coalesce(({p}state IN ({running}) AND {p}due_at <= {at})"
-            f" OR ({p}state = '{SUSPENDED}' AND {p}overdue_at IS NOT NULL), false)")
+    # Each NULL-able column is tested for NULL first, so the whole is true or false (a filter `= false` keeps the
+    # rows without a state or a deadline), and no function wraps it (the planner may use the state index).
+    return (f"(({p}state IS NOT NULL AND {p}state IN ({running}) AND {p}due_at IS NOT NULL AND {p}due_at <= {at})"
+            f" OR ({p}state IS NOT NULL AND {p}state = '{SUSPENDED}' AND {p}overdue_at IS NOT NULL))")
 
 
 def clears_overdue(new_due_at: datetime | None, at: datetime) -> bool:
