@@ -206,6 +206,17 @@ async def test_one_change_of_the_work_periods_and_the_survey_window_is_followed_
     clock_due = await eventually(lambda: supervision.runtime.pool.fetchval(
         "SELECT due_at FROM clocks WHERE case_id = $1 AND kind = 'handling'", case_id), 30)
     assert clock_due == task_due
+    # …and the owner's task page counts the work time left in the same periods.
+    await grant(isolated, supervision, token="all4-owner", name="环卫所", role="owner", owner_code=OWNER)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supervision.app), base_url="http://supervision",
+                                 headers={"Authorization": "Bearer all4-owner"}, timeout=20) as owner:
+        before = datetime.now(zone)
+        shown = await owner.get(f"/api/v1/tasks/{case_no}")
+        after = datetime.now(zone)
+    assert shown.status_code == 200, shown.text
+    left = shown.json()["work_seconds_left"]
+    assert night.work_seconds_between(after, task_due) <= left <= night.work_seconds_between(before, task_due)
+    assert not day.work_seconds_between(after, task_due) <= left <= day.work_seconds_between(before, task_due)
 
     # Statistics: signed between the sign-off deadline of the one calendar and that of the other, so the night
     # periods and the day periods judge it differently; the figure must be the night periods' judgement.

@@ -12,7 +12,7 @@ from services.supervision.adapters import views
 from services.supervision.domain import task_cursor
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import STATES
-from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
+from services.supervision.handlers import CommandCenter, LivePolicy, Outcome, OwnerUpdates
 from shared.auth import Client, require
 from shared.contracts import registered_types
 from shared.contracts.common import MediaList
@@ -316,10 +316,12 @@ async def photos_are_stored(store: MediaStore, media: Any) -> None:
                                      "POST /api/v1/media (照片不存在，请先上传)")
 
 
-def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUpdates,
+def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdates,
                  center: CommandCenter) -> APIRouter:
-    """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks."""
+    """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks.
+    `live`: the street's policy in force — its grids and zone do not change, its time rules may (an admin's change)."""
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
+    policy: StreetPolicy = live.policy  # the grids, communities and zone: the street's, whatever the configuration
     zone = policy.calendar.zone
 
     @router.get("/cases/{case_no}", responses={200: {"model": CaseDetail}, 404: NOT_KNOWN})
@@ -431,7 +433,9 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         if found is None:
             raise HTTPException(404, f"任务 {case_no} 不存在或不属于本单位 (no task {case_no!r} of {client.owner_code})")
         running = found["state"] in ("dispatched", "in_progress") and found["due_at"] is not None
-        found["work_seconds_left"] = policy.calendar.work_seconds_between(now(), found["due_at"]) if running else None
+        # counted in the work periods in force, like the deadline itself
+        found["work_seconds_left"] = (live.policy.calendar.work_seconds_between(now(), found["due_at"])
+                                      if running else None)
         return found
 
     @router.post("/tasks/{case_no}/updates", openapi_extra=_update_body(), responses={
