@@ -15,23 +15,28 @@ def street_zone() -> ZoneInfo:
 # How far tests moved the clock (move_clock): zero in services. Only forwards, so that what the database stamped
 # with its own now() is never in the moved clock's future.
 _moved = timedelta(0)
+# A clock a test stopped (move_clock(..., stopped=True)): every reader sees the same moment.
+_stopped: datetime | None = None
 
 
 def now() -> datetime:
     """The current time as an aware datetime in the street's zone (plus what a test moved the clock by)."""
+    if _stopped is not None:
+        return _stopped.astimezone(street_zone())
     return datetime.now(street_zone()) + _moved
 
 
-def move_clock(to: datetime | None) -> None:
-    """For tests: from now on now() reads `to` (advancing with the wall clock); None puts the clock back."""
-    global _moved
+def move_clock(to: datetime | None, *, stopped: bool = False) -> None:
+    """For tests: from now on now() reads `to` (advancing with the wall clock, or standing still at `to` if
+    `stopped`, so that several readers answer for one moment); None puts the clock back."""
+    global _moved, _stopped
     if to is None:
-        _moved = timedelta(0)
+        _moved, _stopped = timedelta(0), None
         return
     delta = to - datetime.now(street_zone())
     if delta < timedelta(0):
         raise ValueError("the clock only moves forwards (rows the database stamped must not lie in its future)")
-    _moved = delta
+    _moved, _stopped = delta, (to if stopped else None)
 
 
 def to_street_time(moment: datetime) -> datetime:

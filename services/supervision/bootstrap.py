@@ -93,7 +93,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         manage_runtime=manage_runtime,
     )
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
-    app.include_router(build_router(runtime, policy, updates, center))
+    app.include_router(build_router(runtime, live, updates, center))
     app.include_router(build_coordinator_router(runtime, policy))
     street_figures = StreetFigures(lambda: runtime.pool, live)
     runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))

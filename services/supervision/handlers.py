@@ -28,6 +28,7 @@ from services.supervision.domain.decisions import (
 from services.supervision.domain.notices import (
     commented_text, escalated_text, escalation_reason, overdue_text, reminder_text, urged_text,
 )
+from services.supervision.domain.overdue import is_overdue
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
 from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, HELD_STATES, Fold, next_state
@@ -471,7 +472,7 @@ class CommandCenter:
                 return Outcome(case.state if case else None, refused=decision)
             assert case is not None and row is not None and case.owner is not None and case.due_at is not None
             due = self._policy.local(case.due_at)
-            overdue = case.due_at <= now()
+            overdue = is_overdue(case.state, case.due_at, case.went_overdue, now())
             await self._log.emit(uow, c.CaseUrged(case_no=case_no, owner=case.owner, note=note, by=by, overdue=overdue),
                                  case.case_id)
             label = self._policy.category_label(row["category"]) if row["category"] else "待分类"

@@ -179,3 +179,72 @@ async def test_a_configuration_that_does_not_parse_is_rejected_with_its_reasons_
                                         and m["source"] == service, 30) for service in ("routing", "notify")]
     assert all("calendar.periods[0]: starts at 12:00, not before its end 08:00" in m["data"]["reason"] for m in told)
     assert [await learnt_version(service.runtime.pool) for service in (routing, notify)] == before
+
+
+async def test_one_change_of_the_work_periods_and_the_survey_window_is_followed_by_all_four(isolated, street):
+    """Issue 17's check: one PUT changes the work periods and the survey window; then routing's next task, supervision's
+    clock, the statistics (签收 on time, counted in work time) and notify's survey all follow it."""
+    supervision, routing, notify = street
+    topics = Topics(isolated.topic_prefix)
+    changed = await change_config(supervision, [routing, notify],
+                                  {"calendar": {"periods": NIGHT_SHIFT}, "survey": {"window_days": 3}})
+    assert changed["config"]["calendar"]["periods"] == NIGHT_SHIFT and changed["config"]["survey"]["window_days"] == 3
+    sign = changed["config"]["stages"]["sign"]
+    zone = ZoneInfo(isolated.street_timezone)
+    night = WorkCalendar(zone=zone, periods=from_mapping({"calendar": {"periods": NIGHT_SHIFT}}).periods)
+    day = WorkCalendar(zone=zone, periods=StreetConfig().periods)
+
+    # Routing: a new case's task is due when the night periods say; supervision's clock at the same instant.
+    case_id, case_no = f"all4-{uuid.uuid4().hex[:8]}", f"20261206-{uuid.uuid4().int % 10000:04d}"
+    async with TopicReader(isolated.kafka_bootstrap, topics.cases, topics.tasks(OWNER)) as seen:
+        await send(isolated, reported(case_id, case_no), accepted(case_id, case_no))
+        task = await seen.wait_for(lambda m: m["type"] == "task.assigned" and m["case_id"] == case_id, 30)
+        dispatched = await seen.wait_for(lambda m: m["type"] == "case.dispatched" and m["case_id"] == case_id)
+    at = datetime.fromisoformat(dispatched["data"]["dispatched_at"])
+    task_due = datetime.fromisoformat(task["data"]["due_at"])
+    assert task_due == night.deadline(at, 4, "work_hours") != day.deadline(at, 4, "work_hours")
+    clock_due = await eventually(lambda: supervision.runtime.pool.fetchval(
+        "SELECT due_at FROM clocks WHERE case_id = $1 AND kind = 'handling'", case_id), 30)
+    assert clock_due == task_due
+    # …and the owner's task page counts the work time left in the same periods.
+    await grant(isolated, supervision, token="all4-owner", name="环卫所", role="owner", owner_code=OWNER)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supervision.app), base_url="http://supervision",
+                                 headers={"Authorization": "Bearer all4-owner"}, timeout=20) as owner:
+        before = datetime.now(zone)
+        shown = await owner.get(f"/api/v1/tasks/{case_no}")
+        after = datetime.now(zone)
+    assert shown.status_code == 200, shown.text
+    left = shown.json()["work_seconds_left"]
+    assert night.work_seconds_between(after, task_due) <= left <= night.work_seconds_between(before, task_due)
+    assert not day.work_seconds_between(after, task_due) <= left <= day.work_seconds_between(before, task_due)
+
+    # Statistics: signed between the sign-off deadline of the one calendar and that of the other, so the night
+    # periods and the day periods judge it differently; the figure must be the night periods' judgement.
+    by_night, by_day = (cal.deadline(at, sign["value"], sign["unit"]) for cal in (night, day))
+    signed_at = min(by_night, by_day) + (max(by_night, by_day) - min(by_night, by_day)) / 2
+    on_time_by_night = int(signed_at <= by_night)
+    assert on_time_by_night != int(signed_at <= by_day)
+    closed_at = signed_at + timedelta(hours=1)
+    await send(isolated,
+               c.CaseSigned(case_no=case_no, owner=OWNER, update_id="all4-sign").envelope(
+                   source="supervision", case_id=case_id, occurred_at=signed_at),
+               c.CaseResolved(case_no=case_no, owner=OWNER, result="已更换", update_id="all4-resolve").envelope(
+                   source="supervision", case_id=case_id, occurred_at=signed_at + timedelta(minutes=30)),
+               c.CaseClosed(case_no=case_no, owner=OWNER, outcome="resolved", result="已更换", by="operator:值班员",
+                            closed_at=closed_at, on_time=True).envelope(
+                   source="supervision", case_id=case_id, occurred_at=closed_at))
+    await eventually(lambda: supervision.runtime.pool.fetchval(
+        "SELECT state = 'closed' FROM cases WHERE case_id = $1", case_id), 30)
+    await grant(isolated, supervision, token="all4-operator", name="值班员", role="operator")
+    day_of_dispatch = at.astimezone(zone).date().isoformat()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supervision.app), base_url="http://supervision",
+                                 headers={"Authorization": "Bearer all4-operator"}, timeout=20) as http:
+        answer = await http.get("/api/v1/stats", params={"from": day_of_dispatch, "to": day_of_dispatch, "by": "owner"})
+    assert answer.status_code == 200, answer.text
+    [row] = [r for r in answer.json()["rows"] if r["key"] == OWNER]
+    assert (row["dispatched"], row["signed_on_time"]) == (1, on_time_by_night)
+
+    # Notify: the survey of the closed case stays open for the window in force, 3 days, not the file's 7.
+    closes_at = await eventually(lambda: notify.runtime.pool.fetchval(
+        "SELECT closes_at FROM surveys WHERE case_id = $1", case_id), 30)
+    assert closes_at == closed_at + timedelta(days=3)

@@ -11,7 +11,7 @@ from services.supervision.domain.read_model import COLUMNS, INCREMENT, without_c
 from services.supervision.domain.states import Fold
 from shared.contracts.envelope import Envelope
 
-_SNAPSHOT = """SELECT case_id, case_no, state, owner, due_at, extension_state = 'pending' AS extension_pending,
+_SNAPSHOT = """SELECT case_id, case_no, state, owner, due_at, overdue_at, extension_state = 'pending' AS extension_pending,
                       category, result, explanation, resolved_at, extension_until, unit_grid
                FROM cases"""
 
@@ -36,7 +36,7 @@ def snapshot(row: asyncpg.Record | None) -> CaseSnapshot | None:
         return None
     return CaseSnapshot(case_id=row["case_id"], case_no=row["case_no"], state=row["state"], owner=row["owner"],
                         due_at=row["due_at"], extension_pending=bool(row["extension_pending"]),
-                        unit_grid=row["unit_grid"])
+                        unit_grid=row["unit_grid"], went_overdue=row["overdue_at"] is not None)
 
 
 async def save_case(

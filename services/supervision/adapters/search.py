@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from services.supervision.adapters.views import CASE_COLUMNS, _plain
+from services.supervision.domain.overdue import overdue_sql
 
 _PLACE_EVENTS = ["case.reported", "case.accepted", "case.located"]
 
@@ -26,7 +27,7 @@ async def search_cases(pool: asyncpg.Pool, zone: tzinfo, *, text: str | None, ca
     """Cases matching every given filter, most recently changed first, each with its address, point and photos."""
     columns = ", ".join(f"c.{name.strip()}" for name in CASE_COLUMNS.split(","))
     rows = await pool.fetch(
-        f"""SELECT {columns}, place.address, place.location, reported.media
+        f"""SELECT {columns}, {overdue_sql("now()", "c")} AS overdue, place.address, place.location, reported.media
             FROM cases c
             LEFT JOIN LATERAL (
                 SELECT e.data->>'address' AS address, e.data->'location' AS location FROM case_events e

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.cases import FINAL_STATES
+from services.supervision.domain.overdue import overdue_sql
 from services.supervision.domain.stats import BY, COUNTS, SATISFIED_VERDICTS, Period, WorkDays
 
 # The event types a period's figures read (effect moved or noted: a refused event changed nothing).
@@ -17,7 +18,6 @@ TYPES = ("case.reported", "case.accepted", "case.rejected", "case.dispatched", "
          "case.explained", "case.closed", "case.returned", "case.reworked", "case.extension-decided",
          "case.reopened", "case.overdue", "case.survey-answered", "case.urged")
 DEADLINE_TYPES = ("case.dispatched", "case.extension-decided", "case.resumed")  # as in 005_stats.sql
-OPEN_WITH_OWNER = ("dispatched", "in_progress")
 EVERY_BY = "*"  # Query.by for every grouping at once (keeping a day)
 
 # How each fact of the union below counts. `fact` is the event type or a derived fact's name.
@@ -186,10 +186,8 @@ due AS (
   SELECT case_id, owner, on_time FROM (
     SELECT h.*, lead(started_at) OVER (PARTITION BY case_id ORDER BY handling) AS next_at FROM handlings h) h
   WHERE deadline >= $7 AND deadline < $8 AND coalesce(least(returned_at, next_at), 'infinity') >= deadline),
--- what holds now (read model): open with an owner and past the deadline (or suspended once overdue)
-late AS (
-  SELECT case_id, owner FROM cases
-  WHERE (state = ANY($13::text[]) AND due_at <= $11) OR (state = 'suspended' AND overdue_at IS NOT NULL)),
+-- what holds now (read model): overdue at $11 by the one rule (domain/overdue.py)
+late AS (SELECT case_id, owner FROM cases WHERE {overdue_sql("$11")}),
 facts AS ({_facts(q.parts)}),
 keyed AS (
   SELECT {keys}, f.fact, f.flag, f.data
@@ -209,7 +207,7 @@ async def _rows(conn: asyncpg.Connection | asyncpg.Pool, q: Query) -> list[async
         list(q.days.days), list(q.days.before), list(q.days.workday),   # $3 $4 $5
         list(TYPES), q.period.lo, q.period.hi, max(q.sign_until, q.period.hi),  # $6 $7 $8 $9
         q.period.zone.key, q.now,                                        # $10 $11
-        list(SATISFIED_VERDICTS), list(OPEN_WITH_OWNER),                # $12 $13
+        list(SATISFIED_VERDICTS),                                        # $12
     )
 
 
@@ -243,7 +241,7 @@ async def weekly(conn: asyncpg.Connection | asyncpg.Pool, grids: list[str], peri
     """Per case of these unit grids: reported in the week, open now, late (open past its deadline now, or
     closed in the week not on time). One row per case that is any of these, with its flags."""
     rows = await conn.fetch(
-        """
+        f"""
 WITH reported AS (
   SELECT DISTINCT e.case_id FROM case_events e
   WHERE e.type = 'case.reported' AND e.effect = 'moved' AND e.occurred_at >= $2 AND e.occurred_at < $3),
@@ -254,13 +252,12 @@ closed_late AS (
 SELECT c.case_id, c.case_no, c.unit_grid, c.state,
        c.case_id IN (SELECT case_id FROM reported) AS reported,
        c.state IS NOT NULL AND NOT c.state = ANY($5::text[]) AS open,
-       (c.state = ANY($6::text[]) AND c.due_at <= $4) OR (c.state = 'suspended' AND c.overdue_at IS NOT NULL)
-         OR c.case_id IN (SELECT case_id FROM closed_late) AS late
+       {overdue_sql("$4", "c")} OR c.case_id IN (SELECT case_id FROM closed_late) AS late
 FROM cases c
 WHERE c.unit_grid = ANY($1::text[])
   AND (c.case_id IN (SELECT case_id FROM reported) OR c.case_id IN (SELECT case_id FROM closed_late)
        OR (c.state IS NOT NULL AND NOT c.state = ANY($5::text[])))
 ORDER BY c.unit_grid, c.case_no""",
-        grids, period.lo, period.hi, now, list(FINAL_STATES), list(OPEN_WITH_OWNER),
+        grids, period.lo, period.hi, now, list(FINAL_STATES),
     )
     return [dict(r) for r in rows]

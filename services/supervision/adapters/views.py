@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.supervision.domain.clocks import FINISHING_STATES
+from services.supervision.domain.overdue import is_overdue, overdue_sql
 from services.supervision.domain.task_cursor import TaskPosition
 
 CASE_COLUMNS = """case_id, case_no, state, category, unit_grid, owner, owner_name, priority, source, description,
@@ -24,8 +25,9 @@ def _plain(row: asyncpg.Record, zone: tzinfo) -> dict[str, Any]:
     return {k: (v.astimezone(zone) if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[str, Any] | None:
-    """The case numbered case_no with its clock and its history, or None."""
+async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo,
+                      at: datetime | None = None) -> dict[str, Any] | None:
+    """The case numbered case_no with its clock and its history, or None; `overdue` at `at` (domain/overdue.py)."""
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1 ORDER BY updated_at DESC LIMIT 1", case_no
@@ -38,8 +40,10 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
                FROM case_events WHERE case_id = $1 ORDER BY seq""",
             row["case_id"],
         )
+    overdue = at is not None and is_overdue(row["state"], row["due_at"], row["overdue_at"] is not None, at)
     return {
         **_plain(row, zone),
+        "overdue": overdue,
         "clock": next((_plain(c, zone) for c in clocks if c["kind"] == "handling"), None),
         "stages": [_plain(c, zone) for c in clocks],
         "history": [_plain(h, zone) for h in history],
@@ -48,29 +52,35 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo) -> dict[st
 
 async def list_cases(pool: asyncpg.Pool, zone: tzinfo, *, state: str | None = None, owner: str | None = None,
                      unit_grids: list[str] | None = None, category: str | None = None, overdue: bool | None = None,
-                     due_before: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Cases, most recently changed first, filtered (each filter optional; unit_grids: any of these grids)."""
+                     due_before: datetime | None = None, limit: int = 50,
+                     at: datetime | None = None) -> list[dict[str, Any]]:
+    """Cases, most recently changed first, filtered (each filter optional; unit_grids: any of these grids;
+    overdue: by domain/overdue.py's rule at `at`, the database's now() if not given). Each row says whether it
+    is overdue at that moment."""
     rows = await pool.fetch(
-        f"""SELECT {CASE_COLUMNS} FROM cases
+        f"""SELECT {CASE_COLUMNS}, {overdue_sql("coalesce($8::timestamptz, now())")} AS overdue FROM cases
             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR owner = $2)
               AND ($3::text[] IS NULL OR unit_grid = ANY($3)) AND ($4::text IS NULL OR category = $4)
-              AND ($5::boolean IS NULL OR (overdue_at IS NOT NULL AND state IN ('dispatched', 'in_progress', 'suspended')) = $5)
+              AND ($5::boolean IS NULL OR {overdue_sql("coalesce($8::timestamptz, now())")} = $5)
               AND ($6::timestamptz IS NULL OR due_at < $6)
             ORDER BY updated_at DESC LIMIT $7""",
-        state, owner, unit_grids, category, overdue, due_before, limit,
+        state, owner, unit_grids, category, overdue, due_before, limit, at,
     )
     return [_plain(r, zone) for r in rows]
 
 
-async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
-    """Counts by state, clocks running and overdue now, and the share of finished cases finished on time."""
+async def summary(pool: asyncpg.Pool, at: datetime) -> dict[str, Any]:
+    """Counts by state, clocks running, cases overdue at `at` (domain/overdue.py), and the share of finished cases
+    finished on time."""
     async with pool.acquire() as conn:
-        by_state = {r["state"] or "unknown": r["n"] for r in await conn.fetch(
-            "SELECT state, count(*) AS n FROM cases GROUP BY state ORDER BY state"
-        )}
+        by_state: dict[str, int] = {}
+        overdue_now = 0
+        for r in await conn.fetch(f"SELECT state, count(*) AS n, count(*) FILTER (WHERE {overdue_sql('$1')}) AS late "
+                                  "FROM cases GROUP BY state ORDER BY state", at):
+            by_state[r["state"] or "unknown"] = r["n"]
+            overdue_now += r["late"]
         clocks = await conn.fetchrow(
             """SELECT count(*) FILTER (WHERE state = 'running') AS running,
-                      count(*) FILTER (WHERE state = 'running' AND due_at <= now()) AS overdue_now,
                       count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($1::text[])) AS finished,
                       count(*) FILTER (WHERE state = 'stopped' AND stop_reason = ANY($1::text[])
                                        AND stopped_at <= due_at) AS finished_on_time
@@ -82,7 +92,7 @@ async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
         "total": sum(by_state.values()),
         "by_state": by_state,
         "running_clocks": clocks["running"],
-        "overdue_now": clocks["overdue_now"],
+        "overdue_now": overdue_now,
         "finished": finished,
         "finished_on_time": clocks["finished_on_time"],
         "on_time_share": round(clocks["finished_on_time"] / finished, 4) if finished else None,
@@ -94,9 +104,11 @@ async def summary(pool: asyncpg.Pool) -> dict[str, Any]:
 OWNER_STATES = ("dispatched", "in_progress", "suspended", "resolved", "explained")
 
 
+# The moment 超期 is judged at, in the task SQL below: each query puts its own parameter in its place.
+_AT = "__at__"
 TASK_COLUMNS = """case_id, case_no, state, category, unit_grid, priority, description, dispatched_at, due_at,
     signed_at, dispatch_note, extension_state, extension_until, suspend_reason, check_note, overdue_at, rework_count,
-    reopened_count, resolved_at"""
+    reopened_count, resolved_at, """ + overdue_sql(_AT) + " AS overdue"
 # The list's order, as migration 009's index holds it: a task without a deadline comes last.
 TASK_ORDER = "COALESCE(due_at, 'infinity'::timestamptz), COALESCE(case_no, ''), case_id"
 # The same keys read backwards (GET /api/v1/tasks?order=due_last): the index serves it scanned from its end.
@@ -111,7 +123,7 @@ TASK_FILTERS: dict[str, str] = {
     # back in the owner's hands after a failed check (返工) or the resident's reopening
     "returned": f"(rework_count > 0 OR reopened_count > 0) AND {_HANDLING}",
     "extension": "extension_state = 'pending'",
-    "overdue": f"{_HANDLING} AND (overdue_at IS NOT NULL OR due_at <= now())",
+    "overdue": overdue_sql(_AT),  # domain/overdue.py's rule, at the moment asked
     "checking": "state IN ('resolved', 'explained')",  # done, waiting for the on-site check
 }
 # The last 督办 by hand of this holder, so the list shows it without opening the task.
@@ -121,11 +133,16 @@ _LAST_URGE = """LEFT JOIN LATERAL (
         ORDER BY e.seq DESC LIMIT 1) u ON true"""
 
 
+def _at_parameter(sql: str, number: int) -> str:
+    return sql.replace(_AT, f"${number}::timestamptz")
+
+
 async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
-                      after: TaskPosition | None = None, only: str | None = None, order: str = "due_first",
-                      ) -> tuple[list[dict[str, Any]], TaskPosition | None]:
+                      after: TaskPosition | None = None, only: str | None = None, order: str = "due_first", *,
+                      at: datetime) -> tuple[list[dict[str, Any]], TaskPosition | None]:
     """One page of the owner's open tasks (only: one of TASK_FILTERS), the nearest deadline first (order due_last:
-    the farthest first), starting after `after`; and the position of its last task if more follow (else None)."""
+    the farthest first), starting after `after`; and the position of its last task if more follow (else None).
+    `overdue` as at `at`."""
     narrow = f" AND {TASK_FILTERS[only]}" if only else ""
     # Due last is the same order read backwards: every key descending, so migration 009's index is scanned
     # backwards, and "after" the cursor is "below" it.
@@ -141,6 +158,7 @@ async def owner_tasks(pool: asyncpg.Pool, owner: str, zone: tzinfo, limit: int,
                   AND ({TASK_ORDER}) {beyond} (COALESCE($2::timestamptz, 'infinity'::timestamptz), $3::text, $4::text)
                 ORDER BY {ordered} LIMIT $5"""
         args = (owner, after.due_at, after.case_no, after.case_id, limit + 1)
+    page_sql, args = _at_parameter(page_sql, len(args) + 1), (*args, at)
     rows = await pool.fetch(f"SELECT t.*, u.urged_at, u.urge_note FROM ({page_sql}) t {_LAST_URGE} "
                             f"ORDER BY {ordered}", *args)
     page = rows[:limit]
@@ -156,14 +174,16 @@ _HISTORY_FIELDS = ("note", "reason", "result", "explanation", "until", "due_at",
                    "level", "stage", "passed", "category", "unit_grid", "text")  # text: a resident's comment
 
 
-async def owner_task(pool: asyncpg.Pool, owner: str, case_no: str, zone: tzinfo) -> dict[str, Any] | None:
+async def owner_task(pool: asyncpg.Pool, owner: str, case_no: str, zone: tzinfo, *,
+                     at: datetime) -> dict[str, Any] | None:
     """One task of `owner` (a case it holds, open or finished) as its page shows it, or None if it is not its task:
     the task's columns, where it is, the report's photos and masked reporter, the owner's own clocks and the
     history with only the work's facts."""
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(
+        row = await conn.fetchrow(_at_parameter(
             f"""SELECT {TASK_COLUMNS}, result, result_media, explanation, return_reason, extension_reason, closed_at
-                FROM cases WHERE case_no = $1 AND owner = $2 ORDER BY updated_at DESC LIMIT 1""", case_no, owner)
+                FROM cases WHERE case_no = $1 AND owner = $2 ORDER BY updated_at DESC LIMIT 1""", 3),
+            case_no, owner, at)
         if row is None:
             return None
         place = await conn.fetchrow(

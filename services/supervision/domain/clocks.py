@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable
 
+from shared.contracts.cases import FINAL_STATES
 from shared.worktime import WorkCalendar
 
 # The handling clock runs while the owner holds the case; any other state stops it.
@@ -50,7 +51,7 @@ def next_level(level: str | None, ladder: tuple[str, ...] = DEFAULT_LADDER) -> s
 
 # The dispatch stage runs from the report until the case is dispatched, rejected or merged, or closed at
 # acceptance (自行处置: nothing is left to dispatch).
-DISPATCH_STAGE_ENDS = frozenset({"dispatched", "rejected", "merged", "closed"})
+DISPATCH_STAGE_ENDS = frozenset({"dispatched"}) | FINAL_STATES
 # The sign stage (签收) runs from dispatch while the case waits to be signed: signed, returned, suspended,
 # re-dispatched (a new one starts) or any other move stops it.
 SIGN_STAGE_STATES = frozenset({"dispatched"})

@@ -42,6 +42,7 @@ class CaseSnapshot:
     due_at: datetime | None = None
     extension_pending: bool = False
     unit_grid: str | None = None
+    went_overdue: bool = False  # the overdue mark (read model's overdue_at): domain/overdue.py
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 from shared.contracts import cases as c
 from shared.contracts.registry import EventModel
 from shared.personal_data import mask_name, mask_phone_number
+from services.supervision.domain.overdue import clears_overdue
 
 # The columns of `cases` an event may set (besides case_no and state); SQL is built from these names.
 COLUMNS = (
@@ -58,11 +59,12 @@ def case_columns(event: EventModel | None, event_type: str, occurred_at: datetim
     if isinstance(event, c.CaseSuspended):
         return {"suspend_reason": event.reason}
     if isinstance(event, c.CaseResumed):
-        return {"due_at": event.due_at}
+        return {"due_at": event.due_at, **_new_deadline(event.due_at, occurred_at)}
     if isinstance(event, c.CaseExtensionRequested):
         return {"extension_until": event.until, "extension_reason": event.reason, "extension_state": "pending"}
     if isinstance(event, c.CaseExtensionDecided):
-        return {"extension_state": "approved" if event.approved else "denied", "due_at": event.due_at}
+        return {"extension_state": "approved" if event.approved else "denied", "due_at": event.due_at,
+                **_new_deadline(event.due_at, occurred_at)}
     if isinstance(event, c.CaseReworked):
         return {"check_note": event.note, "rework_count": _INCREMENT}
     if isinstance(event, c.CaseClosed):
@@ -83,6 +85,11 @@ def case_columns(event: EventModel | None, event_type: str, occurred_at: datetim
     if isinstance(event, c.CaseEscalated):
         return {"escalation_level": event.level}
     return {}
+
+
+def _new_deadline(due_at: datetime, occurred_at: datetime) -> dict[str, Any]:
+    """A deadline still ahead clears the overdue mark (domain/overdue.py), as it starts the clock's ladder over."""
+    return {"overdue_at": None} if clears_overdue(due_at, occurred_at) else {}
 
 
 def _place(location: c.Location | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from services.supervision.adapters import views
 from services.supervision.domain import task_cursor
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import STATES
-from services.supervision.handlers import CommandCenter, Outcome, OwnerUpdates
+from services.supervision.handlers import CommandCenter, LivePolicy, Outcome, OwnerUpdates
 from shared.auth import Client, require
 from shared.contracts import registered_types
 from shared.contracts.common import MediaList
@@ -99,6 +99,8 @@ class CaseView(BaseModel):
     closed_at: datetime | None
     warned_at: datetime | None
     overdue_at: datetime | None
+    overdue: bool | None = Field(default=None, description="overdue (超期) now, by the one rule of every screen and "
+                                                            "figure (docs/ARCHITECTURE.md, where each rule lives)")
     escalation_level: str | None
     merged_into_case_no: str | None
     rejection_reason: str | None
@@ -207,6 +209,7 @@ class TaskView(BaseModel):
     suspend_reason: str | None
     check_note: str | None
     overdue_at: datetime | None = Field(default=None, description="when it went past its deadline, if it did")
+    overdue: bool = Field(default=False, description="overdue (超期) now, by the one rule of every screen and figure")
     rework_count: int = Field(default=0, description="failed on-site checks so far (返工)")
     reopened_count: int = Field(default=0, description="times the resident reopened it")
     resolved_at: datetime | None = None
@@ -314,16 +317,18 @@ async def photos_are_stored(store: MediaStore, media: Any) -> None:
                                      "POST /api/v1/media (照片不存在，请先上传)")
 
 
-def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUpdates,
+def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdates,
                  center: CommandCenter) -> APIRouter:
-    """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks."""
+    """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks.
+    `live`: the street's policy in force — its grids and zone do not change, its time rules may (an admin's change)."""
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
+    policy: StreetPolicy = live.policy  # the grids, communities and zone: the street's, whatever the configuration
     zone = policy.calendar.zone
 
     @router.get("/cases/{case_no}", responses={200: {"model": CaseDetail}, 404: NOT_KNOWN})
     async def get_case(case_no: str = CaseNo, _: Client = Depends(operator)) -> dict[str, Any]:
         """One case: its read model, its clocks and its event history (personal data masked)."""
-        case = await views.case_detail(runtime.pool, case_no, zone)
+        case = await views.case_detail(runtime.pool, case_no, zone, now())
         if case is None:
             raise HTTPException(404, f"no case numbered {case_no!r} is known to supervision "
                                      "(not reported, or its events have not arrived yet)")
@@ -350,7 +355,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
                 raise HTTPException(422, f"no community {community!r} in this street")
             grids = [g for g in in_community if grids is None or g in grids]
         cases = await views.list_cases(runtime.pool, zone, state=state, owner=owner, unit_grids=grids, category=category,
-                                       overdue=overdue, due_before=due_before, limit=limit)
+                                       overdue=overdue, due_before=due_before, limit=limit, at=now())
         return {"count": len(cases), "cases": cases}
 
     @router.post("/cases/{case_no}/check", responses={
@@ -421,7 +426,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         if after is not None and after.order != order:
             raise HTTPException(400, f"游标属于另一种排序，请保持 order 不变或从第一页重新开始 (cursor: issued for "
                                      f"order={after.order}, not {order}; keep the order while following next)")
-        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only, order)
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only, order, at=now())
         return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
                 "next": task_cursor.encode(client.owner_code, last) if last else None}
 
@@ -433,11 +438,13 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
         reporter, its deadlines with the work time left, and the history's facts. Another owner's case is a 404,
         as an unknown one: an owner learns nothing of cases it does not hold."""
         assert client.owner_code is not None
-        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone)
+        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone, at=now())
         if found is None:
             raise HTTPException(404, f"任务 {case_no} 不存在或不属于本单位 (no task {case_no!r} of {client.owner_code})")
         running = found["state"] in ("dispatched", "in_progress") and found["due_at"] is not None
-        found["work_seconds_left"] = policy.calendar.work_seconds_between(now(), found["due_at"]) if running else None
+        # counted in the work periods in force, like the deadline itself
+        found["work_seconds_left"] = (live.policy.calendar.work_seconds_between(now(), found["due_at"])
+                                      if running else None)
         return found
 
     @router.post("/tasks/{case_no}/updates", openapi_extra=_update_body(), responses={
@@ -464,6 +471,7 @@ def build_router(runtime: ServiceRuntime, policy: StreetPolicy, updates: OwnerUp
     @router.get("/stats/summary", responses={200: {"model": StatsSummary}})
     async def stats_summary(_: Client = Depends(operator)) -> dict[str, Any]:
         """Counts by state, overdue now, and the on-time share of finished cases."""
-        return {"as_of": now().astimezone(zone), **await views.summary(runtime.pool)}
+        at = now()
+        return {"as_of": at.astimezone(zone), **await views.summary(runtime.pool, at)}
 
     return router

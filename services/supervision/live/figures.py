@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from shared.contracts.cases import FINAL_STATES, STATE_AFTER
+from services.supervision.domain.overdue import clears_overdue
+from services.supervision.domain.overdue import is_overdue as overdue_by_rule
 
-# States whose handling clock runs: past due_at in one of them, a case is overdue (超期).
-CLOCK_RUNNING = frozenset({"dispatched", "in_progress", "returned", "rework", "reopened"})
 HOUR = 3600.0
 # The fields of a case event the screen may show: never the reporter, a phone or free text.
 PUBLIC_FIELDS = ("category", "unit_grid", "owner", "owner_name", "due_at", "stage", "level")
@@ -57,7 +57,10 @@ def fold(case: Mapping[str, Any] | None, event_type: str, data: Mapping[str, Any
         facts["overdue"] = False
     elif event_type in ("case.resumed", "case.extension-decided") and data.get("due_at"):
         facts["due_at"] = data["due_at"]
-        facts["overdue"] = False
+        # as the read model: only a deadline still ahead clears the mark (domain/overdue.py)
+        given_at = parse_time(occurred_at)
+        if given_at is None or clears_overdue(parse_time(data["due_at"]), given_at):
+            facts["overdue"] = False
     elif event_type == "case.overdue" and data.get("stage", "handling") == "handling":
         facts["overdue"] = True
     elif event_type == "case.closed":
@@ -73,11 +76,8 @@ def is_open(case: Mapping[str, Any]) -> bool:
 
 
 def is_overdue(case: Mapping[str, Any], at: datetime) -> bool:
-    """Open with its handling clock running past the deadline (or supervision said so and no new deadline came)."""
-    if case.get("state") not in CLOCK_RUNNING:
-        return False
-    due = parse_time(case.get("due_at"))
-    return bool(case.get("overdue")) or (due is not None and due <= at)
+    """Overdue at `at` by the one rule of every screen and figure (domain/overdue.py), from what the screen keeps."""
+    return overdue_by_rule(case.get("state"), parse_time(case.get("due_at")), bool(case.get("overdue")), at)
 
 
 def newly_accepted(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:

@@ -91,7 +91,8 @@ class Spike(BaseModel):
 class LiveFigures(BaseModel):
     generated_at: str = Field(description="ISO 8601 with offset (street time)")
     open_now: int = Field(description="cases not finished (not closed, rejected or merged)")
-    overdue_now: int = Field(description="open cases whose handling clock runs past the deadline")
+    overdue_now: int = Field(description="cases overdue now (超期), by the one rule of every screen and figure "
+                                         "(services/supervision/domain/overdue.py)")
     unit_grids: list[GridFigures]
     today: Today
     cases_last_hour: dict[str, int] = Field(description="cases accepted in the current hour, per unit grid")

@@ -29,8 +29,9 @@ function beyond(t, last) {
   return state.order === "due_last" ? cmp < 0 : cmp > 0;
 }
 
+// 超期 as supervision's one rule says (domain/overdue.py): the task's `overdue`, never worked out here.
 function late(t) {
-  return ["dispatched", "in_progress", "suspended"].includes(t.state) && (t.overdue_at || (t.due_at && new Date(t.due_at) < Date.now()));
+  return Boolean(t.overdue);
 }
 
 function card(t) {

@@ -60,7 +60,7 @@ function table(cases, note) {
   return h("table", { class: "grid cases" },
     h("thead", {}, h("tr", {}, ["编号", "状态", "类别", "网格", "描述", "责任单位", "期限", "要点"].map((t) => h("th", {}, t)))),
     h("tbody", {}, cases.map((c) => h("tr", {
-      "data-case": c.case_no, class: [c.case_no === current.selected ? "selected" : "", c.overdue_at && c.state !== "closed" ? "late" : ""].join(" "),
+      "data-case": c.case_no, class: [c.case_no === current.selected ? "selected" : "", c.overdue ? "late" : ""].join(" "),
       onclick: () => select(c.case_no),
     }, h("td", { class: "no" }, c.case_no), h("td", {}, stateLabel(c.state)), h("td", {}, c.category || "—"),
       h("td", {}, c.unit_grid || "—"), h("td", { class: "text" }, (c.description || "").slice(0, 60)),

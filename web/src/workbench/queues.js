@@ -37,7 +37,7 @@ export const QUEUES = [
   },
   {
     id: "overdue", title: "已超期", hint: "超过处置期限仍未办结：督办或改派",
-    load: async () => (await list({ overdue: true })).sort(byDue), note: (c) => `超期于 ${streetTime(c.overdue_at)}｜督办 ${levelLabel(c.escalation_level)}`,
+    load: async () => (await list({ overdue: true })).sort(byDue), note: (c) => `超期于 ${streetTime(c.overdue_at || c.due_at)}｜督办 ${levelLabel(c.escalation_level)}`,
   },
   {
     id: "due-soon", title: "即将到期", hint: "24 小时内到期、尚未超期的在办案件",
