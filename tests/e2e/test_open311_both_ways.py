@@ -126,6 +126,44 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     assert len([m for _, _, m in tasks.seen if m.get("type") == "task.commented"
                 and m["data"]["case_no"] == case_no]) == 1
 
+    # The client's user says it is not fixed (FixMyStreet's status=REOPEN, within the survey window): the case is
+    # reopened — read as OPEN (FixMyStreet's "confirmed"), the request open again — and dispatched again.
+    reopen = await client.post_update(case_no, "fms-reopen-1", "垃圾箱又坏了，电话13900007311", status="REOPEN")
+    assert reopen.status == 201, reopen.errors
+    back = await updates_until(client, case_no, "reopened", since)
+    reopened = [u for u in back if u["external_status_code"] == "reopened"]
+    assert len(reopened) == 1 and reopened[0]["status"] == "OPEN", reopened
+    said = [u for u in back if u["update_id"] == reopen.entries[0]["update_id"]]
+    assert said and said[0]["description"].startswith("居民反映问题未解决") and "13900007311" not in str(said)
+
+    async def dispatched_again() -> list[str]:
+        while True:
+            codes = [u["external_status_code"] for u in await updates_until(client, case_no, "reopened", since)]
+            if "dispatched" in codes[codes.index("reopened"):]:
+                return codes
+            await asyncio.sleep(0.2)
+    await asyncio.wait_for(dispatched_again(), 30)
+    assert (await client.requests(service_request_id=case_no)).entries[0]["status"] == "open"
+
+
+async def test_a_reopen_on_a_case_not_closed_stays_a_comment(wangge):
+    street, client, _ = wangge
+    since = now() - timedelta(seconds=5)
+    posted = await client.post_request(service_code="CM04", description="井盖松动", **POINT)
+    case_no = posted.entries[0]["service_request_id"]
+    await updates_until(client, case_no, "dispatched", since)
+    said = await client.post_update(case_no, "fms-reopen-open", "还没人来", status="REOPEN")
+    assert said.status == 201, said.errors
+    feed = await updates_until(client, case_no, "dispatched", since)
+    while not any(u["update_id"] == said.entries[0]["update_id"] for u in feed):
+        await asyncio.sleep(0.2)
+        feed = await updates_until(client, case_no, "dispatched", since)
+    await asyncio.sleep(1)  # supervision has folded it: nothing reopens a case that was never closed
+    feed = await updates_until(client, case_no, "dispatched", since)
+    assert "reopened" not in [u["external_status_code"] for u in feed]
+    mine = [u for u in feed if u["update_id"] == said.entries[0]["update_id"]]
+    assert mine[0]["status"] == "ACTION_SCHEDULED"
+
 
 async def test_rejected_and_merged_requests_are_not_read_as_fixed(wangge):
     street, client, _ = wangge

@@ -266,8 +266,9 @@ def step_of(event_type: str, data: Mapping[str, Any], current: str | None) -> St
         return Step(STATUS_OF_STATE.get(current or "", "IN_PROGRESS"), current or "in_progress",
                     f"处置需要更多时间，经批准延期，预计{_street_time(data.get('due_at'))}前办结")
     if event_type == "case.commented":
+        said = "居民反映问题未解决" if data.get("reopen") is True else "居民留言"
         return Step(STATUS_OF_STATE.get(current or "", "OPEN"), current or "accepted",
-                    f"居民留言：{text.get('text', '')}", _first(data.get("media")))
+                    f"{said}：{text.get('text', '')}", _first(data.get("media")))
     return None
 
 

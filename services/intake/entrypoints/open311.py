@@ -235,10 +235,15 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             if linked and not linked.lower().startswith(("http://", "https://")):
                 raise Open311Error(400, "media_url must be an absolute http(s) URL (照片地址须为完整的http(s)地址)")
             theirs = (form.get("update_id") or "").strip()[:200] or str(uuid.uuid4())
+            # FixMyStreet sends status=REOPEN (extended statuses, mark_reopen) when its user says a fixed report
+            # is not fixed: on a closed case that is the resident's "not solved" (supervision reopens it within
+            # the survey window). Any other status is the client's view of the request, not an instruction.
+            reopen = (form.get("status") or "").strip().upper() == "REOPEN"
             # The client's resident's name, phone and e-mail are not kept: the comment is what reaches the owner.
             comment = await add_comment(request.app.state.runtime, case_no=case_no[:50],
                                         text=form.get("description") or "", media=([linked] if linked else []) + photos,
-                                        channel="open311", sender_key=f"open311:{client.actor}:{theirs}")
+                                        channel="open311", sender_key=f"open311:{client.actor}:{theirs}",
+                                        reopen=reopen)
         except Open311Error as exc:
             return _error(fmt, exc)
         except CommentRefused as exc:
