@@ -26,6 +26,7 @@ from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
 from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
+from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 SOURCE = "intake"
@@ -200,6 +201,11 @@ class Intake:
             update_id = str(envelope.data.get("comment_id") or envelope.id) if envelope.type == "case.commented" \
                 else envelope.id
             await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
+            # Its photos become fetchable by Open311 clients: the update's, and an accepted report's own.
+            shown = [step.media_url] if step.media_url else []
+            if envelope.type == CaseAccepted.TYPE and isinstance(envelope.data.get("media"), list):
+                shown += [str(url) for url in envelope.data["media"]]
+            await media_sql.show_publicly(uow.conn, public_photos(self.runtime.settings), case_id, shown)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""
@@ -317,6 +323,11 @@ class Intake:
                                     media=list(row.media))
             uow.emit(self.runtime.topics.cases, accepted.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
         return StoredCase(row.case_id, row.case_no, state, case.unit_grid, case.category, reason)
+
+
+def public_photos(settings: Settings) -> open311.PublicPhotos:
+    """How Open311 answers name a stored photo: its public thumbnail on the front door (keyed by the residents' key)."""
+    return open311.PublicPhotos(settings.resident_secret(), settings.public_url)
 
 
 def masked_reporter(reporter: Reporter | None) -> Reporter | None:

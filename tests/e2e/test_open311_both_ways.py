@@ -97,6 +97,12 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     feed = await updates_until(client, case_no, "in_progress", since)
     comments = [u for u in feed if u["update_id"] == update_id]
     assert len(comments) == 1 and comments[0]["description"].startswith("居民留言") and comments[0]["media_url"]
+    # The photo's media_url is one an anonymous client can fetch (FixMyStreet's add_media): its public thumbnail
+    # on the front door, not /media/<id>, which needs a credential.
+    photo_url = comments[0]["media_url"]
+    assert photo_url.startswith(street.settings.public_url) and "/open311/v2/media/" in photo_url, photo_url
+    fetched = await asyncio.wait_for(client.http.get(photo_url.removeprefix(street.settings.public_url.rstrip("/"))), 20)
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/jpeg"
     now_read = (await client.requests(service_request_id=case_no)).entries[0]
     assert now_read["status_notes"] == "责任单位已签收，正在处置"  # a comment is an update, not the case's status
     assert now_read["updated_datetime"] >= comments[0]["updated_datetime"]

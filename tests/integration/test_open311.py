@@ -99,9 +99,12 @@ async def test_a_request_posted_as_multipart_with_a_photo_and_an_attribute(intak
         assert posted.status_code == 201, posted.text
         case_no = ElementTree.fromstring(posted.content).find("request/service_request_id").text
         one = (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]
-        assert one["media_url"].startswith("/media/") and len(one["media_url"]) == len("/media/") + 64
+        # Stored like POST /api/v1/media's photos (/media/<id> on the case); Open311 names its public thumbnail.
+        media = await intake.runtime.pool.fetchval("SELECT media->>0 FROM reports WHERE case_no = $1", case_no)
+        assert media.startswith("/media/") and len(media) == len("/media/") + 64
+        assert one["media_url"].startswith(f"{intake.runtime.settings.public_url}/open311/v2/media/")
         stored = await intake.runtime.pool.fetchval("SELECT count(*) FROM media_uploads WHERE media_id = $1",
-                                                    one["media_url"].removeprefix("/media/"))
+                                                    media.removeprefix("/media/"))
         assert stored == 1
         not_a_photo = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"},
                                       files={"media": ("x.jpg", b"not a photo", "image/jpeg")})

@@ -9,6 +9,7 @@ Lists answer at most 1000 entries a page; more are asked with `page=2`, `page=3`
 page carries `Link: <…page=N+1>; rel="next"` and `X-Next-Page: N+1`)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from services.intake.adapters import media as media_sql
 from services.intake.comments import CommentRefused, add_comment
 from services.intake.domain.photos import PhotoRefused
 from services.intake.entrypoints.media import store_photo
-from services.intake.handlers import Intake, ReportRejected
+from services.intake.handlers import Intake, ReportRejected, public_photos
 from shared.auth import Client, client_by_token
 from shared.clock import now, street_zone
 from shared.contracts.reports import ReportSubmitted
@@ -177,7 +178,9 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
         rows = await repository.public_requests(
             request.app.state.runtime.pool, case_nos=ids, categories=codes, start=start, end=end, closed=closed,
             limit=PAGE + 1, offset=(page - 1) * PAGE)
-        return _answer(fmt, "service_requests", "request", [open311.request_view(r, services) for r in rows[:PAGE]],
+        photos = public_photos(request.app.state.runtime.settings)
+        return _answer(fmt, "service_requests", "request",
+                       [open311.request_view(r, services, photos) for r in rows[:PAGE]],
                        headers=_next(request, page, len(rows) > PAGE))
 
     @router.get("/requests/{request_id}.{fmt}", responses=_answers(_REQUESTS, 404))
@@ -191,7 +194,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
                                                 categories=None, start=None, end=None, closed=None, limit=1)
         if not rows:
             return _error(fmt, Open311Error(404, f"no request {request_id[:50]!r} (无此服务请求)"))
-        return _answer(fmt, "service_requests", "request", [open311.request_view(rows[0], services)])
+        photos = public_photos(request.app.state.runtime.settings)
+        return _answer(fmt, "service_requests", "request", [open311.request_view(rows[0], services, photos)])
 
     @router.get("/servicerequestupdates.{fmt}", responses=_answers(_UPDATES, 400, 404),
                 openapi_extra={"parameters": [p for p in _LIST_PARAMS if p["name"] in (
@@ -212,8 +216,27 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             return _error(fmt, exc)
         rows = await repository.case_updates(request.app.state.runtime.pool, case_nos=ids, start=start, end=end,
                                              limit=PAGE + 1, offset=(page - 1) * PAGE)
-        return _answer(fmt, "service_request_updates", "request_update", [open311.update_view(r) for r in rows[:PAGE]],
-                       headers=_next(request, page, len(rows) > PAGE))
+        photos = public_photos(request.app.state.runtime.settings)
+        return _answer(fmt, "service_request_updates", "request_update",
+                       [open311.update_view(r, photos) for r in rows[:PAGE]], headers=_next(request, page, len(rows) > PAGE))
+
+    @router.get("/media/{public_id}.jpg", response_class=Response, responses={
+        200: {"description": "the photo's thumbnail (JPEG, 320 px), public", "content": {"image/jpeg": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        404: {"description": "no public photo by this id (the spec's error list)",
+              "content": {"application/json": {"schema": _ERROR}}}})
+    async def public_photo(request: Request, public_id: str) -> Response:
+        """A photo of a public step of a case, as the media_url of Open311 answers names it, to anyone: its
+        thumbnail, without a credential (FixMyStreet's add_media fetches it so)."""
+        media_id = await media_sql.public_photo(request.app.state.runtime.pool, public_id) \
+            if open311.PUBLIC_PHOTO_ID.fullmatch(public_id) else None
+        data = await asyncio.to_thread(request.app.state.media_store.get, media_id, "thumbnail") if media_id else None
+        if data is None:
+            return _error("json", Open311Error(404, "no such public photo (照片不存在或未公开)"))
+        # Public and never changing (content-addressed): any cache may keep it.
+        return Response(data, media_type="image/jpeg", headers={
+            "Cache-Control": "public, max-age=86400", "ETag": f'"{public_id}"', "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "inline"})
 
     @router.post("/servicerequestupdates.{fmt}", status_code=201, responses=_answers(_UPDATE_CREATED, 400, 403, 404),
                  openapi_extra=_form_body(("service_request_id", "update_id", "description", "updated_datetime",
