@@ -32,6 +32,7 @@ from shared.uow import UnitOfWork
 SOURCE = "intake"
 REPORTS_CONSUMER = "intake:reports"
 CASES_CONSUMER = "intake:cases"
+REPLIES_CONSUMER = "intake:replies"
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,24 @@ class Intake:
             if envelope.type == CaseAccepted.TYPE and isinstance(envelope.data.get("media"), list):
                 shown += [str(url) for url in envelope.data["media"]]
             await media_sql.show_publicly(uow.conn, public_photos(self.runtime.settings), case_id, shown)
+
+    async def on_reply(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A reply to a resident (reply.issued on wangge.replies): an update of the request in servicerequestupdates.
+        The reporter, each follower and each integrator's webhook get a copy of the same words: one update per
+        distinct text of a case (its update_id is derived from the case and the text)."""
+        if not envelope.case_id or not await uow.claim(REPLIES_CONSUMER, envelope.id):
+            return
+        try:
+            case_id = uuid.UUID(envelope.case_id)
+        except ValueError:
+            raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
+        current = await repository.public_state(uow.conn, case_id)
+        data = envelope.data
+        step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"), current)
+        if step is None:
+            return
+        update_id = str(uuid.uuid5(case_id, f"reply:{data.get('kind')}:{data.get('text')}"))
+        await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""

@@ -128,7 +128,8 @@ async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id:
                   public_state = coalesce($3, public_state),
                   -- status_notes say where the case stands: a resident's comment is an update, not a status
                   public_note = CASE WHEN $5 THEN public_note ELSE $4 END
-            WHERE case_id = $1 RETURNING case_no""", case_id, at, step.state, step.note, event_type == "case.commented")
+            WHERE case_id = $1 RETURNING case_no""", case_id, at, step.state, step.note,
+        event_type in ("case.commented", "reply.issued"))
     await conn.execute(
         """INSERT INTO case_updates (update_id, case_id, case_no, event_type, occurred_at, status,
                                      external_status_code, description, media_url)

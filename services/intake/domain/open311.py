@@ -308,6 +308,26 @@ def step_of(event_type: str, data: Mapping[str, Any], current: str | None) -> St
     return None
 
 
+# What notify told the resident (reply.issued on wangge.replies) is a public step too: the street's own words. Only the
+# replies to residents (not the leadership's escalation notices), and not a failed one (nobody was told). A reply's
+# text holds no name or number of the resident (the templates get none: services/notify/domain/templates.py), but a
+# survey invitation carries the resident's own signed link, and an owner's words quoted in it may hold a number:
+# links are cut and numbers masked.
+RESIDENT_REPLY_KINDS = frozenset({"acknowledgement", "progress", "resolution", "explanation", "survey", "rejection"})
+_LINK = re.compile(r"\s*https?://\S+")
+
+
+def reply_step(kind: Any, state: Any, text: Any, current: str | None) -> Step | None:
+    """The public step a reply to the resident makes (None: not a resident's reply, a failed one, or one on a case
+    with no public step yet — a held report is not public). The case's state stays (like a comment)."""
+    if kind not in RESIDENT_REPLY_KINDS or state == "failed" or not current or not isinstance(text, str):
+        return None
+    said = mask_personal(_LINK.sub("", text)).strip()
+    if not said:
+        return None
+    return Step(STATUS_OF_STATE.get(current, "OPEN"), current, f"答复居民：{said}")
+
+
 def _street_time(value: Any) -> str:
     """11月27日15:30 in the moment's own offset (supervision writes deadlines in street time)."""
     try:
