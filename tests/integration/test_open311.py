@@ -126,3 +126,29 @@ async def test_a_request_posted_as_multipart_with_a_photo_and_an_attribute(intak
         wrong = await http.post("/open311/v2/requests.json", data={
             **FORM, "api_key": "o311-portal", "service_code": urgent["service_code"], "attribute[danger]": "maybe"})
         assert wrong.status_code == 400
+
+
+async def test_photos_uploaded_as_fixmystreet_names_them_reach_the_request_and_the_comment(intake):
+    """FixMyStreet's Open311 client (upload_files, upload_files_for_updates, always_upload_photos) posts each photo
+    as a multipart file named photo1, photo2, …: taken like `media`. A file under any other name (its enquiry
+    documents, file_<key>) is not a photo and is left out."""
+    from tests.photos import phone_jpeg
+
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.xml", data={**FORM, "api_key": "o311-portal"}, files=[
+            ("photo1", ("1.0.full.jpeg", phone_jpeg(colour=(10, 10, 200)), "image/jpeg")),
+            ("photo2", ("1.1.full.jpeg", phone_jpeg(colour=(10, 200, 10)), "image/jpeg")),
+            ("file_form", ("form.pdf", b"%PDF-1.4 not a photo", "application/pdf"))])
+        assert posted.status_code == 201, posted.text
+        case_no = ElementTree.fromstring(posted.content).find("request/service_request_id").text
+        media = await intake.runtime.pool.fetchval("SELECT media FROM reports WHERE case_no = $1", case_no)
+        assert len(media) == 2 and all(url.startswith("/media/") for url in media), media
+        read = (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]
+        assert "/open311/v2/media/" in read["media_url"]
+
+        commented = await http.post("/open311/v2/servicerequestupdates.xml", data={
+            "api_key": "o311-portal", "service_request_id": case_no, "update_id": "fms-7", "description": "附照片",
+            "status": "OPEN"}, files=[("photo1", ("7.0.full.jpeg", phone_jpeg(colour=(200, 200, 10)), "image/jpeg"))])
+        assert commented.status_code == 201, commented.text
+        kept = await intake.runtime.pool.fetchval("SELECT media FROM case_comments WHERE case_no = $1", case_no)
+        assert len(kept) == 1 and kept[0].startswith("/media/")

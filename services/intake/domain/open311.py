@@ -322,7 +322,7 @@ def reply_step(kind: Any, state: Any, text: Any, current: str | None) -> Step | 
     with no public step yet — a held report is not public). The case's state stays (like a comment)."""
     if kind not in RESIDENT_REPLY_KINDS or state == "failed" or not current or not isinstance(text, str):
         return None
-    said = mask_personal(_LINK.sub("", text)).strip()
+    said = mask_personal(_LINK.sub("（链接已发给居民）", text)).strip()
     if not said:
         return None
     return Step(STATUS_OF_STATE.get(current, "OPEN"), current, f"答复居民：{said}")

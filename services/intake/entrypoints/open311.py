@@ -10,6 +10,7 @@ page carries `Link: <…page=N+1>; rel="next"` and `X-Next-Page: N+1`)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ FORMATS = ("json", "xml")
 PAGE = 1000  # the spec's "at most 1000 requests"; beyond, page=2, 3, …
 MAX_IDS = 1000
 MAX_PHOTOS = 3
+PHOTO_FIELD = re.compile(r"photo[1-9][0-9]?")
 ROLES = frozenset({"terminal", "hotline", "operator", "admin"})
 _ERROR = {"type": "array", "items": {"type": "object", "required": ["code", "description"],
                                      "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}}
@@ -280,7 +282,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
 def _form_body(fields: tuple[str, ...], required: list[str]) -> dict[str, Any]:
     properties = {key: {"type": "string", "maxLength": 2000} for key in ("api_key", "jurisdiction_id", *fields)}
     multipart = {**properties, "media": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                         "description": f"photos (JPEG, PNG, WebP or HEIC; up to {MAX_PHOTOS})"}}
+                                         "description": f"photos (JPEG, PNG, WebP or HEIC; up to {MAX_PHOTOS}); "
+                                                        "also taken as photo1, photo2, … (FixMyStreet's uploads)"}}
     return {"requestBody": {"required": True, "content": {
         "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": required, "properties": properties}},
         "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": multipart}}}}}
@@ -310,7 +313,9 @@ async def _form(request: Request) -> tuple[dict[str, str], list[UploadFile]]:
         files: list[UploadFile] = []
         for key, value in parsed.multi_items():
             if isinstance(value, UploadFile):
-                if key in ("media", "media[]", "photo"):
+                # `media` (and media[]), or FixMyStreet's photo1, photo2, … (its upload_files / always_upload_photos
+                # send each photo as photoN). Other files (FixMyStreet's file_<key> enquiry documents) are not photos.
+                if key in ("media", "media[]", "photo") or PHOTO_FIELD.fullmatch(key):
                     files.append(value)
             else:
                 fields[key] = value
