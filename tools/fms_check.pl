@@ -72,7 +72,7 @@ package FmsCheck::PhotoSet {      # what get_photoset answers: ids, and each ima
     sub get_image_data { my ($s, %a) = @_; { content_type => 'image/jpeg', data => $s->[ $a{num} ] } }
 }
 package FmsCheck::Problem {
-    my $next = 100;
+    my $next = time % 100_000_000 * 10;
     sub new {
         my ($c, %a) = @_;
         bless { id => $next++, cobrand => 'default', used_map => 1, postcode => '', state => 'confirmed',
@@ -89,7 +89,7 @@ package FmsCheck::Problem {
     sub get_cobrand_logged { FmsCheck::Cobrand->new }
 }
 package FmsCheck::Comment {
-    my $next = 5000;
+    my $next = time % 100_000_000 * 10;    # unique per run, as FixMyStreet's comment ids are
     sub new {
         my ($c, %a) = @_;
         bless { id => $next++, confirmed => DateTime->now, extra => {}, mark_open => 0, %a }, $c;

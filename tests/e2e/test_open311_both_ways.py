@@ -213,6 +213,16 @@ async def test_rejected_and_merged_requests_are_not_read_as_fixed(wangge):
     to_rejected = await client.post_update(junk_no, "c-rejected", "为什么")
     assert to_rejected.status == 409 and to_rejected.root == "errors"
 
+    # A client whose comment ids started again (a new installation) posts an update_id it used on another request:
+    # a new comment on this request, not the other request's comment answered back.
+    first = await client.post_update(target_no, "c-1", "第一条")
+    reused = await client.post_update(target_no, "c-1", "第一条")
+    assert first.status == 201 and reused.status == 200  # the same request: the same comment
+    other = await client.post_request(service_code="CM04", description="另一个问题", **POINT)
+    other_no = other.entries[0]["service_request_id"]
+    elsewhere = await client.post_update(other_no, "c-1", "另一条")
+    assert elsewhere.status == 201 and elsewhere.entries[0]["update_id"] != first.entries[0]["update_id"]
+
 
 async def test_errors_are_open311_errors_and_lists_take_commas_and_pages(wangge):
     street, client, _ = wangge
