@@ -293,6 +293,24 @@ step "4. get_service_requests";
 my $first = request_now($problem);
 ok_(($first->{status} // '') eq 'open', 'the new request is open');
 
+step "4b. get_service_requests over the last hour (fetch-reports: what FixMyStreet would import from wangge)";
+{
+    sleep 2;   # FixMyStreet imports a request whose updated_datetime is inside its window: let dispatch land first
+    my $now = DateTime->now;
+    my %window = (start_date => DateTime::Format::W3CDTF->format_datetime($now->clone->add(hours => -1)),
+                  end_date => DateTime::Format::W3CDTF->format_datetime($now));
+    my $listed = $sender->get_service_requests({ %window });
+    my @importable = grep {
+        my $t = eval { DateTime::Format::W3CDTF->parse_datetime($_->{updated_datetime} || '') };
+        my $u = $t && DateTime::Format::W3CDTF->format_datetime($t->clone->set_time_zone('UTC'));
+        $_->{service_request_id} && $_->{lat} && $_->{long} && $u && $u ge $window{start_date} && $u le $window{end_date}
+    } @{ $listed || [] };
+    my ($ours) = grep { $_->{service_request_id} eq $problem->external_id } @importable;
+    ok_($ours, scalar(@{ $listed || [] }) . ' requests, ' . scalar(@importable) . ' importable (id, lat, long, '
+               . 'updated in the window), among them ' . $problem->external_id . ' as ' .
+               show($ours && $open311{endpoint} && Open311->new(%open311)->map_state($ours->{status})));
+}
+
 step "5. fetch-comments until dispatched";
 follow_until($problem, 'dispatched');
 my (undef, $case) = api(GET => "/api/v1/cases/" . $problem->external_id, $o{'operator-token'});
