@@ -224,6 +224,8 @@ class Intake:
         if step is None:
             return
         update_id = str(uuid.uuid5(case_id, f"reply:{data.get('kind')}:{data.get('text')}"))
+        if await repository.has_update(uow.conn, update_id):
+            return  # another copy of words already told: the request's updated_datetime stays too
         await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:

@@ -8,7 +8,6 @@ from typing import Iterable
 import asyncpg
 
 from services.intake.domain.open311 import PublicPhotos
-
 from services.intake.domain.photos import StoredPhoto
 from shared.media import media_id_of
 

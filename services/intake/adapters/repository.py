@@ -137,6 +137,10 @@ async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id:
         update_id, case_id, case_no, event_type, at, step.status, step.code, step.note, step.media_url)
 
 
+async def has_update(conn: asyncpg.Connection, update_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM case_updates WHERE update_id = $1)", update_id))
+
+
 async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,
                        end: datetime | None, limit: int, offset: int = 0) -> list[dict]:
     """Public steps in the window, oldest first (index case_updates_by_time)."""
