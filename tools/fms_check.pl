@@ -182,6 +182,7 @@ sub fetch_comments {
         my $p = $problems{ $u->{service_request_id} // '' } or next;
         next if $seen{ $u->{update_id} }++;
         my $state = $fetcher->map_state($u->{status});
+        $state = $p->state if $state eq 'unchanged';    # as fetch-comments does
         my $comment = FmsCheck::Comment->new(problem => $p, text => $u->{description});
         my $media = '';
         if ($u->{media_url}) {
@@ -190,7 +191,13 @@ sub fetch_comments {
                                                                                 : 'NOT fetched');
         }
         my $before = $p->state;
-        $p->state($state) if $visible{$state} && !($before =~ /^fixed/ && $state =~ /^fixed/);
+        # fetch-comments moves the problem's state only for a visible state, not between fixed states, and only
+        # when the update is not older than the problem's last update (or is its first)
+        my $newer = !$p->{lastupdate} || DateTime->compare($t, $p->{lastupdate}) >= 0;
+        $p->state($state) if $visible{$state} && !($before =~ /^fixed/ && $state =~ /^fixed/) && $newer;
+        ok_(0, "update $u->{update_id} is dated before the problem's last update: its state is ignored")
+            if !$newer && $state ne $before;
+        $p->{lastupdate} = $t if $newer;
         say_ sprintf "   update %s %s status=%s → FixMyStreet state '%s'%s (problem: %s → %s) %s%s",
             $u->{service_request_id}, $u->{updated_datetime}, show($u->{status}), $state,
             $visible{$state} ? '' : ' [not a state: unchanged]', $before, $p->state,

@@ -218,7 +218,9 @@ class Intake:
             case_id = uuid.UUID(envelope.case_id)
         except ValueError:
             raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
-        current = await repository.public_state(uow.conn, case_id)
+        # Public once taken as a case (or rejected): intake's own state says so at once, even before the case event
+        # (on the other topic) has given the request its first public step. A held report's replies are not public.
+        current = await repository.reply_state(uow.conn, case_id)
         data = envelope.data
         step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"), current)
         if step is None:

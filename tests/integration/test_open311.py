@@ -152,3 +152,43 @@ async def test_photos_uploaded_as_fixmystreet_names_them_reach_the_request_and_t
         assert commented.status_code == 201, commented.text
         kept = await intake.runtime.pool.fetchval("SELECT media FROM case_comments WHERE case_no = $1", case_no)
         assert len(kept) == 1 and kept[0].startswith("/media/")
+
+
+async def test_a_case_updates_never_go_back_in_time_and_a_reply_moves_no_state(intake, isolated):
+    """A reply to the resident comes on wangge.replies and may be recorded before the case event it follows (on
+    wangge.cases). The state step recorded after it is dated no earlier (a client that keeps the time of the last
+    update it took, as FixMyStreet does, would otherwise ignore the state change), and the reply's status is
+    UNCHANGED (it would otherwise carry the state before)."""
+    from shared.contracts.replies import ReplyIssued
+    from datetime import timedelta
+
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"})
+        case_no = posted.json()[0]["service_request_id"]
+        case_id = await intake.runtime.pool.fetchval("SELECT case_id::text FROM reports WHERE case_no = $1", case_no)
+        topics = Topics(isolated.topic_prefix)
+        told = now()
+        reply = ReplyIssued(case_no=case_no, kind="resolution", channel="sms", to="139****1001", state="sent",
+                            text=f"【文化路街道】您反映的问题（编号{case_no}）已办结：已更换。", delivery_id="d-1")
+        await publish(isolated.kafka_bootstrap, topics.replies, reply.envelope(source="notify", case_id=case_id,
+                                                                                occurred_at=told), key=case_id)
+
+        async def updates(count: int) -> list[dict]:
+            while True:
+                answer = (await http.get("/open311/v2/servicerequestupdates.json",
+                                         params={"service_request_id": case_no})).json()
+                if len(answer) >= count:
+                    return answer
+                await asyncio.sleep(0.1)
+        accepted_and_reply = await asyncio.wait_for(updates(2), 20)
+        said = next(u for u in accepted_and_reply if u["description"].startswith("答复居民"))
+        assert said["status"] == "UNCHANGED" and said["external_status_code"] == "accepted"
+        # The close it follows, dated a second before the reply, recorded after it.
+        closed = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="已更换", by="operator:x",
+                            closed_at=told - timedelta(seconds=1), on_time=True) \
+            .envelope(source="supervision", case_id=case_id, occurred_at=told - timedelta(seconds=1))
+        await publish(isolated.kafka_bootstrap, topics.cases, closed, key=case_id)
+        steps = await asyncio.wait_for(updates(3), 20)
+        close = next(u for u in steps if u["external_status_code"] == "closed-resolved" and u["status"] == "FIXED")
+        assert close["updated_datetime"] >= said["updated_datetime"], steps
+        assert [u["update_id"] for u in steps][-1] == close["update_id"]  # oldest first: the close comes last

@@ -55,7 +55,8 @@ def test_a_reply_to_the_resident_is_an_update_without_their_link_or_a_number():
     survey = ("【文化路街道】回访：您反映的问题（编号20261206-0001）已办结，请回复1满意、2基本满意、3不满意，或点击链接评价 "
               "https://wangge.example/my/?s=NWVmZWZk.9ei_v6mX ，12月13日17:30前有效。")
     step = reply_step("survey", "sent", survey, "closed-resolved")
-    assert step is not None and (step.status, step.code, step.state) == ("FIXED", "closed-resolved", None)
+    # UNCHANGED: a reply moves no state (it may be recorded before the state change it follows)
+    assert step is not None and (step.status, step.code, step.state) == ("UNCHANGED", "closed-resolved", None)
     assert step.note.startswith("答复居民：【文化路街道】回访") and "http" not in step.note and "?s=" not in step.note
     quoted = reply_step("resolution", "held", "【文化路街道】已办结：已修好，有事请拨13900001001", "closed-resolved")
     assert quoted is not None and "13900001001" not in quoted.note and "139****1001" in quoted.note

@@ -119,10 +119,26 @@ async def public_state(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | No
     return await conn.fetchval("SELECT coalesce(public_state, '') FROM reports WHERE case_id = $1", case_id)
 
 
+async def reply_state(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
+    """The state code a reply to the resident is recorded under: the request's public state, or intake's own state
+    before the first public step was recorded ('' for a held report, None for no such case)."""
+    return await conn.fetchval(
+        """SELECT CASE WHEN state = 'reported' THEN '' ELSE coalesce(public_state, state) END
+             FROM reports WHERE case_id = $1""", case_id)
+
+
 async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id: str, event_type: str,
                         at: datetime, step) -> None:  # type: ignore[no-untyped-def]
     """One public step (open311.Step) of a case: a row for servicerequestupdates, and the request's updated time,
-    state code and note moved (a later step never moves them back: events of one case arrive in order)."""
+    state code and note moved (a later step never moves them back: events of one case arrive in order).
+
+    A step's time never goes back behind one already recorded for the case: the replies to the resident come on
+    their own topic and may be recorded before the case event they follow, and a client that keeps the time of the
+    last update it took (FixMyStreet's lastupdate) ignores a state change dated before it. The case's row is locked
+    first: intake's two readers (wangge.cases, wangge.replies) may record steps of one case at once."""
+    await conn.execute("SELECT 1 FROM reports WHERE case_id = $1 FOR UPDATE", case_id)
+    last = await conn.fetchval("SELECT max(occurred_at) FROM case_updates WHERE case_id = $1", case_id)
+    at = max(at, last) if last is not None else at
     case_no = await conn.fetchval(
         """UPDATE reports SET updated_at = greatest(coalesce(updated_at, received_at), $2),
                   public_state = coalesce($3, public_state),

@@ -313,19 +313,22 @@ def step_of(event_type: str, data: Mapping[str, Any], current: str | None) -> St
 # text holds no name or number of the resident (the templates get none: services/notify/domain/templates.py), but a
 # survey invitation carries the resident's own signed link, and an owner's words quoted in it may hold a number:
 # links are cut and numbers masked.
+UNCHANGED = "UNCHANGED"
 RESIDENT_REPLY_KINDS = frozenset({"acknowledgement", "progress", "resolution", "explanation", "survey", "rejection"})
 _LINK = re.compile(r"\s*https?://\S+")
 
 
 def reply_step(kind: Any, state: Any, text: Any, current: str | None) -> Step | None:
     """The public step a reply to the resident makes (None: not a resident's reply, a failed one, or one on a case
-    with no public step yet — a held report is not public). The case's state stays (like a comment)."""
+    with no public step yet — a held report is not public). Its status is UNCHANGED (FixMyStreet's map_state keeps
+    the problem's state for it): a reply arrives on its own topic, possibly before intake has recorded the state
+    change it follows, so the state it would carry could be the one before — and a client would move back to it."""
     if kind not in RESIDENT_REPLY_KINDS or state == "failed" or not current or not isinstance(text, str):
         return None
     said = mask_personal(_LINK.sub("（链接已发给居民）", text)).strip()
     if not said:
         return None
-    return Step(STATUS_OF_STATE.get(current, "OPEN"), current, f"答复居民：{said}")
+    return Step(UNCHANGED, current, f"答复居民：{said}")
 
 
 def _street_time(value: Any) -> str:
