@@ -3,7 +3,8 @@
 Every Kafka client of the project takes its connection options from `client_options(settings)`.
 `acl_plan` says, for one street and topic prefix, what each principal may do — each service reads
 and writes only its own topics; an owner reads only `wangge.tasks.<its code>` and writes only
-`wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies`;
+`wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies` (as intake does, for
+Open311's updates);
 only notify reads `wangge.contacts`; only the services read `wangge.credentials`, which the administrators'
 CLI and supervision (people's sessions) write; supervision writes `wangge.street-config`, which routing and notify
 read.
@@ -90,7 +91,8 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
                                                    "street-config")}
     tasks = f"{p}wangge.tasks."
     reads = {
-        "intake": [t["reports"], t["cases"], t["credentials"]],  # cases: closed/reopened, for Open311
+        # cases and replies: every public step of a case and what the resident was told, for Open311's updates
+        "intake": [t["reports"], t["cases"], t["replies"], t["credentials"]],
         "routing": [t["cases"], t["credentials"], t["street-config"]],
         "supervision": [t["cases"], t["task-updates"], t["credentials"]],
         "notify": [t["cases"], t["contacts"], t["credentials"], t["street-config"]],

@@ -12,6 +12,7 @@ from services.intake.entrypoints.media import DECODING_AT_ONCE, build_media_rout
 from services.intake.entrypoints.open311 import MAX_PHOTOS, build_open311_router
 from services.intake.entrypoints.resident_comments import router as resident_comments_router
 from services.intake.handlers import Intake
+from shared.contracts.replies import ReplyIssued
 from shared.http import create_app
 from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
@@ -31,6 +32,8 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     # The public steps of its cases: Open311's servicerequestupdates and open/closed (no merge into a closed case).
     runtime.consume([runtime.topics.cases], intake.on_case_event, group_suffix="-cases",
                     types=set(open311.UPDATE_TYPES))
+    # What notify told the residents: updates in Open311's servicerequestupdates too.
+    runtime.consume([runtime.topics.replies], intake.on_reply, group_suffix="-replies", types={ReplyIssued.TYPE})
     app = create_app(
         runtime,
         title="wangge intake",

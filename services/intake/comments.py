@@ -47,9 +47,10 @@ class Comment:
 
 
 async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media: list[str], channel: str,
-                      sender_key: str) -> Comment:
+                      sender_key: str, reopen: bool = False) -> Comment:
     """Record a resident's comment and publish case.commented, once per sender_key (the same key again answers
-    the first comment). Raises CommentRefused. Photos must be stored by wangge (/media/<id>) or absolute URLs."""
+    the first comment). Raises CommentRefused. Photos must be stored by wangge (/media/<id>) or absolute URLs.
+    `reopen`: the resident says the closed case is not solved (supervision reopens it within the survey window)."""
     text = (text or "").strip()
     if not text and not media:
         raise CommentRefused(400, "the comment is empty: write a description or add a photo (留言内容不能为空)")
@@ -86,7 +87,7 @@ async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media
             pass
         else:
             event = CaseCommented(case_no=case_no, comment_id=comment_id, text=masked, media=list(media),
-                                  channel=channel)  # type: ignore[arg-type]
+                                  channel=channel, reopen=reopen)  # type: ignore[arg-type]
             uow.emit(runtime.topics.cases, event.envelope(source=SOURCE, case_id=str(row["case_id"]), occurred_at=at))
             await uow.commit()
             return Comment(comment_id, case_no, at, duplicate=False)

@@ -26,11 +26,13 @@ from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
 from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
+from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 SOURCE = "intake"
 REPORTS_CONSUMER = "intake:reports"
 CASES_CONSUMER = "intake:cases"
+REPLIES_CONSUMER = "intake:replies"
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,33 @@ class Intake:
             update_id = str(envelope.data.get("comment_id") or envelope.id) if envelope.type == "case.commented" \
                 else envelope.id
             await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
+            # Its photos become fetchable by Open311 clients: the update's, and an accepted report's own.
+            shown = [step.media_url] if step.media_url else []
+            if envelope.type == CaseAccepted.TYPE and isinstance(envelope.data.get("media"), list):
+                shown += [str(url) for url in envelope.data["media"]]
+            await media_sql.show_publicly(uow.conn, public_photos(self.runtime.settings), case_id, shown)
+
+    async def on_reply(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        """A reply to a resident (reply.issued on wangge.replies): an update of the request in servicerequestupdates.
+        The reporter, each follower and each integrator's webhook get a copy of the same words: one update per
+        distinct text of a case (its update_id is derived from the case and the text)."""
+        if not envelope.case_id or not await uow.claim(REPLIES_CONSUMER, envelope.id):
+            return
+        try:
+            case_id = uuid.UUID(envelope.case_id)
+        except ValueError:
+            raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
+        # Public once taken as a case (or rejected): intake's own state says so at once, even before the case event
+        # (on the other topic) has given the request its first public step. A held report's replies are not public.
+        current = await repository.reply_state(uow.conn, case_id)
+        data = envelope.data
+        step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"), current)
+        if step is None:
+            return
+        update_id = str(uuid.uuid5(case_id, f"reply:{data.get('kind')}:{data.get('text')}"))
+        if await repository.has_update(uow.conn, update_id):
+            return  # another copy of words already told: the request's updated_datetime stays too
+        await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A message on wangge.reports: make its case, or reject it with the reason."""
@@ -317,6 +346,11 @@ class Intake:
                                     media=list(row.media))
             uow.emit(self.runtime.topics.cases, accepted.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
         return StoredCase(row.case_id, row.case_no, state, case.unit_grid, case.category, reason)
+
+
+def public_photos(settings: Settings) -> open311.PublicPhotos:
+    """How Open311 answers name a stored photo: its public thumbnail on the front door (keyed by the residents' key)."""
+    return open311.PublicPhotos(settings.resident_secret(), settings.public_url)
 
 
 def masked_reporter(reporter: Reporter | None) -> Reporter | None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from pydantic import ValidationError
@@ -111,6 +111,8 @@ class CaseLog:
             await self._close_on_the_spot(uow, envelope, event)
         if fold is not None and isinstance(event, c.CaseCommented):
             await self._forward_comment(uow, envelope.case_id, event, fold)
+            if event.reopen:
+                await self._reopen_on_comment(uow, envelope.case_id, event, fold)
 
     async def emit(self, uow: UnitOfWork, event: EventModel, case_id: str, *, at: datetime | None = None) -> Envelope:
         """An event supervision decided: folded here at once and queued for wangge.cases in the same transaction."""
@@ -251,6 +253,20 @@ class CaseLog:
                                note=comment.text, media=comment.media,
                                text=commented_text(comment.case_no, comment.text, len(comment.media)))
         uow.emit(self._topics.tasks(owner), told.envelope(source=SERVICE, case_id=case_id))
+
+    async def _reopen_on_comment(self, uow: UnitOfWork, case_id: str, comment: c.CaseCommented, fold: Fold) -> None:
+        """A resident's "not solved" on a closed case (an Open311 client's status=REOPEN): reopened like an
+        unsatisfied survey answer, within the same window after the close; otherwise it stays a comment."""
+        row = await uow.conn.fetchrow("SELECT owner, closed_at FROM cases WHERE case_id = $1", case_id)
+        window = timedelta(days=self._policy.config.survey_window_days)
+        within = row is not None and row["closed_at"] is not None and now() - row["closed_at"] <= window
+        if not reopens(fold.state, "unsatisfied", within):
+            log.info("case %s: a resident's reopen request left as a comment (%s)", comment.case_no,
+                     "not closed" if fold.state != "closed" else "after the survey window")
+            return
+        reason = f"居民反映问题未解决：{comment.text}"  # masked by intake already
+        await self.emit(uow, c.CaseReopened(case_no=comment.case_no, owner=(row["owner"] if row else None)
+                                            or self._policy.command_center, reason=reason, by="resident"), case_id)
 
     async def _after_survey(self, uow: UnitOfWork, case_id: str, answer: c.CaseSurveyAnswered, fold: Fold) -> None:
         if not reopens(fold.state, answer.verdict, answer.within_window):

@@ -152,6 +152,9 @@ class CaseCommented(EventModel):
     media: list[str] = Field(default_factory=list, description="photos the resident added")
     channel: Literal["web", "open311"] = Field(description="the resident's page, or an Open311 client")
     by: Actor = "resident"
+    reopen: bool = Field(default=False, description="the resident says a closed case is not solved (an Open311 "
+                         "client's status=REOPEN): within the survey window it reopens the case, as an unsatisfied "
+                         "survey answer does")
 
 
 # ---- the closed loop after dispatch ---------------------------------------------------------

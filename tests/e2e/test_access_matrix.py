@@ -235,6 +235,9 @@ async def test_every_endpoint_against_every_caller(street):
         answer = await call(i, "GET", path, None)
         assert answer.status_code == 200 and PHONE not in answer.text, path
     assert (await call(i, "POST", "/open311/v2/requests.json", None)).status_code == 403
+    # Public: an Open311 photo by its public id (tests/security/test_open311_photos.py); an unknown one is a 404 to
+    # everyone, never a 401: the public id is the only key.
+    assert (await call(i, "GET", f"/open311/v2/media/{'0' * 32}.jpg", None)).status_code == 404
     # Public: the street's recent cases on the map, without a word of the report or its reporter.
     public = await call(s, "GET", "/api/v1/public/cases", None)
     assert public.status_code == 200 and case_no in public.text, public.text

@@ -48,12 +48,14 @@ async def call(service, token: str, path: str, body: dict) -> httpx.Response:
 
 
 async def updates_until(client: Open311Client, case_no: str, code: str, since, timeout: float = 30) -> list[dict]:
-    """fetch-comments until the request has an update with this external_status_code; the request's updates."""
+    """fetch-comments until the request has an update with this external_status_code; the request's updates (its
+    steps and comments: the replies to the resident, which keep the case's code, are read apart)."""
     async def poll() -> list[dict]:
         while True:
             answer = await client.updates(since, now() + timedelta(minutes=1))
             assert answer.status == 200 and answer.root == "service_request_updates", answer
-            mine = [u for u in answer.entries if u["service_request_id"] == case_no]
+            mine = [u for u in answer.entries if u["service_request_id"] == case_no
+                    and not (u["description"] or "").startswith("答复居民")]
             if any(u["external_status_code"] == code for u in mine):
                 return mine
             await asyncio.sleep(0.2)
@@ -74,6 +76,20 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
 
     dispatched = await updates_until(client, case_no, "dispatched", since)
     assert dispatched[-1]["status"] == "ACTION_SCHEDULED"
+
+    # What notify told the resident (wangge.replies) is an update too: the acknowledgement (sent at any hour) in the
+    # street's words, once although its text also goes to every webhook, without the resident's number.
+    async def told() -> list[dict]:
+        while True:
+            answer = await client.updates(since, now() + timedelta(minutes=1), service_request_id=case_no)
+            replies = [u for u in answer.entries if (u["description"] or "").startswith("答复居民")]
+            if replies:
+                return replies
+            await asyncio.sleep(0.2)
+    acknowledged = await asyncio.wait_for(told(), 30)
+    assert len(acknowledged) == 1 and "已受理" in acknowledged[0]["description"], acknowledged
+    assert case_no in acknowledged[0]["description"] and "13900007311" not in str(acknowledged)
+    assert acknowledged[0]["status"] == "UNCHANGED"  # a reply moves no state: FixMyStreet keeps its own
     tasks_url = f"/api/v1/tasks/{case_no}/updates"
     signed = await call(street.supervision, OWNER_TOKEN, tasks_url, {"type": "task.accepted"})
     assert signed.status_code == 200, signed.text
@@ -97,6 +113,12 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     feed = await updates_until(client, case_no, "in_progress", since)
     comments = [u for u in feed if u["update_id"] == update_id]
     assert len(comments) == 1 and comments[0]["description"].startswith("居民留言") and comments[0]["media_url"]
+    # The photo's media_url is one an anonymous client can fetch (FixMyStreet's add_media): its public thumbnail
+    # on the front door, not /media/<id>, which needs a credential.
+    photo_url = comments[0]["media_url"]
+    assert photo_url.startswith(street.settings.public_url) and "/open311/v2/media/" in photo_url, photo_url
+    fetched = await asyncio.wait_for(client.http.get(photo_url.removeprefix(street.settings.public_url.rstrip("/"))), 20)
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/jpeg"
     now_read = (await client.requests(service_request_id=case_no)).entries[0]
     assert now_read["status_notes"] == "责任单位已签收，正在处置"  # a comment is an update, not the case's status
     assert now_read["updated_datetime"] >= comments[0]["updated_datetime"]
@@ -126,6 +148,44 @@ async def test_a_request_followed_from_post_to_close_with_a_comment_reaching_the
     assert len([m for _, _, m in tasks.seen if m.get("type") == "task.commented"
                 and m["data"]["case_no"] == case_no]) == 1
 
+    # The client's user says it is not fixed (FixMyStreet's status=REOPEN, within the survey window): the case is
+    # reopened — read as OPEN (FixMyStreet's "confirmed"), the request open again — and dispatched again.
+    reopen = await client.post_update(case_no, "fms-reopen-1", "垃圾箱又坏了，电话13900007311", status="REOPEN")
+    assert reopen.status == 201, reopen.errors
+    back = await updates_until(client, case_no, "reopened", since)
+    reopened = [u for u in back if u["external_status_code"] == "reopened"]
+    assert len(reopened) == 1 and reopened[0]["status"] == "OPEN", reopened
+    said = [u for u in back if u["update_id"] == reopen.entries[0]["update_id"]]
+    assert said and said[0]["description"].startswith("居民反映问题未解决") and "13900007311" not in str(said)
+
+    async def dispatched_again() -> list[str]:
+        while True:
+            codes = [u["external_status_code"] for u in await updates_until(client, case_no, "reopened", since)]
+            if "dispatched" in codes[codes.index("reopened"):]:
+                return codes
+            await asyncio.sleep(0.2)
+    await asyncio.wait_for(dispatched_again(), 30)
+    assert (await client.requests(service_request_id=case_no)).entries[0]["status"] == "open"
+
+
+async def test_a_reopen_on_a_case_not_closed_stays_a_comment(wangge):
+    street, client, _ = wangge
+    since = now() - timedelta(seconds=5)
+    posted = await client.post_request(service_code="CM04", description="井盖松动", **POINT)
+    case_no = posted.entries[0]["service_request_id"]
+    await updates_until(client, case_no, "dispatched", since)
+    said = await client.post_update(case_no, "fms-reopen-open", "还没人来", status="REOPEN")
+    assert said.status == 201, said.errors
+    feed = await updates_until(client, case_no, "dispatched", since)
+    while not any(u["update_id"] == said.entries[0]["update_id"] for u in feed):
+        await asyncio.sleep(0.2)
+        feed = await updates_until(client, case_no, "dispatched", since)
+    await asyncio.sleep(1)  # supervision has folded it: nothing reopens a case that was never closed
+    feed = await updates_until(client, case_no, "dispatched", since)
+    assert "reopened" not in [u["external_status_code"] for u in feed]
+    mine = [u for u in feed if u["update_id"] == said.entries[0]["update_id"]]
+    assert mine[0]["status"] == "ACTION_SCHEDULED"
+
 
 async def test_rejected_and_merged_requests_are_not_read_as_fixed(wangge):
     street, client, _ = wangge
@@ -152,6 +212,16 @@ async def test_rejected_and_merged_requests_are_not_read_as_fixed(wangge):
     assert to_merged.status == 409 and target_no in to_merged.errors[0]["description"]
     to_rejected = await client.post_update(junk_no, "c-rejected", "为什么")
     assert to_rejected.status == 409 and to_rejected.root == "errors"
+
+    # A client whose comment ids started again (a new installation) posts an update_id it used on another request:
+    # a new comment on this request, not the other request's comment answered back.
+    first = await client.post_update(target_no, "c-1", "第一条")
+    reused = await client.post_update(target_no, "c-1", "第一条")
+    assert first.status == 201 and reused.status == 200  # the same request: the same comment
+    other = await client.post_request(service_code="CM04", description="另一个问题", **POINT)
+    other_no = other.entries[0]["service_request_id"]
+    elsewhere = await client.post_update(other_no, "c-1", "另一条")
+    assert elsewhere.status == 201 and elsewhere.entries[0]["update_id"] != first.entries[0]["update_id"]
 
 
 async def test_errors_are_open311_errors_and_lists_take_commas_and_pages(wangge):

@@ -99,9 +99,12 @@ async def test_a_request_posted_as_multipart_with_a_photo_and_an_attribute(intak
         assert posted.status_code == 201, posted.text
         case_no = ElementTree.fromstring(posted.content).find("request/service_request_id").text
         one = (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]
-        assert one["media_url"].startswith("/media/") and len(one["media_url"]) == len("/media/") + 64
+        # Stored like POST /api/v1/media's photos (/media/<id> on the case); Open311 names its public thumbnail.
+        media = await intake.runtime.pool.fetchval("SELECT media->>0 FROM reports WHERE case_no = $1", case_no)
+        assert media.startswith("/media/") and len(media) == len("/media/") + 64
+        assert one["media_url"].startswith(f"{intake.runtime.settings.public_url}/open311/v2/media/")
         stored = await intake.runtime.pool.fetchval("SELECT count(*) FROM media_uploads WHERE media_id = $1",
-                                                    one["media_url"].removeprefix("/media/"))
+                                                    media.removeprefix("/media/"))
         assert stored == 1
         not_a_photo = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"},
                                       files={"media": ("x.jpg", b"not a photo", "image/jpeg")})
@@ -123,3 +126,69 @@ async def test_a_request_posted_as_multipart_with_a_photo_and_an_attribute(intak
         wrong = await http.post("/open311/v2/requests.json", data={
             **FORM, "api_key": "o311-portal", "service_code": urgent["service_code"], "attribute[danger]": "maybe"})
         assert wrong.status_code == 400
+
+
+async def test_photos_uploaded_as_fixmystreet_names_them_reach_the_request_and_the_comment(intake):
+    """FixMyStreet's Open311 client (upload_files, upload_files_for_updates, always_upload_photos) posts each photo
+    as a multipart file named photo1, photo2, …: taken like `media`. A file under any other name (its enquiry
+    documents, file_<key>) is not a photo and is left out."""
+    from tests.photos import phone_jpeg
+
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.xml", data={**FORM, "api_key": "o311-portal"}, files=[
+            ("photo1", ("1.0.full.jpeg", phone_jpeg(colour=(10, 10, 200)), "image/jpeg")),
+            ("photo2", ("1.1.full.jpeg", phone_jpeg(colour=(10, 200, 10)), "image/jpeg")),
+            ("file_form", ("form.pdf", b"%PDF-1.4 not a photo", "application/pdf"))])
+        assert posted.status_code == 201, posted.text
+        case_no = ElementTree.fromstring(posted.content).find("request/service_request_id").text
+        media = await intake.runtime.pool.fetchval("SELECT media FROM reports WHERE case_no = $1", case_no)
+        assert len(media) == 2 and all(url.startswith("/media/") for url in media), media
+        read = (await http.get(f"/open311/v2/requests/{case_no}.json")).json()[0]
+        assert "/open311/v2/media/" in read["media_url"]
+
+        commented = await http.post("/open311/v2/servicerequestupdates.xml", data={
+            "api_key": "o311-portal", "service_request_id": case_no, "update_id": "fms-7", "description": "附照片",
+            "status": "OPEN"}, files=[("photo1", ("7.0.full.jpeg", phone_jpeg(colour=(200, 200, 10)), "image/jpeg"))])
+        assert commented.status_code == 201, commented.text
+        kept = await intake.runtime.pool.fetchval("SELECT media FROM case_comments WHERE case_no = $1", case_no)
+        assert len(kept) == 1 and kept[0].startswith("/media/")
+
+
+async def test_a_case_updates_never_go_back_in_time_and_a_reply_moves_no_state(intake, isolated):
+    """A reply to the resident comes on wangge.replies and may be recorded before the case event it follows (on
+    wangge.cases). The state step recorded after it is dated no earlier (a client that keeps the time of the last
+    update it took, as FixMyStreet does, would otherwise ignore the state change), and the reply's status is
+    UNCHANGED (it would otherwise carry the state before)."""
+    from shared.contracts.replies import ReplyIssued
+    from datetime import timedelta
+
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"})
+        case_no = posted.json()[0]["service_request_id"]
+        case_id = await intake.runtime.pool.fetchval("SELECT case_id::text FROM reports WHERE case_no = $1", case_no)
+        topics = Topics(isolated.topic_prefix)
+        told = now()
+        reply = ReplyIssued(case_no=case_no, kind="resolution", channel="sms", to="139****1001", state="sent",
+                            text=f"【文化路街道】您反映的问题（编号{case_no}）已办结：已更换。", delivery_id="d-1")
+        await publish(isolated.kafka_bootstrap, topics.replies, reply.envelope(source="notify", case_id=case_id,
+                                                                                occurred_at=told), key=case_id)
+
+        async def updates(count: int) -> list[dict]:
+            while True:
+                answer = (await http.get("/open311/v2/servicerequestupdates.json",
+                                         params={"service_request_id": case_no})).json()
+                if len(answer) >= count:
+                    return answer
+                await asyncio.sleep(0.1)
+        accepted_and_reply = await asyncio.wait_for(updates(2), 20)
+        said = next(u for u in accepted_and_reply if u["description"].startswith("答复居民"))
+        assert said["status"] == "UNCHANGED" and said["external_status_code"] == "accepted"
+        # The close it follows, dated a second before the reply, recorded after it.
+        closed = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="已更换", by="operator:x",
+                            closed_at=told - timedelta(seconds=1), on_time=True) \
+            .envelope(source="supervision", case_id=case_id, occurred_at=told - timedelta(seconds=1))
+        await publish(isolated.kafka_bootstrap, topics.cases, closed, key=case_id)
+        steps = await asyncio.wait_for(updates(3), 20)
+        close = next(u for u in steps if u["external_status_code"] == "closed-resolved" and u["status"] == "FIXED")
+        assert close["updated_datetime"] >= said["updated_datetime"], steps
+        assert [u["update_id"] for u in steps][-1] == close["update_id"]  # oldest first: the close comes last

@@ -47,3 +47,19 @@ def test_an_approved_extension_is_news_and_a_denied_one_is_not():
     assert approved.state is None
     assert step_of("case.extension-decided", {"approved": False, "due_at": "2026-12-08T17:30:00+08:00"},
                    "in_progress") is None
+
+
+def test_a_reply_to_the_resident_is_an_update_without_their_link_or_a_number():
+    from services.intake.domain.open311 import reply_step
+
+    survey = ("【文化路街道】回访：您反映的问题（编号20261206-0001）已办结，请回复1满意、2基本满意、3不满意，或点击链接评价 "
+              "https://wangge.example/my/?s=NWVmZWZk.9ei_v6mX ，12月13日17:30前有效。")
+    step = reply_step("survey", "sent", survey, "closed-resolved")
+    # UNCHANGED: a reply moves no state (it may be recorded before the state change it follows)
+    assert step is not None and (step.status, step.code, step.state) == ("UNCHANGED", "closed-resolved", None)
+    assert step.note.startswith("答复居民：【文化路街道】回访") and "http" not in step.note and "?s=" not in step.note
+    quoted = reply_step("resolution", "held", "【文化路街道】已办结：已修好，有事请拨13900001001", "closed-resolved")
+    assert quoted is not None and "13900001001" not in quoted.note and "139****1001" in quoted.note
+    assert reply_step("progress", "failed", "签收", "in_progress") is None  # nobody was told
+    assert reply_step("escalation", "sent", "王主任：案件已升级", "dispatched") is None  # staff, not the resident
+    assert reply_step("acknowledgement", "sent", "已受理", "") is None  # a held report is not public

@@ -1,8 +1,13 @@
-"""SQL for intake's record of stored photos and their uploads (migration 005)."""
+"""SQL for intake's record of stored photos and their uploads (migration 005), and of the photos Open311 clients
+may fetch without a credential (migration 007)."""
 from __future__ import annotations
+
+import uuid
+from typing import Iterable
 
 import asyncpg
 
+from services.intake.domain.open311 import PublicPhotos
 from services.intake.domain.photos import StoredPhoto
 from shared.media import media_id_of
 
@@ -45,3 +50,16 @@ async def not_stored(conn: asyncpg.Connection | asyncpg.Pool, media: list[str]) 
 def not_stored_reason(url: str) -> str:
     return (f"media: {url} names no photo stored by wangge; upload it first with POST /api/v1/media "
             "(照片不存在，请先上传)")
+
+
+async def show_publicly(conn: asyncpg.Connection, photos: PublicPhotos, case_id: uuid.UUID, media: Iterable[str]) -> None:
+    """The stored photos among these URLs, shown in a public step of this case, become fetchable by their public id."""
+    rows = [(ids[0], ids[1], case_id) for ids in map(photos.id_of, media) if ids]
+    if rows:
+        await conn.executemany("""INSERT INTO open311_photos (public_id, media_id, case_id) VALUES ($1, $2, $3)
+                                  ON CONFLICT (public_id) DO NOTHING""", rows)
+
+
+async def public_photo(conn: asyncpg.Connection | asyncpg.Pool, public_id: str) -> str | None:
+    """The media id behind a public photo id, or None if no public step showed it."""
+    return await conn.fetchval("SELECT media_id FROM open311_photos WHERE public_id = $1", public_id)

@@ -7,6 +7,9 @@ was taken as a case (held and rejected reports are not public).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -14,6 +17,7 @@ from xml.etree import ElementTree
 
 from shared.clock import to_street_time
 from shared.contracts.cases import FINAL_STATES
+from shared.media import media_id_of
 from shared.personal_data import mask_personal
 
 STATUS_NOTES = {"reported": "已受理，待指挥中心分类或定位", "accepted": "已立案，正在处置", "closed": "已办结",
@@ -39,6 +43,38 @@ class Service:
         return [{"variable": True, "code": "danger", "datatype": "singlevaluelist", "required": False,
                  "datatype_description": "yes 或 no", "order": 1, "description": "现场是否危及人身安全？",
                  "values": [{"key": "yes", "name": "是，有安全危险"}, {"key": "no", "name": "否"}]}]
+
+
+# ---- photos an anonymous Open311 client can fetch ------------------------------------------------------------
+# A photo's /media/<id> is for who may see its case (a credential or a session): FixMyStreet's add_media fetches a
+# media_url without one. Open311 answers carry instead <public_url>/open311/v2/media/<public id>.jpg, the photo's
+# thumbnail: the public id is a keyed hash of the media id (128 bits; unguessable, and it does not give away the
+# media id, which is the SHA-256 of the photo), and it is served only once the photo was in a public step of a case
+# (intake's open311_photos, migration 007). Photos hosted elsewhere (absolute URLs) are passed on as they are.
+PUBLIC_PHOTO_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def public_photo_id(key: bytes, media_id: str) -> str:
+    return hmac.new(key, b"open311-photo:" + media_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class PublicPhotos:
+    """How a photo URL of a case reads in an Open311 answer."""
+
+    key: bytes
+    base_url: str  # where residents reach the front door (settings.public_url)
+
+    def id_of(self, media: str | None) -> tuple[str, str] | None:
+        """(public id, media id) of a photo wangge stores, None for any other URL."""
+        media_id = media_id_of(media or "")
+        return (public_photo_id(self.key, media_id), media_id) if media_id else None
+
+    def url(self, media: str | None) -> str | None:
+        ids = self.id_of(media)
+        if ids is None:
+            return media or None
+        return f"{self.base_url.rstrip('/')}/open311/v2/media/{ids[0]}.jpg"
 
 
 class Open311Error(ValueError):
@@ -120,8 +156,8 @@ def report_fields(form: Mapping[str, str], services: Mapping[str, Service],
             "media": ([media] if media else []) + list(photos or [])}
 
 
-def request_view(row: Mapping[str, Any], services: Mapping[str, Service]) -> dict[str, Any]:
-    """One service request as the public reads it (every free-text field masked)."""
+def request_view(row: Mapping[str, Any], services: Mapping[str, Service], photos: PublicPhotos) -> dict[str, Any]:
+    """One service request as the public reads it (every free-text field masked; a photo as its public URL)."""
     state, code = row["state"], row["category"]
     return {
         "service_request_id": row["case_no"],
@@ -143,7 +179,7 @@ def request_view(row: Mapping[str, Any], services: Mapping[str, Service]) -> dic
         "zipcode": None,
         "lat": row.get("lat"),
         "long": row.get("lon"),
-        "media_url": (row.get("media") or [None])[0],
+        "media_url": photos.url((row.get("media") or [None])[0]),
     }
 
 
@@ -266,9 +302,33 @@ def step_of(event_type: str, data: Mapping[str, Any], current: str | None) -> St
         return Step(STATUS_OF_STATE.get(current or "", "IN_PROGRESS"), current or "in_progress",
                     f"处置需要更多时间，经批准延期，预计{_street_time(data.get('due_at'))}前办结")
     if event_type == "case.commented":
+        said = "居民反映问题未解决" if data.get("reopen") is True else "居民留言"
         return Step(STATUS_OF_STATE.get(current or "", "OPEN"), current or "accepted",
-                    f"居民留言：{text.get('text', '')}", _first(data.get("media")))
+                    f"{said}：{text.get('text', '')}", _first(data.get("media")))
     return None
+
+
+# What notify told the resident (reply.issued on wangge.replies) is a public step too: the street's own words. Only the
+# replies to residents (not the leadership's escalation notices), and not a failed one (nobody was told). A reply's
+# text holds no name or number of the resident (the templates get none: services/notify/domain/templates.py), but a
+# survey invitation carries the resident's own signed link, and an owner's words quoted in it may hold a number:
+# links are cut and numbers masked.
+UNCHANGED = "UNCHANGED"
+RESIDENT_REPLY_KINDS = frozenset({"acknowledgement", "progress", "resolution", "explanation", "survey", "rejection"})
+_LINK = re.compile(r"\s*https?://\S+")
+
+
+def reply_step(kind: Any, state: Any, text: Any, current: str | None) -> Step | None:
+    """The public step a reply to the resident makes (None: not a resident's reply, a failed one, or one on a case
+    with no public step yet — a held report is not public). Its status is UNCHANGED (FixMyStreet's map_state keeps
+    the problem's state for it): a reply arrives on its own topic, possibly before intake has recorded the state
+    change it follows, so the state it would carry could be the one before — and a client would move back to it."""
+    if kind not in RESIDENT_REPLY_KINDS or state == "failed" or not current or not isinstance(text, str):
+        return None
+    said = mask_personal(_LINK.sub("（链接已发给居民）", text)).strip()
+    if not said:
+        return None
+    return Step(UNCHANGED, current, f"答复居民：{said}")
 
 
 def _street_time(value: Any) -> str:
@@ -280,11 +340,12 @@ def _street_time(value: Any) -> str:
     return f"{moment.month}月{moment.day}日{moment:%H:%M}"
 
 
-def update_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One service request update as servicerequestupdates answers it (no one's name or number)."""
+def update_view(row: Mapping[str, Any], photos: PublicPhotos) -> dict[str, Any]:
+    """One service request update as servicerequestupdates answers it (no one's name or number; a photo as its
+    public URL)."""
     return {"update_id": row["update_id"], "service_request_id": row["case_no"], "status": row["status"],
             "external_status_code": row["external_status_code"], "description": row["description"],
-            "updated_datetime": _iso(row["occurred_at"]), "media_url": row.get("media_url")}
+            "updated_datetime": _iso(row["occurred_at"]), "media_url": photos.url(row.get("media_url"))}
 
 
 def comment_created_view(update_id: str) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ Lists answer at most 1000 entries a page; more are asked with `page=2`, `page=3`
 page carries `Link: <…page=N+1>; rel="next"` and `X-Next-Page: N+1`)."""
 from __future__ import annotations
 
+import asyncio
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from services.intake.adapters import media as media_sql
 from services.intake.comments import CommentRefused, add_comment
 from services.intake.domain.photos import PhotoRefused
 from services.intake.entrypoints.media import store_photo
-from services.intake.handlers import Intake, ReportRejected
+from services.intake.handlers import Intake, ReportRejected, public_photos
 from shared.auth import Client, client_by_token
 from shared.clock import now, street_zone
 from shared.contracts.reports import ReportSubmitted
@@ -38,6 +40,7 @@ FORMATS = ("json", "xml")
 PAGE = 1000  # the spec's "at most 1000 requests"; beyond, page=2, 3, …
 MAX_IDS = 1000
 MAX_PHOTOS = 3
+PHOTO_FIELD = re.compile(r"photo[1-9][0-9]?")
 ROLES = frozenset({"terminal", "hotline", "operator", "admin"})
 _ERROR = {"type": "array", "items": {"type": "object", "required": ["code", "description"],
                                      "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}}
@@ -177,7 +180,9 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
         rows = await repository.public_requests(
             request.app.state.runtime.pool, case_nos=ids, categories=codes, start=start, end=end, closed=closed,
             limit=PAGE + 1, offset=(page - 1) * PAGE)
-        return _answer(fmt, "service_requests", "request", [open311.request_view(r, services) for r in rows[:PAGE]],
+        photos = public_photos(request.app.state.runtime.settings)
+        return _answer(fmt, "service_requests", "request",
+                       [open311.request_view(r, services, photos) for r in rows[:PAGE]],
                        headers=_next(request, page, len(rows) > PAGE))
 
     @router.get("/requests/{request_id}.{fmt}", responses=_answers(_REQUESTS, 404))
@@ -191,7 +196,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
                                                 categories=None, start=None, end=None, closed=None, limit=1)
         if not rows:
             return _error(fmt, Open311Error(404, f"no request {request_id[:50]!r} (无此服务请求)"))
-        return _answer(fmt, "service_requests", "request", [open311.request_view(rows[0], services)])
+        photos = public_photos(request.app.state.runtime.settings)
+        return _answer(fmt, "service_requests", "request", [open311.request_view(rows[0], services, photos)])
 
     @router.get("/servicerequestupdates.{fmt}", responses=_answers(_UPDATES, 400, 404),
                 openapi_extra={"parameters": [p for p in _LIST_PARAMS if p["name"] in (
@@ -212,8 +218,27 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             return _error(fmt, exc)
         rows = await repository.case_updates(request.app.state.runtime.pool, case_nos=ids, start=start, end=end,
                                              limit=PAGE + 1, offset=(page - 1) * PAGE)
-        return _answer(fmt, "service_request_updates", "request_update", [open311.update_view(r) for r in rows[:PAGE]],
-                       headers=_next(request, page, len(rows) > PAGE))
+        photos = public_photos(request.app.state.runtime.settings)
+        return _answer(fmt, "service_request_updates", "request_update",
+                       [open311.update_view(r, photos) for r in rows[:PAGE]], headers=_next(request, page, len(rows) > PAGE))
+
+    @router.get("/media/{public_id}.jpg", response_class=Response, responses={
+        200: {"description": "the photo's thumbnail (JPEG, 320 px), public", "content": {"image/jpeg": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        404: {"description": "no public photo by this id (the spec's error list)",
+              "content": {"application/json": {"schema": _ERROR}}}})
+    async def public_photo(request: Request, public_id: str) -> Response:
+        """A photo of a public step of a case, as the media_url of Open311 answers names it, to anyone: its
+        thumbnail, without a credential (FixMyStreet's add_media fetches it so)."""
+        media_id = await media_sql.public_photo(request.app.state.runtime.pool, public_id) \
+            if open311.PUBLIC_PHOTO_ID.fullmatch(public_id) else None
+        data = await asyncio.to_thread(request.app.state.media_store.get, media_id, "thumbnail") if media_id else None
+        if data is None:
+            return _error("json", Open311Error(404, "no such public photo (照片不存在或未公开)"))
+        # Public and never changing (content-addressed): any cache may keep it.
+        return Response(data, media_type="image/jpeg", headers={
+            "Cache-Control": "public, max-age=86400", "ETag": f'"{public_id}"', "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "inline"})
 
     @router.post("/servicerequestupdates.{fmt}", status_code=201, responses=_answers(_UPDATE_CREATED, 400, 403, 404),
                  openapi_extra=_form_body(("service_request_id", "update_id", "description", "updated_datetime",
@@ -235,10 +260,17 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             if linked and not linked.lower().startswith(("http://", "https://")):
                 raise Open311Error(400, "media_url must be an absolute http(s) URL (照片地址须为完整的http(s)地址)")
             theirs = (form.get("update_id") or "").strip()[:200] or str(uuid.uuid4())
+            # FixMyStreet sends status=REOPEN (extended statuses, mark_reopen) when its user says a fixed report
+            # is not fixed: on a closed case that is the resident's "not solved" (supervision reopens it within
+            # the survey window). Any other status is the client's view of the request, not an instruction.
+            reopen = (form.get("status") or "").strip().upper() == "REOPEN"
             # The client's resident's name, phone and e-mail are not kept: the comment is what reaches the owner.
             comment = await add_comment(request.app.state.runtime, case_no=case_no[:50],
                                         text=form.get("description") or "", media=([linked] if linked else []) + photos,
-                                        channel="open311", sender_key=f"open311:{client.actor}:{theirs}")
+                                        # once per the client's update_id on this request: the same id on another
+                                        # request (a client whose ids restarted) is another comment, not that one
+                                        channel="open311", sender_key=f"open311:{client.actor}:{case_no[:50]}:{theirs}",
+                                        reopen=reopen)
         except Open311Error as exc:
             return _error(fmt, exc)
         except CommentRefused as exc:
@@ -252,7 +284,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
 def _form_body(fields: tuple[str, ...], required: list[str]) -> dict[str, Any]:
     properties = {key: {"type": "string", "maxLength": 2000} for key in ("api_key", "jurisdiction_id", *fields)}
     multipart = {**properties, "media": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                         "description": f"photos (JPEG, PNG, WebP or HEIC; up to {MAX_PHOTOS})"}}
+                                         "description": f"photos (JPEG, PNG, WebP or HEIC; up to {MAX_PHOTOS}); "
+                                                        "also taken as photo1, photo2, … (FixMyStreet's uploads)"}}
     return {"requestBody": {"required": True, "content": {
         "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": required, "properties": properties}},
         "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": multipart}}}}}
@@ -282,7 +315,9 @@ async def _form(request: Request) -> tuple[dict[str, str], list[UploadFile]]:
         files: list[UploadFile] = []
         for key, value in parsed.multi_items():
             if isinstance(value, UploadFile):
-                if key in ("media", "media[]", "photo"):
+                # `media` (and media[]), or FixMyStreet's photo1, photo2, … (its upload_files / always_upload_photos
+                # send each photo as photoN). Other files (FixMyStreet's file_<key> enquiry documents) are not photos.
+                if key in ("media", "media[]", "photo") or PHOTO_FIELD.fullmatch(key):
                     files.append(value)
             else:
                 fields[key] = value
