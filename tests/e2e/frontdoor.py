@@ -175,9 +175,11 @@ def _chromium() -> tuple[str, str]:
     return binary, driver
 
 
-@pytest.fixture
-async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    """A fresh headless Chromium (1920×1080, zh-CN), quit after the test."""
+@asynccontextmanager
+async def chromium(request: pytest.FixtureRequest, width: int, height: int, *,
+                   viewport: bool = False, mobile: bool = False) -> AsyncIterator[Browser]:
+    """A fresh headless Debian Chromium (zh-CN) with a width×height window, quit afterwards; `viewport`: the page
+    itself gets width×height (the window's frame would otherwise take some of it), as a phone's if `mobile`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
@@ -185,7 +187,7 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1920,1080", "--lang=zh-CN", "--force-device-scale-factor=1",
+                f"--window-size={width},{height}", "--lang=zh-CN", "--force-device-scale-factor=1",
                 "--no-first-run", "--disable-extensions", "--disable-background-networking"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -194,6 +196,17 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
     try:
+        if viewport:
+            await asyncio.wait_for(asyncio.to_thread(driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride",
+                                                     {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                      "mobile": mobile}), 30)
         yield Browser(driver, request.node.name.replace("/", "_"))
     finally:
         await asyncio.wait_for(asyncio.to_thread(driver.quit), 30)
+
+
+@pytest.fixture
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """A fresh headless Chromium (1920×1080, zh-CN), quit after the test."""
+    async with chromium(request, 1920, 1080) as browser:
+        yield browser

@@ -7,14 +7,13 @@ at their centres: nothing lies over them). docs/screenshots/owner-desk.png is a 
 (WANGGE_UPDATE_DOC_SHOTS=1 renews it)."""
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from typing import AsyncIterator
 
 import pytest
 
-from tests.e2e.frontdoor import Browser, _chromium, front_door  # noqa: F401  (fixture)
+from tests.e2e.frontdoor import Browser, chromium, front_door  # noqa: F401  (fixture)
 from tests.e2e.test_phone_pages import (IN_W001_GRID, OWNER_TOKEN, PASSWORD, attach, case_state, cdp, click, client,
                                         jpeg, people, shot, stand_in_w001_grid, terminal_report,
                                         type_into)  # noqa: F401  (fixtures)
@@ -31,30 +30,9 @@ MIN_COLUMN = 640
 
 @pytest.fixture
 async def desk(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    """Debian's headless Chromium as an office computer: a 1366×860 window, a mouse (no touch), zh-CN."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    binary, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={WIDTH},{HEIGHT}", "--lang=zh-CN", "--force-device-scale-factor=1", "--no-first-run",
-                "--disable-extensions", "--disable-background-networking"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = await asyncio.wait_for(asyncio.to_thread(
-        webdriver.Chrome, options=options, service=DriverService(executable_path=driver_path)), 60)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
-    try:
-        # The viewport itself 1366×860 (the window's frame would otherwise take some of it).
-        await asyncio.wait_for(asyncio.to_thread(driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride",
-                                                 {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1,
-                                                  "mobile": False}), 30)
-        yield Browser(driver, request.node.name.replace("/", "_"))
-    finally:
-        await asyncio.wait_for(asyncio.to_thread(driver.quit), 30)
+    """Debian's headless Chromium as an office computer: a 1366×860 page, a mouse (no touch), zh-CN."""
+    async with chromium(request, WIDTH, HEIGHT, viewport=True) as browser:
+        yield browser
 
 
 # Measures the page as it stands: the document's width against the window's, the content column's box, and for

@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from shared.clock import now
 from shared.topics import Topics, ensure_topics
 from tests.e2e.conftest import TERMINAL_TOKEN
-from tests.e2e.frontdoor import REPO, Browser, _chromium, front_door  # noqa: F401  (fixture)
+from tests.e2e.frontdoor import REPO, Browser, chromium, front_door  # noqa: F401  (fixture)
 from tests.e2e.test_work_screen import STREET_ZONE, css, text_in
 from tests.support import grant
 
@@ -49,27 +49,8 @@ def jpeg(path: Path, colour: tuple[int, int, int]) -> Path:
 @pytest.fixture
 async def phone(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     """Debian's headless Chromium as a phone: a 360×780 viewport, touch, zh-CN; DevTools for position and signal."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    binary, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=360,780",
-                "--lang=zh-CN", "--force-device-scale-factor=1", "--no-first-run", "--disable-extensions",
-                "--disable-background-networking"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = await asyncio.wait_for(asyncio.to_thread(
-        webdriver.Chrome, options=options, service=DriverService(executable_path=driver_path)), 60)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
-    try:
-        await asyncio.wait_for(asyncio.to_thread(driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride",
-                                                 {"width": 360, "height": 780, "deviceScaleFactor": 1, "mobile": True}), 30)
-        yield Browser(driver, request.node.name.replace("/", "_"))
-    finally:
-        await asyncio.wait_for(asyncio.to_thread(driver.quit), 30)
+    async with chromium(request, 360, 780, viewport=True, mobile=True) as browser:
+        yield browser
 
 
 async def cdp(phone: Browser, command: str, params: dict[str, Any] | None = None) -> Any:
