@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import uuid
 from typing import Callable
 
@@ -103,3 +105,37 @@ async def grant(settings, *services, token: str, name: str, role: str, owner_cod
                 await asyncio.sleep(0.1)
 
     await asyncio.wait_for(learnt(), timeout)
+
+
+# Ports for the servers a test starts, taken below the kernel's ephemeral range (32768–60999 here): a port picked
+# there (bind to 0, close, hand it on) can be given to an outgoing connection — a client of Kafka, say — before
+# the server binds it, and the server then fails to start (or another process answers in its place).
+_TEST_PORTS = (20000, 29999)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports that nothing holds now, outside the ephemeral range."""
+    chosen: list[int] = []
+    held: list[socket.socket] = []
+    try:
+        while len(chosen) < count:
+            port = random.randint(*_TEST_PORTS)
+            if port in chosen:
+                continue
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+            chosen.append(port)
+    finally:
+        for sock in held:
+            sock.close()
+    return chosen
+
+
+def free_port() -> int:
+    """One loopback port that nothing holds now, outside the ephemeral range (see free_ports)."""
+    return free_ports(1)[0]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -16,15 +15,10 @@ from services.routing.bootstrap import build as build_routing
 from services.supervision.bootstrap import build as build_supervision
 from shared.runtime import Service
 from shared.settings import Settings
-from tests.support import grant
+from tests.support import free_port, grant  # noqa: F401  (free_port: imported from here by other tests)
 
 TERMINAL_TOKEN = "e2e-terminal"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

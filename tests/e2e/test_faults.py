@@ -16,7 +16,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from shared.contracts import Envelope
 from shared.lag import group_lags
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import Topics, ensure_topics
+from tests.support import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -52,11 +52,6 @@ POINT = {"lon": 117.575168, "lat": 34.871845}  # unit grid 3704020010010201, com
 CATEGORIES = ("CM04", "MD01", "CM02")  # 环卫所, the community, 城管
 OWNERS = ("huanwei", "chengguan", "370402001001")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Fleet:
@@ -152,8 +147,8 @@ class FaultRun:
         self.reports, self.rate = reports, rate
         self.external_ids = [f"fault-{self.tag}-{n:05d}" for n in range(reports)]
         self.sink_app = create_sink_app()
-        self.sink_port = free_port()
-        self.ports = {name: free_port() for name in SERVICES}
+        self.sink_port, *ports = free_ports(1 + len(SERVICES))
+        self.ports = dict(zip(SERVICES, ports))
         env = {**os.environ, "WANGGE_TOPIC_PREFIX": self.prefix, "WANGGE_SCHEMA_PREFIX": self.schemas,
                "WANGGE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "WANGGE_DATABASE_URL": settings.database_url,
                "WANGGE_SMS_GATEWAY_URL": f"http://127.0.0.1:{self.sink_port}/sms", "WANGGE_OUTBOX_POLL_SECONDS": "0.2",

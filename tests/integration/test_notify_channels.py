@@ -29,7 +29,7 @@ from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.webhooks import verify
-from tests.support import publish
+from tests.support import free_port, publish
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +37,6 @@ FAST = RetryPolicy(base_seconds=0.2, cap_seconds=0.5, jitter=0.5, lease_seconds=
 EMAIL = "zhang.san@example.cn"
 PHONE = "13900007001"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -50,7 +50,7 @@ def _raw(type_: str, data: dict, case_id: str | None = None) -> bytes:
 # A type each consumer of the topic handles (so its wrong data is that consumer's business).
 HANDLED_TYPE = {"reports": "report.submitted", "cases": "case.accepted", "task-updates": "task.accepted",
                 "credentials": "credential.issued", "contacts": "contact.recorded",
-                "street-config": "street.config-changed"}
+                "street-config": "street.config-changed", "replies": "reply.issued"}
 # Intake reads wangge.cases only to follow closings and reopenings (Open311's open/closed).
 HANDLED_BY = {("intake", "cases"): "case.closed"}
 
@@ -124,6 +124,12 @@ def good_message(kind: str, service: str = "") -> tuple[Envelope, str]:
 
         contact = ContactRecorded(case_no=f"20261127-{case_id[:4]}", name="李先生", phone="13900001001")
         return contact.envelope(source="intake", case_id=case_id), case_id
+    if kind == "replies":
+        from shared.contracts.replies import ReplyIssued
+
+        reply = ReplyIssued(case_no=f"20261127-{case_id[:4]}", kind="acknowledgement", channel="sms", to="139****1001",
+                            text="您反映的问题已受理", state="sent", delivery_id=f"d-{case_id[:8]}")
+        return reply.envelope(source="notify", case_id=case_id), case_id
     if kind == "task-updates":
         return TaskAccepted(case_no="20261127-9999", owner="huanwei").envelope(source="owner", case_id=case_id), case_id
     if kind == "street-config":
