@@ -589,8 +589,10 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
     @app.get("/readyz", tags=["operations"], response_model=Readiness,
              responses={503: {"model": Readiness, "description": "Kafka or PostgreSQL does not answer"}})
     async def readyz() -> JSONResponse:
-        """Kafka and PostgreSQL answer: 200, else 503 with what is missing."""
+        """Kafka and PostgreSQL answer and the process can go on by itself: 200, else 503 with what is missing."""
         checks = await runtime.check_ready()
+        if problem := runtime.problem():  # not ready either: a drill or a load balancer reading /readyz sees it
+            checks["process"] = f"needs a restart: {problem}"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from shared.bounded_http import bounded_protocol
 from shared.db_roles import database_problems
 from shared.logs import configure_logging
+from shared import self_restart
 from shared.runtime import Service
 from shared.settings import Settings, get_settings
 from shared.street import StreetDataError
@@ -26,6 +27,7 @@ def serve(app: FastAPI, service: str, port: int) -> None:
     # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer (and, in older versions, its
     # left-most, client-written entry). The client address is taken by shared.http.client_address instead,
     # from WANGGE_TRUSTED_PROXIES' hops only.
+    self_restart.watch(service, app.state.runtime.problem, settings.self_restart_seconds)
     uvicorn.run(app, **server_options(settings, port))
 
 

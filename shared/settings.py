@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # log) before it gives up and exits for its supervisor: one restarted in the middle of an outage comes up
     # by itself when the outage ends, instead of exiting into a state no one restarts.
     startup_wait_seconds: float = 300.0
+    # A process whose /healthz has said "needs a restart" this long, with no supervisor restarting it, restarts
+    # itself (shared/self_restart.py); 0 leaves it to the supervisor alone. Longer than Kubernetes' default
+    # liveness probe takes (3 × 10 s), so a real supervisor acts first.
+    self_restart_seconds: float = 60.0
     outbox_poll_seconds: float = 0.5
     # The deadline poller looks again at the next deadline in its index, but at least this often (a clock opened
     # by another instance since), and refreshes the clock gauges (counts over every running clock) this often.

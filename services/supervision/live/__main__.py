@@ -8,6 +8,7 @@ import sys
 
 import uvicorn
 
+from shared import self_restart
 from shared.logs import configure_logging
 from shared.serve import refused_unsafe, server_options
 from shared.settings import get_settings
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     configure_logging("supervision-live", settings.log_level)
     # The screens' event streams never end by themselves: on SIGTERM they get 3 s, then they are closed.
+    self_restart.watch("supervision-live", live.app.state.runtime.problem, settings.self_restart_seconds)
     uvicorn.run(live.app, **server_options(settings, args.port, graceful_seconds=3))
     return 0
 
