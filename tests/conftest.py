@@ -7,6 +7,8 @@ broker or database is a failure, not a skip.
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import REPO_ROOT, Settings
-from shared.street import Street, load_street
+from shared.street import Street, load_street, street_config_folder
 from shared.topics import Topics, ensure_topics
 
 DEMO_STREET = Path(REPO_ROOT.parent / "shared" / "data")
@@ -44,10 +46,25 @@ def run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def _daytime_config(street_dir: Path, folder: Path) -> Path:
+    """The street's configuration folder copied with no quiet hours: a test waiting for a progress SMS must not
+    depend on the hour it runs at (22:00–08:00 would hold it till morning). The quiet-hours tests ask for the
+    street's own folder."""
+    source = street_config_folder(street_dir)
+    shutil.copytree(source, folder, dirs_exist_ok=True)
+    for config in folder.glob("*-config.toml"):
+        config.write_text(re.sub(r"(?m)^quiet_hours\s*=.*$", "quiet_hours = []", config.read_text(encoding="utf-8")),
+                          encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session")
-def base_settings() -> Settings:
-    """Settings from the environment, checked: Kafka and PostgreSQL must answer."""
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings from the environment, checked: Kafka and PostgreSQL must answer. No quiet hours (see above)."""
     settings = Settings()
+    if settings.street_config_dir is None:
+        folder = _daytime_config(settings.street_dir, tmp_path_factory.mktemp("street-config"))
+        settings = settings.model_copy(update={"street_config_dir": folder})
     if not _reachable(settings.kafka_bootstrap):
         pytest.fail(f"Kafka is not reachable at {settings.kafka_bootstrap}: run the tests with ./dev test")
     dsn_host = settings.database_url.split("@", 1)[1].split("/", 1)[0]

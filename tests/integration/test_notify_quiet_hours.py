@@ -15,6 +15,12 @@ from tests.integration.test_notify_service import PHONE, Notify, _case, _until, 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+async def isolated(isolated):
+    """The street's own quiet hours (22:00–08:00): the rest of the suite runs without them (tests/conftest.py)."""
+    yield isolated.model_copy(update={"street_config_dir": None})
+
+
 def _held_count() -> float:
     return QUIET_HOURS_HELD.labels(SERVICE, "progress")._value.get()
 
