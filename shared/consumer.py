@@ -135,6 +135,9 @@ class EventConsumer:
         self._open_work: set[UnitOfWork] = set()  # the transactions in progress (abort() cuts them)
         self.ready = asyncio.Event()
         self.progressed_at = time.monotonic()  # when a batch was last handled (the watchdog's proof of progress)
+        # When the broker last answered this member's lag request: a client that stopped answering may show no lag
+        # (its last figures) while messages wait, so the watchdog looks at this too (see unanswered()).
+        self.answered_at = time.monotonic()
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -151,6 +154,7 @@ class EventConsumer:
             **kafka_security.options(self._bootstrap),
         )
         self._partitions.clear()
+        self.answered_at = time.monotonic()
         self._uncommitted.clear()  # a new member: what the last one handled but did not commit is replayed
         # Ready once the group has given this member its share, which may be none (a second
         # instance on a one-partition topic): the listener is told of every assignment, empty or not.
@@ -287,6 +291,7 @@ class EventConsumer:
         assert self._consumer is not None
         partitions = [tp for tp in self._consumer.assignment() if tp in self._partitions]
         if not partitions:
+            self.answered_at = time.monotonic()
             return
         ends = await asyncio.wait_for(self._consumer.end_offsets(partitions), 10)
         unknown = [tp for tp in partitions if self._partitions[tp].next_offset is None]
@@ -309,6 +314,13 @@ class EventConsumer:
             if state.lag == 0:
                 state.progress_at = time.monotonic()  # caught up: nothing waits on this partition
             self._publish_lag(tp, state)
+        self.answered_at = time.monotonic()
+
+    def unanswered(self, threshold: float) -> float | None:
+        """Seconds since the broker last answered this member's lag request, when longer than `threshold`: its
+        Kafka client is wedged (commits and fetches time out too) even if its last figures showed no lag."""
+        silent = time.monotonic() - self.answered_at
+        return silent if silent > threshold else None
 
     def _publish_lag(self, tp: TopicPartition, state: _Partition) -> None:
         labels = (self.service, self.group_id, tp.topic, str(tp.partition))

@@ -216,7 +216,10 @@ class Watchdog:
     def _stall(self, watched: _Watched) -> str | None:
         if watched.consumer is not None:
             stalls = watched.consumer.stalled(self.stall_seconds)
-            return "; ".join(f"{tp.topic}[{tp.partition}] lag {lag} for {idle:.0f} s" for tp, lag, idle in stalls)
+            if stalls:
+                return "; ".join(f"{tp.topic}[{tp.partition}] lag {lag} for {idle:.0f} s" for tp, lag, idle in stalls)
+            silent = watched.consumer.unanswered(self.stall_seconds)
+            return f"its Kafka client answered no lag request for {silent:.0f} s" if silent is not None else None
         if watched.heartbeat is not None and watched.heartbeat.age() > self.stall_seconds:
             return f"no turn for {watched.heartbeat.age():.0f} s"
         return None

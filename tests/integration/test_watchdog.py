@@ -312,3 +312,27 @@ async def test_a_service_started_while_its_infrastructure_is_away_comes_up_when_
         else:
             starting.cancel()
         await door.close()
+
+
+async def test_a_consumer_whose_kafka_client_stops_answering_is_rebuilt_though_it_showed_no_lag(isolated):
+    """Its client wedged (after the broker came back): fetches, commits and lag requests hang, so its last figures
+    say lag 0 while messages wait. The silence itself is the stall: it is rebuilt and the message handled."""
+    settings = _quick(isolated)
+    runtime, calls, applied = _recording("silent", settings)
+    await runtime.start()
+    try:
+        await runtime.wait_until_consuming()
+        await asyncio.sleep(1.5)  # its lag measured once: 0
+        member = runtime.consumers[0]._consumer
+        never = asyncio.Event()
+
+        async def hang(*args, **kwargs):
+            await never.wait()
+
+        member.getmany = member.end_offsets = hang
+        event = _event("case-silent")
+        await publish(settings.kafka_bootstrap, runtime.topics.cases, event, key="case-silent")
+        await _until(lambda: applied == [event.id], 60)
+        assert runtime.problem() is None
+    finally:
+        await runtime.stop()
