@@ -328,3 +328,55 @@ async def test_a_faust_agent_stuck_on_an_event_makes_healthz_ask_for_a_restart(i
         assert health.status_code == 503, health.text
     finally:
         await asyncio.wait_for(runtime.stop(), 45)  # the stuck event does not hold the stop
+
+
+async def test_the_live_process_answers_healthz_while_its_tables_are_still_recovering(isolated):
+    """faust's start returns only once the tables are recovered from their changelogs: minutes for a large street. The
+    process must come up meanwhile — /healthz healthy, /readyz not ready — or a supervisor waiting for /healthz (./dev
+    up gives 120 s) kills it half-way through recovery and starts it over, for good. A start that fails makes /healthz
+    fail, so that the process is restarted."""
+    service = build(isolated, manage_runtime=False)
+    runtime = service.runtime
+    recovering, release = asyncio.Event(), asyncio.Event()
+    real_start = runtime.streams.start
+
+    async def slow_start() -> None:  # the real start, held back as a long recovery holds it
+        recovering.set()
+        await release.wait()
+        await real_start()
+
+    runtime.streams.start = slow_start  # type: ignore[method-assign]
+    await asyncio.wait_for(runtime.start(), 60)  # returns although the faust app has not started
+    try:
+        await asyncio.wait_for(recovering.wait(), 10)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://live") as client:
+            health, ready = await client.get("/healthz"), await client.get("/readyz")
+            assert health.status_code == 200, health.text
+            assert ready.status_code == 503 and "faust" in ready.text, ready.text
+            release.set()
+            await runtime.wait_until_consuming(60)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+    finally:
+        release.set()
+        await asyncio.wait_for(runtime.stop(), 60)
+
+
+async def test_a_live_process_whose_faust_app_cannot_start_asks_for_a_restart(isolated):
+    service = build(isolated, manage_runtime=False)
+    runtime = service.runtime
+
+    async def failing_start() -> None:
+        raise RuntimeError("changelog topics refused")
+
+    runtime.streams.start = failing_start  # type: ignore[method-assign]
+    await asyncio.wait_for(runtime.start(), 60)
+    try:
+        with pytest.raises(RuntimeError, match="could not start"):
+            await runtime.wait_until_consuming(30)
+        assert "changelog topics refused" in (runtime.problem() or "")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://live") as client:
+            health = await client.get("/healthz")
+        assert health.status_code == 503 and "could not start" in health.text, health.text
+    finally:
+        await asyncio.wait_for(runtime.stop(), 60)

@@ -47,6 +47,8 @@ class LiveRuntime:
         self.pool: asyncpg.Pool
         self.producer: Producer
         self._read_at_last_look = 0
+        self._streams_start: asyncio.Task[None] | None = None
+        self._start_failed: str | None = None
 
     async def start(self) -> None:
         """Connect to supervision's schema (its plumbing tables), follow the registry, start the faust app."""
@@ -71,7 +73,19 @@ class LiveRuntime:
         # stopped cannot be started again in the same process, so a stalled one asks for the process's restart.
         self.watchdog.probe("faust app following wangge.cases", self._follows_cases, repair=None)
         self.watchdog.start()
-        await self.streams.start()
+        # In the background: faust's start returns only once its tables are recovered from their changelogs, which
+        # takes minutes for a large street. Meanwhile /healthz answers (the process is alive and working) and /readyz
+        # says it is recovering; a supervisor waiting for /healthz must not kill it half-way and start it over.
+        self._streams_start = asyncio.create_task(self._start_streams(), name=f"{NAME}:faust start")
+
+    async def _start_streams(self) -> None:
+        try:
+            await self.streams.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — said by problem(): /healthz fails and the process is restarted
+            log.exception("%s: the faust app could not start", NAME)
+            self._start_failed = f"the faust app could not start: {exc!r}"
 
     async def _connect(self) -> None:
         self.pool = await create_pool(self.settings.service_database_url("supervision"), self.schema, max_size=4)
@@ -103,13 +117,18 @@ class LiveRuntime:
             return self.watchdog.problem()
         if self.streams.app.crashed:
             return "the faust app crashed"
-        return None
+        return self._start_failed
 
     async def wait_until_consuming(self, timeout: float = 60) -> None:
-        """Wait until the registry consumer has its partition and the tables are recovered from their changelogs."""
+        """Wait until the registry consumer has its partition and the faust app has started, its tables recovered
+        from their changelogs (RuntimeError if it could not start)."""
+        assert self._streams_start is not None, "start() first"
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in self.consumers),
+                                              asyncio.shield(self._streams_start)), timeout)
+        if self._start_failed:
+            raise RuntimeError(self._start_failed)
         recovery: Any = self.streams.app.tables.recovery
-        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in self.consumers), recovery.completed.wait()),
-                               timeout)
+        await asyncio.wait_for(recovery.completed.wait(), timeout)
 
     async def check_ready(self) -> dict[str, str]:
         """PostgreSQL and Kafka answer, the faust app runs and has recovered its tables."""
@@ -125,6 +144,9 @@ class LiveRuntime:
 
     async def stop(self) -> None:
         """Stop the faust app (it commits what it processed), the registry consumer and the connections."""
+        if self._streams_start is not None and not self._streams_start.done():
+            self._streams_start.cancel()
+            await asyncio.gather(self._streams_start, return_exceptions=True)
         try:
             await asyncio.wait_for(self.streams.stop(), 30)
         except asyncio.TimeoutError:
