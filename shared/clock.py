@@ -26,6 +26,14 @@ def now() -> datetime:
     return datetime.now(street_zone()) + _moved
 
 
+class Clock:
+    """The time as a message bus hands it to handlers (shared/messagebus.py): the street's now(), which tests move
+    with move_clock — or they hand the bus a clock of their own."""
+
+    def now(self) -> datetime:
+        return now()
+
+
 def move_clock(to: datetime | None, *, stopped: bool = False) -> None:
     """For tests: from now on now() reads `to` (advancing with the wall clock, or standing still at `to` if
     `stopped`, so that several readers answer for one moment); None puts the clock back."""

@@ -35,6 +35,7 @@ from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
 from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
 from shared.kafka import DEFAULT_MAX_REQUEST_BYTES, OutgoingMessage, Producer, topic_name_problem
+from shared.messagebus import Message, MessageBus
 from shared.metrics import (
     CONSUMER_LAG, CONSUMER_STALLED_SECONDS, HANDLER_RETRIES, HANDLER_SECONDS, MESSAGES_CONSUMED, MESSAGES_REJECTED,
     REJECTIONS_DEGRADED,
@@ -89,7 +90,8 @@ class _Partition:
 
 
 class EventConsumer:
-    """Runs one consumer group member over some topics, calling a handler per envelope."""
+    """Runs one consumer group member over some topics, handing a partition's batch to a message bus (or, for
+    the handlers not yet on a bus, calling a handler per envelope)."""
 
     def __init__(
         self,
@@ -98,7 +100,7 @@ class EventConsumer:
         group_id: str,
         topics: list[str],
         bootstrap: str,
-        handler: Handler,
+        handler: Handler | MessageBus,
         types: frozenset[str] | None = None,
         pool: asyncpg.Pool,
         producer: Producer,
@@ -115,7 +117,8 @@ class EventConsumer:
         self.topics = topics
         self._bootstrap = bootstrap
         self._handler = handler
-        self._types = types
+        self._bus = handler if isinstance(handler, MessageBus) else None
+        self._types = types if types is not None or self._bus is None else self._bus.types
         self._pool = pool
         self._producer = producer
         self._names = topic_names
@@ -400,17 +403,20 @@ class EventConsumer:
         handled = [r.id for r in reads if isinstance(r, Envelope) and (self._types is None or r.type in self._types)]
         while True:
             rejections: list[_Rejection] = []
+            pending: list[Message[Any]] = []  # a bus's messages, handed to it together at the end of the batch
             try:
                 async with UnitOfWork(self._pool) as uow:
                     self._open_work.add(uow)
                     uow.after_end(lambda u=uow: self._open_work.discard(u))
-                    if not careful:
+                    if not careful and self._bus is None:
                         uow.expect_claims(handled)
                     for record, read in zip(records, reads):
-                        rejection = await self._handle_record(record, read, uow, careful)
+                        rejection = await self._handle_record(record, read, uow, careful, pending)
                         if rejection is not None:
                             rejections.append(rejection)
                         self._touched(TopicPartition(record.topic, record.partition))
+                    if pending:
+                        await self._hand_to_bus(pending, uow)
                     await uow.commit()
                 return rejections
             except (asyncio.CancelledError, _HandlerFailed):
@@ -425,7 +431,7 @@ class EventConsumer:
                 await backoff.wait()
 
     async def _handle_record(self, record: ConsumerRecord, envelope_or_rejection: "Envelope | _Rejection",
-                             uow: UnitOfWork, careful: bool) -> "_Rejection | None":
+                             uow: UnitOfWork, careful: bool, pending: list[Message[Any]]) -> "_Rejection | None":
         if not isinstance(envelope_or_rejection, Envelope):
             return envelope_or_rejection
         envelope = envelope_or_rejection
@@ -434,12 +440,15 @@ class EventConsumer:
             uow.after_commit(lambda: MESSAGES_CONSUMED.labels(self.service, record.topic, "ignored").inc())
             return None
         try:
-            parse_event(envelope)  # the data fits its type (upcast to the current version)
+            message = Message(envelope, parse_event(envelope), record)  # upcast to the current version
         except InvalidMessage as exc:
             return (record, exc.reason, exc.errors, "invalid-content")
         if not careful:
+            if self._bus is not None:
+                pending.append(message)  # the bus takes the batch's messages as sets, after the loop
+                return None
             try:
-                await self._call(record, envelope, uow, savepoint=False)
+                await self._call(message, uow, savepoint=False)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
@@ -449,7 +458,7 @@ class EventConsumer:
             return None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await self._call(record, envelope, uow, savepoint=True)
+                await self._call(message, uow, savepoint=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — a bug must not stop the whole stream
@@ -467,20 +476,46 @@ class EventConsumer:
             return None
         return None
 
-    async def _call(self, record: ConsumerRecord, envelope: Envelope, uow: UnitOfWork, *, savepoint: bool) -> None:
-        """The handler on one envelope (in a savepoint of its own if asked), timed, and counted once committed."""
+    async def _hand_to_bus(self, messages: list[Message[Any]], uow: UnitOfWork) -> None:
+        """The batch's messages to the bus at once; a failure that is no outage has the batch handled again, each
+        message in a savepoint of its own, so that only the culprit is set aside."""
+        assert self._bus is not None
         started = time.perf_counter()
+        try:
+            await self._bus.handle_batch(messages, uow)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
+            if is_transient(exc):
+                raise  # the whole batch waits for the infrastructure
+            raise _HandlerFailed(f"a batch of {len(messages)} failed ({describe(exc)})") from exc
+        share = (time.perf_counter() - started) / len(messages)
+        for message in messages:
+            HANDLER_SECONDS.labels(self.service, message.envelope.type).observe(share)
+            uow.after_commit(lambda t=message.envelope.type, topic=message.record.topic:
+                             MESSAGES_CONSUMED.labels(self.service, topic, t).inc())
+
+    async def _call(self, message: Message[Any], uow: UnitOfWork, *, savepoint: bool) -> None:
+        """The handler on one message (in a savepoint of its own if asked), timed, and counted once committed."""
+        started = time.perf_counter()
+        record, envelope = message.record, message.envelope
         token = _current_record.set(record)
         try:
             if savepoint:
                 async with uow.savepoint():
-                    await self._handler(envelope, uow)
+                    await self._one(message, uow)
             else:
-                await self._handler(envelope, uow)
+                await self._one(message, uow)
         finally:
             _current_record.reset(token)
         HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
         uow.after_commit(lambda t=envelope.type: MESSAGES_CONSUMED.labels(self.service, record.topic, t).inc())
+
+    async def _one(self, message: Message[Any], uow: UnitOfWork) -> None:
+        if self._bus is not None:
+            await self._bus.handle_batch([message], uow)
+        else:
+            await self._handler(message.envelope, uow)  # type: ignore[operator]
 
     def _read(self, record: ConsumerRecord) -> "Envelope | _Rejection":
         """The record's envelope, or why it is no message of the contract at all."""

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from shared import kafka_security
 from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer, Handler
+from shared.messagebus import MessageBus
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.errors import Backoff, describe, is_transient
 from shared.kafka import Producer, broker_answers
@@ -31,7 +32,7 @@ Worker = Callable[[], Awaitable[None]]
 @dataclass
 class _ConsumerSpec:
     topics: list[str]
-    handler: Handler
+    handler: Handler | MessageBus
     group_suffix: str
     types: frozenset[str] | None
 
@@ -115,10 +116,10 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool
         self.producer: Producer
 
-    def consume(self, topics: list[str], handler: Handler, group_suffix: str = "",
+    def consume(self, topics: list[str], handler: Handler | MessageBus, group_suffix: str = "",
                 types: set[str] | None = None) -> None:
-        """Register a consumer group member for these topics (started with the runtime); with `types`,
-        only envelopes of those types reach the handler (the rest are skipped cheaply)."""
+        """Register a consumer group member for these topics (started with the runtime); with `types` (a bus
+        knows its own), only envelopes of those types reach the handler (the rest are skipped cheaply)."""
         self._consumer_specs.append(_ConsumerSpec(topics, handler, group_suffix, frozenset(types) if types else None))
 
     def worker(self, name: str, loop: Worker, heartbeat: Heartbeat | None = None) -> None:

@@ -115,6 +115,17 @@ class UnitOfWork:
         )
         return row is not None
 
+    async def claim_all(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """Record that `consumer` applies these events now, in one statement; the ids not applied before (the
+        rest are replays: skip their effects). Sorted, so two instances claiming overlapping batches cannot
+        deadlock."""
+        if not event_ids:
+            return set()
+        rows = await self.conn.fetch(
+            """INSERT INTO processed_events(consumer, event_id) SELECT $1, unnest($2::text[])
+               ON CONFLICT DO NOTHING RETURNING event_id""", consumer, sorted(set(event_ids)))
+        return {r["event_id"] for r in rows}
+
     def emit(self, topic: str, envelope: Envelope, key: str | None = None) -> None:
         """Queue an event for the outbox; it is written at commit, in this transaction."""
         key = key if key is not None else envelope.case_id

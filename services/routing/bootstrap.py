@@ -1,7 +1,10 @@
 """The one place routing is wired: runtime, consumer, HTTP app."""
 from __future__ import annotations
 
+from shared.clock import Clock
+from shared.contracts.cases import CaseAccepted, CaseClosed, CaseReopened, CaseReturned, CaseReworked
 from shared.http import create_app
+from shared.messagebus import MessageBus
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street_rules import (
@@ -10,12 +13,15 @@ from shared.street_rules import (
 from services.routing.entrypoints.grids import build_grids_router
 from services.routing.entrypoints.http import build_router
 from services.routing.entrypoints.suggest import build_suggest_router
-from services.routing.handlers import CaseEvents, Dispatcher, ManualDispatch
+from services.routing.handlers import (
+    CASES_CONSUMER, Dispatcher, DispatchByHand, dispatch_by_hand, dispatch_first, dispatch_reopened, dispatch_rework,
+    hold_returned, mark_closed,
+)
 from services.routing.loading import MIGRATIONS, SERVICE, ensure_street_loaded
 from services.routing.views import GridIndexCache
 
 
-def build(settings: Settings, manage_runtime: bool = True) -> Service:
+def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None = None) -> Service:
     """Routing's runtime (consuming wangge.cases) and its HTTP app."""
     runtime = ServiceRuntime(SERVICE, settings, MIGRATIONS)
     # A fresh deployment (or an in-process test) loads its street before consuming any case.
@@ -24,9 +30,17 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     street_rules = StreetRules(street_file_config(settings))
     runtime.consume([runtime.topics.street_config], apply_street_config_event, group_suffix=CONSUMER_SUFFIX,
                     types=set(STREET_CONFIG_TYPES))
-    # One dispatcher (and rules cache) for the case events and the operators' manual dispatch.
-    dispatcher = Dispatcher(runtime.topics, street_rules)
-    runtime.consume([runtime.topics.cases], CaseEvents(dispatcher), types=set(CaseEvents.TYPES))
+    # One dispatcher (and rules cache) for the case events and the operators' manual dispatch: one bus for both.
+    dispatcher = Dispatcher(runtime.topics, street_rules, clock or Clock())
+    bus = MessageBus(
+        consumer=CASES_CONSUMER,
+        events={CaseAccepted: [dispatch_first], CaseReturned: [hold_returned], CaseReworked: [dispatch_rework],
+                CaseReopened: [dispatch_reopened], CaseClosed: [mark_closed]},
+        commands={DispatchByHand: dispatch_by_hand},
+        deps={"dispatcher": dispatcher},
+        uow_factory=runtime.uow,
+    )
+    runtime.consume([runtime.topics.cases], bus)
     app = create_app(
         runtime,
         title="wangge routing",
@@ -34,7 +48,8 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         "to their owner's task topic, again after a failed check or a reopening, and by hand.",
         manage_runtime=manage_runtime,
     )
-    app.include_router(build_router(runtime, GridIndexCache(), ManualDispatch(runtime, dispatcher)))
+    app.state.bus = bus  # what the HTTP entrypoints (and tests) hand their commands to
+    app.include_router(build_router(runtime, GridIndexCache(), bus))
     app.include_router(build_grids_router(runtime))
     app.include_router(build_suggest_router(runtime))
     return Service(runtime, app)

@@ -1,10 +1,11 @@
 """Routing's view of the cases it dispatched (routed_cases): read with a lock, updated in place."""
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
-from shared.contracts.cases import CaseAccepted
-from services.routing.domain.redispatching import OPEN, RoutedCase
+from services.routing.domain.redispatching import RoutedCase
 
 _COLUMNS = "case_id, case_no, category, unit_grid, description, location, address, media, holder, status"
 
@@ -25,23 +26,32 @@ async def get_by_no(conn: asyncpg.Connection, case_no: str, *, lock: bool = Fals
     return _case(await conn.fetchrow(sql, case_no))
 
 
-async def case_id_of(conn: asyncpg.Connection, case_no: str) -> str | None:
-    """Which case carries this number, if routing knows one."""
-    return await conn.fetchval("SELECT case_id FROM routed_cases WHERE case_no = $1", case_no)
+async def case_ids_of(conn: asyncpg.Connection, case_nos: list[str]) -> dict[str, str]:
+    """Which case carries each of these numbers, for the numbers routing knows (one statement for a batch)."""
+    rows = await conn.fetch("SELECT case_no, case_id FROM routed_cases WHERE case_no = ANY($1::text[])", case_nos)
+    return {r["case_no"]: r["case_id"] for r in rows}
 
 
-async def add(conn: asyncpg.Connection, case_id: str, accepted: CaseAccepted, holder: str) -> None:
-    """Remember an accepted case at its first dispatch, held by its first owner."""
+async def add_all(conn: asyncpg.Connection, cases: list[RoutedCase]) -> None:
+    """Remember accepted cases at their first dispatch, held by their first owner (one statement)."""
+    if not cases:
+        return
     await conn.execute(
         """
         INSERT INTO routed_cases(case_id, case_no, category, unit_grid, description, location, address, media,
                                  holder, status)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        SELECT c.case_id, c.case_no, c.category, c.unit_grid, c.description, c.location::jsonb, c.address,
+               c.media::jsonb, c.holder, c.status
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                    $9::text[], $10::text[])
+             AS c(case_id, case_no, category, unit_grid, description, location, address, media, holder, status)
         ON CONFLICT (case_id) DO NOTHING
         """,
-        case_id, accepted.case_no, accepted.category, accepted.unit_grid, accepted.description,
-        accepted.location.model_dump() if accepted.location else None, accepted.address, list(accepted.media),
-        holder, OPEN,
+        *[list(column) for column in zip(*[
+            (c.case_id, c.case_no, c.category, c.unit_grid, c.description,
+             json.dumps(c.location, ensure_ascii=False) if c.location is not None else None, c.address,
+             json.dumps(list(c.media), ensure_ascii=False), c.holder, c.status)
+            for c in cases])],
     )
 
 

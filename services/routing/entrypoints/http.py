@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.auth import Client, require
 from shared.http import NONBLANK
+from shared.messagebus import MessageBus
 from shared.runtime import ServiceRuntime
 from services.routing import views
 
@@ -20,7 +21,7 @@ anyone = require("terminal", "hotline", "owner", "operator", "admin", "screen")
 # The categories' names are no secret: a resident (/my/) picks one for their report.
 with_residents = require("terminal", "hotline", "owner", "operator", "admin", "screen", "resident")
 from services.routing.domain.redispatching import ManualDispatchRefused
-from services.routing.handlers import CaseNotRouted, ManualDispatch
+from services.routing.handlers import CaseNotRouted, DispatchByHand
 
 
 class LimitView(BaseModel):
@@ -83,7 +84,7 @@ REFUSAL_STATUS = {"unknown_owner": 422, "closed": 409, "held_already": 409}
 NO_STREET = "尚未加载街道数据 / no street is loaded: run `python -m services.routing load-street`"
 
 
-def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, manual_dispatch: ManualDispatch) -> APIRouter:
+def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, bus: MessageBus) -> APIRouter:
     """The /api/v1 routes of routing."""
     router = APIRouter(prefix="/api/v1", tags=["routing"])
 
@@ -125,7 +126,7 @@ def build_router(runtime: ServiceRuntime, grid_index: views.GridIndexCache, manu
     ) -> dict[str, Any]:
         """派遣/改派: send a case to an owner by hand; a current holder gets task.recalled."""
         try:
-            done = await manual_dispatch(case_no, owner=body.owner, reason=body.reason, by=client.actor)
+            done = await bus.handle(DispatchByHand(case_no, owner=body.owner, reason=body.reason, by=client.actor))
         except CaseNotRouted:
             raise HTTPException(404, f"没有案件 {case_no} / routing has not dispatched a case numbered {case_no}") from None
         except ManualDispatchRefused as refused:

@@ -1,0 +1,129 @@
+"""The message bus: typed events and commands to the handlers registered for their type, dependencies handed in.
+
+After *Architecture Patterns with Python*, bent to what wangge needs (docs/ARCHITECTURE.md, "One shape for every
+handler"):
+
+- A consumer reads each record once into a `Message` — its envelope and its typed event, upcast to the current
+  version — and hands a partition's batch to `MessageBus.handle_batch` inside the batch's unit of work.
+- The bus claims the batch's event ids in one statement (a replay skips what was applied), then calls each handler
+  with every message of its type in a run, as a set: `handler(messages, uow, **deps)`. Runs keep the partition's
+  order, so two events of one case are never handled out of order.
+- HTTP entrypoints build a command and call `MessageBus.handle(command)`: one unit of work, committed.
+- What a handler needs beyond the messages and the unit of work is named in its signature and handed in from the
+  bus's `deps` (a clock, the topics, the street's rules…). Never fetched from a runtime or from globals, so a test
+  builds the bus with what it wants and moves the clock instead of sleeping.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
+
+from aiokafka import ConsumerRecord
+
+from shared.contracts.envelope import Envelope, InvalidMessage
+from shared.contracts.registry import EventModel
+from shared.uow import UnitOfWork
+
+E = TypeVar("E", bound=EventModel)
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Message(Generic[E]):
+    """One event as read from Kafka: its envelope (id, case, time, source), its typed data, and the record (headers)."""
+
+    envelope: Envelope
+    event: E
+    record: ConsumerRecord | None = None
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def case_id(self) -> str:
+        """The case the event is about; InvalidMessage (the message is set aside with the reason) if it names none."""
+        if not self.envelope.case_id:
+            raise InvalidMessage(f"{self.envelope.type} without case_id: the envelope must name the case")
+        return self.envelope.case_id
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.envelope.occurred_at
+
+    def header(self, name: str) -> bytes | None:
+        """A Kafka header of the record (None when absent, or for a message made outside a consumer)."""
+        if self.record is None:
+            return None
+        return next((value for key, value in self.record.headers or () if key == name), None)
+
+
+def runs_of_one_type(messages: Sequence[Message[Any]]) -> Iterator[list[Message[Any]]]:
+    """The messages cut into consecutive runs of one event type, in order: a handler takes a run as a set, and an
+    event of another type between two of them (say the case's closing between two acceptances) keeps its place."""
+    run: list[Message[Any]] = []
+    for message in messages:
+        if run and type(run[0].event) is not type(message.event):
+            yield run
+            run = []
+        run.append(message)
+    if run:
+        yield run
+
+
+class MessageBus:
+    """One service's (or one consumer's) registry: event types → handlers, command types → handler, and the
+    dependencies they are handed. Built in the service's bootstrap.py, the one place it is wired."""
+
+    def __init__(
+        self,
+        *,
+        consumer: str,
+        events: Mapping[type[EventModel], Sequence[Handler]],
+        deps: Mapping[str, Any],
+        commands: Mapping[type, Handler] | None = None,
+        uow_factory: Callable[[], UnitOfWork] | None = None,
+    ):
+        self.consumer = consumer  # the name its claims are recorded under (processed_events.consumer)
+        self._events = {model: list(handlers) for model, handlers in events.items()}
+        self._commands = dict(commands or {})
+        self._uow_factory = uow_factory
+        self._deps = dict(deps)
+        # Resolved once, so that a handler asking for something nobody provides fails at start, not at its first event.
+        self._handed: dict[Handler, dict[str, Any]] = {}
+        for handler in [h for hs in self._events.values() for h in hs] + list(self._commands.values()):
+            self._handed[handler] = self._deps_of(handler)
+        if self._commands and uow_factory is None:
+            raise TypeError("a bus with commands needs a uow_factory (each command is one unit of work)")
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The event types this bus handles (the consumer skips the rest without parsing them)."""
+        return frozenset(model.TYPE for model in self._events)
+
+    async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
+        """Apply a partition's messages once each, in the caller's unit of work (which commits them)."""
+        fresh = await uow.claim_all(self.consumer, [m.id for m in messages])
+        for run in runs_of_one_type([m for m in messages if m.id in fresh]):
+            for handler in self._events.get(type(run[0].event), ()):
+                await handler(run, uow, **self._handed[handler])
+
+    async def handle(self, command: Any) -> Any:
+        """Run a command in a unit of work of its own, committed; its handler's answer is returned."""
+        handler = self._commands.get(type(command))
+        if handler is None:
+            raise TypeError(f"no handler for the command {type(command).__name__}")
+        assert self._uow_factory is not None
+        async with self._uow_factory() as uow:
+            answer = await handler(command, uow, **self._handed[handler])
+            await uow.commit()
+        return answer
+
+    def _deps_of(self, handler: Handler) -> dict[str, Any]:
+        params = list(inspect.signature(handler).parameters.values())[2:]  # after (messages or command, uow)
+        missing = [p.name for p in params if p.name not in self._deps and p.default is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(f"{handler.__qualname__} needs {', '.join(missing)}, which the bus does not provide")
+        return {p.name: self._deps[p.name] for p in params if p.name in self._deps}
