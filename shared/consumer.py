@@ -447,14 +447,7 @@ class EventConsumer:
             if self._bus is not None:
                 pending.append(message)  # the bus takes the batch's messages as sets, after the loop
                 return None
-            try:
-                await self._call(message, uow, savepoint=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
-                if is_transient(exc):
-                    raise  # the whole batch waits for the infrastructure
-                raise _HandlerFailed(f"{envelope.type} {envelope.id} failed ({describe(exc)})") from exc
+            await _or_handled_again(self._call(message, uow, savepoint=False), f"{envelope.type} {envelope.id}")
             return None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -481,14 +474,7 @@ class EventConsumer:
         message in a savepoint of its own, so that only the culprit is set aside."""
         assert self._bus is not None
         started = time.perf_counter()
-        try:
-            await self._bus.handle_batch(messages, uow)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
-            if is_transient(exc):
-                raise  # the whole batch waits for the infrastructure
-            raise _HandlerFailed(f"a batch of {len(messages)} failed ({describe(exc)})") from exc
+        await _or_handled_again(self._bus.handle_batch(messages, uow), f"a batch of {len(messages)}")
         share = (time.perf_counter() - started) / len(messages)
         for message in messages:
             HANDLER_SECONDS.labels(self.service, message.envelope.type).observe(share)
@@ -591,6 +577,19 @@ class EventConsumer:
 
 
 _Rejection = tuple[ConsumerRecord, str, list[dict[str, Any]], str]
+
+
+async def _or_handled_again(work: Awaitable[None], what: str) -> None:
+    """Handle without savepoints; a failure that is no outage becomes _HandlerFailed, so that the batch is handled
+    again with a savepoint per message and only the culprit is set aside (an outage is waited out as it is)."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — the batch is handled again, carefully
+        if is_transient(exc):
+            raise  # the whole batch waits for the infrastructure
+        raise _HandlerFailed(f"{what} failed ({describe(exc)})") from exc
 
 
 class _HandlerFailed(Exception):

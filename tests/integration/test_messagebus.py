@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ from shared.messagebus import Message, MessageBus, runs_of_one_type
 from shared.runtime import Service
 from shared.settings import Settings
 from services.routing.bootstrap import build
-from tests.integration.test_routing_service import accepted
+from tests.integration.test_routing_service import accepted, routing  # noqa: F401 — the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +42,6 @@ def test_a_handler_asking_for_what_nobody_provides_fails_when_the_bus_is_built()
 
     with pytest.raises(TypeError, match="needs mailbox"):
         MessageBus(consumer="test", events={CaseAccepted: [needs_a_mailbox]}, deps={})
-
-
-@pytest.fixture
-async def routing(isolated: Settings) -> AsyncIterator[Service]:
-    service = build(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
-        yield service
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 async def _handle(service: Service, messages: list[Message[Any]]) -> int:
