@@ -380,3 +380,33 @@ async def test_a_live_process_whose_faust_app_cannot_start_asks_for_a_restart(is
         assert health.status_code == 503 and "could not start" in health.text, health.text
     finally:
         await asyncio.wait_for(runtime.stop(), 60)
+
+
+async def test_a_recovery_that_stops_reading_its_changelogs_is_a_stall(isolated):
+    """While the tables recover, reading changelog records is the process's progress; a faust fetcher wedged halfway
+    (a broker restart in the middle of recovery) reads none of the records left, and the watchdog's probe must say so
+    — else /readyz says "recovering" for ever and nothing restarts the process. Before its partitions are assigned,
+    nothing is known to wait, and that is no stall."""
+    from aiokafka import TopicPartition as TP
+
+    service = build(isolated, manage_runtime=False)
+    runtime = service.runtime
+    await asyncio.wait_for(runtime.start(), 60)
+    try:
+        await runtime.wait_until_consuming(60)
+        recovery = runtime.streams.app.tables.recovery
+        tp = TP(f"{runtime.streams.app_id}-cases-changelog", 0)
+        recovery.completed.clear()  # as in the middle of a recovery: 90 records of the changelog are left
+        recovery.active_highwaters[tp], recovery.active_offsets[tp] = 100, 10
+        await runtime._follows_cases()           # the first look: it has read something since the start
+        with pytest.raises(RuntimeError, match="none of the 90 changelog records left"):
+            await runtime._follows_cases()       # nothing read since the last look
+        recovery.active_offsets[tp] = 40
+        await runtime._follows_cases()           # reading again: progress
+        recovery.active_highwaters.clear()
+        recovery.active_offsets.clear()
+        await runtime._follows_cases()
+        await runtime._follows_cases()           # nothing known to wait (not yet assigned): no stall
+        recovery.completed.set()
+    finally:
+        await asyncio.wait_for(runtime.stop(), 60)

@@ -47,6 +47,7 @@ class LiveRuntime:
         self.pool: asyncpg.Pool
         self.producer: Producer
         self._read_at_last_look = 0
+        self._recovered_at_last_look = -1
         self._streams_start: asyncio.Task[None] | None = None
         self._start_failed: str | None = None
 
@@ -100,7 +101,17 @@ class LiveRuntime:
         read none since the last look (faust's fetcher stopped: nothing reaches the agent)."""
         recovery: Any = self.streams.app.tables.recovery
         if not recovery.completed.is_set():
-            return  # recovering its tables from the changelogs: that is progress of its own (/readyz says so)
+            # Recovering its tables from the changelogs is progress of its own (/readyz says so) — as long as the
+            # changelogs are being read: faust's fetcher wedged by a broker restart halfway through recovery reads
+            # nothing more, and the process would say "recovering" for ever.
+            # Only while records are known to wait: before its partitions are assigned there is nothing to read yet.
+            left = sum(max(0, n) for n in recovery.active_remaining().values())
+            read = sum(recovery.active_offsets.values())
+            read_before, self._recovered_at_last_look = self._recovered_at_last_look, read
+            if left and read == read_before:
+                raise RuntimeError(f"recovering the tables read none of the {left} changelog records left since the "
+                                   "last look")
+            return
         if self.streams.in_hand_for() > HANDLING_SECONDS:
             raise RuntimeError(f"the agent has held one event of {self.topics.cases} for "
                                f"{self.streams.in_hand_for():.0f} s")
