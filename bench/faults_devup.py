@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from shared.contracts import Envelope
 from shared.lag import group_lags
@@ -89,6 +90,18 @@ async def faults(order: list[str], gap: float, seconds: float) -> None:
         await dev_up()
 
 
+async def _deliver(producer: AIOKafkaProducer, topic: str, value: bytes, key: bytes) -> None:
+    """One report delivered, as a bridge delivers it: sent again until the broker takes it (the same report: intake
+    keeps one). Without this, a broker away longer than the producer's timeout made the drill's own reports expire
+    unsent (or its publisher stop), and the count blamed wangge for them."""
+    while True:
+        try:
+            await (await producer.send(topic, value, key=key))
+            return
+        except KafkaError:
+            await asyncio.sleep(1)
+
+
 async def publish(settings: Settings, topics: Topics, prefix: str, at_least: int, rate: float,
                   faults_over: asyncio.Event) -> int:
     """Publish at `rate` until `at_least` are out and the faults are over; returns how many were published."""
@@ -96,6 +109,7 @@ async def publish(settings: Settings, topics: Topics, prefix: str, at_least: int
                                 request_timeout_ms=120000, retry_backoff_ms=500)
     await asyncio.wait_for(producer.start(), 30)
     n = 0
+    deliveries: list[asyncio.Task[None]] = []
     try:
         started = time.monotonic()
         while n < at_least or not faults_over.is_set():
@@ -105,11 +119,14 @@ async def publish(settings: Settings, topics: Topics, prefix: str, at_least: int
                     "reporter": {"name": "居民", "phone": f"139{n % 10**8:08d}"}, "coordinator": None, "media": [],
                     "observed_at": "2026-11-28T09:00:00+08:00"}
             envelope = Envelope.new("report.submitted", 1, body, source="hotline-bridge")
-            await producer.send(topics.reports, envelope.to_json(), key=external_id.encode())
+            deliveries.append(asyncio.create_task(
+                _deliver(producer, topics.reports, envelope.to_json(), external_id.encode())))
             n += 1
             await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
-        await producer.flush()
+        await asyncio.gather(*deliveries)
     finally:
+        for delivery in deliveries:
+            delivery.cancel()
         await producer.stop()
     return n
 

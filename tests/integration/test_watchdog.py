@@ -37,6 +37,14 @@ def _quick(isolated):
     return isolated.model_copy(update={"consumer_stall_seconds": 3.0, "consumer_lag_interval_seconds": 0.5})
 
 
+async def _applied(runtime: ServiceRuntime, applied: list[str], case_id: str, within: float) -> Envelope:
+    """Publish one case event and wait until the consumer has applied it (and nothing else)."""
+    event = _event(case_id)
+    await publish(runtime.settings.kafka_bootstrap, runtime.topics.cases, event, key=case_id)
+    await _until(lambda: applied == [event.id], within)
+    return event
+
+
 async def _until(check, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -70,9 +78,7 @@ async def test_a_consumer_stuck_on_a_wait_is_rebuilt_and_goes_on_by_itself(isola
     await runtime.start()
     try:
         await runtime.wait_until_consuming()
-        event = _event("case-stuck")
-        await publish(settings.kafka_bootstrap, runtime.topics.cases, event, key="case-stuck")
-        await _until(lambda: applied == [event.id], 45)
+        event = await _applied(runtime, applied, "case-stuck", 45)
         assert calls == [event.id, event.id]  # the stuck attempt, then the rebuilt consumer's
         assert _restarts("watched", "stalled") == before + 1
         assert runtime.problem() is None  # it went on by itself: no restart needed
@@ -192,9 +198,7 @@ async def test_a_consumer_whose_kafka_client_is_slow_to_leave_is_still_rebuilt_i
             await leave()
 
         member.stop = slow_leave
-        event = _event("case-slowleave")
-        await publish(settings.kafka_bootstrap, runtime.topics.cases, event, key="case-slowleave")
-        await _until(lambda: applied == [event.id], 90)
+        await _applied(runtime, applied, "case-slowleave", 90)
         assert runtime.problem() is None
     finally:
         await runtime.stop()
@@ -303,9 +307,7 @@ async def test_a_service_started_while_its_infrastructure_is_away_comes_up_when_
         await door.open()
         await asyncio.wait_for(starting, 60)
         await runtime.wait_until_consuming()
-        event = _event("case-late")
-        await publish(isolated.kafka_bootstrap, runtime.topics.cases, event, key="case-late")
-        await _until(lambda: applied == [event.id], 30)
+        await _applied(runtime, applied, "case-late", 30)
     finally:
         if starting.done() and starting.exception() is None:
             await runtime.stop()
@@ -330,9 +332,7 @@ async def test_a_consumer_whose_kafka_client_stops_answering_is_rebuilt_though_i
             await never.wait()
 
         member.getmany = member.end_offsets = hang
-        event = _event("case-silent")
-        await publish(settings.kafka_bootstrap, runtime.topics.cases, event, key="case-silent")
-        await _until(lambda: applied == [event.id], 60)
+        await _applied(runtime, applied, "case-silent", 60)
         assert runtime.problem() is None
     finally:
         await runtime.stop()
