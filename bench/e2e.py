@@ -258,22 +258,21 @@ def plausibility(used: dict[str, float], missing: dict[str, str], handled: dict[
     per_case = {name: 1e6 * seconds / cases for name, seconds in used.items()}
     written, read = moved["kafka_written"], moved["kafka_read"]
     checks = [
-        Plausible("PostgreSQL: CPU per case", per_case.get("postgresql", math.nan),
-                  share * moved["pg_rows"] * units.row_postgres, f"µs ({share:g} × its rows at the floor)"),
-        Plausible("Kafka: the broker's CPU per case", per_case.get("kafka", math.nan),
-                  share * (written * units.produce_broker + read * units.consume_broker),
-                  f"µs ({share:g} × its records at the floor)"),
-        Plausible("Kafka: records written per case", written, seen_per_case,
-                  "(those this benchmark sent and read)"),
-        Plausible("Kafka: records read per case by the system", read, 2, "(the report, the case)"),
-        Plausible("PostgreSQL: rows written per case", moved["pg_rows"], 1, "(the case's own)"),
-        Plausible("PostgreSQL: transactions per case", moved["pg_commits"], 1, "(the case's own)"),
+        Plausible(f"PostgreSQL: CPU per case (≥ {share:g} × its rows at the floor)", per_case.get("postgresql", math.nan),
+                  share * moved["pg_rows"] * units.row_postgres, "µs"),
+        Plausible(f"Kafka: the broker's CPU per case (≥ {share:g} × its records at the floor)",
+                  per_case.get("kafka", math.nan),
+                  share * (written * units.produce_broker + read * units.consume_broker), "µs"),
+        Plausible("Kafka: records written per case (≥ those this benchmark sent, read)", written, seen_per_case, ""),
+        Plausible("Kafka: records read per case by the system (≥ the report, the case)", read, 2, ""),
+        Plausible("PostgreSQL: rows written per case (≥ the case's own)", moved["pg_rows"], 1, ""),
+        Plausible("PostgreSQL: transactions per case (≥ the case's own)", moved["pg_commits"], 1, ""),
     ]
     for name in SERVICES:
         msgs = handled.get(name, 0.0)
-        checks.append(Plausible(f"{name}: messages consumed per case (/metrics)", msgs / cases, 1 / cases, ""))
-        checks.append(Plausible(f"{name}: CPU per message consumed", 1e6 * used.get(name, math.nan) / max(msgs, 1),
-                                share * units.consume_client, f"µs ({share:g} × a record consumed at the floor)"))
+        checks.append(Plausible(f"{name}: messages consumed in the run (/metrics)", msgs, 1, ""))
+        checks.append(Plausible(f"{name}: CPU per message consumed (≥ {share:g} × one at the floor)",
+                                1e6 * used.get(name, math.nan) / max(msgs, 1), share * units.consume_client, "µs"))
     return checks, absent
 
 

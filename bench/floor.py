@@ -61,11 +61,12 @@ class UnitCosts:
     row_client: float
 
 
-# The least each unit can honestly cost (µs of CPU), a fifth of what this 2-core machine measured at batches of 500
-# (2026-12-06: a record produced 20 client + 9 broker, consumed 38 + 4, a row 7 client + 12 PostgreSQL): a floor of
-# plausibility for the floor's own figures, and for bench.e2e's when no floor has been measured.
-LEAST_UNITS = UnitCosts(produce_client=4.0, produce_broker=1.5, consume_client=7.0, consume_broker=0.8,
-                        row_postgres=2.0, row_client=1.4)
+# The least each unit can honestly cost (µs of CPU), about a fifth of the least this 2-core machine measured at
+# batches of 500 (2026-12-06, three runs beside other stacks' tests: a record produced 17.3 client + 17.3–38.0 broker,
+# consumed 7.3 + 6.0–9.7, a row 1.1 client + 3.3–3.9 PostgreSQL): a floor of plausibility for the floor's own
+# figures, and for bench.e2e's when no floor has been measured.
+LEAST_UNITS = UnitCosts(produce_client=3.5, produce_broker=3.0, consume_client=1.5, consume_broker=1.0,
+                        row_postgres=0.6, row_client=0.2)
 
 
 def case_event(i: int) -> Envelope:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench.support import state_dir, verdict
+from bench.support import state_dir
 
 CPU_PER_CASE_MS = 2.0  # every process counted, PostgreSQL included
 CPU_TIMES_FLOOR = 2.5  # … and at most this many times the floor measured in the same sitting
@@ -76,9 +76,10 @@ def check_plausible(checks: list[Plausible], missing: dict[str, str] | None = No
     """Print each figure against its floor of plausibility; False if any reads below it or could not be read."""
     print("\nis each figure plausible? (at least what its work must cost; below that the accounting is broken):")
     for check in checks:
-        verdict(check.label, f"{_num(check.figure)} ≥ {_num(check.least)} {check.unit}", check.passed)
+        figure = f"{_num(check.figure)} ≥ {_num(check.least)} {check.unit}"
+        print(f"  {check.label:<64} {figure:<24} {'PASS' if check.passed else 'FAIL'}")
     for name, why in (missing or {}).items():
-        verdict(f"CPU of {name}", why, False)
+        print(f"  {'CPU of ' + name:<64} {why:<24} FAIL")
     passed = all(c.passed for c in checks) and not missing
     if not passed:
         print("  FAIL: a figure above reads below what its work costs at the least, or could not be read: the "

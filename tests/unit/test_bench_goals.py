@@ -15,8 +15,9 @@ from bench.floor import LEAST_UNITS, UnitCosts
 from bench.goals import Plausible, check_plausible, sitting_goals
 from bench.support import CpuReading, Proc, cpu_used, parse_stat, subtree_ticks
 
-UNITS = UnitCosts(produce_client=20, produce_broker=9, consume_client=38, consume_broker=4, row_postgres=12,
-                  row_client=7)
+# What bench.floor measured on this machine (2026-12-06), µs.
+UNITS = UnitCosts(produce_client=17.3, produce_broker=17.3, consume_client=7.3, consume_broker=6.0, row_postgres=3.3,
+                  row_client=1.1)
 MOVED = {"kafka_written": 12.0, "kafka_read": 17.0, "pg_rows": 40.0, "pg_commits": 9.0}
 SERVICES = {"intake": 3.0, "routing": 4.0, "supervision": 3.5, "notify": 4.5}
 
@@ -82,7 +83,7 @@ def test_the_end_to_end_run_fails_on_postgresql_reading_near_zero():
     handled = {name: 3000.0 for name in SERVICES}
     checks, absent = plausibility(_used(0.02), {}, handled, MOVED, 6.0, UNITS, 1000)  # 0.02 ms a case
     failed = [c.label for c in checks if not c.passed]
-    assert failed == ["PostgreSQL: CPU per case"] and not absent
+    assert len(failed) == 1 and failed[0].startswith("PostgreSQL: CPU per case") and not absent
     checks, absent = plausibility(_used(2.5), {}, handled, MOVED, 6.0, UNITS, 1000)
     assert all(c.passed for c in checks) and not absent
 
@@ -92,13 +93,13 @@ def test_the_end_to_end_run_fails_when_a_component_or_the_services_metrics_canno
     del used["postgresql"]
     checks, absent = plausibility(used, {"sms_sink": "restarted"}, {}, MOVED, 6.0, UNITS, 1000)
     assert "postgresql" in absent and "sms_sink" not in absent  # the gateway's stand-in is not wangge's
-    assert {c.label for c in checks if not c.passed} >= {f"{s}: messages consumed per case (/metrics)" for s in SERVICES}
+    assert {c.label for c in checks if not c.passed} >= {f"{s}: messages consumed in the run (/metrics)" for s in SERVICES}
 
 
 def test_kafka_records_below_what_the_benchmark_itself_sent_and_read_fail():
     handled = {name: 3000.0 for name in SERVICES}
     checks, _ = plausibility(_used(2.5), {}, handled, {**MOVED, "kafka_written": 0.4}, 6.0, UNITS, 1000)
-    assert "Kafka: records written per case" in [c.label for c in checks if not c.passed]
+    assert [c.label for c in checks if not c.passed] == ["Kafka: records written per case (≥ those this benchmark sent, read)"]
 
 
 def test_the_least_units_are_below_what_this_machine_measured():
