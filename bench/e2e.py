@@ -451,7 +451,7 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
         goals.print_components(result["cpu_ms_by_component"], floor)
     if not plausible:
         return goals.EXIT_IMPLAUSIBLE
-    return goals.EXIT_OK if done_tasks == n else goals.EXIT_INCOMPLETE
+    return goals.EXIT_OK if everything else goals.EXIT_INCOMPLETE
 
 
 def main(argv: list[str] | None = None) -> int:
