@@ -26,10 +26,11 @@ from urllib.parse import urlparse
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.support import state_dir
 from shared.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
-KAFKA_LIBS = REPO / ".local" / "kafka" / "libs"
+KAFKA_LIBS = state_dir() / "kafka" / "libs"  # deploy/local/kafka.sh: $WANGGE_STATE_DIR/kafka/libs
 TWO_ROWS = "BEGIN;\nINSERT INTO t (a, b) VALUES (:client_id, 'x');\nINSERT INTO t (a, b) VALUES (:client_id, 'y');\nCOMMIT;\n"
 HUNDRED_ROWS = "INSERT INTO t (a, b) SELECT g, md5(g::text) FROM generate_series(1, 100) g;\n"
 

@@ -4,17 +4,21 @@ PostgreSQL."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.topics import Topics
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -65,49 +69,191 @@ def stop_process(proc: subprocess.Popen | None, grace: float = 20) -> None:
         proc.kill()
 
 
-def system_processes() -> list[tuple[str, int, list[str]]]:
-    """(component, pid, stat fields after the name) of each process of the running system, from /proc (Linux)."""
-    found = []
+# ---- CPU of the running system, from /proc (Linux) ---------------------------------------------------------------
+# Why it is done this way (issue 17: PostgreSQL read 0.02 ms a case while it did most of the work):
+# - Only this stack's processes: other stacks run on the same machine (parallel checkouts, the tests'), so a process
+#   is found by what names it uniquely — ./dev's pid files for the services and the broker, the postmaster whose
+#   postmaster.pid names the DSN's port — never by a command line that every stack's processes share.
+# - A component is its root process and every descendant, plus the CPU of the descendants that exited and were
+#   reaped (cutime/cstime). PostgreSQL's backends are the postmaster's children, and they exit during a run: asyncpg
+#   replaces a connection after 50,000 queries or 300 s idle (shared/db.py). A reading of live processes loses an exited
+#   backend's whole life, so the difference of two readings went near zero or below. The postmaster's command line
+#   is `/usr/lib/postgresql/NN/bin/postgres -D …`, so the old match `startswith("postgres")` never found it and its
+#   cutime (the fix of c1bbad0) was never read.
+# - One consistent snapshot: a child reaped while the process list is read is counted twice or not at all, so the
+#   roots' reaped CPU is read before and after the pass, and the pass is made again if it moved.
+# - Pids get reused and services get restarted: a component is named by (pid, start time), and two readings of
+#   different processes are not subtracted (cpu_used reports it instead).
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process as /proc/PID/stat shows it, CPU in clock ticks."""
+
+    pid: int
+    ppid: int
+    start: int  # starttime (field 22): with the pid, it names this process and no later one given the same pid
+    own: int  # utime + stime (fields 14, 15), every thread of the process
+    reaped: int  # cutime + cstime (16, 17): its children that exited and were waited for
+
+
+def parse_stat(pid: int, text: str) -> Proc:
+    """A /proc/PID/stat line; the name (field 2) may hold spaces and parentheses, so split after its last ')'."""
+    fields = text.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state)
+    return Proc(pid, int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]),
+                int(fields[13]) + int(fields[14]))
+
+
+def read_stat(pid: int) -> Proc | None:
+    """The process now, or None if it is gone (or /proc hides it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return parse_stat(pid, fh.read())
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_table() -> dict[int, Proc]:
+    """Every process now, by pid."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (proc := read_stat(int(entry))) is not None:
+            table[proc.pid] = proc
+    return table
+
+
+def subtree_ticks(table: dict[int, Proc], root: int) -> int:
+    """CPU of `root` and all its descendants, with the descendants each of them reaped."""
+    children: dict[int, list[int]] = {}
+    for proc in table.values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        total += table[pid].own + table[pid].reaped
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+def argv_of(pid: int) -> list[str]:
+    """A process's command line, word by word ([] if gone or hidden)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [w.decode(errors="replace") for w in fh.read().split(b"\0") if w]
+    except OSError:
+        return []
+
+
+def state_dir() -> Path:
+    """The stack's state folder, as ./dev sets it (WANGGE_STATE_DIR, default <repo>/.local)."""
+    return Path(os.environ.get("WANGGE_STATE_DIR") or REPO / ".local")
+
+
+# component → (./dev's pid file name, the module the process runs): what `./dev up` starts (dev's PROCS).
+DEV_PROCESSES = {"intake": ("intake", "services.intake"), "routing": ("routing", "services.routing"),
+                 "supervision": ("supervision", "services.supervision"), "notify": ("notify", "services.notify"),
+                 "live": ("live", "services.supervision.live"), "sms_sink": ("sms-sink", "deploy.local.sms_sink"),
+                 "mail_sink": ("mail-sink", "deploy.local.mail_sink")}
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        text = path.read_text().split()
+    except OSError:
+        return None
+    return int(text[0]) if text and text[0].isdigit() else None
+
+
+def postmaster_pid(dsn: str) -> int | None:
+    """The postmaster serving `dsn`: a `postgres -D DATA` process whose DATA/postmaster.pid names it and the DSN's
+    port (other clusters run on this machine too)."""
+    port = urlsplit(dsn).port or 5432
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        argv = argv_of(int(entry))
+        if not argv or Path(argv[0]).name != "postgres" or "-D" not in argv[:-1]:
+            continue
+        data = Path(argv[argv.index("-D") + 1])
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
+            lines = (data if data.is_absolute() else Path(f"/proc/{entry}/cwd") / data).joinpath(
+                "postmaster.pid").read_text().splitlines()
         except OSError:
             continue
-        if "kafka.Kafka" in cmdline:
-            name = "kafka"
-        elif cmdline.startswith("postgres"):
-            name = "postgresql"
-        elif m := re.search(r"-m (services\.[\w.]+|deploy\.local\.sms_sink|bench\.e2e)", cmdline):  # …supervision.live: live
-            name = m[1].split(".")[-1]
+        if len(lines) > 3 and lines[0].strip() == entry and lines[3].strip() == str(port):
+            return int(entry)
+    return None
+
+
+def stack_roots(settings: Settings, extra: dict[str, int] | None = None) -> dict[str, int]:
+    """component → root pid of each process of this stack that runs now (and `extra`, e.g. the benchmark itself)."""
+    run = state_dir() / "run"
+    roots: dict[str, int] = {}
+    for component, (name, module) in DEV_PROCESSES.items():
+        pid = _pid_file(run / f"{name}.pid")
+        argv = argv_of(pid) if pid else []
+        if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == module:
+            roots[component] = pid
+    pid = _pid_file(run / "kafka.pid")
+    if pid and "kafka.Kafka" in argv_of(pid):
+        roots["kafka"] = pid
+    if (pid := postmaster_pid(settings.database_url)) is not None:
+        roots["postgresql"] = pid
+    roots.update(extra or {})
+    return roots
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU ticks used so far by each component, and which process (pid, start time) each was read from."""
+
+    ticks: dict[str, int]
+    roots: dict[str, tuple[int, int]]
+
+
+def read_cpu(roots: dict[str, int]) -> CpuReading:
+    """One consistent reading of each component's CPU (see above)."""
+    for _ in range(10):
+        first = {name: read_stat(pid) for name, pid in roots.items()}
+        table = process_table()
+        again = {name: read_stat(pid) for name, pid in roots.items()}
+        # A root that reaped a child during the pass may have it counted twice or not at all: read again.
+        if all((a.reaped if a else None) == (b.reaped if b else None) for a, b in zip(first.values(), again.values())):
+            break
+    ticks = {name: subtree_ticks(table, pid) for name, pid in roots.items() if pid in table}
+    return CpuReading(ticks, {name: (pid, table[pid].start) for name, pid in roots.items() if pid in table})
+
+
+def cpu_used(before: CpuReading, after: CpuReading) -> tuple[dict[str, float], dict[str, str]]:
+    """(CPU seconds each component used between two readings, why a component's figure is missing): a component
+    restarted, started or stopped between them has no honest difference."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used, missing = {}, {}
+    for name in sorted(set(before.roots) | set(after.roots)):
+        if name not in before.roots:
+            missing[name] = "started during the run"
+        elif name not in after.roots:
+            missing[name] = "gone by the end of the run"
+        elif before.roots[name] != after.roots[name]:
+            missing[name] = f"restarted during the run (pid {before.roots[name][0]} → {after.roots[name][0]})"
         else:
-            continue
-        found.append((name, int(entry), fields))
-    return found
+            used[name] = (after.ticks[name] - before.ticks[name]) / tick
+    return used, missing
 
 
-def cpu_by_component() -> dict[str, float]:
-    """CPU seconds used so far by each part of the running system."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
-    for name, _, fields in system_processes():
-        # utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the name).
-        used = int(fields[11]) + int(fields[12])
-        if name == "postgresql":
-            # cutime and cstime (16, 17): the backends that exited, counted in the postmaster (their parent);
-            # without them a connection closed during the run takes its CPU with it.
-            used += int(fields[13]) + int(fields[14])
-        totals[name] = totals.get(name, 0.0) + used / ticks
-    return totals
+def cpu_by_component(settings: Settings | None = None) -> dict[str, float]:
+    """CPU seconds used so far by each component of the running stack (one reading, for a quick look)."""
+    reading = read_cpu(stack_roots(settings or get_settings()))
+    return {name: ticks / os.sysconf("SC_CLK_TCK") for name, ticks in reading.ticks.items()}
 
 
 # Processes of the benchmark's own making, counted apart from wangge's: the load (bench.e2e sends the reports and
 # reads every case event, task and reply) and the SMS gateway's stand-in (a third party in production).
-HARNESS = {"e2e": "this benchmark (sends the reports, reads every event)", "sms_sink": "the SMS gateway's stand-in"}
+HARNESS = {"e2e": "this benchmark (sends the reports, reads every event)", "sms_sink": "the SMS gateway's stand-in",
+           "mail_sink": "the mail server's stand-in"}
 
 
 async def kafka_traffic(bootstrap: str) -> tuple[int, int]:
