@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"signing-key-id {key_id(signing)}")
                 print(f"signing-key {encode_private(signing)}")
                 print("(the signing key signs this machine's Kafka messages: shown once, stored nowhere; "
-                      "see docs/SECURITY.md)", file=sys.stderr)
+                      "docs/ARCHITECTURE.md, \"Kafka writes\")", file=sys.stderr)
         elif args.command == "revoke":
             if unsigned:
                 print(unsigned, file=sys.stderr)
