@@ -8,7 +8,6 @@ it, so a revocation takes effect everywhere as soon as the consumers have read i
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
@@ -21,6 +20,9 @@ from shared.clock import now
 from shared.consumer import current_record
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.credentials import CredentialIssued, CredentialRevoked
+from shared.signing import (
+    CREDENTIAL_ISSUERS, SIGNER_HEADER, credential_signer, key_id_of, record_signer, signed_by, verify_with,
+)
 from shared.uow import UnitOfWork
 
 CREDENTIAL_TYPES = frozenset({CredentialIssued.TYPE, CredentialRevoked.TYPE})
@@ -78,31 +80,43 @@ async def apply_credential_event(envelope: Envelope, uow: UnitOfWork) -> None:
         raise RuntimeError("credential events are applied from wangge.credentials only: the order is its offset")
     position = record.offset
     if isinstance(event, CredentialIssued):
+        if (event.signing_key_id is None) != (event.signing_public_key is None) or (
+                event.signing_public_key is not None and event.signing_key_id != key_id_of(event.signing_public_key)):
+            raise InvalidMessage("credential.issued: signing_key_id and signing_public_key come together, the id "
+                                 "derived from the key (shared/signing.key_id)")
         if envelope.occurred_at > now() + MAX_CLOCK_SKEW:
             raise InvalidMessage(f"credential.issued dated in the future ({envelope.occurred_at.isoformat()}): "
                                  f"refused; a publisher's clock may be at most {MAX_CLOCK_SKEW} ahead")
         await uow.conn.execute(
             """INSERT INTO credentials (token_sha256, name, role, owner_code, worker_id, device_id, expires_at, demo,
-                                        revoked_at, revoke_reason, event_at, registry_offset)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10)
+                                        revoked_at, revoke_reason, event_at, registry_offset, signing_key_id,
+                                        signing_public_key)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10, $11, $12)
                ON CONFLICT (token_sha256) DO UPDATE SET
                    name = EXCLUDED.name, role = EXCLUDED.role, owner_code = EXCLUDED.owner_code,
                    worker_id = EXCLUDED.worker_id, device_id = EXCLUDED.device_id, expires_at = EXCLUDED.expires_at,
                    demo = EXCLUDED.demo, revoked_at = NULL, revoke_reason = NULL, event_at = EXCLUDED.event_at,
-                   registry_offset = EXCLUDED.registry_offset, updated_at = now()
+                   registry_offset = EXCLUDED.registry_offset, signing_key_id = EXCLUDED.signing_key_id,
+                   signing_public_key = EXCLUDED.signing_public_key, updated_at = now()
                WHERE credentials.registry_offset IS NULL OR credentials.registry_offset < EXCLUDED.registry_offset""",
             event.token_sha256, event.name, event.role, event.owner_code, event.worker_id, event.device_id,
-            event.expires_at, event.demo, envelope.occurred_at, position,
+            event.expires_at, event.demo, envelope.occurred_at, position, event.signing_key_id,
+            event.signing_public_key,
         )
     elif isinstance(event, CredentialRevoked):
-        # revoked_at is when this service learnt it (the publisher's date is only informative).
+        # revoked_at is when this service learnt it (the publisher's date is only informative). A service that
+        # issues sessions (supervision, notify: shared/signing.py) ends only credentials of its own roles; the
+        # consumer has checked the signature, so the signer the record names is the one that signed it.
+        issuer = CREDENTIAL_ISSUERS.get(record_signer(record.headers) or "")
+        roles = sorted(issuer[0]) if issuer is not None else None
         await uow.conn.execute(
             """INSERT INTO credentials (token_sha256, name, role, revoked_at, revoke_reason, event_at, registry_offset)
                VALUES ($1, '(revoked before issued)', 'none', now(), $3, $2, $4)
                ON CONFLICT (token_sha256) DO UPDATE SET revoked_at = now(), revoke_reason = $3, event_at = $2,
                    registry_offset = $4, updated_at = now()
-               WHERE credentials.registry_offset IS NULL OR credentials.registry_offset < $4""",
-            event.token_sha256, envelope.occurred_at, event.reason, position,
+               WHERE (credentials.registry_offset IS NULL OR credentials.registry_offset < $4)
+                 AND ($5::text[] IS NULL OR credentials.role = ANY($5::text[]))""",
+            event.token_sha256, envelope.occurred_at, event.reason, position, roles,
         )
     else:
         raise InvalidMessage(f"wangge.credentials carries credential.issued/revoked only, not {envelope.type!r}")
@@ -195,42 +209,50 @@ def require(*roles: str) -> Callable[..., object]:
     return check
 
 
-# ---- owners' updates on Kafka: who sent them --------------------------------------------------
+# ---- machines' messages on Kafka: who sent them ----------------------------------------------
 # Kafka does not tell a consumer which principal produced a record, and every owner may write
-# wangge.task-updates. So an owner's system signs each update with its credential: header
-# wangge-credential = the token's SHA-256 (hex), wangge-signature = HMAC-SHA256(key = that digest,
-# message = the record's value). The services hold the digest from the registry (which owners cannot
-# read: ACLs), so they can check that the update's `owner` is the credential's owner code.
-CREDENTIAL_HEADER = "wangge-credential"
-SIGNATURE_HEADER = "wangge-signature"
+# wangge.task-updates (every bridge wangge.reports). So a machine credential signs each record with its own
+# Ed25519 key (issued with it; shared/signing.py): header wangge-signer = the key id, wangge-ed25519 = the
+# signature over the record's value. The registry holds only the public key, so whoever reads it — or any
+# service's table — can check a signature and never make one. The first scheme (an HMAC keyed with the token's
+# SHA-256, header wangge-credential) is refused: that digest travels on the registry and keys every table.
+OLD_CREDENTIAL_HEADER = "wangge-credential"
+CREDENTIAL_HEADER = OLD_CREDENTIAL_HEADER  # kept for readers of the old name
+SIGNING_ROLES = ("owner", "terminal", "hotline")  # machine credentials issued with a signing key
 
 
-def sign_update(token: str, value: bytes) -> list[tuple[str, bytes]]:
-    """The Kafka headers that prove an update was sent by the holder of `token`."""
-    digest = hashlib.sha256(token.encode()).digest()
-    return [(CREDENTIAL_HEADER, digest.hex().encode()),
-            (SIGNATURE_HEADER, hmac.new(digest, value, hashlib.sha256).hexdigest().encode())]
+def sign_update(private_key: str, value: bytes) -> list[tuple[str, bytes]]:
+    """The Kafka headers that prove `value` was sent by the holder of this credential's signing key (as printed
+    when the credential was issued)."""
+    return credential_signer(private_key).headers(value)
+
+
+def is_signed(headers: dict[str, bytes]) -> bool:
+    """Whether a record carries a signature of either scheme (then it is checked even where signing is optional)."""
+    return SIGNER_HEADER in headers or OLD_CREDENTIAL_HEADER in headers
 
 
 async def update_signer(conn: asyncpg.Connection, headers: dict[str, bytes], value: bytes, *,
                         production: bool) -> Client | str:
-    """The credential that signed this record, or why it is not validly signed."""
-    credential, signature = headers.get(CREDENTIAL_HEADER), headers.get(SIGNATURE_HEADER)
-    if not credential or not signature:
-        return "not signed: an owner's update needs the wangge-credential and wangge-signature headers"
-    try:
-        digest = bytes.fromhex(credential.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        return "wangge-credential is not a hex SHA-256"
-    expected = hmac.new(digest, value, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(expected, signature):
-        return "the signature does not match the update and the credential"
+    """The credential whose signing key signed this record, or why it is not validly signed."""
+    if OLD_CREDENTIAL_HEADER in headers and SIGNER_HEADER not in headers:
+        return ("signed with the token-hash HMAC, which is no longer accepted (anyone who reads the registry could "
+                "make it): sign with the credential's Ed25519 key (wangge-signer, wangge-ed25519)")
+    named = signed_by(headers.items())
+    if isinstance(named, str):
+        return named
+    kid, signature = named
     row = await conn.fetchrow(
-        """SELECT name, role, owner_code, worker_id, device_id FROM credentials
-           WHERE token_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-             AND NOT (demo AND $2)""",
-        digest.hex(), production,
+        """SELECT name, role, owner_code, worker_id, device_id, signing_public_key FROM credentials
+           WHERE signing_key_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+             AND NOT (demo AND $2) AND signing_public_key IS NOT NULL
+           ORDER BY registry_offset DESC NULLS LAST LIMIT 1""",
+        kid, production,
     )
     if row is None:
-        return "signed with an unknown, expired or revoked credential"
-    return Client(**dict(row))
+        return "signed with an unknown, expired or revoked key"
+    if not verify_with(row["signing_public_key"], signature, value):
+        return "the signature does not match the message and the key"
+    values = dict(row)
+    values.pop("signing_public_key")
+    return Client(**values)

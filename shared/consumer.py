@@ -46,6 +46,8 @@ from shared.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope, UnitOfWork], Awaitable[None]]
+# Checks who published a record (its headers and value: shared/signing.py): why it may not be handled, or None.
+Verify = Callable[[ConsumerRecord, Envelope], "str | None"]
 # The Kafka record being handled, for the few handlers that need more than its envelope (headers).
 _current_record: contextvars.ContextVar[ConsumerRecord | None] = contextvars.ContextVar("current_record", default=None)
 
@@ -111,6 +113,7 @@ class EventConsumer:
         max_fetch_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         lag_interval: float = 5.0,
         commit_interval: float = DEFAULT_COMMIT_INTERVAL,
+        verify: Verify | None = None,
     ):
         self.service = service
         self.group_id = group_id
@@ -119,6 +122,7 @@ class EventConsumer:
         self._handler = handler
         self._bus = handler if isinstance(handler, MessageBus) else None
         self._types = types if types is not None or self._bus is None else self._bus.types
+        self._verify = verify
         self._pool = pool
         self._producer = producer
         self._names = topic_names
@@ -520,6 +524,12 @@ class EventConsumer:
             return (record, exc.reason, exc.errors, "invalid-envelope")
         if envelope.type not in registered_types():
             return (record, f"unknown event type {envelope.type!r}: no contract defines it", [], "unknown-type")
+        if self._verify is not None and (self._types is None or envelope.type in self._types):
+            # Not handled unless its publisher may publish it (a type of another service's business is skipped
+            # unread, as before: checking it here would reject it once per consumer group).
+            refusal = self._verify(record, envelope)
+            if refusal is not None:
+                return (record, refusal, [], "unsigned")
         return envelope
 
     async def _reject(self, record: ConsumerRecord, reason: str, errors: list[dict[str, Any]], kind: str) -> None:

@@ -12,12 +12,15 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from shared import kafka_security
-from shared.auth import token_hash
+from shared.auth import SIGNING_ROLES, token_hash
 from shared.clock import now
 from shared.contracts.credentials import ROLES, CredentialIssued, CredentialRevoked
 from shared.kafka import OutgoingMessage, Producer
 from shared.settings import Settings, get_settings
+from shared.signing import ADMIN, SigningKeyError, encode_private, encode_public, key_id, signer_for
 from shared.street import StreetDataError, load_street
 from shared.topics import Topics, ensure_topics
 
@@ -44,10 +47,14 @@ def demo_clients(street_dir: Path) -> list[dict[str, str]]:
 
 
 def issued(token: str, *, name: str, role: str, owner_code: str | None = None, worker_id: str | None = None,
-           device_id: str | None = None, expires_at: datetime | None = None, demo: bool = False) -> CredentialIssued:
-    """The registry event for a token (its hash only)."""
+           device_id: str | None = None, expires_at: datetime | None = None, demo: bool = False,
+           signing_key: Ed25519PrivateKey | None = None) -> CredentialIssued:
+    """The registry event for a token (its hash only) and, for a machine that publishes on Kafka, the public half
+    of its signing key (and the key's id)."""
     return CredentialIssued(token_sha256=token_hash(token), name=name, role=role, owner_code=owner_code,
-                            worker_id=worker_id, device_id=device_id, expires_at=expires_at, demo=demo)
+                            worker_id=worker_id, device_id=device_id, expires_at=expires_at, demo=demo,
+                            signing_key_id=key_id(signing_key) if signing_key else None,
+                            signing_public_key=encode_public(signing_key) if signing_key else None)
 
 
 async def publish(settings: Settings, events: list[CredentialIssued | CredentialRevoked]) -> None:
@@ -55,7 +62,9 @@ async def publish(settings: Settings, events: list[CredentialIssued | Credential
     topics = Topics(settings.topic_prefix)
     kafka_security.use(settings)
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, [topics.spec_for(topics.credentials)]), 30)
-    producer = Producer(settings.kafka_bootstrap, "credentials")
+    # Signed with the admin key (WANGGE_ADMIN_SIGNING_KEY), which only this command holds: the services accept a
+    # credential only when it carries that signature (or a session service's, for its own roles: shared/signing.py).
+    producer = Producer(settings.kafka_bootstrap, "credentials", signer=signer_for(settings, ADMIN))
     await asyncio.wait_for(producer.start(), 30)
     try:
         messages = []
@@ -92,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                       help=f"street folder whose owners get demo-owner-<code> (default {settings.street_dir})")
     args = parser.parse_args(argv)
     try:
+        signer_for(settings, ADMIN)
+        unsigned = None
+    except SigningKeyError as exc:
+        unsigned = f"cannot sign the registry: {exc}"
+    try:
         if args.command == "issue":
             if args.role == "owner" and not args.owner_code:
                 parser.error("an owner credential needs --owner-code")
@@ -102,12 +116,27 @@ def main(argv: list[str] | None = None) -> int:
                 print("the production profile refuses --token: issue without it and hand over the printed token",
                       file=sys.stderr)
                 return 2
+            if unsigned:
+                print(unsigned, file=sys.stderr)
+                return 2
             token = args.token or secrets.token_urlsafe(32)
             expires = now() + timedelta(days=args.expires_in_days) if args.expires_in_days > 0 else None
-            asyncio.run(publish(settings, [issued(token, name=args.name, role=args.role, owner_code=args.owner_code,
-                                                  worker_id=args.worker_id, device_id=args.device_id, expires_at=expires)]))
+            # A machine that publishes on Kafka (an owner's system, a terminal gateway, the hotline bridge) signs
+            # with a key of its own: the registry gets the public half, the private half is printed here, once.
+            signing = Ed25519PrivateKey.generate() if args.role in SIGNING_ROLES else None
+            event = issued(token, name=args.name, role=args.role, owner_code=args.owner_code, worker_id=args.worker_id,
+                           device_id=args.device_id, expires_at=expires, signing_key=signing)
+            asyncio.run(publish(settings, [event]))
             print(token)
+            if signing is not None:
+                print(f"signing-key-id {key_id(signing)}")
+                print(f"signing-key {encode_private(signing)}")
+                print("(the signing key signs this machine's Kafka messages: shown once, stored nowhere; "
+                      "docs/ARCHITECTURE.md, \"Kafka writes\")", file=sys.stderr)
         elif args.command == "revoke":
+            if unsigned:
+                print(unsigned, file=sys.stderr)
+                return 2
             digest = args.token if len(args.token) == 64 and all(c in "0123456789abcdef" for c in args.token) \
                 else token_hash(args.token)
             asyncio.run(publish(settings, [CredentialRevoked(token_sha256=digest, reason=args.reason)]))

@@ -15,6 +15,7 @@ from aiokafka.errors import (
 from shared.errors import PERMANENT_KAFKA_ERRORS, TRANSIENT_KAFKA_ERRORS  # noqa: F401  (re-exported)
 from shared import kafka_security
 from shared.metrics import MESSAGES_PRODUCED
+from shared.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class OutgoingMessage:
     key: str | None
     value: bytes
     event_type: str
+    headers: tuple[tuple[str, bytes], ...] = ()  # beyond the signer's, which the producer adds
 
     def size(self) -> int:
         """Roughly what the record weighs on the wire (key + value + overhead)."""
@@ -65,8 +67,12 @@ class OutgoingMessage:
 class Producer:
     """An idempotent producer shared by a service's outbox relay and dead-letter path."""
 
-    def __init__(self, bootstrap: str, service: str, max_request_size: int = DEFAULT_MAX_REQUEST_BYTES):
+    def __init__(self, bootstrap: str, service: str, max_request_size: int = DEFAULT_MAX_REQUEST_BYTES,
+                 signer: Signer | None = None):
         self.service = service
+        # Every record this producer sends is signed as this principal (shared/signing.py): consumers accept an
+        # event type only from the service that owns it.
+        self.signer = signer
         self.max_request_size = max_request_size
         self._bootstrap = bootstrap
         self._producer = self._new()
@@ -142,8 +148,9 @@ class Producer:
                 pending.append(stopped)
                 continue
             try:
-                pending.append(await producer.send(m.topic, m.value,
-                                                   key=m.key.encode() if m.key is not None else None))
+                headers = list(m.headers) + (self.signer.headers(m.value) if self.signer is not None else [])
+                pending.append(await producer.send(m.topic, m.value, key=m.key.encode() if m.key is not None else None,
+                                                   headers=headers or None))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — reported per record; the caller classifies it

@@ -103,7 +103,8 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
         # credentials: people's sessions are registry credentials that supervision issues and revokes at sign-in and
         # sign-out (services/supervision/people.py); it already holds the accounts, so it is their issuer.
         "supervision": [t["cases"], t["street-config"], t["credentials"]],
-        "notify": [t["cases"], t["replies"]],
+        # credentials: residents' sessions, which notify issues and ends (services/notify/residents.py)
+        "notify": [t["cases"], t["replies"], t["credentials"]],
     }
     acls: list[Acl] = []
     for service in SERVICES:

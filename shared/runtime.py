@@ -20,6 +20,7 @@ from shared.errors import Backoff, describe, is_transient
 from shared.kafka import Producer, broker_answers
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from shared.signing import signer_for, verifier_for
 from shared.topics import Topics
 from shared.uow import UnitOfWork
 from shared.watchdog import Heartbeat, Watchdog
@@ -112,6 +113,8 @@ class ServiceRuntime:
         self._workers: list[tuple[str, Worker, Heartbeat | None]] = []
         self._before_consuming: list[Worker] = []
         self.watchdog: Watchdog | None = None
+        # Who may have published what this service reads (shared/signing.py): checked on every record consumed.
+        self.verifier = verifier_for(settings)
         self.consumers: list[EventConsumer] = []
         self.pool: asyncpg.Pool
         self.producer: Producer
@@ -171,6 +174,7 @@ class ServiceRuntime:
                 max_message_bytes=self.settings.max_message_bytes,
                 max_fetch_bytes=self.settings.kafka_max_request_bytes,
                 lag_interval=self.settings.consumer_lag_interval_seconds,
+                verify=self.verifier.check,
             )
             self.consumers.append(consumer)
             watchdog.consumer(f"consumer {','.join(spec.topics)}", consumer)
@@ -187,7 +191,8 @@ class ServiceRuntime:
         for step in self._before_consuming:
             await step()
         self.producer = Producer(self.settings.kafka_bootstrap, self.name,
-                                 max_request_size=self.settings.kafka_max_request_bytes)
+                                 max_request_size=self.settings.kafka_max_request_bytes,
+                                 signer=signer_for(self.settings, self.name))
         await self.producer.start()
 
     async def wait_until_consuming(self, timeout: float = 30) -> None:

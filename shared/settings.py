@@ -11,6 +11,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.signing import SERVICES, key_problems
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A shared secret shorter than this is guessable; the production profile refuses it.
 MIN_SECRET_CHARS = 16
@@ -89,6 +91,16 @@ class Settings(BaseSettings):
     # Owners' updates on Kafka must carry their credential's signature (shared/auth.py sign_update);
     # always so in production, optional (checked when present) in development.
     require_signed_updates: bool = False
+    # Ed25519 keys binding every Kafka write to who may make it (shared/signing.py): each process's own private key
+    # (base64 of the 32-byte seed; WANGGE_INTAKE_SIGNING_KEY …, WANGGE_ADMIN_SIGNING_KEY for the credentials CLI
+    # only) and every signer's public key (`intake:base64,routing:…,supervision:…,notify:…,admin:…`). Required by
+    # the production profile; empty in development: fixed development keys (never for a real street).
+    intake_signing_key: str = ""
+    routing_signing_key: str = ""
+    supervision_signing_key: str = ""
+    notify_signing_key: str = ""
+    admin_signing_key: str = ""
+    signing_public_keys: str = ""
     # Replies to residents are retried for as long as they are still useful.
     reply_ttl_hours: float = 24.0
     # How long after the survey window closes notify erases the residents' names and phone numbers
@@ -189,6 +201,8 @@ class Settings(BaseSettings):
             problems.append(f"WANGGE_RESIDENT_KEY: the key of residents' ids and survey links is "
                             f"{'not set' if not self.resident_key else 'too short'} "
                             f"(at least {MIN_SECRET_CHARS} characters, the same for intake and notify)")
+        if service in SERVICES:
+            problems += key_problems(self, service)
         try:
             trusted_networks(self.trusted_proxies)
         except ValueError as exc:

@@ -72,30 +72,62 @@ class TopicReader:
         return [m[2] for m in self.seen if predicate(m[2])]
 
 
-async def publish(bootstrap: str, topic: str, value: bytes | dict | Envelope, key: str | None = None) -> None:
-    """Publish one message as an outside producer would (raw bytes, a dict, or an envelope)."""
+# publish(..., signed_as=OWNER): signed as the service that owns the event's type (shared/signing.EMITTERS), with the
+# key the services of this test run know — as if that service had published it. None: unsigned (an attacker).
+OWNER = "owner-of-the-type"
+
+
+def signature_of(payload: bytes, signed_as: str | None = OWNER) -> list[tuple[str, bytes]] | None:
+    """The headers of `payload` signed as `signed_as` (a signer's name, or OWNER: the emitter of its type)."""
+    from shared.settings import Settings
+    from shared.signing import ADMIN, EMITTERS, signer_for
+
+    if signed_as is None:
+        return None
+    if signed_as == OWNER:
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return None
+        emitters = EMITTERS.get(body.get("type")) if isinstance(body, dict) and isinstance(body.get("type"), str) \
+            else None
+        if not emitters:
+            return None
+        signed_as = ADMIN if ADMIN in emitters else sorted(emitters)[0]
+    return signer_for(Settings(), signed_as).headers(payload)
+
+
+async def publish(bootstrap: str, topic: str, value: bytes | dict | Envelope, key: str | None = None, *,
+                  signed_as: str | None = OWNER, headers: list[tuple[str, bytes]] | None = None) -> None:
+    """Publish one message as an outside producer would (raw bytes, a dict, or an envelope). An event of a service
+    is signed as that service unless `signed_as` says otherwise (None: unsigned); `headers` replace the signature."""
     if isinstance(value, Envelope):
         payload = value.to_json()
     elif isinstance(value, dict):
         payload = orjson.dumps(value)
     else:
         payload = value
+    if headers is None:
+        headers = signature_of(payload, signed_as)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await asyncio.wait_for(producer.start(), 20)
     try:
-        await asyncio.wait_for(producer.send_and_wait(topic, payload, key=key.encode() if key else None), 20)
+        await asyncio.wait_for(producer.send_and_wait(topic, payload, key=key.encode() if key else None,
+                                                      headers=headers), 20)
     finally:
         await producer.stop()
 
 
 async def grant(settings, *services, token: str, name: str, role: str, owner_code: str | None = None,
-                worker_id: str | None = None, device_id: str | None = None, timeout: float = 30) -> None:
-    """Issue a credential through wangge.credentials and wait until every given service has learnt it."""
+                worker_id: str | None = None, device_id: str | None = None, timeout: float = 30,
+                signing_key=None) -> None:
+    """Issue a credential through wangge.credentials and wait until every given service has learnt it; with
+    `signing_key` (an Ed25519PrivateKey), a machine credential that signs its Kafka messages with it."""
     from shared.auth import token_hash
     from shared.credentials import issued, publish as publish_credentials
 
     await publish_credentials(settings, [issued(token, name=name, role=role, owner_code=owner_code,
-                                                worker_id=worker_id, device_id=device_id)])
+                                                worker_id=worker_id, device_id=device_id, signing_key=signing_key)])
     digest = token_hash(token)
 
     async def learnt() -> None:

@@ -17,7 +17,9 @@ from services.intake.domain import held, open311
 from services.intake.domain.assessment import Assessed, Locator, Rejected, assess
 from services.intake.domain.case_numbers import format_case_no
 from services.intake.domain.held import HeldCase, UnknownCase
+from shared.auth import is_signed, update_signer
 from shared.clock import now
+from shared.consumer import current_record
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
                                     CaseReopened, CaseReported)
@@ -27,6 +29,7 @@ from shared.contracts.reports import ReportSubmitted
 from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
+from shared.signing import SIGNER_HEADER
 from shared.uow import UnitOfWork
 
 SOURCE = "intake"
@@ -35,6 +38,10 @@ CASES_CONSUMER = "intake:cases"
 REPLIES_CONSUMER = "intake:replies"
 
 log = logging.getLogger(__name__)
+
+
+# The credentials whose signed reports intake takes from wangge.reports (DESIGN: terminals, the hotline bridge).
+REPORTING_ROLES = ("terminal", "hotline")
 
 
 class ReportRejected(ValueError):
@@ -243,9 +250,34 @@ class Intake:
         missing = await media_sql.not_stored(uow.conn, report.media)
         if missing:
             raise InvalidMessage(media_sql.not_stored_reason(missing[0]))
+        sender = await self._report_sender(uow, envelope)
         # A unique violation here (another instance took the same report) is retried by the
         # consumer in a fresh savepoint, and then finds that case.
-        await self._store(report, outcome, uow, via="kafka", client=envelope.source, event_id=envelope.id)
+        await self._store(report, outcome, uow, via="kafka", client=sender, event_id=envelope.id)
+
+    async def _report_sender(self, uow: UnitOfWork, envelope: Envelope) -> str:
+        """Who sent a report on Kafka, as its de-duplication scope: the signing key of the terminal gateway's or
+        the bridge's credential that signed it (shared/auth.py), never the envelope's `source`, which any
+        producer writes — so a stranger publishing first with a predictable external_id makes a case of its own
+        and never drops the real report. Unsigned reports are refused where signatures are required (production);
+        elsewhere they share a scope of their own, which no signed sender's can be."""
+        settings = self.runtime.settings
+        required = settings.profile == "production" or settings.require_signed_updates
+        record = current_record()
+        headers = {key: value for key, value in (record.headers or ())} if record is not None else {}
+        if not is_signed(headers):
+            if required:
+                raise InvalidMessage("report not accepted: not signed: a terminal gateway or the hotline bridge signs "
+                                     "its reports with its credential's key (headers wangge-signer, wangge-ed25519)")
+            return f"unsigned:{envelope.source}"
+        signer = await update_signer(uow.conn, headers, record.value if record is not None else b"",
+                                     production=settings.profile == "production")
+        if isinstance(signer, str):
+            raise InvalidMessage(f"report not accepted: {signer}")
+        if signer.role not in REPORTING_ROLES:
+            raise InvalidMessage(f"report not accepted: signed by {signer.actor}; reports come from "
+                                 f"{' or '.join(REPORTING_ROLES)} credentials")
+        return f"key:{headers[SIGNER_HEADER].decode('ascii')}"
 
     # ---- the command center's hands on held reports --------------------------------------------
     # Each command locks the case's row (SELECT … FOR UPDATE), so two operators cannot both act on

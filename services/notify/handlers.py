@@ -295,8 +295,11 @@ class CaseEventHandlers:
     async def _contact_arrived(self, uow: UnitOfWork, envelope: Envelope, case_id: str, case_no: str,
                                name: str | None, phone: str, email: str | None = None) -> None:
         norm = normalise_phone(phone)
-        await repository.save_contact(uow.conn, case_id=case_id, case_no=case_no, name=name, phone=phone,
-                                      phone_norm=norm, event_id=envelope.id, email=email)
+        if not await repository.save_contact(uow.conn, case_id=case_id, case_no=case_no, name=name, phone=phone,
+                                             phone_norm=norm, event_id=envelope.id, email=email):
+            # The case has its resident already: the first contact stays (nothing is released to another phone).
+            log.warning("case %s: a second contact (event %s) ignored; the first one is kept", case_no, envelope.id)
+            return
         source = await repository.source_of(uow.conn, case_id)
         # Merged before its contact arrived: the resident follows the case it was merged into from now on.
         followed = await repository.follow_late(uow.conn, case_id=case_id, case_no=case_no, phone=phone,

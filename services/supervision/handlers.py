@@ -32,7 +32,7 @@ from services.supervision.domain.overdue import is_overdue
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.read_model import case_columns
 from services.supervision.domain.states import ANNOTATIONS, EVENT_TARGETS, HELD_STATES, Fold, next_state
-from shared.auth import CREDENTIAL_HEADER, update_signer
+from shared.auth import is_signed, update_signer
 from shared.clock import now
 from shared.consumer import current_record
 from shared.contracts import Envelope, EventModel, InvalidMessage, parse_event, registered_types
@@ -317,7 +317,7 @@ class OwnerUpdates:
         """The update's owner must be the owner whose credential signed it (always in production; else if signed)."""
         record = current_record()
         headers = {key: value for key, value in (record.headers or ())} if record is not None else {}
-        if not (self._require_signature or CREDENTIAL_HEADER in headers):
+        if not (self._require_signature or is_signed(headers)):
             return
         signer = await update_signer(uow.conn, headers, record.value if record is not None else b"",
                                      production=self._production)

@@ -33,6 +33,12 @@ class CredentialIssued(EventModel):
     device_id: str | None = Field(default=None, max_length=50, description="terminal: the device")
     expires_at: AwareDatetime | None = None
     demo: bool = Field(default=False, description="a fixed development credential: refused by the production profile")
+    # A machine credential's signing key (owners' systems, terminal gateways, the hotline bridge): the public half
+    # only, and its id, which the signed records name. The private half is printed once to whoever issued it.
+    signing_key_id: str | None = Field(default=None, pattern=r"^k[0-9a-f]{24}$",
+                                       description="the id signed Kafka records name (header wangge-signer)")
+    signing_public_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9+/]{43}=$",
+                                           description="Ed25519 public key, base64 of its 32 bytes")
 
 
 @event

@@ -1,6 +1,7 @@
 """The production Kafka profile on a real secure broker (SASL/SCRAM + ACLs, deploy/local/kafka.sh with
 WANGGE_KAFKA_SECURITY=scram): each principal reaches only its own topics, and supervision, running as its
-own principal, takes an owner's update only when it is signed by that owner's credential."""
+own principal, takes a case event only when the service that owns its type signed it, a credential only when the
+admin key signed it, and an owner's update only when it is signed by that owner's credential."""
 from __future__ import annotations
 
 import asyncio
@@ -14,16 +15,18 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.supervision.bootstrap import build as build_supervision
 from shared.auth import sign_update
 from shared.clock import now
-from shared.contracts.cases import CaseAccepted, CaseDispatched, CaseReported
+from shared.contracts.cases import CaseAccepted, CaseClosed, CaseDispatched, CaseReported
 from shared.contracts.common import TimeLimit
 from shared.contracts.tasks import TaskAccepted
 from shared.credentials import issued
 from shared.kafka_security import acl_plan, owner_principal, principals
 from shared.settings import REPO_ROOT
+from shared.signing import SIGNERS, Signer, encode_private, generate, private_key
 from shared.topics import Topics
 from tests.conftest import drop_schemas
 
@@ -132,19 +135,27 @@ async def test_each_principal_reaches_only_its_own_topics(secure, topics):
 
 async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the_holder(secure, topics, base_settings):
     pw, p = secure["passwords"], secure["prefix"]
+    # The production profile's keys (shared/signing.py): supervision holds its own private key and every public one.
+    keys, public = generate(SIGNERS)
+
+    def signed(name: str, payload: bytes) -> list:
+        return Signer(name, private_key(keys[name], what=name)).headers(payload)
     settings = base_settings.model_copy(update={
         "kafka_bootstrap": BOOTSTRAP, "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_username": "supervision",
         "kafka_password": pw["supervision"], "topic_prefix": p, "schema_prefix": f"{p[:-1]}_{uuid.uuid4().hex[:4]}_",
-        "profile": "production", "outbox_poll_seconds": 0.2})
+        "profile": "production", "outbox_poll_seconds": 0.2, "supervision_signing_key": keys["supervision"],
+        "signing_public_keys": public})
     service = build_supervision(settings, manage_runtime=False)
     await asyncio.wait_for(service.runtime.start(), 60)
     try:
         await service.runtime.wait_until_consuming(60)
         tokens = {"huanwei": f"tok-hw-{uuid.uuid4().hex[:6]}", "chengguan": f"tok-cg-{uuid.uuid4().hex[:6]}"}
+        owner_keys = {owner: Ed25519PrivateKey.generate() for owner in tokens}  # each owner system's own key
         for owner, token in tokens.items():
-            event = issued(token, name=owner, role="owner", owner_code=owner)
-            await produce("admin", pw["admin"], topics.credentials, event.envelope(source="credentials").to_json(),
-                          key=event.token_sha256)
+            event = issued(token, name=owner, role="owner", owner_code=owner, signing_key=owner_keys[owner])
+            payload = event.envelope(source="credentials").to_json()
+            await produce("admin", pw["admin"], topics.credentials, payload, key=event.token_sha256,
+                          headers=signed("admin", payload))
         case_id, case_no, at = f"sec-{uuid.uuid4().hex[:6]}", "20261128-0901", now()
         for event in (
             CaseReported(case_no=case_no, source="hotline", external_id=f"x-{case_id}", category="CM04",
@@ -154,8 +165,11 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
                            priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=at,
                            due_at=at),
         ):
-            await produce("admin", pw["admin"], topics.cases, event.envelope(source="t", case_id=case_id).to_json(),
-                          key=case_id)
+            # Each as the service that owns it would (its principal, its signature).
+            owner_service = "routing" if isinstance(event, CaseDispatched) else "intake"
+            payload = event.envelope(source=owner_service, case_id=case_id).to_json()
+            await produce(owner_service, pw[owner_service], topics.cases, payload, key=case_id,
+                          headers=signed(owner_service, payload))
         pool = service.runtime.pool
 
         async def state(expected: str) -> None:
@@ -165,14 +179,28 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
         while not await pool.fetchval("SELECT count(*) = 2 FROM credentials"):
             await asyncio.sleep(0.2)
 
+        # routing may write wangge.cases (its ACL), but not supervision's events: with its own signature, or with
+        # a signature of its own key that names supervision, the forged 结案 is refused.
+        closing = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="伪造", by="operator:x",
+                             closed_at=now(), on_time=True).envelope(source="supervision", case_id=case_id).to_json()
+        await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=signed("routing", closing))
+        posing = Signer("supervision", private_key(keys["routing"], what="routing")).headers(closing)
+        await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=posing)
+        rejected_cases = await read("admin", pw["admin"], topics.rejected_for(topics.cases), f"{p}admin-cases", want=2)
+        case_reasons = [r.value.decode() for r in rejected_cases]
+        assert any("signed by routing, but only supervision may publish it" in r for r in case_reasons)
+        assert any("the signature is not supervision's" in r for r in case_reasons)
+
         sign = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
         # chengguan's system writes an update in huanwei's name: its own signature gives it away.
         forged = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
         cg = owner_principal("chengguan")
-        await produce(cg, pw[cg], topics.task_updates, forged, key=case_id, headers=sign_update(tokens["chengguan"], forged))
+        await produce(cg, pw[cg], topics.task_updates, forged, key=case_id,
+                      headers=sign_update(encode_private(owner_keys["chengguan"]), forged))
         await produce(cg, pw[cg], topics.task_updates, forged, key=case_id)  # unsigned: refused in production
         hw = owner_principal("huanwei")
-        await produce(hw, pw[hw], topics.task_updates, sign, key=case_id, headers=sign_update(tokens["huanwei"], sign))
+        await produce(hw, pw[hw], topics.task_updates, sign, key=case_id,
+                      headers=sign_update(encode_private(owner_keys["huanwei"]), sign))
         await asyncio.wait_for(state("in_progress"), 30)
         rejected = await read("admin", pw["admin"], topics.rejected_for(topics.task_updates), f"{p}admin-check", want=2)
         reasons = [r.value.decode() for r in rejected]

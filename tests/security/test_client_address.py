@@ -5,6 +5,7 @@ import pytest
 
 from shared.proxies import client_address_from
 from shared.settings import Settings, trusted_networks
+from shared.signing import SIGNERS, generate
 
 LOOPBACK = trusted_networks("127.0.0.1,::1")
 
@@ -39,8 +40,9 @@ def test_the_production_profile_names_what_is_missing():
     assert any("WANGGE_RESIDENT_KEY" in p for p in problems)
     assert any("WANGGE_RESIDENT_KEY" in p
                for p in Settings(profile="production", resident_key="").production_problems("intake"))
-    assert Settings(profile="production", sms_inbound_token="x" * 32,
-                    resident_key="k" * 32).production_problems("notify") == []
+    keys, public = generate(SIGNERS)  # its Kafka signing keys (tests/security/test_kafka_signatures.py)
+    assert Settings(profile="production", sms_inbound_token="x" * 32, resident_key="k" * 32,
+                    notify_signing_key=keys["notify"], signing_public_keys=public).production_problems("notify") == []
     assert Settings(profile="development").production_problems("notify") == []
 
 

@@ -82,6 +82,10 @@ def test_compose_runs_the_production_profile_with_a_role_per_service():
         urls = {k: v for k, v in env.items() if k.endswith("DATABASE_URL")}
         assert list(urls) == [f"WANGGE_{service.upper()}_DATABASE_URL"], service  # its own, not the owner's
         assert urls[f"WANGGE_{service.upper()}_DATABASE_URL"].startswith(f"postgresql://wangge_{service}:")
+        # Its own signing key and no one else's (shared/signing.py), every signer's public key.
+        assert [k for k in env if k.endswith("_SIGNING_KEY")] == [f"WANGGE_{service.upper()}_SIGNING_KEY"], service
+        assert env["WANGGE_SIGNING_PUBLIC_KEYS"]
+    assert not any(k.endswith("_SIGNING_KEY") for k in services["setup"]["environment"])
     setup = services["setup"]["environment"]
     assert setup["WANGGE_DATABASE_URL"].startswith("postgresql://wangge:")
     assert "POSTGRES_HOST_AUTH_METHOD" not in services["postgres"]["environment"]  # passwords, not trust

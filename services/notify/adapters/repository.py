@@ -39,19 +39,22 @@ _DELIVERY_COLUMNS = _columns()
 async def save_contact(
     conn: Conn, *, case_id: str, case_no: str, name: str | None, phone: str, phone_norm: str, event_id: str,
     email: str | None = None,
-) -> None:
-    """Remember who to answer for a case (the latest report wins)."""
-    await conn.execute(
+) -> bool:
+    """Remember who to answer for a case: the first contact is kept (True), a later one never replaces it (False).
+
+    The resident who reported is the one to answer and the one whose phone opens the case's survey and my-case: a
+    second contact.recorded for the case — a replay under another id, or anyone who got one onto the topic — must
+    not hand the case to another phone (issue 18)."""
+    kept = await conn.fetchval(
         """
         INSERT INTO contacts(case_id, case_no, name, phone, phone_norm, source_event_id, email)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (case_id) DO UPDATE
-           SET case_no = excluded.case_no, name = excluded.name, phone = excluded.phone,
-               phone_norm = excluded.phone_norm, source_event_id = excluded.source_event_id,
-               email = excluded.email, updated_at = now()
+        ON CONFLICT (case_id) DO NOTHING
+        RETURNING true
         """,
         case_id, case_no, name, phone, phone_norm, event_id, email,
     )
+    return bool(kept)
 
 
 async def contact_of(conn: Conn, case_id: str) -> asyncpg.Record | None:

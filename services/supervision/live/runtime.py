@@ -18,6 +18,7 @@ from shared.auth import CREDENTIAL_TYPES, apply_credential_event
 from shared.consumer import EventConsumer
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
+from shared.signing import signer_for, verifier_for
 from shared.lag import topic_lag
 from shared.runtime import close_opened, connect_when_answering, infrastructure_answers, infrastructure_checks
 from shared.watchdog import Watchdog
@@ -62,6 +63,7 @@ class LiveRuntime:
             retry_backoff=self.settings.retry_backoff_seconds, retry_backoff_cap=self.settings.retry_backoff_cap_seconds,
             max_message_bytes=self.settings.max_message_bytes, max_fetch_bytes=self.settings.kafka_max_request_bytes,
             lag_interval=self.settings.consumer_lag_interval_seconds,
+            verify=verifier_for(self.settings).check,
         )
         self.consumers.append(credentials)
         # The registry consumer under the same watchdog as the services' (restarted if it dies, rebuilt if it stalls).
@@ -93,7 +95,10 @@ class LiveRuntime:
         async with self.pool.acquire() as conn:
             # Only the shared plumbing (the credentials table): supervision's own migrations are supervision's.
             await migrate(conn, self.schema, [PLUMBING_SQL])
-        self.producer = Producer(self.settings.kafka_bootstrap, NAME, max_request_size=self.settings.kafka_max_request_bytes)
+        # Its rejections are signed as supervision, whose process it is (shared/signing.py).
+        self.producer = Producer(self.settings.kafka_bootstrap, NAME,
+                                 max_request_size=self.settings.kafka_max_request_bytes,
+                                 signer=signer_for(self.settings, "supervision"))
         await self.producer.start()
 
     async def _follows_cases(self) -> None:

@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import faust
@@ -31,6 +32,7 @@ from faust.types import EventT
 from shared.clock import now, street_zone
 from shared.contracts import Envelope, InvalidMessage
 from shared.settings import Settings
+from shared.signing import verifier_for
 from shared.topics import Topics, TopicSpec, ensure_topics
 from services.supervision.live import figures as live
 
@@ -95,6 +97,8 @@ class LiveStreams:
         self._in_hand_since: float | None = None  # when the agent took the event it is handling now
         self.events_seen = 0
         self.events_skipped = 0
+        # A case event counts only when its owner signed it (shared/signing.py), as for the services' consumers.
+        self._verifier = verifier_for(settings)
         # The app id names the consumer group and prefixes the changelog topics: prefixed like the topics.
         self.app_id = f"{settings.topic_prefix}wangge-supervision-live"
         self.app = faust.App(
@@ -197,6 +201,12 @@ class LiveStreams:
             log.info("live: skipped a message on %s: %s", self.topics.cases, exc)
             return
         if not envelope.type.startswith("case.") or not envelope.case_id:
+            return
+        message = event.message
+        refusal = self._verifier.check(SimpleNamespace(headers=message.headers, value=message.value), envelope)
+        if refusal is not None:
+            self.events_skipped += 1
+            log.warning("live: skipped %s %s: %s", envelope.type, envelope.id, refusal)
             return
         self.events_seen += 1
         try:

@@ -1,0 +1,338 @@
+"""Who may write what on Kafka: every service signs what it publishes, and consumers check the signer.
+
+Kafka never tells a consumer which principal produced a record, and `wangge.cases` is written by three services, so
+ACLs alone cannot bind an event type to the service that owns it. Each service therefore signs every record it
+produces with its own Ed25519 key (headers `wangge-signer` = its name, `wangge-ed25519` = the signature over the
+record's value, base64), and every consumer accepts an event type of the table below only when it is signed by a
+service the table names (DESIGN.md "Services"). The credential registry is signed by the admin key, which only
+`python -m shared.credentials` holds; supervision (people's sessions) and notify (residents' sessions) sign the
+sessions they issue with their own keys, accepted for their roles only (see CREDENTIAL_ISSUERS).
+
+Keys: `WANGGE_<NAME>_SIGNING_KEY` is a process's private key (base64 of the 32-byte Ed25519 seed: intake, routing,
+supervision, notify, admin), `WANGGE_SIGNING_PUBLIC_KEYS` every signer's public key (`name:base64,…`). The
+production profile refuses to start without its own private key and every public key (production_problems); in
+development a missing key is a fixed development key (anyone can compute it: never for a real street). `./dev`
+makes real ones per checkout, and `python -m shared.signing generate` makes a set for a deployment.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+SIGNER_HEADER = "wangge-signer"
+SIGNATURE_HEADER = "wangge-ed25519"
+
+SERVICES = ("intake", "routing", "supervision", "notify")
+ADMIN = "admin"
+SIGNERS = (*SERVICES, ADMIN)
+
+_INTAKE = frozenset({"intake"})
+_ROUTING = frozenset({"routing"})
+_SUPERVISION = frozenset({"supervision"})
+_NOTIFY = frozenset({"notify"})
+
+# The one table: each event type of the services, and who may sign it (DESIGN.md "Services" and "Kafka contract").
+# A type that is not here (report.submitted, the owners' task updates, message.rejected) is not bound by this table:
+# reports and owners' updates carry their senders' own signatures (see the docs' "Kafka writes").
+EMITTERS: dict[str, frozenset[str]] = {
+    # intake: a report becomes a case, and what the command center decides before dispatch
+    "case.reported": _INTAKE, "case.accepted": _INTAKE, "case.rejected": _INTAKE, "case.merged": _INTAKE,
+    "case.classified": _INTAKE, "case.located": _INTAKE, "case.commented": _INTAKE,
+    "contact.recorded": _INTAKE,
+    # routing: dispatch and the owners' tasks
+    "case.dispatched": _ROUTING, "task.assigned": _ROUTING, "task.recalled": _ROUTING,
+    # supervision: the clocks, the owners' answers folded into the case, checks, closing; urges; street rules
+    **{t: _SUPERVISION for t in (
+        "case.warned", "case.overdue", "case.escalated", "case.urged", "case.signed", "case.progress-reported",
+        "case.resolved", "case.returned", "case.explained", "case.suspended", "case.resumed",
+        "case.extension-requested", "case.extension-decided", "case.reworked", "case.closed", "case.reopened",
+        "task.urged", "task.commented", "task.escalated", "task.extension-decided", "task.update-refused",
+        "street.config-changed")},
+    # notify: the residents' side
+    "case.survey-answered": _NOTIFY, "case.personal-data-erased": _NOTIFY, "reply.issued": _NOTIFY,
+    # the credential registry: the admin key; the sessions supervision and notify issue (CREDENTIAL_ISSUERS)
+    "credential.issued": frozenset({ADMIN, "supervision", "notify"}),
+    "credential.revoked": frozenset({ADMIN, "supervision", "notify"}),
+}
+
+# A service that issues sessions may sign credentials of these roles only, lasting at most this long: supervision
+# the people who sign in (its accounts' roles), notify the residents who proved their phone. Anything else — a
+# screen, a hotline, an owner's machine credential — is the admin key's.
+CREDENTIAL_ISSUERS: dict[str, tuple[frozenset[str], timedelta]] = {
+    "supervision": (frozenset({"operator", "terminal", "owner", "admin"}), timedelta(days=31)),
+    "notify": (frozenset({"resident"}), timedelta(days=91)),
+}
+
+_DEVELOPMENT_SEED = b"wangge-development-signing-key/"
+
+
+class SigningKeyError(ValueError):
+    """A configured key that is not one (the message says which and why)."""
+
+
+def development_key(name: str) -> Ed25519PrivateKey:
+    """The fixed development key of `name`: computable by anyone, so refused by the production profile."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(_DEVELOPMENT_SEED + name.encode()).digest())
+
+
+def private_key(text: str, *, what: str) -> Ed25519PrivateKey:
+    """A private key from its configured form (base64 of the 32-byte seed)."""
+    raw = _b64(text, what=what)
+    if len(raw) != 32:
+        raise SigningKeyError(f"{what}: an Ed25519 private key is 32 bytes (base64), not {len(raw)}")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def public_key(text: str, *, what: str) -> Ed25519PublicKey:
+    """A public key from its configured form (base64 of the 32 raw bytes)."""
+    raw = _b64(text, what=what)
+    if len(raw) != 32:
+        raise SigningKeyError(f"{what}: an Ed25519 public key is 32 bytes (base64), not {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def _b64(text: str, *, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SigningKeyError(f"{what}: not base64") from None
+
+
+def encode_private(key: Ed25519PrivateKey) -> str:
+    """The configured form of a private key."""
+    return base64.b64encode(key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                              serialization.NoEncryption())).decode()
+
+
+def encode_public(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """The configured form of a public key (of a private key: its public half)."""
+    if isinstance(key, Ed25519PrivateKey):
+        key = key.public_key()
+    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+
+
+def parse_public_keys(spec: str) -> dict[str, Ed25519PublicKey]:
+    """WANGGE_SIGNING_PUBLIC_KEYS (`name:base64,name:base64`) parsed; SigningKeyError names a bad entry."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, sep, text = part.partition(":")
+        if not sep or not name.strip():
+            raise SigningKeyError(f"WANGGE_SIGNING_PUBLIC_KEYS: {part[:20]!r} is not name:base64")
+        keys[name.strip()] = public_key(text, what=f"WANGGE_SIGNING_PUBLIC_KEYS {name.strip()}")
+    return keys
+
+
+class Signer:
+    """Signs records as one principal (a service, or the admin)."""
+
+    def __init__(self, name: str, key: Ed25519PrivateKey):
+        self.name = name
+        self._key = key
+
+    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
+        """The Kafka headers proving `value` was published by this signer."""
+        return [(SIGNER_HEADER, self.name.encode()),
+                (SIGNATURE_HEADER, base64.b64encode(self._key.sign(value)))]
+
+    @property
+    def public(self) -> str:
+        return encode_public(self._key)
+
+
+def signer_for(settings: Any, name: str) -> Signer:
+    """The signer `name` works as: its configured key (WANGGE_<NAME>_SIGNING_KEY), else in development the fixed
+    development key. The production profile refuses to start without one (production_problems), so this never
+    falls back there; asked anyway, it raises."""
+    text = getattr(settings, f"{name}_signing_key", "")
+    if text:
+        return Signer(name, private_key(text, what=f"WANGGE_{name.upper()}_SIGNING_KEY"))
+    if settings.profile == "production":
+        raise SigningKeyError(f"WANGGE_{name.upper()}_SIGNING_KEY is not set: the production profile has no fallback")
+    return Signer(name, development_key(name))
+
+
+def verifier_for(settings: Any) -> "Verifier":
+    """The verifier of every signer this process knows: WANGGE_SIGNING_PUBLIC_KEYS, and in development the fixed
+    development key of any signer not configured there."""
+    keys = parse_public_keys(settings.signing_public_keys)
+    if settings.profile != "production":
+        for name in SIGNERS:
+            keys.setdefault(name, development_key(name).public_key())
+    return Verifier(keys)
+
+
+def record_signer(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """The signer a record names (trustworthy only after the consumer's check passed it)."""
+    for key, value in headers or ():
+        if key == SIGNER_HEADER:
+            try:
+                return value.decode("ascii")
+            except (UnicodeDecodeError, AttributeError):
+                return None
+    return None
+
+
+class Verifier:
+    """Checks a record's signature against the public keys of the known signers."""
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey]):
+        self._keys = keys
+
+    def signer(self, headers: Iterable[tuple[str, bytes]] | None, value: bytes | None) -> tuple[str | None, str]:
+        """(the signer whose valid signature the record carries, '') or (None, why not)."""
+        named = signed_by(headers)
+        if isinstance(named, str):
+            return None, named
+        who, raw = named
+        key = self._keys.get(who)
+        if key is None:
+            return None, f"signed by {who[:40]!r}, whom no configured public key names"
+        try:
+            key.verify(raw, value or b"")
+        except InvalidSignature:
+            return None, f"the signature is not {who}'s over this message (forged or altered)"
+        return who, ""
+
+    def check(self, record: Any, envelope: Any) -> str | None:
+        """The consumer's hook: why this record may not be handled (to the rejected topic), or None. Event types of
+        the EMITTERS table need the signature of one of their emitters; other types are not this table's."""
+        allowed = EMITTERS.get(envelope.type)
+        if allowed is None:
+            return None
+        who, why = self.signer(record.headers, record.value)
+        if who is None:
+            return f"{envelope.type} refused: {why} (only {', '.join(sorted(allowed))} may publish it)"
+        if who not in allowed:
+            return f"{envelope.type} refused: signed by {who}, but only {', '.join(sorted(allowed))} may publish it"
+        if envelope.type == "credential.issued" and who in CREDENTIAL_ISSUERS:
+            return _session_problem(who, envelope)
+        return None
+
+
+def _session_problem(who: str, envelope: Any) -> str | None:
+    """Why a credential a session-issuing service signed goes beyond what it may issue, or None."""
+    roles, longest = CREDENTIAL_ISSUERS[who]
+    data = envelope.data if isinstance(envelope.data, dict) else {}
+    role = data.get("role")
+    if data.get("signing_public_key") or data.get("signing_key_id"):
+        return f"credential.issued refused: a session {who} issues carries no signing key (the admin key's only)"
+    if role not in roles:
+        return f"credential.issued refused: {who} issues sessions of {', '.join(sorted(roles))} only, not {role!r}"
+    expires = data.get("expires_at")
+    try:
+        until = datetime.fromisoformat(expires) if isinstance(expires, str) else None
+    except ValueError:
+        until = None
+    if until is None or until.tzinfo is None or until > datetime.now(timezone.utc) + longest:
+        return f"credential.issued refused: a session {who} issues must expire within {longest.days} days"
+    return None
+
+
+# ---- machine credentials' own keys (owners' systems, terminal gateways, the hotline bridge) ------------------------
+# Issued with the credential (`python -m shared.credentials issue`), the private key printed once; the registry
+# carries the public key and its id. A record signed with it names the key id in wangge-signer (a service's name
+# never starts with "k" followed by 24 hex digits, so the two cannot be confused).
+
+def key_id(public: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """The id of a credential's signing key: derived from the public key (not secret, not the token's hash)."""
+    return "k" + hashlib.sha256(encode_public(public).encode()).hexdigest()[:24]
+
+
+def key_id_of(public_text: str) -> str | None:
+    """The key id of a public key in its configured form (None: not a key)."""
+    try:
+        return key_id(public_key(public_text, what="signing key"))
+    except SigningKeyError:
+        return None
+
+
+def credential_signer(private_text: str) -> Signer:
+    """The signer of a machine credential's private key (as printed at issue), naming its key id."""
+    key = private_key(private_text, what="the credential's signing key")
+    return Signer(key_id(key), key)
+
+
+def verify_with(public_text: str, signature: bytes, value: bytes) -> bool:
+    """Whether `signature` (raw) is the signature of `value` by this public key (its configured form)."""
+    try:
+        public_key(public_text, what="signing key").verify(signature, value)
+    except (InvalidSignature, SigningKeyError):
+        return False
+    return True
+
+
+def signed_by(headers: Iterable[tuple[str, bytes]] | None) -> tuple[str, bytes] | str:
+    """(the signer the record names, the raw signature) or why the record is not signed."""
+    found = dict(headers or ())
+    name, signature = found.get(SIGNER_HEADER), found.get(SIGNATURE_HEADER)
+    if not name or not signature:
+        return f"not signed: needs the {SIGNER_HEADER} and {SIGNATURE_HEADER} headers"
+    try:
+        return name.decode("ascii"), base64.b64decode(signature, validate=True)
+    except (UnicodeDecodeError, binascii.Error, ValueError):
+        return f"{SIGNER_HEADER}/{SIGNATURE_HEADER} malformed"
+
+
+def key_problems(settings: Any, name: str) -> list[str]:
+    """What the production profile lacks to sign as `name` and to check every signer (empty: nothing)."""
+    problems = []
+    try:
+        public = parse_public_keys(settings.signing_public_keys)
+    except SigningKeyError as exc:
+        return [str(exc)]
+    missing = [s for s in SIGNERS if s not in public]
+    if missing:
+        problems.append(f"WANGGE_SIGNING_PUBLIC_KEYS lacks the public key of {', '.join(missing)} "
+                        "(name:base64, comma-separated; `python -m shared.signing generate` makes a set)")
+    own = getattr(settings, f"{name}_signing_key", "")
+    if not own:
+        problems.append(f"WANGGE_{name.upper()}_SIGNING_KEY: {name}'s private signing key is not set "
+                        "(`python -m shared.signing generate`)")
+    else:
+        try:
+            key = private_key(own, what=f"WANGGE_{name.upper()}_SIGNING_KEY")
+        except SigningKeyError as exc:
+            problems.append(str(exc))
+        else:
+            if name in public and encode_public(key) != encode_public(public[name]):
+                problems.append(f"WANGGE_{name.upper()}_SIGNING_KEY does not match {name}'s key in "
+                                "WANGGE_SIGNING_PUBLIC_KEYS")
+    return problems
+
+
+def generate(names: Iterable[str]) -> tuple[dict[str, str], str]:
+    """Fresh keys: ({name: private key}, the WANGGE_SIGNING_PUBLIC_KEYS value)."""
+    private = {name: Ed25519PrivateKey.generate() for name in names}
+    return ({name: encode_private(k) for name, k in private.items()},
+            ",".join(f"{name}:{encode_public(k)}" for name, k in private.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m shared.signing generate`: a key pair per signer, as environment lines."""
+    parser = argparse.ArgumentParser(prog="python -m shared.signing",
+                                     description="Make the Ed25519 keys wangge's services sign Kafka records with.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    gen = sub.add_parser("generate", help="print WANGGE_<NAME>_SIGNING_KEY for each signer and "
+                                          "WANGGE_SIGNING_PUBLIC_KEYS (give each process only its own private key)")
+    gen.add_argument("names", nargs="*", default=list(SIGNERS), help=f"signers (default: {' '.join(SIGNERS)})")
+    args = parser.parse_args(argv)
+    private, public = generate(args.names)
+    for name, key in private.items():
+        print(f"WANGGE_{name.upper()}_SIGNING_KEY={key}")
+    print(f"WANGGE_SIGNING_PUBLIC_KEYS={public}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The one table of who may publish what (shared/signing.py) and the checks consumers make with it."""
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.clock import now
+from shared.contracts.credentials import CredentialIssued
+from shared.contracts.registry import registered_types
+from shared.signing import (
+    EMITTERS, SERVICES, SIGNERS, Signer, Verifier, credential_signer, development_key, encode_private, key_id,
+    key_id_of, parse_public_keys, signed_by,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def verifier() -> Verifier:
+    return Verifier({name: development_key(name).public_key() for name in SIGNERS})
+
+
+def record(value: bytes, headers) -> SimpleNamespace:
+    return SimpleNamespace(value=value, headers=headers)
+
+
+def test_every_type_of_the_table_is_a_contract_type_and_every_emitter_a_signer():
+    assert set(EMITTERS) <= set(registered_types())
+    assert all(emitters <= set(SIGNERS) for emitters in EMITTERS.values())
+    # Every case event has exactly one owning service (DESIGN "Services"); only the registry has several signers.
+    assert all(len(e) == 1 and next(iter(e)) in SERVICES for t, e in EMITTERS.items() if t.startswith("case."))
+
+
+def test_a_case_event_needs_its_owners_signature_over_these_bytes():
+    value = b'{"type": "case.closed"}'
+    envelope = SimpleNamespace(type="case.closed", data={})
+    own = Signer("supervision", development_key("supervision"))
+    assert verifier().check(record(value, own.headers(value)), envelope) is None
+    wrong = Signer("routing", development_key("routing"))
+    assert "only supervision may publish it" in verifier().check(record(value, wrong.headers(value)), envelope)
+    assert "not supervision's" in verifier().check(record(value + b" ", own.headers(value)), envelope)
+    assert "not signed" in verifier().check(record(value, None), envelope)
+    stranger = Signer("mallory", Ed25519PrivateKey.generate())
+    assert "no configured public key" in verifier().check(record(value, stranger.headers(value)), envelope)
+    # A type the table does not bind (an owner's update, a report) is not this check's business.
+    assert verifier().check(record(value, None), SimpleNamespace(type="report.submitted", data={})) is None
+
+
+def test_a_session_service_signs_its_own_roles_for_a_while_only():
+    def issued_by(who: str, **fields) -> str | None:
+        event = CredentialIssued(token_sha256="a" * 64, name="x", **fields).envelope(source=who)
+        value = event.to_json()
+        envelope = SimpleNamespace(type=event.type, data=event.data)
+        return verifier().check(record(value, Signer(who, development_key(who)).headers(value)), envelope)
+
+    soon = now() + timedelta(hours=12)
+    assert issued_by("supervision", role="operator", expires_at=soon) is None
+    assert issued_by("notify", role="resident", expires_at=soon) is None
+    assert issued_by("admin", role="hotline") is None
+    assert "resident only" in issued_by("notify", role="admin", expires_at=soon)
+    assert "within 31 days" in issued_by("supervision", role="admin")
+    assert "no signing key" in issued_by("supervision", role="owner", expires_at=soon, signing_key_id=key_id(
+        development_key("x")), signing_public_key="A" * 43 + "=")
+
+
+def test_a_machine_key_is_named_by_an_id_derived_from_its_public_half():
+    key = Ed25519PrivateKey.generate()
+    signer = credential_signer(encode_private(key))
+    assert signer.name == key_id(key) == key_id_of(signer.public) and signer.name.startswith("k")
+    named = signed_by(signer.headers(b"x"))
+    assert named[0] == key_id(key) and len(named[1]) == 64
+    with pytest.raises(ValueError):
+        parse_public_keys("intake:not-base64!")
