@@ -206,6 +206,18 @@ async def test_rejected_and_merged_requests_are_not_read_as_fixed(wangge):
     assert dup["status"] == "DUPLICATE" and target_no in dup["description"]
     read = (await client.requests(service_request_id=duplicate_no)).entries[0]
     assert read["status"] == "closed" and target_no in read["status_notes"] and "合并" in read["status_notes"]
+    assert read["status_notes"] == dup["description"]
+    # GET requests tells what the updates tell: the rejected request is listed closed with 不予立案 and the reason,
+    # by id and in a window (its sender's text and place are not republished).
+    for listing in (await client.requests(service_request_id=junk_no), await client.requests(status="closed"),
+                    await client.requests()):
+        assert listing.status == 200, listing
+        [junk_read] = [r for r in listing.entries if r["service_request_id"] == junk_no]
+        assert junk_read["status"] == "closed" and junk_read["status_notes"] == no["description"]
+        assert "不予立案" in junk_read["status_notes"] and "地址不明" in junk_read["status_notes"]
+        assert "不知道哪里" not in str(junk_read) and not junk_read.get("lat")
+    one = await client.http.get(f"/open311/v2/requests/{junk_no}.json")
+    assert one.status_code == 200 and one.json()[0]["status"] == "closed"
 
     # A comment on the merged request is sent to the case it follows; on the rejected one, nobody reads it.
     to_merged = await client.post_update(duplicate_no, "c-merged", "还没修")

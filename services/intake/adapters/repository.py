@@ -98,17 +98,18 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
                           categories: list[str] | None, start: datetime | None, end: datetime | None,
                           closed: bool | None, limit: int, offset: int = 0) -> list[dict]:
     """Cases for Open311 readers, newest first (the row holds no contact: that is notify's). Only reports the
-    command center took as cases: a held one is not yet vetted and a rejected one never will be (their text
-    may be anything a sender typed), so the public reads neither."""
+    command center decided on: a held one is not yet vetted (its text may be anything a sender typed), so the public
+    does not read it. A rejected one is read closed, with the reason (open311.request_view keeps its text back);
+    a merged one names the case it follows."""
     rows = await conn.fetch(
-        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason,
-                  updated_at, public_note
-             FROM reports
-            WHERE state NOT IN ('reported', 'rejected')
-              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text[] IS NULL OR category = ANY($2))
-              AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
-              AND ($5::boolean IS NULL OR (state = ANY($7::text[])) = $5)
-            ORDER BY received_at DESC, case_no DESC LIMIT $6 OFFSET $8""",
+        """SELECT r.case_no, r.state, r.category, r.description, r.address, r.lat, r.lon, r.media, r.received_at,
+                  r.acted_at, r.reject_reason, r.updated_at, r.public_note, m.case_no AS into_case_no
+             FROM reports r LEFT JOIN reports m ON m.case_id = r.merged_into
+            WHERE r.state <> 'reported'
+              AND ($1::text[] IS NULL OR r.case_no = ANY($1)) AND ($2::text[] IS NULL OR r.category = ANY($2))
+              AND ($3::timestamptz IS NULL OR r.received_at >= $3) AND ($4::timestamptz IS NULL OR r.received_at < $4)
+              AND ($5::boolean IS NULL OR (r.state = ANY($7::text[])) = $5)
+            ORDER BY r.received_at DESC, r.case_no DESC LIMIT $6 OFFSET $8""",
         case_nos, categories, start, end, closed, limit, list(FINAL_STATES), offset,
     )
     return [dict(r) for r in rows]
