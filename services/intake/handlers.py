@@ -210,9 +210,18 @@ class Intake:
 
     async def on_reply(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A reply to a resident (reply.issued on wangge.replies): an update of the request in servicerequestupdates.
-        The reporter, each follower and each integrator's webhook get a copy of the same words: one update per
-        distinct text of a case (its update_id is derived from the case and the text)."""
-        if not envelope.case_id or not await uow.claim(REPLIES_CONSUMER, envelope.id):
+
+        One update per reply: the reporter, each follower (and each integrator's webhook, and an operator's resend)
+        get a copy of the same reply, which names the case event it answers (`event_id`): its update_id is derived
+        from the case, that event and the words, so copies and redeliveries make one update, and the same words told
+        again at another step (a second progress SMS after a rework) make another. A reply issued before notify
+        named the event has the key of its time (the case and the words), so one read again is not doubled.
+
+        Replies issued before intake started telling them (open311_reply_horizon, migration 008) are skipped without
+        a write: the reader's group is new on a deployment that ran before it and reads a year of the topic."""
+        if not envelope.case_id or not await repository.reply_after_horizon(uow.conn, envelope.occurred_at):
+            return
+        if not await uow.claim(REPLIES_CONSUMER, envelope.id):
             return
         try:
             case_id = uuid.UUID(envelope.case_id)
@@ -225,9 +234,9 @@ class Intake:
         step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"), current)
         if step is None:
             return
-        update_id = str(uuid.uuid5(case_id, f"reply:{data.get('kind')}:{data.get('text')}"))
+        update_id = open311.reply_update_id(case_id, data.get("event_id"), data.get("kind"), data.get("text"))
         if await repository.has_update(uow.conn, update_id):
-            return  # another copy of words already told: the request's updated_datetime stays too
+            return  # another copy of this reply: the request's updated_datetime stays too
         await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:

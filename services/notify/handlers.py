@@ -311,7 +311,7 @@ class CaseEventHandlers:
             if state == "held":
                 emit_reply(uow, self._runtime.topics.replies, case_id=case_id, case_no=row["case_no"],
                            kind=row["kind"], channel=channel, to=to, text=row["text"], state=state,
-                           delivery_id=row["id"], detail=detail)
+                           delivery_id=row["id"], detail=detail, event_id=row["source_event_id"])
         if released or followed:
             uow.after_commit(lambda: log.info("case %s: contact arrived; %d waiting repl%s released, following %d "
                                               "case(s)", case_no, released, "y" if released == 1 else "ies",
@@ -332,7 +332,7 @@ class CaseEventHandlers:
             emit_reply(
                 uow, self._runtime.topics.replies, case_id=case_id, case_no=case_no, kind=plan.kind,
                 channel=plan.channel, to=plan.to, text=plan.text, state=plan.state,
-                delivery_id=delivery_id, detail=plan.detail,
+                delivery_id=delivery_id, detail=plan.detail, event_id=envelope.id,
             )
         uow.after_commit(lambda: count_delivery(plan.channel, plan.kind, plan.state))
         uow.after_commit(lambda: log.info("case %s: %s %s to %s", case_no, plan.kind, plan.state,
@@ -347,12 +347,13 @@ def survey_link(settings: Settings, survey_id: str, closes_at: datetime) -> str:
 
 def emit_reply(
     uow: UnitOfWork, topic: str, *, case_id: str, case_no: str, kind: str, channel: str, to: str, text: str,
-    state: str, delivery_id: str, detail: str | None,
+    state: str, delivery_id: str, detail: str | None, event_id: str | None = None,
 ) -> None:
-    """Queue reply.issued (address masked, key = case id) in the unit of work that settled the delivery."""
+    """Queue reply.issued (address masked, key = case id) in the unit of work that settled the delivery. `event_id`:
+    the case event the reply answers (the delivery's source_event_id), shared by the copies of one reply."""
     reply = ReplyIssued(
         case_no=case_no, kind=kind, channel=channel, to=mask_address(to), text=text,
-        state=state, delivery_id=delivery_id, detail=detail,
+        state=state, delivery_id=delivery_id, detail=detail, event_id=event_id,
     )
     uow.emit(topic, reply.envelope(source=SOURCE, case_id=case_id))
 

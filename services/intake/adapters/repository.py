@@ -154,6 +154,12 @@ async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id:
         update_id, case_id, case_no, event_type, at, step.status, step.code, step.note, step.media_url)
 
 
+async def reply_after_horizon(conn: asyncpg.Connection, at: datetime) -> bool:
+    """Whether a reply issued at `at` is one intake tells as an update (open311_reply_horizon, migration 008)."""
+    return bool(await conn.fetchval(
+        "SELECT coalesce((SELECT since IS NULL OR $1::timestamptz >= since FROM open311_reply_horizon), true)", at))
+
+
 async def has_update(conn: asyncpg.Connection, update_id: str) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM case_updates WHERE update_id = $1)", update_id))
 

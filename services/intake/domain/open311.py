@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -350,6 +351,15 @@ def reply_step(kind: Any, state: Any, text: Any, current: str | None) -> Step | 
     if not said:
         return None
     return Step(UNCHANGED, current, f"答复居民：{said}")
+
+
+def reply_update_id(case_id: uuid.UUID, event_id: Any, kind: Any, text: Any) -> str:
+    """The update_id of a reply to the resident: one per reply — the case event it answers and its words — shared by
+    its copies (the reporter's, each follower's, a resend). A reply that names no event (issued before reply.issued
+    carried event_id) keeps the key it had then (the case and the words)."""
+    if event_id:
+        return str(uuid.uuid5(case_id, f"reply:{event_id}:{kind}:{text}"))
+    return str(uuid.uuid5(case_id, f"reply:{kind}:{text}"))
 
 
 def _street_time(value: Any) -> str:

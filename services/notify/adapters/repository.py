@@ -544,7 +544,7 @@ async def personal_data_of(conn: Conn, case_id: str) -> dict[str, Any]:
     contacts = await conn.fetch("SELECT case_id, case_no, name FROM contacts WHERE case_id = ANY($1::text[])",
                                 case_ids)
     deliveries = await conn.fetch(
-        "SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, state, attempts "
+        "SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, state, attempts, source_event_id "
         "FROM deliveries WHERE case_id = ANY($1::text[]) ORDER BY created_at FOR UPDATE",
         case_ids,
     )
