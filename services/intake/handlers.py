@@ -19,12 +19,13 @@ from services.intake.domain.case_numbers import format_case_no
 from services.intake.domain.held import HeldCase, UnknownCase
 from shared.clock import now
 from shared.contracts import Envelope, InvalidMessage, parse_event
-from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
-                                    CaseReopened, CaseReported)
+from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged,
+                                    CasePersonalDataErased, CaseRejected, CaseReopened, CaseReported)
 from shared.contracts.common import Location, OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
 from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
+from shared.residents import resident_ids_of
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.uow import UnitOfWork
@@ -142,6 +143,11 @@ class Intake:
             "client": client,
             "state": state,
             "hold_reason": outcome.hold_reason,
+            # Who may follow and comment on it from /my/: the opaque ids of the mobile and e-mail it gave (not
+            # the phone or the address: those go to notify alone). None for 自行处置: no resident is answered.
+            "resident_keys": resident_ids_of(self.runtime.settings.resident_secret(),
+                                             phone=report.reporter.phone, email=report.reporter.email)
+            if spot is None and report.reporter is not None else [],
         })
         topic = self.runtime.topics.cases
         description = mask_personal(report.description)
@@ -193,6 +199,10 @@ class Intake:
             raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
         if envelope.type in (CaseClosed.TYPE, CaseReopened.TYPE):
             await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
+        if envelope.type == CasePersonalDataErased.TYPE:
+            # notify erased the residents' data: the ids of who reported it go too (nobody follows it on /my/ now).
+            await repository.forget_residents(uow.conn, case_id)
+            return
         current = await repository.public_state(uow.conn, case_id)
         if current is None:
             return  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers

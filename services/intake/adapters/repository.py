@@ -94,6 +94,26 @@ async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bo
     await conn.execute("UPDATE reports SET state = $3 WHERE case_id = $1 AND state = $2", uuid.UUID(case_id), old, new)
 
 
+async def forget_residents(conn: asyncpg.Connection, case_id: uuid.UUID) -> None:
+    """The case's residents' data was erased (notify): the ids of who reported it go too."""
+    await conn.execute("UPDATE reports SET resident_keys = '{}' WHERE case_id = $1 AND resident_keys <> '{}'", case_id)
+
+
+async def residents_case(conn: asyncpg.Connection | asyncpg.Pool, case_no: str, *, resident: str,
+                         actor: str) -> bool:
+    """Whether this resident follows the case on /my/: it was made from their credential on the page, or it was
+    reported with the phone or e-mail they proved (its resident_keys), or it is the case a report of theirs was
+    merged into (they follow it: notify tells them its replies)."""
+    return bool(await conn.fetchval(
+        """SELECT EXISTS (
+               SELECT 1 FROM reports r
+                WHERE r.case_no = $1 AND r.state <> 'reported'
+                  AND (r.client = $3 OR $2 = ANY(r.resident_keys)
+                       OR EXISTS (SELECT 1 FROM reports d WHERE d.merged_into = r.case_id
+                                     AND (d.client = $3 OR $2 = ANY(d.resident_keys)))))""",
+        case_no, resident, actor))
+
+
 async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None,
                           categories: list[str] | None, start: datetime | None, end: datetime | None,
                           closed: bool | None, limit: int, offset: int = 0) -> list[dict]:
