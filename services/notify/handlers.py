@@ -28,7 +28,7 @@ from shared.contracts.cases import (
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
-from shared.personal_data import mask_address, normalise_phone
+from shared.personal_data import mask_address, normalise_phone, sms_number
 from shared.runtime import ServiceRuntime
 from shared.street import DutyRoster
 from shared.street_rules import StreetRules
@@ -247,11 +247,12 @@ class CaseEventHandlers:
                      template: str, **values: object) -> None:
         """One reply of this kind to the case's reporter and every follower; for a reporter whose contact has
         not arrived yet, a reply that waits for it; for one whose contact was erased, a reply held saying so."""
-        contact = await repository.contact_of(uow.conn, case_id)
         source = await repository.source_of(uow.conn, case_id)
-        for phone in await repository.recipients_of(uow.conn, case_id):
-            # The reporter's e-mail is theirs alone: followers (merged duplicates) are answered by SMS.
-            email = contact["email"] if contact is not None and phone == contact["phone"] else None
+        for who in await repository.recipients_of(uow.conn, case_id):
+            phone = who["phone"]
+            # The reporter is answered on their channel (choose_route). Followers (merged duplicates) by SMS; one who
+            # gave no mobile, by the e-mail they gave (else they would hear nothing).
+            email = who["email"] if who["reporter"] or sms_number(phone) is None else None
             plan = plan_reply(self._templates, kind, template, phone=phone, signature=self._signature,
                               case_no=case_no, email=email, source=source, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
@@ -300,7 +301,7 @@ class CaseEventHandlers:
         source = await repository.source_of(uow.conn, case_id)
         # Merged before its contact arrived: the resident follows the case it was merged into from now on.
         followed = await repository.follow_late(uow.conn, case_id=case_id, case_no=case_no, phone=phone,
-                                                phone_norm=norm, event_id=envelope.id)
+                                                phone_norm=norm, event_id=envelope.id, email=email)
         released = 0
         for row in await repository.awaiting_deliveries(uow.conn, case_id):
             channel, to, state, detail = choose_route(phone=phone, email=email, source=source)

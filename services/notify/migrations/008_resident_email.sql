@@ -14,3 +14,7 @@ ALTER TABLE resident_sessions ADD CONSTRAINT resident_sessions_one_address
 
 -- A resident's own cases by the e-mail their report gave (contacts.email as given: compared in lower case).
 CREATE INDEX contacts_by_email ON contacts (lower(btrim(email))) WHERE email IS NOT NULL;
+
+-- A follower's e-mail (a merged duplicate's reporter who gave no mobile is told the followed case's replies by
+-- e-mail, and finds them on /my/), erased with the follower's row.
+ALTER TABLE followers ADD COLUMN email text;
