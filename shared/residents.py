@@ -1,6 +1,7 @@
 """Residents on the web (/my/): their opaque ids, one-time codes and signed survey links. Pure, no I/O.
 
-A resident is a phone that a one-time SMS code proved (notify, which alone holds phones: DESIGN "Personal data").
+A resident is a phone that a one-time SMS code proved, or an e-mail address a code sent by e-mail proved (notify,
+which alone holds phones and addresses: DESIGN "Personal data").
 Their session is a credential of the registry like people's, but its name is an opaque id — an HMAC of the phone
 under the street's resident key — so the phone never travels on wangge.credentials, and intake can check that the
 phone a resident's report gives is the one proven (the same HMAC) without ever being told it.
@@ -12,6 +13,8 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timezone
+
+from shared.personal_data import sms_number
 
 RESIDENT_PREFIX = "r-"
 CODE_DIGITS = 6
@@ -26,6 +29,36 @@ def resident_id(key: bytes, phone_norm: str) -> str:
 def is_resident_of(key: bytes, rid: str, phone_norm: str) -> bool:
     """Whether `phone_norm` is the phone behind the resident id `rid` (constant time)."""
     return bool(phone_norm) and hmac.compare_digest(resident_id(key, phone_norm), rid)
+
+
+# A resident may prove an e-mail address instead (one who reported through Open311 with only an e-mail): the same
+# kind of id, of the address as a lookup compares it. "email:" keeps an address from ever meeting a phone's id.
+EMAIL_PREFIX = "email:"
+
+
+def normalise_email(email: str | None) -> str | None:
+    """An e-mail address as look-ups compare it (trimmed, lower case), or None if it is not one."""
+    address = (email or "").strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in address) or len(address) > 254:
+        return None
+    return address
+
+
+def email_resident_id(key: bytes, email_norm: str) -> str:
+    """The opaque id of a (normalised) e-mail address."""
+    return resident_id(key, EMAIL_PREFIX + email_norm)
+
+
+def resident_ids_of(key: bytes, *, phone: str | None, email: str | None) -> list[str]:
+    """The ids of the residents who may follow a case reported with this phone and e-mail: the mobile's (only a
+    mobile can receive a code) and the address's. Empty when neither was given."""
+    ids = []
+    if (number := sms_number(phone)) is not None:
+        ids.append(resident_id(key, number))
+    if (address := normalise_email(email)) is not None:
+        ids.append(email_resident_id(key, address))
+    return ids
 
 
 def new_code() -> str:

@@ -395,7 +395,14 @@ follow_until($junk, 'rejected');
 follow_until($dup, 'merged');
 ok_($junk->state eq 'not responsible', "the rejected report reads: " . $junk->state);
 ok_($dup->state eq 'duplicate', "the merged report reads: " . $dup->state);
-request_now($_) for $junk, $dup;
+# get_service_requests tells what fetch-comments told: closed (not fixed: the notes say why), and a rejected request
+# without a place, so fetch-reports would not import it as a fixed problem.
+my $junk_read = request_now($junk);
+ok_(($junk_read->{status} // '') eq 'closed' && ($junk_read->{status_notes} // '') =~ /不予立案/ && !$junk_read->{lat},
+    'the rejected request is listed closed, its notes say 不予立案 and why, no place');
+my $dup_read = request_now($dup);
+ok_(($dup_read->{status} // '') eq 'closed' && ($dup_read->{status_notes} // '') =~ /合并/,
+    'the merged request is listed closed, its notes name the case it follows');
 
 step "12. explained (解释说明): the owner cannot fix it now, the check closes it";
 follow_until($target, 'dispatched');

@@ -12,6 +12,7 @@ from services.intake.entrypoints.media import DECODING_AT_ONCE, build_media_rout
 from services.intake.entrypoints.open311 import MAX_PHOTOS, build_open311_router
 from services.intake.entrypoints.resident_comments import router as resident_comments_router
 from services.intake.handlers import Intake
+from shared.contracts.cases import CasePersonalDataErased
 from shared.contracts.replies import ReplyIssued
 from shared.http import create_app
 from shared.media import store_from_settings
@@ -30,8 +31,9 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
                     frozenset(grid.code for grid in street.level("unit")))
     runtime.consume([runtime.topics.reports], intake.on_report_message)
     # The public steps of its cases: Open311's servicerequestupdates and open/closed (no merge into a closed case).
+    # And the erasure of its residents' data (who may follow it on /my/ goes with it).
     runtime.consume([runtime.topics.cases], intake.on_case_event, group_suffix="-cases",
-                    types=set(open311.UPDATE_TYPES))
+                    types=set(open311.UPDATE_TYPES) | {CasePersonalDataErased.TYPE})
     # What notify told the residents: updates in Open311's servicerequestupdates too.
     runtime.consume([runtime.topics.replies], intake.on_reply, group_suffix="-replies", types={ReplyIssued.TYPE})
     app = create_app(

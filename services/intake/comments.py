@@ -47,10 +47,12 @@ class Comment:
 
 
 async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media: list[str], channel: str,
-                      sender_key: str, reopen: bool = False) -> Comment:
+                      sender_key: str, reopen: bool = False, legacy_key: str | None = None) -> Comment:
     """Record a resident's comment and publish case.commented, once per sender_key (the same key again answers
     the first comment). Raises CommentRefused. Photos must be stored by wangge (/media/<id>) or absolute URLs.
-    `reopen`: the resident says the closed case is not solved (supervision reopens it within the survey window)."""
+    `reopen`: the resident says the closed case is not solved (supervision reopens it within the survey window).
+    `legacy_key`: the key the same comment had under an earlier format, if it was recorded on this case then (a
+    client retrying across the change gets its comment back, not a second one)."""
     text = (text or "").strip()
     if not text and not media:
         raise CommentRefused(400, "the comment is empty: write a description or add a photo (留言内容不能为空)")
@@ -59,7 +61,7 @@ async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media
     if len(media) > MAX_PHOTOS:
         raise CommentRefused(400, f"at most {MAX_PHOTOS} photos per comment (每条留言最多{MAX_PHOTOS}张照片)")
     async with runtime.uow() as uow:
-        known = await _by_key(uow.conn, sender_key)
+        known = await _by_key(uow.conn, sender_key, legacy_key, case_no)
         if known is not None:
             return known
         missing = await media_sql.not_stored(uow.conn, media)
@@ -97,7 +99,10 @@ async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media
     return known
 
 
-async def _by_key(conn: asyncpg.Connection, sender_key: str) -> Comment | None:
-    row = await conn.fetchrow("SELECT comment_id, case_no, created_at FROM case_comments WHERE sender_key = $1",
-                              sender_key)
+async def _by_key(conn: asyncpg.Connection, sender_key: str, legacy_key: str | None = None,
+                  case_no: str | None = None) -> Comment | None:
+    row = await conn.fetchrow(
+        """SELECT comment_id, case_no, created_at FROM case_comments
+            WHERE sender_key = $1 OR (sender_key = $2 AND case_no = $3) ORDER BY sender_key = $1 DESC LIMIT 1""",
+        sender_key, legacy_key, case_no)
     return Comment(row["comment_id"], row["case_no"], row["created_at"], duplicate=True) if row else None

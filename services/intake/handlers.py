@@ -21,12 +21,13 @@ from shared.auth import is_signed, update_signer
 from shared.clock import now
 from shared.consumer import current_record
 from shared.contracts import Envelope, InvalidMessage, parse_event
-from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged, CaseRejected,
-                                    CaseReopened, CaseReported)
+from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged,
+                                    CasePersonalDataErased, CaseRejected, CaseReopened, CaseReported)
 from shared.contracts.common import Location, OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.reports import ReportSubmitted
 from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
+from shared.residents import resident_ids_of
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.signing import SIGNER_HEADER
@@ -149,6 +150,11 @@ class Intake:
             "client": client,
             "state": state,
             "hold_reason": outcome.hold_reason,
+            # Who may follow and comment on it from /my/: the opaque ids of the mobile and e-mail it gave (not
+            # the phone or the address: those go to notify alone). None for 自行处置: no resident is answered.
+            "resident_keys": resident_ids_of(self.runtime.settings.resident_secret(),
+                                             phone=report.reporter.phone, email=report.reporter.email)
+            if spot is None and report.reporter is not None else [],
         })
         topic = self.runtime.topics.cases
         description = mask_personal(report.description)
@@ -200,6 +206,10 @@ class Intake:
             raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
         if envelope.type in (CaseClosed.TYPE, CaseReopened.TYPE):
             await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
+        if envelope.type == CasePersonalDataErased.TYPE:
+            # notify erased the residents' data: the ids of who reported it go too (nobody follows it on /my/ now).
+            await repository.forget_residents(uow.conn, case_id)
+            return
         current = await repository.public_state(uow.conn, case_id)
         if current is None:
             return  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers
@@ -217,9 +227,18 @@ class Intake:
 
     async def on_reply(self, envelope: Envelope, uow: UnitOfWork) -> None:
         """A reply to a resident (reply.issued on wangge.replies): an update of the request in servicerequestupdates.
-        The reporter, each follower and each integrator's webhook get a copy of the same words: one update per
-        distinct text of a case (its update_id is derived from the case and the text)."""
-        if not envelope.case_id or not await uow.claim(REPLIES_CONSUMER, envelope.id):
+
+        One update per reply: the reporter, each follower (and each integrator's webhook, and an operator's resend)
+        get a copy of the same reply, which names the case event it answers (`event_id`): its update_id is derived
+        from the case, that event and the words, so copies and redeliveries make one update, and the same words told
+        again at another step (a second progress SMS after a rework) make another. A reply issued before notify
+        named the event has the key of its time (the case and the words), so one read again is not doubled.
+
+        Replies issued before intake started telling them (open311_reply_horizon, migration 008) are skipped without
+        a write: the reader's group is new on a deployment that ran before it and reads a year of the topic."""
+        if not envelope.case_id or not await repository.reply_after_horizon(uow.conn, envelope.occurred_at):
+            return
+        if not await uow.claim(REPLIES_CONSUMER, envelope.id):
             return
         try:
             case_id = uuid.UUID(envelope.case_id)
@@ -232,9 +251,9 @@ class Intake:
         step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"), current)
         if step is None:
             return
-        update_id = str(uuid.uuid5(case_id, f"reply:{data.get('kind')}:{data.get('text')}"))
+        update_id = open311.reply_update_id(case_id, data.get("event_id"), data.get("kind"), data.get("text"))
         if await repository.has_update(uow.conn, update_id):
-            return  # another copy of words already told: the request's updated_datetime stays too
+            return  # another copy of this reply: the request's updated_datetime stays too
         await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
 
     async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:

@@ -28,7 +28,7 @@ from shared.contracts.cases import (
 from shared.contracts.contacts import ContactRecorded
 from shared.contracts.registry import EventModel
 from shared.contracts.replies import ReplyIssued, ReplyKind
-from shared.personal_data import mask_address, normalise_phone
+from shared.personal_data import mask_address, normalise_phone, sms_number
 from shared.runtime import ServiceRuntime
 from shared.street import DutyRoster
 from shared.street_rules import StreetRules
@@ -247,11 +247,12 @@ class CaseEventHandlers:
                      template: str, **values: object) -> None:
         """One reply of this kind to the case's reporter and every follower; for a reporter whose contact has
         not arrived yet, a reply that waits for it; for one whose contact was erased, a reply held saying so."""
-        contact = await repository.contact_of(uow.conn, case_id)
         source = await repository.source_of(uow.conn, case_id)
-        for phone in await repository.recipients_of(uow.conn, case_id):
-            # The reporter's e-mail is theirs alone: followers (merged duplicates) are answered by SMS.
-            email = contact["email"] if contact is not None and phone == contact["phone"] else None
+        for who in await repository.recipients_of(uow.conn, case_id):
+            phone = who["phone"]
+            # The reporter is answered on their channel (choose_route). Followers (merged duplicates) by SMS; one who
+            # gave no mobile, by the e-mail they gave (else they would hear nothing).
+            email = who["email"] if who["reporter"] or sms_number(phone) is None else None
             plan = plan_reply(self._templates, kind, template, phone=phone, signature=self._signature,
                               case_no=case_no, email=email, source=source, **values)
             await self._queue(uow, envelope, case_id, case_no, plan)
@@ -303,7 +304,7 @@ class CaseEventHandlers:
         source = await repository.source_of(uow.conn, case_id)
         # Merged before its contact arrived: the resident follows the case it was merged into from now on.
         followed = await repository.follow_late(uow.conn, case_id=case_id, case_no=case_no, phone=phone,
-                                                phone_norm=norm, event_id=envelope.id)
+                                                phone_norm=norm, event_id=envelope.id, email=email)
         released = 0
         for row in await repository.awaiting_deliveries(uow.conn, case_id):
             channel, to, state, detail = choose_route(phone=phone, email=email, source=source)
@@ -314,7 +315,7 @@ class CaseEventHandlers:
             if state == "held":
                 emit_reply(uow, self._runtime.topics.replies, case_id=case_id, case_no=row["case_no"],
                            kind=row["kind"], channel=channel, to=to, text=row["text"], state=state,
-                           delivery_id=row["id"], detail=detail)
+                           delivery_id=row["id"], detail=detail, event_id=row["source_event_id"])
         if released or followed:
             uow.after_commit(lambda: log.info("case %s: contact arrived; %d waiting repl%s released, following %d "
                                               "case(s)", case_no, released, "y" if released == 1 else "ies",
@@ -335,7 +336,7 @@ class CaseEventHandlers:
             emit_reply(
                 uow, self._runtime.topics.replies, case_id=case_id, case_no=case_no, kind=plan.kind,
                 channel=plan.channel, to=plan.to, text=plan.text, state=plan.state,
-                delivery_id=delivery_id, detail=plan.detail,
+                delivery_id=delivery_id, detail=plan.detail, event_id=envelope.id,
             )
         uow.after_commit(lambda: count_delivery(plan.channel, plan.kind, plan.state))
         uow.after_commit(lambda: log.info("case %s: %s %s to %s", case_no, plan.kind, plan.state,
@@ -350,12 +351,13 @@ def survey_link(settings: Settings, survey_id: str, closes_at: datetime) -> str:
 
 def emit_reply(
     uow: UnitOfWork, topic: str, *, case_id: str, case_no: str, kind: str, channel: str, to: str, text: str,
-    state: str, delivery_id: str, detail: str | None,
+    state: str, delivery_id: str, detail: str | None, event_id: str | None = None,
 ) -> None:
-    """Queue reply.issued (address masked, key = case id) in the unit of work that settled the delivery."""
+    """Queue reply.issued (address masked, key = case id) in the unit of work that settled the delivery. `event_id`:
+    the case event the reply answers (the delivery's source_event_id), shared by the copies of one reply."""
     reply = ReplyIssued(
         case_no=case_no, kind=kind, channel=channel, to=mask_address(to), text=text,
-        state=state, delivery_id=delivery_id, detail=detail,
+        state=state, delivery_id=delivery_id, detail=detail, event_id=event_id,
     )
     uow.emit(topic, reply.envelope(source=SOURCE, case_id=case_id))
 

@@ -184,7 +184,7 @@ class DeliveryWorker:
         emit_reply(
             uow, self._runtime.topics.replies, case_id=row["case_id"], case_no=row["case_no"], kind=row["kind"],
             channel=row["channel"], to=row["to_phone"], text=row["text"], state=transition.state,
-            delivery_id=row["id"], detail=transition.error,
+            delivery_id=row["id"], detail=transition.error, event_id=row["source_event_id"],
         )
 
     async def _attempt(self, row: asyncpg.Record) -> AttemptResult:
@@ -299,7 +299,7 @@ class ErasureWorker:
                 if waiting:
                     emit_reply(uow, self._runtime.topics.replies, case_id=cid, case_no=d["case_no"], kind=d["kind"],
                                channel=d["channel"], to=masked, text=d["text"], state="failed", delivery_id=d["id"],
-                               detail=CONTACT_ERASED)
+                               detail=CONTACT_ERASED, event_id=d["source_event_id"])
             if fields:
                 event = CasePersonalDataErased(case_no=case_nos.get(cid, case_no), erased_at=at, fields=fields)
                 envelope = event.envelope(source=SOURCE, case_id=cid, occurred_at=at)

@@ -24,3 +24,8 @@ class ReplyIssued(EventModel):
     state: ReplyState
     delivery_id: str
     detail: str | None = Field(default=None, description="why it failed or is held")
+    event_id: str | None = Field(default=None, max_length=200,
+                                 description="the id of the case event this reply answers (on wangge.cases): the copies "
+                                             "of one reply (the reporter's, each follower's, a resend) share it; the "
+                                             "same words at another step have another. Absent in replies issued "
+                                             "before it was added")

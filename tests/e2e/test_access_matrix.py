@@ -128,7 +128,7 @@ def matrix(i, r, s, n, case_no: str, held_no: str) -> list[tuple]:
         (n, "POST", "/api/v1/contacts/lookup", {"phone": PHONE}, OPERATORS),
         (n, "GET", "/api/v1/resident/cases", None, RESIDENTS),
         (i, "POST", f"/api/v1/resident/cases/{case_no}/comments", {"text": "还没修好", "client_id": "m-1"},
-         RESIDENTS),  # admitted, then 404: not a case this resident reported
+         RESIDENTS),  # admitted: the terminal reported the case with the phone this resident proved (201)
         (n, "GET", "/api/v1/admin/templates", None, ADMINS),
         (n, "POST", "/api/v1/admin/templates/survey/preview", {}, ADMINS),
         (n, "PUT", "/api/v1/admin/templates/survey", {"source": "{{ nope }}"}, ADMINS),  # admitted, then 422

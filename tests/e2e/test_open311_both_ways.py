@@ -206,6 +206,18 @@ async def test_rejected_and_merged_requests_are_not_read_as_fixed(wangge):
     assert dup["status"] == "DUPLICATE" and target_no in dup["description"]
     read = (await client.requests(service_request_id=duplicate_no)).entries[0]
     assert read["status"] == "closed" and target_no in read["status_notes"] and "合并" in read["status_notes"]
+    assert read["status_notes"] == dup["description"]
+    # GET requests tells what the updates tell: the rejected request is listed closed with 不予立案 and the reason,
+    # by id and in a window (its sender's text and place are not republished).
+    for listing in (await client.requests(service_request_id=junk_no), await client.requests(status="closed"),
+                    await client.requests()):
+        assert listing.status == 200, listing
+        [junk_read] = [r for r in listing.entries if r["service_request_id"] == junk_no]
+        assert junk_read["status"] == "closed" and junk_read["status_notes"] == no["description"]
+        assert "不予立案" in junk_read["status_notes"] and "地址不明" in junk_read["status_notes"]
+        assert "不知道哪里" not in str(junk_read) and not junk_read.get("lat")
+    one = await client.http.get(f"/open311/v2/requests/{junk_no}.json")
+    assert one.status_code == 200 and one.json()[0]["status"] == "closed"
 
     # A comment on the merged request is sent to the case it follows; on the rejected one, nobody reads it.
     to_merged = await client.post_update(duplicate_no, "c-merged", "还没修")
@@ -273,3 +285,51 @@ async def test_errors_are_open311_errors_and_lists_take_commas_and_pages(wangge)
     assert len(second.entries) == 4 and "x-next-page" not in second.headers
     seen = [u["update_id"] for u in first.entries + second.entries]
     assert seen == [f"page-{i}" for i in range(1004)]
+
+
+async def test_the_same_words_told_at_two_steps_are_two_updates_and_each_once(wangge):
+    """A reply is an update per reply event (DESIGN: one message on wangge.replies per reply): the owner signs, the
+    check fails (返工), the owner signs again — the resident is told 已签收 twice, word for word, and the feed has both,
+    each once (the reporter's copy and every other copy of one reply are one update)."""
+    street, client, _ = wangge
+    since = now() - timedelta(seconds=5)
+    posted = await client.post_request(service_code="CM04", description="垃圾箱倒了", **POINT,
+                                       first_name="王", last_name="女士", phone="13900007312")
+    case_no = posted.entries[0]["service_request_id"]
+    tasks_url = f"/api/v1/tasks/{case_no}/updates"
+    await updates_until(client, case_no, "dispatched", since)
+    for move in ({"type": "task.accepted"}, {"type": "task.resolved", "result": "已扶正", "media": []}):
+        answer = await call(street.supervision, OWNER_TOKEN, tasks_url, move)
+        assert answer.status_code == 200, answer.text
+    await updates_until(client, case_no, "resolved", since)
+    failed = await call(street.supervision, OPERATOR, f"/api/v1/cases/{case_no}/check", {"passed": False,
+                                                                                          "note": "仍未扶正"})
+    assert failed.status_code == 200, failed.text
+
+    async def signed_again() -> list[dict]:
+        while True:
+            feed = await updates_until(client, case_no, "rework", since)
+            codes = [u["external_status_code"] for u in feed]
+            if "dispatched" in codes[codes.index("rework"):]:
+                return feed
+            await asyncio.sleep(0.2)
+    await asyncio.wait_for(signed_again(), 30)
+    again = await call(street.supervision, OWNER_TOKEN, tasks_url, {"type": "task.accepted"})
+    assert again.status_code == 200, again.text
+
+    async def told_twice() -> list[dict]:
+        while True:
+            answer = await client.updates(since, now() + timedelta(minutes=1), service_request_id=case_no)
+            said = [u for u in answer.entries if "已由责任单位签收" in (u["description"] or "")]
+            if len(said) >= 2:
+                return said
+            await asyncio.sleep(0.2)
+    said = await asyncio.wait_for(told_twice(), 30)
+    await asyncio.sleep(1.5)  # whatever copy comes late has come
+    answer = await client.updates(since, now() + timedelta(minutes=1), service_request_id=case_no)
+    said = [u for u in answer.entries if "已由责任单位签收" in (u["description"] or "")]
+    assert len(said) == 2 and said[0]["description"] == said[1]["description"], said
+    assert said[0]["update_id"] != said[1]["update_id"] and said[0]["updated_datetime"] <= said[1]["updated_datetime"]
+    acknowledged = [u for u in answer.entries if "已受理" in (u["description"] or "") and
+                    (u["description"] or "").startswith("答复居民")]
+    assert len(acknowledged) == 1, acknowledged

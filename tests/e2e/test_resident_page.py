@@ -2,19 +2,22 @@
 the real services, as a new user would: the street's recent cases on the public map; 随手拍 after proving the phone
 with the code the local SMS sink received, with a photo and the phone's position; their case followed with its
 reply; a comment with a photo reaching the owner's task; the case resolved, checked and closed by the street; the survey answered from the link in the survey SMS,
-once. Screenshots go to .local/artifacts/screenshots/ (docs/screenshots/my-*.png are copies for the README)."""
+once; and one who reported through Open311 with only an e-mail signing in with the code the e-mail brought, following
+and commenting. Screenshots go to .local/artifacts/screenshots/ (docs/screenshots/my-*.png are copies for the README)."""
 from __future__ import annotations
 
 import asyncio
 import re
 import uuid
 
+import httpx
 import pytest
 
 from tests.e2e.frontdoor import front_door  # noqa: F401  (fixture)
 from tests.e2e.test_phone_pages import (IN_W001_GRID, OPERATOR, OWNER_TOKEN, attach, case_state, cdp, click, client,
                                         jpeg, people, phone, shot, type_into)  # noqa: F401  (fixtures)
 from tests.e2e.test_work_screen import css, text_in
+from tests.support import grant
 
 pytestmark = pytest.mark.e2e
 
@@ -110,3 +113,56 @@ async def test_a_resident_reports_follows_and_rates_a_case_from_a_phone(people, 
     # Once: the link shows it answered, and a second answer is refused.
     await phone.get(front_door.url + link)
     await phone.wait_for(text_in("#link-answered", "已评价"), message="answered already")
+
+
+async def mail_text(street, address: str, pattern: str, timeout: float = 30) -> re.Match:
+    """The first e-mail to this address whose text matches `pattern` (the local SMTP server's record)."""
+    async def poll() -> re.Match:
+        while True:
+            for message in street.mail.to(address):
+                if found := re.search(pattern, message["text"]):
+                    return found
+            await asyncio.sleep(0.2)
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_resident_who_reported_with_only_an_email_signs_in_by_email_follows_and_comments(people, front_door,
+                                                                                               phone):
+    """One who reported through an Open311 client with only an e-mail (FixMyStreet sends its user's address) opens
+    我的案件 on a phone: no phone to prove, so the e-mail is proven with the code the e-mail brought; their case is
+    there with the e-mailed acknowledgement, and their comment reaches the case."""
+    street = people
+    address = f"li.{uuid.uuid4().hex[:8]}@example.cn"
+    await grant(street.settings, street.intake, token="page-portal", name="FixMyStreet", role="hotline")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=street.intake.app), base_url="http://w",
+                                 timeout=20) as intake:
+        posted = await asyncio.wait_for(intake.post("/open311/v2/requests.json", data={
+            "api_key": "page-portal", "service_code": "CM04", "lat": str(IN_W001_GRID["lat"]),
+            "long": str(IN_W001_GRID["lon"]), "description": "小区门口垃圾箱盖子坏了", "email": address}), 20)
+    assert posted.status_code == 201, posted.text
+    case_no = posted.json()[0]["service_request_id"]
+
+    await phone.get(f"{front_door.url}/my/#mine")
+    await phone.wait_for(css("#prove-form"), message="the sign-in form on 我的案件")
+    await click(phone, "#use-email")
+    await phone.wait_for(text_in("#prove-form h3", "验证电子邮箱"), message="the form switched to e-mail")
+    await type_into(phone, "#my-email", address)
+    await click(phone, "#ask-code")
+    await phone.wait_for(text_in("#notice", "验证码已发送至邮箱"), message="the code e-mailed")
+    code = (await mail_text(street, address, r"验证码是(\d{6})"))[1]
+    await type_into(phone, "#my-code", code)
+    await shot(phone, "my-email-code")
+    await click(phone, "#prove")
+    await phone.wait_for(text_in("#who", "l***@example.cn"), message="the masked address on top")
+
+    card = f'#my-cases li.case[data-case-no="{case_no}"]'
+    await phone.wait_for(text_in(f"{card} ol.replies", "已受理"), timeout=40, message="the case and its e-mailed reply")
+    await click(phone, f"{card} details summary")
+    await type_into(phone, f'{card} textarea[name="comment"]', "盖子掉在地上了")
+    await click(phone, f'{card} [data-action="comment"]')
+    await phone.wait_for(text_in("#notice", "补充说明已送达"), timeout=30, message="the comment taken")
+    await shot(phone, "my-email-cases", "my-email.png")
+    assert await street.intake.runtime.pool.fetchval(
+        "SELECT text FROM case_comments WHERE case_no = $1", case_no) == "盖子掉在地上了"
+    # The page is a phone's: nothing wider than its screen.
+    assert await phone.script("return document.documentElement.scrollWidth") <= 360 + 1

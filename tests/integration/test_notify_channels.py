@@ -338,3 +338,34 @@ async def test_the_residents_email_is_erased_with_their_phone_after_the_survey_w
         addresses = [r["to_phone"] for r in await pool.fetch("SELECT to_phone FROM deliveries WHERE case_id = $1",
                                                              case_id)]
         assert addresses and not any(EMAIL in a or "zhang.san" in a for a in addresses)
+
+
+async def test_an_email_only_resident_whose_report_was_merged_hears_the_followed_case_by_email(street: Street):
+    """Two residents who gave only an e-mail: one reported the open case, the other a duplicate merged into it. Each
+    hears the open case's progress at their own address (an empty phone is nobody's: they are two people)."""
+    from shared.contracts.cases import CaseMerged
+
+    target_email, follower_email = "li.si@example.cn", "wang.wu@example.cn"
+    target_no = await street.report(source="web", email=target_email)
+    async def target_known():
+        return await street.service.runtime.pool.fetchval("SELECT case_id FROM case_status WHERE case_no = $1",
+                                                          target_no)
+    target_id = await until(target_known)
+    duplicate_id, duplicate_no = str(uuid.uuid4()), f"20261206-{uuid.uuid4().int % 10000:04d}"
+    topics = street.service.runtime.topics
+    reported = CaseReported(case_no=duplicate_no, source="web", external_id=f"x-{duplicate_id[:8]}",
+                            description="同一个路灯", address="文化路12号", reporter=Reporter(email="w***@example.cn"),
+                            observed_at=datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc))
+    await street.send(topics.cases, reported.envelope(source="intake", case_id=duplicate_id))
+    await street.send(topics.contacts, ContactRecorded(case_no=duplicate_no, email=follower_email)
+                      .envelope(source="intake", case_id=duplicate_id))
+    await street.send(topics.cases, CaseMerged(case_no=duplicate_no, into_case_id=target_id, into_case_no=target_no)
+                      .envelope(source="intake", case_id=duplicate_id))
+    await until(lambda: [m for m in street.mail.to(follower_email) if target_no in m["text"]])  # told of the merge
+    await street.send(topics.cases, CaseSigned(case_no=target_no, owner="市政所", update_id="u-9")
+                      .envelope(source="supervision", case_id=target_id))
+
+    def signed(address: str) -> list:
+        return [m for m in street.mail.to(address) if "签收" in m["text"] and target_no in m["text"]]
+    await until(lambda: signed(target_email) and signed(follower_email))
+    assert len(signed(target_email)) == 1 and len(signed(follower_email)) == 1

@@ -192,3 +192,101 @@ async def test_a_case_updates_never_go_back_in_time_and_a_reply_moves_no_state(i
         close = next(u for u in steps if u["external_status_code"] == "closed-resolved" and u["status"] == "FIXED")
         assert close["updated_datetime"] >= said["updated_datetime"], steps
         assert [u["update_id"] for u in steps][-1] == close["update_id"]  # oldest first: the close comes last
+
+
+async def test_the_replies_reader_tells_each_reply_once_and_nothing_from_before_it_started(intake, isolated):
+    """intake's reader of wangge.replies: one update per reply — the copies of one reply (a follower's, a resend)
+    and redeliveries make none more, the same words at another step make another — and replies issued before it
+    started telling them (open311_reply_horizon: a deployment that ran before the reader) are skipped, not told as
+    news dated at the case's latest step. A reply issued before reply.issued named its event keeps the key of its
+    time: read twice (two copies), one update."""
+    from datetime import timedelta
+
+    from shared.contracts.replies import ReplyIssued
+
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"})
+        case_no = posted.json()[0]["service_request_id"]
+        pool = intake.runtime.pool
+        case_id = await pool.fetchval("SELECT case_id::text FROM reports WHERE case_no = $1", case_no)
+        horizon = await pool.fetchval("SELECT since FROM open311_reply_horizon")
+        assert horizon is not None and horizon <= now()  # a fresh deployment: from its first start on
+        topics = Topics(isolated.topic_prefix)
+        signed = f"【文化路街道】您反映的问题（编号{case_no}）已由责任单位签收，正在处置。"
+        older = f"【文化路街道】您反映的问题（编号{case_no}）已重新交办。"
+
+        def reply(text: str, delivery: str, event_id: str | None, at=None):
+            return ReplyIssued(case_no=case_no, kind="progress", channel="sms", to="139****1001", state="sent",
+                               text=text, delivery_id=delivery, event_id=event_id) \
+                .envelope(source="notify", case_id=case_id, occurred_at=at or now())
+        first = reply(signed, "d-1", "sign-1")
+        sent = [reply("一年前的答复", "d-0", "old-1", now() - timedelta(days=300)),  # before the reader: skipped
+                first, first,                       # redelivered
+                reply(signed, "d-2", "sign-1"),     # the follower's copy of the same reply
+                reply(signed, "d-3", "sign-2"),     # the same words at the second signing (after a rework)
+                reply(older, "d-4", None), reply(older, "d-5", None)]  # issued before event_id: one for the words
+        for envelope in sent:
+            await publish(isolated.kafka_bootstrap, topics.replies, envelope, key=case_id)
+
+        async def replies(count: int) -> list[dict]:
+            while True:
+                answer = (await http.get("/open311/v2/servicerequestupdates.json",
+                                         params={"service_request_id": case_no})).json()
+                told = [u for u in answer if u["description"].startswith("答复居民")]
+                if len(told) >= count:
+                    return told
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(replies(3), 20)
+        await asyncio.sleep(1.5)  # anything more would have come by now
+        told = await replies(3)
+    assert sorted(u["description"].removeprefix("答复居民：") for u in told) == sorted([signed, signed, older])
+    assert len({u["update_id"] for u in told}) == 3 and not any("一年前" in u["description"] for u in told)
+
+
+async def test_a_deployment_whose_reader_ran_before_the_horizon_tells_what_it_has_not_read_yet(intake, isolated):
+    """Migration 008 sets no horizon where intake had told replies already (its reader ran before): a reply of
+    yesterday that it had not read yet is told."""
+    from datetime import timedelta
+
+    from shared.contracts.replies import ReplyIssued
+
+    pool = intake.runtime.pool
+    await pool.execute("UPDATE open311_reply_horizon SET since = NULL")
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"})
+        case_no = posted.json()[0]["service_request_id"]
+        case_id = await pool.fetchval("SELECT case_id::text FROM reports WHERE case_no = $1", case_no)
+        late = ReplyIssued(case_no=case_no, kind="acknowledgement", channel="sms", to="139****1001", state="sent",
+                           text=f"已受理（编号{case_no}）", delivery_id="d-late", event_id="acc-1") \
+            .envelope(source="notify", case_id=case_id, occurred_at=now() - timedelta(days=1))
+        await publish(isolated.kafka_bootstrap, Topics(isolated.topic_prefix).replies, late, key=case_id)
+
+        async def told() -> list[dict]:
+            while True:
+                answer = (await http.get("/open311/v2/servicerequestupdates.json",
+                                         params={"service_request_id": case_no})).json()
+                if said := [u for u in answer if u["description"].startswith("答复居民")]:
+                    return said
+                await asyncio.sleep(0.1)
+        assert len(await asyncio.wait_for(told(), 20)) == 1
+
+
+async def test_a_comment_posted_before_its_key_named_the_request_and_retried_now_is_not_doubled(intake):
+    """A comment is once per the client's update_id on that request; before, its key did not name the request
+    (open311:<client>:<update_id>). A client retrying across that change gets its comment back (200, the same
+    update_id), and the same update_id on another request is still another comment."""
+    pool = intake.runtime.pool
+    async with client(intake) as http:
+        posted = [await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"}) for _ in range(2)]
+        case_no, other_no = (p.json()[0]["service_request_id"] for p in posted)
+        case_id = await pool.fetchval("SELECT case_id FROM reports WHERE case_no = $1", case_no)
+        await pool.execute(
+            """INSERT INTO case_comments (comment_id, sender_key, case_id, case_no, channel, text)
+               VALUES ('c-before', 'open311:hotline:市民网站:fms-41', $1, $2, 'open311', '还没修')""", case_id, case_no)
+        form = {"api_key": "o311-portal", "update_id": "fms-41", "description": "还没修", "status": "OPEN"}
+        retried = await http.post("/open311/v2/servicerequestupdates.json", data={**form, "service_request_id": case_no})
+        elsewhere = await http.post("/open311/v2/servicerequestupdates.json",
+                                    data={**form, "service_request_id": other_no})
+    assert retried.status_code == 200 and retried.json() == [{"update_id": "c-before"}], retried.text
+    assert elsewhere.status_code == 201 and elsewhere.json()[0]["update_id"] != "c-before"
+    assert await pool.fetchval("SELECT count(*) FROM case_comments WHERE case_no = $1", case_no) == 1

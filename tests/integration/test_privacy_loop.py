@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.contracts.tasks import TaskAccepted
-from tests.e2e.conftest import sms_gateway, street  # noqa: F401 (fixtures)
+from tests.e2e.conftest import mail_sink, sms_gateway, street  # noqa: F401 (fixtures)
 from tests.e2e.test_closed_loop import OPERATOR, OWNER, loop, phone, report  # noqa: F401 (the fixture)
 from tests.privacy import FULL_MOBILE
 from tests.support import TopicReader

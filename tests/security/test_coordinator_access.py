@@ -11,7 +11,7 @@ import pytest
 from shared.contracts.envelope import Envelope
 from shared.contracts.reports import ReportSubmitted
 from shared.topics import Topics, ensure_topics
-from tests.e2e.conftest import TERMINAL_TOKEN, sms_gateway, street  # noqa: F401 (the fixtures)
+from tests.e2e.conftest import TERMINAL_TOKEN, mail_sink, sms_gateway, street  # noqa: F401 (the fixtures)
 from tests.e2e.test_coordinator_loop import case_in_state, client, terminal_report
 from tests.support import TopicReader, grant, publish
 

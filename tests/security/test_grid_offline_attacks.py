@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import sms_gateway, street  # noqa: F401  (fixtures)
+from tests.e2e.conftest import mail_sink, sms_gateway, street  # noqa: F401  (fixtures)
 from tests.e2e.frontdoor import front_door  # noqa: F401  (fixture)
 from tests.e2e.test_grid_offline import KEPT, front_door_down, front_door_up, offline
 from tests.e2e.test_phone_pages import click, people, phone, sign_in  # noqa: F401  (fixtures)

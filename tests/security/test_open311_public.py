@@ -1,5 +1,5 @@
-"""Open311's public reads and its POST, attacked: a phone typed into a report, held and rejected reports,
-a body that is not UTF-8."""
+"""Open311's public reads and its POST, attacked: a phone typed into a report, held reports (never public) and
+rejected ones (only that and why), a body that is not UTF-8."""
 from __future__ import annotations
 
 from xml.etree import ElementTree
@@ -36,17 +36,20 @@ async def test_a_phone_typed_into_the_address_or_description_is_never_read_back(
     assert ElementTree.fromstring(answers[1].content).find("request/address").text == one["address"]
 
 
-async def test_held_and_rejected_reports_are_not_public(intake, isolated):
+async def test_held_reports_are_not_public_and_rejected_ones_say_only_why(intake, isolated):
+    # A rejected report (不予立案) is listed closed with its reason, as servicerequestupdates tells it (issue 19):
+    # what its sender typed, the place and the photo stay unpublished. A held one is not public at all.
     await grant(isolated, intake, token="o311-operator", name="值班员", role="operator")
     async with client(intake) as http:
         # No place the street knows: held (地址待核实), awaiting the command center.
         held = await _post(http, lat="", long="", address_string="某个不存在的地方", description="held 的内容")
-        rejected = await _post(http, lat="", long="", address_string="另一个不存在的地方", description="rejected 的内容")
+        rejected = await _post(http, lat="", long="", address_string=f"另一个不存在的地方{PHONE}",
+                               description="rejected 的内容")
         accepted = await _post(http)
         states = dict(await intake.runtime.pool.fetch("SELECT case_no, state FROM reports WHERE case_no = ANY($1)",
                                                       [held, rejected, accepted]))
         assert states[held] == "reported"
-        refused = await http.post(f"/api/v1/cases/{rejected}/reject", json={"reason": "不属于本街道"},
+        refused = await http.post(f"/api/v1/cases/{rejected}/reject", json={"reason": f"不属于本街道，请拨{PHONE}"},
                                   headers={"Authorization": "Bearer o311-operator"})
         assert refused.status_code == 200, refused.text
 
@@ -56,11 +59,18 @@ async def test_held_and_rejected_reports_are_not_public(intake, isolated):
         one_held = await http.get(f"/open311/v2/requests/{held}.json")
         one_rejected = await http.get(f"/open311/v2/requests/{rejected}.xml")
     ids = lambda answer: {r["service_request_id"] for r in answer.json()}  # noqa: E731
-    assert accepted in ids(listed) and not {held, rejected} & ids(listed)
-    assert ids(by_id) == {accepted} and not {held, rejected} & ids(closed)
+    assert {accepted, rejected} <= ids(listed) and held not in ids(listed)
+    assert ids(by_id) == {accepted, rejected} and rejected in ids(closed) and held not in ids(closed)
     assert one_held.status_code == 404 and one_held.json()[0]["code"] == 404
-    assert one_rejected.status_code == 404 and ElementTree.fromstring(one_rejected.content).tag == "errors"
-    assert "held 的内容" not in listed.text and "rejected 的内容" not in listed.text
+    assert one_rejected.status_code == 200
+    node = ElementTree.fromstring(one_rejected.content).find("request")
+    assert node.findtext("status") == "closed"
+    assert node.findtext("status_notes") == "不予立案（问题未处理）：不属于本街道，请拨139****1001"
+    [read] = [r for r in by_id.json() if r["service_request_id"] == rejected]
+    assert (read["lat"], read["long"], read["address"], read["media_url"]) == (None, None, None, None)
+    for answer in (listed, by_id, closed, one_rejected):
+        assert "held 的内容" not in answer.text and "rejected 的内容" not in answer.text and PHONE not in answer.text
+        assert "另一个不存在的地方" not in answer.text
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])

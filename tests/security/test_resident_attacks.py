@@ -16,7 +16,7 @@ import pytest
 
 from services.notify.handlers import survey_link
 from shared.residents import survey_token
-from tests.e2e.conftest import sms_gateway, street  # noqa: F401 (the fixtures)
+from tests.e2e.conftest import mail_sink, sms_gateway, street  # noqa: F401 (the fixtures)
 from tests.e2e.test_big_screen import until
 from tests.photos import phone_jpeg
 

@@ -63,3 +63,16 @@ def test_a_reply_to_the_resident_is_an_update_without_their_link_or_a_number():
     assert reply_step("progress", "failed", "签收", "in_progress") is None  # nobody was told
     assert reply_step("escalation", "sent", "王主任：案件已升级", "dispatched") is None  # staff, not the resident
     assert reply_step("acknowledgement", "sent", "已受理", "") is None  # a held report is not public
+
+
+def test_a_replys_update_id_is_one_per_reply_event_and_keeps_the_old_key_without_one():
+    import uuid
+
+    from services.intake.domain.open311 import reply_update_id
+    case = uuid.uuid4()
+    first = reply_update_id(case, "e-1", "progress", "已签收")
+    assert first == reply_update_id(case, "e-1", "progress", "已签收")  # every copy of the reply
+    assert first != reply_update_id(case, "e-2", "progress", "已签收")  # the same words at another step
+    assert first != reply_update_id(uuid.uuid4(), "e-1", "progress", "已签收")
+    legacy = reply_update_id(case, None, "progress", "已签收")
+    assert legacy == str(uuid.uuid5(case, "reply:progress:已签收")) and legacy != first

@@ -47,3 +47,18 @@ def test_a_token_whose_window_was_moved_is_refused():
     moved = survey_token(b"x", "s1", NOW + timedelta(days=60)).split(".")[0]
     with pytest.raises(BadLink):
         read_survey_token(KEY, f"{moved}.{sig}", NOW)
+
+
+def test_an_email_residents_id_is_its_own_and_a_report_gives_the_ids_of_its_mobile_and_its_email():
+    from shared.residents import email_resident_id, normalise_email, resident_id, resident_ids_of
+
+    key = b"k" * 32
+    assert normalise_email("  Zhang.San@Example.CN ") == "zhang.san@example.cn"
+    for bad in ("", None, "zhang", "@example.cn", "zhang@", "zhang san@example.cn", "zhang@localhost"):
+        assert normalise_email(bad) is None, bad
+    mail = email_resident_id(key, "zhang.san@example.cn")
+    assert mail.startswith("r-") and mail != resident_id(key, "zhang.san@example.cn")
+    assert resident_ids_of(key, phone="+86 139-0000-1001", email=" Zhang.San@example.cn") == [
+        resident_id(key, "13900001001"), mail]
+    assert resident_ids_of(key, phone="0632-3311234", email=None) == []  # a landline gets no code: no id
+    assert resident_ids_of(key, phone=None, email=None) == []

@@ -94,21 +94,42 @@ async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bo
     await conn.execute("UPDATE reports SET state = $3 WHERE case_id = $1 AND state = $2", uuid.UUID(case_id), old, new)
 
 
+async def forget_residents(conn: asyncpg.Connection, case_id: uuid.UUID) -> None:
+    """The case's residents' data was erased (notify): the ids of who reported it go too."""
+    await conn.execute("UPDATE reports SET resident_keys = '{}' WHERE case_id = $1 AND resident_keys <> '{}'", case_id)
+
+
+async def residents_case(conn: asyncpg.Connection | asyncpg.Pool, case_no: str, *, resident: str,
+                         actor: str) -> bool:
+    """Whether this resident follows the case on /my/: it was made from their credential on the page, or it was
+    reported with the phone or e-mail they proved (its resident_keys), or it is the case a report of theirs was
+    merged into (they follow it: notify tells them its replies)."""
+    return bool(await conn.fetchval(
+        """SELECT EXISTS (
+               SELECT 1 FROM reports r
+                WHERE r.case_no = $1 AND r.state <> 'reported'
+                  AND (r.client = $3 OR $2 = ANY(r.resident_keys)
+                       OR EXISTS (SELECT 1 FROM reports d WHERE d.merged_into = r.case_id
+                                     AND (d.client = $3 OR $2 = ANY(d.resident_keys)))))""",
+        case_no, resident, actor))
+
+
 async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None,
                           categories: list[str] | None, start: datetime | None, end: datetime | None,
                           closed: bool | None, limit: int, offset: int = 0) -> list[dict]:
     """Cases for Open311 readers, newest first (the row holds no contact: that is notify's). Only reports the
-    command center took as cases: a held one is not yet vetted and a rejected one never will be (their text
-    may be anything a sender typed), so the public reads neither."""
+    command center decided on: a held one is not yet vetted (its text may be anything a sender typed), so the public
+    does not read it. A rejected one is read closed, with the reason (open311.request_view keeps its text back);
+    a merged one names the case it follows."""
     rows = await conn.fetch(
-        """SELECT case_no, state, category, description, address, lat, lon, media, received_at, acted_at, reject_reason,
-                  updated_at, public_note
-             FROM reports
-            WHERE state NOT IN ('reported', 'rejected')
-              AND ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::text[] IS NULL OR category = ANY($2))
-              AND ($3::timestamptz IS NULL OR received_at >= $3) AND ($4::timestamptz IS NULL OR received_at < $4)
-              AND ($5::boolean IS NULL OR (state = ANY($7::text[])) = $5)
-            ORDER BY received_at DESC, case_no DESC LIMIT $6 OFFSET $8""",
+        """SELECT r.case_no, r.state, r.category, r.description, r.address, r.lat, r.lon, r.media, r.received_at,
+                  r.acted_at, r.reject_reason, r.updated_at, r.public_note, m.case_no AS into_case_no
+             FROM reports r LEFT JOIN reports m ON m.case_id = r.merged_into
+            WHERE r.state <> 'reported'
+              AND ($1::text[] IS NULL OR r.case_no = ANY($1)) AND ($2::text[] IS NULL OR r.category = ANY($2))
+              AND ($3::timestamptz IS NULL OR r.received_at >= $3) AND ($4::timestamptz IS NULL OR r.received_at < $4)
+              AND ($5::boolean IS NULL OR (r.state = ANY($7::text[])) = $5)
+            ORDER BY r.received_at DESC, r.case_no DESC LIMIT $6 OFFSET $8""",
         case_nos, categories, start, end, closed, limit, list(FINAL_STATES), offset,
     )
     return [dict(r) for r in rows]
@@ -151,6 +172,12 @@ async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id:
                                      external_status_code, description, media_url)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (update_id) DO NOTHING""",
         update_id, case_id, case_no, event_type, at, step.status, step.code, step.note, step.media_url)
+
+
+async def reply_after_horizon(conn: asyncpg.Connection, at: datetime) -> bool:
+    """Whether a reply issued at `at` is one intake tells as an update (open311_reply_horizon, migration 008)."""
+    return bool(await conn.fetchval(
+        "SELECT coalesce((SELECT since IS NULL OR $1::timestamptz >= since FROM open311_reply_horizon), true)", at))
 
 
 async def has_update(conn: asyncpg.Connection, update_id: str) -> bool:

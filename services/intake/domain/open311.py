@@ -2,14 +2,17 @@
 cases, JSON or XML (https://wiki.open311.org/GeoReport_v2). Pure: no I/O.
 
 What the public reads of a request is what any passer-by could see: the category, the place and the
-description with phone numbers masked, open or closed — never who reported it, and only once the report
-was taken as a case (held and rejected reports are not public).
+description with phone numbers masked, open or closed — never who reported it, and only once the command center
+decided on the report: a held report (not yet vetted) is not public. A rejected one (不予立案) is listed closed with
+the reason, as servicerequestupdates tells it, but without what its sender wrote or where (it was "not a case":
+out of the area, empty, abuse).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -23,6 +26,8 @@ from shared.personal_data import mask_personal
 STATUS_NOTES = {"reported": "已受理，待指挥中心分类或定位", "accepted": "已立案，正在处置", "closed": "已办结",
                 "rejected": "不予立案", "merged": "与其他案件合并办理"}
 NOTICE = "已受理，案件编号即服务请求编号；处理进展将短信告知"
+# What a rejected request shows instead of its sender's text: the report was not taken as a case.
+REJECTED_DESCRIPTION = "（不予立案，原报告内容不公开）"
 
 
 @dataclass(frozen=True)
@@ -157,30 +162,47 @@ def report_fields(form: Mapping[str, str], services: Mapping[str, Service],
 
 
 def request_view(row: Mapping[str, Any], services: Mapping[str, Service], photos: PublicPhotos) -> dict[str, Any]:
-    """One service request as the public reads it (every free-text field masked; a photo as its public URL)."""
+    """One service request as the public reads it (every free-text field masked; a photo as its public URL).
+
+    A rejected request (不予立案) is closed and says why, as its update (NOT_COUNCILS_RESPONSIBILITY) does; what its
+    sender wrote, the place and the photo stay unpublished: it was not a case (out of the area, empty, abuse), and
+    without lat/long a client that imports requests onto its map (FixMyStreet's fetch-reports, which reads a bare
+    `closed` as fixed) leaves it out."""
     state, code = row["state"], row["category"]
+    rejected = state == "rejected"
     return {
         "service_request_id": row["case_no"],
         "status": "closed" if state in FINAL_STATES else "open",
         # The latest public step's note (a merged or explained case says so: closed is not always fixed).
-        "status_notes": mask_personal(row.get("public_note") or row.get("reject_reason") or "")
-        or STATUS_NOTES.get(state, ""),
+        "status_notes": status_notes(row),
         "service_name": services[code].name if code in services else None,
         "service_code": code,
-        "description": mask_personal(row["description"]),
+        "description": REJECTED_DESCRIPTION if rejected else mask_personal(row["description"]),
         "agency_responsible": "街道网格化社会管理指挥中心",
         "service_notice": None,
         "requested_datetime": _iso(row["received_at"]),
         "updated_datetime": _iso(max(m for m in (row.get("updated_at"), row.get("acted_at"), row["received_at"]) if m)),
         "expected_datetime": None,
         # Free text too: a resident may type a number into it ("文化路12号，电话139…").
-        "address": mask_personal(row["address"]) if row.get("address") else row.get("address"),
+        "address": None if rejected else mask_personal(row["address"]) if row.get("address") else row.get("address"),
         "address_id": None,
         "zipcode": None,
-        "lat": row.get("lat"),
-        "long": row.get("lon"),
-        "media_url": photos.url((row.get("media") or [None])[0]),
+        "lat": None if rejected else row.get("lat"),
+        "long": None if rejected else row.get("lon"),
+        "media_url": None if rejected else photos.url((row.get("media") or [None])[0]),
     }
+
+
+def status_notes(row: Mapping[str, Any]) -> str:
+    """What happened to the request, in the words of its latest public step (masked). A rejected or merged request
+    not yet given its step by intake's reader of wangge.cases says it from intake's own row, as the step will."""
+    if row.get("public_note"):
+        return mask_personal(row["public_note"])
+    if row["state"] == "rejected":
+        return step_of("case.rejected", {"reason": row.get("reject_reason") or ""}, None).note  # type: ignore[union-attr]
+    if row["state"] == "merged" and row.get("into_case_no"):
+        return step_of("case.merged", {"into_case_no": row["into_case_no"]}, None).note  # type: ignore[union-attr]
+    return STATUS_NOTES.get(row["state"], "")
 
 
 def created_view(case_no: str) -> list[dict[str, Any]]:
@@ -329,6 +351,15 @@ def reply_step(kind: Any, state: Any, text: Any, current: str | None) -> Step | 
     if not said:
         return None
     return Step(UNCHANGED, current, f"答复居民：{said}")
+
+
+def reply_update_id(case_id: uuid.UUID, event_id: Any, kind: Any, text: Any) -> str:
+    """The update_id of a reply to the resident: one per reply — the case event it answers and its words — shared by
+    its copies (the reporter's, each follower's, a resend). A reply that names no event (issued before reply.issued
+    carried event_id) keeps the key it had then (the case and the words)."""
+    if event_id:
+        return str(uuid.uuid5(case_id, f"reply:{event_id}:{kind}:{text}"))
+    return str(uuid.uuid5(case_id, f"reply:{kind}:{text}"))
 
 
 def _street_time(value: Any) -> str:

@@ -1,6 +1,8 @@
 """Intake's HTTP API: terminals and the hotline bridge submit reports."""
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -12,7 +14,7 @@ from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted
 from shared.http import NONBLANK
 from shared.personal_data import sms_number
-from shared.residents import is_resident_of
+from shared.residents import email_resident_id, is_resident_of, normalise_email
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -74,13 +76,20 @@ async def submit_report(
 
 
 def _is_the_residents_phone(request: Request, report: ReportSubmitted, client: Client) -> None:
-    """A resident's report must give the phone their code proved: the session's id is that phone's HMAC
-    (shared/residents.py), so intake checks it without ever being told the phone; any other phone is refused."""
-    phone = sms_number(report.reporter.phone if report.reporter else None)
+    """A resident's report must give the phone (or the e-mail) their code proved: the session's id is its HMAC
+    (shared/residents.py), so intake checks it without ever being told the phone; any other phone is refused. One who
+    proved an e-mail gives that address and no phone (the replies then go by e-mail)."""
     key = request.app.state.runtime.settings.resident_secret()
-    if phone is None or not is_resident_of(key, client.name, phone):
-        raise HTTPException(403, "a resident reports with the phone they proved: reporter.phone must be that number "
-                                 "(居民上报须使用已验证的手机号)")
+    reporter = report.reporter
+    phone = sms_number(reporter.phone if reporter else None)
+    if phone is not None and is_resident_of(key, client.name, phone):
+        return
+    email = normalise_email(reporter.email if reporter else None)
+    if phone is None and not (reporter and (reporter.phone or "").strip()) and email is not None \
+            and hmac.compare_digest(email_resident_id(key, email), client.name):
+        return
+    raise HTTPException(403, "a resident reports with the phone they proved: reporter.phone must be that number "
+                             "(居民上报须使用已验证的手机号)")
 
 
 async def _photos_are_stored(request: Request, media: list[str]) -> None:

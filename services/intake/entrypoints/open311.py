@@ -270,7 +270,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
                                         # once per the client's update_id on this request: the same id on another
                                         # request (a client whose ids restarted) is another comment, not that one
                                         channel="open311", sender_key=f"open311:{client.actor}:{case_no[:50]}:{theirs}",
-                                        reopen=reopen)
+                                        # the key before it named the request: a comment posted then, retried now
+                                        legacy_key=f"open311:{client.actor}:{theirs}", reopen=reopen)
         except Open311Error as exc:
             return _error(fmt, exc)
         except CommentRefused as exc:

@@ -2,8 +2,10 @@
 
 It reaches the case's holder as a note through intake's resident-comment path (services/intake/comments.py:
 case.commented, which supervision forwards as task.commented), once per comment: the page makes one client_id per
-comment, so a retry after a lost answer is the same comment. A resident comments only on a case they reported from
-the page (intake made it for their credential): another's case, or an unknown one, is the same 404.
+comment, so a retry after a lost answer is the same comment. A resident comments on the cases they follow on /my/:
+one they reported from the page, one reported — by the hotline, a terminal, Open311 — with the phone or e-mail
+their code proved (intake keeps the opaque ids of both: reports.resident_keys), and the case a report of theirs was
+merged into. Another's case, or an unknown one, is the same 404.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.intake.adapters import repository
 from services.intake.comments import CommentRefused, add_comment
 from shared.auth import Client, require
 from shared.clock import to_street_time
@@ -42,11 +45,11 @@ class CommentReceipt(BaseModel):
     404: refusal("no such case of this resident"), 409: refusal("the case is rejected or merged")})
 async def comment(request: Request, body: ResidentComment, case_no: str = CaseNo,
                   client: Client = Depends(require("resident"))) -> Any:
-    """补充说明: a comment or photos on the resident's own case; the holder gets it as a note."""
+    """补充说明: a comment or photos on a case the resident follows (reported with their proven phone or e-mail, from
+    the page or any other way, or the case their report was merged into); the holder gets it as a note."""
     runtime = request.app.state.runtime
-    # Theirs: intake made this case of a report sent with this resident's credential (reports.client).
-    if not await runtime.pool.fetchval("SELECT 1 FROM reports WHERE case_no = $1 AND client = $2",
-                                       case_no, client.actor):
+    # Theirs: the credential's name is the resident's opaque id (the HMAC of the proven phone or e-mail).
+    if not await repository.residents_case(runtime.pool, case_no, resident=client.name, actor=client.actor):
         raise HTTPException(404, f"no case {case_no!r} of yours (未找到您反映的该案件)")
     try:
         made = await add_comment(runtime, case_no=case_no, text=body.text, media=body.media, channel="web",

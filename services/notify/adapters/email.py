@@ -18,6 +18,7 @@ SEND_TIMEOUT_SECONDS = 10.0
 SUBJECTS = {
     "acknowledgement": "您反映的问题已受理", "rejection": "您反映的问题不予受理", "progress": "您反映的问题有新进展",
     "explanation": "您反映的问题的情况说明", "resolution": "您反映的问题已办结", "survey": "请评价我们的办理",
+    "code": "您的验证码",  # the resident page's one-time code (services/notify/residents.py)
 }
 
 
@@ -42,7 +43,8 @@ class EmailChannel:
         mail["From"] = self._sender
         mail["To"] = message.to
         subject = SUBJECTS.get(message.kind, "您反映的问题")
-        mail["Subject"] = f"【{self._signature}】{subject}（编号{message.case_no}）" if message.case_no else subject
+        mail["Subject"] = f"【{self._signature}】{subject}（编号{message.case_no}）" if message.case_no \
+            else f"【{self._signature}】{subject}"
         mail["Message-ID"] = f"<{message.ref}@wangge.notify>"
         mail["Date"] = formatdate(localtime=True)
         mail.set_content(message.text + "\n", charset="utf-8")

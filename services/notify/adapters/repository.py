@@ -73,30 +73,35 @@ async def source_of(conn: Conn, case_id: str) -> str | None:
     return await conn.fetchval("SELECT source FROM case_sources WHERE case_id = $1", case_id)
 
 
-async def recipients_of(conn: Conn, case_id: str) -> list[str]:
-    """Every phone that hears a case's replies: its reporter first, then followers; one per number."""
-    rows = await conn.fetch(
+async def recipients_of(conn: Conn, case_id: str) -> list[asyncpg.Record]:
+    """Every resident who hears a case's replies: its reporter first, then followers; one per phone, or per e-mail
+    address for one who gave no phone (an e-mail-only reporter and an e-mail-only follower are two people, not one
+    empty phone). Rows: phone, email, reporter (bool)."""
+    return await conn.fetch(
         """
-        SELECT DISTINCT ON (phone_norm) phone FROM (
-            SELECT phone, phone_norm, 0 AS rank, created_at FROM contacts WHERE case_id = $1
+        SELECT DISTINCT ON (who) phone, email, rank = 0 AS reporter FROM (
+            SELECT phone, email, 0 AS rank, created_at,
+                   CASE WHEN phone_norm <> '' THEN phone_norm ELSE 'email:' || lower(btrim(coalesce(email, ''))) END AS who
+              FROM contacts WHERE case_id = $1
             UNION ALL
-            SELECT phone, phone_norm, 1 AS rank, created_at FROM followers WHERE case_id = $1
+            SELECT phone, email, 1 AS rank, created_at,
+                   CASE WHEN phone_norm <> '' THEN phone_norm ELSE 'email:' || lower(btrim(coalesce(email, ''))) END
+              FROM followers WHERE case_id = $1
         ) AS r
-        ORDER BY phone_norm, rank, created_at
+        ORDER BY who, rank, created_at
         """,
         case_id,
     )
-    return [r["phone"] for r in rows]
 
 
 async def add_followers(conn: Conn, *, into_case_id: str, case_id: str, case_no: str, event_id: str) -> int:
     """The duplicate's reporter (and whoever already followed the duplicate) now follow `into_case_id`."""
     result = await conn.execute(
         """
-        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id)
-        SELECT $1, $2, $3, phone, phone_norm, $4 FROM contacts WHERE case_id = $2
+        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id, email)
+        SELECT $1, $2, $3, phone, phone_norm, $4, email FROM contacts WHERE case_id = $2
         UNION ALL
-        SELECT $1, follower_case_id, follower_case_no, phone, phone_norm, $4 FROM followers WHERE case_id = $2
+        SELECT $1, follower_case_id, follower_case_no, phone, phone_norm, $4, email FROM followers WHERE case_id = $2
         ON CONFLICT (case_id, follower_case_id) DO NOTHING
         """,
         into_case_id, case_id, case_no, event_id,
@@ -479,7 +484,8 @@ async def release_delivery(conn: Conn, delivery_id: str, *, to: str, state: str,
     return True
 
 
-async def follow_late(conn: Conn, *, case_id: str, case_no: str, phone: str, phone_norm: str, event_id: str) -> int:
+async def follow_late(conn: Conn, *, case_id: str, case_no: str, phone: str, phone_norm: str, event_id: str,
+                      email: str | None = None) -> int:
     """A contact that arrived after its case was merged: the resident follows the case it was merged into
     (and the one that case was merged into, and so on), unless that one's data was erased already."""
     result = await conn.execute(
@@ -490,12 +496,12 @@ async def follow_late(conn: Conn, *, case_id: str, case_no: str, phone: str, pho
             SELECT s.followed_case_id FROM case_status s JOIN chain c ON s.case_id = c.case_id
              WHERE s.followed_case_id IS NOT NULL
         )
-        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id)
-        SELECT chain.case_id, $1, $2, $3, $4, $5 FROM chain
+        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id, email)
+        SELECT chain.case_id, $1, $2, $3, $4, $5, $6 FROM chain
          WHERE NOT EXISTS (SELECT 1 FROM erasures e WHERE e.case_id = chain.case_id)
         ON CONFLICT (case_id, follower_case_id) DO NOTHING
         """,
-        case_id, case_no, phone, phone_norm, event_id,
+        case_id, case_no, phone, phone_norm, event_id, email,
     )
     return int(result.split()[-1])
 
@@ -547,7 +553,7 @@ async def personal_data_of(conn: Conn, case_id: str) -> dict[str, Any]:
     contacts = await conn.fetch("SELECT case_id, case_no, name FROM contacts WHERE case_id = ANY($1::text[])",
                                 case_ids)
     deliveries = await conn.fetch(
-        "SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, state, attempts "
+        "SELECT id::text AS id, case_id, case_no, kind, channel, to_phone, text, state, attempts, source_event_id "
         "FROM deliveries WHERE case_id = ANY($1::text[]) ORDER BY created_at FOR UPDATE",
         case_ids,
     )

@@ -1,6 +1,7 @@
 """/api/v1/resident/…: the resident page's (/my/) own endpoints on notify, which alone holds phones.
 
-Prove a phone (a one-time SMS code → the session cookie `wangge_session`, a registry credential of role resident),
+Prove a phone (a one-time SMS code → the session cookie `wangge_session`, a registry credential of role resident) or,
+for one who reported with only an e-mail, an e-mail address (the code by e-mail),
 follow one's own cases with every state and reply, answer the survey from the signed link of the survey SMS.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Client, end_session, require, session_token, set_session_cookie
 from shared.clock import now, to_street_time
@@ -18,7 +19,7 @@ from shared.contracts.cases import SurveyVerdict
 from shared.http import refusal
 from shared.personal_data import mask_personal
 from shared.proxies import client_address
-from shared.residents import BadLink, read_survey_token
+from shared.residents import BadLink, read_survey_token, survey_token
 
 from services.notify import commands
 from services.notify.adapters import repository
@@ -32,28 +33,45 @@ resident = require("resident")
 Token = Path(min_length=10, max_length=200, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
-class CodeAsk(BaseModel):
+class _PhoneOrEmail(BaseModel):
+    """A phone, or instead an e-mail address (one who reported with only an e-mail): exactly one of the two."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-    phone: str = Field(min_length=3, max_length=30, description="a mainland mobile number: the code comes by SMS")
+    phone: str | None = Field(default=None, min_length=3, max_length=30,
+                              description="a mainland mobile number: the code comes by SMS")
+    email: str | None = Field(default=None, min_length=3, max_length=254,
+                              description="instead of a phone, an e-mail address: the code comes by e-mail")
+
+    @model_validator(mode="after")
+    def _one_of_them(self) -> "_PhoneOrEmail":
+        if (self.phone is None) == (self.email is None):
+            raise ValueError("give a phone or an e-mail address, one of them (请填写手机号码或电子邮箱之一)")
+        return self
+
+
+class CodeAsk(_PhoneOrEmail):
+    pass
 
 
 class CodeSent(BaseModel):
-    phone: str = Field(description="the number, masked (139****1001)")
+    phone: str | None = Field(description="the number, masked (139****1001); null when the code went by e-mail")
+    email: str | None = Field(default=None, description="the e-mail address, masked (z***@example.cn); null for SMS")
     expires_in: int = Field(description="seconds the code is valid")
 
 
-class CodeProof(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    phone: str = Field(min_length=3, max_length=30)
-    code: str = Field(pattern=r"^[0-9]{6}$", description="the 6 digits of the SMS")
+class CodeProof(_PhoneOrEmail):
+    code: str = Field(pattern=r"^[0-9]{6}$", description="the 6 digits of the SMS or e-mail")
 
 
 class ResidentMe(BaseModel):
-    """The signed-in resident: their own phone (shown to them alone), its masked form, the session's end."""
+    """The signed-in resident: their own phone or e-mail address (shown to them alone), its masked form, the
+    session's end."""
 
     resident_id: str
-    phone: str
+    phone: str | None = Field(description="the proven phone; null for a resident who proved an e-mail")
     phone_masked: str | None
+    email: str | None = Field(default=None, description="the proven e-mail address; null for a phone")
+    email_masked: str | None = None
     expires_at: datetime
 
 
@@ -69,6 +87,8 @@ class SurveyOpen(BaseModel):
     closes_at: datetime
     answered: bool
     verdict: str | None
+    token: str | None = Field(default=None, description="the survey's signed link token, as the survey message "
+                              "carries it: the page answers with it (POST /api/v1/resident/surveys/{token})")
 
 
 class MyCaseItem(BaseModel):
@@ -120,12 +140,14 @@ def _residents(request: Request) -> Residents:
 
 @router.post("/codes", status_code=202, response_model=CodeSent, responses={
     415: refusal("the body is not JSON"), 422: refusal("not a mainland mobile number"),
-    429: refusal("too many codes for this phone or from this address"), 503: refusal("the SMS gateway is down")})
+    429: refusal("too many codes for this phone (or e-mail address) or from this client address"),
+    503: refusal("the SMS gateway (or the mail server) is down")})
 async def ask_code(request: Request, body: CodeAsk) -> Any:
-    """获取验证码: a 6-digit code by SMS to the phone, valid 5 minutes."""
+    """获取验证码: a 6-digit code by SMS to the phone — or, given `email` instead, by e-mail to that address — valid 5
+    minutes."""
     _json_only(request)
     try:
-        return await _residents(request).send_code(body.phone, client_address(request))
+        return await _residents(request).send_code(body.phone, client_address(request), email=body.email)
     except ResidentRefused as exc:
         raise _refused(exc) from None
 
@@ -134,11 +156,12 @@ async def ask_code(request: Request, body: CodeAsk) -> Any:
     401: refusal("wrong or expired code"), 415: refusal("the body is not JSON"),
     429: refusal("too many wrong codes from this address"), 503: refusal("the session is not usable yet")})
 async def prove_phone(request: Request, body: CodeProof) -> Any:
-    """验证手机: the code proves the phone; sets the HttpOnly session cookie `wangge_session` (role resident)."""
+    """验证手机: the code proves the phone (or the e-mail address); sets the HttpOnly session cookie `wangge_session`
+    (role resident)."""
     _json_only(request)
     residents = _residents(request)
     try:
-        signed = await residents.sign_in(body.phone, body.code, client_address(request))
+        signed = await residents.sign_in(body.phone, body.code, client_address(request), email=body.email)
     except ResidentRefused as exc:
         raise _refused(exc) from None
     response = JSONResponse(ResidentMe(**signed.me).model_dump(mode="json"))
@@ -167,25 +190,35 @@ async def sign_out(request: Request) -> Response:
 @router.get("/cases", response_model=MyCases, responses={401: refusal("no resident session"),
                                                           403: refusal("not a resident's session")})
 async def my_cases(request: Request, client: Client = Depends(resident)) -> Any:
-    """我的案件: the cases this phone reported or follows, newest first, each with its state and every reply sent
-    to this phone (and the open survey); nothing of other residents, no staff names."""
+    """我的案件: the cases this phone (or e-mail address) reported or follows, newest first, each with its state and
+    every reply sent to it (and the open survey); nothing of other residents, no staff names."""
     pool = request.app.state.runtime.pool
-    # The credential names the resident (an opaque id); which phone that is, only notify's own table says.
-    phone = await store.phone_of(pool, client.name)
+    settings = request.app.state.runtime.settings
+    # The credential names the resident (an opaque id); which phone or address that is, only notify's own table says.
+    phone, email = await store.address_of(pool, client.name)
+    if phone:
+        found, to = await store.cases_of_phone(pool, phone), phone
+    elif email:
+        found, to = await store.cases_of_email(pool, email), email
+    else:
+        found, to = [], ""
     cases = []
-    for case in await store.cases_of_phone(pool, phone) if phone else []:
+    for case in found:
         ids = [case["case_id"]] + ([case["followed_case_id"]] if case["followed_case_id"] else [])
         replies = [Reply(kind=d["kind"], text=mask_personal(d["text"]), state=d["state"],
                          time=to_street_time(d["sent_at"] or d["created_at"]))
                    for d in await repository.deliveries_of_cases(pool, ids)
-                   if d["to_phone"] == phone and d["kind"] not in STAFF_KINDS]
+                   if (d["to_phone"] or "").strip().lower() == to and d["kind"] not in STAFF_KINDS]
         survey = await repository.latest_survey(pool, case["followed_case_id"] or case["case_id"])
         cases.append(MyCaseItem(
             case_no=case["case_no"], status=case["state"], status_label=state_label(case["state"]),
             changed_at=to_street_time(case["changed_at"]), followed_case_no=case["followed_case_no"],
             replies=replies,
             survey=SurveyOpen(survey_id=survey["survey_id"], closes_at=to_street_time(survey["closes_at"]),
-                              answered=survey["answered_at"] is not None, verdict=survey["verdict"])
+                              answered=survey["answered_at"] is not None, verdict=survey["verdict"],
+                              # their own survey: the link's token, so that the page answers without a phone
+                              token=survey_token(settings.resident_secret(), str(survey["survey_id"]),
+                                                 survey["closes_at"]))
             if survey else None))
     return MyCases(cases=cases)
 

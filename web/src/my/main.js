@@ -1,6 +1,7 @@
 // 居民服务 (/my/): the street's recent cases on a map for anyone; 随手拍 (photos, the phone's position or a tap on
-// the map, the suggested category, a description) once the phone is proven by a one-time SMS code; the resident's
-// own cases with every state and reply; the survey from the signed link of the survey SMS (/my/?s=…, no phone).
+// the map, the suggested category, a description) once the phone is proven by a one-time SMS code (or, for one who
+// reported with only an e-mail, the address by a code sent by e-mail); the resident's own cases with every state and
+// reply, and a comment on an open one; the survey from the signed link of the survey SMS (/my/?s=…, no phone).
 //
 // The session is an HttpOnly cookie set by notify (POST /api/v1/resident/sessions) that intake, routing and notify
 // accept for this resident; the page never sees it. The resident's own phone (GET /api/v1/resident/sessions) goes
@@ -38,7 +39,7 @@ async function whoAmI() {
 }
 
 function bar() {
-  const who = h("span", { class: "who", id: "who" }, me ? me.phone_masked : "未验证手机");
+  const who = h("span", { class: "who", id: "who" }, me ? (me.phone_masked || me.email_masked) : "未验证手机");
   const out = me ? h("button", {
     type: "button", id: "my-sign-out",
     onclick: async () => {
@@ -56,20 +57,27 @@ function tabs(current) {
   }, label)));
 }
 
-// ---- prove the phone ---------------------------------------------------------------------------------------
+// ---- prove the phone (or, for one who reported with only an e-mail, the e-mail address) ------------------------
 
 function proveForm(why) {
+  let byEmail = false;
   const phone = h("input", { id: "my-phone", type: "tel", inputmode: "numeric", maxlength: 20, placeholder: "手机号码", autocomplete: "tel" });
+  const email = h("input", { id: "my-email", type: "email", maxlength: 254, placeholder: "电子邮箱（如 zhang@example.cn）", autocomplete: "email", hidden: true });
   const code = h("input", { id: "my-code", inputmode: "numeric", maxlength: 6, placeholder: "6位验证码", autocomplete: "one-time-code" });
   const refusal = h("p", { class: "refusal", role: "alert", id: "prove-refusal" });
+  const title = h("h3", {}, "验证手机号码");
+  const privacy = h("p", { class: "muted" }, "您的手机号码仅用于答复您反映的问题，不会公开。");
+  // The address the code goes to: the phone (SMS) or, switched, the e-mail (a code by e-mail).
+  const address = () => (byEmail ? { email: email.value.trim() } : { phone: phone.value.trim() });
   const ask = h("button", {
     type: "button", id: "ask-code",
     onclick: async () => {
       refusal.textContent = "";
       ask.disabled = true;
       try {
-        const sent = await api("/api/v1/resident/codes", { method: "POST", body: { phone: phone.value.trim() } });
-        notify(`验证码已发送至 ${sent.phone}，${Math.round(sent.expires_in / 60)}分钟内有效`, "ok");
+        const sent = await api("/api/v1/resident/codes", { method: "POST", body: address() });
+        const minutes = Math.round(sent.expires_in / 60);
+        notify(sent.email ? `验证码已发送至邮箱 ${sent.email}，${minutes}分钟内有效` : `验证码已发送至 ${sent.phone}，${minutes}分钟内有效`, "ok");
         code.focus();
       } catch (e) {
         refusal.textContent = e.message;
@@ -78,6 +86,19 @@ function proveForm(why) {
       }
     },
   }, "获取验证码");
+  const toggle = h("button", {
+    type: "button", class: "link", id: "use-email",
+    onclick: () => {
+      byEmail = !byEmail;
+      phone.hidden = byEmail;
+      email.hidden = !byEmail;
+      title.textContent = byEmail ? "验证电子邮箱" : "验证手机号码";
+      toggle.textContent = byEmail ? "改用手机号码验证" : "没有留手机？用电子邮箱验证";
+      privacy.textContent = byEmail ? "您的邮箱仅用于答复您反映的问题，不会公开。" : "您的手机号码仅用于答复您反映的问题，不会公开。";
+      refusal.textContent = "";
+      (byEmail ? email : phone).focus();
+    },
+  }, "没有留手机？用电子邮箱验证");
   const prove = h("button", {
     type: "submit", class: "primary", id: "prove",
   }, "验证并继续");
@@ -88,8 +109,8 @@ function proveForm(why) {
       refusal.textContent = "";
       prove.disabled = true;
       try {
-        me = await api("/api/v1/resident/sessions", { method: "POST", body: { phone: phone.value.trim(), code: code.value.trim() } });
-        notify("手机已验证", "ok");
+        me = await api("/api/v1/resident/sessions", { method: "POST", body: { ...address(), code: code.value.trim() } });
+        notify(byEmail ? "邮箱已验证" : "手机已验证", "ok");
         render();
       } catch (err) {
         refusal.textContent = err.message;
@@ -97,9 +118,8 @@ function proveForm(why) {
         prove.disabled = false;
       }
     },
-  }, h("h3", {}, "验证手机号码"), h("p", { class: "muted" }, why),
-  h("div", { class: "row" }, phone, ask), code, prove, refusal,
-  h("p", { class: "muted" }, "您的手机号码仅用于答复您反映的问题，不会公开。"));
+  }, title, h("p", { class: "muted" }, why),
+  h("div", { class: "row" }, phone, email, ask), code, prove, refusal, toggle, privacy);
 }
 
 // ---- the public map ----------------------------------------------------------------------------------------
@@ -146,9 +166,9 @@ async function renderReport() {
         const made = await api("/api/v1/reports", { method: "POST", body: {
           source: "web", external_id: newId("my-"), category: select.value || null,
           description: description.value.trim(), location: place.point, address: null,
-          reporter: { phone: me.phone }, media, observed_at: new Date().toISOString(),
+          reporter: me.phone ? { phone: me.phone } : { email: me.email }, media, observed_at: new Date().toISOString(),
         } });
-        notify(`已上报，案件编号 ${made.case_no}。办理进度会以短信告知，也可在“我的案件”查看。`, "ok");
+        notify(`已上报，案件编号 ${made.case_no}。办理进度会以${me.phone ? "短信" : "邮件"}告知，也可在“我的案件”查看。`, "ok");
         location.hash = "#mine";
       } catch (err) {
         notify(`上报未成功：${err.message}`, "error");
@@ -179,7 +199,9 @@ function caseCard(c) {
     survey = h("div", { class: "survey", "data-role": "survey" }, h("b", {}, "请您评价办理结果"),
       surveyButtons(async (verdict) => {
         try {
-          await api(`/api/v1/surveys/${encodeURIComponent(c.case_no)}`, { method: "POST", body: { phone: me.phone, verdict } });
+          // The survey's own signed token (a resident who proved an e-mail has no phone to give).
+          if (c.survey.token) await api(`/api/v1/resident/surveys/${c.survey.token}`, { method: "POST", body: { verdict } });
+          else await api(`/api/v1/surveys/${encodeURIComponent(c.case_no)}`, { method: "POST", body: { phone: me.phone, verdict } });
           notify("感谢您的评价", "ok");
           renderMine();
         } catch (err) {
@@ -229,7 +251,7 @@ function commentForm(caseNo) {
 }
 
 async function renderMine() {
-  if (!me) return clear(main, proveForm("验证手机号码后，可查看您反映的所有问题及办理进度。"));
+  if (!me) return clear(main, proveForm("验证手机号码（或反映问题时留下的电子邮箱）后，可查看您反映的所有问题及办理进度。"));
   const list = h("ul", { class: "cases", id: "my-cases" });
   clear(main, h("h3", {}, "我的案件"), list);
   await refreshMine(list);
