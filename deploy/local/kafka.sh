@@ -502,14 +502,14 @@ wait_all_brokers() {
 }
 
 start() {
-  local only=${1:-} pid i launched=() t0
+  local only=${1:-} pid i launched=()
   if [[ -n $only ]]; then
     (( NODES > 1 )) || die "start N names a node of a cluster (WANGGE_KAFKA_NODES=3); the single node is just: start"
     [[ $only =~ ^[0-9]+$ ]] && (( only >= 1 && only <= NODES )) || die "no node '$only' in a cluster of $NODES"
   fi
   fetch
   need_java
-  t0=$SECONDS
+  local -A launched_at=()
   for i in $(nodes); do
     [[ -n $only && $i != "$only" ]] && continue
     select_node "$i"
@@ -519,10 +519,11 @@ start() {
     fi
     launch
     launched+=("$i")
+    launched_at[$i]=$SECONDS   # each node's timeout counts from its own launch, not from the others' formatting
   done
   for i in "${launched[@]}"; do
     select_node "$i"
-    wait_started "$t0"
+    wait_started "${launched_at[$i]}"
   done
   if (( NODES > 1 )); then
     wait_all_brokers
