@@ -32,19 +32,20 @@ ADMIN = "admin"
 # The connection options of each broker this process talks to, by bootstrap address: one principal
 # per process and broker (a service, a CLI). Registered once from settings; read by every client.
 _by_bootstrap: dict[str, dict[str, Any]] = {}
-_replication: dict[str, tuple[int, int]] = {}
+_max_replication: dict[str, int] = {}
 
 
 def use(settings: Settings) -> None:
     """Make every Kafka client of this process connect to settings.kafka_bootstrap with its security,
-    and create topics there with the configured replication."""
+    and create topics there with at most the configured replication factor."""
     _by_bootstrap[settings.kafka_bootstrap] = client_options(settings)
-    _replication[settings.kafka_bootstrap] = (settings.kafka_replication_factor, settings.kafka_min_insync_replicas)
+    _max_replication[settings.kafka_bootstrap] = settings.kafka_replication_factor
 
 
-def replication(bootstrap: str) -> tuple[int, int]:
-    """(replication factor, min.insync.replicas) for topics created on this broker (1, 1 unless configured)."""
-    return _replication.get(bootstrap, (1, 1))
+def max_replication(bootstrap: str) -> int:
+    """The most copies a topic created on this cluster gets (WANGGE_KAFKA_REPLICATION_FACTOR, default 3); what it
+    gets is read from the cluster (shared/topics.py `cluster_replication`)."""
+    return _max_replication.get(bootstrap, 3)
 
 
 def options(bootstrap: str) -> dict[str, Any]:

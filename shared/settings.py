@@ -46,9 +46,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_username: str = ""
     kafka_password: str = ""
-    # A cluster: topics created with this replication and min.insync.replicas (1 on one node).
-    kafka_replication_factor: int = 1
-    kafka_min_insync_replicas: int = 1
+    # The most copies of each partition a topic wangge creates gets. What it gets is read from the cluster:
+    # min(this, 3, brokers), with min.insync.replicas 2 for 3 copies (shared/topics.py replication_for); 1 on one node.
+    kafka_replication_factor: int = Field(default=3, ge=1)
     # The database owner's connection: migrations (python -m shared.migrate) and the admin commands run as it, and a
     # service with no connection of its own below uses it too (development, tests).
     database_url: str = "postgresql://wangge@127.0.0.1:15432/wangge"

@@ -121,6 +121,41 @@ class EnsuredTopics:
     not_allowed: tuple[str, ...] = ()
 
 
+# Three copies of every partition where the cluster has three brokers or more: one broker may be lost (killed,
+# restarted, upgraded) with nothing lost and nothing stopped, and a second loss stops writes rather than lose them.
+REPLICATION_CAP = 3
+
+
+def replication_for(brokers: int, upper: int = REPLICATION_CAP) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for a topic created on a cluster of `brokers` brokers.
+
+    The factor is min(3, brokers, upper); min.insync.replicas is 2 for a factor of 3 (a write acknowledged with
+    acks=all is on two brokers, and one broker's loss still takes writes), the factor less one above that
+    (majority), and 1 below (a single copy, or two of which one may be away).
+    """
+    factor = max(1, min(REPLICATION_CAP, upper, brokers))
+    min_insync = max(1, min(factor - 1, factor // 2 + 1))
+    return factor, min_insync
+
+
+async def cluster_replication(admin: AIOKafkaAdminClient, bootstrap: str) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) read from the cluster: the brokers its metadata lists now,
+    bounded by WANGGE_KAFKA_REPLICATION_FACTOR (`kafka_security.max_replication`). A broker that is away is not
+    listed: a topic created meanwhile gets the copies the brokers present can hold, not a refusal."""
+    brokers = len((await admin.describe_cluster()).get("brokers") or [])
+    return replication_for(brokers, kafka_security.max_replication(bootstrap))
+
+
+async def read_replication(bootstrap: str) -> tuple[int, int]:
+    """`cluster_replication` on a connection of its own (for a client that creates topics itself: faust)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_security.options(bootstrap))
+    await admin.start()
+    try:
+        return await cluster_replication(admin, bootstrap)
+    finally:
+        await admin.close()
+
+
 class TopicsNotVisible(TimeoutError):
     """Topics the broker said it created did not show in its metadata (with their leaders) in time."""
 
@@ -137,6 +172,8 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeo
     the list only spares a request: what decides is the create response, read topic by topic (created, already
     there, not allowed). Topics created are then waited for until every partition has a leader in the metadata,
     at most `visible_timeout` seconds (TopicsNotVisible). Any other refusal raises the broker's error.
+    Each is created with the replication the cluster can hold (`cluster_replication`: 3 copies and
+    min.insync.replicas 2 on three brokers or more, 1 and 1 on one).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_security.options(bootstrap))
     await admin.start()
@@ -146,7 +183,7 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeo
         missing = [s for name, s in wanted.items() if name not in listed]
         if not missing:
             return EnsuredTopics(existing=tuple(wanted))
-        replicas, min_insync = kafka_security.replication(bootstrap)
+        replicas, min_insync = await cluster_replication(admin, bootstrap)
         new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replicas,
                         topic_configs={**s.configs(), "min.insync.replicas": str(min_insync)}) for s in missing]
         try:

@@ -25,13 +25,16 @@ from shared.topics import Topics, ensure_topics
 DEMO_STREET = Path(REPO_ROOT.parent / "shared" / "data")
 
 
-def _reachable(hostport: str) -> bool:
-    host, port = hostport.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-        return True
-    except OSError:
-        return False
+def _reachable(hostports: str) -> bool:
+    """Whether one of the addresses answers (a comma list: a Kafka cluster's bootstrap)."""
+    for hostport in hostports.split(","):
+        host, port = hostport.strip().rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            return True
+        except OSError:
+            continue
+    return False
 
 
 @pytest.fixture(scope="session")

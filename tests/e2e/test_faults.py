@@ -108,8 +108,10 @@ def _kill(pid: int) -> None:
 
 
 def kill_kafka() -> None:
+    """The suite's broker; on a cluster (WANGGE_KAFKA_NODES=3) its first node, while the others carry on."""
     state = Path(os.environ.get("WANGGE_STATE_DIR", REPO_ROOT / ".local"))
-    _kill(int((state / "run" / "kafka.pid").read_text().strip()))
+    pidfile = "kafka.pid" if os.environ.get("WANGGE_KAFKA_NODES", "1") == "1" else "kafka-node1.pid"
+    _kill(int((state / "run" / pidfile).read_text().strip()))
 
 
 def kill_postgres() -> None:

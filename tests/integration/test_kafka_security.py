@@ -39,7 +39,8 @@ OWNERS = ["huanwei", "chengguan"]
 
 
 def _kafka_sh(*args: str) -> str:
-    env = {**os.environ, "WANGGE_KAFKA_SECURITY": "scram", "WANGGE_KAFKA_PORT": str(SECURE_PORT),
+    env = {**os.environ, "WANGGE_KAFKA_SECURITY": "scram", "WANGGE_KAFKA_NODES": "1", "WANGGE_KAFKA_PORTS": "",
+           "WANGGE_KAFKA_CONTROLLER_PORTS": "", "WANGGE_KAFKA_PORT": str(SECURE_PORT),
            "WANGGE_KAFKA_CONTROLLER_PORT": str(SECURE_PORT + 1)}
     done = subprocess.run([str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"kafka.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"

@@ -33,7 +33,7 @@ from shared.clock import now, street_zone
 from shared.contracts import Envelope, InvalidMessage
 from shared.settings import Settings
 from shared.signing import verifier_for
-from shared.topics import Topics, TopicSpec, ensure_topics
+from shared.topics import Topics, TopicSpec, ensure_topics, read_replication
 from services.supervision.live import figures as live
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class LiveStreams:
             web_enabled=False,
             autodiscover=False,
             topic_partitions=3,  # faust's own topics (its assignor's leader topic); the tables follow wangge.cases
-            topic_replication_factor=settings.kafka_replication_factor,
+            # topic_replication_factor: read from the cluster in start(), like every topic wangge creates.
             consumer_auto_offset_reset="earliest",
             # A killed live process's member holds the group — and a restarted process's start — until its session
             # expires: faust's default 60 s made a restart after a crash take a minute. Its heartbeats run in their
@@ -155,9 +155,17 @@ class LiveStreams:
     async def start(self) -> None:
         """Create the changelogs, join the group, recover the tables from them, and start following wangge.cases."""
         # Created here, and usable (every partition led) before faust looks: faust creates a missing changelog and
-        # at once checks its partition count, which the broker's metadata may not show yet.
-        await ensure_topics(self.settings.kafka_bootstrap, self.changelog_specs())
+        # at once checks its partition count, which the broker's metadata may not show yet. Created here, they get
+        # the replication every topic of wangge gets (read from the cluster, with min.insync.replicas); faust's own
+        # factor is set the same, for anything it would still create itself.
+        factor, _ = await read_replication(self.settings.kafka_bootstrap)
+        self.app.conf.topic_replication_factor = factor
+        await ensure_topics(self.settings.kafka_bootstrap, self.changelog_specs() + [self.leader_topic_spec()])
         await self.app.start()
+
+    def leader_topic_spec(self) -> TopicSpec:
+        """faust's assignor's leader topic (one partition, which faust would otherwise create on its own)."""
+        return TopicSpec(f"{self.app.conf.id}-__assignor-__leader", partitions=1)
 
     def changelog_specs(self) -> list[TopicSpec]:
         """The tables' changelog topics as faust would create them (partitions, cleanup policy, retention)."""
