@@ -138,6 +138,15 @@ async def test_the_reporter_of_a_merged_duplicate_comments_on_the_case_it_follow
     assert to_duplicate.status_code == 409 and target in to_duplicate.json()["detail"]
     assert (await comment(street, dave_cookie, target)).status_code == 404
 
+    # Her list names her report once, though notify knows her phone both as its reporter and as a follower.
+    async def listed() -> list[str] | None:
+        async with at(street.notify, cookies={"wangge_session": carol_cookie}) as notify:
+            cases = (await notify.get("/api/v1/resident/cases")).json()["cases"]
+        follows = await street.notify.runtime.pool.fetchval(
+            "SELECT count(*) FROM followers WHERE follower_case_no = $1", duplicate)
+        return [c["case_no"] for c in cases] if follows else None
+    assert (await until(listed, 30, "notify knows her as the merged report's follower")).count(duplicate) == 1
+
 
 async def test_one_who_reported_with_only_an_email_proves_it_by_email_and_sees_only_their_own_cases(street):
     await staff(street)

@@ -120,8 +120,10 @@ async def cases_of_phone(conn: Conn, phone_norm: str, limit: int = 50) -> list[d
     """The cases this phone reported or follows, newest first, with their resident-facing status."""
     rows = await conn.fetch(
         """SELECT s.case_id, s.case_no, s.state, s.followed_case_id, s.followed_case_no, s.changed_at, k.created_at
-             FROM (SELECT case_id, created_at FROM contacts WHERE phone_norm = $1
-                   UNION SELECT follower_case_id, created_at FROM followers WHERE phone_norm = $1) k
+             FROM (SELECT case_id, max(created_at) AS created_at
+                     FROM (SELECT case_id, created_at FROM contacts WHERE phone_norm = $1
+                           UNION ALL SELECT follower_case_id, created_at FROM followers WHERE phone_norm = $1) u
+                    GROUP BY case_id) k  -- a case both reported and followed by the phone is listed once
              JOIN case_status s ON s.case_id = k.case_id
             ORDER BY k.created_at DESC LIMIT $2""",
         phone_norm, limit)

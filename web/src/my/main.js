@@ -39,7 +39,7 @@ async function whoAmI() {
 }
 
 function bar() {
-  const who = h("span", { class: "who", id: "who" }, me ? (me.phone_masked || me.email_masked) : "未验证手机");
+  const who = h("span", { class: "who", id: "who" }, me ? (me.phone_masked || me.email_masked) : "未验证");
   const out = me ? h("button", {
     type: "button", id: "my-sign-out",
     onclick: async () => {
