@@ -159,9 +159,12 @@ class FaultRun:
         self._sink: uvicorn.Server | None = None
         self._sink_task: asyncio.Task | None = None
 
+    def topics_made_beforehand(self) -> list:
+        """The topics created before the services start (the contract's, and the owners' task topics)."""
+        return self.topics.fixed() + [self.topics.for_owner(o) for o in OWNERS]
+
     async def start(self) -> None:
-        await asyncio.wait_for(ensure_topics(self.settings.kafka_bootstrap,
-                                             self.topics.fixed() + [self.topics.for_owner(o) for o in OWNERS]), 30)
+        await asyncio.wait_for(ensure_topics(self.settings.kafka_bootstrap, self.topics_made_beforehand()), 60)
         self._sink = uvicorn.Server(uvicorn.Config(self.sink_app, host="127.0.0.1", port=self.sink_port,
                                                    log_level="warning"))
         self._sink_task = asyncio.create_task(self._sink.serve())

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -26,7 +25,7 @@ from services.supervision.live.bootstrap import build as build_live
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.e2e.test_faults import OWNERS, SERVICES, FaultRun, _kill, healthy
+from tests.e2e.test_faults import OWNERS, SERVICES, FaultRun, _kill
 from tests.support import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -153,14 +152,8 @@ class ClusterRun(FaultRun):
     """A fault run on the cluster. Only the contract's topics are created beforehand (as `./dev infra` does): the
     owners' task topics are created by routing's outbox on the first dispatch, so they are wangge's own too."""
 
-    async def start(self) -> None:
-        await asyncio.wait_for(ensure_topics(self.settings.kafka_bootstrap, self.topics.fixed()), 60)
-        self._sink = uvicorn.Server(uvicorn.Config(self.sink_app, host="127.0.0.1", port=self.sink_port,
-                                                   log_level="warning"))
-        self._sink_task = asyncio.create_task(self._sink.serve())
-        for name in SERVICES:
-            self.fleet.start(name)
-        await asyncio.wait_for(asyncio.gather(*(healthy(self.ports[n]) for n in SERVICES)), 120)
+    def topics_made_beforehand(self) -> list:
+        return self.topics.fixed()
 
     async def close(self) -> None:
         await super().close()
