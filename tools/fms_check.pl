@@ -422,6 +422,8 @@ exit($failures ? 1 : 0);
 
 __END__
 
+=encoding utf8
+
 =head1 NAME
 
 fms_check.pl - FixMyStreet's own Open311 client (its perllib/Open311.pm, unchanged) against a running wangge
