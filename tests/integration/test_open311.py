@@ -191,7 +191,7 @@ async def test_a_case_updates_never_go_back_in_time_and_a_reply_moves_no_state(i
         steps = await asyncio.wait_for(updates(3), 20)
         close = next(u for u in steps if u["external_status_code"] == "closed-resolved" and u["status"] == "FIXED")
         assert close["updated_datetime"] >= said["updated_datetime"], steps
-        assert [u["update_id"] for u in steps][-1] == close["update_id"]  # oldest first: the close comes last
+        assert [u["update_id"] for u in steps][0] == close["update_id"]  # newest first: the close comes first
 
 
 async def test_the_replies_reader_tells_each_reply_once_and_nothing_from_before_it_started(intake, isolated):
@@ -290,3 +290,30 @@ async def test_a_comment_posted_before_its_key_named_the_request_and_retried_now
     assert retried.status_code == 200 and retried.json() == [{"update_id": "c-before"}], retried.text
     assert elsewhere.status_code == 201 and elsewhere.json()[0]["update_id"] != "c-before"
     assert await pool.fetchval("SELECT count(*) FROM case_comments WHERE case_no = $1", case_no) == 1
+
+
+async def test_a_client_that_does_not_page_sees_the_newest_updates_of_a_busy_window(intake):
+    """FixMyStreet's fetch-comments asks for the last two hours and reads one answer. A window holding more than a
+    page (a busy street) must still show it what just happened: the first page is the newest."""
+    pool = intake.runtime.pool
+    await pool.execute(
+        """INSERT INTO case_updates(update_id, case_id, case_no, event_type, occurred_at, status, external_status_code,
+                                    description)
+           SELECT 'busy-' || n, gen_random_uuid(), '20261201-' || lpad(n::text, 4, '0'), 'case.accepted',
+                  now() - interval '1 hour' + n * interval '1 second', 'OPEN', 'accepted', '已立案'
+             FROM generate_series(1, 1100) AS n""")
+    async with client(intake) as http:
+        posted = await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"})
+        case_no = posted.json()[0]["service_request_id"]
+
+        async def first_page() -> list[dict]:
+            while True:
+                page = (await http.get("/open311/v2/servicerequestupdates.json")).json()
+                if any(u["service_request_id"] == case_no for u in page):
+                    return page
+                await asyncio.sleep(0.1)
+        page = await asyncio.wait_for(first_page(), 20)
+        second = (await http.get("/open311/v2/servicerequestupdates.json", params={"page": 2})).json()
+    assert len(page) == 1000 and page[0]["service_request_id"] == case_no
+    times = [u["updated_datetime"] for u in page + second]
+    assert times == sorted(times, reverse=True) and len(second) >= 100

@@ -186,12 +186,14 @@ async def has_update(conn: asyncpg.Connection, update_id: str) -> bool:
 
 async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,
                        end: datetime | None, limit: int, offset: int = 0) -> list[dict]:
-    """Public steps in the window, oldest first (index case_updates_by_time)."""
+    """Public steps in the window, newest first (index case_updates_by_time, read backwards): a client that does not
+    page — FixMyStreet's fetch-comments asks for the last two hours and reads one answer — sees what just happened
+    even when the window holds more than a page; oldest first, it would read the same oldest page for ever."""
     rows = await conn.fetch(
         """SELECT seq, update_id, case_no, status, external_status_code, description, occurred_at, media_url
              FROM case_updates
             WHERE ($1::text[] IS NULL OR case_no = ANY($1)) AND ($2::timestamptz IS NULL OR occurred_at >= $2)
               AND ($3::timestamptz IS NULL OR occurred_at < $3)
-            ORDER BY occurred_at, seq LIMIT $4 OFFSET $5""",
+            ORDER BY occurred_at DESC, seq DESC LIMIT $4 OFFSET $5""",
         case_nos, start, end, limit, offset)
     return [dict(r) for r in rows]

@@ -204,7 +204,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
                     "service_request_id", "start_date", "end_date", "jurisdiction_id", "page")]})
     async def get_updates(request: Request, fmt: str) -> Response:
         """Every public step of the cases in the window (start_date ≤ updated_datetime < end_date; the last 24
-        hours unless given), oldest first, 1000 a page: state changes, the owner's progress, result or
+        hours unless given), newest first, 1000 a page: state changes, the owner's progress, result or
         explanation, residents' comments. `status` is FixMyStreet's (OPEN, ACTION_SCHEDULED, IN_PROGRESS,
         INVESTIGATING, FIXED, NO_FURTHER_ACTION, NOT_COUNCILS_RESPONSIBILITY, DUPLICATE), external_status_code
         wangge's own state."""
