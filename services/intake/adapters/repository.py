@@ -186,9 +186,8 @@ async def has_update(conn: asyncpg.Connection, update_id: str) -> bool:
 
 async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,
                        end: datetime | None, limit: int, offset: int = 0) -> list[dict]:
-    """Public steps in the window, newest first (index case_updates_by_time, read backwards): a client that does not
-    page — FixMyStreet's fetch-comments asks for the last two hours and reads one answer — sees what just happened
-    even when the window holds more than a page; oldest first, it would read the same oldest page for ever."""
+    """Public steps in the window, newest first (index case_updates_by_time, read backwards): the first page is the
+    latest (see the Open311 entrypoint, which answers each page in the order its steps happened)."""
     rows = await conn.fetch(
         """SELECT seq, update_id, case_no, status, external_status_code, description, occurred_at, media_url
              FROM case_updates

@@ -204,7 +204,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
                     "service_request_id", "start_date", "end_date", "jurisdiction_id", "page")]})
     async def get_updates(request: Request, fmt: str) -> Response:
         """Every public step of the cases in the window (start_date ≤ updated_datetime < end_date; the last 24
-        hours unless given), newest first, 1000 a page: state changes, the owner's progress, result or
+        hours unless given), 1000 a page: the latest 1000 in the order they happened, `page=2` the 1000 before them: state changes, the owner's progress, result or
         explanation, residents' comments. `status` is FixMyStreet's (OPEN, ACTION_SCHEDULED, IN_PROGRESS,
         INVESTIGATING, FIXED, NO_FURTHER_ACTION, NOT_COUNCILS_RESPONSIBILITY, DUPLICATE), external_status_code
         wangge's own state."""
@@ -219,8 +219,13 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
         rows = await repository.case_updates(request.app.state.runtime.pool, case_nos=ids, start=start, end=end,
                                              limit=PAGE + 1, offset=(page - 1) * PAGE)
         photos = public_photos(request.app.state.runtime.settings)
+        # The latest page first: FixMyStreet's fetch-comments reads one answer for the last two hours, and oldest
+        # first it would read the same oldest page for ever once the window held more. Within the page, in the order
+        # the steps happened: it takes a state only from an update no older than the last it took (a reply to the
+        # resident that follows the close would otherwise make it ignore the close).
+        latest = rows[:PAGE][::-1]
         return _answer(fmt, "service_request_updates", "request_update",
-                       [open311.update_view(r, photos) for r in rows[:PAGE]], headers=_next(request, page, len(rows) > PAGE))
+                       [open311.update_view(r, photos) for r in latest], headers=_next(request, page, len(rows) > PAGE))
 
     @router.get("/media/{public_id}.jpg", response_class=Response, responses={
         200: {"description": "the photo's thumbnail (JPEG, 320 px), public", "content": {"image/jpeg": {
