@@ -19,6 +19,7 @@ from shared.clock import now
 from shared.contracts.cases import CaseDispatched
 from shared.contracts.common import TimeLimit
 from shared.kafka import OutgoingMessage, Producer
+from shared.signing import signer_for
 from shared.topics import Topics
 from tests.e2e.frontdoor import front_door  # noqa: F401  (fixture)
 from tests.e2e.test_phone_pages import PASSWORD, click, people, phone, shot  # noqa: F401  (fixtures)
@@ -46,7 +47,9 @@ async def seed(street, count: int) -> list[str]:
             due_at=at + timedelta(hours=1, minutes=i)).envelope(source="routing", case_id=case_id)
         messages.append(OutgoingMessage(topic, case_id, envelope.to_json(), envelope.type))
     kafka_security.use(street.settings)
-    producer = Producer(street.settings.kafka_bootstrap, "many-tasks-seed")
+    # Signed as routing, the service whose case.dispatched supervision takes (shared/signing.py).
+    producer = Producer(street.settings.kafka_bootstrap, "many-tasks-seed",
+                        signer=signer_for(street.settings, "routing"))
     await asyncio.wait_for(producer.start(), 30)
     try:
         await asyncio.wait_for(producer.send_all(messages), 60)
