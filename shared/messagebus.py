@@ -106,7 +106,12 @@ class MessageBus:
     async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
         """Apply a partition's messages once each, in the caller's unit of work (which commits them)."""
         fresh = await uow.claim_all(self.consumer, [m.id for m in messages])
-        for run in runs_of_one_type([m for m in messages if m.id in fresh]):
+        once = []
+        for m in messages:  # an event redelivered within the batch is handed once, at its first place
+            if m.id in fresh:
+                fresh.discard(m.id)
+                once.append(m)
+        for run in runs_of_one_type(once):
             for handler in self._events.get(type(run[0].event), ()):
                 await handler(run, uow, **self._handed[handler])
 

@@ -37,6 +37,21 @@ def test_runs_keep_the_partitions_order():
     assert [[m.id for m in run] for run in runs_of_one_type([a1, a2, c, a3])] == [[a1.id, a2.id], [c.id], [a3.id]]
 
 
+async def test_an_event_twice_in_a_batch_or_replayed_later_reaches_its_handler_once(routing: Service):
+    seen: list[str] = []
+
+    async def record(messages: list[Message[CaseAccepted]], uow: Any) -> None:
+        seen.extend(m.id for m in messages)
+
+    bus = MessageBus(consumer=f"test-{uuid.uuid4().hex[:8]}", events={CaseAccepted: [record]}, deps={})
+    first, second = message(accepted(uuid.uuid4().hex, "CM04")), message(accepted(uuid.uuid4().hex, "CM04"))
+    for batch in ([first, second, first], [second]):
+        async with routing.runtime.uow() as uow:
+            await asyncio.wait_for(bus.handle_batch(batch, uow), 10)
+            await uow.commit()
+    assert seen == [first.id, second.id]
+
+
 def test_a_handler_asking_for_what_nobody_provides_fails_when_the_bus_is_built():
     async def needs_a_mailbox(messages: list[Message[CaseAccepted]], uow: Any, mailbox: Any) -> None: ...
 
