@@ -31,7 +31,12 @@ class TopicReader:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
+        # Bounded: leaving the group waits on a coordinator that may not answer (a broker just restarted or busy),
+        # and a reader that cannot leave must not hold the test (it held one for its whole 120 s in CI).
+        try:
+            await asyncio.wait_for(self._consumer.stop(), 15)
+        except asyncio.TimeoutError:
+            pass
 
     async def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 15) -> dict:
         """The first message (as a dict, with '_topic' and '_key') matching predicate; TimeoutError otherwise."""

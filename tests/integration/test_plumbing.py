@@ -217,12 +217,12 @@ async def test_a_batch_whose_handler_fails_is_handled_again_carefully_and_keeps_
         await publish(isolated.kafka_bootstrap, runtime.topics.cases, envelope, key="case-e")
     runtime.consume([runtime.topics.cases], handle)
     async with TopicReader(isolated.kafka_bootstrap, runtime.topics.replies) as echoes:
-        await runtime.start()
+        await asyncio.wait_for(runtime.start(), 60)
         try:
             seen = await echoes.all_within(5.0, lambda m: m.get("case_id") == "case-e")
             claimed = {r["event_id"] for r in await runtime.pool.fetch("SELECT event_id FROM processed_events")}
         finally:
-            await runtime.stop()
+            await asyncio.wait_for(runtime.stop(), 60)
     assert len(seen) == 2  # the good two echoed once each, though handled twice
     assert claimed == {good.id, after.id}
     assert calls[:2] == [good.id, bad.id]  # the first attempt, without savepoints, stopped at the bad one …
