@@ -71,6 +71,7 @@ async def test_a_batch_of_case_events_costs_the_same_statements_for_one_case_and
     one = await handle(supervision, one_batch)
     forty_ids, forty_batch = case_events(40)
     forty = await handle(supervision, forty_batch)
+    print(f"statements: {one} for one case (3 events), {forty} for forty (120 events)")
     assert len(forty_batch) == 120 and forty <= one <= 12, (one, forty)
     rows = await pool.fetch("SELECT state, events_seen, owner, dispatch_count FROM cases WHERE case_id = ANY($1)",
                             forty_ids + one_ids)
