@@ -7,7 +7,7 @@ JSON escapes. So the original is kept whole only when small, otherwise its first
 
 A rejection is read by more than the sender (every bridge reads wangge.reports.rejected) and kept for 90 days, past
 the erasure of the case it was about: so a resident's contact in it is masked (DESIGN "Personal data") — a
-reporter's or contact's phone, e-mail and name, and phone numbers in free text (`mask_original`). The SHA-256 is of
+reporter's or contact's phone, e-mail and name, and phone numbers in free text (`shared.personal_data.mask_message`). The SHA-256 is of
 the message as received, so the sender can still find it again.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import orjson
 from pydantic import Field
 
 from shared.contracts.registry import EventModel, event
-from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
+from shared.personal_data import mask_message, mask_personal
 
 # How much of the original a rejection carries (bytes of JSON); the whole envelope stays far below 1 MB.
 ORIGINAL_LIMIT = 64 * 1024
@@ -63,7 +63,7 @@ class MessageRejected(EventModel):
             errors=[{k: mask_personal(v) for k, v in e.items()} for e in cap_errors(errors or [])],
             topic=topic, partition=partition, offset=offset,
             key=_key_text(key),
-            original=mask_original(original) if fmt in ("json", "text") else original,
+            original=mask_message(original) if fmt in ("json", "text") else original,
             original_format=fmt, truncated=truncated,
             original_size=len(value) if value is not None else None,
             original_sha256=hashlib.sha256(value).hexdigest() if value is not None else None,
@@ -76,36 +76,6 @@ class MessageRejected(EventModel):
             "errors": [], "key": cut(self.key, 200) if self.key else None, "original": None,
             "original_format": "none", "truncated": self.original_size is not None, "reason": cut(self.reason, 500),
         })
-
-
-# Fields of the contract that hold a resident's words or place (free text: a phone typed into them is masked).
-_FREE_TEXT = frozenset({"description", "address", "text", "note", "comment", "result", "reason", "content"})
-
-
-def mask_original(original: Any) -> Any:
-    """The original with a resident's contact masked: `phone`, `email` wherever they are, the `name` beside a phone
-    or e-mail (a reporter, a contact), phone numbers in free-text fields and in text that is not JSON. Ids, times
-    and codes are left as they are, so the rejection still says which message it was."""
-    if isinstance(original, str):
-        return mask_personal(original)
-    return _masked(original)
-
-
-def _masked(value: Any, key: str | None = None) -> Any:
-    if isinstance(value, dict):
-        contact = "phone" in value or "email" in value
-        return {k: (mask_name(v) if k == "name" and contact and isinstance(v, str) else _masked(v, k))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, key) for v in value]
-    if isinstance(value, str):
-        if key == "phone":
-            return mask_phone_number(value)
-        if key == "email":
-            return mask_email(value)
-        if key in _FREE_TEXT:
-            return mask_personal(value)
-    return value
 
 
 def cut(text: str, limit: int) -> str:
