@@ -261,8 +261,9 @@ async def _senders(uow: UnitOfWork, reception: Reception, messages: list[Message
     headers = [{key: value for key, value in (m.record.headers or ())} if m.record is not None else {}
                for m in messages]
     signed = [i for i, h in enumerate(headers) if is_signed(h)]
+    records = [m.record for m in messages]
     signers = dict(zip(signed, await update_signers(
-        uow.conn, [(headers[i], messages[i].record.value if messages[i].record is not None else b"") for i in signed],
+        uow.conn, [(headers[i], r.value, r.topic, r.key) for i in signed if (r := records[i]) is not None],
         production=reception.production))) if signed else {}
     senders = []
     for i, m in enumerate(messages):

@@ -320,7 +320,8 @@ class OwnerUpdates:
         if not (self._require_signature or is_signed(headers)):
             return
         signer = await update_signer(uow.conn, headers, record.value if record is not None else b"",
-                                     production=self._production)
+                                     production=self._production,
+                                     topic=record.topic, key=record.key)
         if isinstance(signer, str):
             raise InvalidMessage(f"update not accepted: {signer}")
         if signer.role != "owner" or signer.owner_code != owner:
