@@ -271,25 +271,46 @@ async def update_signer(conn: asyncpg.Connection, headers: dict[str, bytes], val
                         production: bool, topic: str, key: bytes | str | None) -> Client | str:
     """The credential whose signing key signed this record (its value on `topic` under `key`), or why it is not
     validly signed."""
-    if OLD_CREDENTIAL_HEADER in headers and SIGNER_HEADER not in headers:
-        return ("signed with the token-hash HMAC, which is no longer accepted (anyone who reads the registry could "
-                "make it): sign with the credential's Ed25519 key (wangge-signer, wangge-ed25519)")
-    named = signed_by(headers.items())
-    if isinstance(named, str):
-        return named
-    kid, signature = named
-    row = await conn.fetchrow(
-        """SELECT name, role, owner_code, worker_id, device_id, token_sha256, issuer, signing_public_key FROM credentials
-           WHERE signing_key_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+    return (await update_signers(conn, [(headers, value, topic, key)], production=production))[0]
+
+
+async def update_signers(conn: asyncpg.Connection,
+                         records: list[tuple[dict[str, bytes], bytes, str, bytes | str | None]], *,
+                         production: bool) -> list[Client | str]:
+    """update_signer for each of these records (headers, value, topic, key), their keys looked up in one statement (a
+    partition's batch of signed reports costs one query, not one per report)."""
+    named: list[tuple[str, bytes] | str] = []
+    for headers, _value, _topic, _key in records:
+        if OLD_CREDENTIAL_HEADER in headers and SIGNER_HEADER not in headers:
+            named.append("signed with the token-hash HMAC, which is no longer accepted (anyone who reads the registry "
+                         "could make it): sign with the credential's Ed25519 key (wangge-signer, wangge-ed25519)")
+        else:
+            named.append(signed_by(headers.items()))
+    kids = sorted({n[0] for n in named if not isinstance(n, str)})
+    rows = {row["signing_key_id"]: dict(row) for row in await conn.fetch(
+        """SELECT DISTINCT ON (signing_key_id) signing_key_id, name, role, owner_code, worker_id, device_id,
+                  token_sha256, issuer, signing_public_key FROM credentials
+           WHERE signing_key_id = ANY($1::text[]) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
              AND NOT (demo AND $2) AND signing_public_key IS NOT NULL
-           ORDER BY registry_offset DESC NULLS LAST LIMIT 1""",
-        kid, production,
-    )
-    if row is None:
-        return "signed with an unknown, expired or revoked key"
-    if not verify_with(row["signing_public_key"], signature, value, topic=topic, key=key):
-        if verify_with(row["signing_public_key"], signature, value, topic=None, key=None):
-            return ("signed over the value alone (the format before topics and keys were signed), which could have "
-                    "been copied from any topic: sign with the topic and key (shared.auth.sign_update)")
-        return "the signature does not match the message, its topic and key, and the signing key"
-    return _client(row)
+           ORDER BY signing_key_id, registry_offset DESC NULLS LAST""",
+        kids, production,
+    )} if kids else {}
+    answers: list[Client | str] = []
+    for (_headers, value, topic, key), name in zip(records, named):
+        if isinstance(name, str):
+            answers.append(name)
+            continue
+        kid, signature = name
+        row = rows.get(kid)
+        if row is None:
+            answers.append("signed with an unknown, expired or revoked key")
+        elif not verify_with(row["signing_public_key"], signature, value, topic=topic, key=key):
+            if verify_with(row["signing_public_key"], signature, value, topic=None, key=None):
+                answers.append("signed over the value alone (the format before topics and keys were signed), which "
+                               "could have been copied from any topic: sign with the topic and key "
+                               "(shared.auth.sign_update)")
+            else:
+                answers.append("the signature does not match the message, its topic and key, and the signing key")
+        else:
+            answers.append(_client({k: v for k, v in row.items() if k != "signing_key_id"}))
+    return answers

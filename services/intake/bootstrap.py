@@ -1,4 +1,5 @@
-"""Wires intake: runtime, street geography, handlers, consumer and HTTP routes (reports, held cases)."""
+"""The one place intake is wired: runtime, street geography, its three message buses (reports, case steps, replies)
+and HTTP routes (reports, held cases, Open311)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +12,18 @@ from services.intake.entrypoints.http import router
 from services.intake.entrypoints.media import DECODING_AT_ONCE, build_media_router
 from services.intake.entrypoints.open311 import MAX_PHOTOS, build_open311_router
 from services.intake.entrypoints.resident_comments import router as resident_comments_router
-from services.intake.handlers import Intake
+from services.intake.commands import Intake
+from services.intake.handlers import (
+    CASES_CONSUMER, REPLIES_CONSUMER, REPORTS_CONSUMER, Reception, SubmitReport, follow_cases, public_photos,
+    refuse_other_types, submit_report, take_reports, tell_replies,
+)
+from shared.clock import Clock
+from shared.contracts import registered_types
 from shared.contracts.cases import CasePersonalDataErased
 from shared.contracts.replies import ReplyIssued
+from shared.contracts.reports import ReportSubmitted
 from shared.http import create_app
+from shared.messagebus import MessageBus
 from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -23,19 +32,37 @@ from shared.street import GridLocator, load_street
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: Settings, manage_runtime: bool = True) -> Service:
-    """The intake service, ready to start."""
+def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None = None) -> Service:
+    """The intake service, ready to start (a test may hand it a clock of its own)."""
     runtime = ServiceRuntime("intake", settings, MIGRATIONS)
     street = load_street(settings.street_dir)
-    intake = Intake(runtime, CaseNumbers(lambda: runtime.pool), GridLocator(street), set(street.categories),
-                    frozenset(grid.code for grid in street.level("unit")))
-    runtime.consume([runtime.topics.reports], intake.on_report_message)
+    reception = Reception.of(settings, runtime.topics, CaseNumbers(lambda: runtime.pool), GridLocator(street),
+                             frozenset(street.categories), clock or Clock())
+    models = registered_types()
+    # wangge.reports: reports become cases, a partition's batch at once. The topic carries reports only: any other
+    # type is set aside with the reason (so every type reaches this bus, not only its own). HTTP reports are its
+    # commands.
+    reports = MessageBus(
+        consumer=REPORTS_CONSUMER,
+        events={ReportSubmitted: [take_reports],
+                **{model: [refuse_other_types] for model in models.values() if model is not ReportSubmitted}},
+        commands={SubmitReport: submit_report},
+        deps={"reception": reception},
+        uow_factory=runtime.uow,
+    )
+    runtime.consume([runtime.topics.reports], reports)
     # The public steps of its cases: Open311's servicerequestupdates and open/closed (no merge into a closed case).
     # And the erasure of its residents' data (who may follow it on /my/ goes with it).
-    runtime.consume([runtime.topics.cases], intake.on_case_event, group_suffix="-cases",
-                    types=set(open311.UPDATE_TYPES) | {CasePersonalDataErased.TYPE})
+    cases = MessageBus(
+        consumer=CASES_CONSUMER,
+        events={models[t]: [follow_cases] for t in sorted(open311.UPDATE_TYPES | {CasePersonalDataErased.TYPE})},
+        deps={"photos": public_photos(settings)},
+    )
+    runtime.consume([runtime.topics.cases], cases, group_suffix="-cases")
     # What notify told the residents: updates in Open311's servicerequestupdates too.
-    runtime.consume([runtime.topics.replies], intake.on_reply, group_suffix="-replies", types={ReplyIssued.TYPE})
+    replies = MessageBus(consumer=REPLIES_CONSUMER, events={ReplyIssued: [tell_replies]}, deps={})
+    runtime.consume([runtime.topics.replies], replies, group_suffix="-replies")
+    intake = Intake(runtime, reception, reports, frozenset(grid.code for grid in street.level("unit")))
     app = create_app(
         runtime,
         title="wangge intake",
@@ -50,7 +77,8 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
                          "requests", "servicerequestupdates") for fmt in ("json", "xml")))},
     )
     store = store_from_settings(settings)
-    app.state.intake = intake
+    app.state.intake = intake  # the commands (HTTP reports, the command center's hands on held reports)
+    app.state.buses = {"reports": reports, "cases": cases, "replies": replies}  # for tests: batches handed in directly
     app.state.media_store = store
     # Photos decoded at once in this process, whichever path took them (POST /api/v1/media, Open311's `media`).
     app.state.decoding = asyncio.Semaphore(DECODING_AT_ONCE)

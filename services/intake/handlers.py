@@ -1,5 +1,14 @@
-"""Intake's handlers: a submitted report becomes a numbered case, once, with its events in the outbox;
-the command center classifies, locates, rejects or merges the reports intake had to hold."""
+"""Intake's handlers on its message buses (bootstrap.py registers them by type, shared/messagebus.py):
+
+- wangge.reports: a partition's batch of reports becomes numbered cases, once each, with their events in the outbox —
+  a few statements for the whole batch (claims, the photos, the signers, which are cases already, the new rows), not a
+  few per report. HTTP reports (commands.py) go through the same `store_reports`.
+- wangge.cases: the public steps of intake's cases (Open311's servicerequestupdates, open/closed), set-based.
+- wangge.replies: what notify told the residents, as updates of their requests, set-based.
+
+What a handler needs is handed in by the bus: the `Reception` (topics, case numbers, the street, the clock…), the
+public photos' key. No runtime, no global clock.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,30 +16,29 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from services.intake.adapters import media as media_sql
-from services.intake.adapters import repository
+from services.intake.adapters import report_store
 from services.intake.adapters.case_numbers import CaseNumbers
-from services.intake.adapters.repository import CaseRow, StoredCase
-from services.intake.domain import held, open311
+from services.intake.adapters.report_store import NewReport, SenderKey
+from services.intake.adapters.repository import StoredCase
+from services.intake.adapters.step_store import CaseSteps
+from services.intake.domain import open311
 from services.intake.domain.assessment import Assessed, Locator, Rejected, assess
 from services.intake.domain.case_numbers import format_case_no
-from services.intake.domain.held import HeldCase, UnknownCase
-from shared.auth import is_signed, update_signer
-from shared.clock import now
-from shared.consumer import current_record
-from shared.contracts import Envelope, InvalidMessage, parse_event
-from shared.contracts.cases import (CaseAccepted, CaseClassified, CaseClosed, CaseLocated, CaseMerged,
-                                    CasePersonalDataErased, CaseRejected, CaseReopened, CaseReported)
-from shared.contracts.common import Location, OnTheSpot, Reporter
+from shared.auth import is_signed, update_signers
+from shared.clock import Clock
+from shared.contracts import InvalidMessage
+from shared.contracts.cases import (CaseAccepted, CaseClosed, CasePersonalDataErased, CaseReopened, CaseReported)
+from shared.contracts.common import OnTheSpot, Reporter
 from shared.contracts.contacts import ContactRecorded
+from shared.contracts.replies import ReplyIssued
 from shared.contracts.reports import ReportSubmitted
+from shared.messagebus import Message
 from shared.personal_data import mask_email, mask_name, mask_personal, mask_phone_number
 from shared.residents import resident_ids_of
-from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.signing import SIGNER_HEADER
+from shared.topics import Topics
 from shared.uow import UnitOfWork
 
 SOURCE = "intake"
@@ -39,7 +47,6 @@ CASES_CONSUMER = "intake:cases"
 REPLIES_CONSUMER = "intake:replies"
 
 log = logging.getLogger(__name__)
-
 
 # The credentials whose signed reports intake takes from wangge.reports (DESIGN: terminals, the hotline bridge).
 REPORTING_ROLES = ("terminal", "hotline")
@@ -50,50 +57,28 @@ class ReportRejected(ValueError):
 
 
 @dataclass(frozen=True)
-class Intake:
-    """The handlers and what they need: the runtime, the case numbers and the street's geography, unit grids
-    and categories."""
+class Reception:
+    """What taking a report needs: where its events go, the case numbers, the street's geography and categories,
+    the residents' key (who may follow it on /my/), whether reports on Kafka must be signed, and the clock."""
 
-    runtime: ServiceRuntime
+    topics: Topics
     numbers: CaseNumbers
     locator: Locator
-    categories: set[str]
-    unit_grids: frozenset[str] = frozenset()
+    categories: frozenset[str]
+    resident_key: bytes
+    signatures_required: bool
+    production: bool
+    clock: Clock
 
-    async def submit(self, report: ReportSubmitted, *, via: str, client: str | None) -> tuple[StoredCase, bool]:
-        """Make a case of a report sent over HTTP, or return the case this client already made of the same
-        (source, external_id).
+    @classmethod
+    def of(cls, settings: Settings, topics: Topics, numbers: CaseNumbers, locator: Locator, categories: frozenset[str],
+           clock: Clock) -> "Reception":
+        return cls(topics, numbers, locator, categories, settings.resident_secret(),
+                   settings.profile == "production" or settings.require_signed_updates,
+                   settings.profile == "production", clock)
 
-        The idempotency key is scoped to the client (repository.find_by_sender): another client using the
-        same external_id gets a case of its own, never the first client's case back.
-        Returns (case, created). Raises ReportRejected when the report cannot be a case.
-        """
-        outcome = self._assess(report)
-        received = now()
-        # Taken before the unit of work holds a connection: a block's reservation needs one of its own.
-        sequence = await self.numbers.take(received.date())
-        used = False
-        try:
-            async with self.runtime.uow() as uow:
-                result = await self._store(report, outcome, uow, via=via, client=client,
-                                           numbered=(received, sequence))
-                await uow.commit()
-                used = result[1]
-                return result
-        except asyncpg.UniqueViolationError:
-            # The same report arrived twice at the same moment (two instances, or HTTP and Kafka):
-            # the other transaction won, and its case is the one.
-            async with self.runtime.uow() as uow:
-                existing = await repository.find_by_sender(uow.conn, report.source, report.external_id,
-                                                           via=via, client=client)
-            if existing is None:
-                raise
-            return existing, False
-        finally:
-            if not used:
-                self.numbers.give_back(received.date(), sequence)
-
-    def _assess(self, report: ReportSubmitted) -> Assessed:
+    def assess(self, report: ReportSubmitted) -> Assessed:
+        """Where the report lies and whether it is accepted now; ReportRejected when it cannot be a case."""
         outcome = assess(report, self.locator, self.categories)
         if isinstance(outcome, Rejected):
             raise ReportRejected(outcome.reason)
@@ -107,298 +92,284 @@ class Intake:
                                      f"place in the street ({outcome.hold_reason}; 自行处置须带类别和街道内位置)")
         return outcome
 
-    async def _store(self, report: ReportSubmitted, outcome: Assessed, uow: UnitOfWork, *, via: str,
-                     client: str | None, event_id: str | None = None,
-                     numbered: tuple[datetime, int] | None = None) -> tuple[StoredCase, bool]:
-        """Store the report as a new case (received at, with the day's number `numbered`, or now with the next
-        number), or return the case already made of it."""
-        if event_id is not None:
-            # Recorded with the effect; a replayed event finds its case just below.
-            await uow.claim(REPORTS_CONSUMER, event_id)
-        existing = await repository.find_by_sender(uow.conn, report.source, report.external_id, via=via,
-                                                   client=client)
-        if existing is not None:
-            return existing, False
-        if numbered is None:
-            received = now()
-            numbered = (received, await self.numbers.take(received.date()))
-        received, sequence = numbered
-        case_id = str(uuid.uuid4())
-        case_no = format_case_no(received.date(), sequence)
-        state = "accepted" if outcome.accepted else "reported"
-        # 自行处置 is the coordinator's own work: no resident is answered for it (no contact, no SMS).
-        spot = on_the_spot(report)
-        masked = masked_reporter(report.reporter) if spot is None else None
-        await repository.insert_report(uow.conn, {
-            "case_id": uuid.UUID(case_id),
-            "case_no": case_no,
-            "source": report.source,
-            "external_id": report.external_id,
-            "category": report.category,
-            "description": report.description,  # the original; what leaves intake is masked
-            "lon": outcome.location.lon if outcome.location else None,
-            "lat": outcome.location.lat if outcome.location else None,
-            "address": outcome.address,
-            "unit_grid": outcome.unit_grid,
-            # Masked, like on wangge.cases: the contact in clear goes to notify alone, which erases it in time.
-            "reporter": masked.model_dump() if masked else None,
-            "coordinator": report.coordinator.model_dump() if report.coordinator else None,
-            "media": [str(m) for m in report.media],
-            "observed_at": report.observed_at,
-            "received_at": received,
-            "received_via": via,
-            "client": client,
-            "state": state,
-            "hold_reason": outcome.hold_reason,
-            # Who may follow and comment on it from /my/: the opaque ids of the mobile and e-mail it gave (not
-            # the phone or the address: those go to notify alone). None for 自行处置: no resident is answered.
-            "resident_keys": resident_ids_of(self.runtime.settings.resident_secret(),
-                                             phone=report.reporter.phone, email=report.reporter.email)
-            if spot is None and report.reporter is not None else [],
-        })
-        topic = self.runtime.topics.cases
-        description = mask_personal(report.description)
-        reported = CaseReported(
-            case_no=case_no,
-            source=report.source,
-            external_id=report.external_id,
-            category=report.category,
-            description=description,
-            location=report.location,
-            address=_masked(report.address),
-            reporter=masked,
-            coordinator=report.coordinator,
-            media=[str(m) for m in report.media],
-            observed_at=report.observed_at,
-            unit_grid=outcome.unit_grid,
+
+@dataclass(frozen=True)
+class Incoming:
+    """A report to store: what it says, how it was assessed, and who sent it (its idempotency scope)."""
+
+    report: ReportSubmitted
+    outcome: Assessed
+    via: str              # http or kafka
+    client: str | None    # the API client's actor over HTTP, the signing key (or unsigned:<source>) on Kafka
+
+    @property
+    def key(self) -> SenderKey:
+        return (self.report.source, self.via, self.client or "", self.report.external_id)
+
+
+async def store_reports(uow: UnitOfWork, reception: Reception, incoming: list[Incoming], *,
+                        numbered: tuple[datetime, list[int]] | None = None) -> list[tuple[StoredCase, bool]]:
+    """Store each report as a new case, numbered in the given order, or find the case its sender already made of it
+    (the same report twice in the list is one case). Returns (case, created) per report, in order.
+
+    `numbered`: when they were received and the numbers taken for them (HTTP takes its number before its unit of work
+    holds a connection); otherwise now, and numbers taken here (one reservation at most for the batch)."""
+    conn = uow.conn
+    keys = list(dict.fromkeys(i.key for i in incoming))  # each sender's report once, at its first place
+    existing = await report_store.found_by_senders(conn, keys)
+    first = {}
+    for item in incoming:
+        first.setdefault(item.key, item)
+    fresh = [first[k] for k in keys if k not in existing]
+    if numbered is None:
+        received = reception.clock.now()
+        sequences = await reception.numbers.take_many(received.date(), len(fresh)) if fresh else []
+    else:
+        received, sequences = numbered
+    rows = [_row(reception, item, received, sequence) for item, sequence in zip(fresh, sequences)]
+    written = await report_store.insert_reports(conn, rows)
+    lost = [item.key for item, row in zip(fresh, rows) if row.case_id not in written]
+    if lost:
+        # Another instance (or HTTP, or Kafka) took the same report meanwhile, and committed: its case is the one.
+        existing |= await report_store.found_by_senders(conn, lost)
+    made: dict[SenderKey, StoredCase] = {}
+    for item, row, sequence in zip(fresh, rows, sequences):
+        if row.case_id in written:
+            made[item.key] = _emit_case(uow, reception.topics, item, row)
+        elif numbered is None:
+            reception.numbers.give_back(received.date(), sequence)
+    answers: list[tuple[StoredCase, bool]] = []
+    for item in incoming:
+        if item.key in made and first[item.key] is item:
+            answers.append((made[item.key], True))
+        else:
+            case = made.get(item.key) or existing.get(item.key)
+            if case is None:
+                raise RuntimeError(f"report {item.key} neither stored nor found")  # a bug, not input: set aside
+            answers.append((case, False))
+    return answers
+
+
+def _row(reception: Reception, item: Incoming, received: datetime, sequence: int) -> NewReport:
+    report, outcome = item.report, item.outcome
+    # 自行处置 is the coordinator's own work: no resident is answered for it (no contact, no SMS).
+    spot = on_the_spot(report)
+    masked = masked_reporter(report.reporter) if spot is None else None
+    return NewReport(
+        case_id=uuid.uuid4(), case_no=format_case_no(received.date(), sequence), source=report.source,
+        external_id=report.external_id, category=report.category,
+        description=report.description,  # the original; what leaves intake is masked
+        lon=outcome.location.lon if outcome.location else None, lat=outcome.location.lat if outcome.location else None,
+        address=outcome.address, unit_grid=outcome.unit_grid,
+        # Masked, like on wangge.cases: the contact in clear goes to notify alone, which erases it in time.
+        reporter=masked.model_dump() if masked else None,
+        coordinator=report.coordinator.model_dump() if report.coordinator else None,
+        media=[str(m) for m in report.media], observed_at=report.observed_at, received_at=received,
+        received_via=item.via, client=item.client, state="accepted" if outcome.accepted else "reported",
+        hold_reason=outcome.hold_reason,
+        # Who may follow and comment on it from /my/: the opaque ids of the mobile and e-mail it gave (not the phone
+        # or the address: those go to notify alone). None for 自行处置: no resident is answered.
+        resident_keys=resident_ids_of(reception.resident_key, phone=report.reporter.phone,
+                                      email=report.reporter.email)
+        if spot is None and report.reporter is not None else [],
+    )
+
+
+def _emit_case(uow: UnitOfWork, topics: Topics, item: Incoming, row: NewReport) -> StoredCase:
+    """case.reported, the contact for notify and (when complete) case.accepted of a new case, in that order."""
+    report, outcome = item.report, item.outcome
+    case_id, received, spot = str(row.case_id), row.received_at, on_the_spot(report)
+    description = mask_personal(report.description)
+    reported = CaseReported(
+        case_no=row.case_no, source=report.source, external_id=report.external_id, category=report.category,
+        description=description, location=report.location, address=_masked(report.address),
+        reporter=masked_reporter(report.reporter) if spot is None else None, coordinator=report.coordinator,
+        media=list(row.media), observed_at=report.observed_at, unit_grid=outcome.unit_grid, resolved_on_the_spot=spot,
+    )
+    uow.emit(topics.cases, reported.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
+    contact = contact_of(report) if spot is None else None
+    if contact is not None:
+        # Before case.accepted in this transaction, though on another topic: notify copes with either order.
+        uow.emit(topics.contacts, ContactRecorded(case_no=row.case_no, name=contact.name, phone=contact.phone or "",
+                                                  email=contact.email)
+                 .envelope(source=SOURCE, case_id=case_id, occurred_at=received))
+    if outcome.accepted:
+        accepted = CaseAccepted(
+            case_no=row.case_no, category=outcome.category, unit_grid=outcome.unit_grid, description=description,
+            location=outcome.location, address=_masked(outcome.address), media=list(row.media),
             resolved_on_the_spot=spot,
         )
-        uow.emit(topic, reported.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
-        contact = contact_of(report) if spot is None else None
-        if contact is not None:
-            # Before case.accepted in this transaction, though on another topic: notify copes with either order.
-            uow.emit(self.runtime.topics.contacts, ContactRecorded(case_no=case_no, name=contact.name,
-                                                                   phone=contact.phone or "", email=contact.email)
-                     .envelope(source=SOURCE, case_id=case_id, occurred_at=received))
-        if outcome.accepted:
-            accepted = CaseAccepted(
-                case_no=case_no,
-                category=outcome.category,
-                unit_grid=outcome.unit_grid,
-                description=description,
-                location=outcome.location,
-                address=_masked(outcome.address),
-                media=[str(m) for m in report.media],
-                resolved_on_the_spot=spot,
-            )
-            uow.emit(topic, accepted.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
-        return StoredCase(case_id, case_no, state, outcome.unit_grid, report.category, outcome.hold_reason), True
+        uow.emit(topics.cases, accepted.envelope(source=SOURCE, case_id=case_id, occurred_at=received))
+    return StoredCase(case_id, row.case_no, row.state, outcome.unit_grid, report.category, outcome.hold_reason)
 
-    async def on_case_event(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """A public step of a case on wangge.cases (open311.UPDATE_TYPES): kept for Open311's servicerequestupdates,
-        the request's updated_datetime moved; case.closed / case.reopened also say open or closed, and no report
-        is merged into a closed case."""
-        if not envelope.case_id or not await uow.claim(CASES_CONSUMER, envelope.id):
-            return
+
+# ---- wangge.reports ----------------------------------------------------------------------------------------------
+
+async def take_reports(messages: list[Message[ReportSubmitted]], uow: UnitOfWork, reception: Reception) -> None:
+    """Reports on wangge.reports become cases, once each; one that cannot be a case raises InvalidMessage (the
+    consumer then handles the batch again message by message and sets that one aside with the reason)."""
+    outcomes = []
+    for m in messages:
         try:
-            case_id = uuid.UUID(envelope.case_id)
-        except ValueError:
-            raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
-        if envelope.type in (CaseClosed.TYPE, CaseReopened.TYPE):
-            await repository.follow_lifecycle(uow.conn, envelope.case_id, closed=envelope.type == CaseClosed.TYPE)
-        if envelope.type == CasePersonalDataErased.TYPE:
-            # notify erased the residents' data: the ids of who reported it go too (nobody follows it on /my/ now).
-            await repository.forget_residents(uow.conn, case_id)
-            return
-        current = await repository.public_state(uow.conn, case_id)
-        if current is None:
-            return  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers
-        step = open311.step_of(envelope.type, envelope.data, current or None)
-        if step is not None:
-            # A comment's update_id is the comment's id: the one its poster got back (FixMyStreet then knows it).
-            update_id = str(envelope.data.get("comment_id") or envelope.id) if envelope.type == "case.commented" \
-                else envelope.id
-            await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
-            # Its photos become fetchable by Open311 clients: the update's, and an accepted report's own.
-            shown = [step.media_url] if step.media_url else []
-            if envelope.type == CaseAccepted.TYPE and isinstance(envelope.data.get("media"), list):
-                shown += [str(url) for url in envelope.data["media"]]
-            await media_sql.show_publicly(uow.conn, public_photos(self.runtime.settings), case_id, shown)
-
-    async def on_reply(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """A reply to a resident (reply.issued on wangge.replies): an update of the request in servicerequestupdates.
-
-        One update per reply: the reporter, each follower (and each integrator's webhook, and an operator's resend)
-        get a copy of the same reply, which names the case event it answers (`event_id`): its update_id is derived
-        from the case, that event and the words, so copies and redeliveries make one update, and the same words told
-        again at another step (a second progress SMS after a rework) make another. A reply issued before notify
-        named the event has the key of its time (the case and the words), so one read again is not doubled.
-
-        Replies issued before intake started telling them (open311_reply_horizon, migration 008) are skipped without
-        a write: the reader's group is new on a deployment that ran before it and reads a year of the topic."""
-        if not envelope.case_id or not await repository.reply_after_horizon(uow.conn, envelope.occurred_at):
-            return
-        if not await uow.claim(REPLIES_CONSUMER, envelope.id):
-            return
-        try:
-            case_id = uuid.UUID(envelope.case_id)
-        except ValueError:
-            raise InvalidMessage(f"case_id {envelope.case_id!r} is not one intake gave out") from None
-        # Public once taken as a case (or rejected): intake's own state says so at once, even before the case event
-        # (on the other topic) has given the request its first public step. A held report's replies are not public.
-        current = await repository.reply_state(uow.conn, case_id)
-        data = envelope.data
-        step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"), current)
-        if step is None:
-            return
-        update_id = open311.reply_update_id(case_id, data.get("event_id"), data.get("kind"), data.get("text"))
-        if await repository.has_update(uow.conn, update_id):
-            return  # another copy of this reply: the request's updated_datetime stays too
-        await repository.record_update(uow.conn, case_id, update_id, envelope.type, envelope.occurred_at, step)
-
-    async def on_report_message(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        """A message on wangge.reports: make its case, or reject it with the reason."""
-        if envelope.type != ReportSubmitted.TYPE:
-            raise InvalidMessage(f"wangge.reports carries {ReportSubmitted.TYPE} only, not {envelope.type!r}")
-        report = parse_event(envelope)
-        assert isinstance(report, ReportSubmitted)
-        try:
-            outcome = self._assess(report)
+            outcomes.append(reception.assess(m.event))
         except ReportRejected as exc:
             raise InvalidMessage(str(exc)) from None
-        missing = await media_sql.not_stored(uow.conn, report.media)
-        if missing:
-            raise InvalidMessage(media_sql.not_stored_reason(missing[0]))
-        sender = await self._report_sender(uow, envelope)
-        # A unique violation here (another instance took the same report) is retried by the
-        # consumer in a fresh savepoint, and then finds that case.
-        await self._store(report, outcome, uow, via="kafka", client=sender, event_id=envelope.id)
+    missing = set(await media_sql.not_stored(uow.conn, sorted({str(u) for m in messages for u in m.event.media})))
+    for m in messages:
+        for url in m.event.media:
+            if str(url) in missing:
+                raise InvalidMessage(media_sql.not_stored_reason(str(url)))
+    senders = await _senders(uow, reception, messages)
+    await store_reports(uow, reception, [Incoming(m.event, outcome, "kafka", sender)
+                                         for m, outcome, sender in zip(messages, outcomes, senders)])
 
-    async def _report_sender(self, uow: UnitOfWork, envelope: Envelope) -> str:
-        """Who sent a report on Kafka, as its de-duplication scope: the signing key of the terminal gateway's or
-        the bridge's credential that signed it (shared/auth.py), never the envelope's `source`, which any
-        producer writes — so a stranger publishing first with a predictable external_id makes a case of its own
-        and never drops the real report. Unsigned reports are refused where signatures are required (production);
-        elsewhere they share a scope of their own, which no signed sender's can be."""
-        settings = self.runtime.settings
-        required = settings.profile == "production" or settings.require_signed_updates
-        record = current_record()
-        headers = {key: value for key, value in (record.headers or ())} if record is not None else {}
-        if not is_signed(headers):
-            if required:
+
+@dataclass(frozen=True)
+class SubmitReport:
+    """A report sent over HTTP (POST /api/v1/reports, Open311's POST requests), a command on the reports' bus. It
+    comes numbered: its sender took the number before the command's unit of work holds a connection (a block's
+    reservation needs a connection of its own; with every connection held by a request waiting for a number, none
+    would be left to reserve the next block)."""
+
+    report: ReportSubmitted
+    outcome: Assessed
+    via: str
+    client: str | None
+    received_at: datetime
+    sequence: int
+
+
+async def submit_report(command: SubmitReport, uow: UnitOfWork, reception: Reception) -> tuple[StoredCase, bool]:
+    """The case made of the report, or the one its sender made of it before: (case, created)."""
+    [answer] = await store_reports(uow, reception, [Incoming(command.report, command.outcome, command.via,
+                                                             command.client)],
+                                   numbered=(command.received_at, [command.sequence]))
+    return answer
+
+
+async def refuse_other_types(messages: list[Message[object]], uow: UnitOfWork) -> None:
+    """wangge.reports carries reports only: anything else is set aside with the reason."""
+    raise InvalidMessage(f"wangge.reports carries {ReportSubmitted.TYPE} only, not {messages[0].envelope.type!r}")
+
+
+async def _senders(uow: UnitOfWork, reception: Reception, messages: list[Message[ReportSubmitted]]) -> list[str]:
+    """Who sent each report, as its de-duplication scope: the signing key of the terminal gateway's or the bridge's
+    credential that signed it (shared/auth.py; all of the batch's keys looked up at once), never the envelope's
+    `source`, which any producer writes — so a stranger publishing first with a predictable external_id makes a case
+    of its own and never drops the real report. Unsigned reports are refused where signatures are required
+    (production); elsewhere they share a scope of their own, which no signed sender's can be."""
+    headers = [{key: value for key, value in (m.record.headers or ())} if m.record is not None else {}
+               for m in messages]
+    signed = [i for i, h in enumerate(headers) if is_signed(h)]
+    records = [m.record for m in messages]
+    signers = dict(zip(signed, await update_signers(
+        uow.conn, [(headers[i], r.value, r.topic, r.key) for i in signed if (r := records[i]) is not None],
+        production=reception.production))) if signed else {}
+    senders = []
+    for i, m in enumerate(messages):
+        if i not in signers:
+            if reception.signatures_required:
                 raise InvalidMessage("report not accepted: not signed: a terminal gateway or the hotline bridge signs "
                                      "its reports with its credential's key (headers wangge-signer, wangge-ed25519)")
-            return f"unsigned:{envelope.source}"
-        signer = await update_signer(uow.conn, headers, record.value if record is not None else b"",
-                                     production=settings.profile == "production",
-                                     topic=record.topic, key=record.key)
+            senders.append(f"unsigned:{m.envelope.source}")
+            continue
+        signer = signers[i]
         if isinstance(signer, str):
             raise InvalidMessage(f"report not accepted: {signer}")
         if signer.role not in REPORTING_ROLES:
             raise InvalidMessage(f"report not accepted: signed by {signer.actor}; reports come from "
                                  f"{' or '.join(REPORTING_ROLES)} credentials")
-        return f"key:{headers[SIGNER_HEADER].decode('ascii')}"
+        senders.append(f"key:{headers[i][SIGNER_HEADER].decode('ascii')}")
+    return senders
 
-    # ---- the command center's hands on held reports --------------------------------------------
-    # Each command locks the case's row (SELECT … FOR UPDATE), so two operators cannot both act on
-    # it: the second waits, then finds the state the first one left. The row change and the events
-    # it emits are one unit of work. Refusals raise held.Refused (UnknownCase, WrongState, Unacceptable).
 
-    async def classify(self, case_no: str, category: str, *, by: str) -> StoredCase:
-        """分类: a held report gets its category; accepted if it also has a unit grid."""
-        async with self.runtime.uow() as uow:
-            row = await self._lock(uow, case_no)
-            case = held.classify(_held(row), category, self.categories)
-            at = now()
-            uow.emit(self.runtime.topics.cases, CaseClassified(case_no=case_no, category=category, by=by)
-                     .envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
-            stored = await self._settle(uow, row, case, by=by, at=at)
-            await uow.commit()
-        log.info("case %s classified %s by %s: %s", case_no, category, by, stored.state)
-        return stored
+# ---- wangge.cases -------------------------------------------------------------------------------------------------
 
-    async def locate(self, case_no: str, *, by: str, location: Location | None = None,
-                     unit_grid: str | None = None) -> StoredCase:
-        """定位: a held report gets its place, a point (its unit grid follows) or a unit grid; accepted if it
-        also has a category."""
-        if (location is None) == (unit_grid is None):
-            raise held.Unacceptable("give exactly one of location or unit_grid (位置与单元网格二选一)")
-        async with self.runtime.uow() as uow:
-            row = await self._lock(uow, case_no)
-            if location is not None:
-                case = held.locate_at(_held(row), location, self.locator)
-            else:
-                assert unit_grid is not None
-                case = held.locate_in(_held(row), unit_grid, self.unit_grids, self.locator)
-            at = now()
-            assert case.unit_grid is not None
-            located = CaseLocated(case_no=case_no, unit_grid=case.unit_grid, location=case.location,
-                                  address=_masked(case.address), by=by)
-            uow.emit(self.runtime.topics.cases, located.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
-            stored = await self._settle(uow, row, case, by=by, at=at)
-            await uow.commit()
-        log.info("case %s located in %s by %s: %s", case_no, case.unit_grid, by, stored.state)
-        return stored
+async def follow_cases(messages: list[Message[object]], uow: UnitOfWork, photos: open311.PublicPhotos) -> None:
+    """Public steps of cases on wangge.cases (open311.UPDATE_TYPES): kept for Open311's servicerequestupdates, the
+    request's updated_datetime moved; case.closed / case.reopened also say open or closed (no report is merged into
+    a closed case); case.personal-data-erased takes the ids of who reported it (nobody follows it on /my/ now)."""
+    wanted = [(m, _case_uuid(m)) for m in messages if m.envelope.case_id]
+    steps = await CaseSteps.read(uow.conn, [case_id for _, case_id in wanted], [_update_id(m) for m, _ in wanted])
+    shown: list[tuple[uuid.UUID, list[str]]] = []
+    for m, case_id in wanted:
+        envelope = m.envelope
+        if envelope.type in (CaseClosed.TYPE, CaseReopened.TYPE):
+            steps.follow_lifecycle(case_id, closed=envelope.type == CaseClosed.TYPE)
+        if envelope.type == CasePersonalDataErased.TYPE:
+            steps.forget(case_id)
+            continue
+        case = steps.get(case_id)
+        if case is None:
+            continue  # not a case intake numbered (another street's prefix, a test's): nothing to tell its readers
+        step = open311.step_of(envelope.type, envelope.data, case.public_state or None)
+        if step is None:
+            continue
+        steps.record(case, _update_id(m), envelope.type, envelope.occurred_at, step)
+        # Its photos become fetchable by Open311 clients: the update's, and an accepted report's own.
+        media = [step.media_url] if step.media_url else []
+        if envelope.type == CaseAccepted.TYPE and isinstance(envelope.data.get("media"), list):
+            media += [str(url) for url in envelope.data["media"]]
+        if media:
+            shown.append((case_id, media))
+    await steps.write(uow.conn)
+    await media_sql.show_publicly(uow.conn, photos, shown)
 
-    async def reject(self, case_no: str, reason: str, *, by: str) -> StoredCase:
-        """不予受理: not a case; the reporter is told the reason."""
-        async with self.runtime.uow() as uow:
-            row = await self._lock(uow, case_no)
-            held.ensure_may(_held(row), "reject")
-            at = now()
-            await repository.update_case(uow.conn, row.case_id, {
-                "state": "rejected", "hold_reason": None, "reject_reason": reason, "acted_by": by, "acted_at": at})
-            # An operator's free text: a number written into it is masked on its way out (kept as written here).
-            uow.emit(self.runtime.topics.cases, CaseRejected(case_no=case_no, reason=mask_personal(reason), by=by)
-                     .envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
-            await uow.commit()
-        log.info("case %s rejected by %s", case_no, by)
-        return StoredCase(row.case_id, case_no, "rejected", row.unit_grid, row.category, None)
 
-    async def merge(self, case_no: str, into: str, *, by: str) -> StoredCase:
-        """合并: a duplicate follows the open case `into`."""
-        async with self.runtime.uow() as uow:
-            rows = await repository.lock_cases(uow.conn, case_no, into)
-            row = rows.get(case_no)
-            if row is None:
-                raise UnknownCase(f"no case {case_no} (案件不存在)")
-            target = rows.get(into)
-            held.ensure_mergeable(_held(row), _held(target) if target else None, into)
-            assert target is not None
-            at = now()
-            await repository.update_case(uow.conn, row.case_id, {
-                "state": "merged", "hold_reason": None, "merged_into": uuid.UUID(target.case_id),
-                "acted_by": by, "acted_at": at})
-            merged = CaseMerged(case_no=case_no, into_case_id=target.case_id, into_case_no=target.case_no, by=by)
-            uow.emit(self.runtime.topics.cases, merged.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
-            await uow.commit()
-        log.info("case %s merged into %s by %s", case_no, into, by)
-        return StoredCase(row.case_id, case_no, "merged", row.unit_grid, row.category, None)
+def _update_id(m: Message[object]) -> str:
+    """A comment's update_id is the comment's id: the one its poster got back (FixMyStreet then knows it)."""
+    if m.envelope.type == "case.commented":
+        return str(m.envelope.data.get("comment_id") or m.envelope.id)
+    return m.envelope.id
 
-    async def _lock(self, uow: UnitOfWork, case_no: str) -> CaseRow:
-        row = (await repository.lock_cases(uow.conn, case_no)).get(case_no)
-        if row is None:
-            raise UnknownCase(f"no case {case_no} (案件不存在)")
-        return row
 
-    async def _settle(self, uow: UnitOfWork, row: CaseRow, case: HeldCase, *, by: str, at: datetime) -> StoredCase:
-        """Store the classified or located case; if it is complete now, accept it (立案) like a complete report."""
-        complete = held.is_complete(case)
-        state = "accepted" if complete else held.HELD
-        reason = held.hold_reason(case.category, case.unit_grid)
-        await repository.update_case(uow.conn, row.case_id, {
-            "category": case.category, "unit_grid": case.unit_grid,
-            "lon": case.location.lon if case.location else None, "lat": case.location.lat if case.location else None,
-            "state": state, "hold_reason": reason, "acted_by": by, "acted_at": at})
-        if complete:
-            assert case.category is not None and case.unit_grid is not None
-            accepted = CaseAccepted(case_no=row.case_no, category=case.category, unit_grid=case.unit_grid,
-                                    description=mask_personal(row.description), location=case.location,
-                                    address=_masked(case.address),
-                                    media=list(row.media))
-            uow.emit(self.runtime.topics.cases, accepted.envelope(source=SOURCE, case_id=row.case_id, occurred_at=at))
-        return StoredCase(row.case_id, row.case_no, state, case.unit_grid, case.category, reason)
+def _case_uuid(m: Message[object]) -> uuid.UUID:
+    try:
+        return uuid.UUID(m.envelope.case_id or "")
+    except ValueError:
+        raise InvalidMessage(f"case_id {m.envelope.case_id!r} is not one intake gave out") from None
 
+
+# ---- wangge.replies -----------------------------------------------------------------------------------------------
+
+async def tell_replies(messages: list[Message[ReplyIssued]], uow: UnitOfWork) -> None:
+    """Replies to residents (reply.issued): an update of each request in servicerequestupdates.
+
+    One update per reply: the reporter, each follower (and each integrator's webhook, and an operator's resend) get a
+    copy of the same reply, which names the case event it answers (`event_id`): its update_id is derived from the
+    case, that event and the words, so copies and redeliveries make one update, and the same words told again at
+    another step (a second progress SMS after a rework) make another. A reply issued before notify named the event
+    has the key of its time (the case and the words), so one read again is not doubled.
+
+    Replies issued before intake started telling them (open311_reply_horizon, migration 008) are skipped without a
+    write: the reader's group is new on a deployment that ran before it and reads a year of the topic."""
+    since = await uow.conn.fetchrow("SELECT since FROM open311_reply_horizon")
+    horizon = since["since"] if since is not None else None
+    wanted = []
+    for m in messages:
+        if not m.envelope.case_id or (horizon is not None and m.envelope.occurred_at < horizon):
+            continue
+        case_id = _case_uuid(m)
+        data = m.envelope.data
+        wanted.append((m, case_id, open311.reply_update_id(case_id, data.get("event_id"), data.get("kind"),
+                                                           data.get("text"))))
+    if not wanted:
+        return
+    steps = await CaseSteps.read(uow.conn, [case_id for _, case_id, _ in wanted], [u for _, _, u in wanted])
+    for m, case_id, update_id in wanted:
+        # Public once taken as a case (or rejected): intake's own state says so at once, even before the case event
+        # (on the other topic) has given the request its first public step. A held report's replies are not public.
+        case = steps.get(case_id)
+        data = m.envelope.data
+        step = open311.reply_step(data.get("kind"), data.get("state"), data.get("text"),
+                                  case.reply_state if case is not None else None)
+        if step is None or case is None or steps.has_update(update_id):
+            continue  # not a public reply, or another copy of one told already (the updated time stays too)
+        steps.record(case, update_id, m.envelope.type, m.envelope.occurred_at, step)
+    await steps.write(uow.conn)
+
+
+# ---- what leaves intake about a reporter ---------------------------------------------------------------------------
 
 def public_photos(settings: Settings) -> open311.PublicPhotos:
     """How Open311 answers name a stored photo: its public thumbnail on the front door (keyed by the residents' key)."""
@@ -434,11 +405,9 @@ def contact_of(report: ReportSubmitted) -> Reporter | None:
     return Reporter(name=name, phone=phone or None, email=email or None)
 
 
-def _masked(text: str | None) -> str | None:
+def masked_text(text: str | None) -> str | None:
     """Free text leaving intake (an address someone typed a number into): phone numbers masked."""
     return mask_personal(text) if text else text
 
 
-def _held(row: CaseRow) -> HeldCase:
-    location = Location(lon=row.lon, lat=row.lat) if row.lon is not None and row.lat is not None else None
-    return HeldCase(row.case_no, row.state, row.category, row.unit_grid, location, row.address)
+_masked = masked_text

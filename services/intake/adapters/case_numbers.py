@@ -51,17 +51,29 @@ class CaseNumbers:
         Call it holding no connection of the pool, or holding one among fewer than the pool's size: the
         reservation takes a connection of its own, so that it commits apart from the caller's transaction.
         """
-        self._note_taken()
-        while True:
+        return (await self.take_many(day, 1))[0]
+
+    async def take_many(self, day: date, count: int) -> list[int]:
+        """The next `count` free numbers of `day`, lowest first (a partition's batch of reports numbered in its
+        order): one reservation at most for the lot, of a block at least as large as what is missing."""
+        for _ in range(count):
+            self._note_taken()
+        taken: list[int] = []
+        while len(taken) < count:
             if self._day == day and self._free:
-                return self._free.pop(0)
+                share = min(count - len(taken), len(self._free))
+                taken += self._free[:share]
+                del self._free[:share]
+                continue
             async with self._refill:
                 if self._day == day and self._free:
                     continue
-                block = await reserve_block(self._pool_of(), day, block_size(len(self._taken), self._largest))
+                size = max(block_size(len(self._taken), self._largest), count - len(taken))
+                block = await reserve_block(self._pool_of(), day, size)
                 if self._day != day:  # a new day: what is left of yesterday's block stays a recorded gap
                     self._day, self._free = day, []
                 self._free.extend(block)
+        return taken
 
     def give_back(self, day: date, sequence: int) -> None:
         """A number taken and not used (the report was already a case): the next report gets it."""

@@ -3,7 +3,6 @@ may fetch without a credential (migration 007)."""
 from __future__ import annotations
 
 import uuid
-from typing import Iterable
 
 import asyncpg
 
@@ -52,14 +51,19 @@ def not_stored_reason(url: str) -> str:
             "(照片不存在，请先上传)")
 
 
-async def show_publicly(conn: asyncpg.Connection, photos: PublicPhotos, case_id: uuid.UUID, media: Iterable[str]) -> None:
-    """The stored photos among these URLs, shown in a public step of this case, become fetchable by their public id."""
-    rows = [(ids[0], ids[1], case_id) for ids in map(photos.id_of, media) if ids]
-    if rows:
-        await conn.executemany("""INSERT INTO open311_photos (public_id, media_id, case_id) VALUES ($1, $2, $3)
-                                  ON CONFLICT (public_id) DO NOTHING""", rows)
-
 
 async def public_photo(conn: asyncpg.Connection | asyncpg.Pool, public_id: str) -> str | None:
     """The media id behind a public photo id, or None if no public step showed it."""
     return await conn.fetchval("SELECT media_id FROM open311_photos WHERE public_id = $1", public_id)
+
+
+async def show_publicly(conn: asyncpg.Connection, photos: PublicPhotos,
+                        shown: list[tuple[uuid.UUID, list[str]]]) -> None:
+    """The stored photos among the URLs each step of a batch showed (case, URLs) become fetchable by their public
+    id: one statement for the batch."""
+    rows = [(ids[0], ids[1], case_id) for case_id, media in shown for ids in map(photos.id_of, media) if ids]
+    if rows:
+        await conn.execute(
+            """INSERT INTO open311_photos (public_id, media_id, case_id)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]) ON CONFLICT (public_id) DO NOTHING""",
+            *(list(column) for column in zip(*rows)))

@@ -42,26 +42,6 @@ class CaseRow:
     media: list[str]
 
 
-async def find_by_sender(conn: asyncpg.Connection, source: str, external_id: str, *, via: str,
-                         client: str | None) -> StoredCase | None:
-    """The case this sender already made from this (source, external_id), if any.
-
-    The key is scoped to the sender (the API client over HTTP, the envelope source on Kafka): a
-    report re-sent by its sender is one case, and another client using the same external_id never
-    gets the first one's case back (migration 003).
-    """
-    row = await conn.fetchrow(
-        f"""SELECT {_RECEIPT} FROM reports
-             WHERE source = $1 AND received_via = $2 AND coalesce(client, '') = $3 AND external_id = $4""",
-        source, via, client or "", external_id)
-    return _stored(row) if row else None
-
-
-async def insert_report(conn: asyncpg.Connection, values: dict) -> None:
-    """Store a new case as reported (or accepted)."""
-    columns = ", ".join(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await conn.execute(f"INSERT INTO reports ({columns}) VALUES ({placeholders})", *values.values())
 
 
 async def lock_cases(conn: asyncpg.Connection, *case_nos: str) -> dict[str, CaseRow]:
@@ -88,15 +68,6 @@ def _stored(row: asyncpg.Record) -> StoredCase:
                       row["hold_reason"])
 
 
-async def follow_lifecycle(conn: asyncpg.Connection, case_id: str, *, closed: bool) -> None:
-    """An accepted case closed (or a closed one reopened): what Open311 readers and merges see."""
-    old, new = ("accepted", "closed") if closed else ("closed", "accepted")
-    await conn.execute("UPDATE reports SET state = $3 WHERE case_id = $1 AND state = $2", uuid.UUID(case_id), old, new)
-
-
-async def forget_residents(conn: asyncpg.Connection, case_id: uuid.UUID) -> None:
-    """The case's residents' data was erased (notify): the ids of who reported it go too."""
-    await conn.execute("UPDATE reports SET resident_keys = '{}' WHERE case_id = $1 AND resident_keys <> '{}'", case_id)
 
 
 async def residents_case(conn: asyncpg.Connection | asyncpg.Pool, case_no: str, *, resident: str,
@@ -135,53 +106,9 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
     return [dict(r) for r in rows]
 
 
-async def public_state(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
-    """The case's public state code ('' before its first public step), or None if intake has no such case."""
-    return await conn.fetchval("SELECT coalesce(public_state, '') FROM reports WHERE case_id = $1", case_id)
 
 
-async def reply_state(conn: asyncpg.Connection, case_id: uuid.UUID) -> str | None:
-    """The state code a reply to the resident is recorded under: the request's public state, or intake's own state
-    before the first public step was recorded ('' for a held report, None for no such case)."""
-    return await conn.fetchval(
-        """SELECT CASE WHEN state = 'reported' THEN '' ELSE coalesce(public_state, state) END
-             FROM reports WHERE case_id = $1""", case_id)
 
-
-async def record_update(conn: asyncpg.Connection, case_id: uuid.UUID, update_id: str, event_type: str,
-                        at: datetime, step) -> None:  # type: ignore[no-untyped-def]
-    """One public step (open311.Step) of a case: a row for servicerequestupdates, and the request's updated time,
-    state code and note moved (a later step never moves them back: events of one case arrive in order).
-
-    A step's time never goes back behind one already recorded for the case: the replies to the resident come on
-    their own topic and may be recorded before the case event they follow, and a client that keeps the time of the
-    last update it took (FixMyStreet's lastupdate) ignores a state change dated before it. The case's row is locked
-    first: intake's two readers (wangge.cases, wangge.replies) may record steps of one case at once."""
-    await conn.execute("SELECT 1 FROM reports WHERE case_id = $1 FOR UPDATE", case_id)
-    last = await conn.fetchval("SELECT max(occurred_at) FROM case_updates WHERE case_id = $1", case_id)
-    at = max(at, last) if last is not None else at
-    case_no = await conn.fetchval(
-        """UPDATE reports SET updated_at = greatest(coalesce(updated_at, received_at), $2),
-                  public_state = coalesce($3, public_state),
-                  -- status_notes say where the case stands: a resident's comment is an update, not a status
-                  public_note = CASE WHEN $5 THEN public_note ELSE $4 END
-            WHERE case_id = $1 RETURNING case_no""", case_id, at, step.state, step.note,
-        event_type in ("case.commented", "reply.issued"))
-    await conn.execute(
-        """INSERT INTO case_updates (update_id, case_id, case_no, event_type, occurred_at, status,
-                                     external_status_code, description, media_url)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (update_id) DO NOTHING""",
-        update_id, case_id, case_no, event_type, at, step.status, step.code, step.note, step.media_url)
-
-
-async def reply_after_horizon(conn: asyncpg.Connection, at: datetime) -> bool:
-    """Whether a reply issued at `at` is one intake tells as an update (open311_reply_horizon, migration 008)."""
-    return bool(await conn.fetchval(
-        "SELECT coalesce((SELECT since IS NULL OR $1::timestamptz >= since FROM open311_reply_horizon), true)", at))
-
-
-async def has_update(conn: asyncpg.Connection, update_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM case_updates WHERE update_id = $1)", update_id))
 
 
 async def case_updates(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None, start: datetime | None,

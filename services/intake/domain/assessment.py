@@ -8,7 +8,7 @@ center supplies (a category, a location the registry does not know), and an *acc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import AbstractSet, Protocol
 
 from services.intake.domain.held import hold_reason
 from shared.contracts.common import Location
@@ -45,7 +45,7 @@ class Assessed:
         return self.hold_reason is None
 
 
-def assess(report: ReportSubmitted, locator: Locator, categories: set[str]) -> Rejected | Assessed:
+def assess(report: ReportSubmitted, locator: Locator, categories: AbstractSet[str]) -> Rejected | Assessed:
     """Decide whether a report is rejected, held as reported, or accepted, and where it lies."""
     if report.category is not None and report.category not in categories:
         return Rejected(f"unknown category {report.category!r} (未知类别); known: {', '.join(sorted(categories))}")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from services.intake.adapters.repository import StoredCase
 from services.intake.domain.held import Refused, UnknownCase, WrongState
-from services.intake.handlers import Intake
+from services.intake.commands import Intake
 from shared.auth import Client, require
 from shared.contracts.common import Location
 from shared.http import NONBLANK

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.intake.adapters import media as media_sql
-from services.intake.handlers import Intake, ReportRejected
+from services.intake.commands import Intake, ReportRejected
 from shared.auth import Client, require
 from shared.contracts.common import Coordinator
 from shared.contracts.reports import ReportSubmitted

@@ -29,7 +29,8 @@ from services.intake.adapters import media as media_sql
 from services.intake.comments import CommentRefused, add_comment
 from services.intake.domain.photos import PhotoRefused
 from services.intake.entrypoints.media import store_photo
-from services.intake.handlers import Intake, ReportRejected, public_photos
+from services.intake.commands import Intake, ReportRejected
+from services.intake.handlers import public_photos
 from shared.auth import Client, client_by_token
 from shared.clock import now, street_zone
 from shared.contracts.reports import ReportSubmitted
