@@ -9,7 +9,7 @@ set -euo pipefail
 
 CONF=/tmp/wangge/server.properties
 mkdir -p /tmp/wangge
-for user in ADMIN INTAKE ROUTING SUPERVISION NOTIFY BRIDGE; do
+for user in ADMIN INTAKE ROUTING SUPERVISION NOTIFY BRIDGE_TERMINALS BRIDGE_HOTLINE; do
   var=WANGGE_KAFKA_${user}_PASSWORD
   [[ ${!var:-} =~ ^[A-Za-z0-9_-]{16,}$ ]] || { echo "kafka: $var must be 16 or more letters, digits, - or _" >&2; exit 2; }
 done
@@ -52,8 +52,9 @@ sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule require
 PROPS
 
 scram=()
-for user in admin intake routing supervision notify bridge; do
+for user in admin intake routing supervision notify bridge-terminals bridge-hotline; do
   var=WANGGE_KAFKA_${user^^}_PASSWORD
+  var=${var//-/_}
   scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=${!var}]")
 done
 # --ignore-formatted: a volume formatted before keeps its data and its users.

@@ -132,4 +132,4 @@ def test_the_compose_prometheus_fills_the_same_template_into_a_valid_config(tmp_
     checked = run(promtool(), "check", "config", tmp_path / "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in yaml.safe_load(written)["scrape_configs"]}
-    assert jobs["intake"] == ["intake:8101"] and jobs["notify"] == ["notify:8104"] and jobs["live"] == []
+    assert jobs["intake"] == ["intake:8101"] and jobs["notify"] == ["notify:8104"] and jobs["live"] == ["live:8105"]

@@ -21,8 +21,10 @@ import yaml
 from deploy.validate import (
     COMPOSE, K8S, Problem, check_manifests, crd_schemas, documents, manifest_files,
 )
-from shared.kafka_security import BRIDGE, SERVICES, acl_plan
+from shared.kafka_security import DEFAULT_BRIDGES, SERVICES, acl_plan, bridge_principal
 from shared.topics import Topics
+
+BRIDGES = tuple(bridge_principal(b) for b in DEFAULT_BRIDGES)  # each reporting bridge its own user
 
 pytestmark = pytest.mark.unit
 
@@ -175,14 +177,14 @@ def strimzi_rules(user: dict) -> set[tuple[str, str, str, str, str]]:
 def test_each_process_has_its_kafka_user_with_exactly_the_acls_of_the_plan():
     users = of_kind("KafkaUser")
     plan = {(a.principal, a.resource, a.name, a.pattern, a.operation) for a in acl_plan("", [])}
-    for principal in (*SERVICES, BRIDGE):
+    for principal in (*SERVICES, *BRIDGES):
         assert users[principal]["spec"]["authentication"]["type"] == "scram-sha-512"
         assert strimzi_rules(users[principal]) == {r for r in plan if r[0] == principal}, principal
     # KEDA only describes (reads lag); the administrator is the super user and needs none.
     assert {r[4] for r in strimzi_rules(users["keda"])} == {"DESCRIBE"}
     assert "authorization" not in users["admin"]["spec"]
     # Only notify reads residents' contacts.
-    readers = {u for u, kind, name, _, op in set().union(*(strimzi_rules(users[p]) for p in (*SERVICES, BRIDGE)))
+    readers = {u for u, kind, name, _, op in set().union(*(strimzi_rules(users[p]) for p in (*SERVICES, *BRIDGES)))
                if name == "wangge.contacts" and op == "READ"}
     assert readers == {"notify"}
 
@@ -286,7 +288,7 @@ def test_compose_runs_the_production_profile_with_a_role_a_key_and_a_kafka_user_
     assert any("postgres-roles.sh" in v for v in services["postgres"]["volumes"])
     # Kafka: SCRAM users made at format, the ACLs applied before the setup (and so before any service).
     kafka_env = services["kafka"]["environment"]
-    assert {f"WANGGE_KAFKA_{u.upper()}_PASSWORD" for u in ("admin", *SERVICES, BRIDGE)} <= set(kafka_env)
+    assert {f"WANGGE_KAFKA_{u.upper().replace('-', '_')}_PASSWORD" for u in ("admin", *SERVICES, *BRIDGES)} <= set(kafka_env)
     assert services["setup"]["depends_on"]["kafka-acls"]["condition"] == "service_completed_successfully"
     start = (COMPOSE / "kafka-start.sh").read_text(encoding="utf-8")
     assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" in start
