@@ -14,6 +14,10 @@ SEND_CONCURRENCY in flight (no more than the gateway's kept-alive connections: a
 client's pool, nor opens a connection it then throws away), and each batch's outcomes — quiet-hour deferrals,
 expiries, results — recorded in one statement each.
 
+It ends with its runtime: a cancellation is never taken for an outage to retry (a clean-up failing while the task
+is being cancelled, or Python 3.11's wait_for returning a result that arrived with the cancellation, kept a worker
+running after its test had stopped notify, logging "pool is closed; retrying" every second), and a pool that its
+runtime closed ends the loop instead of being retried.
 """
 from __future__ import annotations
 
@@ -66,6 +70,17 @@ BACKLOG_EVERY_SECONDS = 10.0
 SEND_CONCURRENCY = GATEWAY_CONNECTIONS
 
 
+def _being_cancelled() -> bool:
+    """Whether the running task was asked to stop: an error raised by a clean-up then is no outage to retry."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _pool_closed(runtime: ServiceRuntime) -> bool:
+    """Whether the runtime closed (or abandoned) its pool: the service stopped; nothing will answer again."""
+    pool = getattr(runtime, "pool", None)
+    return pool is not None and pool.is_closing()
+
 
 class DeliveryWorker:
     """Runs until cancelled: claim due deliveries, send them concurrently, record each outcome."""
@@ -95,6 +110,11 @@ class DeliveryWorker:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 — classified
+                    if _being_cancelled():
+                        raise asyncio.CancelledError() from exc  # stopping: a clean-up's error is no outage
+                    if _pool_closed(self._runtime):
+                        log.info("delivery worker: notify's pool is closed (the service stopped); ending")
+                        return
                     if not is_transient(exc):
                         raise
                     log.warning("delivery worker interrupted (%s); retrying", describe(exc))
@@ -111,15 +131,21 @@ class DeliveryWorker:
                     handled = await self.deliver_due()
                     await self._measure_backlog()
                     if handled < repository.DUE_BATCH:
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), self._poll)
-                        except asyncio.TimeoutError:
-                            pass
+                        await self._woken_or_after(self._poll)
             finally:
                 await listener.remove_listener(channel, self._on_notify)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
+
+    async def _woken_or_after(self, seconds: float) -> None:
+        """Until a NOTIFY wakes the worker, or `seconds`. Not asyncio.wait_for: on Python 3.11 it returns the
+        event's result when the wake-up and a cancellation arrive together, and the cancelled worker went on."""
+        waiting = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([waiting], timeout=seconds)
+        finally:
+            waiting.cancel()
 
     async def deliver_due(self) -> int:
         """One batch: claim due rows (short transaction), send them, record the outcomes; returns how many."""
@@ -262,6 +288,11 @@ class ErasureWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — classified
+                if _being_cancelled():
+                    raise asyncio.CancelledError() from exc  # stopping: a clean-up's error is no outage
+                if _pool_closed(self._runtime):
+                    log.info("erasure worker: notify's pool is closed (the service stopped); ending")
+                    return
                 if not is_transient(exc):
                     raise
                 log.warning("erasure worker interrupted (%s); retrying", describe(exc))
