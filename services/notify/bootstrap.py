@@ -11,7 +11,7 @@ from shared.contracts.cases import (
 )
 from shared.contracts.contacts import ContactRecorded
 from shared.http import create_app
-from shared.messagebus import MessageBus
+from shared.messagebus import CaseOrderedBus, MessageBus
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import read_duty_roster, street_config_folder
@@ -33,7 +33,7 @@ from services.notify.entrypoints.webhooks import router as webhooks_router
 from services.notify.handlers import (
     CONSUMER, CONTACTS_CONSUMER, Replier, acknowledge, alert_leader, answer_closing, answer_explanation,
     answer_extension, answer_merge, answer_rejection, answer_reopening, answer_signing, contacts_arrived,
-    note_reported, record_status,
+    lock_residents, note_reported, record_status,
 )
 from services.notify.residents import Residents
 from services.notify.worker import DeliveryWorker, ErasureWorker
@@ -60,8 +60,12 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     replier = Replier(topics=runtime.topics, templates=templates, settings=settings, street_rules=street_rules,
                       duty=duty, clock=clock or Clock())
     # Every case event that moves a case's state records it (record_status, after the event's own reaction); the
-    # consumer skips the types named nowhere here.
-    cases = MessageBus(
+    # consumer skips the types named nowhere here. wangge.cases promises order per case only: a batch's runs are cut
+    # across cases (a burst of reports and acceptances is two runs, not one per event), but at a merge, whose
+    # followers the next replies of another case must reach; the batch's residents' locks are taken first, at once.
+    cases = CaseOrderedBus(
+        barriers=[CaseMerged],
+        first=lock_residents,
         consumer=CONSUMER,
         events={
             CaseReported: [note_reported, record_status],

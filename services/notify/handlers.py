@@ -210,6 +210,28 @@ class Replier:
 
 # ---- the handlers the bus calls (bootstrap.py registers them by type) ----------------------------------------------
 
+# The events whose handling reads or changes who a case's residents are, and so holds the case's residents' lock
+# until the batch commits (repository.lock_residents): not case.reported, which only notes that a contact is coming
+# (the contact.recorded published beside it must not wait for this batch) — unless it carries the phone itself; not
+# the escalation, which concerns no resident; not the events that only move the status.
+RESIDENTS_TYPES = frozenset({CaseAccepted, CaseRejected, CaseMerged, CaseSigned, CaseExtensionDecided, CaseExplained,
+                             CaseClosed, CaseReopened})
+
+
+async def lock_residents(messages: list[Message[Any]], uow: UnitOfWork) -> None:
+    """Before any run of a batch of case events: the residents' locks of every case it concerns, in one statement
+    and one order. Taken run by run (several statements), they deadlocked with the contacts consumer's."""
+    await batch_store.lock_residents_of(uow.conn, [
+        m.case_id for m in messages
+        if type(m.event) in RESIDENTS_TYPES or (isinstance(m.event, CaseReported) and _phone_in_clear(m.event))])
+
+
+def _phone_in_clear(event: CaseReported) -> bool:
+    """A case.reported written before contacts had their own topic carries the reporter's number in clear."""
+    phone = event.reporter.phone.strip() if event.reporter and event.reporter.phone else ""
+    return bool(phone) and "*" not in phone
+
+
 async def record_status(messages: list[Message[Any]], uow: UnitOfWork) -> None:
     """The resident-facing state each event moves its case to (STATE_AFTER), one statement for the run: a case's
     latest event in the run wins, as the events of one case arrive in order."""
@@ -242,9 +264,7 @@ async def note_reported(messages: list[Message[CaseReported]], uow: UnitOfWork, 
         # A case.reported written before contacts had their own topic still carries the number in clear.
         in_clear.append(ContactIn(m.case_id, m.event.case_no, reporter.name if reporter else None, phone, None, m.id))
     await batch_store.expect_contacts(conn, expected)
-    if in_clear:
-        await batch_store.lock_residents_of(conn, [c.case_id for c in in_clear])
-        await replier.contacts_arrived(uow, in_clear)
+    await replier.contacts_arrived(uow, in_clear)  # their residents' locks taken first (lock_residents)
 
 
 async def acknowledge(messages: list[Message[CaseAccepted]], uow: UnitOfWork, replier: Replier) -> None:
@@ -253,7 +273,6 @@ async def acknowledge(messages: list[Message[CaseAccepted]], uow: UnitOfWork, re
     conn = uow.conn
     templates = await replier.templates(uow)
     case_ids = [m.case_id for m in messages]
-    await batch_store.lock_residents_of(conn, case_ids)
     facts = await batch_store.facts_of(conn, case_ids)
     endpoints = await webhooks.enabled_endpoints(conn)
     queued: list[tuple[Message[Any], DeliveryPlan]] = []
@@ -280,7 +299,6 @@ async def acknowledge(messages: list[Message[CaseAccepted]], uow: UnitOfWork, re
 async def answer_rejection(messages: list[Message[CaseRejected]], uow: UnitOfWork, replier: Replier) -> None:
     """Tell the reporter why; no survey for a rejected report: its residents' data is due the configured time after
     the rejection."""
-    await batch_store.lock_residents_of(uow.conn, [m.case_id for m in messages])
     await replier.reply_all(uow, [Occasion(m, "rejection", "rejection", {"reason": brief(m.event.reason)})
                                   for m in messages])
     for m in messages:
@@ -291,7 +309,6 @@ async def answer_rejection(messages: list[Message[CaseRejected]], uow: UnitOfWor
 async def answer_merge(messages: list[Message[CaseMerged]], uow: UnitOfWork, replier: Replier) -> None:
     """The duplicate's residents are told now, about their own report; from here on they hear the followed case's
     replies. One message at a time: a merge may move followers that the next merge's reply must reach."""
-    await batch_store.lock_residents_of(uow.conn, [m.case_id for m in messages])
     for m in messages:
         await replier.reply_all(uow, [Occasion(m, "progress", "progress_merged", {"into": m.event.into_case_no})])
         added = await repository.add_followers(uow.conn, into_case_id=m.event.into_case_id, case_id=m.case_id,
@@ -302,21 +319,18 @@ async def answer_merge(messages: list[Message[CaseMerged]], uow: UnitOfWork, rep
 
 async def answer_signing(messages: list[Message[CaseSigned]], uow: UnitOfWork, replier: Replier) -> None:
     """The owner has taken the case: the residents hear it is being handled."""
-    await batch_store.lock_residents_of(uow.conn, [m.case_id for m in messages])
     await replier.reply_all(uow, [Occasion(m, "progress", "progress_signed") for m in messages])
 
 
 async def answer_extension(messages: list[Message[CaseExtensionDecided]], uow: UnitOfWork, replier: Replier) -> None:
     """An approved extension: the residents hear the new date (a denied request changes nothing they were told)."""
     approved = [m for m in messages if m.event.approved]
-    await batch_store.lock_residents_of(uow.conn, [m.case_id for m in approved])
     await replier.reply_all(uow, [Occasion(m, "progress", "progress_extended", {"due": street_moment(m.event.due_at)})
                                   for m in approved])
 
 
 async def answer_explanation(messages: list[Message[CaseExplained]], uow: UnitOfWork, replier: Replier) -> None:
     """解释说明: the owner's explanation, to the residents."""
-    await batch_store.lock_residents_of(uow.conn, [m.case_id for m in messages])
     await replier.reply_all(uow, [Occasion(m, "explanation", "explanation",
                                            {"explanation": brief(m.event.explanation)}) for m in messages])
 
@@ -325,7 +339,6 @@ async def answer_closing(messages: list[Message[CaseClosed]], uow: UnitOfWork, r
     """A closed case: the result (if resolved), a survey open for the street's survey window with its signed link,
     and the erasure of the residents' data scheduled after the window."""
     conn = uow.conn
-    await batch_store.lock_residents_of(conn, [m.case_id for m in messages])
     window_days = (await replier.street_rules.current(conn)).survey_window_days
     occasions: list[Occasion] = []
     closings: list[tuple[Message[CaseClosed], datetime, str | None]] = []
@@ -351,7 +364,6 @@ async def answer_closing(messages: list[Message[CaseClosed]], uow: UnitOfWork, r
 async def answer_reopening(messages: list[Message[CaseReopened]], uow: UnitOfWork, replier: Replier) -> None:
     """Reopened: the residents hear it is handled again; nothing is erased while it is open (a reopening after the
     erasure finds no contact)."""
-    await batch_store.lock_residents_of(uow.conn, [m.case_id for m in messages])
     await replier.reply_all(uow, [Occasion(m, "progress", "progress_reopened") for m in messages])
     for m in messages:
         await repository.schedule_erasure(uow.conn, case_id=m.case_id, case_no=m.event.case_no,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from shared.contracts import Envelope, parse_event
-from shared.contracts.cases import CaseAccepted
-from shared.messagebus import Message, MessageBus
+from shared.contracts.cases import CaseAccepted, CaseMerged
+from shared.messagebus import Message, MessageBus, runs_per_case
 from shared.runtime import Service
 from shared.settings import Settings
 from services.notify.bootstrap import build
@@ -70,6 +70,33 @@ async def test_a_batch_of_contacts_reports_and_acceptances_costs_the_same_statem
     await eventually(lambda: pool.fetchval(
         "SELECT count(*) = 41 FROM deliveries WHERE case_id = ANY($1::text[]) AND state = 'sent'",
         [*ids, one.id]), 30)
+
+
+def test_runs_keep_each_cases_order_and_a_merge_keeps_its_place():
+    a, b, c = Case(_phone(1)), Case(_phone(2)), Case(_phone(3))
+    batch = [message(e) for e in (a.reported(), a.accepted(), b.reported(), b.accepted(), c.merged(a), a.signed(),
+                                  b.signed(), b.closed())]
+    runs = [[(m.envelope.type, m.case_id) for m in run] for run in runs_per_case(batch, barriers=frozenset({CaseMerged}))]
+    assert runs == [
+        [("case.reported", a.id), ("case.reported", b.id)], [("case.accepted", a.id), ("case.accepted", b.id)],
+        [("case.merged", c.id)],
+        [("case.signed", a.id), ("case.signed", b.id)], [("case.closed", b.id)],
+    ]
+
+
+async def test_a_burst_of_reports_and_acceptances_case_by_case_costs_the_same_statements_whatever_its_size(
+        notify: Notify):
+    """As intake publishes them: each case's case.reported then its case.accepted, case after case."""
+    service, pool = notify.service, notify.service.runtime.pool
+    warm = Case(_phone(9999998))
+    await _handle(service, "cases", [warm.reported(), warm.accepted()])
+    one = await _handle(service, "cases", [e for c in [Case(_phone(500))] for e in (c.reported(), c.accepted())])
+    forty = [Case(_phone(600 + i)) for i in range(40)]
+    many = await _handle(service, "cases", [e for c in forty for e in (c.reported(), c.accepted())])
+    assert many <= one <= 20, (one, many)
+    rows = await pool.fetch("SELECT case_id FROM deliveries WHERE case_id = ANY($1::text[]) AND kind = "
+                            "'acknowledgement'", [c.id for c in forty])
+    assert len(rows) == 40
 
 
 async def test_a_batch_handed_twice_or_with_an_event_twice_has_its_effects_once(notify: Notify):
