@@ -25,6 +25,9 @@ from shared.signing import (
 )
 from shared.uow import UnitOfWork
 
+# The services that issue sessions, and the roles they issue (shared/signing.CREDENTIAL_ISSUERS).
+SESSION_ISSUERS = {who: roles for who, (roles, _) in CREDENTIAL_ISSUERS.items()}
+
 CREDENTIAL_TYPES = frozenset({CredentialIssued.TYPE, CredentialRevoked.TYPE})
 
 _bearer = HTTPBearer(auto_error=False, description="a credential's token (Authorization: Bearer …)")
@@ -49,11 +52,35 @@ class Client:
     owner_code: str | None = None
     worker_id: str | None = None
     device_id: str | None = None
+    # The credential's own unique id (credential_id: derived from the token's hash, never the hash itself) and who
+    # signed its registry event (admin, supervision, notify; None: learnt before that was kept).
+    credential_id: str | None = None
+    issuer: str | None = None
 
     @property
     def actor(self) -> str:
         """How the history names this caller: operator:<name>, owner:<code>, …"""
         return f"owner:{self.owner_code}" if self.role == "owner" and self.owner_code else f"{self.role}:{self.name}"
+
+    @property
+    def sender_scope(self) -> str:
+        """Whose reports and comments these are, as the scope of their idempotency keys (source, external_id).
+
+        A name is not unique: the administrators' CLI takes any --name, so two machine credentials (or a machine
+        and a person) may share one, and a scope by name would hand one client the other's case for a re-used
+        external_id, or drop its report. So a credential the admin key issued is its own scope (its id). A session
+        is its person's, whose name the issuing service keeps unique and the same across sign-ins (supervision: the
+        account's username; notify: the resident's opaque id), so a report re-sent after signing in again is still
+        one case. A resident is always their id: that is how intake finds a resident's own cases."""
+        if self.role == "resident" or (self.issuer in SESSION_ISSUERS and self.role in SESSION_ISSUERS[self.issuer]):
+            return f"{self.role}:{self.name}"
+        return f"credential:{self.credential_id}" if self.credential_id else f"{self.role}:{self.name}"
+
+
+def credential_id(token_sha256: str) -> str:
+    """A credential's unique id, for scopes and logs: derived from its token's hash so that it is stable, one-way so
+    that storing it spreads nothing the registry's key could be taken for."""
+    return "c" + hashlib.sha256(b"wangge-credential-id:" + token_sha256.encode()).hexdigest()[:24]
 
 
 def token_hash(token: str) -> str:
@@ -90,18 +117,18 @@ async def apply_credential_event(envelope: Envelope, uow: UnitOfWork) -> None:
         await uow.conn.execute(
             """INSERT INTO credentials (token_sha256, name, role, owner_code, worker_id, device_id, expires_at, demo,
                                         revoked_at, revoke_reason, event_at, registry_offset, signing_key_id,
-                                        signing_public_key)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10, $11, $12)
+                                        signing_public_key, issuer)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10, $11, $12, $13)
                ON CONFLICT (token_sha256) DO UPDATE SET
                    name = EXCLUDED.name, role = EXCLUDED.role, owner_code = EXCLUDED.owner_code,
                    worker_id = EXCLUDED.worker_id, device_id = EXCLUDED.device_id, expires_at = EXCLUDED.expires_at,
                    demo = EXCLUDED.demo, revoked_at = NULL, revoke_reason = NULL, event_at = EXCLUDED.event_at,
                    registry_offset = EXCLUDED.registry_offset, signing_key_id = EXCLUDED.signing_key_id,
-                   signing_public_key = EXCLUDED.signing_public_key, updated_at = now()
+                   signing_public_key = EXCLUDED.signing_public_key, issuer = EXCLUDED.issuer, updated_at = now()
                WHERE credentials.registry_offset IS NULL OR credentials.registry_offset < EXCLUDED.registry_offset""",
             event.token_sha256, event.name, event.role, event.owner_code, event.worker_id, event.device_id,
             event.expires_at, event.demo, envelope.occurred_at, position, event.signing_key_id,
-            event.signing_public_key,
+            event.signing_public_key, record_signer(record.headers),
         )
     elif isinstance(event, CredentialRevoked):
         # revoked_at is when this service learnt it (the publisher's date is only informative). A service that
@@ -125,13 +152,20 @@ async def apply_credential_event(envelope: Envelope, uow: UnitOfWork) -> None:
 async def client_by_token(pool: asyncpg.Pool, token: str, *, production: bool, at: datetime | None = None) -> Client | None:
     """The client a token stands for now, or None (unknown, revoked, expired, or a demo token in production)."""
     row = await pool.fetchrow(
-        """SELECT name, role, owner_code, worker_id, device_id FROM credentials
+        """SELECT name, role, owner_code, worker_id, device_id, token_sha256, issuer FROM credentials
            WHERE token_sha256 = $1 AND revoked_at IS NULL
              AND (expires_at IS NULL OR expires_at > coalesce($2, now()))
              AND NOT (demo AND $3)""",
         token_hash(token), at, production,
     )
-    return Client(**dict(row)) if row else None
+    return _client(row) if row else None
+
+
+def _client(row: asyncpg.Record) -> Client:
+    values = dict(row)
+    values.pop("signing_public_key", None)
+    digest = values.pop("token_sha256")
+    return Client(**values, credential_id=credential_id(digest))
 
 
 def set_session_cookie(response: Response, token: str, *, max_age: int, production: bool) -> None:
@@ -221,10 +255,11 @@ CREDENTIAL_HEADER = OLD_CREDENTIAL_HEADER  # kept for readers of the old name
 SIGNING_ROLES = ("owner", "terminal", "hotline")  # machine credentials issued with a signing key
 
 
-def sign_update(private_key: str, value: bytes) -> list[tuple[str, bytes]]:
-    """The Kafka headers that prove `value` was sent by the holder of this credential's signing key (as printed
-    when the credential was issued)."""
-    return credential_signer(private_key).headers(value)
+def sign_update(private_key: str, value: bytes, *, topic: str, key: bytes | str | None) -> list[tuple[str, bytes]]:
+    """The Kafka headers that prove `value`, on `topic` under `key`, was sent by the holder of this credential's
+    signing key (as printed when the credential was issued). The topic and key are signed too (shared/signing.py
+    signed_bytes): the same update copied onto another topic or under another key does not verify."""
+    return credential_signer(private_key).headers(value, topic=topic, key=key)
 
 
 def is_signed(headers: dict[str, bytes]) -> bool:
@@ -233,8 +268,9 @@ def is_signed(headers: dict[str, bytes]) -> bool:
 
 
 async def update_signer(conn: asyncpg.Connection, headers: dict[str, bytes], value: bytes, *,
-                        production: bool) -> Client | str:
-    """The credential whose signing key signed this record, or why it is not validly signed."""
+                        production: bool, topic: str, key: bytes | str | None) -> Client | str:
+    """The credential whose signing key signed this record (its value on `topic` under `key`), or why it is not
+    validly signed."""
     if OLD_CREDENTIAL_HEADER in headers and SIGNER_HEADER not in headers:
         return ("signed with the token-hash HMAC, which is no longer accepted (anyone who reads the registry could "
                 "make it): sign with the credential's Ed25519 key (wangge-signer, wangge-ed25519)")
@@ -243,7 +279,7 @@ async def update_signer(conn: asyncpg.Connection, headers: dict[str, bytes], val
         return named
     kid, signature = named
     row = await conn.fetchrow(
-        """SELECT name, role, owner_code, worker_id, device_id, signing_public_key FROM credentials
+        """SELECT name, role, owner_code, worker_id, device_id, token_sha256, issuer, signing_public_key FROM credentials
            WHERE signing_key_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
              AND NOT (demo AND $2) AND signing_public_key IS NOT NULL
            ORDER BY registry_offset DESC NULLS LAST LIMIT 1""",
@@ -251,8 +287,9 @@ async def update_signer(conn: asyncpg.Connection, headers: dict[str, bytes], val
     )
     if row is None:
         return "signed with an unknown, expired or revoked key"
-    if not verify_with(row["signing_public_key"], signature, value):
-        return "the signature does not match the message and the key"
-    values = dict(row)
-    values.pop("signing_public_key")
-    return Client(**values)
+    if not verify_with(row["signing_public_key"], signature, value, topic=topic, key=key):
+        if verify_with(row["signing_public_key"], signature, value, topic=None, key=None):
+            return ("signed over the value alone (the format before topics and keys were signed), which could have "
+                    "been copied from any topic: sign with the topic and key (shared.auth.sign_update)")
+        return "the signature does not match the message, its topic and key, and the signing key"
+    return _client(row)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import secrets
 import sys
 from datetime import datetime, timedelta
@@ -33,6 +34,13 @@ DEMO_CLIENTS: list[dict[str, str]] = [
     # The LED wall's read-only credential: the big screen's figures and lists, no operator's action.
     {"name": "指挥中心大屏", "role": "screen", "token": "demo-screen-token"},
 ]
+
+
+def demo_signing_key(token: str) -> Ed25519PrivateKey:
+    """The signing key of a demo machine credential (owner, terminal, hotline): fixed, derived from its fixed token, so
+    that the README's Kafka examples sign as `demo-owner-huanwei` without a key to hand out. Anyone can compute it —
+    as anyone knows the demo tokens: development only (a demo credential, and so its key, is refused in production)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"wangge-demo-signing-key/" + token.encode()).digest())
 
 
 def demo_clients(street_dir: Path) -> list[dict[str, str]]:
@@ -97,9 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("token", help="the token (or its SHA-256 in hex)")
     revoke.add_argument("--reason", default="revoked by an administrator")
     demo = sub.add_parser("seed-demo", help="issue the fixed demo credentials of ./dev up (refused in production)")
+    demo_key = sub.add_parser("demo-key", help="print the fixed signing key of a demo owner, terminal or hotline "
+                                               "credential, to sign its Kafka messages (refused in production)")
+    demo_key.add_argument("token", help="the demo token, e.g. demo-owner-huanwei")
     demo.add_argument("--street", type=Path, default=settings.street_dir,
                       help=f"street folder whose owners get demo-owner-<code> (default {settings.street_dir})")
     args = parser.parse_args(argv)
+    if args.command == "demo-key":
+        return _print_demo_key(settings, args.token)
     try:
         signer_for(settings, ADMIN)
         unsigned = None
@@ -146,11 +159,18 @@ def main(argv: list[str] | None = None) -> int:
                 print("the production profile refuses demo credentials: issue real ones with `issue`", file=sys.stderr)
                 return 1
             clients = demo_clients(args.street)
-            events = [issued(c["token"], demo=True, **{k: v for k, v in c.items() if k != "token"}) for c in clients]
+            # The machines among them (owners, the terminal, the hotline) get their fixed signing key, so that what
+            # they publish on Kafka is signed as production requires (demo_signing_key).
+            events = [issued(c["token"], demo=True, signing_key=demo_signing_key(c["token"])
+                             if c["role"] in SIGNING_ROLES else None,
+                             **{k: v for k, v in c.items() if k != "token"}) for c in clients]
             asyncio.run(publish(settings, events))
-            for c in clients[:4]:
+            fixed = len(DEMO_CLIENTS)
+            for c in clients[:fixed]:
                 print(f"{c['role']:<9} {c['token']}  ({c['name']})")
-            print(f"owner     demo-owner-<code> for {len(clients) - 4} owners (e.g. {clients[4]['token']})")
+            print(f"owner     demo-owner-<code> for {len(clients) - fixed} owners (e.g. {clients[fixed]['token']})")
+            print("signing keys of the owners, terminal and hotline (their Kafka messages): "
+                  "python -m shared.credentials demo-key <token>")
     except StreetDataError as exc:
         print(f"cannot read the street: {exc}", file=sys.stderr)
         return 1
@@ -158,6 +178,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not publish to Kafka at {settings.kafka_bootstrap}: {exc!r}. Is it running? Try ./dev infra",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def _print_demo_key(settings: Settings, token: str) -> int:
+    """`demo-key TOKEN`: the demo credential's signing key, as `issue` prints a real one's."""
+    if settings.profile == "production":
+        print("the production profile refuses demo credentials and their keys", file=sys.stderr)
+        return 1
+    machines = {c["token"] for c in DEMO_CLIENTS if c["role"] in SIGNING_ROLES}
+    if token not in machines and not token.startswith("demo-owner-"):
+        print(f"{token!r} is not a demo owner, terminal or hotline token (demo-owner-<code>, "
+              f"{', '.join(sorted(machines))})", file=sys.stderr)
+        return 2
+    key = demo_signing_key(token)
+    print(f"signing-key-id {key_id(key)}")
+    print(f"signing-key {encode_private(key)}")
     return 0
 
 

@@ -65,10 +65,26 @@ class BoundedPool(asyncpg.Pool):
         return super().acquire(timeout=ACQUIRE_TIMEOUT if timeout is None else timeout)
 
 
+def session_attrs(dsn: str) -> dict[str, str]:
+    """What a service's connection asks of the server: one that accepts writes, unless the URL says otherwise.
+
+    With a failover cluster the URL lists every member (deploy/local/patroni.sh); asyncpg tries them in order and
+    keeps the first that is not a read-only standby, so a connection the old primary's death cut is replaced by one
+    to the promoted standby. Said here too, so that a URL listing members without the parameter still never lands
+    a service on a standby (on one server it costs nothing: PostgreSQL reports both settings at connect)."""
+    query = urlsplit(dsn).query if "://" in dsn else ""
+    return {} if "target_session_attrs" in query else {"target_session_attrs": "read-write"}
+
+
 async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see the service's own schema first; jsonb comes back as Python."""
+    """A pool whose connections see the service's own schema first; jsonb comes back as Python.
+
+    After a failover it heals by itself: a connection the dead primary cut is closed, and the next acquire connects
+    again through the URL — to whichever member accepts writes now (session_attrs). A unit of work that held the
+    cut connection fails with a transient error (shared/errors.py) and is retried whole."""
     pool = BoundedPool(
         dsn,
+        **session_attrs(dsn),
         min_size=min_size,
         max_size=max_size,
         max_queries=50000,

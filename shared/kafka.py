@@ -148,7 +148,8 @@ class Producer:
                 pending.append(stopped)
                 continue
             try:
-                headers = list(m.headers) + (self.signer.headers(m.value) if self.signer is not None else [])
+                headers = list(m.headers) + (self.signer.headers(m.value, topic=m.topic, key=m.key)
+                                              if self.signer is not None else [])
                 pending.append(await producer.send(m.topic, m.value, key=m.key.encode() if m.key is not None else None,
                                                    headers=headers or None))
             except asyncio.CancelledError:

@@ -3,8 +3,9 @@
 Every Kafka client of the project takes its connection options from `client_options(settings)`.
 `acl_plan` says, for one street and topic prefix, what each principal may do — each service reads
 and writes only its own topics; an owner reads only `wangge.tasks.<its code>` and writes only
-`wangge.task-updates`; the reporting bridges write `wangge.reports` and read `wangge.replies` (as intake does, for
-Open311's updates);
+`wangge.task-updates`; each reporting bridge (a terminal gateway, the 12345 hotline bridge) is a principal of its own,
+`bridge-<name>`, that writes `wangge.reports` and reads `wangge.replies` (as intake does, for Open311's updates) in
+consumer groups of its own;
 only notify reads `wangge.contacts`; only the services read `wangge.credentials`, which the administrators'
 CLI and supervision (people's sessions) write; supervision writes `wangge.street-config`, which routing and notify
 read.
@@ -15,6 +16,7 @@ written as env files per principal) and ACLs for `deploy/local/kafka.sh setup-se
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import sys
 from dataclasses import dataclass
@@ -25,8 +27,14 @@ from shared.settings import Settings, get_settings
 from shared.street import StreetDataError, load_street
 
 SERVICES = ("intake", "routing", "supervision", "notify")
-BRIDGE = "bridge"  # the terminals' gateway and the 12345 hotline bridge
 ADMIN = "admin"
+# The reporting bridges of a deployment when none are named (`plan --bridge NAME`): the terminals' gateway and the
+# 12345 hotline bridge, each its own SCRAM user, so that one bridge's password opens nothing of another's (its
+# consumer groups), and one is shut out by removing its user alone. Which bridge sent a report is told by its
+# credential's signature (shared/signing.py), which intake also scopes de-duplication to: Kafka does not tell a
+# consumer which user produced a record.
+DEFAULT_BRIDGES = ("terminals", "hotline")
+_BRIDGE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,40}")
 
 
 # The connection options of each broker this process talks to, by bootstrap address: one principal
@@ -70,6 +78,14 @@ def owner_principal(owner: str) -> str:
     return f"owner-{owner}"
 
 
+def bridge_principal(bridge: str) -> str:
+    """The Kafka user of one reporting bridge (a terminal gateway, the hotline bridge). Names are lower-case letters,
+    digits and '-', so that a bridge's group prefix (`bridge-<name>.`) is never the start of another's."""
+    if not _BRIDGE_NAME.fullmatch(bridge):
+        raise ValueError(f"a bridge's name is lower-case letters, digits and '-' (at most 41), not {bridge!r}")
+    return f"bridge-{bridge}"
+
+
 @dataclass(frozen=True)
 class Acl:
     """One allow rule: principal may `operation` on the resource (LITERAL name or PREFIXED)."""
@@ -85,7 +101,8 @@ class Acl:
         return "\t".join(("acl", self.principal, self.resource, self.name, self.pattern, self.operation))
 
 
-def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None) -> list[Acl]:
+def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None,
+             bridges: Iterable[str] = DEFAULT_BRIDGES) -> list[Acl]:
     """Every ACL of a street's deployment whose topics (and consumer groups) carry `prefix`."""
     p, g = prefix, group_prefix if group_prefix is not None else prefix
     t = {name: f"{p}wangge.{name}" for name in ("reports", "cases", "task-updates", "replies", "credentials", "contacts",
@@ -132,11 +149,13 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
                  Acl(who, "GROUP", f"{g}{who}", "PREFIXED", "READ"),
                  Acl(who, "TOPIC", t["task-updates"], "LITERAL", "WRITE"),
                  Acl(who, "TOPIC", t["task-updates"], "LITERAL", "DESCRIBE")]
-    acls += [Acl(BRIDGE, "TOPIC", t["reports"], "LITERAL", "WRITE"),
-             Acl(BRIDGE, "TOPIC", t["reports"], "LITERAL", "DESCRIBE"),
-             Acl(BRIDGE, "TOPIC", t["replies"], "LITERAL", "READ"),
-             Acl(BRIDGE, "TOPIC", t["reports"] + ".rejected", "LITERAL", "READ"),
-             Acl(BRIDGE, "GROUP", f"{g}{BRIDGE}", "PREFIXED", "READ")]
+    for bridge in bridges:
+        who = bridge_principal(bridge)
+        acls += [Acl(who, "TOPIC", t["reports"], "LITERAL", "WRITE"),
+                 Acl(who, "TOPIC", t["reports"], "LITERAL", "DESCRIBE"),
+                 Acl(who, "TOPIC", t["replies"], "LITERAL", "READ"),
+                 Acl(who, "TOPIC", t["reports"] + ".rejected", "LITERAL", "READ"),
+                 Acl(who, "GROUP", f"{g}{who}.", "PREFIXED", "READ")]
     return acls
 
 
@@ -146,9 +165,9 @@ def street_owners(street_dir: Path) -> list[str]:
     return sorted(street.departments) + sorted(g.code for g in street.level("community"))
 
 
-def principals(owners: Iterable[str]) -> list[str]:
+def principals(owners: Iterable[str], bridges: Iterable[str] = DEFAULT_BRIDGES) -> list[str]:
     """Every Kafka user of a deployment (the broker's admin is created when its storage is formatted)."""
-    return [*SERVICES, BRIDGE, *(owner_principal(o) for o in owners)]
+    return [*SERVICES, *(bridge_principal(b) for b in bridges), *(owner_principal(o) for o in owners)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,26 +185,36 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--env-dir", type=Path, help="where to write <principal>.env with WANGGE_KAFKA_* (default: beside --out)")
     plan.add_argument("--street", type=Path, default=settings.street_dir, help="street folder (its owners)")
     plan.add_argument("--prefix", default=settings.topic_prefix, help="topic prefix (default: none, the contract's names)")
+    plan.add_argument("--bridge", action="append", dest="bridges", metavar="NAME",
+                      help="a reporting bridge, its own user bridge-NAME (repeat for each terminal gateway and the "
+                           f"hotline bridge; default: {', '.join(DEFAULT_BRIDGES)})")
     args = parser.parse_args(argv)
+    bridges = tuple(args.bridges or DEFAULT_BRIDGES)
     try:
         owners = street_owners(args.street)
+        for bridge in bridges:
+            bridge_principal(bridge)
     except StreetDataError as exc:
         print(f"cannot read the street: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     env_dir = args.env_dir or args.out.parent
     env_dir.mkdir(parents=True, exist_ok=True)
     lines = []
-    for user in principals(owners):
+    users = principals(owners, bridges)
+    for user in users:
         password = secrets.token_urlsafe(24)
         lines.append("\t".join(("user", user, password)))
         env = env_dir / f"{user}.env"
         env.write_text(f"WANGGE_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT\nWANGGE_KAFKA_USERNAME={user}\n"
                        f"WANGGE_KAFKA_PASSWORD={password}\n", encoding="utf-8")
         env.chmod(0o600)
-    lines += [acl.line() for acl in acl_plan(args.prefix, owners)]
+    lines += [acl.line() for acl in acl_plan(args.prefix, owners, bridges=bridges)]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     args.out.chmod(0o600)
-    print(f"{len(principals(owners))} users and {len(lines) - len(principals(owners))} ACLs written to {args.out}; "
+    print(f"{len(users)} users and {len(lines) - len(users)} ACLs written to {args.out}; "
           f"env files in {env_dir}")
     return 0
 

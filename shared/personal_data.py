@@ -5,6 +5,7 @@ deliveries all mask and compare through it. Pure, no I/O.
 - mask_personal(): every phone number in free text (descriptions, reasons, comments, log lines).
 - mask_phone_number(), mask_name(): the fields that hold a resident's contact.
 - mask_address(): a delivery's address (the phone SMS went to) fit for views and logs.
+- mask_message(): a whole message as parsed JSON (or its text): a rejection's original.
 - normalise_phone(): a phone as look-ups compare it; sms_number(): the mainland mobile in it, if any.
 """
 from __future__ import annotations
@@ -106,6 +107,36 @@ def mask_name(name: str | None) -> str:
     if len(name) == 1:
         return "*"
     return name[0] + "*" * min(len(name) - 1, 3)
+
+
+# Fields of the contract that hold a resident's words or place (free text: a phone typed into them is masked).
+_FREE_TEXT = frozenset({"description", "address", "text", "note", "comment", "result", "reason", "content"})
+
+
+def mask_message(original: object) -> object:
+    """The original with a resident's contact masked: `phone`, `email` wherever they are, the `name` beside a phone
+    or e-mail (a reporter, a contact), phone numbers in free-text fields and in text that is not JSON. Ids, times
+    and codes are left as they are, so the rejection still says which message it was."""
+    if isinstance(original, str):
+        return mask_personal(original)
+    return _masked(original)
+
+
+def _masked(value: object, key: str | None = None) -> object:
+    if isinstance(value, dict):
+        contact = "phone" in value or "email" in value
+        return {k: (mask_name(v) if k == "name" and contact and isinstance(v, str) else _masked(v, k))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, key) for v in value]
+    if isinstance(value, str):
+        if key == "phone":
+            return mask_phone_number(value)
+        if key == "email":
+            return mask_email(value)
+        if key in _FREE_TEXT:
+            return mask_personal(value)
+    return value
 
 
 def _digits(text: str) -> str:

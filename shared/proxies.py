@@ -45,6 +45,12 @@ def client_address(request: Request) -> str:
     return client_address_from(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
+def client_is_in(request: Request, spec: str) -> bool:
+    """Whether this request's client (as client_address finds it) is one of the addresses or networks of `spec`
+    (comma-separated, as WANGGE_TRUSTED_PROXIES)."""
+    return _is_trusted(client_address(request), _cached_networks(spec))
+
+
 _parsed: dict[str, Networks] = {}
 
 

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # time. Required (at least 16 characters) by the production profile; ./dev up makes one for the local sink.
     # Empty in development: the callback refuses every request rather than trusting anyone.
     sms_inbound_token: str = ""
+    # The addresses (or networks) the SMS gateway calls the inbound callback from, comma-separated: a callback from
+    # anywhere else is refused (403) before its secret is even compared. Empty: any address (with the secret).
+    # The client address is taken as for the guessing limits (WANGGE_TRUSTED_PROXIES). WANGGE_SMS_GATEWAY_ADDRESSES.
+    sms_gateway_addresses: str = ""
     # Addresses (or networks) of the proxies in front of the services, comma-separated: only a hop they added to
     # X-Forwarded-For is believed, so the residents' guessing limits key on the real client. Default: loopback,
     # where the front door (nginx) runs locally. WANGGE_TRUSTED_PROXIES.
@@ -201,12 +205,25 @@ class Settings(BaseSettings):
             problems.append(f"WANGGE_RESIDENT_KEY: the key of residents' ids and survey links is "
                             f"{'not set' if not self.resident_key else 'too short'} "
                             f"(at least {MIN_SECRET_CHARS} characters, the same for intake and notify)")
+        # Kafka is the root of trust (the registry, every case event): reachable without a password, anyone on the
+        # network publishes and reads. Each service connects as its own SCRAM user (its ACLs: shared/kafka_security.py).
+        if self.kafka_security_protocol == "PLAINTEXT":
+            problems.append("WANGGE_KAFKA_SECURITY_PROTOCOL: PLAINTEXT lets anyone who reaches the broker publish and "
+                            "read; set SASL_SSL (or SASL_PLAINTEXT on a private network) with this service's own "
+                            "SCRAM user (`python -m shared.kafka_security plan` makes one per principal)")
+        elif not (self.kafka_username and self.kafka_password):
+            problems.append(f"WANGGE_KAFKA_USERNAME / WANGGE_KAFKA_PASSWORD: {service}'s SCRAM user is not set "
+                            "(`python -m shared.kafka_security plan` writes one per principal)")
         if service in SERVICES:
             problems += key_problems(self, service)
         try:
             trusted_networks(self.trusted_proxies)
         except ValueError as exc:
             problems.append(f"WANGGE_TRUSTED_PROXIES: {exc}")
+        try:
+            trusted_networks(self.sms_gateway_addresses)
+        except ValueError as exc:
+            problems.append(f"WANGGE_SMS_GATEWAY_ADDRESSES: {exc}")
         return problems
 
     def service_database_url(self, service: str) -> str:

@@ -3,7 +3,7 @@
 Kafka never tells a consumer which principal produced a record, and `wangge.cases` is written by three services, so
 ACLs alone cannot bind an event type to the service that owns it. Each service therefore signs every record it
 produces with its own Ed25519 key (headers `wangge-signer` = its name, `wangge-ed25519` = the signature over the
-record's value, base64), and every consumer accepts an event type of the table below only when it is signed by a
+record's topic, key and value — `signed_bytes` —, base64), and every consumer accepts an event type of the table below only when it is signed by a
 service the table names (DESIGN.md "Services"). The credential registry is signed by the admin key, which only
 `python -m shared.credentials` holds; supervision (people's sessions) and notify (residents' sessions) sign the
 sessions they issue with their own keys, accepted for their roles only (see CREDENTIAL_ISSUERS).
@@ -74,6 +74,21 @@ CREDENTIAL_ISSUERS: dict[str, tuple[frozenset[str], timedelta]] = {
 
 _DEVELOPMENT_SEED = b"wangge-development-signing-key/"
 
+# What a signature covers: the record's topic and key as well as its value. A signature over the value alone let a
+# signed record be copied to another topic and still verify there — a task.assigned for one owner onto another
+# owner's task topic, a credential's or a case's event onto a topic whose reader takes it as its own. The format is
+# versioned by this prefix; the first one (the value alone) is refused (`Verifier.signer` says so by name).
+SIGNED_FORMAT = b"wangge-record/2\x00"
+
+
+def signed_bytes(topic: str, key: bytes | str | None, value: bytes | None) -> bytes:
+    """The bytes a record's signature covers: the format, the topic, the key (absent ≠ empty) and the value, each
+    length-prefixed so that no two (topic, key, value) give the same bytes."""
+    t = topic.encode()
+    k = key.encode() if isinstance(key, str) else key
+    keyed = b"\x00" if k is None else b"\x01" + len(k).to_bytes(4, "big") + k
+    return SIGNED_FORMAT + len(t).to_bytes(2, "big") + t + keyed + (value or b"")
+
 
 class SigningKeyError(ValueError):
     """A configured key that is not one (the message says which and why)."""
@@ -140,10 +155,10 @@ class Signer:
         self.name = name
         self._key = key
 
-    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
-        """The Kafka headers proving `value` was published by this signer."""
+    def headers(self, value: bytes, *, topic: str, key: bytes | str | None) -> list[tuple[str, bytes]]:
+        """The Kafka headers proving that this signer published `value` on `topic` under `key`."""
         return [(SIGNER_HEADER, self.name.encode()),
-                (SIGNATURE_HEADER, base64.b64encode(self._key.sign(value)))]
+                (SIGNATURE_HEADER, base64.b64encode(self._key.sign(signed_bytes(topic, key, value))))]
 
     @property
     def public(self) -> str:
@@ -189,19 +204,21 @@ class Verifier:
     def __init__(self, keys: dict[str, Ed25519PublicKey]):
         self._keys = keys
 
-    def signer(self, headers: Iterable[tuple[str, bytes]] | None, value: bytes | None) -> tuple[str | None, str]:
-        """(the signer whose valid signature the record carries, '') or (None, why not)."""
+    def signer(self, headers: Iterable[tuple[str, bytes]] | None, value: bytes | None, *, topic: str,
+               key: bytes | str | None) -> tuple[str | None, str]:
+        """(the signer whose valid signature the record, on this topic under this key, carries, '') or (None, why
+        not)."""
         named = signed_by(headers)
         if isinstance(named, str):
             return None, named
         who, raw = named
-        key = self._keys.get(who)
-        if key is None:
+        public = self._keys.get(who)
+        if public is None:
             return None, f"signed by {who[:40]!r}, whom no configured public key names"
         try:
-            key.verify(raw, value or b"")
+            public.verify(raw, signed_bytes(topic, key, value))
         except InvalidSignature:
-            return None, f"the signature is not {who}'s over this message (forged or altered)"
+            return None, _why_not(public, raw, value, who=who, topic=topic)
         return who, ""
 
     def check(self, record: Any, envelope: Any) -> str | None:
@@ -210,7 +227,7 @@ class Verifier:
         allowed = EMITTERS.get(envelope.type)
         if allowed is None:
             return None
-        who, why = self.signer(record.headers, record.value)
+        who, why = self.signer(record.headers, record.value, topic=record.topic, key=record.key)
         if who is None:
             return f"{envelope.type} refused: {why} (only {', '.join(sorted(allowed))} may publish it)"
         if who not in allowed:
@@ -218,6 +235,18 @@ class Verifier:
         if envelope.type == "credential.issued" and who in CREDENTIAL_ISSUERS:
             return _session_problem(who, envelope)
         return None
+
+
+def _why_not(public: Ed25519PublicKey, raw: bytes, value: bytes | None, *, who: str, topic: str) -> str:
+    """Why a signature that does not verify is refused: a signature over the value alone (the first format, which let
+    a record be replayed onto any topic) is named as such, so an upgrade's leftovers are told apart from forgeries."""
+    try:
+        public.verify(raw, value or b"")
+    except InvalidSignature:
+        return (f"the signature is not {who}'s over this message on {topic[:100]} "
+                "(forged, altered, or copied from another topic or key)")
+    return (f"signed by {who} over the value alone (the format before topics and keys were signed): refused, as "
+            "such a record could have been copied from any topic")
 
 
 def _session_problem(who: str, envelope: Any) -> str | None:
@@ -263,10 +292,13 @@ def credential_signer(private_text: str) -> Signer:
     return Signer(key_id(key), key)
 
 
-def verify_with(public_text: str, signature: bytes, value: bytes) -> bool:
-    """Whether `signature` (raw) is the signature of `value` by this public key (its configured form)."""
+def verify_with(public_text: str, signature: bytes, value: bytes, *, topic: str | None,
+                key: bytes | str | None) -> bool:
+    """Whether `signature` (raw) is this public key's (its configured form) over `value` on `topic` under `key`
+    (topic None: over the value alone, the refused first format — only to tell the refusal's reason)."""
+    signed = signed_bytes(topic, key, value) if topic is not None else value
     try:
-        public_key(public_text, what="signing key").verify(signature, value)
+        public_key(public_text, what="signing key").verify(signature, signed)
     except (InvalidSignature, SigningKeyError):
         return False
     return True

@@ -82,8 +82,10 @@ class TopicReader:
 OWNER = "owner-of-the-type"
 
 
-def signature_of(payload: bytes, signed_as: str | None = OWNER) -> list[tuple[str, bytes]] | None:
-    """The headers of `payload` signed as `signed_as` (a signer's name, or OWNER: the emitter of its type)."""
+def signature_of(payload: bytes, signed_as: str | None = OWNER, *, topic: str,
+                 key: str | bytes | None = None) -> list[tuple[str, bytes]] | None:
+    """The headers of `payload` on `topic` under `key` signed as `signed_as` (a signer's name, or OWNER: the emitter
+    of its type)."""
     from shared.settings import Settings
     from shared.signing import ADMIN, EMITTERS, signer_for
 
@@ -99,7 +101,7 @@ def signature_of(payload: bytes, signed_as: str | None = OWNER) -> list[tuple[st
         if not emitters:
             return None
         signed_as = ADMIN if ADMIN in emitters else sorted(emitters)[0]
-    return signer_for(Settings(), signed_as).headers(payload)
+    return signer_for(Settings(), signed_as).headers(payload, topic=topic, key=key)
 
 
 async def publish(bootstrap: str, topic: str, value: bytes | dict | Envelope, key: str | None = None, *,
@@ -113,7 +115,7 @@ async def publish(bootstrap: str, topic: str, value: bytes | dict | Envelope, ke
     else:
         payload = value
     if headers is None:
-        headers = signature_of(payload, signed_as)
+        headers = signature_of(payload, signed_as, topic=topic, key=key)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await asyncio.wait_for(producer.start(), 20)
     try:

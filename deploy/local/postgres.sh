@@ -8,6 +8,11 @@
 #   deploy/local/postgres.sh status    running/stopped, pid, port, DSN
 #   deploy/local/postgres.sh psql [psql args]   psql to the wangge database
 #   deploy/local/postgres.sh where     the folder holding data/, run/, log/
+#   deploy/local/postgres.sh dsn [ROLE]   the URL clients use (WANGGE_DATABASE_URL; ROLE default wangge)
+#   deploy/local/postgres.sh roles HOST PORT   the role+db wangge and the services' roles on that server (patroni.sh)
+#
+# WANGGE_PG_HA=1: every command goes to deploy/local/patroni.sh instead — a primary and a synchronous standby
+# under Patroni with etcd, which fail over (see there).
 #
 # Its own data folder and port, so it never touches a system cluster (Debian's 5432 "main").
 #
@@ -29,6 +34,11 @@ SERVICE_ROLES="intake routing supervision notify"   # roles wangge_<service>
 PG_USER=postgres   # the unprivileged OS user the server runs as when we are root
 
 say() { printf 'postgres: %s\n' "$*"; }
+
+# PostgreSQL that fails over: the same commands, on a Patroni cluster.
+if [[ ${WANGGE_PG_HA:-0} == 1 ]]; then
+  exec "$HERE/patroni.sh" "$@"
+fi
 die() { printf 'postgres: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Newest installed server, e.g. /usr/lib/postgresql/15/bin.
@@ -237,6 +247,8 @@ start() {
 
 stop() {
   resolve_paths
+  # A failover cluster of this state folder (WANGGE_PG_HA=1) is stopped too, whatever the knob says now.
+  [[ -d $STATE/pg-ha || -d $(dirname "$BASE")/pg-ha ]] && "$HERE/patroni.sh" stop
   if ! is_running; then
     say "not running"
     return 0
@@ -275,7 +287,11 @@ case "${1:-}" in
   status)  status ;;
   psql)    shift; psql_cmd "$@" ;;
   where)   resolve_paths; echo "$BASE" ;;
+  dsn)     echo "postgresql://${2:-$ROLE}@$HOST:$PORT/$DB" ;;
+  logs)    resolve_paths; echo "$LOG" ;;
+  roles)   BIN=$(newest_bindir) || die "PostgreSQL server not installed"
+           SOCK_DIR=${2:?roles HOST PORT}; PORT=${3:?roles HOST PORT}; ensure_db ;;
   *)
-    echo "usage: $0 {install|start|stop|status|psql [args]|where}" >&2
+    echo "usage: $0 {install|start|stop|status|psql [args]|where|dsn [ROLE]|logs|roles HOST PORT}" >&2
     exit 2 ;;
 esac

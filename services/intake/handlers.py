@@ -290,7 +290,8 @@ class Intake:
                                      "its reports with its credential's key (headers wangge-signer, wangge-ed25519)")
             return f"unsigned:{envelope.source}"
         signer = await update_signer(uow.conn, headers, record.value if record is not None else b"",
-                                     production=settings.profile == "production")
+                                     production=settings.profile == "production",
+                                     topic=record.topic, key=record.key)
         if isinstance(signer, str):
             raise InvalidMessage(f"report not accepted: {signer}")
         if signer.role not in REPORTING_ROLES:

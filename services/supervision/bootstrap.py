@@ -17,9 +17,23 @@ from services.supervision.entrypoints.sessions import build_sessions_router
 from services.supervision.entrypoints.stats import StatsNames, build_stats_router
 from services.supervision.figures import StreetFigures, figures_loop
 from services.supervision.entrypoints.weekly_pdf import build_weekly_pdf_router
-from services.supervision.handlers import CaseLog, CommandCenter, DeadlineHandler, LivePolicy, OwnerUpdates
+from services.supervision.case_log import (
+    CASES_CONSUMER, CaseLog, close_on_the_spot, fold_case_events, forward_comments, reopen_if_unsatisfied,
+)
+from services.supervision.commands import (
+    CheckCase, DecideExtension, SuspendCase, UrgeCase, check_case, decide_extension_request, suspend_case, urge_case,
+)
+from services.supervision.handlers import (
+    UPDATES_CONSUMER, DeadlineHandler, OwnerUpdates, apply_updates, refuse_other_types,
+)
+from services.supervision.live_policy import LivePolicy
 from services.supervision.people import People
+from shared.clock import Clock
+from shared.contracts import registered_types
+from shared.contracts import cases as c
+from shared.contracts.tasks import UPDATE_TYPES
 from shared.http import create_app
+from shared.messagebus import MessageBus, ProjectingBus
 from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -49,7 +63,7 @@ def street_policy(street: Street, timezone: str, config: StreetConfig | None = N
     )
 
 
-def build(settings: Settings, manage_runtime: bool = True) -> Service:
+def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None = None) -> Service:
     """Supervision: consumes wangge.cases, keeps the read model and clocks, fires deadlines, serves /api/v1."""
     runtime = ServiceRuntime("supervision", settings, MIGRATIONS)
     street = load_street(settings.street_dir)
@@ -61,7 +75,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     policy = street_policy(street, settings.street_timezone, file_config, read_calendar_overrides(config_dir))
     topics = runtime.topics
     live = LivePolicy(policy)
-    case_log = CaseLog(topics, live)
+    case_log = CaseLog(topics, live, clock or Clock())
 
     async def seed_config() -> None:
         """The file seeds supervision's street_config table when empty; the table's version is then in force,
@@ -79,10 +93,33 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
     production = settings.profile == "production"
     updates = OwnerUpdates(case_log, topics, runtime.uow, production=production,
                            require_signature=production or settings.require_signed_updates)
-    center = CommandCenter(case_log, topics, policy, runtime.uow)
+    # The command center's decisions (HTTP): commands on a bus of their own, each one unit of work, committed.
+    center = MessageBus(
+        consumer="supervision:commands", events={},
+        commands={CheckCase: check_case, DecideExtension: decide_extension_request, SuspendCase: suspend_case,
+                  UrgeCase: urge_case},
+        deps={"case_log": case_log, "policy": policy, "topics": topics},
+        uow_factory=runtime.uow,
+    )
     deadlines = DeadlineHandler(case_log, topics, policy, runtime.uow, lambda: runtime.pool)
-    runtime.consume([topics.cases], case_log)
-    runtime.consume([topics.task_updates], updates, group_suffix="-updates")
+    # wangge.cases: every event folded into its case as one set per batch (the projection; history keeps every type,
+    # as it always did), then what some folds make happen, by type.
+    cases_bus = ProjectingBus(
+        consumer=CASES_CONSUMER,
+        projection=fold_case_events, projects=list(registered_types().values()),
+        events={c.CaseAccepted: [close_on_the_spot], c.CaseSurveyAnswered: [reopen_if_unsatisfied],
+                c.CaseCommented: [forward_comments]},
+        deps={"case_log": case_log},
+    )
+    runtime.consume([topics.cases], cases_bus)
+    models = registered_types()
+    updates_bus = MessageBus(
+        consumer=UPDATES_CONSUMER,
+        events={model: [apply_updates] if type_ in UPDATE_TYPES else [refuse_other_types]
+                for type_, model in models.items()},
+        deps={"updates": updates},
+    )
+    runtime.consume([topics.task_updates], updates_bus, group_suffix="-updates")
     turns = Heartbeat()
     runtime.worker("deadlines", deadline_loop(deadlines, settings.deadline_poll_seconds,
                                               gauge_seconds=settings.deadline_gauge_seconds, heartbeat=turns), turns)
@@ -92,6 +129,7 @@ def build(settings: Settings, manage_runtime: bool = True) -> Service:
         description="督办: the case read model, handling clocks and deadlines (催办 at 75%, 超期/督办 at 100%), statistics.",
         manage_runtime=manage_runtime,
     )
+    app.state.cases_bus, app.state.updates_bus, app.state.bus = cases_bus, updates_bus, center  # (tests use them)
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, live, updates, center))
     app.include_router(build_coordinator_router(runtime, policy))

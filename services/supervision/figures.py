@@ -19,7 +19,7 @@ from services.supervision.adapters import stats as sql
 from services.supervision.adapters import stats_days
 from services.supervision.domain import stats
 from services.supervision.domain.policy import StreetPolicy
-from services.supervision.handlers import LivePolicy
+from services.supervision.live_policy import LivePolicy
 from shared.clock import now
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,11 @@ A rejection must always fit on Kafka, whatever it wraps: 288 KB of control bytes
 JSON escapes. So the original is kept whole only when small, otherwise its first part, flagged
 `truncated`, and always its size and SHA-256 (enough to find it again on the source topic at
 `topic`/`partition`/`offset`, and to prove which message it was). Reason, errors and key are cut too.
+
+A rejection is read by more than the sender (every bridge reads wangge.reports.rejected) and kept for 90 days, past
+the erasure of the case it was about: so a resident's contact in it is masked (DESIGN "Personal data") — a
+reporter's or contact's phone, e-mail and name, and phone numbers in free text (`shared.personal_data.mask_message`). The SHA-256 is of
+the message as received, so the sender can still find it again.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import orjson
 from pydantic import Field
 
 from shared.contracts.registry import EventModel, event
+from shared.personal_data import mask_message, mask_personal
 
 # How much of the original a rejection carries (bytes of JSON); the whole envelope stays far below 1 MB.
 ORIGINAL_LIMIT = 64 * 1024
@@ -53,11 +59,12 @@ class MessageRejected(EventModel):
         """The rejection of one message, every part cut to a size Kafka takes."""
         original, fmt, truncated = keep_original(value, original_limit)
         return cls(
-            reason=cut(reason, REASON_LIMIT),
-            errors=cap_errors(errors or []),
+            reason=cut(mask_personal(reason), REASON_LIMIT),
+            errors=[{k: mask_personal(v) for k, v in e.items()} for e in cap_errors(errors or [])],
             topic=topic, partition=partition, offset=offset,
             key=_key_text(key),
-            original=original, original_format=fmt, truncated=truncated,
+            original=mask_message(original) if fmt in ("json", "text") else original,
+            original_format=fmt, truncated=truncated,
             original_size=len(value) if value is not None else None,
             original_sha256=hashlib.sha256(value).hexdigest() if value is not None else None,
             rejected_by=rejected_by,

@@ -97,8 +97,8 @@ async def produce(user: str, password: str, topic: str, value: bytes, key: str |
 async def read(user: str, password: str, topic: str, group: str, want: int = 0, timeout: float = 20) -> list:
     consumer = AIOKafkaConsumer(topic, **sasl(user, password), group_id=group, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
-    await asyncio.wait_for(consumer.start(), 30)
     try:
+        await asyncio.wait_for(consumer.start(), 30)
         got: list = []
 
         async def take() -> None:
@@ -139,8 +139,8 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
     # The production profile's keys (shared/signing.py): supervision holds its own private key and every public one.
     keys, public = generate(SIGNERS)
 
-    def signed(name: str, payload: bytes) -> list:
-        return Signer(name, private_key(keys[name], what=name)).headers(payload)
+    def signed(name: str, payload: bytes, topic: str, key: str) -> list:
+        return Signer(name, private_key(keys[name], what=name)).headers(payload, topic=topic, key=key)
     settings = base_settings.model_copy(update={
         "kafka_bootstrap": BOOTSTRAP, "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_username": "supervision",
         "kafka_password": pw["supervision"], "topic_prefix": p, "schema_prefix": f"{p[:-1]}_{uuid.uuid4().hex[:4]}_",
@@ -156,7 +156,7 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
             event = issued(token, name=owner, role="owner", owner_code=owner, signing_key=owner_keys[owner])
             payload = event.envelope(source="credentials").to_json()
             await produce("admin", pw["admin"], topics.credentials, payload, key=event.token_sha256,
-                          headers=signed("admin", payload))
+                          headers=signed("admin", payload, topics.credentials, event.token_sha256))
         case_id, case_no, at = f"sec-{uuid.uuid4().hex[:6]}", "20261128-0901", now()
         for event in (
             CaseReported(case_no=case_no, source="hotline", external_id=f"x-{case_id}", category="CM04",
@@ -170,7 +170,7 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
             owner_service = "routing" if isinstance(event, CaseDispatched) else "intake"
             payload = event.envelope(source=owner_service, case_id=case_id).to_json()
             await produce(owner_service, pw[owner_service], topics.cases, payload, key=case_id,
-                          headers=signed(owner_service, payload))
+                          headers=signed(owner_service, payload, topics.cases, case_id))
         pool = service.runtime.pool
 
         async def state(expected: str) -> None:
@@ -184,8 +184,8 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
         # a signature of its own key that names supervision, the forged 结案 is refused.
         closing = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="伪造", by="operator:x",
                              closed_at=now(), on_time=True).envelope(source="supervision", case_id=case_id).to_json()
-        await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=signed("routing", closing))
-        posing = Signer("supervision", private_key(keys["routing"], what="routing")).headers(closing)
+        await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=signed("routing", closing, topics.cases, case_id))
+        posing = Signer("supervision", private_key(keys["routing"], what="routing")).headers(closing, topic=topics.cases, key=case_id)
         await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=posing)
         rejected_cases = await read("admin", pw["admin"], topics.rejected_for(topics.cases), f"{p}admin-cases", want=2)
         case_reasons = [r.value.decode() for r in rejected_cases]
@@ -197,11 +197,13 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
         forged = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
         cg = owner_principal("chengguan")
         await produce(cg, pw[cg], topics.task_updates, forged, key=case_id,
-                      headers=sign_update(encode_private(owner_keys["chengguan"]), forged))
+                      headers=sign_update(encode_private(owner_keys["chengguan"]), forged,
+                                                 topic=topics.task_updates, key=case_id))
         await produce(cg, pw[cg], topics.task_updates, forged, key=case_id)  # unsigned: refused in production
         hw = owner_principal("huanwei")
         await produce(hw, pw[hw], topics.task_updates, sign, key=case_id,
-                      headers=sign_update(encode_private(owner_keys["huanwei"]), sign))
+                      headers=sign_update(encode_private(owner_keys["huanwei"]), sign,
+                                                 topic=topics.task_updates, key=case_id))
         await asyncio.wait_for(state("in_progress"), 30)
         rejected = await read("admin", pw["admin"], topics.rejected_for(topics.task_updates), f"{p}admin-check", want=2)
         reasons = [r.value.decode() for r in rejected]

@@ -32,7 +32,8 @@ async def send_update(settings, case_id: str, event, key: str | None = None, *, 
     try:
         await asyncio.wait_for(producer.send_and_wait(
             Topics(settings.topic_prefix).task_updates, value, key=case_id.encode(),
-            headers=headers or (sign_update(encode_private(KEYS[key]), value) if key else None)), 20)
+            headers=headers or (sign_update(encode_private(KEYS[key]), value, topic=Topics(settings.topic_prefix)
+                                            .task_updates, key=case_id) if key else None)), 20)
     finally:
         await producer.stop()
     return envelope.id

@@ -42,7 +42,9 @@ def test_the_production_profile_names_what_is_missing():
                for p in Settings(profile="production", resident_key="").production_problems("intake"))
     keys, public = generate(SIGNERS)  # its Kafka signing keys (tests/security/test_kafka_signatures.py)
     assert Settings(profile="production", sms_inbound_token="x" * 32, resident_key="k" * 32,
-                    notify_signing_key=keys["notify"], signing_public_keys=public).production_problems("notify") == []
+                    notify_signing_key=keys["notify"], signing_public_keys=public,
+                    kafka_security_protocol="SASL_SSL", kafka_username="notify",
+                    kafka_password="p" * 24).production_problems("notify") == []
     assert Settings(profile="development").production_problems("notify") == []
 
 

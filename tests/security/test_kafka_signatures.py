@@ -59,8 +59,8 @@ async def test_a_case_event_is_handled_only_when_the_service_that_owns_it_signed
         wrong_service, foreign_key, altered, unsigned = (closed(case_id, case_no) for _ in range(4))
         await publish(isolated.kafka_bootstrap, topics.cases, wrong_service, key=case_id, signed_as="routing")
         await publish(isolated.kafka_bootstrap, topics.cases, foreign_key, key=case_id,
-                      headers=impostor("supervision").headers(foreign_key))
-        genuine = signer_for(isolated, "supervision").headers(altered)  # a real signature, over other bytes
+                      headers=impostor("supervision").headers(foreign_key, topic=topics.cases, key=case_id))
+        genuine = signer_for(isolated, "supervision").headers(altered, topic=topics.cases, key=case_id)  # a real signature, over other bytes
         await publish(isolated.kafka_bootstrap, topics.cases, altered.replace(b"huanwei", b"chengguan"), key=case_id,
                       headers=genuine)
         await publish(isolated.kafka_bootstrap, topics.cases, unsigned, key=case_id, signed_as=None)
@@ -113,7 +113,8 @@ async def test_a_forged_credential_never_opens_a_door(isolated):
         for token, (event, signer) in forged.items():
             payload = event.envelope(source="credentials").to_json()
             await publish(bootstrap, topics.credentials, payload, key=event.token_sha256,
-                          headers=signer.headers(payload) if signer else None, signed_as=None)
+                          headers=signer.headers(payload, topic=topics.credentials, key=event.token_sha256) if signer
+                          else None, signed_as=None)
         # A credential the admin key signed, after them on the registry's one partition: once it is learnt, the
         # forged ones were read.
         await grant(isolated, supervision, token="real-operator", name="值班员", role="operator")
@@ -143,7 +144,8 @@ async def test_a_forged_credential_never_opens_a_door(isolated):
 def test_the_production_profile_refuses_to_start_without_its_keys():
     keys, public = generate(["intake", "routing", "supervision", "notify", "admin"])
     bare = Settings(profile="production", sms_inbound_token="x" * 32, resident_key="k" * 32,
-                    routing_signing_key="", signing_public_keys="")
+                    routing_signing_key="", signing_public_keys="", kafka_security_protocol="SASL_SSL",
+                    kafka_username="routing", kafka_password="p" * 24)
     problems = bare.production_problems("routing")
     assert any("WANGGE_ROUTING_SIGNING_KEY" in p for p in problems)
     assert any("WANGGE_SIGNING_PUBLIC_KEYS lacks" in p for p in problems)
@@ -159,6 +161,6 @@ def test_the_production_profile_refuses_to_start_without_its_keys():
 
 def test_a_signature_is_over_the_whole_value():
     signer = signer_for(Settings(profile="development"), "intake")
-    headers = dict(signer.headers(b'{"a": 1}'))
+    headers = dict(signer.headers(b'{"a": 1}', topic="wangge.cases", key="c-1"))
     assert headers[SIGNER_HEADER] == b"intake" and len(base64.b64decode(headers[SIGNATURE_HEADER])) == 64
-    assert signature_of(b'{"type": "case.closed"}')[0] == (SIGNER_HEADER, b"supervision")
+    assert signature_of(b'{"type": "case.closed"}', topic="wangge.cases")[0] == (SIGNER_HEADER, b"supervision")

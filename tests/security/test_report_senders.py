@@ -41,8 +41,10 @@ async def send(settings, external_id: str, description: str, key: Ed25519Private
     envelope = Envelope.new("report.submitted", 1, report_body(external_id, source="hotline", description=description),
                             source="hotline-bridge")
     value = envelope.to_json()
-    await publish(settings.kafka_bootstrap, Topics(settings.topic_prefix).reports, value, key=external_id,
-                  headers=sign_update(encode_private(key), value) if key else None, signed_as=None)
+    topic = Topics(settings.topic_prefix).reports
+    await publish(settings.kafka_bootstrap, topic, value, key=external_id,
+                  headers=sign_update(encode_private(key), value, topic=topic, key=external_id) if key else None,
+                  signed_as=None)
     return envelope
 
 

@@ -22,8 +22,11 @@ def verifier() -> Verifier:
     return Verifier({name: development_key(name).public_key() for name in SIGNERS})
 
 
-def record(value: bytes, headers) -> SimpleNamespace:
-    return SimpleNamespace(value=value, headers=headers)
+T, K = "wangge.cases", b"case-1"  # where the records of these tests are, unless a test moves them
+
+
+def record(value: bytes, headers, topic: str = T, key: bytes | None = K) -> SimpleNamespace:
+    return SimpleNamespace(value=value, headers=headers, topic=topic, key=key)
 
 
 def test_every_type_of_the_table_is_a_contract_type_and_every_emitter_a_signer():
@@ -37,13 +40,13 @@ def test_a_case_event_needs_its_owners_signature_over_these_bytes():
     value = b'{"type": "case.closed"}'
     envelope = SimpleNamespace(type="case.closed", data={})
     own = Signer("supervision", development_key("supervision"))
-    assert verifier().check(record(value, own.headers(value)), envelope) is None
+    assert verifier().check(record(value, own.headers(value, topic=T, key=K)), envelope) is None
     wrong = Signer("routing", development_key("routing"))
-    assert "only supervision may publish it" in verifier().check(record(value, wrong.headers(value)), envelope)
-    assert "not supervision's" in verifier().check(record(value + b" ", own.headers(value)), envelope)
+    assert "only supervision may publish it" in verifier().check(record(value, wrong.headers(value, topic=T, key=K)), envelope)
+    assert "not supervision's" in verifier().check(record(value + b" ", own.headers(value, topic=T, key=K)), envelope)
     assert "not signed" in verifier().check(record(value, None), envelope)
     stranger = Signer("mallory", Ed25519PrivateKey.generate())
-    assert "no configured public key" in verifier().check(record(value, stranger.headers(value)), envelope)
+    assert "no configured public key" in verifier().check(record(value, stranger.headers(value, topic=T, key=K)), envelope)
     # A type the table does not bind (an owner's update, a report) is not this check's business.
     assert verifier().check(record(value, None), SimpleNamespace(type="report.submitted", data={})) is None
 
@@ -53,7 +56,7 @@ def test_a_session_service_signs_its_own_roles_for_a_while_only():
         event = CredentialIssued(token_sha256="a" * 64, name="x", **fields).envelope(source=who)
         value = event.to_json()
         envelope = SimpleNamespace(type=event.type, data=event.data)
-        return verifier().check(record(value, Signer(who, development_key(who)).headers(value)), envelope)
+        return verifier().check(record(value, Signer(who, development_key(who)).headers(value, topic=T, key=K)), envelope)
 
     soon = now() + timedelta(hours=12)
     assert issued_by("supervision", role="operator", expires_at=soon) is None
@@ -69,7 +72,33 @@ def test_a_machine_key_is_named_by_an_id_derived_from_its_public_half():
     key = Ed25519PrivateKey.generate()
     signer = credential_signer(encode_private(key))
     assert signer.name == key_id(key) == key_id_of(signer.public) and signer.name.startswith("k")
-    named = signed_by(signer.headers(b"x"))
+    named = signed_by(signer.headers(b"x", topic=T, key=None))
     assert named[0] == key_id(key) and len(named[1]) == 64
     with pytest.raises(ValueError):
         parse_public_keys("intake:not-base64!")
+
+
+def test_a_signature_binds_the_record_to_its_topic_and_key():
+    value = b'{"type": "case.closed"}'
+    envelope = SimpleNamespace(type="case.closed", data={})
+    own = Signer("supervision", development_key("supervision"))
+    headers = own.headers(value, topic=T, key=K)
+    assert verifier().check(record(value, headers), envelope) is None
+    # The same bytes and signature copied onto another topic (another street's prefix, an owner's task topic) or
+    # under another key (another case's partition and order) are refused.
+    for moved in (record(value, headers, topic="other.wangge.cases"), record(value, headers, key=b"case-2"),
+                  record(value, headers, key=None)):
+        assert "copied from another topic or key" in verifier().check(moved, envelope)
+    # An absent key and an empty one are not the same record.
+    assert verifier().check(record(value, own.headers(value, topic=T, key=b""), key=None), envelope) is not None
+
+
+def test_the_first_format_a_signature_over_the_value_alone_is_refused_and_named():
+    import base64
+
+    from shared.signing import SIGNATURE_HEADER, SIGNER_HEADER
+    value = b'{"type": "case.closed"}'
+    old = [(SIGNER_HEADER, b"supervision"),
+           (SIGNATURE_HEADER, base64.b64encode(development_key("supervision").sign(value)))]
+    refusal = verifier().check(record(value, old), SimpleNamespace(type="case.closed", data={}))
+    assert "over the value alone" in refusal

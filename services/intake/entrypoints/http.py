@@ -68,7 +68,8 @@ async def submit_report(
     if report.resolved_on_the_spot is not None:
         await _photos_are_stored(request, report.resolved_on_the_spot.media)
     try:
-        case, created = await intake.submit(report, via="http", client=client.actor)
+        # Scoped to the credential, never its name (Client.sender_scope: names are not unique).
+        case, created = await intake.submit(report, via="http", client=client.sender_scope)
     except ReportRejected as exc:
         raise HTTPException(422, str(exc)) from None
     receipt = CaseReceipt(**case.__dict__, duplicate=not created)

@@ -153,7 +153,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             if missing:
                 raise Open311Error(400, media_sql.not_stored_reason(missing[0]))
             intake: Intake = request.app.state.intake
-            case, _ = await intake.submit(report, via="http", client=client.actor)
+            case, _ = await intake.submit(report, via="http", client=client.sender_scope)
         except Open311Error as exc:
             return _error(fmt, exc)
         except (ValidationError, ReportRejected) as exc:

@@ -17,7 +17,7 @@ from shared.auth import Client, require
 from shared.clock import to_street_time
 from shared.contracts.cases import SurveyVerdict
 from shared.personal_data import mask_address, mask_personal
-from shared.proxies import client_address
+from shared.proxies import client_address, client_is_in
 
 from services.notify import commands
 from services.notify.adapters import repository
@@ -223,12 +223,18 @@ class InboundAnswer(BaseModel):
 
 
 @router.post("/sms/inbound", tags=["gateway"], responses={200: {"model": InboundAnswer},
-                                                          401: {"description": "missing or wrong X-Gateway-Token"}})
+                                                          401: {"description": "missing or wrong X-Gateway-Token"},
+                                                          403: {"description": "not from the gateway's addresses "
+                                                                "(WANGGE_SMS_GATEWAY_ADDRESSES)"}})
 async def inbound_sms(request: Request, body: InboundSms,
                       x_gateway_token: str | None = Header(None)) -> dict[str, Any]:
     """The gateway's callback for a resident's SMS reply; 200 even when it is not a survey answer (the
     gateway must not retry it), with matched=false and the reason."""
-    if not _is_the_gateway(request.app.state.runtime.settings.sms_inbound_token, x_gateway_token):
+    settings = request.app.state.runtime.settings
+    if settings.sms_gateway_addresses and not client_is_in(request, settings.sms_gateway_addresses):
+        # Kept to the gateway's own addresses: a stolen secret alone, from anywhere else, is not the gateway.
+        raise HTTPException(403, "the SMS callback is taken from the gateway's addresses only (非短信网关地址)")
+    if not _is_the_gateway(settings.sms_inbound_token, x_gateway_token):
         raise HTTPException(401, "missing or wrong X-Gateway-Token (网关凭证无效)")
     result = await commands.answer_by_sms(request.app.state.runtime, sender=body.sender, text=body.text)
     if "answered_at" in result:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.supervision.adapters import config_store
 from shared.street_config import LEVELS, LIMIT_UNITS, StreetConfigError, from_mapping
-from services.supervision.handlers import LivePolicy
+from services.supervision.live_policy import LivePolicy
 from shared.auth import Client, require
 from shared.http import refusal
 from shared.runtime import ServiceRuntime

@@ -12,7 +12,9 @@ from services.supervision.adapters import views
 from services.supervision.domain import task_cursor
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import STATES
-from services.supervision.handlers import CommandCenter, LivePolicy, Outcome, OwnerUpdates
+from services.supervision.commands import CheckCase, DecideExtension, SuspendCase, UrgeCase
+from services.supervision.handlers import Outcome, OwnerUpdates
+from services.supervision.live_policy import LivePolicy
 from shared.auth import Client, require
 from shared.contracts import registered_types
 from shared.contracts.common import MediaList
@@ -20,6 +22,7 @@ from shared.contracts.tasks import UPDATE_TYPES
 from shared.clock import now
 from shared.http import NONBLANK, refusal
 from shared.media import MediaStore, media_id_of
+from shared.messagebus import MessageBus
 from shared.runtime import ServiceRuntime
 
 CaseState = Literal[STATES]  # type: ignore[valid-type]  # 422 with the allowed values for anything else
@@ -318,7 +321,7 @@ async def photos_are_stored(store: MediaStore, media: Any) -> None:
 
 
 def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdates,
-                 center: CommandCenter) -> APIRouter:
+                 center: MessageBus) -> APIRouter:
     """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks.
     `live`: the street's policy in force — its grids and zone do not change, its time rules may (an admin's change)."""
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
@@ -373,30 +376,33 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
             by = f"coordinator:{client.worker_id}"
         await photos_are_stored(request.app.state.media_store, body.media)
         media = [str(url) for url in body.media]
-        return _answer(case_no, await center.check(case_no, passed=body.passed, note=body.note, by=by, media=media,
-                                                   grids=grids))
+        return _answer(case_no, await center.handle(CheckCase(case_no, passed=body.passed, note=body.note, by=by,
+                                                              media=tuple(media),
+                                                              grids=tuple(grids) if grids is not None else None)))
 
     @router.post("/cases/{case_no}/extension", responses=DECISION_REFUSALS)
     async def extension(body: ExtensionBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """Decide the owner's extension request: approved → a new deadline; denied → the old one stands."""
-        outcome = await center.decide_extension(case_no, approved=body.approved, until=body.until, note=body.note,
-                                                by=client.actor)
+        outcome = await center.handle(DecideExtension(case_no, approved=body.approved, until=body.until,
+                                                      note=body.note, by=client.actor))
         return _answer(case_no, outcome)
 
     @router.post("/cases/{case_no}/urge", responses=DECISION_REFUSALS)
     async def urge(body: UrgeBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """督办 by hand: the holder of an open case gets task.urged with the note; the history and figures count it."""
-        return _answer(case_no, await center.urge(case_no, note=body.note, by=client.actor))
+        return _answer(case_no, await center.handle(UrgeCase(case_no, note=body.note, by=client.actor)))
 
     @router.post("/cases/{case_no}/suspend", responses=DECISION_REFUSALS)
     async def suspend(body: SuspendBody, case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """挂起 a case in progress: its handling clock stops with the time left kept."""
-        return _answer(case_no, await center.suspend(case_no, suspend=True, reason=body.reason, by=client.actor))
+        return _answer(case_no, await center.handle(SuspendCase(case_no, suspend=True, reason=body.reason,
+                                                                by=client.actor)))
 
     @router.post("/cases/{case_no}/resume", responses=DECISION_REFUSALS)
     async def resume(case_no: str = CaseNo, client: Client = Depends(operator)) -> dict[str, Any]:
         """Resume a suspended case: the clock runs again with the time that was left."""
-        return _answer(case_no, await center.suspend(case_no, suspend=False, reason=None, by=client.actor))
+        return _answer(case_no, await center.handle(SuspendCase(case_no, suspend=False, reason=None,
+                                                                by=client.actor)))
 
     @router.get("/tasks", responses={200: {"model": TaskList},
                                      400: refusal("the cursor is garbled or was issued for another owner's list")})

@@ -211,7 +211,8 @@ class LiveStreams:
         if not envelope.type.startswith("case.") or not envelope.case_id:
             return
         message = event.message
-        refusal = self._verifier.check(SimpleNamespace(headers=message.headers, value=message.value), envelope)
+        refusal = self._verifier.check(SimpleNamespace(headers=message.headers, value=message.value,
+                                                       topic=message.topic, key=message.key), envelope)
         if refusal is not None:
             self.events_skipped += 1
             log.warning("live: skipped %s %s: %s", envelope.type, envelope.id, refusal)
