@@ -168,3 +168,61 @@ class ProjectingBus(MessageBus):
         for run in runs_of_one_type(once):
             for handler in self._events.get(type(run[0].event), ()):
                 await handler(run, uow, **self._handed[handler])
+
+
+def runs_per_case(messages: Sequence[Message[Any]], *, barriers: frozenset[type] = frozenset()
+                  ) -> Iterator[list[Message[Any]]]:
+    """Runs of one type that keep each case's order and no more (a topic keyed by case promises no other): the
+    messages cut into waves — every case's first message, then every case's second … — and each wave into runs by
+    type. A batch of reports and acceptances interleaved case by case is two runs, where runs_of_one_type makes one
+    per message. A message of a `barriers` type (one whose effect reaches other cases) is handled alone at its place
+    in the batch: nothing before it moves after it, nothing after it before."""
+    segment: list[Message[Any]] = []
+    for message in messages:
+        if type(message.event) in barriers:
+            yield from _waves(segment)
+            segment = []
+            yield [message]
+        else:
+            segment.append(message)
+    yield from _waves(segment)
+
+
+def _waves(segment: list[Message[Any]]) -> Iterator[list[Message[Any]]]:
+    depth: dict[str, int] = {}
+    waves: list[dict[type, list[Message[Any]]]] = []
+    for message in segment:
+        case = message.envelope.case_id or message.id  # one without a case fails in its handler, alone
+        n = depth[case] = depth.get(case, -1) + 1
+        if n == len(waves):
+            waves.append({})
+        waves[n].setdefault(type(message.event), []).append(message)
+    for wave in waves:
+        yield from wave.values()
+
+
+class CaseOrderedBus(MessageBus):
+    """A MessageBus for a consumer that owes order per case only: its runs are runs_per_case, and `first` (if any) is
+    called once with the batch's fresh messages before any run — for what must be done once per batch, such as
+    taking the batch's locks in one statement and one order (locks taken run by run, in several statements, can
+    deadlock with another consumer's)."""
+
+    def __init__(self, *, barriers: Sequence[type[EventModel]] = (), first: Handler | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._barriers = frozenset(barriers)
+        self._first = first
+        if first is not None:
+            self._handed[first] = self._deps_of(first)
+
+    async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
+        fresh = await uow.claim_all(self.consumer, [m.id for m in messages])
+        once = []
+        for m in messages:  # an event redelivered within the batch is handed once, at its first place
+            if m.id in fresh:
+                fresh.discard(m.id)
+                once.append(m)
+        if once and self._first is not None:
+            await self._first(once, uow, **self._handed[self._first])
+        for run in runs_per_case(once, barriers=self._barriers):
+            for handler in self._events.get(type(run[0].event), ()):
+                await handler(run, uow, **self._handed[handler])

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.clock import Clock
+from shared.contracts.cases import (
+    CaseAccepted, CaseClosed, CaseDispatched, CaseEscalated, CaseExplained, CaseExtensionDecided, CaseMerged,
+    CaseRejected, CaseReopened, CaseReported, CaseResolved, CaseResumed, CaseReturned, CaseReworked, CaseSigned,
+    CaseSuspended,
+)
+from shared.contracts.contacts import ContactRecorded
 from shared.http import create_app
+from shared.messagebus import CaseOrderedBus, MessageBus
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import read_duty_roster, street_config_folder
@@ -22,18 +30,24 @@ from services.notify.entrypoints.lookup import router as lookup_router
 from services.notify.entrypoints.residents import router as residents_router
 from services.notify.entrypoints.templates import router as templates_router
 from services.notify.entrypoints.webhooks import router as webhooks_router
-from services.notify.handlers import CaseEventHandlers
+from services.notify.handlers import (
+    CONSUMER, CONTACTS_CONSUMER, Replier, acknowledge, alert_leader, answer_closing, answer_explanation,
+    answer_extension, answer_merge, answer_rejection, answer_reopening, answer_signing, contacts_arrived,
+    lock_residents, note_reported, record_status,
+)
 from services.notify.residents import Residents
 from services.notify.worker import DeliveryWorker, ErasureWorker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: RetryPolicy | None = None) -> Service:
+def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: RetryPolicy | None = None,
+          clock: Clock | None = None) -> Service:
     """notify, ready to start: consumes wangge.cases and wangge.contacts, sends SMS, publishes wangge.replies
     and survey answers, erases residents' data after the survey window.
 
-    `retry_policy` (backoff and lease) is for tests that cannot wait minutes; services use the default.
+    `retry_policy` (backoff and lease) is for tests that cannot wait minutes; services use the default. `clock`:
+    a test's own (the handlers read the time from it).
     """
     runtime = ServiceRuntime("notify", settings, MIGRATIONS)
     templates = ReplyTemplates(load_template_sources())
@@ -43,11 +57,38 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
                     types=set(STREET_CONFIG_TYPES))
     # 带班领导: the street's duty roster, beside its time rules (streets/<name>/<name>-duty.csv).
     duty = read_duty_roster(street_config_folder(settings.street_dir, settings.street_config_dir))
-    handlers = CaseEventHandlers(runtime, templates, settings.sms_signature, street_rules, duty)
-    runtime.consume([runtime.topics.cases], handlers.handle, types=CaseEventHandlers.TYPES)
+    replier = Replier(topics=runtime.topics, templates=templates, settings=settings, street_rules=street_rules,
+                      duty=duty, clock=clock or Clock())
+    # Every case event that moves a case's state records it (record_status, after the event's own reaction); the
+    # consumer skips the types named nowhere here. wangge.cases promises order per case only: a batch's runs are cut
+    # across cases (a burst of reports and acceptances is two runs, not one per event), but at a merge, whose
+    # followers the next replies of another case must reach; the batch's residents' locks are taken first, at once.
+    cases = CaseOrderedBus(
+        barriers=[CaseMerged],
+        first=lock_residents,
+        consumer=CONSUMER,
+        events={
+            CaseReported: [note_reported, record_status],
+            CaseAccepted: [acknowledge, record_status],
+            CaseRejected: [answer_rejection, record_status],
+            CaseMerged: [answer_merge, record_status],
+            CaseSigned: [answer_signing, record_status],
+            CaseExplained: [answer_explanation, record_status],
+            CaseClosed: [answer_closing, record_status],
+            CaseReopened: [answer_reopening, record_status],
+            CaseDispatched: [record_status], CaseReturned: [record_status], CaseSuspended: [record_status],
+            CaseResumed: [record_status], CaseResolved: [record_status], CaseReworked: [record_status],
+            CaseExtensionDecided: [answer_extension],
+            CaseEscalated: [alert_leader],
+        },
+        deps={"replier": replier},
+    )
+    runtime.consume([runtime.topics.cases], cases)
     # Residents' contacts come from intake on their own topic, which only notify reads (DESIGN
     # "Personal data"); a second consumer group, since the two topics have no order between them.
-    runtime.consume([runtime.topics.contacts], handlers.on_contact, group_suffix="-contacts")
+    contacts = MessageBus(consumer=CONTACTS_CONSUMER, events={ContactRecorded: [contacts_arrived]},
+                          deps={"replier": replier})
+    runtime.consume([runtime.topics.contacts], contacts, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
     email = EmailChannel(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
                          signature=settings.sms_signature, starttls=settings.smtp_starttls,
@@ -76,4 +117,6 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     app.include_router(templates_router)
     app.include_router(webhooks_router)
     app.state.reply_templates = templates  # the defaults, for the templates' admin API
+    app.state.buses = {"cases": cases, "contacts": contacts}  # for tests that hand a batch to a bus directly
+    app.state.delivery_worker = worker
     return Service(runtime, app)

@@ -7,6 +7,17 @@ mid-send) is taken again, marked uncertain, and re-sent under the same idempoten
 
 Woken by NOTIFY when a delivery is inserted, and polling as a fallback (and for retries that
 come due).
+
+Fast, because a burst of acknowledgements is its hot path: one HTTP client per channel for the worker's life
+(kept-alive connections), up to DUE_BATCH rows claimed in one statement, sent concurrently with at most
+SEND_CONCURRENCY in flight (no more than the gateway's kept-alive connections: a send never waits inside the
+client's pool, nor opens a connection it then throws away), and each batch's outcomes — quiet-hour deferrals,
+expiries, results — recorded in one statement each.
+
+It ends with its runtime: a cancellation is never taken for an outage to retry (a clean-up failing while the task
+is being cancelled, or Python 3.11's wait_for returning a result that arrived with the cancellation, kept a worker
+running after its test had stopped notify, logging "pool is closed; retrying" every second), and a pool that its
+runtime closed ends the loop instead of being retried.
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ from shared.street_rules import StreetRules
 from shared.watchdog import Heartbeat
 
 from services.notify.adapters import repository
-from services.notify.adapters.channels import Channel
+from services.notify.adapters.channels import GATEWAY_CONNECTIONS, Channel
 from services.notify.domain.delivery import (
     AttemptResult,
     Message,
@@ -55,6 +66,20 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 BACKLOG_EVERY_SECONDS = 10.0
+# Sends in flight at once: the SMS gateway's kept-alive connections (adapters/channels.py).
+SEND_CONCURRENCY = GATEWAY_CONNECTIONS
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task was asked to stop: an error raised by a clean-up then is no outage to retry."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _pool_closed(runtime: ServiceRuntime) -> bool:
+    """Whether the runtime closed (or abandoned) its pool: the service stopped; nothing will answer again."""
+    pool = getattr(runtime, "pool", None)
+    return pool is not None and pool.is_closing()
 
 
 class DeliveryWorker:
@@ -69,6 +94,7 @@ class DeliveryWorker:
         self._policy = policy
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        self._sending = asyncio.Semaphore(SEND_CONCURRENCY)
         self._backlog_at = 0.0
         self.heartbeat = Heartbeat()  # every turn: the watchdog restarts a worker that stops turning
 
@@ -84,6 +110,11 @@ class DeliveryWorker:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 — classified
+                    if _being_cancelled():
+                        raise asyncio.CancelledError() from exc  # stopping: a clean-up's error is no outage
+                    if _pool_closed(self._runtime):
+                        log.info("delivery worker: notify's pool is closed (the service stopped); ending")
+                        return
                     if not is_transient(exc):
                         raise
                     log.warning("delivery worker interrupted (%s); retrying", describe(exc))
@@ -100,57 +131,64 @@ class DeliveryWorker:
                     handled = await self.deliver_due()
                     await self._measure_backlog()
                     if handled < repository.DUE_BATCH:
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), self._poll)
-                        except asyncio.TimeoutError:
-                            pass
+                        await self._woken_or_after(self._poll)
             finally:
                 await listener.remove_listener(channel, self._on_notify)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
+    async def _woken_or_after(self, seconds: float) -> None:
+        """Until a NOTIFY wakes the worker, or `seconds`. Not asyncio.wait_for: on Python 3.11 it returns the
+        event's result when the wake-up and a cancellation arrive together, and the cancelled worker went on."""
+        waiting = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([waiting], timeout=seconds)
+        finally:
+            waiting.cancel()
+
     async def deliver_due(self) -> int:
-        """One batch: claim due rows (short transaction), send them, record each outcome; returns how many."""
+        """One batch: claim due rows (short transaction), send them, record the outcomes; returns how many."""
         token = uuid.uuid4()
-        expired_rows: list[asyncpg.Record] = []
+        expired_rows: list[tuple[asyncpg.Record, Transition]] = []
         async with self._runtime.uow() as uow:
             rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token,
                                               at=now())
             if not rows:
                 return 0
             quiet = (await self._street_rules.current(uow.conn)).quiet_hours
-            to_send = []
+            moment = now()
+            to_send, deferred = [], []
             for row in rows:
-                until = hold_until(kind=row["kind"], channel=row["channel"], moment=now(), quiet=quiet)
+                until = hold_until(kind=row["kind"], channel=row["channel"], moment=moment, quiet=quiet)
                 if until is not None:
-                    # 免打扰: back to pending, untried, until the quiet hours end.
-                    await repository.defer(uow.conn, str(row["id"]), token, until)
-                    QUIET_HOURS_HELD.labels(SERVICE, row["kind"]).inc()
-                    log.info("case %s: %s held for the quiet hours until %s", row["case_no"], row["kind"],
-                             until.isoformat())
-                    continue
-                if expired(row["expires_at"], now()):
+                    deferred.append((row, until))  # 免打扰: back to pending, untried, until the quiet hours end
+                elif expired(row["expires_at"], moment):
                     # Never sent in its useful life (notify or the gateway was down that long): settled
                     # as failed, visible to operators who may still resend it.
                     error = "expired before it could be delivered"
                     if row["uncertain_since"] is not None:
                         error += " (an earlier attempt may have reached the gateway)"
-                    transition = Transition("failed", row["attempts"], error=error)
-                    await repository.record_outcome(uow.conn, row["id"], token, transition)
-                    self._emit(uow, row, transition)
-                    expired_rows.append(row)
+                    expired_rows.append((row, Transition("failed", row["attempts"], error=error)))
                 else:
                     to_send.append(row)
+            await repository.defer_all(uow.conn, token, [(str(row["id"]), until) for row, until in deferred])
+            await repository.record_outcomes(uow.conn, token, [(str(row["id"]), t) for row, t in expired_rows])
+            for row, transition in expired_rows:
+                self._emit(uow, row, transition)
             await uow.commit()
-        for row in expired_rows:
+        for row, until in deferred:
+            QUIET_HOURS_HELD.labels(SERVICE, row["kind"]).inc()
+            log.info("case %s: %s held for the quiet hours until %s", row["case_no"], row["kind"], until.isoformat())
+        for row, _transition in expired_rows:
             self._report(row, Transition("failed", row["attempts"], error="expired"))
         for row in to_send:
             if row["was"] == "sending":
                 log.warning("case %s: %s delivery %s was being sent by a worker that stopped; it may have reached "
                             "the gateway: sending again with the same idempotency key", row["case_no"], row["kind"],
                             row["id"])
-        # Sent concurrently, with no transaction open: a slow gateway holds no locks or connections.
+        # Sent concurrently, at most SEND_CONCURRENCY at once, with no transaction open: a slow gateway holds no
+        # locks or connections.
         results = await asyncio.gather(*(self._attempt(row) for row in to_send))
         await self._record(token, to_send, results)
         return len(rows)
@@ -191,6 +229,10 @@ class DeliveryWorker:
         channel = self._channels.get(row["channel"])
         if channel is None:
             return AttemptResult(Outcome.REFUSED, f"no {row['channel']!r} channel configured")
+        async with self._sending:
+            return await self._send(channel, row)
+
+    async def _send(self, channel: Channel, row: asyncpg.Record) -> AttemptResult:
         started = time.perf_counter()
         try:
             result = await channel.send(Message(ref=row["id"], to=row["to_phone"], text=row["text"],
@@ -246,6 +288,11 @@ class ErasureWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — classified
+                if _being_cancelled():
+                    raise asyncio.CancelledError() from exc  # stopping: a clean-up's error is no outage
+                if _pool_closed(self._runtime):
+                    log.info("erasure worker: notify's pool is closed (the service stopped); ending")
+                    return
                 if not is_transient(exc):
                     raise
                 log.warning("erasure worker interrupted (%s); retrying", describe(exc))

@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 
 from services.notify.domain.delivery import Transition
-from services.notify.domain.replies import DeliveryPlan
 
 DUE_BATCH = 100  # deliveries sent at once (concurrently) by a worker, over channels.GATEWAY_CONNECTIONS
 
@@ -36,62 +35,11 @@ _DELIVERY_COLUMNS = _columns()
 
 # ---- contacts and followers --------------------------------------------------------------------
 
-async def save_contact(
-    conn: Conn, *, case_id: str, case_no: str, name: str | None, phone: str, phone_norm: str, event_id: str,
-    email: str | None = None,
-) -> bool:
-    """Remember who to answer for a case: the first contact is kept (True), a later one never replaces it (False).
-
-    The resident who reported is the one to answer and the one whose phone opens the case's survey and my-case: a
-    second contact.recorded for the case — a replay under another id, or anyone who got one onto the topic — must
-    not hand the case to another phone (issue 18)."""
-    kept = await conn.fetchval(
-        """
-        INSERT INTO contacts(case_id, case_no, name, phone, phone_norm, source_event_id, email)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (case_id) DO NOTHING
-        RETURNING true
-        """,
-        case_id, case_no, name, phone, phone_norm, event_id, email,
-    )
-    return bool(kept)
-
 
 async def contact_of(conn: Conn, case_id: str) -> asyncpg.Record | None:
     """The contact of a case, if the report gave one."""
     return await conn.fetchrow("SELECT case_id, case_no, name, phone, email FROM contacts WHERE case_id = $1",
                                case_id)
-
-
-async def record_source(conn: Conn, case_id: str, source: str) -> None:
-    """How the case came in (case.reported's source): the reply channel is chosen by it."""
-    await conn.execute("INSERT INTO case_sources (case_id, source) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                       case_id, source)
-
-
-async def source_of(conn: Conn, case_id: str) -> str | None:
-    return await conn.fetchval("SELECT source FROM case_sources WHERE case_id = $1", case_id)
-
-
-async def recipients_of(conn: Conn, case_id: str) -> list[asyncpg.Record]:
-    """Every resident who hears a case's replies: its reporter first, then followers; one per phone, or per e-mail
-    address for one who gave no phone (an e-mail-only reporter and an e-mail-only follower are two people, not one
-    empty phone). Rows: phone, email, reporter (bool)."""
-    return await conn.fetch(
-        """
-        SELECT DISTINCT ON (who) phone, email, rank = 0 AS reporter FROM (
-            SELECT phone, email, 0 AS rank, created_at,
-                   CASE WHEN phone_norm <> '' THEN phone_norm ELSE 'email:' || lower(btrim(coalesce(email, ''))) END AS who
-              FROM contacts WHERE case_id = $1
-            UNION ALL
-            SELECT phone, email, 1 AS rank, created_at,
-                   CASE WHEN phone_norm <> '' THEN phone_norm ELSE 'email:' || lower(btrim(coalesce(email, ''))) END
-              FROM followers WHERE case_id = $1
-        ) AS r
-        ORDER BY who, rank, created_at
-        """,
-        case_id,
-    )
 
 
 async def add_followers(conn: Conn, *, into_case_id: str, case_id: str, case_no: str, event_id: str) -> int:
@@ -122,24 +70,6 @@ async def is_resident_of(conn: Conn, case_id: str, phone_norm: str) -> bool:
 
 # ---- the resident-facing status ----------------------------------------------------------------
 
-async def set_status(
-    conn: Conn, *, case_id: str, case_no: str, state: str, event_id: str, at: datetime,
-    followed_case_id: str | None = None, followed_case_no: str | None = None,
-) -> None:
-    """The case's state after an event (events of one case arrive in order: the latest wins)."""
-    await conn.execute(
-        """
-        INSERT INTO case_status(case_id, case_no, state, followed_case_id, followed_case_no, event_id, changed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (case_id) DO UPDATE
-           SET case_no = excluded.case_no, state = excluded.state,
-               followed_case_id = coalesce(excluded.followed_case_id, case_status.followed_case_id),
-               followed_case_no = coalesce(excluded.followed_case_no, case_status.followed_case_no),
-               event_id = excluded.event_id, changed_at = excluded.changed_at, updated_at = now()
-        """,
-        case_id, case_no, state, followed_case_id, followed_case_no, event_id, at,
-    )
-
 
 async def status_by_case_no(conn: Conn, case_no: str) -> asyncpg.Record | None:
     """A case's status row by its number (the latest if a number were ever reused)."""
@@ -162,22 +92,6 @@ async def status_of(conn: Conn, case_id: str) -> asyncpg.Record | None:
 
 
 # ---- deliveries --------------------------------------------------------------------------------
-
-async def add_delivery(
-    conn: Conn, plan: DeliveryPlan, *, case_id: str, case_no: str, event_id: str, expires_at: datetime
-) -> str | None:
-    """Insert a delivery; its id, or None when this occasion already has one for this recipient and kind."""
-    return await conn.fetchval(
-        """
-        INSERT INTO deliveries(id, case_id, case_no, kind, template, channel, to_phone, text, state, last_error,
-                               source_event_id, expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-        ON CONFLICT DO NOTHING
-        RETURNING id::text
-        """,
-        uuid.uuid4(), case_id, case_no, plan.kind, plan.template or plan.kind, plan.channel, plan.to, plan.text,
-        plan.state, plan.detail, event_id, expires_at,
-    )
 
 
 async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit: int = DUE_BATCH,
@@ -219,26 +133,28 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit
     )
 
 
-async def defer(conn: Conn, delivery_id: str, token: uuid.UUID, until: datetime) -> bool:
-    """Put a claimed delivery back, untried, until `until` (the end of the quiet hours); its useful life is
-    moved on by as much, so that a night's wait does not expire it. False if another worker holds it now."""
-    return await conn.fetchval(
-        """UPDATE deliveries SET state = 'pending', next_attempt_at = $3, lease_until = NULL, lease_token = NULL,
-                  expires_at = greatest(expires_at, $3::timestamptz + (expires_at - created_at)), updated_at = now()
-            WHERE id = $1::uuid AND lease_token = $2 AND state = 'sending'
-        RETURNING true""",
-        delivery_id, token, until,
-    ) or False
-
-
-async def record_outcome(conn: Conn, delivery_id: str, token: uuid.UUID, transition: Transition) -> bool:
-    """Store the state after an attempt, if this worker still holds the lease; a retry is scheduled from
-    the wall clock. False when another worker took the row over (its send counts, not ours)."""
-    return delivery_id in await record_outcomes(conn, token, [(delivery_id, transition)])
+async def defer_all(conn: Conn, token: uuid.UUID, deferred: list[tuple[str, datetime]]) -> set[str]:
+    """Put claimed deliveries back, untried, each until its `until` (the end of the quiet hours), in one statement;
+    each one's useful life is moved on by as much, so that a night's wait does not expire it. The ids this worker
+    still held (another worker may have taken one over)."""
+    if not deferred:
+        return set()
+    rows = await conn.fetch(
+        """UPDATE deliveries AS d
+              SET state = 'pending', next_attempt_at = o.until, lease_until = NULL, lease_token = NULL,
+                  expires_at = greatest(d.expires_at, o.until + (d.expires_at - d.created_at)), updated_at = now()
+             FROM unnest($2::uuid[], $3::timestamptz[]) AS o(id, until)
+            WHERE d.id = o.id AND d.lease_token = $1 AND d.state = 'sending'
+        RETURNING d.id::text AS id""",
+        token, [uuid.UUID(i) for i, _ in deferred], [until for _, until in deferred],
+    )
+    return {r["id"] for r in rows}
 
 
 async def record_outcomes(conn: Conn, token: uuid.UUID, outcomes: list[tuple[str, Transition]]) -> set[str]:
-    """record_outcome for a whole batch in one statement; the ids of the rows this worker still held."""
+    """Store the states after a batch's attempts in one statement, for the rows this worker still holds the lease
+    of (their ids are returned; another worker that took a row over records its own send). A retry is scheduled
+    from the wall clock."""
     if not outcomes:
         return set()
     rows = await conn.fetch(
@@ -416,94 +332,6 @@ async def lock_residents(conn: Conn, case_id: str) -> None:
     deadlock PostgreSQL breaks; the consumer retries the batch.)"""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':residents:' || $1, 0))",
                        case_id)
-
-
-async def expect_contact(conn: Conn, *, case_id: str, case_no: str, event_id: str) -> None:
-    """case.reported says the report gave a phone: its contact.recorded is on its way on wangge.contacts."""
-    await conn.execute(
-        """INSERT INTO expected_contacts(case_id, case_no, source_event_id) VALUES ($1, $2, $3)
-           ON CONFLICT (case_id) DO NOTHING""",
-        case_id, case_no, event_id,
-    )
-
-
-async def reporter_standing(conn: Conn, case_id: str) -> str:
-    """Where the case's reporter stands for replies: known (a contact), erased, awaiting (a phone was given
-    and its contact has not arrived) or none (no phone given)."""
-    row = await conn.fetchrow(
-        """
-        SELECT EXISTS (SELECT 1 FROM contacts WHERE case_id = $1) AS known,
-               EXISTS (SELECT 1 FROM erasures WHERE case_id = $1) AS erased,
-               EXISTS (SELECT 1 FROM expected_contacts WHERE case_id = $1) AS expected
-        """,
-        case_id,
-    )
-    if row["known"]:
-        return "known"
-    if row["erased"]:
-        return "erased"
-    return "awaiting" if row["expected"] else "none"
-
-
-async def is_erased(conn: Conn, case_id: str) -> bool:
-    """Whether the residents' data of this case was erased already."""
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM erasures WHERE case_id = $1)", case_id))
-
-
-async def awaiting_deliveries(conn: Conn, case_id: str) -> list[asyncpg.Record]:
-    """The case's replies waiting for its contact, locked, oldest first."""
-    return await conn.fetch(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE case_id = $1 AND state = 'awaiting_contact' "
-        "ORDER BY created_at FOR UPDATE",
-        case_id,
-    )
-
-
-async def release_delivery(conn: Conn, delivery_id: str, *, to: str, state: str, detail: str | None,
-                           channel: str = "sms") -> bool:
-    """An awaiting reply gets its address and goes pending (or held); False when the same occasion already
-    has a reply to that address (a follower with the reporter's own number): the waiting one is dropped."""
-    row = await conn.fetchrow(
-        "SELECT case_id, kind, source_event_id FROM deliveries WHERE id = $1::uuid", delivery_id)
-    duplicate = await conn.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM deliveries WHERE case_id = $1 AND kind = $2 AND source_event_id = $3
-                                                     AND to_phone = $4 AND resend_of IS NULL)""",
-        row["case_id"], row["kind"], row["source_event_id"], to,
-    )
-    if duplicate:
-        await conn.execute("DELETE FROM deliveries WHERE id = $1::uuid", delivery_id)
-        return False
-    await conn.execute(
-        """UPDATE deliveries SET to_phone = $2, state = $3, last_error = $4, next_attempt_at = now(), updated_at = now(),
-                  channel = $5
-            WHERE id = $1::uuid""",
-        delivery_id, to, state, detail, channel,
-    )
-    # Wake the delivery worker now (its trigger fires on inserts only).
-    await conn.execute("SELECT pg_notify(current_schema() || '_deliveries', '')")
-    return True
-
-
-async def follow_late(conn: Conn, *, case_id: str, case_no: str, phone: str, phone_norm: str, event_id: str,
-                      email: str | None = None) -> int:
-    """A contact that arrived after its case was merged: the resident follows the case it was merged into
-    (and the one that case was merged into, and so on), unless that one's data was erased already."""
-    result = await conn.execute(
-        """
-        WITH RECURSIVE chain(case_id) AS (
-            SELECT followed_case_id FROM case_status WHERE case_id = $1 AND followed_case_id IS NOT NULL
-            UNION
-            SELECT s.followed_case_id FROM case_status s JOIN chain c ON s.case_id = c.case_id
-             WHERE s.followed_case_id IS NOT NULL
-        )
-        INSERT INTO followers(case_id, follower_case_id, follower_case_no, phone, phone_norm, source_event_id, email)
-        SELECT chain.case_id, $1, $2, $3, $4, $5, $6 FROM chain
-         WHERE NOT EXISTS (SELECT 1 FROM erasures e WHERE e.case_id = chain.case_id)
-        ON CONFLICT (case_id, follower_case_id) DO NOTHING
-        """,
-        case_id, case_no, phone, phone_norm, event_id, email,
-    )
-    return int(result.split()[-1])
 
 
 # ---- erasure -------------------------------------------------------------------------------------
