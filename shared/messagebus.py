@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Generic, Iterator, Mapping, Sequenc
 from aiokafka import ConsumerRecord
 
 from shared.contracts.envelope import Envelope, InvalidMessage
-from shared.contracts.registry import EventModel
+from shared.contracts.registry import EventModel, registered_types
 from shared.uow import UnitOfWork
 
 E = TypeVar("E", bound=EventModel)
@@ -71,6 +71,18 @@ def runs_of_one_type(messages: Sequence[Message[Any]]) -> Iterator[list[Message[
         run.append(message)
     if run:
         yield run
+
+
+def carrying_only(topic: str, events: Mapping[type[EventModel], Sequence[Handler]]) -> dict[type[EventModel], list[Handler]]:
+    """The events of a bus on a topic that carries only these types: every other known type is handed to a refuser,
+    so that it is set aside on <topic>.rejected with the reason — bad input is said, never skipped in silence."""
+    names = ", ".join(sorted(model.TYPE for model in events))
+
+    async def refuse_other_types(messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
+        raise InvalidMessage(f"{topic} carries {names} only, not {messages[0].envelope.type!r}")
+
+    return {**{model: [refuse_other_types] for model in registered_types().values() if model not in events},
+            **{model: list(handlers) for model, handlers in events.items()}}
 
 
 class MessageBus:

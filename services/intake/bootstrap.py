@@ -15,7 +15,7 @@ from services.intake.entrypoints.resident_comments import router as resident_com
 from services.intake.commands import Intake
 from services.intake.handlers import (
     CASES_CONSUMER, REPLIES_CONSUMER, REPORTS_CONSUMER, Reception, SubmitReport, follow_cases, public_photos,
-    refuse_other_types, submit_report, take_reports, tell_replies,
+    submit_report, take_reports, tell_replies,
 )
 from shared.clock import Clock
 from shared.contracts import registered_types
@@ -23,7 +23,7 @@ from shared.contracts.cases import CasePersonalDataErased
 from shared.contracts.replies import ReplyIssued
 from shared.contracts.reports import ReportSubmitted
 from shared.http import create_app
-from shared.messagebus import MessageBus
+from shared.messagebus import MessageBus, carrying_only
 from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -38,19 +38,18 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     street = load_street(settings.street_dir)
     reception = Reception.of(settings, runtime.topics, CaseNumbers(lambda: runtime.pool), GridLocator(street),
                              frozenset(street.categories), clock or Clock())
-    models = registered_types()
     # wangge.reports: reports become cases, a partition's batch at once. The topic carries reports only: any other
     # type is set aside with the reason (so every type reaches this bus, not only its own). HTTP reports are its
     # commands.
     reports = MessageBus(
         consumer=REPORTS_CONSUMER,
-        events={ReportSubmitted: [take_reports],
-                **{model: [refuse_other_types] for model in models.values() if model is not ReportSubmitted}},
+        events=carrying_only("wangge.reports", {ReportSubmitted: [take_reports]}),
         commands={SubmitReport: submit_report},
         deps={"reception": reception},
         uow_factory=runtime.uow,
     )
     runtime.consume([runtime.topics.reports], reports)
+    models = registered_types()
     # The public steps of its cases: Open311's servicerequestupdates and open/closed (no merge into a closed case).
     # And the erasure of its residents' data (who may follow it on /my/ goes with it).
     cases = MessageBus(

@@ -247,11 +247,6 @@ async def submit_report(command: SubmitReport, uow: UnitOfWork, reception: Recep
     return answer
 
 
-async def refuse_other_types(messages: list[Message[object]], uow: UnitOfWork) -> None:
-    """wangge.reports carries reports only: anything else is set aside with the reason."""
-    raise InvalidMessage(f"wangge.reports carries {ReportSubmitted.TYPE} only, not {messages[0].envelope.type!r}")
-
-
 async def _senders(uow: UnitOfWork, reception: Reception, messages: list[Message[ReportSubmitted]]) -> list[str]:
     """Who sent each report, as its de-duplication scope: the signing key of the terminal gateway's or the bridge's
     credential that signed it (shared/auth.py; all of the batch's keys looked up at once), never the envelope's

@@ -11,7 +11,7 @@ from shared.contracts.cases import (
 )
 from shared.contracts.contacts import ContactRecorded
 from shared.http import create_app
-from shared.messagebus import CaseOrderedBus, MessageBus
+from shared.messagebus import CaseOrderedBus, MessageBus, carrying_only
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
 from shared.street import read_duty_roster, street_config_folder
@@ -86,7 +86,8 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     runtime.consume([runtime.topics.cases], cases)
     # Residents' contacts come from intake on their own topic, which only notify reads (DESIGN
     # "Personal data"); a second consumer group, since the two topics have no order between them.
-    contacts = MessageBus(consumer=CONTACTS_CONSUMER, events={ContactRecorded: [contacts_arrived]},
+    contacts = MessageBus(consumer=CONTACTS_CONSUMER,
+                          events=carrying_only("wangge.contacts", {ContactRecorded: [contacts_arrived]}),
                           deps={"replier": replier})
     runtime.consume([runtime.topics.contacts], contacts, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.

@@ -24,7 +24,7 @@ from services.supervision.commands import (
     CheckCase, DecideExtension, SuspendCase, UrgeCase, check_case, decide_extension_request, suspend_case, urge_case,
 )
 from services.supervision.handlers import (
-    UPDATES_CONSUMER, DeadlineHandler, OwnerUpdates, apply_updates, refuse_other_types,
+    UPDATES_CONSUMER, DeadlineHandler, OwnerUpdates, apply_updates,
 )
 from services.supervision.live_policy import LivePolicy
 from services.supervision.people import People
@@ -33,7 +33,7 @@ from shared.contracts import registered_types
 from shared.contracts import cases as c
 from shared.contracts.tasks import UPDATE_TYPES
 from shared.http import create_app
-from shared.messagebus import MessageBus, ProjectingBus
+from shared.messagebus import MessageBus, ProjectingBus, carrying_only
 from shared.media import store_from_settings
 from shared.runtime import Service, ServiceRuntime
 from shared.settings import Settings
@@ -115,8 +115,7 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     models = registered_types()
     updates_bus = MessageBus(
         consumer=UPDATES_CONSUMER,
-        events={model: [apply_updates] if type_ in UPDATE_TYPES else [refuse_other_types]
-                for type_, model in models.items()},
+        events=carrying_only("wangge.task-updates", {models[type_]: [apply_updates] for type_ in UPDATE_TYPES}),
         deps={"updates": updates},
     )
     runtime.consume([topics.task_updates], updates_bus, group_suffix="-updates")

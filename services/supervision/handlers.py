@@ -164,11 +164,6 @@ async def apply_updates(messages: list[Message[t.TaskEvent]], uow: UnitOfWork, u
         await updates.apply_claimed(uow, update, update_id=m.id, case_id=case_id)
 
 
-async def refuse_other_types(messages: list[Message[Any]], uow: UnitOfWork) -> None:
-    """Anything but an owner's update on wangge.task-updates is set aside with the reason."""
-    raise InvalidMessage(f"wangge.task-updates carries {', '.join(t.UPDATE_TYPES)}; not {messages[0].envelope.type!r}")
-
-
 async def resumed_due(uow: UnitOfWork, case_log: CaseLog, case_id: str, fallback: datetime | None) -> datetime:
     """The deadline of a suspended case resumed now: now plus the time that was left at suspension."""
     clock = await clock_store.running_clock(uow.conn, case_id)
