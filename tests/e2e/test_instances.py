@@ -191,8 +191,10 @@ async def test_two_instances_of_each_service_and_three_live_ones_one_each_killed
         orders = await run.case_orders()
         assert len(history) == REPORTS
         # Order per case kept: supervision recorded each case's events in the order wangge.cases holds them.
+        # An event relayed twice (an instance killed between its send and its outbox mark) is on the topic twice;
+        # consumers apply it once, at its first place: the order to keep is that of first occurrences.
         wrong = {case_id: ids for case_id, ids in history.items()
-                 if ids != [i for i in orders.get(case_id, []) if i in set(ids)]}
+                 if ids != [i for i in dict.fromkeys(orders.get(case_id, [])) if i in set(ids)]}
         assert not wrong, f"{len(wrong)} cases recorded out of their events' order, e.g. {next(iter(wrong.items()))}"
         # And nothing applied twice (the event id is unique in the table, so a double would show as a missing one).
         assert all(len(ids) == len(set(ids)) for ids in history.values())
