@@ -146,13 +146,14 @@ class LiveStreams:
         partitions = self.topics.spec_for(self.topics.cases).partitions
         self.cases = app.Table("cases", default=None, partitions=partitions)
         # Named anew when they came to be keyed by case id: the grid- and place-keyed tables had 3 partitions.
-        # Their rows go to the changelog partition of their key (use_partitioner), not of the event being handled:
-        # faust checks the latter against the changelog's partition count, which a changelog created a moment before
-        # may not show yet (PartitionsMismatch, "0 partitions", on a fresh street's first acceptances). The one live
-        # process holds every partition, so it recovers every row either way.
-        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions, use_partitioner=True) \
+        # A row goes to the changelog partition of the event being handled, which is the case's own partition of
+        # wangge.cases: the instance holding that partition wrote it and recovers it, so whichever instance takes a
+        # partition over after a rebalance or a kill has its rows (a row sent to its key's partition instead went to
+        # a partition another instance held, which never reads its active changelog, and was lost from the figures).
+        # The changelogs exist before faust starts (start()), so faust's check of their partition count holds.
+        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions) \
             .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_window_moment)
-        self.spikes = app.Table("spike-cases", default=None, partitions=partitions, use_partitioner=True) \
+        self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
             .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
         app.agent(self.cases_topic, name="follow-cases")(self._follow_cases)
         # The open cases of the table, kept as events come: a scrape or the screen asks about these, and the table
@@ -345,16 +346,15 @@ class LiveStreams:
         return list(self._open.items())
 
     def _partition(self, table: Any, key: Any) -> int:
-        """The changelog partition of a table's key: the Kafka partitioner's (murmur2) on the key as written — for
-        `cases` the case id as keyed on wangge.cases (its changelog partition is the event's), for the windowed
-        tables their serialized (case id, window) key (use_partitioner). Cached: a key's partition never changes."""
+        """The changelog partition of a table's key: its case's partition of wangge.cases, the Kafka partitioner's
+        (murmur2) on the case id as keyed there — `cases` is keyed by the case id, the windowed tables by (case id,
+        window), and every row goes to the partition of the event that wrote it. Cached: it never changes."""
         cache = self._partitions_of.setdefault(table.name, {})
         found = cache.get(key)
         if found is None:
-            raw = key.encode() if table is self.cases else table.changelog_topic.prepare_key(key, None)[0]
-            found = cache[key] = (murmur2(raw) & 0x7FFFFFFF) % table.partitions
+            case_id = key if table is self.cases else key[0]
+            found = cache[key] = (murmur2(case_id.encode()) & 0x7FFFFFFF) % table.partitions
         return found
-
 
 def _credentials(settings: Settings) -> Any:
     """SASL/SCRAM for the production profile's broker (shared/kafka_security.py), none on PLAINTEXT."""
