@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.spike_threshold < 1 or args.spike_window <= 0:
         parser.error("--spike-threshold must be at least 1 and --spike-window positive")
-    options = LiveOptions(spike_window_seconds=args.spike_window, spike_threshold=args.spike_threshold)
+    # Several live instances share the tables' partitions; each finds the others at the URL they advertise in faust's
+    # group assignment (share.py). Locally 127.0.0.1 and the port; in a cluster the pod's address.
+    advertised = os.environ.get("WANGGE_LIVE_ADVERTISED_URL") or f"http://127.0.0.1:{args.port}"
+    options = LiveOptions(spike_window_seconds=args.spike_window, spike_threshold=args.spike_threshold,
+                          advertised_url=advertised)
 
     # faust and mode narrate every start-up step at INFO (tables, partitions, highwaters): warnings are enough.
     for noisy in ("faust", "mode", "aiokafka"):

@@ -174,3 +174,28 @@ def figures(cases: Iterable[Mapping[str, Any]], hourly: Iterable[tuple[str, floa
         "spikes": spiking,
         "spike_threshold": spike_threshold,
     }
+
+
+def merge_shares(shares: Iterable[Mapping[str, Any]], partitions: Mapping[str, int]) -> tuple[
+        list[dict[str, Any]], list[tuple[str, float, list[str]]], list[tuple[str, float, list[str]]], dict[str, list[int]]]:
+    """The live instances' shares (each its own table partitions' open cases and window rows) as one street's:
+    (open cases, hourly windows, spike windows, the partitions of each table no share answered for). A partition
+    two shares both claim (a rebalance seen half-way) counts once: cases by case id, windows by their case ids."""
+    cases: dict[str, dict[str, Any]] = {}
+    hourly: dict[tuple[str, float], set[str]] = {}
+    spikes: dict[tuple[str, float], set[str]] = {}
+    answered: dict[str, set[int]] = {name: set() for name in partitions}
+    for share in shares:
+        for name, held in (share.get("partitions") or {}).items():
+            if name in answered:
+                answered[name].update(int(p) for p in held)
+        for case_id, row in (share.get("cases") or {}).items():
+            cases.setdefault(case_id, row)
+        for target, rows in ((hourly, share.get("hourly") or ()), (spikes, share.get("spikes") or ())):
+            for key, start, ids in rows:
+                target.setdefault((key, float(start)), set()).update(ids)
+    missing = {name: sorted(set(range(count)) - answered[name]) for name, count in partitions.items()}
+    return (list(cases.values()),
+            [(key, start, sorted(ids)) for (key, start), ids in hourly.items()],
+            [(key, start, sorted(ids)) for (key, start), ids in spikes.items()],
+            {name: parts for name, parts in missing.items() if parts})

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from pydantic import BaseModel, Field
 
 from shared.auth import Client, client_by_token, presented_token, require, token_hash
+from services.supervision.live.share import street_figures
 from services.supervision.live.streams import LiveStreams
 
 operator = require("operator", "admin", "screen")  # the wall's read-only credential reads the live figures too
@@ -111,9 +112,19 @@ def build_live_router(streams: LiveStreams, per_credential: int = STREAMS_PER_CR
     slots = StreamSlots(per_credential)
 
     @router.get("/figures", response_model=LiveFigures)
-    async def live_figures(_: Client = Depends(operator)) -> dict[str, Any]:
-        """Open and overdue now (street and per unit grid), cases per unit grid per hour of today, spikes."""
-        return streams.figures()
+    async def live_figures(request: Request, _: Client = Depends(operator)) -> dict[str, Any]:
+        """Open and overdue now (street and per unit grid), cases per unit grid per hour of today, spikes — the
+        whole street's, whichever live instance is asked (several share the tables' partitions: share.py). 503 naming
+        the table partitions no instance answered for, while a rebalance or a recovery is under way."""
+        return await street_figures(streams, request)
+
+    @router.get("/share", responses={200: {"description": "{url, partitions: {table: [partition]}, cases: {case id: "
+                                                          "what the screen keeps}, hourly, spikes}: no personal data"}})
+    async def live_share(_: Client = Depends(operator)) -> dict[str, Any]:
+        """This instance's share of the street's figures: the open cases and window rows of the table partitions it
+        holds now, and which partitions those are (none while it rebalances or recovers). Another live instance asks
+        for it, with its caller's credential, to answer for the whole street."""
+        return streams.share()
 
     @router.get("/events", response_class=StreamingResponse, responses={200: {
         "description": "text/event-stream: `event: case` with {case_no, type, unit_grid, unit_grid_name, community, "
@@ -140,7 +151,12 @@ def build_live_router(streams: LiveStreams, per_credential: int = STREAMS_PER_CR
             loop = asyncio.get_running_loop()
             try:
                 # The first bytes go out at once, so the page (and nginx) know the stream is open.
-                yield b"retry: 3000\n" + sse("hello", {"open_now": streams.figures()["open_now"]})
+                try:
+                    snapshot = await street_figures(streams, request)
+                    hello: dict[str, Any] = {"open_now": snapshot["open_now"]}
+                except HTTPException as exc:  # a partition unanswered for: the page shows the figures' own answer
+                    hello = {"open_now": None, "detail": exc.detail}
+                yield b"retry: 3000\n" + sse("hello", hello)
                 checked = heard = loop.time()
                 while True:
                     # A stream lives as long as its credential: a revocation or expiry ends it within a second.

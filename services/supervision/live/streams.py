@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 
 import faust
+from aiokafka.partitioner import murmur2
 from mode.utils.times import want_seconds
 from faust.types import EventT
 
@@ -47,6 +48,9 @@ class LiveOptions:
 
     spike_window_seconds: float = 3600.0
     spike_threshold: int = 5
+    # Where the other live instances reach this one (http://host:port), advertised to them in faust's group
+    # assignment (its canonical_url): they ask it for its partitions' share of the figures. None: one instance.
+    advertised_url: str | None = None
 
 
 @dataclass
@@ -119,6 +123,11 @@ class LiveStreams:
             # own thread, so a busy event loop does not end a 15 s session.
             broker_session_timeout=15.0,
             table_cleanup_interval=60.0,
+            # No standby copies: the memory store drops a standby partition's rows when a recovery completes while
+            # faust's standby offset stays where it read to, so a standby later made active resumes from that offset
+            # with rows missing (three live instances, one killed: a quarter of the street's cases gone from the
+            # figures). A partition made active is read again from its changelog's start instead.
+            table_standby_replicas=0,
             # Stopping (or a rebalance) does not wait for the events in hand: an agent stuck on one would hold the
             # stop for ever — the very case the watchdog asks a restart for. Unacknowledged events are read again
             # by the next member, and following an event twice changes no figure (every table is keyed by case).
@@ -127,6 +136,9 @@ class LiveStreams:
             # sends were a third of this process's CPU (bench.e2e --profile). Nothing waits on them.
             producer_linger=0.02,
             timezone=street_zone(),
+            # Advertised to the group in faust's assignment (its assignor's client metadata), with the partitions
+            # this instance holds: an instance asked for the street's figures finds its peers there (share.py).
+            **({"canonical_url": self.options.advertised_url} if self.options.advertised_url else {}),
         )
         app = self.app
         self.cases_topic = app.topic(self.topics.cases, key_serializer="raw", value_serializer="raw")
@@ -134,13 +146,14 @@ class LiveStreams:
         partitions = self.topics.spec_for(self.topics.cases).partitions
         self.cases = app.Table("cases", default=None, partitions=partitions)
         # Named anew when they came to be keyed by case id: the grid- and place-keyed tables had 3 partitions.
-        # Their rows go to the changelog partition of their key (use_partitioner), not of the event being handled:
-        # faust checks the latter against the changelog's partition count, which a changelog created a moment before
-        # may not show yet (PartitionsMismatch, "0 partitions", on a fresh street's first acceptances). The one live
-        # process holds every partition, so it recovers every row either way.
-        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions, use_partitioner=True) \
+        # A row goes to the changelog partition of the event being handled, which is the case's own partition of
+        # wangge.cases: the instance holding that partition wrote it and recovers it, so whichever instance takes a
+        # partition over after a rebalance or a kill has its rows (a row sent to its key's partition instead went to
+        # a partition another instance held, which never reads its active changelog, and was lost from the figures).
+        # The changelogs exist before faust starts (start()), so faust's check of their partition count holds.
+        self.hourly = app.Table("hourly-cases", default=None, partitions=partitions) \
             .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_window_moment)
-        self.spikes = app.Table("spike-cases", default=None, partitions=partitions, use_partitioner=True) \
+        self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
             .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
         app.agent(self.cases_topic, name="follow-cases")(self._follow_cases)
         # The open cases of the table, kept as events come: a scrape or the screen asks about these, and the table
@@ -148,6 +161,7 @@ class LiveStreams:
         # when first asked, and again after each recovery (a rebalance gives the table its rows anew).
         self._open: dict[str, dict[str, Any]] | None = None
         self.cases.on_recover(self._recovered)
+        self._partitions_of: dict[str, dict[Any, int]] = {}
 
     async def _recovered(self) -> None:
         self._open = None
@@ -255,24 +269,93 @@ class LiveStreams:
         return iter(list(self._open.values()))
 
     @staticmethod
-    def _windows(table: Any, key_of: Any) -> list[tuple[str, float, list[str]]]:
-        """(key, window start, case ids) of each window of a table keyed by case id, grouped by `key_of(row)`."""
+    def _windows(table: Any, key_of: Any, keep: Any = None) -> list[tuple[str, float, list[str]]]:
+        """(key, window start, case ids) of each window of a table keyed by case id, grouped by `key_of(row)`;
+        only the rows whose table key `keep(key)` accepts, if given."""
         grouped: dict[tuple[str, float], list[str]] = {}
-        for (case_id, window), row in list(table.table.data.items()):
+        for stored, row in list(table.table.data.items()):
+            if keep is not None and not keep(stored):
+                continue
+            case_id, window = stored
             key = key_of(row) if isinstance(row, dict) else None
             if key:
                 grouped.setdefault((key, window[0]), []).append(case_id)
         return [(key, start, ids) for (key, start), ids in grouped.items()]
 
+    def _hourly_windows(self, keep: Any = None) -> list[tuple[str, float, list[str]]]:
+        return self._windows(self.hourly, lambda row: row.get("unit_grid"), keep)
+
+    def _spike_windows(self, keep: Any = None) -> list[tuple[str, float, list[str]]]:
+        return self._windows(self.spikes, lambda row: row.get("community") and row.get("category")
+                             and f"{row['community']}|{row['category']}", keep)
+
     def figures(self, at: datetime | None = None) -> dict[str, Any]:
-        """The street's live figures now (see figures.figures)."""
-        hourly = self._windows(self.hourly, lambda row: row.get("unit_grid"))
-        spikes = self._windows(self.spikes, lambda row: row.get("community") and row.get("category")
-                               and f"{row['community']}|{row['category']}")
-        return live.figures(self.known_cases(), hourly, spikes,
-                            names=self.names, at=at or now(), zone=street_zone(),
+        """The street's live figures now (see figures.figures), from this instance's tables alone."""
+        return self.figures_from(self.known_cases(), self._hourly_windows(), self._spike_windows(), at)
+
+    def figures_from(self, cases: Any, hourly: Any, spikes: Any, at: datetime | None = None) -> dict[str, Any]:
+        """The street's figures from given cases and windows (this instance's, or the instances' shares merged)."""
+        return live.figures(cases, hourly, spikes, names=self.names, at=at or now(), zone=street_zone(),
                             spike_threshold=self.options.spike_threshold)
 
+    # ---- several instances: each holds some partitions of the tables ------------------------------------------
+
+    def table_partitions(self) -> dict[str, int]:
+        """Each table's name and partition count (every partition must be answered for in a street's figures)."""
+        return {table.name: table.partitions for table in (self.cases, self.hourly.table, self.spikes.table)}
+
+    def peers(self) -> dict[str, dict[str, list[int]]]:
+        """The group's members as faust's assignment advertises them: URL → {changelog topic: active partitions}."""
+        return {str(url): {topic: sorted(parts) for topic, parts in tps.items()}
+                for url, tps in self.app.assignor.tables_metadata().items()}
+
+    @property
+    def url(self) -> str:
+        return str(self.app.conf.canonical_url)
+
+    def alone(self) -> bool:
+        """Whether this instance is the group's only member (then its tables hold every partition)."""
+        others = [url for url in self.peers() if url != self.url]
+        return not others
+
+    def settled(self) -> bool:
+        """Not in a rebalance, and the tables recovered: the partitions it holds are whole."""
+        recovery: Any = self.app.tables.recovery
+        return self.running and not self.app.rebalancing and recovery.completed.is_set() and not recovery.in_recovery
+
+    def share(self) -> dict[str, Any]:
+        """This instance's share of the figures: the open cases and the window rows of the table partitions it
+        holds as active, and which partitions those are (none while it rebalances or recovers: then its rows may be
+        partial, and the one merging says which partitions nobody answered for)."""
+        if not self.settled():
+            return {"url": self.url, "partitions": {name: [] for name in self.table_partitions()},
+                    "cases": {}, "hourly": [], "spikes": []}
+        actives = self.app.assignor.assigned_actives()
+        held = {table.name: sorted(tp.partition for tp in actives if tp.topic == table.changelog_topic.get_topic_name())
+                for table in (self.cases, self.hourly.table, self.spikes.table)}
+        mine = {name: set(parts) for name, parts in held.items()}
+        cases = {case_id: row for case_id, row in (self._open_items())
+                 if self._partition(self.cases, case_id) in mine[self.cases.name]}
+        keep_hourly = lambda key: self._partition(self.hourly.table, key) in mine[self.hourly.table.name]  # noqa: E731
+        keep_spikes = lambda key: self._partition(self.spikes.table, key) in mine[self.spikes.table.name]  # noqa: E731
+        return {"url": self.url, "partitions": held, "cases": cases,
+                "hourly": self._hourly_windows(keep_hourly), "spikes": self._spike_windows(keep_spikes)}
+
+    def _open_items(self) -> list[tuple[str, dict[str, Any]]]:
+        self.known_cases()
+        assert self._open is not None
+        return list(self._open.items())
+
+    def _partition(self, table: Any, key: Any) -> int:
+        """The changelog partition of a table's key: its case's partition of wangge.cases, the Kafka partitioner's
+        (murmur2) on the case id as keyed there — `cases` is keyed by the case id, the windowed tables by (case id,
+        window), and every row goes to the partition of the event that wrote it. Cached: it never changes."""
+        cache = self._partitions_of.setdefault(table.name, {})
+        found = cache.get(key)
+        if found is None:
+            case_id = key if table is self.cases else key[0]
+            found = cache[key] = (murmur2(case_id.encode()) & 0x7FFFFFFF) % table.partitions
+        return found
 
 def _credentials(settings: Settings) -> Any:
     """SASL/SCRAM for the production profile's broker (shared/kafka_security.py), none on PLAINTEXT."""
