@@ -117,13 +117,22 @@ class MessageBus:
 
     async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
         """Apply a partition's messages once each, in the caller's unit of work (which commits them)."""
+        await self._hand_runs(runs_of_one_type(await self._fresh(messages, uow)), uow)
+
+    async def _fresh(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> list[Message[Any]]:
+        """The batch's messages not applied before (claimed in one statement), each once: an event redelivered within
+        the batch keeps its first place."""
         fresh = await uow.claim_all(self.consumer, [m.id for m in messages])
         once = []
-        for m in messages:  # an event redelivered within the batch is handed once, at its first place
+        for m in messages:
             if m.id in fresh:
                 fresh.discard(m.id)
                 once.append(m)
-        for run in runs_of_one_type(once):
+        return once
+
+    async def _hand_runs(self, runs: Iterator[list[Message[Any]]], uow: UnitOfWork) -> None:
+        """Each run, in order, to the handlers registered for its type."""
+        for run in runs:
             for handler in self._events.get(type(run[0].event), ()):
                 await handler(run, uow, **self._handed[handler])
 
@@ -168,18 +177,11 @@ class ProjectingBus(MessageBus):
         return super().types | frozenset(model.TYPE for model in self._projects)
 
     async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
-        fresh = await uow.claim_all(self.consumer, [m.id for m in messages])
-        once = []
-        for m in messages:  # an event redelivered within the batch is handed once, at its first place
-            if m.id in fresh:
-                fresh.discard(m.id)
-                once.append(m)
+        once = await self._fresh(messages, uow)
         projected = [m for m in once if type(m.event) in self._projects]
         if projected:
             await self._projection(projected, uow, **self._handed[self._projection])
-        for run in runs_of_one_type(once):
-            for handler in self._events.get(type(run[0].event), ()):
-                await handler(run, uow, **self._handed[handler])
+        await self._hand_runs(runs_of_one_type(once), uow)
 
 
 def runs_per_case(messages: Sequence[Message[Any]], *, barriers: frozenset[type] = frozenset()
@@ -227,14 +229,7 @@ class CaseOrderedBus(MessageBus):
             self._handed[first] = self._deps_of(first)
 
     async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
-        fresh = await uow.claim_all(self.consumer, [m.id for m in messages])
-        once = []
-        for m in messages:  # an event redelivered within the batch is handed once, at its first place
-            if m.id in fresh:
-                fresh.discard(m.id)
-                once.append(m)
+        once = await self._fresh(messages, uow)
         if once and self._first is not None:
             await self._first(once, uow, **self._handed[self._first])
-        for run in runs_per_case(once, barriers=self._barriers):
-            for handler in self._events.get(type(run[0].event), ()):
-                await handler(run, uow, **self._handed[handler])
+        await self._hand_runs(runs_per_case(once, barriers=self._barriers), uow)

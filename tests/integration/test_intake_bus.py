@@ -21,7 +21,7 @@ from shared.messagebus import Message, MessageBus
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.integration.test_intake_service import intake, report_body  # noqa: F401 — the fixture
-from tests.support import TopicReader
+from tests.support import TopicReader, handlers_statements
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +52,7 @@ async def _handle(service: Service, bus: str, messages: list[Message[Any]]) -> i
             await uow.commit()
         finally:
             uow.conn.remove_query_logger(logged)
-    # Not the handlers' statements: the transaction's own, and asyncpg looking a type up (once per connection)
-    return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "COMMIT", "BEGIN"))
-                and "typeinfo_tree" not in s and "set_config('jit'" not in s])
+    return handlers_statements(statements)
 
 
 async def _blocks(service: Service) -> int:

@@ -18,6 +18,7 @@ from shared.runtime import Service
 from shared.settings import Settings
 from services.routing.bootstrap import build
 from tests.integration.test_routing_service import accepted, routing  # noqa: F401 — the fixture
+from tests.support import handlers_statements
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +64,15 @@ async def _handle(service: Service, messages: list[Message[Any]]) -> int:
     """Hand the messages to routing's bus as one batch in one unit of work; the statements it took."""
     bus: MessageBus = service.app.state.bus
     statements: list[str] = []
+    logged = lambda record: statements.append(record.query)  # noqa: E731 — the same function added and removed
     async with service.runtime.uow() as uow:
-        uow.conn.add_query_logger(lambda record: statements.append(record.query))
+        uow.conn.add_query_logger(logged)
         try:
             await asyncio.wait_for(bus.handle_batch(messages, uow), 30)
             await uow.commit()
         finally:
-            uow.conn.remove_query_logger(statements.append)  # type: ignore[arg-type]
-    return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "COMMIT", "BEGIN"))])
+            uow.conn.remove_query_logger(logged)
+    return handlers_statements(statements)
 
 
 async def test_a_batch_of_first_dispatches_costs_the_same_statements_whatever_its_size(routing: Service):

@@ -18,7 +18,7 @@ from services.notify.bootstrap import build
 from tests.integration.test_notify_loop import Case, eventually
 from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
 from tests.integration.test_privacy_notify import Reported
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, handlers_statements, publish
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def _handle(service: Service, bus: str, envelopes: list[Envelope]) -> int:
             await asyncio.wait_for(uow.commit(), 30)
         finally:
             uow.conn.remove_query_logger(log)
-    return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "COMMIT", "BEGIN"))])
+    return handlers_statements(statements)
 
 
 def _phone(i: int) -> str:

@@ -18,7 +18,7 @@ from shared.runtime import Service
 from shared.topics import Topics
 from shared.worktime import WorkCalendar
 from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
-from tests.support import TopicReader
+from tests.support import TopicReader, handlers_statements
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ async def handle(service: Service, messages: list[Message[Any]]) -> int:
             await uow.commit()
         finally:
             uow.conn.remove_query_logger(log)
-    return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "COMMIT", "BEGIN"))])
+    return handlers_statements(statements)
 
 
 @pytest.fixture
