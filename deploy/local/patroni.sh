@@ -58,16 +58,8 @@ die() { printf 'postgres-ha: ERROR: %s\n' "$*" >&2; exit 1; }
 (( ${#REST_PORTS[@]} == MEMBERS )) || die "WANGGE_PATRONI_PORTS must list one port per member ($MEMBERS)"
 [[ -n ${ETCD_PEER_PORT:-} ]] || die "WANGGE_ETCD_PORTS must be CLIENT,PEER"
 
-newest_bindir() {
-  local d best="" bestv=0 v
-  for d in /usr/lib/postgresql/*/bin; do
-    [[ -x $d/postgres ]] || continue
-    v=$(basename "$(dirname "$d")")
-    [[ $v =~ ^[0-9]+$ ]] || continue
-    if (( v > bestv )); then bestv=$v; best=$d; fi
-  done
-  [[ -n $best ]] && echo "$best"
-}
+# shellcheck source=deploy/local/pg-lib.sh
+source "$HERE/pg-lib.sh"
 
 # Debian's packages, like postgres.sh's server: a bare machine (CI) gets them on the first start.
 install_packages() {

@@ -41,17 +41,8 @@ if [[ ${WANGGE_PG_HA:-0} == 1 ]]; then
 fi
 die() { printf 'postgres: ERROR: %s\n' "$*" >&2; exit 1; }
 
-# Newest installed server, e.g. /usr/lib/postgresql/15/bin.
-newest_bindir() {
-  local d best="" bestv=0 v
-  for d in /usr/lib/postgresql/*/bin; do
-    [[ -x $d/postgres ]] || continue
-    v=$(basename "$(dirname "$d")")
-    [[ $v =~ ^[0-9]+$ ]] || continue
-    if (( v > bestv )); then bestv=$v; best=$d; fi
-  done
-  [[ -n $best ]] && echo "$best"
-}
+# shellcheck source=deploy/local/pg-lib.sh
+source "$HERE/pg-lib.sh"
 
 install_server() {
   if newest_bindir >/dev/null; then

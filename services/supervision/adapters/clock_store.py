@@ -32,29 +32,6 @@ class DueClock:
     escalation_due: bool = False
 
 
-async def open_clock(
-    conn: asyncpg.Connection, *, case_id: str, case_no: str, owner: str, category: str,
-    limit_value: float, limit_unit: str, started_at: datetime, warn_at: datetime, due_at: datetime, opened_by: str,
-    kind: str = HANDLING, calendar_assumed: bool = False,
-) -> None:
-    """Start a clock of this kind; a re-dispatch replaces the previous one, warnings included."""
-    await conn.execute(
-        """INSERT INTO clocks (case_id, kind, case_no, owner, category, limit_value, limit_unit,
-                               started_at, warn_at, due_at, state, opened_by, calendar_assumed)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running', $11, $12)
-           ON CONFLICT (case_id, kind) DO UPDATE SET
-               case_no = EXCLUDED.case_no, owner = EXCLUDED.owner, category = EXCLUDED.category,
-               limit_value = EXCLUDED.limit_value, limit_unit = EXCLUDED.limit_unit,
-               started_at = EXCLUDED.started_at, warn_at = EXCLUDED.warn_at, due_at = EXCLUDED.due_at,
-               state = 'running', warned_at = NULL, overdue_at = NULL, escalation_level = NULL,
-               stopped_at = NULL, stop_reason = NULL, opened_by = EXCLUDED.opened_by, suspended_at = NULL,
-               due_left_s = NULL, warn_left_s = NULL, fault = NULL, faulted_at = NULL,
-               next_escalation_at = NULL, calendar_assumed = EXCLUDED.calendar_assumed, updated_at = now()""",
-        case_id, kind, case_no, owner, category, limit_value, limit_unit, started_at, warn_at, due_at, opened_by,
-        calendar_assumed,
-    )
-
-
 async def stop_clocks(conn: asyncpg.Connection, case_id: str, at: datetime, reason: str, *kinds: str) -> None:
     """Stop the running (or suspended) clocks of these kinds of a case, in one statement (no-op for a kind that does
     not run; no kinds: nothing to do)."""

@@ -86,8 +86,8 @@ async def mark_case_days(conn: asyncpg.Connection, case_ids: list[str], zone: st
 
 
 async def open_clocks(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
-    """Start these clocks; a re-dispatch replaces the previous one of its kind, warnings included (as
-    clock_store.open_clock, for a set; each (case, kind) at most once)."""
+    """Start these clocks; a re-dispatch replaces the previous one of its kind, warnings included (this is
+    the one place a clock is started; each (case, kind) at most once)."""
     await conn.execute(
         """INSERT INTO clocks (case_id, kind, case_no, owner, category, limit_value, limit_unit,
                                started_at, warn_at, due_at, state, opened_by, calendar_assumed)
