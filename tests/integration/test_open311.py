@@ -273,8 +273,10 @@ async def test_a_deployment_whose_reader_ran_before_the_horizon_tells_what_it_ha
 
 async def test_a_comment_posted_before_its_key_named_the_request_and_retried_now_is_not_doubled(intake):
     """A comment is once per the client's update_id on that request; before, its key did not name the request
-    (open311:<client>:<update_id>). A client retrying across that change gets its comment back (200, the same
-    update_id), and the same update_id on another request is still another comment."""
+    (open311:<client>:<update_id>, the client then named by its credential's name: intake 009 moves it onto the
+    credential). A client retrying across that change gets its comment back (200, the same update_id), and the same
+    update_id on another request is still another comment."""
+    from tests.security.test_open311_comment_scopes import _comment_rewrite
     pool = intake.runtime.pool
     async with client(intake) as http:
         posted = [await http.post("/open311/v2/requests.json", data={**FORM, "api_key": "o311-portal"}) for _ in range(2)]
@@ -283,6 +285,7 @@ async def test_a_comment_posted_before_its_key_named_the_request_and_retried_now
         await pool.execute(
             """INSERT INTO case_comments (comment_id, sender_key, case_id, case_no, channel, text)
                VALUES ('c-before', 'open311:hotline:市民网站:fms-41', $1, $2, 'open311', '还没修')""", case_id, case_no)
+        await pool.execute(_comment_rewrite())
         form = {"api_key": "o311-portal", "update_id": "fms-41", "description": "还没修", "status": "OPEN"}
         retried = await http.post("/open311/v2/servicerequestupdates.json", data={**form, "service_request_id": case_no})
         elsewhere = await http.post("/open311/v2/servicerequestupdates.json",

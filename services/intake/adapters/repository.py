@@ -85,6 +85,28 @@ async def residents_case(conn: asyncpg.Connection | asyncpg.Pool, case_no: str, 
         case_no, resident, actor))
 
 
+# The anonymous Open311 list, read from an index in its own order (intake 009: reports_public_by_received, and
+# reports_public_by_category for a service_code filter; both partial, WHERE state <> 'reported'), so a page costs its
+# rows, not the table: tests/security/test_open311_list_index.py EXPLAINs this very text. The merged case's number is
+# a subquery on the primary key, asked only for the rows of the page (a join could read the whole table).
+PUBLIC_REQUESTS = """
+    SELECT r.case_no, r.state, r.category, r.description, r.address, r.lat, r.lon, r.media, r.received_at,
+           r.acted_at, r.reject_reason, r.updated_at, r.public_note,
+           (SELECT m.case_no FROM reports m WHERE m.case_id = r.merged_into) AS into_case_no
+      FROM reports r
+     WHERE r.state <> 'reported'
+       AND ($1::text[] IS NULL OR r.case_no = ANY($1)) AND ($2::text[] IS NULL OR r.category = ANY($2))
+       AND ($3::timestamptz IS NULL OR r.received_at >= $3) AND ($4::timestamptz IS NULL OR r.received_at < $4)
+       AND ($5::boolean IS NULL OR (r.state = ANY($7::text[])) = $5)
+     ORDER BY r.received_at DESC, r.case_no DESC LIMIT $6 OFFSET $8"""
+
+
+def public_requests_args(*, case_nos: list[str] | None, categories: list[str] | None, start: datetime | None,
+                         end: datetime | None, closed: bool | None, limit: int, offset: int = 0) -> tuple:
+    """PUBLIC_REQUESTS' parameters, in its order."""
+    return (case_nos, categories, start, end, closed, limit, list(FINAL_STATES), offset)
+
+
 async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: list[str] | None,
                           categories: list[str] | None, start: datetime | None, end: datetime | None,
                           closed: bool | None, limit: int, offset: int = 0) -> list[dict]:
@@ -92,17 +114,8 @@ async def public_requests(conn: asyncpg.Connection | asyncpg.Pool, *, case_nos: 
     command center decided on: a held one is not yet vetted (its text may be anything a sender typed), so the public
     does not read it. A rejected one is read closed, with the reason (open311.request_view keeps its text back);
     a merged one names the case it follows."""
-    rows = await conn.fetch(
-        """SELECT r.case_no, r.state, r.category, r.description, r.address, r.lat, r.lon, r.media, r.received_at,
-                  r.acted_at, r.reject_reason, r.updated_at, r.public_note, m.case_no AS into_case_no
-             FROM reports r LEFT JOIN reports m ON m.case_id = r.merged_into
-            WHERE r.state <> 'reported'
-              AND ($1::text[] IS NULL OR r.case_no = ANY($1)) AND ($2::text[] IS NULL OR r.category = ANY($2))
-              AND ($3::timestamptz IS NULL OR r.received_at >= $3) AND ($4::timestamptz IS NULL OR r.received_at < $4)
-              AND ($5::boolean IS NULL OR (r.state = ANY($7::text[])) = $5)
-            ORDER BY r.received_at DESC, r.case_no DESC LIMIT $6 OFFSET $8""",
-        case_nos, categories, start, end, closed, limit, list(FINAL_STATES), offset,
-    )
+    rows = await conn.fetch(PUBLIC_REQUESTS, *public_requests_args(
+        case_nos=case_nos, categories=categories, start=start, end=end, closed=closed, limit=limit, offset=offset))
     return [dict(r) for r in rows]
 
 

@@ -273,11 +273,14 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             # The client's resident's name, phone and e-mail are not kept: the comment is what reaches the owner.
             comment = await add_comment(request.app.state.runtime, case_no=case_no[:50],
                                         text=form.get("description") or "", media=([linked] if linked else []) + photos,
-                                        # once per the client's update_id on this request: the same id on another
-                                        # request (a client whose ids restarted) is another comment, not that one
-                                        channel="open311", sender_key=f"open311:{client.actor}:{case_no[:50]}:{theirs}",
+                                        # once per the client's update_id on this request (the same id on another
+                                        # request, a client whose ids restarted, is another comment), within the
+                                        # client's own credential: never its name, which another client may share
+                                        # (intake 009 moved the keys stored under the name)
+                                        channel="open311",
+                                        sender_key=f"open311:{client.sender_scope}:{case_no[:50]}:{theirs}",
                                         # the key before it named the request: a comment posted then, retried now
-                                        legacy_key=f"open311:{client.actor}:{theirs}", reopen=reopen)
+                                        legacy_key=f"open311:{client.sender_scope}:{theirs}", reopen=reopen)
         except Open311Error as exc:
             return _error(fmt, exc)
         except CommentRefused as exc:
