@@ -112,7 +112,9 @@ class Settings(BaseSettings):
     # Empty in development: the callback refuses every request rather than trusting anyone.
     sms_inbound_token: str = ""
     # The addresses (or networks) the SMS gateway calls the inbound callback from, comma-separated: a callback from
-    # anywhere else is refused (403) before its secret is even compared. Empty: any address (with the secret).
+    # anywhere else is refused (403) before its secret is even compared. Required by the production profile (notify).
+    # Empty in development: notify hears any address (with the secret), and the front door routes the callback from
+    # none (deploy/local/nginx.sh renders its allow-list from this same setting; the local sink calls notify directly).
     # The client address is taken as for the guessing limits (WANGGE_TRUSTED_PROXIES). WANGGE_SMS_GATEWAY_ADDRESSES.
     sms_gateway_addresses: str = ""
     # Addresses (or networks) of the proxies in front of the services, comma-separated: only a hop they added to
@@ -221,9 +223,16 @@ class Settings(BaseSettings):
         except ValueError as exc:
             problems.append(f"WANGGE_TRUSTED_PROXIES: {exc}")
         try:
-            trusted_networks(self.sms_gateway_addresses)
+            gateways = trusted_networks(self.sms_gateway_addresses)
         except ValueError as exc:
             problems.append(f"WANGGE_SMS_GATEWAY_ADDRESSES: {exc}")
+        else:
+            # The callback answers a resident's survey and reopens a case: only the gateway may call it, so a leaked
+            # secret alone is not enough. The front door's allow-list is rendered from the same setting.
+            if service == "notify" and not gateways:
+                problems.append("WANGGE_SMS_GATEWAY_ADDRESSES: the addresses (or networks) the SMS gateway calls the "
+                                "inbound callback from are not set (comma-separated, e.g. 198.51.100.5,2001:db8::/64); "
+                                "a callback from anywhere else is refused")
         return problems
 
     def service_database_url(self, service: str) -> str:

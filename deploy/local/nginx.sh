@@ -10,7 +10,8 @@
 #
 # Environment: WANGGE_FRONT_PORT (8100), WANGGE_INTAKE_PORT (8101), WANGGE_ROUTING_PORT (8102),
 # WANGGE_SUPERVISION_PORT (8103), WANGGE_NOTIFY_PORT (8104), WANGGE_LIVE_PORT (8105), WANGGE_WEB_ROOT
-# (web/dist), WANGGE_STATE_DIR (<repo>/.local).
+# (web/dist), WANGGE_STATE_DIR (<repo>/.local), WANGGE_SMS_GATEWAY_ADDRESSES (the only addresses /api/v1/sms/ is
+# routed from; empty: none).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +42,25 @@ install() {
   nginx_bin >/dev/null || die "nginx installed but not found on PATH or in /usr/sbin"
 }
 
-# render DIR: DIR/nginx.conf (+ static-headers.conf, logs/, tmp/) for these ports.
+# The SMS callback's allow-list: `allow <network>;` for each entry of WANGGE_SMS_GATEWAY_ADDRESSES (the list notify
+# checks: shared/settings.py trusted_networks, parsed the same way), nothing when it is empty (the template's
+# `deny all` then refuses everyone). A bad entry stops the render, named.
+sms_gateway_allow() {
+  python3 - "${WANGGE_SMS_GATEWAY_ADDRESSES:-}" <<'PY' || die "WANGGE_SMS_GATEWAY_ADDRESSES: see above"
+import ipaddress, sys
+print("# WANGGE_SMS_GATEWAY_ADDRESSES, rendered by deploy/local/nginx.sh (empty: the callback is routed from nowhere)")
+for part in (p.strip() for p in sys.argv[1].split(",")):
+    if not part:
+        continue
+    try:
+        network = ipaddress.ip_network(part, strict=False)
+    except ValueError:
+        sys.exit(f"nginx: ERROR: WANGGE_SMS_GATEWAY_ADDRESSES: not an address or network: {part!r}")
+    print(f"allow {network};")
+PY
+}
+
+# render DIR: DIR/nginx.conf (+ static-headers.conf, sms-gateway.conf, logs/, tmp/) for these ports.
 render() {
   local dir=$1 web_root user_directive=""
   web_root=${WANGGE_WEB_ROOT:-$REPO/web/dist}
@@ -53,6 +72,7 @@ render() {
     chown "$u" "$dir/tmp"
   fi
   cp "$REPO/deploy/nginx/static-headers.conf" "$dir/static-headers.conf"
+  sms_gateway_allow > "$dir/sms-gateway.conf"
   sed -e "s|@PREFIX@|$dir|g" -e "s|@WEB_ROOT@|$web_root|g" -e "s|@USER_DIRECTIVE@|$user_directive|" \
       -e "s|@FRONT_PORT@|${WANGGE_FRONT_PORT:-8100}|g" \
       -e "s|@INTAKE_PORT@|${WANGGE_INTAKE_PORT:-8101}|g" -e "s|@ROUTING_PORT@|${WANGGE_ROUTING_PORT:-8102}|g" \

@@ -80,40 +80,51 @@ async def open_front_door(street: Street, conf_dir: Path, live_port: int | None 
     async with _served(street.intake.app) as intake, _served(street.routing.app) as routing, \
             _served(street.supervision.app) as supervision, _served(street.notify.app) as notify:
         ports = {"intake": intake, "routing": routing, "supervision": supervision, "notify": notify,
-                 "live": live_port or free_port(), "front": free_port()}
-        env = dict(os.environ, WANGGE_FRONT_PORT=str(ports["front"]), WANGGE_INTAKE_PORT=str(intake),
-                   WANGGE_ROUTING_PORT=str(routing), WANGGE_SUPERVISION_PORT=str(supervision),
-                   WANGGE_NOTIFY_PORT=str(notify), WANGGE_LIVE_PORT=str(ports["live"]))
-        conf_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.wait_for(asyncio.to_thread(
-            subprocess.run, [str(NGINX_SH), "render", str(conf_dir)], check=True, env=env, timeout=300), 310)
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        proc = await asyncio.create_subprocess_exec(
-            nginx, "-p", str(conf_dir), "-c", str(conf_dir / "nginx.conf"), "-e", str(conf_dir / "logs" / "error.log"),
-            "-g", "daemon off;")
-        url = f"http://127.0.0.1:{ports['front']}"
-        try:
-            async with httpx.AsyncClient(base_url=url, timeout=2) as client:
-                for _ in range(100):
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if proc.returncode is not None:
-                        raise RuntimeError(f"nginx exited ({proc.returncode}); see {conf_dir}/logs/error.log")
-                    await asyncio.sleep(0.1)
-                else:
-                    raise TimeoutError(f"nginx did not answer on {url}; see {conf_dir}/logs/error.log")
-            yield FrontDoor(url=url, ports=ports, conf_dir=conf_dir)
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGQUIT)  # graceful: finish what is in flight
+                 "live": live_port or free_port()}
+        async with open_nginx(conf_dir, ports) as door:
+            yield door
+
+
+@asynccontextmanager
+async def open_nginx(conf_dir: Path, ports: dict[str, int], env: dict[str, str] | None = None) -> AsyncIterator[FrontDoor]:
+    """nginx alone, rendered by `deploy/local/nginx.sh render` for the services on `ports` (intake, routing,
+    supervision, notify, live: a name left out gets a free port nothing answers on) and `env` (more WANGGE_…
+    settings the render reads, e.g. WANGGE_SMS_GATEWAY_ADDRESSES), on a free port of its own."""
+    ports = {**{name: free_port() for name in ("intake", "routing", "supervision", "notify", "live")}, **ports,
+             "front": free_port()}
+    rendered = dict(os.environ, WANGGE_FRONT_PORT=str(ports["front"]), WANGGE_INTAKE_PORT=str(ports["intake"]),
+                    WANGGE_ROUTING_PORT=str(ports["routing"]), WANGGE_SUPERVISION_PORT=str(ports["supervision"]),
+                    WANGGE_NOTIFY_PORT=str(ports["notify"]), WANGGE_LIVE_PORT=str(ports["live"]), **(env or {}))
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.wait_for(asyncio.to_thread(
+        subprocess.run, [str(NGINX_SH), "render", str(conf_dir)], check=True, env=rendered, timeout=300), 310)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = await asyncio.create_subprocess_exec(
+        nginx, "-p", str(conf_dir), "-c", str(conf_dir / "nginx.conf"), "-e", str(conf_dir / "logs" / "error.log"),
+        "-g", "daemon off;")
+    url = f"http://127.0.0.1:{ports['front']}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+            for _ in range(100):
                 try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.returncode is not None:
+                    raise RuntimeError(f"nginx exited ({proc.returncode}); see {conf_dir}/logs/error.log")
+                await asyncio.sleep(0.1)
+            else:
+                raise TimeoutError(f"nginx did not answer on {url}; see {conf_dir}/logs/error.log")
+        yield FrontDoor(url=url, ports=ports, conf_dir=conf_dir)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGQUIT)  # graceful: finish what is in flight
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 @pytest.fixture

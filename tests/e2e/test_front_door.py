@@ -68,6 +68,11 @@ async def test_every_fixed_path_reaches_its_owner_through_the_front_door(street,
         # no credential: 401 from the service, passed through unchanged
         assert (await http.get("/api/v1/cases")).status_code == 401
 
+        # notify's SMS callback is the gateway's, routed only from WANGGE_SMS_GATEWAY_ADDRESSES: none is set here
+        # (as under ./dev up, whose local sink calls notify directly), so the door routes it from nowhere
+        sms = await http.post("/api/v1/sms/inbound", json={"from": "13900001001", "text": "1"})
+        assert sms.status_code == 403 and sms.json()["detail"].startswith("非短信网关地址"), sms.text
+
 
 async def test_the_screens_are_served_with_their_security_headers(front_door):
     async with httpx.AsyncClient(base_url=front_door.url, timeout=10) as http:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.validate import COMPOSE, K8S, build_tool, check_compose, check_k8s, check_kustomization, main
+from deploy.validate import COMPOSE, K8S, build_tool, check_compose, check_k8s, check_kustomization, main, run_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -59,6 +59,28 @@ def test_a_manifest_the_kustomization_leaves_out_is_an_error(tmp_path, tool):
     problems = check_kustomization(copy, tool)
     assert [str(p) for p in problems] == \
         ["kustomization.yaml: resources: forgotten.yaml is not listed: `kubectl apply -k` would leave it out"]
+
+
+def test_the_sms_callbacks_ingress_takes_its_allow_list_from_notifys_setting(tmp_path, tool):
+    """One list of the SMS gateway's addresses (issue 18, item 4): kustomize copies wangge-config's
+    WANGGE_SMS_GATEWAY_ADDRESSES into the sms-callback Ingress's allow-list, whatever it is set to."""
+    import yaml
+
+    copy = k8s_copy(tmp_path)
+    config = copy / "configmap.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert text.count("WANGGE_SMS_GATEWAY_ADDRESSES: 192.0.2.20/32") == 1
+    config.write_text(text.replace("WANGGE_SMS_GATEWAY_ADDRESSES: 192.0.2.20/32",
+                                   "WANGGE_SMS_GATEWAY_ADDRESSES: 203.0.113.9/32,198.51.100.0/24"), encoding="utf-8")
+    status, said = run_tool(tool, "kustomize", str(copy), "--yaml")
+    assert status == 0, said
+    built = [d for d in yaml.safe_load_all(said.split("\n", 1)[1]) if d]
+    [ingress] = [d for d in built if d["kind"] == "Ingress"]
+    assert ingress["metadata"]["name"] == "sms-callback"
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/allowlist-source-range"] == \
+        "203.0.113.9/32,198.51.100.0/24"
+    [path] = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert (path["path"], path["backend"]["service"]["name"]) == ("/api/v1/sms/", "notify")
 
 
 def compose_copy(tmp_path: Path, old: str, new: str) -> Path:

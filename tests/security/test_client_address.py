@@ -44,7 +44,7 @@ def test_the_production_profile_names_what_is_missing():
     assert Settings(profile="production", sms_inbound_token="x" * 32, resident_key="k" * 32,
                     notify_signing_key=keys["notify"], signing_public_keys=public,
                     kafka_security_protocol="SASL_SSL", kafka_username="notify",
-                    kafka_password="p" * 24).production_problems("notify") == []
+                    kafka_password="p" * 24, sms_gateway_addresses="198.51.100.5").production_problems("notify") == []
     assert Settings(profile="development").production_problems("notify") == []
 
 

@@ -22,6 +22,7 @@ KEYS, PUBLIC = generate(SIGNERS)
 def ready(**overrides) -> Settings:
     """A production configuration that lacks nothing (but what a test takes away)."""
     values = dict(profile="production", sms_inbound_token="x" * 32, resident_key="k" * 32,
+                  sms_gateway_addresses="198.51.100.5",
                   signing_public_keys=PUBLIC, kafka_security_protocol="SASL_SSL", kafka_username="routing",
                   kafka_password="p" * 24, **{f"{s}_signing_key": KEYS[s] for s in ("intake", "routing",
                                                                                         "supervision", "notify")})

@@ -224,6 +224,8 @@ def test_the_production_profile_with_a_secret_a_role_a_key_and_a_kafka_user_per_
     config = of_kind("ConfigMap")["wangge-config"]["data"]
     assert config["WANGGE_PROFILE"] == "production"
     assert config["WANGGE_TRUSTED_PROXIES"] and "WANGGE_DATABASE_URL" not in config  # the owner's: setup only
+    # The SMS gateway's addresses: notify requires them; the sms-callback Ingress's allow-list is copied from them.
+    assert config["WANGGE_SMS_GATEWAY_ADDRESSES"] and " " not in config["WANGGE_SMS_GATEWAY_ADDRESSES"]
     assert "WANGGE_SIGNING_PUBLIC_KEYS" in config and not any(k.endswith("_SIGNING_KEY") for k in config)
     deployments = of_kind("Deployment")
     for name, (user, secret) in PROCESSES.items():
@@ -281,6 +283,7 @@ def test_compose_runs_the_production_profile_with_a_role_a_key_and_a_kafka_user_
         # Its own signing key and no one else's (shared/signing.py), every signer's public key.
         assert [k for k in env if k.endswith("_SIGNING_KEY")] == [f"WANGGE_{user.upper()}_SIGNING_KEY"], name
         assert env["WANGGE_SIGNING_PUBLIC_KEYS"]
+    assert services["notify"]["environment"]["WANGGE_SMS_GATEWAY_ADDRESSES"]  # the production profile requires it
     setup = services["setup"]["environment"]
     assert not any(k.endswith("_SIGNING_KEY") for k in setup)
     assert setup["WANGGE_DATABASE_URL"].startswith("postgresql://wangge:") and setup["WANGGE_KAFKA_USERNAME"] == "admin"

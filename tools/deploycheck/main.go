@@ -6,6 +6,7 @@
 //	deploycheck kustomize DIR     build a kustomization the way `kubectl apply -k` does (kustomize's krusty): every
 //	                              resource file read and parsed, no two objects with one kind, namespace and name,
 //	                              images rewritten; print the objects built
+//	deploycheck kustomize DIR --yaml   … and then the objects themselves, as kubectl apply -k would send them
 //
 // Exit status 0: valid; 1: the loader's or the builder's error, printed on stderr; 2: usage.
 // Used by tests/unit/test_deploy_files.py (built once into the state folder) and by hand (deploy/README.md).
@@ -34,7 +35,7 @@ func main() {
 	case "compose":
 		err = checkCompose(os.Args[2:])
 	case "kustomize":
-		err = checkKustomize(os.Args[2])
+		err = checkKustomize(os.Args[2], len(os.Args) > 3 && os.Args[3] == "--yaml")
 	default:
 		fmt.Fprintf(os.Stderr, "deploycheck: unknown command %q (compose or kustomize)\n", os.Args[1])
 		os.Exit(2)
@@ -75,7 +76,7 @@ func checkCompose(files []string) error {
 }
 
 // checkKustomize builds the kustomization in dir with kustomize's own builder (no plugins, no network).
-func checkKustomize(dir string) error {
+func checkKustomize(dir string, printYAML bool) error {
 	kustomizer := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	resources, err := kustomizer.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
@@ -91,5 +92,12 @@ func checkKustomize(dir string) error {
 	}
 	sort.Strings(parts)
 	fmt.Printf("kustomization %s: %d objects (%s)\n", dir, len(resources.Resources()), strings.Join(parts, ", "))
+	if printYAML {
+		built, err := resources.AsYaml()
+		if err != nil {
+			return err
+		}
+		fmt.Print(string(built))
+	}
 	return nil
 }
