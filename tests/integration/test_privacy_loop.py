@@ -70,7 +70,7 @@ async def test_no_name_or_full_phone_on_the_case_log_or_task_topics_after_a_whol
 
     # The contact itself went on wangge.contacts, the one topic notify alone reads: notify holds it (the SMS above
     # reached the number given), and the topic no longer does — notify cut it once taken (shared/trim.py).
-    held = await street.notify.runtime.pool.fetchrow("SELECT name, phone FROM contacts WHERE case_id::text = $1", case_id)
+    held = await street.notify.runtime.pool.fetchrow("SELECT name, phone FROM contacts WHERE case_id = $1", case_id)
     assert held["name"] == NAME and held["phone"].replace(" ", "").endswith(resident)
     topics = street.intake.runtime.topics
 
