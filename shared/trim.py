@@ -25,6 +25,7 @@ from aiokafka.structs import TopicPartition
 
 from shared import kafka_security
 from shared.errors import describe
+from shared.metrics import TOPIC_TRIMS
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,12 @@ class Trimmer:
         try:
             while True:
                 try:
-                    await self.trim_once()
+                    cut = await self.trim_once()
+                    TOPIC_TRIMS.labels(self.service, self.topic, "cut" if cut else "idle").inc()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 — the next pass tries again; the retention is the backstop
+                    TOPIC_TRIMS.labels(self.service, self.topic, "failed").inc()
                     log.warning("%s: could not trim %s (%s); trying again in %.0f s", self.service, self.topic,
                                 describe(exc), self.interval)
                     await self.close()  # a fresh connection next time: this one may be what failed

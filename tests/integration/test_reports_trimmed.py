@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
+from prometheus_client import REGISTRY
 
 from services.intake.bootstrap import build as build_intake
 from shared.contracts import Envelope
@@ -115,6 +116,9 @@ async def test_a_report_intake_has_taken_is_cut_from_wangge_reports(intake, isol
     start = await eventually(lambda: _past(bootstrap, tp, sent.offset), timeout=15)
     assert start > sent.offset
     assert phone.encode() not in await from_the_beginning(bootstrap, topic)
+    # Counted for the operators (docs/METRICS.md; the alert WanggeTrimFailing watches its failures).
+    assert REGISTRY.get_sample_value("wangge_topic_trims_total",
+                                     {"service": "intake", "topic": topic, "outcome": "cut"}) >= 1
 
 
 async def _past(bootstrap: str, tp: TopicPartition, offset: int) -> int | None:
