@@ -6,9 +6,10 @@ and writes only its own topics; an owner reads only `wangge.tasks.<its code>` an
 `wangge.task-updates`; each reporting bridge (a terminal gateway, the 12345 hotline bridge) is a principal of its own,
 `bridge-<name>`, that writes `wangge.reports` and reads `wangge.replies` (as intake does, for Open311's updates) in
 consumer groups of its own;
-only notify reads `wangge.contacts`; only the services read `wangge.credentials`, which the administrators'
-CLI and supervision (people's sessions) write; supervision writes `wangge.street-config`, which routing and notify
-read.
+only notify reads `wangge.contacts`; intake and notify may delete records (DeleteRecords) from the one topic each
+reads residents' phones on, `wangge.reports` and `wangge.contacts`, and nothing else may; only the services read
+`wangge.credentials`, which the administrators' CLI and supervision (people's sessions) write; supervision writes
+`wangge.street-config`, which routing and notify read.
 
 `python -m shared.kafka_security plan --out SPEC` writes the users (with fresh passwords, also
 written as env files per principal) and ACLs for `deploy/local/kafka.sh setup-security SPEC`.
@@ -94,7 +95,7 @@ class Acl:
     resource: str  # TOPIC, GROUP, CLUSTER
     name: str
     pattern: str  # LITERAL or PREFIXED
-    operation: str  # READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS
+    operation: str  # READ, WRITE, CREATE, DELETE, DESCRIBE, DESCRIBE_CONFIGS
 
     def line(self) -> str:
         """The spec line SecuritySetup.java reads."""
@@ -124,6 +125,9 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
         # credentials: residents' sessions, which notify issues and ends (services/notify/residents.py)
         "notify": [t["cases"], t["replies"], t["credentials"]],
     }
+    # DeleteRecords: each of the two topics that carry residents' phones is cut by its one reader below what it has
+    # committed (shared/trim.py); no one else may delete from them (a bridge could otherwise drop unread reports).
+    deletes = {"intake": [t["reports"]], "notify": [t["contacts"]]}
     acls: list[Acl] = []
     for service in SERVICES:
         acls.append(Acl(service, "GROUP", f"{g}wangge-{service}", "PREFIXED", "READ"))
@@ -136,6 +140,8 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
         for topic in writes[service]:
             for op in ("WRITE", "CREATE", "DESCRIBE"):
                 acls.append(Acl(service, "TOPIC", topic, "LITERAL", op))
+        for topic in deletes.get(service, []):
+            acls.append(Acl(service, "TOPIC", topic, "LITERAL", "DELETE"))
     # Supervision's live-figures process (faust, python -m services.supervision.live) runs as supervision: its group
     # is under supervision's prefix already; its tables' changelog topics are its own.
     for op in ("READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"):

@@ -50,3 +50,9 @@ LOOP_RESTARTS = Counter(
     "tore it down: lag without progress, or no turn, while Kafka and PostgreSQL answered)",
     ["service", "loop", "why"],
 )
+TOPIC_TRIMS = Counter(
+    "wangge_topic_trims_total",
+    "Passes cutting a personal-data topic below its reader's commit (shared/trim.py): 'cut' (records deleted), "
+    "'idle' (nothing new to cut) or 'failed'",
+    ["service", "topic", "outcome"],
+)

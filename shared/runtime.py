@@ -22,6 +22,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.signing import signer_for, verifier_for
 from shared.topics import Topics
+from shared.trim import Trimmer
 from shared.uow import UnitOfWork
 from shared.watchdog import Heartbeat, Watchdog
 
@@ -129,6 +130,15 @@ class ServiceRuntime:
         """Register a background loop (a deadline poller, a delivery worker…); one that beats a heartbeat every
         turn is restarted by the watchdog when it stops turning while Kafka and PostgreSQL answer."""
         self._workers.append((name, loop, heartbeat))
+
+    def trim_taken(self, topic: str, group_suffix: str = "") -> Trimmer:
+        """Cut `topic` below what this service's consumer group (`group_suffix`, as given to `consume`) has committed,
+        every trim_interval_seconds (shared/trim.py): for a topic carrying personal data that this service alone
+        reads. Every instance trims; a cut repeated is harmless."""
+        trimmer = Trimmer(service=self.name, bootstrap=self.settings.kafka_bootstrap, topic=topic,
+                          groups=[self.group_id(group_suffix)], interval=self.settings.trim_interval_seconds)
+        self.worker(f"trim {topic}", trimmer.run)
+        return trimmer
 
     def before_consuming(self, step: Worker) -> None:
         """Register a start-up step that runs after migrations and before any consumer or worker."""

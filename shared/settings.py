@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # (DESIGN "Personal data"); rejected reports count from the rejection. WANGGE_ERASE_AFTER_DAYS.
     erase_after_days: float = 30.0
     erasure_poll_seconds: float = 60.0
+    # How often a topic carrying residents' phones (wangge.reports, wangge.contacts) is cut below what its one reader
+    # has committed (shared/trim.py): the longest a phone its reader has taken stays readable on Kafka, give or take
+    # the reader's commit interval. WANGGE_TRIM_INTERVAL_SECONDS.
+    trim_interval_seconds: float = Field(default=10.0, gt=0)
     # The shared secret the SMS gateway's inbound-reply callback sends in X-Gateway-Token, compared in constant
     # time. Required (at least 16 characters) by the production profile; ./dev up makes one for the local sink.
     # Empty in development: the callback refuses every request rather than trusting anyone.

@@ -22,7 +22,15 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+# Residents' phones on the topics their one reader takes them from (wangge.reports: intake; wangge.contacts: notify)
+# stay only until that reader has committed them: it cuts the topic below its commit (shared/trim.py). The retention
+# is the backstop for a reader that is away: a week, long enough for any outage to be noticed and mended (the
+# consumer's lag and stall alerts fire within minutes), short enough that a phone never read does not stay a month.
+PERSONAL_BACKSTOP_MS = 7 * DAY_MS
+# Cut records leave the disk with their segment: a new segment every hour bounds how long their bytes outlive the cut.
+PERSONAL_SEGMENT_MS = HOUR_MS
 
 
 # The topics every case crosses: more partitions, more of a service's partitions handled side by side (each
@@ -40,15 +48,21 @@ class TopicSpec:
     retention_ms: int = 30 * DAY_MS
     compacted: bool = False
     cleanup_policy: str | None = None  # as given ("compact,delete": a windowed table's changelog), else the broker's
+    # A new segment at least this often (the broker's default is 7 days): records cut from the log (shared/trim.py)
+    # leave the broker's disk only with their segment, so a topic whose records are cut rolls its segments soon.
+    segment_ms: int | None = None
 
     def configs(self) -> dict[str, str]:
         """The topic configs it is created with."""
         if self.compacted:
             # The registry keeps the latest record per key for good (an issued or revoked credential).
             return {"cleanup.policy": "compact", "retention.ms": "-1"}
+        configs = {"retention.ms": str(self.retention_ms)}
         if self.cleanup_policy:
-            return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
-        return {"retention.ms": str(self.retention_ms)}
+            configs = {"cleanup.policy": self.cleanup_policy, **configs}
+        if self.segment_ms is not None:
+            configs["segment.ms"] = str(self.segment_ms)
+        return configs
 
 
 class Topics:
@@ -80,7 +94,9 @@ class Topics:
     def fixed(self) -> list[TopicSpec]:
         """The contract's fixed topics. The case log is kept for good: it is the history of every case."""
         return [
-            TopicSpec(self.reports, partitions=HOT_PARTITIONS, retention_ms=30 * DAY_MS),
+            # The reporter's name and phone: cut as soon as intake has the report (shared/trim.py), a week at most.
+            TopicSpec(self.reports, partitions=HOT_PARTITIONS, retention_ms=PERSONAL_BACKSTOP_MS,
+                      segment_ms=PERSONAL_SEGMENT_MS),
             TopicSpec(self.reports_rejected, partitions=1, retention_ms=90 * DAY_MS),
             TopicSpec(self.cases, partitions=HOT_PARTITIONS, retention_ms=-1),
             TopicSpec(self.rejected_for(self.cases), partitions=1, retention_ms=90 * DAY_MS),
@@ -88,9 +104,10 @@ class Topics:
             TopicSpec(self.rejected_for(self.task_updates), partitions=1, retention_ms=90 * DAY_MS),
             TopicSpec(self.replies, retention_ms=365 * DAY_MS),
             TopicSpec(self.credentials, partitions=1, compacted=True),
-            # Contacts are kept only as long as notify may still be catching up on them: notify
-            # holds its own copy (erased after the survey window), so the topic need not.
-            TopicSpec(self.contacts, partitions=HOT_PARTITIONS, retention_ms=30 * DAY_MS),
+            # Contacts are kept only until notify has taken them (it cuts the topic below its commit, shared/trim.py),
+            # a week at most if notify is away: notify holds its own copy (erased after the survey window).
+            TopicSpec(self.contacts, partitions=HOT_PARTITIONS, retention_ms=PERSONAL_BACKSTOP_MS,
+                      segment_ms=PERSONAL_SEGMENT_MS),
             TopicSpec(self.rejected_for(self.contacts), partitions=1, retention_ms=30 * DAY_MS),
             # Compacted: the latest version is kept for good, so a service started years later still learns it.
             TopicSpec(self.street_config, partitions=1, compacted=True),

@@ -49,6 +49,9 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
         uow_factory=runtime.uow,
     )
     runtime.consume([runtime.topics.reports], reports)
+    # The reporter's name and phone leave wangge.reports as soon as intake has committed the report (DESIGN
+    # "Personal data"): intake is the topic's one reader.
+    runtime.trim_taken(runtime.topics.reports)
     models = registered_types()
     # The public steps of its cases: Open311's servicerequestupdates and open/closed (no merge into a closed case).
     # And the erasure of its residents' data (who may follow it on /my/ goes with it).

@@ -90,6 +90,8 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
                           events=carrying_only("wangge.contacts", {ContactRecorded: [contacts_arrived]}),
                           deps={"replier": replier})
     runtime.consume([runtime.topics.contacts], contacts, group_suffix="-contacts")
+    # notify holds the contact from here on (and erases it): the topic keeps it no longer than notify's commit.
+    runtime.trim_taken(runtime.topics.contacts, group_suffix="-contacts")
     # More channels (e-mail, webhook) are added to this list; a delivery names the one it uses.
     email = EmailChannel(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
                          signature=settings.sms_signature, starttls=settings.smtp_starttls,

@@ -13,7 +13,8 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -24,7 +25,7 @@ from shared.contracts.cases import CaseAccepted, CaseClosed, CaseDispatched, Cas
 from shared.contracts.common import TimeLimit
 from shared.contracts.tasks import TaskAccepted
 from shared.credentials import issued
-from shared.kafka_security import acl_plan, owner_principal, principals
+from shared.kafka_security import acl_plan, bridge_principal, owner_principal, principals
 from shared.settings import REPO_ROOT
 from shared.signing import SIGNERS, Signer, encode_private, generate, private_key
 from shared.topics import Topics
@@ -132,6 +133,51 @@ async def test_each_principal_reaches_only_its_own_topics(secure, topics):
     # Only the services learn credentials; an owner cannot read the registry (and so cannot sign for another).
     with pytest.raises((TopicAuthorizationFailedError, KafkaError)):
         await read(huanwei, pw[huanwei], topics.credentials, f"{p}{huanwei}-x", want=1, timeout=10)
+
+
+async def delete_below(user: str, password: str, tp: TopicPartition, offset: int) -> int:
+    """DeleteRecords as `user`: the partition's new log start offset (raises the broker's refusal)."""
+    admin = AIOKafkaAdminClient(**sasl(user, password), request_timeout_ms=10000)
+    await asyncio.wait_for(admin.start(), 30)
+    try:
+        return (await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(offset)}), 20))[tp]
+    finally:
+        await admin.close()
+
+
+async def test_only_the_one_reader_of_a_personal_topic_may_cut_it(secure, topics):
+    """DeleteRecords (shared/trim.py): intake on wangge.reports and notify on wangge.contacts, and no one else — a
+    bridge that could delete from wangge.reports would drop reports intake has not read; routing may not cut the
+    contacts notify has not taken; neither reader may cut the other's topic."""
+    pw = secure["passwords"]
+    producer = AIOKafkaProducer(**sasl("admin", pw["admin"]), request_timeout_ms=10000)
+    await asyncio.wait_for(producer.start(), 30)
+    try:
+        landed = {name: await asyncio.wait_for(producer.send_and_wait(name, b'{"probe": 1}', key=b"k"), 20)
+                  for name in (topics.reports, topics.contacts, topics.reports, topics.contacts)}
+    finally:
+        await producer.stop()
+    reports, contacts = (TopicPartition(name, landed[name].partition) for name in (topics.reports, topics.contacts))
+    starts = {tp: await log_start(tp, pw["admin"]) for tp in (reports, contacts)}
+    bridge = bridge_principal("terminals")
+    for user, tp in ((bridge, reports), ("routing", contacts), ("notify", reports), ("intake", contacts)):
+        with pytest.raises((TopicAuthorizationFailedError, KafkaError)):
+            await delete_below(user, pw[user], tp, landed[tp.topic].offset)
+        assert await log_start(tp, pw["admin"]) == starts[tp], user  # nothing cut
+    # Each reader cuts its own topic.
+    for user, tp in (("intake", reports), ("notify", contacts)):
+        assert await delete_below(user, pw[user], tp, landed[tp.topic].offset) == landed[tp.topic].offset
+        assert await log_start(tp, pw["admin"]) == landed[tp.topic].offset
+
+
+async def log_start(tp: TopicPartition, admin_password: str) -> int:
+    """The partition's low watermark, read as the administrator."""
+    consumer = AIOKafkaConsumer(**sasl("admin", admin_password))
+    await asyncio.wait_for(consumer.start(), 30)
+    try:
+        return (await asyncio.wait_for(consumer.beginning_offsets([tp]), 20))[tp]
+    finally:
+        await consumer.stop()
 
 
 async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the_holder(secure, topics, base_settings):
