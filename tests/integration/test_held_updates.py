@@ -93,24 +93,3 @@ async def test_a_held_update_whose_case_never_comes_is_refused_with_its_reason_a
     finally:
         move_clock(None)
         await asyncio.wait_for(service.runtime.stop(), 30)
-
-
-async def test_a_held_update_of_an_owner_the_case_is_not_dispatched_to_is_refused_when_the_dispatch_comes(isolated):
-    topics = Topics(isolated.topic_prefix)
-    await ensure_topics(isolated.kafka_bootstrap, [topics.for_owner(OWNER), topics.for_owner(OTHER)])
-    service = await start(isolated)
-    pool = service.runtime.pool
-    try:
-        case_id, case_no = new_case()
-        await send(isolated, reported(case_id, case_no), accepted(case_id, case_no))
-        await state_of(pool, case_id, "accepted")
-        async with TopicReader(isolated.kafka_bootstrap, topics.tasks(OTHER)) as seen:
-            early = await update(isolated, case_id, TaskAccepted(case_no=case_no, owner=OTHER))
-            await held(pool, case_id, 1)
-            await send(isolated, dispatch_of(case_id, case_no, owner=OWNER))
-            told = await seen.wait_for(lambda m: m["type"] == "task.update-refused" and m["data"]["update_id"] == early.id)
-            assert f"is not a task of {OTHER}" in told["data"]["reason"] and OWNER not in told["data"]["reason"]
-        await state_of(pool, case_id, "dispatched")
-        assert await pool.fetchval("SELECT count(*) FROM held_updates") == 0
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
