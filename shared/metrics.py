@@ -50,3 +50,6 @@ LOOP_RESTARTS = Counter(
     "tore it down: lag without progress, or no turn, while Kafka and PostgreSQL answered)",
     ["service", "loop", "why"],
 )
+# shared/claims.py: processed_events rows deleted once safely past any redelivery (the rule is in that module).
+CLAIMS_PRUNED = Counter("wangge_claims_pruned_total", "Claims (processed_events rows) pruned as past any redelivery",
+                        ["service"])
