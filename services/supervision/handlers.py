@@ -279,7 +279,7 @@ class DeadlineHandler:
         faulted: list[tuple[clock_store.DueClock, str]] = []
         async with self._uow() as uow:
             await self._log.live.refresh(uow.conn)  # a configuration committed since the last poll
-            due = await clock_store.claim_due(uow.conn)
+            due = await clock_store.claim_due(uow.conn, self._clock.now())
             for clock in due:
                 problem = self._unfireable(clock)
                 if problem is None:
@@ -317,12 +317,13 @@ class DeadlineHandler:
         fired: list[tuple[str, float]] = []
         if clock.warning_due:
             await self._emit_warning(uow, clock)
-            await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind)
+            await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind, at=self._clock.now())
             fired.append(("warning", (self._clock.now() - clock.warn_at).total_seconds()))
         if clock.overdue_due:
             level = self._level(clock)
             await self._emit_overdue(uow, clock, level)
-            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind, self._next_escalation(level))
+            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind, self._next_escalation(level),
+                                          at=self._clock.now())
             fired.append(("overdue", (self._clock.now() - clock.due_at).total_seconds()))
         elif clock.escalation_due:
             # Still overdue an interval later: one more level up the ladder, each level once.
@@ -349,7 +350,7 @@ class DeadlineHandler:
     async def refresh_gauges(self) -> None:
         """Running and overdue clock counts for /metrics."""
         async with self._pool_of().acquire() as conn:
-            running, overdue = await clock_store.count_running(conn)
+            running, overdue = await clock_store.count_running(conn, self._clock.now())
             faulted = await clock_store.count_faulted(conn)
         metrics.CLOCKS_FAULTED.labels(SERVICE).set(faulted)
         metrics.CLOCKS_RUNNING.labels(SERVICE).set(running)
