@@ -80,9 +80,9 @@ async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime
     deadline is after `at` (the handed clock's now), a reminder already sent is not repeated."""
     await conn.execute(
         """UPDATE clocks SET due_at = $2, warn_at = CASE WHEN warned_at IS NULL THEN $3 ELSE warn_at END,
-                             overdue_at = CASE WHEN $2 > $6 THEN NULL ELSE overdue_at END,
-                             next_escalation_at = CASE WHEN $2 > $6 THEN NULL ELSE next_escalation_at END,
-                             escalation_level = CASE WHEN $2 > $6 THEN NULL ELSE escalation_level END,
+                             overdue_at = CASE WHEN $2::timestamptz > $6::timestamptz THEN NULL ELSE overdue_at END,
+                             next_escalation_at = CASE WHEN $2::timestamptz > $6::timestamptz THEN NULL ELSE next_escalation_at END,
+                             escalation_level = CASE WHEN $2::timestamptz > $6::timestamptz THEN NULL ELSE escalation_level END,
                              calendar_assumed = $5, updated_at = now()
            WHERE case_id = $1 AND kind = $4 AND state IN ('running', 'suspended')""",
         case_id, due_at, warn_at, HANDLING, calendar_assumed, at,
