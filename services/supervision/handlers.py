@@ -152,9 +152,22 @@ class OwnerUpdates:
         await held_store.lock_cases(uow.conn, case_ids)  # after the fold's row locks: the one lock order
         rows = await held_store.take_for_cases(uow.conn, case_ids)
         for row in rows:
-            envelope = Envelope.from_json(row["envelope"])
-            outcome = await self.apply_claimed(uow, parse_event(envelope), update_id=row["update_id"],
-                                               case_id=row["case_id"], hold=envelope, held_since=row["held_at"])
+            try:
+                # Its own savepoint: an update that cannot be applied must not take the dispatch's fold with it.
+                async with uow.savepoint():
+                    envelope = Envelope.from_json(row["envelope"])
+                    outcome = await self.apply_claimed(uow, parse_event(envelope), update_id=row["update_id"],
+                                                       case_id=row["case_id"], hold=envelope,
+                                                       held_since=row["held_at"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — classified: an outage retries the batch, anything else is logged
+                if is_transient(exc):
+                    raise
+                log.exception("held update %s of case %s could not be applied; dropped", row["update_id"],
+                              row["case_id"])
+                uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "failed").inc())
+                continue
             if not outcome.held:
                 uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "released").inc())
         return len(rows)

@@ -43,6 +43,6 @@ SIGN_INS = Counter(
 HELD_UPDATES = Counter(
     "wangge_held_updates_total",
     "Owners' updates that overtook their case's dispatch: held, released (decided when the dispatch was folded), "
-    "expired (refused after the bound)",
+    "expired (refused after the bound), failed (could not be applied: logged, dropped)",
     ["service", "outcome"],
 )
