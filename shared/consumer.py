@@ -323,6 +323,29 @@ class EventConsumer:
             self._publish_lag(tp, state)
         self.answered_at = time.monotonic()
 
+    async def group_behind(self) -> int | None:
+        """Records of this member's topics, on every partition (this member's or another's), that the whole group
+        has not committed; None when this member is not running or a partition with records has no commit at all
+        (the group's next reader of it starts from the earliest record). shared/claims.py prunes claims only
+        behind a group that keeps up."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        partitions = [TopicPartition(topic, p) for topic in self.topics
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return None
+        ends = await asyncio.wait_for(consumer.end_offsets(partitions), 10)
+        behind = 0
+        for tp in partitions:
+            committed = await asyncio.wait_for(consumer.committed(tp), 10)
+            if committed is None:
+                if ends.get(tp, 0) == 0:
+                    continue  # nothing ever written there: nothing to read again
+                return None
+            behind += max(0, ends.get(tp, committed) - committed)
+        return behind
+
     def unanswered(self, threshold: float) -> float | None:
         """Seconds since the broker last answered this member's lag request, when longer than `threshold`: its
         Kafka client is wedged (commits and fetches time out too) even if its last figures showed no lag."""

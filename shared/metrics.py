@@ -56,3 +56,6 @@ TOPIC_TRIMS = Counter(
     "'idle' (nothing new to cut) or 'failed'",
     ["service", "topic", "outcome"],
 )
+# shared/claims.py: processed_events rows deleted once safely past any redelivery (the rule is in that module).
+CLAIMS_PRUNED = Counter("wangge_claims_pruned_total", "Claims (processed_events rows) pruned as past any redelivery",
+                        ["service"])

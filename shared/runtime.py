@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 
 from shared import kafka_security
 from shared.auth import CREDENTIAL_TYPES, apply_credential_event
+from shared.claims import pruning_loop
 from shared.consumer import EventConsumer, Handler
 from shared.messagebus import MessageBus
 from shared.db import PLUMBING_SQL, create_pool, migrate
@@ -188,6 +190,11 @@ class ServiceRuntime:
             )
             self.consumers.append(consumer)
             watchdog.consumer(f"consumer {','.join(spec.topics)}", consumer)
+        settings = self.settings
+        watchdog.loop("claims-pruning", pruning_loop(
+            self.name, lambda: self.pool, self.consumers, every=settings.claims_prune_seconds,
+            keep=timedelta(hours=settings.claims_keep_hours), batch=settings.claims_prune_batch,
+            max_behind=settings.claims_prune_max_behind))
         for name, loop, heartbeat in self._workers:
             watchdog.loop(name, loop, heartbeat)
         watchdog.start()

@@ -151,6 +151,17 @@ class Settings(BaseSettings):
     # by another instance since), and refreshes the clock gauges (counts over every running clock) this often.
     deadline_poll_seconds: float = 1.0
     deadline_gauge_seconds: float = 10.0
+    # An owner's update (wangge.task-updates) that came before supervision folded its case's dispatch is held this
+    # long for it, then refused with the reason it gets then; the held ones are looked at this often.
+    # Claims (processed_events) older than this are pruned every claims_prune_seconds, in batches, while every
+    # consumer group of the service has committed everywhere and is at most claims_prune_max_behind records behind
+    # (shared/claims.py says why that is safe).
+    claims_keep_hours: float = Field(default=168.0, gt=0)
+    claims_prune_seconds: float = Field(default=3600.0, gt=0)
+    claims_prune_batch: int = Field(default=5000, ge=1)
+    claims_prune_max_behind: int = Field(default=10000, ge=0)
+    held_update_seconds: float = Field(default=600.0, gt=0)
+    held_update_poll_seconds: float = Field(default=30.0, gt=0)
     # How often supervision keeps past days' figures (the statistics sum kept days: docs/STATISTICS.md).
     stats_keep_seconds: float = 60.0
     # Hostile HTTP (shared/http.py): a report is a few KB, so a request body above this is refused with 413

@@ -24,7 +24,7 @@ from services.supervision.commands import (
     CheckCase, DecideExtension, SuspendCase, UrgeCase, check_case, decide_extension_request, suspend_case, urge_case,
 )
 from services.supervision.handlers import (
-    UPDATES_CONSUMER, DeadlineHandler, OwnerUpdates, apply_updates,
+    UPDATES_CONSUMER, DeadlineHandler, OwnerUpdates, apply_updates, held_updates_loop, release_held_updates,
 )
 from services.supervision.live_policy import LivePolicy
 from services.supervision.people import People
@@ -92,7 +92,8 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     runtime.before_consuming(seed_config)
     production = settings.profile == "production"
     updates = OwnerUpdates(case_log, topics, runtime.uow, production=production,
-                           require_signature=production or settings.require_signed_updates)
+                           require_signature=production or settings.require_signed_updates,
+                           hold_seconds=settings.held_update_seconds)
     # The command center's decisions (HTTP): commands on a bus of their own, each one unit of work, committed.
     center = MessageBus(
         consumer="supervision:commands", events={},
@@ -108,8 +109,8 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
         consumer=CASES_CONSUMER,
         projection=fold_case_events, projects=list(registered_types().values()),
         events={c.CaseAccepted: [close_on_the_spot], c.CaseSurveyAnswered: [reopen_if_unsatisfied],
-                c.CaseCommented: [forward_comments]},
-        deps={"case_log": case_log},
+                c.CaseCommented: [forward_comments], c.CaseDispatched: [release_held_updates]},
+        deps={"case_log": case_log, "updates": updates},
     )
     runtime.consume([topics.cases], cases_bus)
     models = registered_types()
@@ -119,6 +120,7 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
         deps={"updates": updates},
     )
     runtime.consume([topics.task_updates], updates_bus, group_suffix="-updates")
+    runtime.worker("held-updates", held_updates_loop(updates, settings.held_update_poll_seconds))
     turns = Heartbeat()
     runtime.worker("deadlines", deadline_loop(deadlines, settings.deadline_poll_seconds,
                                               gauge_seconds=settings.deadline_gauge_seconds, heartbeat=turns), turns)
@@ -129,6 +131,7 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
         manage_runtime=manage_runtime,
     )
     app.state.cases_bus, app.state.updates_bus, app.state.bus = cases_bus, updates_bus, center  # (tests use them)
+    app.state.updates = updates  # (tests expire held updates with a moved clock)
     app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
     app.include_router(build_router(runtime, live, updates, center))
     app.include_router(build_coordinator_router(runtime, policy))

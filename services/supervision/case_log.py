@@ -98,7 +98,7 @@ class CaseLog:
             warn = clocks.extended_warn_at(policy.calendar, clock["limit_unit"], clock["started_at"], op.due_at,
                                            policy.warn_fraction)
             assumed = policy.calendar.assumed_between(clock["started_at"], op.due_at)
-            await clock_store.move_deadline(conn, case_id, op.due_at, warn, assumed)
+            await clock_store.move_deadline(conn, case_id, op.due_at, warn, assumed, at=self.clock.now())
             if assumed:
                 uow.after_commit(lambda: metrics.CALENDAR_UNKNOWN_YEAR.labels(SERVICE, clock_store.HANDLING).inc())
         elif op.kind == "suspend" and clock["state"] == "running" and op.at is not None:

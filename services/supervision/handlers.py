@@ -8,20 +8,20 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from pydantic import ValidationError
 
 from services.supervision import metrics
-from services.supervision.adapters import case_store, clock_store
+from services.supervision.adapters import case_store, clock_store, fold_store, held_store
 from services.supervision.case_log import CaseLog
-from services.supervision.domain.decisions import Allowed, CaseSnapshot, Refused, decide_update
+from services.supervision.domain.decisions import Allowed, CaseSnapshot, Refused, decide_update, overtook_dispatch
 from services.supervision.domain.notices import escalated_text, escalation_reason, overdue_text, reminder_text
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.states import EVENT_TARGETS
 from shared.auth import is_signed, update_signer
-from shared.contracts import EventModel, InvalidMessage, registered_types
+from shared.contracts import Envelope, EventModel, InvalidMessage, parse_event, registered_types
 from shared.contracts import cases as c
 from shared.contracts import tasks as t
 from shared.contracts.envelope import describe_validation_error
@@ -50,6 +50,7 @@ class Outcome:
     event_type: str | None = None
     refused: Refused | None = None
     duplicate: bool = False
+    held: bool = False  # came before the case's dispatch: decided when it comes (or refused after the bound)
     due_at: datetime | None = None
 
 
@@ -57,12 +58,14 @@ class OwnerUpdates:
     """Owners' answers (wangge.task-updates, or POST /api/v1/tasks/{case_no}/updates) become case events."""
 
     def __init__(self, log_: CaseLog, topics: Topics, uow: UowFactory, *, require_signature: bool = False,
-                 production: bool = False):
+                 production: bool = False, hold_seconds: float = 600.0):
         self._log = log_
         self._topics = topics
         self._uow = uow
         self._require_signature = require_signature
         self._production = production
+        # How long an update that came before its case's dispatch waits for it before it is refused.
+        self.hold_for = timedelta(seconds=hold_seconds)
 
     async def check_sender(self, uow: UnitOfWork, owner: str, message: Message[Any]) -> None:
         """The update's owner must be the owner whose credential signed it (always in production; else if signed)."""
@@ -105,12 +108,31 @@ class OwnerUpdates:
         return await self.apply_claimed(uow, update, update_id=update_id, case_id=case_id)
 
     async def apply_claimed(self, uow: UnitOfWork, update: EventModel, *, update_id: str,
-                            case_id: str | None) -> Outcome:
-        """Decide and apply one update whose id was claimed (by the bus, or by apply)."""
+                            case_id: str | None, hold: Envelope | None = None,
+                            held_since: datetime | None = None) -> Outcome:
+        """Decide and apply one update whose id was claimed (by the bus, or by apply). With `hold` (its envelope, from
+        wangge.task-updates): one that may have overtaken its case's dispatch on wangge.cases is held, not refused
+        (release_held applies it when the dispatch is folded, expire_held refuses it after the bound)."""
         assert isinstance(update, t.TaskEvent)
         row = await case_store.lock_case(uow.conn, case_id=case_id, case_no=None if case_id else update.case_no)
         case = case_store.snapshot(row)
         decision = decide_update(case, update.owner, update.TYPE, update.case_no, until=getattr(update, "until", None))
+        if hold is not None and case_id is not None and overtook_dispatch(case, decision):
+            if row is None:
+                # No row to lock: the case's advisory lock instead, then read again — a fold that created the row
+                # and released the case's held updates meanwhile has committed, one still folding waits for us.
+                await held_store.lock_cases(uow.conn, [case_id])
+                row = await case_store.lock_case(uow.conn, case_id=case_id)
+                case = case_store.snapshot(row)
+                decision = decide_update(case, update.owner, update.TYPE, update.case_no,
+                                         until=getattr(update, "until", None))
+            if overtook_dispatch(case, decision):
+                await held_store.hold(uow.conn, case_id=case_id, update_id=update_id, owner=update.owner,
+                                      envelope=hold.to_json(), at=held_since or self._log.clock.now())
+                uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "held").inc())
+                uow.after_commit(lambda: log.info("update %s (%s) of %s held: its case's dispatch is not folded yet",
+                                                  update_id, update.TYPE, update.case_no))
+                return Outcome(case.state if case else None, held=True)
         if isinstance(decision, Refused):
             refusal = t.TaskUpdateRefused(case_no=update.case_no, owner=update.owner, update_id=update_id,
                                           update_type=update.TYPE, reason=decision.reason)
@@ -123,6 +145,51 @@ class OwnerUpdates:
         event, due = await self._case_event(uow, decision, update, update_id, case)
         await self._log.emit(uow, event, case.case_id)
         return Outcome(EVENT_TARGETS.get(decision.event_type, case.state), decision.event_type, due_at=due)
+
+    async def release_held(self, uow: UnitOfWork, case_ids: list[str]) -> int:
+        """The updates held for these cases, decided now that their dispatch is folded (in the fold's transaction,
+        after it; in arrival order). One still overtaking (the case still waits for a dispatch) is held again."""
+        await held_store.lock_cases(uow.conn, case_ids)  # after the fold's row locks: the one lock order
+        rows = await held_store.take_for_cases(uow.conn, case_ids)
+        for row in rows:
+            try:
+                # Its own savepoint: an update that cannot be applied must not take the dispatch's fold with it.
+                async with uow.savepoint():
+                    envelope = Envelope.from_json(row["envelope"])
+                    outcome = await self.apply_claimed(uow, parse_event(envelope), update_id=row["update_id"],
+                                                       case_id=row["case_id"], hold=envelope,
+                                                       held_since=row["held_at"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — classified: an outage retries the batch, anything else is logged
+                if is_transient(exc):
+                    raise
+                log.exception("held update %s of case %s could not be applied; dropped", row["update_id"],
+                              row["case_id"])
+                uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "failed").inc())
+                continue
+            if not outcome.held:
+                uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "released").inc())
+        return len(rows)
+
+    async def expire_held(self, limit: int = 100) -> int:
+        """Refuse, with the reason they get now, the updates held longer than the bound (their case's dispatch never
+        came); one transaction, at most `limit` cases. Returns the updates decided."""
+        before = self._log.clock.now() - self.hold_for
+        async with self._uow() as uow:
+            case_ids = await held_store.expired_cases(uow.conn, before, limit)
+            if not case_ids:
+                return 0
+            await fold_store.lock_cases(uow.conn, case_ids)  # the one lock order: case rows, advisory, held rows
+            await held_store.lock_cases(uow.conn, case_ids)
+            rows = await held_store.take_expired(uow.conn, case_ids, before)
+            for row in rows:
+                envelope = Envelope.from_json(row["envelope"])
+                await self.apply_claimed(uow, parse_event(envelope), update_id=row["update_id"],
+                                         case_id=row["case_id"])
+            await uow.commit()
+        metrics.HELD_UPDATES.labels(SERVICE, "expired").inc(len(rows))
+        return len(rows)
 
     async def _case_event(self, uow: UnitOfWork, decision: Allowed, update: t.TaskEvent, update_id: str,
                           case: CaseSnapshot) -> tuple[EventModel, datetime | None]:
@@ -161,7 +228,32 @@ async def apply_updates(messages: list[Message[t.TaskEvent]], uow: UnitOfWork, u
         if not set(update.owner) <= _TOPIC_SAFE:
             raise InvalidMessage(f"owner {update.owner!r} cannot be an owner code (letters, digits, . _ - only)")
         await updates.check_sender(uow, update.owner, m)
-        await updates.apply_claimed(uow, update, update_id=m.id, case_id=case_id)
+        await updates.apply_claimed(uow, update, update_id=m.id, case_id=case_id, hold=m.envelope)
+
+
+async def release_held_updates(messages: list[Message[c.CaseDispatched]], uow: UnitOfWork,
+                               updates: OwnerUpdates) -> None:
+    """wangge.cases' bus, after the fold of these dispatches (same transaction): the owners' updates that came first."""
+    await updates.release_held(uow, list(dict.fromkeys(m.case_id for m in messages)))
+
+
+def held_updates_loop(updates: OwnerUpdates, poll_seconds: float):
+    """A worker for ServiceRuntime.worker: refuse the held updates past the bound, every `poll_seconds`."""
+
+    async def run() -> None:
+        while True:
+            try:
+                while await updates.expire_held() > 0:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — classified
+                if not is_transient(exc):
+                    raise
+                log.warning("held updates not expired (%s); retrying", describe(exc))
+            await asyncio.sleep(poll_seconds)
+
+    return run
 
 
 async def resumed_due(uow: UnitOfWork, case_log: CaseLog, case_id: str, fallback: datetime | None) -> datetime:
@@ -200,7 +292,7 @@ class DeadlineHandler:
         faulted: list[tuple[clock_store.DueClock, str]] = []
         async with self._uow() as uow:
             await self._log.live.refresh(uow.conn)  # a configuration committed since the last poll
-            due = await clock_store.claim_due(uow.conn)
+            due = await clock_store.claim_due(uow.conn, self._clock.now())
             for clock in due:
                 problem = self._unfireable(clock)
                 if problem is None:
@@ -238,12 +330,13 @@ class DeadlineHandler:
         fired: list[tuple[str, float]] = []
         if clock.warning_due:
             await self._emit_warning(uow, clock)
-            await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind)
+            await clock_store.mark_warned(uow.conn, clock.case_id, clock.kind, at=self._clock.now())
             fired.append(("warning", (self._clock.now() - clock.warn_at).total_seconds()))
         if clock.overdue_due:
             level = self._level(clock)
             await self._emit_overdue(uow, clock, level)
-            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind, self._next_escalation(level))
+            await clock_store.mark_overdue(uow.conn, clock.case_id, level, clock.kind, self._next_escalation(level),
+                                          at=self._clock.now())
             fired.append(("overdue", (self._clock.now() - clock.due_at).total_seconds()))
         elif clock.escalation_due:
             # Still overdue an interval later: one more level up the ladder, each level once.
@@ -270,7 +363,7 @@ class DeadlineHandler:
     async def refresh_gauges(self) -> None:
         """Running and overdue clock counts for /metrics."""
         async with self._pool_of().acquire() as conn:
-            running, overdue = await clock_store.count_running(conn)
+            running, overdue = await clock_store.count_running(conn, self._clock.now())
             faulted = await clock_store.count_faulted(conn)
         metrics.CLOCKS_FAULTED.labels(SERVICE).set(faulted)
         metrics.CLOCKS_RUNNING.labels(SERVICE).set(running)

@@ -39,3 +39,10 @@ SIGN_INS = Counter(
     "Sign-in attempts by outcome: ok, wrong (password or username), locked (429), refused (disabled or demo account)",
     ["service", "outcome"],
 )
+# Owners' updates that came before their case's dispatch (handlers.OwnerUpdates): held, then released or expired.
+HELD_UPDATES = Counter(
+    "wangge_held_updates_total",
+    "Owners' updates that overtook their case's dispatch: held, released (decided when the dispatch was folded), "
+    "expired (refused after the bound), failed (could not be applied: logged, dropped)",
+    ["service", "outcome"],
+)

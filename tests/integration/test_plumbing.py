@@ -104,7 +104,8 @@ async def test_migrations_apply_once(isolated):
         second = await migrate(conn, schema, [PLUMBING_SQL, NO_MIGRATIONS])
         assert first == ["plumbing/000_plumbing.sql", "plumbing/001_credentials.sql", "plumbing/002_outbox_failed.sql",
                          "plumbing/003_street_config_learnt.sql", "plumbing/004_credentials_registry_order.sql",
-                         "plumbing/005_credential_signing_keys.sql", "plumbing/006_credential_issuer.sql"]
+                         "plumbing/005_credential_signing_keys.sql", "plumbing/006_credential_issuer.sql",
+                         "plumbing/007_claims_pruning.sql"]
         assert second == []
     finally:
         await conn.close()

@@ -31,9 +31,8 @@ async def test_no_name_or_full_phone_on_the_case_log_or_task_topics_after_a_whol
     case_id, case_no = case["case_id"], case["case_no"]
     await loop.task(case_id, OWNER)
     await loop.reply(case_id, "acknowledgement")
-    # As in test_closed_loop: supervision knows the dispatch before the owner signs. An update that overtakes the
-    # case log's case.dispatched is refused "not a task of" (a known race under lag, noted on issue 22).
-    await loop.state(case_no, "dispatched")
+    # The owner signs as soon as it has its task: an update that overtakes the case log's case.dispatched is held
+    # until supervision folds it (tests/integration/test_held_updates.py).
     await loop.owner_update(case_id, TaskAccepted(case_no=case_no, owner=OWNER))
     await loop.reply(case_id, "progress")
     resolved = await loop.post(street.supervision, f"e2e-owner-{OWNER}", f"/api/v1/tasks/{case_no}/updates",

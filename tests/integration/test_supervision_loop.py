@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from shared.clock import now
+from shared.clock import move_clock, now
 from shared.contracts import Envelope
 from shared.contracts.cases import CaseReported, CaseSurveyAnswered
 from shared.contracts.common import TimeLimit
@@ -73,8 +73,16 @@ async def test_owner_updates_on_kafka_move_the_case_and_refusals_reach_the_owner
             stranger = await update(isolated, case_id, TaskAccepted(case_no=case_no, owner=OTHER))
             told = await seen.wait_for(lambda m: m["type"] == "task.update-refused" and m["data"]["update_id"] == stranger.id)
             assert told["_topic"] == topics.tasks(OTHER) and OWNER not in told["data"]["reason"]
-            # An unknown case.
+            # An unknown case: held for its dispatch (it may have overtaken the case log), refused after the bound
+            # (tests/integration/test_held_updates.py).
             ghost = await update(isolated, "no-such-case", TaskAccepted(case_no="19990101-0001", owner=OWNER))
+            await eventually(lambda: pool.fetchval("SELECT count(*) = 1 FROM held_updates WHERE update_id = $1",
+                                                   ghost.id))
+            move_clock(now() + timedelta(seconds=isolated.held_update_seconds + 1))
+            try:
+                assert await asyncio.wait_for(service.app.state.updates.expire_held(), 10) == 1
+            finally:
+                move_clock(None)
             unknown = await seen.wait_for(lambda m: m["type"] == "task.update-refused" and m["data"]["update_id"] == ghost.id)
             assert "no case 19990101-0001 is known" in unknown["data"]["reason"]
 

@@ -228,3 +228,23 @@ def test_an_extension_must_end_after_the_deadline_and_within_a_year_of_it():
         assert isinstance(too_far, Refused) and too_far.status == 422 and "366 days" in too_far.reason
     # A denial needs no date at all.
     assert isinstance(decide_extension(case, case.case_no, False, datetime(2099, 12, 31, tzinfo=ZoneInfo("Asia/Shanghai"))), Allowed)
+
+
+def test_an_update_refused_before_the_dispatch_is_known_may_have_overtaken_it_and_no_other():
+    from services.supervision.domain.decisions import CaseSnapshot, decide_update, overtook_dispatch
+
+    def case(state, owner=None):
+        return CaseSnapshot(case_id="c1", case_no="20261206-0001", state=state, owner=owner)
+
+    def held(snapshot, owner="huanwei", type_="task.accepted", case_no="20261206-0001"):
+        return overtook_dispatch(snapshot, decide_update(snapshot, owner, type_, case_no))
+
+    assert held(None)  # supervision has not seen the case at all
+    for state in ("reported", "accepted", "returned", "rework", "reopened"):
+        assert held(case(state, owner="chengguan" if state != "accepted" else None)), state
+    assert not held(case("dispatched", owner="huanwei"))  # allowed: applied at once
+    assert not held(case("dispatched", owner="chengguan"))  # another owner's task: refused at once
+    assert not held(case("in_progress", owner="chengguan"))
+    assert not held(case("closed", owner="huanwei"), type_="task.progress")  # final: refused at once
+    assert not held(case("accepted"), case_no="20261206-9999")  # names another case (422): refused at once
+    assert not held(None, type_="task.unknown")  # not an update type (422)

@@ -75,34 +75,35 @@ async def resume_clock(conn: asyncpg.Connection, case_id: str, due_at: datetime,
 
 
 async def move_deadline(conn: asyncpg.Connection, case_id: str, due_at: datetime, warn_at: datetime,
-                        calendar_assumed: bool = False) -> None:
-    """延期: a new deadline; an overdue already fired may fire again against it (the ladder starts over),
-    a reminder already sent is not repeated."""
+                        calendar_assumed: bool = False, *, at: datetime) -> None:
+    """延期: a new deadline; an overdue already fired may fire again against it (the ladder starts over) if the new
+    deadline is after `at` (the handed clock's now), a reminder already sent is not repeated."""
     await conn.execute(
         """UPDATE clocks SET due_at = $2, warn_at = CASE WHEN warned_at IS NULL THEN $3 ELSE warn_at END,
-                             overdue_at = CASE WHEN $2 > now() THEN NULL ELSE overdue_at END,
-                             next_escalation_at = CASE WHEN $2 > now() THEN NULL ELSE next_escalation_at END,
-                             escalation_level = CASE WHEN $2 > now() THEN NULL ELSE escalation_level END,
+                             overdue_at = CASE WHEN $2::timestamptz > $6::timestamptz THEN NULL ELSE overdue_at END,
+                             next_escalation_at = CASE WHEN $2::timestamptz > $6::timestamptz THEN NULL ELSE next_escalation_at END,
+                             escalation_level = CASE WHEN $2::timestamptz > $6::timestamptz THEN NULL ELSE escalation_level END,
                              calendar_assumed = $5, updated_at = now()
            WHERE case_id = $1 AND kind = $4 AND state IN ('running', 'suspended')""",
-        case_id, due_at, warn_at, HANDLING, calendar_assumed,
+        case_id, due_at, warn_at, HANDLING, calendar_assumed, at,
     )
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int = CLAIM_BATCH) -> list[DueClock]:
-    """Lock running clocks with a deadline come and not fired (reminder, overdue, or the next rung of the ladder),
-    oldest first; rows another instance holds, and faulted ones, are skipped."""
+async def claim_due(conn: asyncpg.Connection, at: datetime, limit: int = CLAIM_BATCH) -> list[DueClock]:
+    """Lock running clocks with a deadline come by `at` (the poller's handed clock, which tests move: PostgreSQL's
+    now() is not read) and not fired (reminder, overdue, or the next rung of the ladder), oldest first; rows another
+    instance holds, and faulted ones, are skipped."""
     rows = await conn.fetch(
         """SELECT case_id, kind, case_no, owner, category, due_at, warn_at, escalation_level, next_escalation_at,
-                  (warned_at IS NULL AND warn_at <= now()) AS warning_due,
-                  (overdue_at IS NULL AND due_at <= now()) AS overdue_due,
-                  (overdue_at IS NOT NULL AND next_escalation_at <= now()) AS escalation_due
+                  (warned_at IS NULL AND warn_at <= $2) AS warning_due,
+                  (overdue_at IS NULL AND due_at <= $2) AS overdue_due,
+                  (overdue_at IS NOT NULL AND next_escalation_at <= $2) AS escalation_due
            FROM clocks
-           WHERE state = 'running' AND faulted_at IS NULL AND fire_at IS NOT NULL AND fire_at <= now()
+           WHERE state = 'running' AND faulted_at IS NULL AND fire_at IS NOT NULL AND fire_at <= $2
            ORDER BY fire_at
            LIMIT $1
            FOR UPDATE SKIP LOCKED""",
-        limit,
+        limit, at,
     )
     return [DueClock(**dict(r)) for r in rows]
 
@@ -115,20 +116,20 @@ async def next_fire_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | No
     )
 
 
-async def mark_warned(conn: asyncpg.Connection, case_id: str, kind: str = HANDLING) -> None:
-    """Record that the 75% reminder went out."""
+async def mark_warned(conn: asyncpg.Connection, case_id: str, kind: str = HANDLING, *, at: datetime) -> None:
+    """Record that the 75% reminder went out at `at`."""
     await conn.execute(
-        "UPDATE clocks SET warned_at = now(), updated_at = now() WHERE case_id = $1 AND kind = $2", case_id, kind
+        "UPDATE clocks SET warned_at = $3, updated_at = now() WHERE case_id = $1 AND kind = $2", case_id, kind, at
     )
 
 
 async def mark_overdue(conn: asyncpg.Connection, case_id: str, level: str, kind: str = HANDLING,
-                       next_escalation_at: datetime | None = None) -> None:
-    """Record that the case went overdue, to which level it was escalated, and when the next level is due."""
+                       next_escalation_at: datetime | None = None, *, at: datetime) -> None:
+    """Record that the case went overdue at `at`, to which level it was escalated, and when the next level is due."""
     await conn.execute(
-        """UPDATE clocks SET overdue_at = now(), escalation_level = $3, next_escalation_at = $4, updated_at = now()
+        """UPDATE clocks SET overdue_at = $5, escalation_level = $3, next_escalation_at = $4, updated_at = now()
            WHERE case_id = $1 AND kind = $2""",
-        case_id, kind, level, next_escalation_at,
+        case_id, kind, level, next_escalation_at, at,
     )
 
 
@@ -155,9 +156,10 @@ async def count_faulted(conn: asyncpg.Connection) -> int:
     return await conn.fetchval("SELECT count(*) FROM clocks WHERE faulted_at IS NOT NULL AND state = 'running'")
 
 
-async def count_running(conn: asyncpg.Connection) -> tuple[int, int]:
-    """(running clocks, of which past their deadline) now."""
+async def count_running(conn: asyncpg.Connection, at: datetime) -> tuple[int, int]:
+    """(running clocks, of which past their deadline) at `at`."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS running, count(*) FILTER (WHERE due_at <= now()) AS overdue FROM clocks WHERE state = 'running'"
+        "SELECT count(*) AS running, count(*) FILTER (WHERE due_at <= $1) AS overdue FROM clocks WHERE state = 'running'",
+        at,
     )
     return row["running"], row["overdue"]

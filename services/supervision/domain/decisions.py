@@ -110,6 +110,21 @@ def decide_update(case: CaseSnapshot | None, owner: str, update_type: str, case_
     return Allowed(becomes)
 
 
+# The states in which a case waits for a dispatch (to whichever owner: the first, or again after a return, a failed
+# check or a reopening). The owner reads its task on its own topic and may answer before supervision has folded the
+# case's dispatch from wangge.cases: an update refused then may only have overtaken it.
+AWAITING_DISPATCH = frozenset({"reported", "accepted", "returned", "rework", "reopened"})
+
+
+def overtook_dispatch(case: CaseSnapshot | None, decision: Allowed | Refused) -> bool:
+    """Whether a refused update may have come before the case's dispatch (held, not refused yet): the case is not
+    known at all, or waits for a dispatch. A case an owner holds, or a final one, is decided at once — an update
+    for another owner's task is refused then and there."""
+    if not isinstance(decision, Refused) or decision.status == 422:
+        return False
+    return case is None or case.state is None or case.state in AWAITING_DISPATCH
+
+
 def decide_check(case: CaseSnapshot | None, case_no: str, passed: bool,
                  grids: tuple[str, ...] | None = None) -> Allowed | Refused:
     """核查: pass closes a resolved or explained case; a failure sends it back for rework. `grids`: the unit grids
