@@ -5,7 +5,9 @@ Runs against the system `./dev up` started (real processes, real Kafka and Postg
     .venv/bin/python -m bench.e2e --reports 2000
 
 Prints cases/s, p50/p99 latency to the task and to the reply, and where the time goes: the stages
-between the events' own timestamps, and the services' handler time from their /metrics. The SMS sink
+between the events' own timestamps — each hop split at the handler (the event's occurred_at) and at the outbox relay's
+send (the record's CreateTime), so a wait in a relay's wake-up shows apart from one in a consumer's fetch — and the
+services' handler time from their /metrics. The SMS sink
 answers each message in --gateway-ms (default 5 ms, as the goal says a real gateway does) for the run. The
 first --warmup reports (500) are not measured: a broker just started spends more CPU compiling (its JIT) than
 serving.
