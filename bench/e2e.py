@@ -5,7 +5,9 @@ Runs against the system `./dev up` started (real processes, real Kafka and Postg
     .venv/bin/python -m bench.e2e --reports 2000
 
 Prints cases/s, p50/p99 latency to the task and to the reply, and where the time goes: the stages
-between the events' own timestamps, and the services' handler time from their /metrics. The SMS sink
+between the events' own timestamps — each hop split at the handler (the event's occurred_at) and at the outbox relay's
+send (the record's CreateTime), so a wait in a relay's wake-up shows apart from one in a consumer's fetch — and the
+services' handler time from their /metrics. The SMS sink
 answers each message in --gateway-ms (default 5 ms, as the goal says a real gateway does) for the run. The
 first --warmup reports (500) are not measured: a broker just started spends more CPU compiling (its JIT) than
 serving.
@@ -201,6 +203,7 @@ async def drive(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: 
                 await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
             trace = traces[envelope.data["external_id"]]
             trace.sent = time.perf_counter()
+            trace.stamps["sent"] = time.time()
             await producer.send(topics.reports, envelope.to_json(), key=envelope.data["external_id"].encode())
         await producer.flush()
 
@@ -224,20 +227,25 @@ async def drive(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: 
                     by_case[case_id] = trace
                     records_seen += 1
                     trace.stamps["reported"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                    trace.stamps["reported_sent"] = record.timestamp / 1000
                     continue
                 trace = by_case.get(case_id)
                 if trace is None:
                     continue
                 records_seen += 1
                 if kind in ("case.accepted", "case.dispatched"):
-                    trace.stamps[kind.split(".")[1]] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                    name = kind.split(".")[1]
+                    trace.stamps[name] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                    trace.stamps[f"{name}_sent"] = record.timestamp / 1000  # the relay's send (CreateTime)
                 elif kind == "task.assigned" and trace.task_seen is None:
                     trace.task_seen = now
+                    trace.stamps["task_sent"] = record.timestamp / 1000
                     trace.stamps["task_seen"] = time.time()
                     done_tasks += 1
                 elif kind == "reply.issued" and trace.reply_seen is None:
                     trace.reply_seen = now
                     trace.stamps["reply"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+                    trace.stamps["reply_sent"] = record.timestamp / 1000
                     done_replies += 1
         if now - last_progress > 2:
             last_progress = now
@@ -342,9 +350,18 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
         return [t.stamps[b] - t.stamps[a] for t in traces.values() if a in t.stamps and b in t.stamps]
 
     print("\nwhere the time goes (p50 / p99 between the events' timestamps):")
-    for label, a, b in [("intake → routing dispatched", "reported", "dispatched"),
+    # Each hop split where a wait can hide: the events' occurred_at is taken when a handler runs, the records'
+    # CreateTime when the outbox relay sends them, so (handled → sent) is the commit and the relay's wake-up, and
+    # (sent → next handled) is the broker, the consumer's fetch and its batch.
+    for label, a, b in [("sent → intake handled", "sent", "reported"),
+                        ("intake handled → case sent", "accepted", "accepted_sent"),
+                        ("case sent → routing handled", "accepted_sent", "dispatched"),
+                        ("routing handled → task sent", "dispatched", "task_sent"),
+                        ("task sent → task read here", "task_sent", "task_seen"),
+                        ("intake → routing dispatched", "reported", "dispatched"),
                         ("routing dispatched → task read", "dispatched", "task_seen"),
-                        ("intake → notify reply issued", "reported", "reply")]:
+                        ("intake → notify reply issued", "reported", "reply"),
+                        ("notify reply issued → sent", "reply", "reply_sent")]:
         values = stage(a, b)
         print(f"  {label:<32} {pct(values, 50):7.0f} ms {pct(values, 99):7.0f} ms  (n={len(values)})")
     print("\nhandler time inside the services during the run (from /metrics):")

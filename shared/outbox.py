@@ -59,15 +59,23 @@ class OutboxRelay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"outbox:{self._schema}"):
                 self.heartbeat.beat()
                 await asyncio.sleep(2)
+            # The relay's own writes (forgetting rows sent, setting rows aside) need not wait for the WAL flush: lost
+            # in a crash of PostgreSQL, the rows are there again and sent again, which consumers de-duplicate on the
+            # event id (as any resend). It spared each turn a disk flush on the path report → task. The pool resets
+            # the setting when the connection goes back (RESET ALL).
+            await conn.execute("SET synchronous_commit = off")
             channel = f"{self._schema}_outbox"
             await conn.add_listener(channel, self._on_notify)
             try:
                 while True:
                     self.heartbeat.beat()
+                    # Cleared before the read, not after: a NOTIFY that comes while this batch is being sent is a
+                    # commit the read did not see, and must wake the next turn at once. Cleared after, it was lost
+                    # and those rows waited for the poll (up to outbox_poll_seconds: the p99 of a steady 200/s).
+                    self._wake.clear()
                     sent = await self.relay_once(conn)
                     backoff.reset()
-                    if sent < BATCH:
-                        self._wake.clear()
+                    if sent < BATCH and not self._wake.is_set():
                         try:
                             await asyncio.wait_for(self._wake.wait(), self._poll)
                         except asyncio.TimeoutError:
@@ -105,17 +113,19 @@ class OutboxRelay:
                 set_aside.append((row["seq"], describe(outcome, 1000)))
             elif outage is None:
                 outage = outcome
-        async with conn.transaction():
-            if set_aside:
+        # A crash between the send and this delete sends them again: consumers de-duplicate on id.
+        forget = "DELETE FROM outbox WHERE seq = ANY($1::bigint[])"
+        if set_aside:
+            async with conn.transaction():
                 await conn.executemany(
                     """INSERT INTO outbox_failed (seq, topic, key, event_id, event_type, payload, created_at, reason)
                        SELECT seq, topic, key, event_id, event_type, payload, created_at, $2 FROM outbox WHERE seq = $1
                        ON CONFLICT (seq) DO NOTHING""",
                     set_aside,
                 )
-            # A crash between the send and this delete sends them again: consumers de-duplicate on id.
-            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])",
-                               done + [seq for seq, _ in set_aside])
+                await conn.execute(forget, done + [seq for seq, _ in set_aside])
+        elif done:
+            await conn.execute(forget, done)  # one statement, its own transaction: one round trip, not three
         if done:
             OUTBOX_RELAYED.labels(self._service).inc(len(done))
         for seq, reason in set_aside:

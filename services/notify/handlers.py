@@ -32,9 +32,10 @@ from shared.street_rules import StreetRules
 from shared.topics import Topics
 from shared.uow import UnitOfWork
 
-from services.notify.adapters import batch_store, repository, webhooks
+from services.notify.adapters import batch_store, repository
 from services.notify.adapters.batch_store import ContactRow, Facts, NewDelivery, StatusRow
-from services.notify.adapters.templates import EditedTemplates
+from services.notify.adapters.templates import LAST_EDIT, EditedTemplates
+from services.notify.adapters.webhooks import ENABLED_ENDPOINTS_JSON
 from services.notify.domain.delivery import expires_at
 from services.notify.domain.replies import (
     STAFF_KINDS, DeliveryPlan, ReplyTemplates, brief, choose_route, plan_acknowledgement, plan_reply,
@@ -93,6 +94,12 @@ class Replier:
         """The reply texts in force (PUT /api/v1/admin/templates/…, whichever instance saved them): one read."""
         return await self._edited.refresh(uow.conn)
 
+    async def templates_and_endpoints(self, uow: UnitOfWork) -> tuple[ReplyTemplates, list[dict[str, Any]]]:
+        """The reply texts in force and the integrators' enabled webhooks, in one round trip: a batch's replies need
+        both (two statements before, per batch; at a steady stream a batch is a case or two — issue 17)."""
+        row = await uow.conn.fetchrow(f"SELECT ({LAST_EDIT}) AS last_edit, ({ENABLED_ENDPOINTS_JSON}) AS endpoints")
+        return await self._edited.at(uow.conn, row["last_edit"]), row["endpoints"]
+
     async def reply_all(self, uow: UnitOfWork, occasions: list[Occasion]) -> None:
         """Each occasion's reply to its case's reporter and every follower; for a reporter whose contact has not
         arrived yet, a reply that waits for it; for one whose contact was erased, a reply held saying so; and a
@@ -100,11 +107,10 @@ class Replier:
         if not occasions:
             return
         conn = uow.conn
-        templates = await self.templates(uow)
+        templates, endpoints = await self.templates_and_endpoints(uow)
         case_ids = [o.message.case_id for o in occasions]
         facts = await batch_store.facts_of(conn, case_ids)
         recipients = await batch_store.recipients_of(conn, case_ids)
-        endpoints = await webhooks.enabled_endpoints(conn)
         queued: list[tuple[Message[Any], DeliveryPlan]] = []
         for o in occasions:
             m, case_no = o.message, o.message.event.case_no
@@ -180,11 +186,13 @@ class Replier:
         if not kept:
             return
         case_ids = [c.case_id for c in kept]
-        facts = await batch_store.facts_of(conn, case_ids)
         # Merged before its contact arrived: the resident follows the case it was merged into from now on.
         followed = await batch_store.follow_late(conn, case_ids)
         by_case = {c.case_id: c for c in kept}
         waiting = await batch_store.awaiting_deliveries(conn, case_ids)
+        # How the cases came in (their replies' channel) only for those with replies waiting: a contact that arrives
+        # before its case's acceptance — as often as not — has none, and costs a statement less (issue 17).
+        facts = await batch_store.facts_of(conn, sorted({row["case_id"] for row in waiting}))
         routes = {}
         for row in waiting:
             c = by_case[row["case_id"]]
@@ -271,10 +279,9 @@ async def acknowledge(messages: list[Message[CaseAccepted]], uow: UnitOfWork, re
     """受理回执 to each accepted case's reporter (followers were told when their report was merged), and its copies
     for the webhooks. The hot path: the same few statements for one case or a partition's whole batch."""
     conn = uow.conn
-    templates = await replier.templates(uow)
+    templates, endpoints = await replier.templates_and_endpoints(uow)
     case_ids = [m.case_id for m in messages]
     facts = await batch_store.facts_of(conn, case_ids)
-    endpoints = await webhooks.enabled_endpoints(conn)
     queued: list[tuple[Message[Any], DeliveryPlan]] = []
     for m in messages:
         known, case_no = facts[m.case_id], m.event.case_no

@@ -102,3 +102,15 @@ def test_the_first_format_a_signature_over_the_value_alone_is_refused_and_named(
            (SIGNATURE_HEADER, base64.b64encode(development_key("supervision").sign(value)))]
     refusal = verifier().check(record(value, old), SimpleNamespace(type="case.closed", data={}))
     assert "over the value alone" in refusal
+
+
+def test_the_signature_is_openssls_own_so_any_ed25519_checker_accepts_it():
+    # Signed with libsodium for speed (issue 17); Ed25519 is deterministic, so it is byte for byte what OpenSSL makes.
+    import base64
+
+    from shared.signing import SIGNATURE_HEADER, signed_bytes
+
+    key = development_key("intake")
+    value = b'{"type": "case.accepted"}'
+    headers = dict(Signer("intake", key).headers(value, topic=T, key=K))
+    assert base64.b64decode(headers[SIGNATURE_HEADER]) == key.sign(signed_bytes(T, K, value))

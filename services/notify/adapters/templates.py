@@ -18,6 +18,10 @@ def load_template_sources(folder: Path = TEMPLATES_DIR) -> dict[str, str]:
     return {path.name[: -len(SUFFIX)]: path.read_text(encoding="utf-8") for path in sorted(folder.glob(f"*{SUFFIX}"))}
 
 
+# The history's last id: the edited texts' version (a scalar subquery, to ride along with other reads).
+LAST_EDIT = "SELECT coalesce(max(id), 0) FROM reply_template_history"
+
+
 class EditedTemplates:
     """Keeps a ReplyTemplates in step with the edited texts: one cheap read per use (the history's last id), a
     reload only when it moved — so an edit made through any notify instance is used by every one."""
@@ -27,7 +31,10 @@ class EditedTemplates:
         self._seen = 0
 
     async def refresh(self, conn: asyncpg.Connection) -> ReplyTemplates:
-        last = await conn.fetchval("SELECT coalesce(max(id), 0) FROM reply_template_history")
+        return await self.at(conn, await conn.fetchval(LAST_EDIT))
+
+    async def at(self, conn: asyncpg.Connection, last: int) -> ReplyTemplates:
+        """The texts as of the history's last id `last` (read by the caller, in a statement of its own choosing)."""
         if last != self._seen:
             rows = await conn.fetch("SELECT name, source FROM reply_templates")
             self.templates.use({r["name"]: r["source"] for r in rows})

@@ -75,6 +75,12 @@ async def enabled_endpoints(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT id::text AS id, sources FROM webhook_endpoints WHERE enabled ORDER BY created_at")
 
 
+# The same as one jsonb value ([{"id": …, "sources": […]}, …]): a scalar subquery, to ride along with other reads.
+ENABLED_ENDPOINTS_JSON = """SELECT coalesce(jsonb_agg(jsonb_build_object('id', id::text, 'sources', sources)
+                                       ORDER BY created_at), '[]'::jsonb)
+                              FROM webhook_endpoints WHERE enabled"""
+
+
 async def list_endpoints(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM webhook_endpoints ORDER BY created_at")
 

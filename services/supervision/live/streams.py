@@ -244,7 +244,10 @@ class LiveStreams:
         occurred_at = envelope.occurred_at.isoformat()
         before = self.cases.get(envelope.case_id)
         after = live.fold(before, envelope.type, data, occurred_at)
-        self.cases[envelope.case_id] = after
+        if after != before:
+            # Written only when the screen's row changes: each write is a changelog record (produced, stored, read
+            # again on recovery); a replayed event, a warning or an urge that moves nothing the screen keeps, none.
+            self.cases[envelope.case_id] = after
         if self._open is not None:
             if live.is_open(after):
                 self._open[envelope.case_id] = after
