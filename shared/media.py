@@ -49,6 +49,14 @@ def media_id_of(url: str) -> str | None:
     return found.group(1) if found else None
 
 
+def stored_name(media_id: str, variant: Variant) -> str:
+    """A photo's name in a store (a file name, an object key): `<id>` or `<id>.thumbnail`. The id is checked here as
+    well as at every door: this is the one place an id becomes a name (never a path, '..', upper case)."""
+    if not is_media_id(media_id) or variant not in VARIANTS:
+        raise ValueError(f"not a media id: {media_id[:80]!r}")
+    return media_id if variant == "image" else f"{media_id}.thumbnail"
+
+
 class MediaStoreUnavailable(Exception):
     """The store did not answer (its server away, refused our credentials, timed out): try again later."""
 
@@ -73,11 +81,7 @@ class FolderStore:
         self.root = Path(root)
 
     def _path(self, media_id: str, variant: Variant) -> Path:
-        # The id is checked here as well as at every door: this is the one place a name becomes a path.
-        if not is_media_id(media_id) or variant not in VARIANTS:
-            raise ValueError(f"not a media id: {media_id[:80]!r}")
-        name = media_id if variant == "image" else f"{media_id}.thumbnail"
-        return self.root / media_id[:2] / name
+        return self.root / media_id[:2] / stored_name(media_id, variant)
 
     def put(self, media_id: str, variant: Variant, data: bytes) -> bool:
         path = self._path(media_id, variant)

@@ -7,7 +7,8 @@ answer means:
 - a missing key is None / False (404 from the server), never an error;
 - anything else the server or the network does (refused credentials, no bucket, a timeout, a connection refused)
   is `MediaStoreUnavailable`, which the HTTP doors answer 503: an upload is answered only after PutObject
-  succeeded (S3 acknowledges a PUT once the object is durable), so a 503 means "not stored, send it again".
+  succeeded (a store acknowledges a PUT once the object is stored: AWS S3 durably; the local SeaweedFS fsyncs its
+  buckets' writes, deploy/local/seaweedfs.sh), so a 503 means "not stored, send it again".
 
     python -m shared.media_s3 ensure-bucket   create WANGGE_MEDIA_S3_BUCKET if the server has none (./dev, tests)
 """
@@ -22,17 +23,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.media import VARIANTS, MediaStoreUnavailable, Variant, is_media_id
+from shared.media import MediaStoreUnavailable, Variant, stored_name
 
 # The server's answers that mean "no such object" (HEAD has no body, so only its status says it).
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-def object_key(media_id: str, variant: Variant) -> str:
-    """The object key of a photo: its id, checked here as at every door (the one place an id becomes a key)."""
-    if not is_media_id(media_id) or variant not in VARIANTS:
-        raise ValueError(f"not a media id: {media_id[:80]!r}")
-    return media_id if variant == "image" else f"{media_id}.thumbnail"
 
 
 def _code(error: ClientError) -> str:
@@ -78,7 +72,7 @@ class S3Store:
                                      f"{said[:300]}")
 
     def put(self, media_id: str, variant: Variant, data: bytes) -> bool:
-        key = object_key(media_id, variant)
+        key = stored_name(media_id, variant)
         if self.exists(media_id, variant):
             return False
         try:
@@ -91,7 +85,7 @@ class S3Store:
         return True
 
     def get(self, media_id: str, variant: Variant) -> bytes | None:
-        key = object_key(media_id, variant)
+        key = stored_name(media_id, variant)
         try:
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
             return bytes(answer["Body"].read())
@@ -103,7 +97,7 @@ class S3Store:
             raise self._unavailable("read the photo", error) from error
 
     def exists(self, media_id: str, variant: Variant = "image") -> bool:
-        key = object_key(media_id, variant)
+        key = stored_name(media_id, variant)
         try:
             self._client.head_object(Bucket=self.bucket, Key=key)
             return True

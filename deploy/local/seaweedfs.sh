@@ -176,6 +176,7 @@ start() {
   write_identity
   if pid=$(running_pid); then
     say "already running (pid $pid) on http://$HOST:$PORT"
+    durable_writes
     ensure_bucket
     return 0
   fi
@@ -217,7 +218,19 @@ start() {
     fi
   done
   say "ready (pid $pid) in $((SECONDS - t0)) s: S3 on http://$HOST:$PORT"
+  durable_writes
   ensure_bucket
+}
+
+# Every write under /buckets/ fsynced before the S3 gateway answers it (SeaweedFS's default is not to): an
+# upload wangge answered 201 survives the machine's crash, as with the folder store. Kept in the filer.
+# (An address host:port.grpcPort: weed shell would otherwise look for gRPC at port + 10000.)
+durable_writes() {
+  local out
+  out=$(printf 'fs.configure -locationPrefix=/buckets/ -fsync -apply\n' \
+        | timeout 60 "$BIN" shell -master="$HOST:$((PORT + 1)).$((PORT + 2))" -filer="$HOST:$((PORT + 5)).$((PORT + 6))" 2>&1) \
+    || { echo "$out" >&2; die "weed shell fs.configure (fsync for /buckets/) failed"; }
+  grep -q '"fsync": *true' <<< "$out" || { echo "$out" >&2; die "weed shell did not confirm fsync for /buckets/"; }
 }
 
 stop() {
