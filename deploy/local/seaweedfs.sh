@@ -242,12 +242,14 @@ stop() {
   fi
   say "stopping (pid $pid)…"
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do
+  # Its parts stop one by one and the rest retry the stopped ones for a while: 10 s, then SIGKILL (the writes are
+  # fsynced, and the filer's store keeps a log).
+  for _ in $(seq 1 20); do
     [[ -d /proc/$pid ]] || break
     sleep 0.5
   done
   if [[ -d /proc/$pid ]]; then
-    say "still running after 20s, sending SIGKILL"
+    say "still running after 10s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.5
   fi
