@@ -2,8 +2,8 @@
 # Project-local SeaweedFS (Apache-2.0): an S3-compatible server for the photo store that every instance shares
 # (shared/media_s3.py). Built from its Go module (the pinned version below) with the machine's Go.
 #
-#   deploy/local/seaweedfs.sh install   build `weed` into $WANGGE_STATE_DIR/seaweedfs/bin (first run only: a few
-#                                       minutes on two cores; the version is stamped beside it)
+#   deploy/local/seaweedfs.sh install   build `weed` into $WANGGE_STATE_DIR/seaweedfs/bin (first run only: ~9
+#                                       CPU-minutes, 5-7 min on two idle cores; the version is stamped beside it)
 #   deploy/local/seaweedfs.sh start     write the S3 identity (a key pair made once, or the one in the environment),
 #                                       start master + volume + filer + S3 gateway on 127.0.0.1, wait until the S3
 #                                       gateway answers /healthz, create the bucket
