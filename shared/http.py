@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.kafka import TRANSIENT_KAFKA_ERRORS
+from shared.media import MediaStoreUnavailable
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -625,6 +626,16 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, manage_
             # Open311 clients know 400 for a bad parameter, not 422.
             return open311_refusal(request.url.path, 400, f"request does not fit the contract: {reason}")
         return JSONResponse({"detail": f"request does not fit the contract: {reason}", "errors": errors}, 422)
+
+    # Its own handler (not the catch-all below, which Starlette re-raises after answering): an answered refusal.
+    @app.exception_handler(MediaStoreUnavailable)
+    async def photo_store_unavailable(request: Request, exc: MediaStoreUnavailable) -> Response:
+        # The photo store (an S3 server) is away: nothing was stored, the photo can be sent again.
+        log.warning("request failed on the photo store: %s", exc)
+        reason = "the photo store is briefly unavailable; nothing was stored, retry (照片存储暂时不可用，请稍后重试)"
+        if request.url.path.startswith("/open311/"):
+            return open311_refusal(request.url.path, 503, reason)
+        return JSONResponse({"detail": reason}, 503)
 
     @app.exception_handler(Exception)
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:

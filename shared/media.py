@@ -4,9 +4,14 @@ A photo's id is the SHA-256 (hex) of the bytes stored for it (intake re-encodes 
 stored bytes are always wangge's own JPEG); its thumbnail is kept beside it under the same id. What
 a message carries is the relative URL `/media/<id>` the upload answered; the front door serves it.
 
-The interface (`MediaStore`: put/get/exists by id and variant) is all the services use, so an
-S3-compatible store can replace the folder one later: the ids are its object keys
-(`<id>` and `<id>.thumbnail`), and put is idempotent by construction (same id, same bytes).
+The interface (`MediaStore`: put/get/exists by id and variant) is all the services use. Two stores:
+- `FolderStore` (the default): a local folder, for one machine;
+- `S3Store` (shared/media_s3.py, WANGGE_MEDIA_S3_ENDPOINT set): a bucket of an S3-compatible server, the ids
+  its object keys (`<id>` and `<id>.thumbnail`), so that every instance of intake and supervision serves every
+  photo whichever instance took the upload.
+put is idempotent by construction (same id, same bytes). A store that cannot answer raises
+`MediaStoreUnavailable`, which the HTTP doors answer 503 (shared/http.py): never a 500, never an upload
+answered before its bytes are stored.
 Intake writes (it owns the uploads); supervision and intake read, to serve a photo to who may see it.
 """
 from __future__ import annotations
@@ -44,6 +49,18 @@ def media_id_of(url: str) -> str | None:
     return found.group(1) if found else None
 
 
+def stored_name(media_id: str, variant: Variant) -> str:
+    """A photo's name in a store (a file name, an object key): `<id>` or `<id>.thumbnail`. The id is checked here as
+    well as at every door: this is the one place an id becomes a name (never a path, '..', upper case)."""
+    if not is_media_id(media_id) or variant not in VARIANTS:
+        raise ValueError(f"not a media id: {media_id[:80]!r}")
+    return media_id if variant == "image" else f"{media_id}.thumbnail"
+
+
+class MediaStoreUnavailable(Exception):
+    """The store did not answer (its server away, refused our credentials, timed out): try again later."""
+
+
 class MediaStore(Protocol):
     """Where stored photos live. Keys are (id, variant); values are whole JPEG files."""
 
@@ -64,11 +81,7 @@ class FolderStore:
         self.root = Path(root)
 
     def _path(self, media_id: str, variant: Variant) -> Path:
-        # The id is checked here as well as at every door: this is the one place a name becomes a path.
-        if not is_media_id(media_id) or variant not in VARIANTS:
-            raise ValueError(f"not a media id: {media_id[:80]!r}")
-        name = media_id if variant == "image" else f"{media_id}.thumbnail"
-        return self.root / media_id[:2] / name
+        return self.root / media_id[:2] / stored_name(media_id, variant)
 
     def put(self, media_id: str, variant: Variant, data: bytes) -> bool:
         path = self._path(media_id, variant)
@@ -105,5 +118,10 @@ class FolderStore:
 
 
 def store_from_settings(settings) -> MediaStore:  # type: ignore[no-untyped-def]
-    """The store the settings name (WANGGE_MEDIA_DIR; default $WANGGE_STATE_DIR/media, else <repo>/.local/media)."""
+    """The store the settings name: the S3 bucket when WANGGE_MEDIA_S3_ENDPOINT is set (shared/media_s3.py), else
+    the folder (WANGGE_MEDIA_DIR; default $WANGGE_STATE_DIR/media, else <repo>/.local/media)."""
+    if settings.media_s3_endpoint:
+        from shared.media_s3 import S3Store  # boto3 is imported only by a process that uses it
+
+        return S3Store.from_settings(settings)
     return FolderStore(settings.media_folder())

@@ -65,7 +65,8 @@ def photo_routes(router: APIRouter, store: MediaStore, may_see: Callable[[Client
         200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
               "description": "the photo (JPEG); ETag = its id, Cache-Control private"},
         304: {"description": "the browser's copy (If-None-Match) is the photo"},
-        404: refusal(f"no such photo, or not one {who} (the same answer: ids are not confirmed)")}
+        404: refusal(f"no such photo, or not one {who} (the same answer: ids are not confirmed)"),
+        503: refusal("the photo store (an S3 server) does not answer for now: retry")}
 
     @router.get("/media/{media_id}", response_class=Response, responses=responses)
     async def photo(media_id: str, request: Request, client: Client = Depends(require(*viewers))) -> Response:

@@ -189,6 +189,17 @@ class Settings(BaseSettings):
     media_dir: Path | None = None
     media_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     media_max_pixels: int = Field(default=40_000_000, ge=10_000)
+    # Photos in an S3-compatible bucket instead of the folder (shared/media_s3.py): with several instances (or
+    # machines) every one must serve every photo, so they share a bucket. Set the endpoint (http(s)://host:port) to
+    # use it; the access key and secret are a key pair of that server (production requires both). Path-style
+    # addressing, so a bucket name needs no DNS entry of its own. `./dev`: WANGGE_MEDIA=s3 starts SeaweedFS for it.
+    media_s3_endpoint: str = ""
+    media_s3_bucket: str = "wangge-media"
+    media_s3_access_key: str = ""
+    media_s3_secret_key: str = ""
+    media_s3_region: str = "us-east-1"
+    # A request to the store (one photo) that takes longer than this is an unavailable store: 503, retry.
+    media_s3_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Residents (/my/, shared/residents.py): the key of their opaque ids and of the signed survey links. Required (at
     # least 16 characters) by the production profile for intake and notify, which must share it; ./dev up makes one.
@@ -231,6 +242,12 @@ class Settings(BaseSettings):
         elif not (self.kafka_username and self.kafka_password):
             problems.append(f"WANGGE_KAFKA_USERNAME / WANGGE_KAFKA_PASSWORD: {service}'s SCRAM user is not set "
                             "(`python -m shared.kafka_security plan` writes one per principal)")
+        if self.media_s3_endpoint and service in ("intake", "supervision") and not (
+                self.media_s3_access_key and len(self.media_s3_secret_key) >= MIN_SECRET_CHARS):
+            problems.append("WANGGE_MEDIA_S3_ACCESS_KEY / WANGGE_MEDIA_S3_SECRET_KEY: the photo store "
+                            f"{self.media_s3_endpoint} is set but its key pair is "
+                            f"{'not set' if not self.media_s3_secret_key else 'incomplete or too short'} "
+                            f"(the secret at least {MIN_SECRET_CHARS} characters; a key pair of that server)")
         if service in SERVICES:
             problems += key_problems(self, service)
         try:

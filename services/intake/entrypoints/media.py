@@ -74,7 +74,9 @@ def build_media_router(runtime: ServiceRuntime, store: MediaStore, decoding: asy
     @router.post("/api/v1/media", status_code=201, openapi_extra=_UPLOAD_BODY, response_model=StoredMedia, responses={
         413: refusal("the file is larger than the limit (10 MB), or has more pixels than the limit (40 MP)"),
         415: refusal("not multipart/form-data, or the file is not sent as (or is not) JPEG, PNG, WebP or HEIC"),
-        422: refusal("no `file` field, or the file is not a decodable image")})
+        422: refusal("no `file` field, or the file is not a decodable image"),
+        503: refusal("the photo store (an S3 server) or the database does not answer for now: nothing was stored, "
+                     "send the photo again")})
     async def upload(request: Request, client: Client = Depends(require(*UPLOADERS))) -> JSONResponse:
         """Store a photo (multipart, field `file`): decoded to prove it is an image, re-encoded as JPEG without
         EXIF but its capture time (orientation applied), with a thumbnail; content-addressed."""
