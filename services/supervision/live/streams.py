@@ -36,6 +36,7 @@ from shared.settings import Settings
 from shared.signing import verifier_for
 from shared.topics import Topics, TopicSpec, ensure_topics, read_replication
 from services.supervision.live import figures as live
+from services.supervision.live.delivery import DeliveredBeforeCommit
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ class LiveStreams:
         self._open: dict[str, dict[str, Any]] | None = None
         self.cases.on_recover(self._recovered)
         self._partitions_of: dict[str, dict[Any, int]] = {}
+        self.delivery: DeliveredBeforeCommit | None = None
 
     async def _recovered(self) -> None:
         self._open = None
@@ -175,6 +177,8 @@ class LiveStreams:
         factor, _ = await read_replication(self.settings.kafka_bootstrap)
         self.app.conf.topic_replication_factor = factor
         await ensure_topics(self.settings.kafka_bootstrap, self.changelog_specs() + [self.leader_topic_spec()])
+        # Before anything is written: no offset committed ahead of the table rows its events wrote (delivery.py).
+        self.delivery = DeliveredBeforeCommit(self.app.producer.buffer)
         await self.app.start()
 
     def leader_topic_spec(self) -> TopicSpec:
@@ -250,7 +254,7 @@ class LiveStreams:
                 self._open[envelope.case_id] = after
             else:
                 self._open.pop(envelope.case_id, None)
-        if live.newly_accepted(before, after):
+        if live.counts_in_windows(before, after, envelope.type):
             accepted = live.parse_time(after["accepted_at"])
             token = _accepted_at.set(accepted.timestamp() if accepted else None)
             try:
