@@ -9,7 +9,8 @@ Real processes (`python -m services.<name>`, `python -m services.supervision.liv
 schema prefixes, against the suite's broker and PostgreSQL, like the fault tests (test_faults.py). Heavy: one run.
 
 Open (2026-12-06): the live-figures check after the kill still fails some runs (everything before it passed in every
-run): with fix 1 below alone 7 of 9 runs passed, with both fixes 1 of 3 (few runs, under a load that varies a lot). Found and fixed so far, each from the instances' logs of a failing run:
+run): with fix 1 below alone 7 of 9 runs passed, with both fixes 2 of 4 (few runs, under a load that varies a lot).
+Found and fixed so far, each from the instances' logs of a failing run:
 1. faust committed offsets ahead of the changelog rows their events wrote (its producer buffer's flush returned with
    up to 99 writes undelivered), so a SIGKILL lost rows for good: fixed by services/supervision/live/delivery.py
    (tests/integration/test_live_delivery.py fails without it).
@@ -18,14 +19,18 @@ run): with fix 1 below alone 7 of 9 runs passed, with both fixes 1 of 3 (few run
    fixed by emptying the tables at each rebalance and recovering every held partition from its changelog's start
    (LiveStreams._recover_whole_on_rebalance).
 Still failing (figures 573 and 509 of 600 accepted today in the two failed runs): after the kill, the survivor
-given one of the killed member's partitions follows it from its END instead of the group's committed offset — logged
-as its agent's first event of partition 3 at offset 287 while the killed member had followed it only to offset 23 —
-so events 24–286 of that partition are followed by no instance. Suspects, in faust's consumer
-(faust/transport/consumer.py): the fetcher keeps running through a rebalance and `_drain_messages` compares each
-record with a `_read_offset` left from before the seek to the committed offsets (records below it are dropped as
-already read, a jump above it is recorded as a "gap" whose offsets are then counted as acknowledged); or the commit
-running in the consumer's thread with offsets computed before the rebalance. Next step: log the fetcher's
-`_read_offset`, `_gap` and the committed offsets of the newly assigned partition at each rebalance.
+given one of the killed member's partitions follows it from its END — its agent's first event of partition 3 at
+offset 287, where the stream ended, while the killed member had followed that partition only to offset 23 —
+so events 24–286 of that partition are followed by no instance. Not known yet: whether the group held a committed
+offset of 287 for it (no instance had followed it that far) or the survivor's fetch position was reset to the end. In
+a passing run, survivors given a partition with no committed offset followed it from offset 0, as
+consumer_auto_offset_reset="earliest" says. Suspects, in faust's consumer (faust/transport/consumer.py): the fetcher
+keeps running through a rebalance and `_drain_messages` compares each record with a `_read_offset` left from an
+earlier generation (seen: a read offset of 94 kept for a partition with no committed offset after its recovery;
+records below it are dropped as already read, a jump above it is recorded as a "gap" whose offsets then count as
+acknowledged); or a commit, run in the consumer's thread with offsets computed before a rebalance, landing after it.
+Next step: log the group's committed offsets (from the broker), aiokafka's positions and faust's `_read_offset` and
+`_gap` for each newly assigned partition of wangge.cases at every rebalance, and run until a failure.
 """
 from __future__ import annotations
 
