@@ -9,7 +9,7 @@ Real processes (`python -m services.<name>`, `python -m services.supervision.liv
 schema prefixes, against the suite's broker and PostgreSQL, like the fault tests (test_faults.py). Heavy: one run.
 
 Open (2026-12-06): the live-figures check after the kill still fails some runs (everything before it passed in every
-run): with fix 1 below alone 7 of 9 runs passed, with both fixes 2 of 4 (few runs, under a load that varies a lot).
+run): with fix 1 below alone 7 of 9 runs passed, with both fixes 3 of 5 (few runs, under a load that varies a lot).
 Found and fixed so far, each from the instances' logs of a failing run:
 1. faust committed offsets ahead of the changelog rows their events wrote (its producer buffer's flush returned with
    up to 99 writes undelivered), so a SIGKILL lost rows for good: fixed by services/supervision/live/delivery.py
