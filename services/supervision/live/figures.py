@@ -85,6 +85,17 @@ def newly_accepted(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -
     return bool(after.get("accepted_at")) and not (before or {}).get("accepted_at") and bool(after.get("unit_grid"))
 
 
+def counts_in_windows(before: Mapping[str, Any] | None, after: Mapping[str, Any], event_type: str) -> bool:
+    """Whether this event writes the case's rows in the windows: when it makes the case a real case, and again each
+    time the acceptance itself is followed (a redelivery writes the same rows: one per case, in the same window, as
+    accepted_at is kept from the first). Again, because a member killed between its writes to the cases table and to
+    the windows' changelogs leaves the next owner a case already accepted without its window rows, and it follows
+    the acceptance again (its offset was not committed): judged by `before` alone, the rows would never be written."""
+    if newly_accepted(before, after):
+        return True
+    return event_type == "case.accepted" and bool(after.get("accepted_at")) and bool(after.get("unit_grid"))
+
+
 def screen_event(event_type: str, case_id: str | None, data: Mapping[str, Any], occurred_at: str,
                  case: Mapping[str, Any] | None, names: Names) -> dict[str, Any]:
     """One case event as the big screen shows it: number, type, place, category, time; no personal data."""
