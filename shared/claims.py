@@ -30,8 +30,8 @@ from typing import Protocol, Sequence
 
 import asyncpg
 
+from shared import periodic
 from shared.clock import Clock
-from shared.errors import describe, is_transient
 from shared.metrics import CLAIMS_PRUNED
 
 log = logging.getLogger(__name__)
@@ -94,17 +94,5 @@ def pruning_loop(service: str, pool_of, groups: Sequence[Group], *, every: float
                  max_behind: int):
     """A worker (ServiceRuntime's watchdog runs it): prune_once every `every` seconds, the first after one period
     (a service just started has not committed everywhere yet)."""
-
-    async def run() -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await prune_once(service, pool_of(), groups, keep=keep, batch=batch, max_behind=max_behind)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — classified
-                if not is_transient(exc):
-                    raise
-                log.warning("claims not pruned (%s); next turn", describe(exc))
-
-    return run
+    return periodic.every(every, lambda: prune_once(service, pool_of(), groups, keep=keep, batch=batch,
+                                                    max_behind=max_behind), "pruning claims", first_after=True)

@@ -167,19 +167,6 @@ class StreetFigures:
 
 def figures_loop(figures: StreetFigures, seconds: float) -> Callable[[], Any]:
     """A worker for ServiceRuntime.worker: keep days every `seconds`, at once again while there is a backlog."""
-    from shared.errors import describe, is_transient
+    from shared.periodic import every
 
-    async def run() -> None:
-        while True:
-            try:
-                while await figures.refresh() >= 31:
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — classified
-                if not is_transient(exc):
-                    raise
-                log.warning("keeping the statistics' days failed (%s); retrying", describe(exc))
-            await asyncio.sleep(seconds)
-
-    return run
+    return every(seconds, figures.refresh, "keeping the statistics' days", again_from=31)

@@ -26,6 +26,7 @@ from shared.contracts import cases as c
 from shared.contracts import tasks as t
 from shared.contracts.envelope import describe_validation_error
 from shared.errors import describe, is_transient
+from shared.periodic import every
 from shared.kafka import topic_name_problem
 from shared.messagebus import Message
 from shared.personal_data import mask_personal
@@ -239,21 +240,7 @@ async def release_held_updates(messages: list[Message[c.CaseDispatched]], uow: U
 
 def held_updates_loop(updates: OwnerUpdates, poll_seconds: float):
     """A worker for ServiceRuntime.worker: refuse the held updates past the bound, every `poll_seconds`."""
-
-    async def run() -> None:
-        while True:
-            try:
-                while await updates.expire_held() > 0:
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — classified
-                if not is_transient(exc):
-                    raise
-                log.warning("held updates not expired (%s); retrying", describe(exc))
-            await asyncio.sleep(poll_seconds)
-
-    return run
+    return every(poll_seconds, updates.expire_held, "expiring held updates", again_from=1)
 
 
 async def resumed_due(uow: UnitOfWork, case_log: CaseLog, case_id: str, fallback: datetime | None) -> datetime:
