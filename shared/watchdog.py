@@ -80,6 +80,7 @@ class Watchdog:
         self._probes: list[_Probe] = []
         self._problem: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # ---- what it runs ------------------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class Watchdog:
 
     def start(self) -> None:
         """Start watching (after the loops are registered)."""
+        self._stopping = False
         self._task = asyncio.create_task(self._watch(), name=f"{self.service}:watchdog")
 
     def problem(self) -> str | None:
@@ -109,8 +111,12 @@ class Watchdog:
     async def stop(self, timeout: float = 10.0) -> list[str]:
         """Cancel every loop; returns the names of those that did not end within `timeout` (then abandoned)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._stopping = True
+            # Cancelled again until it ends: Python 3.11's asyncio.wait_for swallows a cancellation that arrives as
+            # its inner call ends (gh-86296), and a round awaits several; the flag ends the loop at its next turn.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.5)
         tasks = [w.task for w in self._watched if w.task is not None]
         for task in tasks:
             task.cancel()
@@ -149,7 +155,7 @@ class Watchdog:
                 await asyncio.sleep(2)
 
     async def _watch(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.interval)
             try:
                 await self.check()

@@ -65,3 +65,35 @@ async def test_first_after_waits_one_period_before_the_first_turn():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_watchdog_whose_round_swallowed_its_cancellation_still_stops():
+    """Python 3.11's asyncio.wait_for returns its inner call's result, swallowing a cancellation that arrives as that
+    call ends (gh-86296); the watchdog awaits several per round. A probe standing in for that race swallows the first
+    cancellation: the watchdog must stop all the same, within a bound (one cancel() and a wait for ever hung a
+    service's stop, and with it tests/integration/test_plumbing.py, for a minute)."""
+    from shared.watchdog import Watchdog
+
+    asking = asyncio.Event()
+    swallowed = 0
+
+    async def check() -> None:
+        raise ConnectionError("a probe failing: the round asks whether the infrastructure answers")
+
+    async def answers() -> bool:
+        nonlocal swallowed
+        asking.set()
+        if swallowed:
+            return False  # the race happens once; every later round answers at once
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed += 1  # what wait_for does when its inner call ends as the cancellation comes
+        return False
+
+    dog = Watchdog("swallowing", stall_seconds=0, interval=0.01, infrastructure_ok=answers)
+    dog.probe("a failing probe", check, None)
+    dog.start()
+    await asyncio.wait_for(asking.wait(), 5)
+    await asyncio.wait_for(dog.stop(timeout=1), 5)
+    assert swallowed == 1
