@@ -273,12 +273,17 @@ stop() {
   say "stopped"
 }
 
-# "3/5 targets up (down: live, notify)" from the targets API.
+# "3/5 targets up (not up: live, notify)" from the targets API; with several instances of a process, each one not
+# up named by its address ("intake 127.0.0.1:9101").
 targets_summary() {
   http_get /api/v1/targets 2>/dev/null | python3 -c '
-import json, sys
+import collections, json, sys
 active = json.load(sys.stdin)["data"]["activeTargets"]
-down = sorted(t["labels"].get("job", "?") for t in active if t["health"] != "up")
+jobs = collections.Counter(t["labels"].get("job", "?") for t in active)
+def name(t):
+    job = t["labels"].get("job", "?")
+    return "%s %s" % (job, t["labels"].get("instance", "?")) if jobs[job] > 1 else job
+down = sorted(name(t) for t in active if t["health"] != "up")
 line = "%d/%d targets up" % (len(active) - len(down), len(active))
 print(line + (" (not up: %s)" % ", ".join(down) if down else ""))' 2>/dev/null || echo "targets unknown"
 }
