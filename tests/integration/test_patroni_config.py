@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 COMPOSE = REPO_ROOT / "deploy" / "compose"
 PASSWORDS = {"owner": "owner-pw-for-the-test", **{s: f"{s}-pw-for-the-test" for s in SERVICES}}
 SUPERUSER_PASSWORD, REPLICATION_PASSWORD = "superuser-pw-for-the-test", "replication-pw-for-the-test"
+RESTAPI_PASSWORD = "restapi-pw-for-the-test"
 
 
 def _json(url: str) -> dict | None:
@@ -110,6 +111,7 @@ class Cluster:
                    "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"127.0.0.1:{self.pg_ports[i]}",
                    "PATRONI_SUPERUSER_USERNAME": "postgres", "PATRONI_SUPERUSER_PASSWORD": SUPERUSER_PASSWORD,
                    "PATRONI_REPLICATION_USERNAME": "replicator", "PATRONI_REPLICATION_PASSWORD": REPLICATION_PASSWORD,
+                   "PATRONI_RESTAPI_USERNAME": "patroni", "PATRONI_RESTAPI_PASSWORD": RESTAPI_PASSWORD,
                    **{f"WANGGE_PG_{name.upper()}_PASSWORD": pw for name, pw in PASSWORDS.items()}}
             self.as_postgres("patroni", str(config), env=env, log=f"member{i}.log")
             if i == 0:  # the first initializes the cluster; the second copies it

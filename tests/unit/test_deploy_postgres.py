@@ -101,7 +101,8 @@ def test_compose_runs_etcd_and_two_patroni_members_of_that_image():
         env = services[f"postgres-{i}"]["environment"]
         assert env["PATRONI_NAME"] == f"postgres-{i}" and env["PATRONI_ETCD3_HOSTS"] == "etcd:2379"
         assert env["PATRONI_POSTGRESQL_CONNECT_ADDRESS"] == f"postgres-{i}:5432"
-        for var in ("PATRONI_SUPERUSER_PASSWORD", "PATRONI_REPLICATION_PASSWORD", "WANGGE_PG_OWNER_PASSWORD",
+        for var in ("PATRONI_SUPERUSER_PASSWORD", "PATRONI_REPLICATION_PASSWORD", "PATRONI_RESTAPI_PASSWORD",
+                    "WANGGE_PG_OWNER_PASSWORD",
                     *(f"WANGGE_PG_{s.upper()}_PASSWORD" for s in SERVICES)):
             assert env[var].startswith("${"), (i, var)  # set from the environment, a development default otherwise
         assert services[f"postgres-{i}"]["depends_on"]["etcd"]["condition"] == "service_healthy"
@@ -185,6 +186,7 @@ def test_probes_on_patronis_rest_api_resources_and_a_disruption_budget():
 def test_every_password_comes_from_the_postgres_secret():
     env = {e["name"]: e for e in patroni_container()["env"]}
     expected = {"PATRONI_SUPERUSER_PASSWORD": "superuser-password", "PATRONI_REPLICATION_PASSWORD": "replication-password",
+                "PATRONI_RESTAPI_PASSWORD": "restapi-password",
                 "WANGGE_PG_OWNER_PASSWORD": "owner-password",
                 **{f"WANGGE_PG_{s.upper()}_PASSWORD": f"{s}-password" for s in SERVICES}}
     for name, key in expected.items():
