@@ -9,9 +9,10 @@
 #   deploy/local/nginx.sh render DIR       only write DIR/nginx.conf (the tests run their own nginx from it)
 #
 # Environment: WANGGE_FRONT_PORT (8100), WANGGE_INTAKE_PORT (8101), WANGGE_ROUTING_PORT (8102),
-# WANGGE_SUPERVISION_PORT (8103), WANGGE_NOTIFY_PORT (8104), WANGGE_LIVE_PORT (8105), WANGGE_WEB_ROOT
-# (web/dist), WANGGE_STATE_DIR (<repo>/.local), WANGGE_SMS_GATEWAY_ADDRESSES (the only addresses /api/v1/sms/ is
-# routed from; empty: none).
+# WANGGE_SUPERVISION_PORT (8103), WANGGE_NOTIFY_PORT (8104), WANGGE_LIVE_PORT (8105), WANGGE_INSTANCES (1: each
+# upstream lists instance i on its port + 1000·(i-1), as ./dev starts them) or WANGGE_<NAME>_PORTS (a comma list
+# of one process's instances), WANGGE_WEB_ROOT (web/dist), WANGGE_STATE_DIR (<repo>/.local),
+# WANGGE_SMS_GATEWAY_ADDRESSES (the only addresses /api/v1/sms/ is routed from; empty: none).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,6 +24,8 @@ PREFIX=$STATE/nginx
 FRONT_PORT=${WANGGE_FRONT_PORT:-8100}
 
 say() { printf 'nginx: %s\n' "$*"; }
+# shellcheck source=deploy/local/instances.sh
+source "$HERE/instances.sh"
 die() { printf 'nginx: ERROR: %s\n' "$*" >&2; exit 1; }
 
 nginx_bin() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
@@ -60,6 +63,18 @@ for part in (p.strip() for p in sys.argv[1].split(",")):
 PY
 }
 
+# upstream_servers NAME DEFAULT: one `server` line per instance of NAME. An instance that refuses a connection or
+# fails a request is left out for 5 s (max_fails 1, fail_timeout 5s) and its requests go to the others (the
+# template's proxy_next_upstream says which may be).
+upstream_servers() {
+  local ports port out=""
+  ports=$(instance_ports "$1" "$2") || die "see above"
+  [[ $ports == off ]] && ports=$2   # (WANGGE_LIVE_PORT=off is Prometheus's switch; the door keeps the default)
+  local IFS=,
+  for port in $ports; do out+="server 127.0.0.1:$port max_fails=1 fail_timeout=5s; "; done
+  echo "${out% }"
+}
+
 # render DIR: DIR/nginx.conf (+ static-headers.conf, sms-gateway.conf, logs/, tmp/) for these ports.
 render() {
   local dir=$1 web_root user_directive=""
@@ -73,11 +88,16 @@ render() {
   fi
   cp "$REPO/deploy/nginx/static-headers.conf" "$dir/static-headers.conf"
   sms_gateway_allow > "$dir/sms-gateway.conf"
+  local intake routing supervision notify live
+  intake=$(upstream_servers intake 8101)
+  routing=$(upstream_servers routing 8102)
+  supervision=$(upstream_servers supervision 8103)
+  notify=$(upstream_servers notify 8104)
+  live=$(upstream_servers live 8105)
   sed -e "s|@PREFIX@|$dir|g" -e "s|@WEB_ROOT@|$web_root|g" -e "s|@USER_DIRECTIVE@|$user_directive|" \
       -e "s|@FRONT_PORT@|${WANGGE_FRONT_PORT:-8100}|g" \
-      -e "s|@INTAKE_PORT@|${WANGGE_INTAKE_PORT:-8101}|g" -e "s|@ROUTING_PORT@|${WANGGE_ROUTING_PORT:-8102}|g" \
-      -e "s|@SUPERVISION_PORT@|${WANGGE_SUPERVISION_PORT:-8103}|g" -e "s|@NOTIFY_PORT@|${WANGGE_NOTIFY_PORT:-8104}|g" \
-      -e "s|@LIVE_PORT@|${WANGGE_LIVE_PORT:-8105}|g" \
+      -e "s|@INTAKE_SERVERS@|$intake|" -e "s|@ROUTING_SERVERS@|$routing|" \
+      -e "s|@SUPERVISION_SERVERS@|$supervision|" -e "s|@NOTIFY_SERVERS@|$notify|" -e "s|@LIVE_SERVERS@|$live|" \
       "$REPO/deploy/nginx/nginx.conf.tmpl" > "$dir/nginx.conf"
   "$(nginx_bin)" -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" \
     || die "the rendered config $dir/nginx.conf does not pass nginx -t"

@@ -18,7 +18,9 @@
 #
 # Environment: WANGGE_STATE_DIR (default <repo>/.local), WANGGE_PROMETHEUS_PORT (19090),
 # WANGGE_INTAKE_PORT (8101), WANGGE_ROUTING_PORT (8102), WANGGE_SUPERVISION_PORT (8103),
-# WANGGE_NOTIFY_PORT (8104), WANGGE_LIVE_PORT (8105; `off`: no live-figures target),
+# WANGGE_NOTIFY_PORT (8104), WANGGE_LIVE_PORT (8105; `off`: no live-figures target), WANGGE_INSTANCES (1: a
+# target per instance, instance i on its process's port + 1000·(i-1), as ./dev starts them; each its own
+# `instance` label, host:port) or WANGGE_<NAME>_PORTS (a comma list of one process's instances),
 # WANGGE_PROMETHEUS_SCRAPE_INTERVAL (5s), WANGGE_PROMETHEUS_EVALUATION_INTERVAL (same as scrape),
 # WANGGE_PROMETHEUS_RETENTION (15d), WANGGE_PROMETHEUS_START_TIMEOUT (seconds, 60).
 set -euo pipefail
@@ -52,6 +54,8 @@ exec "$@"'
 
 say() { printf 'prometheus: %s\n' "$*"; }
 die() { printf 'prometheus: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=deploy/local/instances.sh
+source "$HERE/instances.sh"
 
 # ---- install ------------------------------------------------------------------------------
 
@@ -104,27 +108,32 @@ need_installed() {
 
 # ---- config -------------------------------------------------------------------------------
 
-# "'127.0.0.1:PORT'" for a port, nothing for `off` (an empty target list is valid YAML and config).
-target() {
-  local port=$1
-  [[ $port == off ]] && return 0
-  printf "'%s:%s'" "$HOST" "$port"
+# "'127.0.0.1:P1', '127.0.0.1:P2'" for a comma list of ports, nothing for `off` (an empty target list is valid
+# YAML and config).
+targets() {
+  local port out=""
+  [[ $1 == off ]] && return 0
+  local IFS=,
+  for port in $1; do out+="${out:+, }'$HOST:$port'"; done
+  printf '%s' "$out"
 }
 
-live_port() {
+live_ports() {
   # The live-figures process runs only where its module exists (./dev up starts it only then).
   if [[ ! -d $REPO/services/supervision/live ]]; then echo off; return; fi
-  echo "${WANGGE_LIVE_PORT:-8105}"
+  instance_ports live 8105
 }
 
 # write_config DIR: prometheus.yml from the template with this environment's ports, alerts.yml beside it.
 write_config() {
-  local dir=$1 tmp timeout port
-  # Checked here, not in target(): a die inside $(…) would only end the subshell.
-  for port in "${WANGGE_INTAKE_PORT:-8101}" "${WANGGE_ROUTING_PORT:-8102}" "${WANGGE_SUPERVISION_PORT:-8103}" \
-              "${WANGGE_NOTIFY_PORT:-8104}" "$(live_port)" "$PORT"; do
-    [[ $port == off || $port =~ ^[0-9]+$ ]] || die "port '$port' is not a number (or off)"
-  done
+  local dir=$1 tmp timeout intake routing supervision notify live
+  # Each process's instances (a die inside $(…) would only end the subshell: the assignment fails instead).
+  intake=$(instance_ports intake 8101) || die "see above"
+  routing=$(instance_ports routing 8102) || die "see above"
+  supervision=$(instance_ports supervision 8103) || die "see above"
+  notify=$(instance_ports notify 8104) || die "see above"
+  live=$(live_ports) || die "see above"
+  [[ $PORT =~ ^[0-9]+$ ]] || die "WANGGE_PROMETHEUS_PORT: port '$PORT' is not a number"
   mkdir -p "$dir"
   # A scrape must end before the next begins: the timeout is the interval, capped at 10s.
   timeout=$SCRAPE
@@ -134,12 +143,12 @@ write_config() {
   sed -e "s|@SCRAPE_INTERVAL@|$SCRAPE|" \
       -e "s|@SCRAPE_TIMEOUT@|$timeout|" \
       -e "s|@EVALUATION_INTERVAL@|$EVALUATION|" \
-      -e "s|@INTAKE_TARGETS@|$(target "${WANGGE_INTAKE_PORT:-8101}")|" \
-      -e "s|@ROUTING_TARGETS@|$(target "${WANGGE_ROUTING_PORT:-8102}")|" \
-      -e "s|@SUPERVISION_TARGETS@|$(target "${WANGGE_SUPERVISION_PORT:-8103}")|" \
-      -e "s|@NOTIFY_TARGETS@|$(target "${WANGGE_NOTIFY_PORT:-8104}")|" \
-      -e "s|@LIVE_TARGETS@|$(target "$(live_port)")|" \
-      -e "s|@PROMETHEUS_TARGETS@|$(target "$PORT")|" \
+      -e "s|@INTAKE_TARGETS@|$(targets "$intake")|" \
+      -e "s|@ROUTING_TARGETS@|$(targets "$routing")|" \
+      -e "s|@SUPERVISION_TARGETS@|$(targets "$supervision")|" \
+      -e "s|@NOTIFY_TARGETS@|$(targets "$notify")|" \
+      -e "s|@LIVE_TARGETS@|$(targets "$live")|" \
+      -e "s|@PROMETHEUS_TARGETS@|$(targets "$PORT")|" \
       "$RULES_SRC/prometheus.yml.tmpl" > "$tmp"
   if grep -q '@[A-Z_]*@' "$tmp"; then
     rm -f "$tmp"
@@ -264,12 +273,17 @@ stop() {
   say "stopped"
 }
 
-# "3/5 targets up (down: live, notify)" from the targets API.
+# "3/5 targets up (not up: live, notify)" from the targets API; with several instances of a process, each one not
+# up named by its address ("intake 127.0.0.1:9101").
 targets_summary() {
   http_get /api/v1/targets 2>/dev/null | python3 -c '
-import json, sys
+import collections, json, sys
 active = json.load(sys.stdin)["data"]["activeTargets"]
-down = sorted(t["labels"].get("job", "?") for t in active if t["health"] != "up")
+jobs = collections.Counter(t["labels"].get("job", "?") for t in active)
+def name(t):
+    job = t["labels"].get("job", "?")
+    return "%s %s" % (job, t["labels"].get("instance", "?")) if jobs[job] > 1 else job
+down = sorted(name(t) for t in active if t["health"] != "up")
 line = "%d/%d targets up" % (len(active) - len(down), len(active))
 print(line + (" (not up: %s)" % ", ".join(down) if down else ""))' 2>/dev/null || echo "targets unknown"
 }
@@ -306,7 +320,7 @@ check() {
 }
 
 usage() {
-  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

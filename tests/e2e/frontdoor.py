@@ -89,10 +89,14 @@ async def open_front_door(street: Street, conf_dir: Path, live_port: int | None 
 async def open_nginx(conf_dir: Path, ports: dict[str, int], env: dict[str, str] | None = None) -> AsyncIterator[FrontDoor]:
     """nginx alone, rendered by `deploy/local/nginx.sh render` for the services on `ports` (intake, routing,
     supervision, notify, live: a name left out gets a free port nothing answers on) and `env` (more WANGGE_…
-    settings the render reads, e.g. WANGGE_SMS_GATEWAY_ADDRESSES), on a free port of its own."""
+    settings the render reads, e.g. WANGGE_SMS_GATEWAY_ADDRESSES, or WANGGE_INTAKE_PORTS for several instances),
+    on a free port of its own."""
     ports = {**{name: free_port() for name in ("intake", "routing", "supervision", "notify", "live")}, **ports,
              "front": free_port()}
-    rendered = dict(os.environ, WANGGE_FRONT_PORT=str(ports["front"]), WANGGE_INTAKE_PORT=str(ports["intake"]),
+    # One instance of each unless `env` says otherwise (WANGGE_<NAME>_PORTS): a developer's WANGGE_INSTANCES would
+    # otherwise add ports nothing of this test's answers on.
+    rendered = dict(os.environ, WANGGE_INSTANCES="1", WANGGE_FRONT_PORT=str(ports["front"]),
+                    WANGGE_INTAKE_PORT=str(ports["intake"]),
                     WANGGE_ROUTING_PORT=str(ports["routing"]), WANGGE_SUPERVISION_PORT=str(ports["supervision"]),
                     WANGGE_NOTIFY_PORT=str(ports["notify"]), WANGGE_LIVE_PORT=str(ports["live"]), **(env or {}))
     conf_dir.mkdir(parents=True, exist_ok=True)

@@ -104,7 +104,7 @@ def compose_copy(tmp_path: Path, old: str, new: str) -> Path:
     ("      kafka-acls: {condition: service_completed_successfully}\n",
      "      kafka-acl: {condition: service_completed_successfully}\n", "kafka-acl"),
     # a named volume used but not declared
-    ("  kafka-data:\n  pg-data:\n", "  pg-data:\n", "kafka-data"),
+    ("  kafka-data:\n  etcd-data:\n", "  etcd-data:\n", "kafka-data"),
     # a broken interpolation
     ("${WANGGE_KAFKA_ADMIN_PASSWORD:-compose-kafka-admin-password}",
      "${WANGGE_KAFKA_ADMIN_PASSWORD:-compose-kafka-admin-password", "invalid interpolation format"),

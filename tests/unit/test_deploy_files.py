@@ -254,9 +254,11 @@ def test_only_the_front_door_reaches_the_services_and_only_they_reach_kafka_and_
     outbound = policies["services-to-kafka-and-postgresql"]["spec"]
     assert set(outbound["podSelector"]["matchExpressions"][0]["values"]) == {*PROCESSES, "wangge-setup"}
     assert sorted(p["port"] for rule in outbound["egress"] for p in rule["ports"]) == [5432, 9092]
-    # No other policy opens a way in to the services.
+    # No other policy opens a way in to the services: the only other way in is to the PostgreSQL members.
     assert [name for name, p in policies.items() if "Ingress" in p["spec"]["policyTypes"]] == \
-        ["default-deny", "services-from-the-front-door"]
+        ["default-deny", "services-from-the-front-door", "postgres-from-the-services"]
+    assert policies["postgres-from-the-services"]["spec"]["podSelector"] == \
+        {"matchLabels": {"app.kubernetes.io/name": "wangge-postgres"}}
     # Kafka's listener admits only wangge's pods and KEDA's operator.
     [listener] = of_kind("Kafka")["wangge"]["spec"]["kafka"]["listeners"]
     namespaces = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
@@ -287,8 +289,6 @@ def test_compose_runs_the_production_profile_with_a_role_a_key_and_a_kafka_user_
     setup = services["setup"]["environment"]
     assert not any(k.endswith("_SIGNING_KEY") for k in setup)
     assert setup["WANGGE_DATABASE_URL"].startswith("postgresql://wangge:") and setup["WANGGE_KAFKA_USERNAME"] == "admin"
-    assert "POSTGRES_HOST_AUTH_METHOD" not in services["postgres"]["environment"]  # passwords, not trust
-    assert any("postgres-roles.sh" in v for v in services["postgres"]["volumes"])
     # Kafka: SCRAM users made at format, the ACLs applied before the setup (and so before any service).
     kafka_env = services["kafka"]["environment"]
     assert {f"WANGGE_KAFKA_{u.upper().replace('-', '_')}_PASSWORD" for u in ("admin", *SERVICES, *BRIDGES)} <= set(kafka_env)
