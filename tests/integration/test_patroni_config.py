@@ -158,6 +158,9 @@ class Cluster:
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
+    if os.geteuid() == 0 and not (shutil.which("patroni") and shutil.which("etcd")):
+        # As the failover cluster's own start does: Debian's packages, installed on first use (not an order of tests).
+        subprocess.run([str(REPO_ROOT / "deploy" / "local" / "patroni.sh"), "install"], check=True, timeout=900)
     for tool in ("patroni", "etcd", "runuser"):
         if not shutil.which(tool):
             pytest.fail(f"{tool} is missing: WANGGE_PG_HA=1 ./dev infra installs Patroni and etcd (Debian's packages)")
