@@ -33,9 +33,9 @@ EVENTS = 3000  # at once: the agent follows them as fast as it can, its changelo
 # and several of faust's commits (every 2.8 s) fall in the middle of them
 
 
-async def reports(producer: AIOKafkaProducer, topic: str) -> None:
-    """EVENTS case.reported of as many new cases, signed as intake signs them, sent at once."""
-    for i in range(EVENTS):
+async def reports(producer: AIOKafkaProducer, topic: str, count: int = EVENTS) -> None:
+    """`count` (EVENTS) case.reported of as many new cases, signed as intake signs them, sent at once."""
+    for i in range(count):
         case_id = str(uuid.uuid4())
         payload = CaseReported(
             case_no=f"20261206-{i:05d}", source="terminal", external_id=f"SZT-D{i:05d}", category="HW01",

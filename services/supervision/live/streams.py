@@ -37,6 +37,7 @@ from shared.signing import verifier_for
 from shared.topics import Topics, TopicSpec, ensure_topics, read_replication
 from services.supervision.live import figures as live
 from services.supervision.live.delivery import DeliveredBeforeCommit
+from services.supervision.live.resume import ResumedAtCommitted
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class LiveStreams:
         self.cases.on_recover(self._recovered)
         self._partitions_of: dict[str, dict[Any, int]] = {}
         self.delivery: DeliveredBeforeCommit | None = None
+        self.resumed: ResumedAtCommitted | None = None
 
     async def _recovered(self) -> None:
         self._open = None
@@ -189,6 +191,8 @@ class LiveStreams:
         # Before anything is written: no offset committed ahead of the table rows its events wrote (delivery.py).
         self.delivery = DeliveredBeforeCommit(self.app.producer.buffer)
         self._recover_whole_on_rebalance()
+        # Each partition of wangge.cases followed from its committed offset after a rebalance, never from its end.
+        self.resumed = ResumedAtCommitted(self.app, {self.topics.cases})
         await self.app.start()
 
     def _recover_whole_on_rebalance(self) -> None:
