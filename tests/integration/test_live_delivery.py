@@ -82,8 +82,8 @@ async def test_no_offset_of_wangge_cases_is_committed_ahead_of_its_changelog_row
                     await asyncio.sleep(0.02)
 
             watching = asyncio.create_task(watch())
-            await asyncio.wait_for(stream(), 60)
-            await asyncio.wait_for(watching, 60)
+            await asyncio.wait_for(stream(), 120)
+            await asyncio.wait_for(watching, 120)
         finally:
             await asyncio.wait_for(asyncio.gather(producer.stop(), admin.close(), reader.stop(),
                                                   return_exceptions=True), 30)
@@ -109,7 +109,7 @@ async def test_after_faust_flushes_its_producer_every_row_written_before_is_in_k
         await asyncio.wait_for(asyncio.gather(producer.start(), reader.start()), 30)
         partitions = await asyncio.wait_for(producer.partitions_for(topic), 20)
         changelog_tps = [TopicPartition(changelog, p) for p in partitions]
-        await asyncio.wait_for(reports(producer, topic), 60)
+        await asyncio.wait_for(reports(producer, topic), 120)
 
         async def check_while_following() -> int:
             checks = 0
