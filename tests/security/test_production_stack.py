@@ -168,6 +168,18 @@ def test_the_stack_says_where_its_secrets_are_and_made_them_private(stack: Stack
     assert "wangge-demo" not in stack.output and "demo-" not in stack.output
 
 
+def test_dev_env_after_up_production_points_at_the_secure_broker_without_a_secret(stack: Stack):
+    env = {k: v for k, v in stack.env.items() if k != "WANGGE_PROFILE"}  # as a new shell after ./dev up --production
+    printed = _dev(env, "env", timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert f"export WANGGE_KAFKA_BOOTSTRAP={BOOTSTRAP}\n" in printed.stdout
+    assert f"{stack.prod}/kafka/<principal>.env" in printed.stdout
+    passwords = [line.split("=", 1)[1] for f in (stack.prod / "kafka").glob("*.env")
+                 for line in f.read_text().split() if line.startswith("WANGGE_KAFKA_PASSWORD=")]
+    assert passwords and not [p for p in passwords if p in printed.stdout]
+    assert "_SIGNING_KEY=" not in printed.stdout
+
+
 async def test_a_plaintext_connection_to_the_broker_is_refused(stack: Stack):
     plain = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, request_timeout_ms=5000, metadata_max_age_ms=5000)
     with pytest.raises((KafkaError, asyncio.TimeoutError, OSError)):
