@@ -9,7 +9,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -53,10 +53,39 @@ def sasl(user: str, password: str) -> dict[str, Any]:
             "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": user, "sasl_plain_password": password}
 
 
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory) -> dict[str, Any]:
-    """The secure broker started (once), with users and ACLs for this module's own topic prefix."""
+# Whether this session runs the secure broker (the fixture below is imported by other modules, each import its own
+# session fixture: the first starts it, the others find it started).
+_session_broker: list[bool] = []
+
+
+def _production_stack_runs() -> bool:
+    """Whether ./dev up --production of this state folder runs (its mark, ./dev's PROFILE_FILE): its broker is on
+    the same port and data, and is left alone."""
+    state = Path(os.environ.get("WANGGE_STATE_DIR") or REPO_ROOT / ".local")
+    mark = state / "run" / "profile"
+    return mark.exists() and mark.read_text().strip() == "production"
+
+
+@pytest.fixture(scope="session")
+def secure_broker() -> Iterator[None]:
+    """The secure broker for the session, stopped at its end. One found running that no production stack owns was
+    left by a session that was killed: it is stopped first, so that every session starts on a broker it started."""
+    if _session_broker or _production_stack_runs():
+        yield
+        return
+    _kafka_sh("stop")
     _kafka_sh("start")
+    _session_broker.append(True)
+    try:
+        yield
+    finally:
+        _session_broker.clear()
+        _kafka_sh("stop")
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory, secure_broker) -> dict[str, Any]:
+    """The secure broker with users and ACLs for this module's own topic prefix."""
     prefix = f"s{uuid.uuid4().hex[:6]}."
     passwords = {user: uuid.uuid4().hex for user in principals(OWNERS)}
     spec: Path = tmp_path_factory.mktemp("kafka-security") / "spec.tsv"

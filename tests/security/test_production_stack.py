@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -96,10 +97,12 @@ def _dev(env: dict[str, str], *args: str, timeout: float) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Any:
-    """`./dev up --production` on this module's own ports and state folder; `./dev down` after."""
-    state = tmp_path_factory.mktemp("production-stack")
+def stack() -> Any:
+    """`./dev up --production` on this module's own ports and state folder; `./dev down` after. The folder is the
+    same every session: a stack a killed session left running on these ports is found there, stopped and wiped
+    (`./dev reset`) before this one starts from nothing."""
     outer_state = Path(os.environ.get("WANGGE_STATE_DIR") or REPO_ROOT / ".local")
+    state = outer_state / "production-stack-test"
     # Nothing of the caller's wangge settings leaks in (its database, its keys): only what ./dev makes.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGGE_")}
     env.update({k: str(v) for k, v in PORTS.items()})
@@ -107,6 +110,11 @@ def stack(tmp_path_factory) -> Any:
                 "WANGGE_KAFKA_LIBS": os.environ.get("WANGGE_KAFKA_LIBS", str(outer_state / "kafka" / "libs"))})
     if os.environ.get("WANGGE_STREET_DIR"):
         env["WANGGE_STREET_DIR"] = os.environ["WANGGE_STREET_DIR"]
+    if state.exists():
+        reset = _dev(env, "reset", "--yes", timeout=300)
+        assert reset.returncode == 0, f"./dev reset of the last session's stack failed:\n{reset.stdout}\n{reset.stderr}"
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
     try:
         up = _dev(env, "up", "--production", timeout=900)
         assert up.returncode == 0, f"./dev up --production failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
