@@ -26,7 +26,7 @@ from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from tests.integration.test_supervision_service import UNIT_GRID, accepted, eventually, reported, send
 from tests.integration.test_supervision_service import start as start_supervision
-from tests.support import grant
+from tests.support import grant, running
 
 pytestmark = pytest.mark.integration
 
@@ -117,16 +117,11 @@ def edges(moment: datetime) -> Edges:
 @asynccontextmanager
 async def live_figures(settings: Settings) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
     """The big screen's live process (faust app and its HTTP app), in this process."""
-    service = build_live(settings, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming(60)
+    async with running(build_live(settings, manage_runtime=False)) as service:
         await grant(settings, service, token=OPERATOR, name="值班员", role="operator")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://live",
                                      headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=20) as http:
             yield service, http
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 60)
 
 
 async def test_the_work_screen_the_statistics_and_the_big_screen_count_the_same_overdue_cases(make_settings):
