@@ -1,6 +1,6 @@
 """The secure broker of the Kafka-security tests lives as long as their session: stopped at its end, and one left running
-by a killed session is replaced, so the next session starts cleanly. Run as a session of its own (a child pytest) on
-its own state folder and port, so that this session's broker is not touched."""
+by a killed session is taken over, so the next session starts cleanly and leaves nothing behind. Run as a session of
+its own (a child pytest) on its own state folder and port, so that this session's broker is not touched."""
 from __future__ import annotations
 
 import os
@@ -33,7 +33,7 @@ def _kafka_sh(state: Path, action: str) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
-def test_a_session_replaces_a_broker_left_by_a_killed_one_and_stops_its_own(tmp_path: Path):
+def test_a_session_takes_over_a_broker_left_by_a_killed_one_and_stops_it_at_its_end(tmp_path: Path):
     state = tmp_path / "state"
     left = _kafka_sh(state, "start")  # what a session killed before its end leaves running
     assert left.returncode == 0, left.stdout + left.stderr
