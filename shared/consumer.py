@@ -40,6 +40,7 @@ from shared.metrics import (
     CONSUMER_LAG, CONSUMER_STALLED_SECONDS, HANDLER_RETRIES, HANDLER_SECONDS, MESSAGES_CONSUMED, MESSAGES_REJECTED,
     REJECTIONS_DEGRADED,
 )
+from shared.tasks import cancel_until_done, finish
 from shared.topics import Topics, ensure_topics
 from shared.uow import UnitOfWork
 
@@ -185,21 +186,28 @@ class EventConsumer:
                     await self.commit_handled()
                     committed_at = time.monotonic()
         finally:
-            if lag is not None:
-                lag.cancel()
-                await asyncio.gather(lag, return_exceptions=True)
+            # Shielded from the stopper's further cancellations (shared/tasks.py): what was handled is committed and
+            # the member leaves its group, or the next member replays and waits for this one to expire.
             try:
-                # Stopping: what was handled is committed, so the next member does not replay it (harmless if it
-                # did). Shielded: the cancellation that stops this loop must not cut the commit short.
-                await asyncio.wait_for(asyncio.shield(self.commit_handled(give_up_after=2)), 3)
-            except Exception as exc:  # noqa: BLE001 — a replay on the next start is harmless
-                log.info("offsets of %s not committed at stop (%s); they are replayed", self.group_id, describe(exc))
-            self._forget(list(self._partitions))
-            try:
-                # Leaving the group: a broker that does not answer must not keep this member (and a restart) waiting.
-                await asyncio.wait_for(asyncio.shield(self._consumer.stop()), STOP_SECONDS - 3)
-            except Exception as exc:  # noqa: BLE001 — the group expires the member by itself
-                log.warning("the Kafka consumer of %s did not stop cleanly (%s)", self.group_id, describe(exc))
+                await finish(self._leave(lag), STOP_SECONDS + 2)
+            except asyncio.TimeoutError:
+                log.warning("the Kafka consumer of %s did not stop in %g s", self.group_id, STOP_SECONDS + 2)
+
+    async def _leave(self, lag: asyncio.Task[None] | None) -> None:
+        """Stopping: commit what was handled, so the next member does not replay it (harmless if it did), and leave
+        the group; each step bounded, so a broker that does not answer keeps no restart waiting."""
+        if lag is not None:
+            await cancel_until_done({lag}, 2)
+        try:
+            await asyncio.wait_for(self.commit_handled(give_up_after=2), 3)
+        except Exception as exc:  # noqa: BLE001 — a replay on the next start is harmless
+            log.info("offsets of %s not committed at stop (%s); they are replayed", self.group_id, describe(exc))
+        self._forget(list(self._partitions))
+        try:
+            # Not waited for longer; shielded, it still goes on in the background past the bound.
+            await asyncio.wait_for(asyncio.shield(self._consumer.stop()), STOP_SECONDS - 3)
+        except Exception as exc:  # noqa: BLE001 — the group expires the member by itself
+            log.warning("the Kafka consumer of %s did not stop cleanly (%s)", self.group_id, describe(exc))
 
     def abort(self) -> None:
         """Cut the connections of the transactions in progress (they roll back): for a member torn down while a

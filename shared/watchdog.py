@@ -27,6 +27,7 @@ from typing import Awaitable, Callable
 from shared.consumer import EventConsumer
 from shared.errors import describe
 from shared.metrics import LOOP_RESTARTS
+from shared.tasks import cancel_until_done
 
 log = logging.getLogger(__name__)
 
@@ -111,23 +112,20 @@ class Watchdog:
     async def stop(self, timeout: float = 10.0) -> list[str]:
         """Cancel every loop; returns the names of those that did not end within `timeout` (then abandoned)."""
         if self._task is not None:
+            # A round awaits several wait_for calls, each of which may swallow the cancellation (shared/tasks.py);
+            # the flag ends the loop at its next turn as well.
             self._stopping = True
-            # Cancelled again until it ends: Python 3.11's asyncio.wait_for swallows a cancellation that arrives as
-            # its inner call ends (gh-86296), and a round awaits several; the flag ends the loop at its next turn.
-            while not self._task.done():
-                self._task.cancel()
-                await asyncio.wait({self._task}, timeout=0.5)
+            if await cancel_until_done({self._task}, timeout):
+                log.warning("the watchdog of %s did not stop in %g s; abandoned", self.service, timeout)
         tasks = [w.task for w in self._watched if w.task is not None]
-        for task in tasks:
-            task.cancel()
         stuck: list[str] = []
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            pending = await cancel_until_done(tasks, timeout)
             if pending:
                 for watched in self._watched:
                     if watched.task in pending and watched.consumer is not None:
                         watched.consumer.abort()  # cut its transactions' connections: they roll back
-                _, pending = await asyncio.wait(pending, timeout=timeout)
+                pending = await cancel_until_done(pending, timeout)
             stuck = [w.name for w in self._watched if w.task in pending]
         self._watched.clear()
         return stuck
@@ -242,11 +240,10 @@ class Watchdog:
         LOOP_RESTARTS.labels(self.service, watched.name, "stalled").inc()
         task = watched.task
         if task is not None:
-            task.cancel()
-            _, pending = await asyncio.wait([task], timeout=TEARDOWN_SECONDS / 3)
+            pending = await cancel_until_done({task}, TEARDOWN_SECONDS / 3)
             if pending and watched.consumer is not None:
                 watched.consumer.abort()  # a statement that ignores the cancellation: cut its connection
-                _, pending = await asyncio.wait([task], timeout=TEARDOWN_SECONDS)
+                pending = await cancel_until_done(pending, TEARDOWN_SECONDS)
             if pending:
                 self._problem = f"{watched.name} did not end within {TEARDOWN_SECONDS:g} s of being torn down"
                 log.error("%s: %s; the process needs a restart (/healthz fails)", self.service, self._problem)

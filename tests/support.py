@@ -1,16 +1,33 @@
-"""Test helpers: reading a topic until what we wait for arrives, publishing raw messages."""
+"""Test helpers: running a service, reading a topic until what we wait for arrives, publishing raw messages."""
 from __future__ import annotations
 
 import asyncio
 import random
 import socket
 import uuid
-from typing import Callable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.contracts.envelope import Envelope
+
+S = TypeVar("S")
+
+
+@asynccontextmanager
+async def running(service: S, *, timeout: float = 60, stop_timeout: float = 60) -> AsyncIterator[S]:
+    """A built service (or a bare runtime: anything with start, wait_until_consuming and stop) started, consuming its
+    topics, and stopped after; starting and joining the groups each within `timeout`, stopping within
+    `stop_timeout`."""
+    runtime: Any = getattr(service, "runtime", service)
+    await asyncio.wait_for(runtime.start(), timeout)
+    try:
+        await asyncio.wait_for(runtime.wait_until_consuming(timeout), timeout + 5)
+        yield service
+    finally:
+        await asyncio.wait_for(runtime.stop(), stop_timeout)
 
 
 class TopicReader:

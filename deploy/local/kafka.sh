@@ -44,6 +44,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=deploy/local/proc-lib.sh
+source "$HERE/proc-lib.sh"
 STATE=${WANGGE_STATE_DIR:-$REPO/.local}
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd)   # absolute: it ends up in the config and in pid checks
@@ -189,15 +191,7 @@ fetch() {
 }
 
 # Is the process in the pid file alive and really our broker (pids get reused)?
-running_pid() {
-  [[ -f $PIDFILE ]] || return 1
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "kafka.Kafka $CONF" || return 1
-  echo "$pid"
-}
+running_pid() { alive "$PIDFILE" "kafka.Kafka $CONF "; }
 
 port_open() {  # port_open PORT: does something accept TCP connections there?
   python3 - "$HOST" "$1" <<'PY'
@@ -535,7 +529,7 @@ start() {
 # after 30 s. At once, not one after another: the last node left alone has no quorum to grant its controlled
 # shutdown and would wait out the grace period; together, a cluster stops in seconds.
 stop_nodes() {
-  local i pid pids=() labels=() left
+  local i pid pids=() labels=() killed
   for i in "$@"; do
     select_node "$i"
     if ! pid=$(running_pid); then
@@ -543,24 +537,12 @@ stop_nodes() {
       continue
     fi
     say "stopping $LABEL (pid $pid)…"
-    kill -TERM "$pid" 2>/dev/null || true
     pids+=("$pid")
     labels+=("$LABEL")
   done
   (( ${#pids[@]} )) || return 0
-  for _ in $(seq 1 60); do
-    left=0
-    for pid in "${pids[@]}"; do [[ -d /proc/$pid ]] && left=$((left + 1)); done
-    (( left == 0 )) && break
-    sleep 0.5
-  done
-  for i in "${!pids[@]}"; do
-    if [[ -d /proc/${pids[$i]} ]]; then
-      say "${labels[$i]} still running after 30s, sending SIGKILL"
-      kill -KILL "${pids[$i]}" 2>/dev/null || true
-      sleep 0.5
-    fi
-  done
+  killed=$(stop_pids 30 "${pids[@]}")
+  [[ -z $killed ]] || say "still running after 30s, SIGKILL sent: pid $(echo $killed)"
   for i in "$@"; do
     select_node "$i"
     rm -f "$PIDFILE"

@@ -17,6 +17,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=deploy/local/proc-lib.sh
+source "$HERE/proc-lib.sh"
 STATE=${WANGGE_STATE_DIR:-$REPO/.local}
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd)
@@ -103,13 +105,7 @@ render() {
     || die "the rendered config $dir/nginx.conf does not pass nginx -t"
 }
 
-running_pid() {
-  local pid
-  pid=$(cat "$PREFIX/nginx.pid" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "nginx: master process" || return 1
-  echo "$pid"
-}
+running_pid() { alive "$PREFIX/nginx.pid" "nginx: master process"; }
 
 answers() {
   python3 - "$FRONT_PORT" <<'PY'
@@ -142,11 +138,11 @@ start() {
 }
 
 stop() {
-  local pid i
+  local pid
   pid=$(running_pid) || return 0
+  # Its own graceful stop (the workers finish their requests); 5 s before pulling the plug.
   "$(nginx_bin)" -p "$PREFIX" -c "$PREFIX/nginx.conf" -e "$PREFIX/logs/error.log" -s quit 2>/dev/null || kill -TERM "$pid"
-  for i in $(seq 1 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
-  [[ -d /proc/$pid ]] && kill -KILL "$pid" 2>/dev/null
+  await_or_kill 5 "$pid" >/dev/null
   say "stopped"
 }
 

@@ -60,6 +60,8 @@ die() { printf 'postgres-ha: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # shellcheck source=deploy/local/pg-lib.sh
 source "$HERE/pg-lib.sh"
+# shellcheck source=deploy/local/proc-lib.sh
+source "$HERE/proc-lib.sh"
 
 # Debian's packages, like postgres.sh's server: a bare machine (CI) gets them on the first start.
 install_packages() {
@@ -108,17 +110,6 @@ resolve_paths() {
 
 # ---- processes ------------------------------------------------------------------------------------
 
-running() {  # running PID: the process exists and is not a zombie waiting to be reaped
-  [[ -r /proc/$1/status ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
-
-alive() {  # alive PIDFILE PATTERN: the pid, if that process runs and its command line holds PATTERN
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2" || return 1
-  echo "$pid"
-}
 
 etcd_pid() { alive "$RUN/etcd.pid" "$DATA/etcd"; }
 patroni_pid() { alive "$RUN/patroni-member$1.pid" "patroni-member$1.yml"; }
@@ -372,15 +363,10 @@ start() {
 }
 
 stop_member() {  # stop_member I
-  local i=$1 pid n
+  local i=$1 pid
   if pid=$(patroni_pid "$i"); then
     say "stopping member$i (Patroni pid $pid)…"
-    kill -TERM "$pid" 2>/dev/null || true
-    for (( n = 0; n < 120; n++ )); do running "$pid" || break; sleep 0.5; done
-    if running "$pid"; then
-      say "member$i: Patroni still running after 60 s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    [[ -z $(stop_pids 60 "$pid") ]] || say "member$i: Patroni still running after 60 s: SIGKILL sent"
   fi
   rm -f "$RUN/patroni-member$i.pid"
   if postgres_pid "$i" >/dev/null; then   # Patroni stops its PostgreSQL; one it left behind (killed) is stopped here
@@ -399,9 +385,7 @@ stop() {
   local pid
   if pid=$(etcd_pid); then
     say "stopping etcd (pid $pid)…"
-    kill -TERM "$pid" 2>/dev/null || true
-    for (( i = 0; i < 40; i++ )); do running "$pid" || break; sleep 0.5; done
-    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    stop_pids 20 "$pid" >/dev/null
   fi
   rm -f "$RUN/etcd.pid"
   say "stopped"

@@ -27,6 +27,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=deploy/local/proc-lib.sh
+source "$HERE/proc-lib.sh"
 RULES_SRC=$REPO/deploy/prometheus
 STATE=${WANGGE_STATE_DIR:-$REPO/.local}
 mkdir -p "$STATE"
@@ -161,15 +163,7 @@ write_config() {
 # ---- lifecycle ----------------------------------------------------------------------------
 
 # Is the process in the pid file alive and really our Prometheus (pids get reused)?
-running_pid() {
-  [[ -f $PIDFILE ]] || return 1
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "--config.file=$CONF " || return 1
-  echo "$pid"
-}
+running_pid() { alive "$PIDFILE" "--config.file=$CONF "; }
 
 # http_get PATH: the body of GET http://HOST:PORT/PATH, or a failure (no curl needed: python3 is there).
 http_get() {
@@ -258,17 +252,8 @@ stop() {
     return 0
   fi
   say "stopping (pid $pid)…"
-  kill -TERM "$pid" 2>/dev/null || true
   # It writes its head block and closes the TSDB in a second or two; 30 s before pulling the plug.
-  for _ in $(seq 1 60); do
-    [[ -d /proc/$pid ]] || break
-    sleep 0.5
-  done
-  if [[ -d /proc/$pid ]]; then
-    say "still running after 30s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
+  [[ -z $(stop_pids 30 "$pid") ]] || say "still running after 30s: SIGKILL sent"
   rm -f "$PIDFILE"
   say "stopped"
 }

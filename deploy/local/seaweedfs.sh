@@ -22,6 +22,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=deploy/local/proc-lib.sh
+source "$HERE/proc-lib.sh"
 STATE=${WANGGE_STATE_DIR:-$REPO/.local}
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd)   # absolute: it ends up in the command line we check the pid against
@@ -128,14 +130,7 @@ cmd_env() {
 # ---- lifecycle ----------------------------------------------------------------------------
 
 # Is the process in the pid file alive and really our weed (pids get reused)?
-running_pid() {
-  [[ -f $PIDFILE ]] || return 1
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "-s3.config=$CONF " || return 1
-  echo "$pid"
-}
+running_pid() { alive "$PIDFILE" "-s3.config=$CONF "; }
 
 s3_healthy() {
   python3 - "http://$HOST:$PORT/healthz" <<'PY'
@@ -241,18 +236,9 @@ stop() {
     return 0
   fi
   say "stopping (pid $pid)…"
-  kill -TERM "$pid" 2>/dev/null || true
   # Its parts stop one by one and the rest retry the stopped ones for a while: 10 s, then SIGKILL (the writes are
   # fsynced, and the filer's store keeps a log).
-  for _ in $(seq 1 20); do
-    [[ -d /proc/$pid ]] || break
-    sleep 0.5
-  done
-  if [[ -d /proc/$pid ]]; then
-    say "still running after 10s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
+  [[ -z $(stop_pids 10 "$pid") ]] || say "still running after 10s: SIGKILL sent"
   rm -f "$PIDFILE"
   say "stopped"
 }

@@ -21,7 +21,7 @@ from shared.messagebus import Message, MessageBus
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.integration.test_intake_service import intake, report_body  # noqa: F401 — the fixture
-from tests.support import TopicReader, handlers_statements
+from tests.support import TopicReader, handlers_statements, running
 
 pytestmark = pytest.mark.integration
 
@@ -158,14 +158,9 @@ class _StoppedClock(Clock):
 
 async def test_the_time_and_the_day_s_numbers_are_the_clock_the_bus_was_handed(isolated: Settings):
     at = datetime(2031, 3, 3, 9, 30, tzinfo=street_zone())
-    service = build(isolated, manage_runtime=False, clock=_StoppedClock(at))
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build(isolated, manage_runtime=False, clock=_StoppedClock(at))) as service:
         await _handle(service, "reports", [message(report("clock-1")), message(report("clock-2"))])
         rows = await service.runtime.pool.fetch("SELECT case_no, received_at FROM reports ORDER BY case_no")
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
     assert [(r["case_no"], r["received_at"]) for r in rows] == [("20310303-0001", at), ("20310303-0002", at)]
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.intake.bootstrap import build
-from tests.support import TopicReader, grant
+from tests.support import TopicReader, grant, running
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,7 @@ async def within(awaitable: Any, seconds: float = 15) -> Any:
 
 @pytest.fixture
 async def intake(isolated):
-    service = build(isolated, manage_runtime=False)
-    await within(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build(isolated, manage_runtime=False)) as service:
         await within(asyncio.gather(
             grant(isolated, service, token=OPERATOR, name="值班员甲", role="operator"),
             grant(isolated, service, token=ADMIN, name="管理员", role="admin"),
@@ -38,8 +35,6 @@ async def intake(isolated):
                   worker_id="W001", device_id="SZT-0001"),
         ), 60)
         yield service
-    finally:
-        await within(service.runtime.stop(), 30)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Intake on the real broker and database: HTTP and Kafka reports become cases, once; bad input is rejected."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
@@ -9,7 +8,7 @@ import pytest
 
 from services.intake.bootstrap import build
 from shared.contracts import Envelope
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +26,11 @@ def report_body(external_id: str, **fields) -> dict:
 
 @pytest.fixture
 async def intake(isolated):
-    service = build(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build(isolated, manage_runtime=False)) as service:
         await grant(isolated, service, token=TERMINAL_TOKEN, name="网格员001终端", role="terminal",
                     worker_id="W001", device_id="SZT-0001")
         await grant(isolated, service, token="test-operator", name="值班员", role="operator")
         yield service
-    finally:
-        await service.runtime.stop()
 
 
 def client(service) -> httpx.AsyncClient:

@@ -9,7 +9,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -30,8 +30,10 @@ from shared.settings import REPO_ROOT
 from shared.signing import SIGNERS, Signer, encode_private, generate, private_key
 from shared.topics import Topics
 from tests.conftest import drop_schemas
+from tests.support import running
 
-pytestmark = pytest.mark.integration
+# The first test waits for the session's secure broker: a JVM's start, minutes on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 SECURE_PORT = int(os.environ.get("WANGGE_SECURE_KAFKA_PORT", "19094"))
@@ -39,12 +41,13 @@ BOOTSTRAP = f"127.0.0.1:{SECURE_PORT}"
 OWNERS = ["huanwei", "chengguan"]
 
 
-def _kafka_sh(*args: str) -> str:
+def _kafka_sh(*args: str, check: bool = True) -> str:
     env = {**os.environ, "WANGGE_KAFKA_SECURITY": "scram", "WANGGE_KAFKA_NODES": "1", "WANGGE_KAFKA_PORTS": "",
            "WANGGE_KAFKA_CONTROLLER_PORTS": "", "WANGGE_KAFKA_PORT": str(SECURE_PORT),
            "WANGGE_KAFKA_CONTROLLER_PORT": str(SECURE_PORT + 1)}
-    done = subprocess.run([str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, f"kafka.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    done = subprocess.run([str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=240,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 or not check, f"kafka.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout.strip()
 
 
@@ -53,10 +56,41 @@ def sasl(user: str, password: str) -> dict[str, Any]:
             "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": user, "sasl_plain_password": password}
 
 
+# Whether this session runs the secure broker (the fixture below is imported by other modules, each import its own
+# session fixture: the first starts it, the others find it started).
+_session_broker: list[bool] = []
+
+
+def _production_stack_runs() -> bool:
+    """Whether ./dev up --production of this state folder runs (its mark, ./dev's PROFILE_FILE): its broker is on
+    the same port and data, and is left alone."""
+    state = Path(os.environ.get("WANGGE_STATE_DIR") or REPO_ROOT / ".local")
+    mark = state / "run" / "profile"
+    return mark.exists() and mark.read_text().strip() == "production"
+
+
+@pytest.fixture(scope="session")
+def secure_broker() -> Iterator[None]:
+    """The secure broker for the session, stopped at its end. One found running that no production stack owns was
+    left by a session that was killed: answering, it is taken over (each module makes its own users and topics);
+    not answering (killed while it started), it is stopped and started afresh."""
+    if _session_broker or _production_stack_runs():
+        yield
+        return
+    if not _kafka_sh("status", check=False).endswith(", answering"):
+        _kafka_sh("stop")
+        _kafka_sh("start")
+    _session_broker.append(True)
+    try:
+        yield
+    finally:
+        _session_broker.clear()
+        _kafka_sh("stop")
+
+
 @pytest.fixture(scope="module")
-def secure(tmp_path_factory) -> dict[str, Any]:
-    """The secure broker started (once), with users and ACLs for this module's own topic prefix."""
-    _kafka_sh("start")
+def secure(tmp_path_factory, secure_broker) -> dict[str, Any]:
+    """The secure broker with users and ACLs for this module's own topic prefix."""
     prefix = f"s{uuid.uuid4().hex[:6]}."
     passwords = {user: uuid.uuid4().hex for user in principals(OWNERS)}
     spec: Path = tmp_path_factory.mktemp("kafka-security") / "spec.tsv"
@@ -192,70 +226,67 @@ async def test_supervision_as_its_own_principal_takes_only_signed_updates_of_the
         "kafka_password": pw["supervision"], "topic_prefix": p, "schema_prefix": f"{p[:-1]}_{uuid.uuid4().hex[:4]}_",
         "profile": "production", "outbox_poll_seconds": 0.2, "supervision_signing_key": keys["supervision"],
         "signing_public_keys": public})
-    service = build_supervision(settings, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
     try:
-        await service.runtime.wait_until_consuming(60)
-        tokens = {"huanwei": f"tok-hw-{uuid.uuid4().hex[:6]}", "chengguan": f"tok-cg-{uuid.uuid4().hex[:6]}"}
-        owner_keys = {owner: Ed25519PrivateKey.generate() for owner in tokens}  # each owner system's own key
-        for owner, token in tokens.items():
-            event = issued(token, name=owner, role="owner", owner_code=owner, signing_key=owner_keys[owner])
-            payload = event.envelope(source="credentials").to_json()
-            await produce("admin", pw["admin"], topics.credentials, payload, key=event.token_sha256,
-                          headers=signed("admin", payload, topics.credentials, event.token_sha256))
-        case_id, case_no, at = f"sec-{uuid.uuid4().hex[:6]}", "20261128-0901", now()
-        for event in (
-            CaseReported(case_no=case_no, source="hotline", external_id=f"x-{case_id}", category="CM04",
-                         description="垃圾箱损坏", observed_at=at, unit_grid="3704020010010201"),
-            CaseAccepted(case_no=case_no, category="CM04", unit_grid="3704020010010201", description="垃圾箱损坏"),
-            CaseDispatched(case_no=case_no, owner="huanwei", category="CM04", unit_grid="3704020010010201",
-                           priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=at,
-                           due_at=at),
-        ):
-            # Each as the service that owns it would (its principal, its signature).
-            owner_service = "routing" if isinstance(event, CaseDispatched) else "intake"
-            payload = event.envelope(source=owner_service, case_id=case_id).to_json()
-            await produce(owner_service, pw[owner_service], topics.cases, payload, key=case_id,
-                          headers=signed(owner_service, payload, topics.cases, case_id))
-        pool = service.runtime.pool
+        async with running(build_supervision(settings, manage_runtime=False)) as service:
+            tokens = {"huanwei": f"tok-hw-{uuid.uuid4().hex[:6]}", "chengguan": f"tok-cg-{uuid.uuid4().hex[:6]}"}
+            owner_keys = {owner: Ed25519PrivateKey.generate() for owner in tokens}  # each owner system's own key
+            for owner, token in tokens.items():
+                event = issued(token, name=owner, role="owner", owner_code=owner, signing_key=owner_keys[owner])
+                payload = event.envelope(source="credentials").to_json()
+                await produce("admin", pw["admin"], topics.credentials, payload, key=event.token_sha256,
+                              headers=signed("admin", payload, topics.credentials, event.token_sha256))
+            case_id, case_no, at = f"sec-{uuid.uuid4().hex[:6]}", "20261128-0901", now()
+            for event in (
+                CaseReported(case_no=case_no, source="hotline", external_id=f"x-{case_id}", category="CM04",
+                             description="垃圾箱损坏", observed_at=at, unit_grid="3704020010010201"),
+                CaseAccepted(case_no=case_no, category="CM04", unit_grid="3704020010010201", description="垃圾箱损坏"),
+                CaseDispatched(case_no=case_no, owner="huanwei", category="CM04", unit_grid="3704020010010201",
+                               priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=at,
+                               due_at=at),
+            ):
+                # Each as the service that owns it would (its principal, its signature).
+                owner_service = "routing" if isinstance(event, CaseDispatched) else "intake"
+                payload = event.envelope(source=owner_service, case_id=case_id).to_json()
+                await produce(owner_service, pw[owner_service], topics.cases, payload, key=case_id,
+                              headers=signed(owner_service, payload, topics.cases, case_id))
+            pool = service.runtime.pool
 
-        async def state(expected: str) -> None:
-            while await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id) != expected:
+            async def state(expected: str) -> None:
+                while await pool.fetchval("SELECT state FROM cases WHERE case_id = $1", case_id) != expected:
+                    await asyncio.sleep(0.2)
+            await asyncio.wait_for(state("dispatched"), 30)
+            while not await pool.fetchval("SELECT count(*) = 2 FROM credentials"):
                 await asyncio.sleep(0.2)
-        await asyncio.wait_for(state("dispatched"), 30)
-        while not await pool.fetchval("SELECT count(*) = 2 FROM credentials"):
-            await asyncio.sleep(0.2)
 
-        # routing may write wangge.cases (its ACL), but not supervision's events: with its own signature, or with
-        # a signature of its own key that names supervision, the forged 结案 is refused.
-        closing = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="伪造", by="operator:x",
-                             closed_at=now(), on_time=True).envelope(source="supervision", case_id=case_id).to_json()
-        await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=signed("routing", closing, topics.cases, case_id))
-        posing = Signer("supervision", private_key(keys["routing"], what="routing")).headers(closing, topic=topics.cases, key=case_id)
-        await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=posing)
-        rejected_cases = await read("admin", pw["admin"], topics.rejected_for(topics.cases), f"{p}admin-cases", want=2)
-        case_reasons = [r.value.decode() for r in rejected_cases]
-        assert any("signed by routing, but only supervision may publish it" in r for r in case_reasons)
-        assert any("the signature is not supervision's" in r for r in case_reasons)
+            # routing may write wangge.cases (its ACL), but not supervision's events: with its own signature, or with
+            # a signature of its own key that names supervision, the forged 结案 is refused.
+            closing = CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="伪造", by="operator:x",
+                                 closed_at=now(), on_time=True).envelope(source="supervision", case_id=case_id).to_json()
+            await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=signed("routing", closing, topics.cases, case_id))
+            posing = Signer("supervision", private_key(keys["routing"], what="routing")).headers(closing, topic=topics.cases, key=case_id)
+            await produce("routing", pw["routing"], topics.cases, closing, key=case_id, headers=posing)
+            rejected_cases = await read("admin", pw["admin"], topics.rejected_for(topics.cases), f"{p}admin-cases", want=2)
+            case_reasons = [r.value.decode() for r in rejected_cases]
+            assert any("signed by routing, but only supervision may publish it" in r for r in case_reasons)
+            assert any("the signature is not supervision's" in r for r in case_reasons)
 
-        sign = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
-        # chengguan's system writes an update in huanwei's name: its own signature gives it away.
-        forged = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
-        cg = owner_principal("chengguan")
-        await produce(cg, pw[cg], topics.task_updates, forged, key=case_id,
-                      headers=sign_update(encode_private(owner_keys["chengguan"]), forged,
-                                                 topic=topics.task_updates, key=case_id))
-        await produce(cg, pw[cg], topics.task_updates, forged, key=case_id)  # unsigned: refused in production
-        hw = owner_principal("huanwei")
-        await produce(hw, pw[hw], topics.task_updates, sign, key=case_id,
-                      headers=sign_update(encode_private(owner_keys["huanwei"]), sign,
-                                                 topic=topics.task_updates, key=case_id))
-        await asyncio.wait_for(state("in_progress"), 30)
-        rejected = await read("admin", pw["admin"], topics.rejected_for(topics.task_updates), f"{p}admin-check", want=2)
-        reasons = [r.value.decode() for r in rejected]
-        assert any("signed by owner:chengguan" in r for r in reasons) and any("not signed" in r for r in reasons)
-        assert await pool.fetchval("SELECT count(*) FROM case_events WHERE case_id = $1 AND type = 'case.signed'",
-                                   case_id) == 1
+            sign = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
+            # chengguan's system writes an update in huanwei's name: its own signature gives it away.
+            forged = TaskAccepted(case_no=case_no, owner="huanwei").envelope(source="owner", case_id=case_id).to_json()
+            cg = owner_principal("chengguan")
+            await produce(cg, pw[cg], topics.task_updates, forged, key=case_id,
+                          headers=sign_update(encode_private(owner_keys["chengguan"]), forged,
+                                                     topic=topics.task_updates, key=case_id))
+            await produce(cg, pw[cg], topics.task_updates, forged, key=case_id)  # unsigned: refused in production
+            hw = owner_principal("huanwei")
+            await produce(hw, pw[hw], topics.task_updates, sign, key=case_id,
+                          headers=sign_update(encode_private(owner_keys["huanwei"]), sign,
+                                                     topic=topics.task_updates, key=case_id))
+            await asyncio.wait_for(state("in_progress"), 30)
+            rejected = await read("admin", pw["admin"], topics.rejected_for(topics.task_updates), f"{p}admin-check", want=2)
+            reasons = [r.value.decode() for r in rejected]
+            assert any("signed by owner:chengguan" in r for r in reasons) and any("not signed" in r for r in reasons)
+            assert await pool.fetchval("SELECT count(*) FROM case_events WHERE case_id = $1 AND type = 'case.signed'",
+                                       case_id) == 1
     finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
         await drop_schemas(settings)

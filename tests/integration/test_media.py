@@ -14,7 +14,7 @@ from shared.contracts import Envelope
 from tests.integration.test_intake_service import report_body
 from tests.photos import (DATETIME_ORIGINAL, EXIF_IFD, GPS_IFD, MAKE, ORIENTATION, opened, phone_jpeg, png,
                           stored_files, webp)
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +23,7 @@ TERMINAL, OWNER, OTHER_OWNER, OPERATOR, HOTLINE = "m-terminal", "m-owner", "m-ow
 
 @pytest.fixture
 async def intake(isolated):
-    service = build(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming(60)
+    async with running(build(isolated, manage_runtime=False)) as service:
         await grant(isolated, service, token=TERMINAL, name="网格员001终端", role="terminal", worker_id="W001",
                     device_id="SZT-0001")
         await grant(isolated, service, token=OWNER, name="环卫所", role="owner", owner_code="huanwei")
@@ -34,8 +31,6 @@ async def intake(isolated):
         await grant(isolated, service, token=OPERATOR, name="值班员", role="operator")
         await grant(isolated, service, token=HOTLINE, name="12345", role="hotline")
         yield service
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 def client(service, token: str | None) -> httpx.AsyncClient:

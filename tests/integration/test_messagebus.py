@@ -18,7 +18,7 @@ from shared.runtime import Service
 from shared.settings import Settings
 from services.routing.bootstrap import build
 from tests.integration.test_routing_service import accepted, routing  # noqa: F401 — the fixture
-from tests.support import handlers_statements
+from tests.support import handlers_statements, running
 
 pytestmark = pytest.mark.integration
 
@@ -130,14 +130,9 @@ class _StoppedClock(Clock):
 async def test_the_time_is_the_clock_the_bus_was_handed(isolated: Settings):
     """A test hands routing a clock of its own instead of waiting for the wall clock (or moving everyone's)."""
     at = datetime(2031, 3, 3, 9, 30, tzinfo=street_zone())  # a Monday morning, in work hours
-    service = build(isolated, manage_runtime=False, clock=_StoppedClock(at))
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build(isolated, manage_runtime=False, clock=_StoppedClock(at))) as service:
         case_id = uuid.uuid4().hex
         await _handle(service, [message(accepted(case_id, "CM04"))])
         row = await service.runtime.pool.fetchrow("SELECT dispatched_at, due_at FROM dispatches WHERE case_id = $1",
                                                   case_id)
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
     assert row["dispatched_at"] == at and row["due_at"] > at

@@ -29,7 +29,7 @@ from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.webhooks import verify
-from tests.support import free_port, publish
+from tests.support import free_port, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -288,10 +288,7 @@ async def test_an_open311_report_with_only_an_email_is_acknowledged_by_email_and
     from services.intake.bootstrap import build as build_intake
     from tests.support import TopicReader, grant
 
-    intake = build_intake(street.settings, manage_runtime=False)
-    await asyncio.wait_for(intake.runtime.start(), 60)
-    try:
-        await intake.runtime.wait_until_consuming(60)
+    async with running(build_intake(street.settings, manage_runtime=False)) as intake:
         await grant(street.settings, intake, token="o311-city-portal", name="市民网站", role="hotline")
         async with TopicReader(street.settings.kafka_bootstrap, street.service.runtime.topics.cases) as cases:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=intake.app), base_url="http://intake",
@@ -310,8 +307,6 @@ async def test_an_open311_report_with_only_an_email_is_acknowledged_by_email_and
             assert reported["data"]["reporter"]["email"] == "z***@example.cn" and EMAIL not in str(reported)
         [mail] = await until(lambda: street.mail.to(EMAIL), timeout=30)
         assert case_no in mail["text"] and "已受理" in mail["subject"]
-    finally:
-        await asyncio.wait_for(intake.runtime.stop(), 30)
 
 
 async def test_the_residents_email_is_erased_with_their_phone_after_the_survey_window(isolated: Settings):

@@ -20,7 +20,7 @@ from shared.runtime import Service
 from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.domain.delivery import RetryPolicy
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -69,18 +69,13 @@ async def notify(isolated: Settings) -> AsyncIterator[Notify]:
     sink_app = create_sink_app()
     server = uvicorn.Server(uvicorn.Config(sink_app, log_level="warning", lifespan="off"))
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
-    service: Service | None = None
     try:
         await asyncio.wait_for(_until(lambda: server.started), 10)
         settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{port}/sms",
                                                "sms_inbound_token": GATEWAY_TOKEN})
-        service = build(settings, manage_runtime=False, retry_policy=FAST)
-        await asyncio.wait_for(service.runtime.start(), 30)
-        await service.runtime.wait_until_consuming(30)
-        yield Notify(service, settings, sink_app.state.sink, f"http://127.0.0.1:{port}")
+        async with running(build(settings, manage_runtime=False, retry_policy=FAST), timeout=30) as service:
+            yield Notify(service, settings, sink_app.state.sink, f"http://127.0.0.1:{port}")
     finally:
-        if service is not None:
-            await asyncio.wait_for(service.runtime.stop(), 30)
         server.should_exit = True
         await asyncio.wait_for(server_task, 10)
         sock.close()

@@ -12,7 +12,7 @@ from services.intake.bootstrap import build
 from shared.contracts.cases import CaseClosed, CaseReopened
 from shared.clock import now
 from shared.topics import Topics
-from tests.support import grant, publish
+from tests.support import grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +22,10 @@ FORM = {"service_code": "CM04", "lat": "34.871845", "long": "117.575168", "descr
 
 @pytest.fixture
 async def intake(isolated):
-    service = build(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming(60)
+    async with running(build(isolated, manage_runtime=False)) as service:
         await grant(isolated, service, token="o311-portal", name="市民网站", role="hotline")
         await grant(isolated, service, token="o311-owner", name="环卫所", role="owner", owner_code="huanwei")
         yield service
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 def client(service) -> httpx.AsyncClient:

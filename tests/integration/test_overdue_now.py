@@ -26,7 +26,7 @@ from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from tests.integration.test_supervision_service import UNIT_GRID, accepted, eventually, reported, send
 from tests.integration.test_supervision_service import start as start_supervision
-from tests.support import grant
+from tests.support import grant, running
 
 pytestmark = pytest.mark.integration
 
@@ -117,16 +117,11 @@ def edges(moment: datetime) -> Edges:
 @asynccontextmanager
 async def live_figures(settings: Settings) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
     """The big screen's live process (faust app and its HTTP app), in this process."""
-    service = build_live(settings, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming(60)
+    async with running(build_live(settings, manage_runtime=False)) as service:
         await grant(settings, service, token=OPERATOR, name="值班员", role="operator")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://live",
                                      headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=20) as http:
             yield service, http
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 60)
 
 
 async def test_the_work_screen_the_statistics_and_the_big_screen_count_the_same_overdue_cases(make_settings):
@@ -171,6 +166,8 @@ async def test_the_work_screen_the_statistics_and_the_big_screen_count_the_same_
     assert expected == 4
     assert {cases.numbers[i] for i in cases.overdue} == answers["listed"], "the work screen's overdue list"
     assert answers["flagged"] == answers["listed"], "each row's overdue flag"
+    in_progress = {cases.numbers[i] for i in cases.overdue if cases.final_state[i] == "in_progress"}
+    assert answers["searched"] == in_progress, "the search's overdue flag (of the cases in progress)"
     assert answers["owner_filter"] == answers["listed"], "the owner's 已超期 filter"
     assert answers["owner_flagged"] == answers["listed"], "each task's overdue flag"
     assert answers["stats"] == expected, "/api/v1/stats overdue_now"
@@ -185,6 +182,7 @@ async def _read_everything(supervision: Service, live_http: httpx.AsyncClient, m
                                  headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=20) as http:
         listed = await http.get("/api/v1/cases", params={"overdue": "true", "limit": 500})
         every = await http.get("/api/v1/cases", params={"limit": 500})
+        searched = await http.get("/api/v1/cases/search", params={"state": "in_progress", "limit": 500})
         day = moment.date().isoformat()
         stats = await http.get("/api/v1/stats", params={"from": day, "to": day, "by": "owner"})
         summary = await http.get("/api/v1/stats/summary")
@@ -192,7 +190,7 @@ async def _read_everything(supervision: Service, live_http: httpx.AsyncClient, m
         tasks = await http.get("/api/v1/tasks", params={"limit": 100}, headers=owner)
         late_tasks = await http.get("/api/v1/tasks", params={"filter": "overdue", "limit": 100}, headers=owner)
     figures = await live_http.get("/api/v1/live/figures")
-    for answer in (listed, every, stats, summary, figures, tasks, late_tasks):
+    for answer in (listed, every, searched, stats, summary, figures, tasks, late_tasks):
         assert answer.status_code == 200, answer.text
     assert stats.json()["as_of"] == moment.isoformat()  # every reader answered for the same moment
     [owner_row] = [r for r in stats.json()["rows"] if r["key"] == OWNER]
@@ -200,6 +198,7 @@ async def _read_everything(supervision: Service, live_http: httpx.AsyncClient, m
     return {
         "listed": {row["case_no"] for row in listed.json()["cases"]},
         "flagged": {row["case_no"] for row in every.json()["cases"] if row["overdue"]},
+        "searched": {row["case_no"] for row in searched.json()["cases"] if row["overdue"]},
         "owner_filter": {task["case_no"] for task in late_tasks.json()["tasks"]},
         "owner_flagged": {task["case_no"] for task in tasks.json()["tasks"] if task["overdue"]},
         "stats": stats.json()["total"]["overdue_now"],
@@ -208,3 +207,39 @@ async def _read_everything(supervision: Service, live_http: httpx.AsyncClient, m
         "live": figures.json()["overdue_now"],
         "live_grid": grid["overdue"],
     }
+
+
+async def test_moving_the_clock_past_a_deadline_makes_a_case_overdue_on_every_screen_at_once(isolated: Settings):
+    """No screen asks the database's now(): the clock a test moves is the moment each of them judges by, so a
+    deadline two hours ahead is passed at once, without waiting for it."""
+    topics = Topics(isolated.topic_prefix)
+    await asyncio.wait_for(ensure_topics(isolated.kafka_bootstrap, topics.fixed() + [topics.for_owner(OWNER)]), 30)
+    deadline = (now() + 2 * HOUR).replace(microsecond=0)
+    case = Edges(deadline)
+    case.case("due-in-two-hours", deadline, "signed", state="in_progress", overdue=True)
+    [case_no] = case.numbers.values()
+    supervision = await start_supervision(isolated)
+    try:
+        await grant(isolated, supervision, token=OPERATOR, name="值班员", role="operator")
+        await send(isolated, *case.envelopes)
+        await eventually(lambda: supervision.runtime.pool.fetchval(
+            "SELECT state = 'in_progress' FROM cases WHERE case_no = $1", case_no), 60)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supervision.app), base_url="http://supervision",
+                                     headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=20) as http:
+
+            async def overdue_on_each_screen() -> dict[str, bool]:
+                listed = (await http.get("/api/v1/cases", params={"overdue": "true"})).json()["cases"]
+                [found] = (await http.get("/api/v1/cases/search", params={"case_no": case_no})).json()["cases"]
+                one = (await http.get(f"/api/v1/cases/{case_no}")).json()
+                summary = (await http.get("/api/v1/stats/summary")).json()
+                return {"list": [c["case_no"] for c in listed] == [case_no], "search": found["overdue"],
+                        "case": one["overdue"], "summary": summary["overdue_now"] == 1}
+
+            assert await overdue_on_each_screen() == dict.fromkeys(("list", "search", "case", "summary"), False)
+            move_clock(deadline, stopped=True)
+            try:
+                assert await overdue_on_each_screen() == dict.fromkeys(("list", "search", "case", "summary"), True)
+            finally:
+                move_clock(None)
+    finally:
+        await asyncio.wait_for(supervision.runtime.stop(), 30)

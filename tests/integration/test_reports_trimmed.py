@@ -19,7 +19,7 @@ from shared.contracts.contacts import ContactRecorded
 from shared.trim import Trimmer
 from tests.integration.test_intake_service import report_body
 from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
-from tests.support import signature_of
+from tests.support import running, signature_of
 
 pytestmark = pytest.mark.integration
 
@@ -86,13 +86,8 @@ async def from_the_beginning(bootstrap: str, topic: str, seconds: float = 2.0) -
 
 @pytest.fixture
 async def intake(isolated) -> AsyncIterator[Any]:
-    service = build_intake(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build_intake(isolated, manage_runtime=False)) as service:
         yield service
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 def kafka_report(phone: str) -> tuple[Envelope, str]:
@@ -128,16 +123,11 @@ async def _past(bootstrap: str, tp: TopicPartition, offset: int) -> int | None:
 
 async def test_a_report_intake_has_not_committed_stays_until_it_has(isolated):
     topic, bootstrap = f"{isolated.topic_prefix}wangge.reports", isolated.kafka_bootstrap
-    first = build_intake(isolated, manage_runtime=False)
-    await asyncio.wait_for(first.runtime.start(), 60)
-    try:
-        await first.runtime.wait_until_consuming()
+    async with running(build_intake(isolated, manage_runtime=False)) as first:
         report, first_key = kafka_report(a_phone())
         sent = await produce(bootstrap, topic, report, key=first_key)
         await eventually(lambda: taken(first.runtime.pool, first_key))
         await eventually(lambda: _past(bootstrap, TopicPartition(topic, sent.partition), sent.offset), timeout=15)
-    finally:
-        await asyncio.wait_for(first.runtime.stop(), 30)
 
     # intake is away: a report arrives on the same partition, and a trim pass (as intake's) leaves it there.
     phone = a_phone()

@@ -17,7 +17,7 @@ from shared.settings import Settings
 from shared.worktime import WorkCalendar
 from services.routing.adapters.street_store import calendar_overrides
 from services.routing.bootstrap import build
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,10 @@ OWNER_TOKEN = "owner-" + uuid.uuid4().hex
 @pytest.fixture
 async def routing(isolated: Settings) -> AsyncIterator[Service]:
     """Routing in-process on an empty schema, with an operator's and an owner's credential learnt."""
-    service = build(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build(isolated, manage_runtime=False)) as service:
         await grant(isolated, service, token=OPERATOR, name="desk-1", role="operator")
         await grant(isolated, service, token=OWNER_TOKEN, name="huanwei-system", role="owner", owner_code="huanwei")
         yield service
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from shared.settings import Settings
 from services.routing.bootstrap import build
 from services.routing.loading import load_into, read_street
 from tests.conftest import DEMO_STREET
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +29,8 @@ INSIDE_UNIT = (117.575168, 34.871845)  # 文化路街道市社家宿舍1号楼, 
 @pytest.fixture
 async def routing(isolated: Settings) -> AsyncIterator[Service]:
     """Routing started in-process on an empty schema: it loads the demo street itself."""
-    service = build(isolated, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming()
+    async with running(build(isolated, manage_runtime=False)) as service:
         yield service
-    finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
 
 
 def accepted(case_id: str, category: str, unit_grid: str = UNIT, **extra: object) -> Envelope:

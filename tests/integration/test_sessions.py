@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -14,6 +14,7 @@ from services.routing.bootstrap import build as build_routing
 from services.supervision.bootstrap import build as build_supervision
 from shared.runtime import Service
 from shared.settings import Settings
+from tests.support import running
 
 pytestmark = pytest.mark.integration
 
@@ -21,23 +22,11 @@ PAGE = {"X-Requested-With": "wangge"}
 PASSWORD = "correct-horse-battery"
 
 
-async def started(service: Service) -> Service:
-    await asyncio.wait_for(service.runtime.start(), 60)
-    await service.runtime.wait_until_consuming(60)
-    return service
-
-
 @asynccontextmanager
 async def services(settings: Settings, *builds: Callable[[Settings, bool], Service]) -> AsyncIterator[list[Service]]:
     """Services built and started on these settings; stopped after."""
-    running: list[Service] = []
-    try:
-        for build in builds:
-            running.append(await started(build(settings, manage_runtime=False)))
-        yield running
-    finally:
-        for service in running:
-            await asyncio.wait_for(service.runtime.stop(), 30)
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(running(build(settings, manage_runtime=False))) for build in builds]
 
 
 def http(service: Service, cookie: str | None = None) -> httpx.AsyncClient:

@@ -47,7 +47,7 @@ from shared.contracts import cases as c
 from shared.contracts.common import Coordinator, TimeLimit
 from shared.contracts.registry import EventModel
 from tests.integration.test_supervision_service import eventually, send
-from tests.support import grant
+from tests.support import grant, running
 
 pytestmark = pytest.mark.integration
 
@@ -266,27 +266,24 @@ async def test_figures_and_reports_from_a_hand_built_history(make_settings):
 
     settings = make_settings(deadline_poll_seconds=3600)
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, Topics(settings.topic_prefix).fixed()), 30)
-    service = build(settings, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
     try:
-        await service.runtime.wait_until_consuming(60)
-        events = history().envelopes
-        await send(settings, *events)
-        ids = [e.id for e in events]
-        await eventually(lambda: service.runtime.pool.fetchval(
-            "SELECT count(*) = $2 FROM case_events WHERE event_id = ANY($1)", ids, len(ids)), 60)
-        refused = await service.runtime.pool.fetch("SELECT type, note FROM case_events WHERE effect = 'refused'")
-        assert not refused, refused  # the history is a legal one: every event applied
-        await grant(settings, service, token="stats-operator", name="值班员", role="operator")
-        await grant(settings, service, token="stats-owner", name="环卫所", role="owner", owner_code="huanwei")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://supervision",
-                                     headers={"Authorization": "Bearer stats-operator"}, timeout=20) as http:
-            await check_stats(http)
-            await check_reports(http)
-            await check_refusals(http)
-            await check_kept_days(http, service, settings)
+        async with running(build(settings, manage_runtime=False)) as service:
+            events = history().envelopes
+            await send(settings, *events)
+            ids = [e.id for e in events]
+            await eventually(lambda: service.runtime.pool.fetchval(
+                "SELECT count(*) = $2 FROM case_events WHERE event_id = ANY($1)", ids, len(ids)), 60)
+            refused = await service.runtime.pool.fetch("SELECT type, note FROM case_events WHERE effect = 'refused'")
+            assert not refused, refused  # the history is a legal one: every event applied
+            await grant(settings, service, token="stats-operator", name="值班员", role="operator")
+            await grant(settings, service, token="stats-owner", name="环卫所", role="owner", owner_code="huanwei")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://supervision",
+                                         headers={"Authorization": "Bearer stats-operator"}, timeout=20) as http:
+                await check_stats(http)
+                await check_reports(http)
+                await check_refusals(http)
+                await check_kept_days(http, service, settings)
     finally:
-        await asyncio.wait_for(service.runtime.stop(), 30)
         await drop_schemas(settings)
         await delete_topics(settings)
 

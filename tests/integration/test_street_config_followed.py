@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ import pytest
 
 from services.notify.bootstrap import build as build_notify
 from services.routing.bootstrap import build as build_routing
+from services.supervision.bootstrap import build as build_supervision
 from shared.contracts import cases as c
 from shared.contracts.common import TimeLimit
 from shared.contracts.street import STREET_CONFIG_KEY, StreetConfigChanged
@@ -26,7 +28,7 @@ from shared.topics import Topics, ensure_topics
 from shared.worktime import WorkCalendar
 from tests.integration.test_supervision_service import UNIT_GRID, accepted, eventually, reported, send
 from tests.integration.test_supervision_service import start as start_supervision
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -42,19 +44,11 @@ async def street(isolated: Settings) -> AsyncIterator[tuple[Service, Service, Se
     """Supervision, routing and notify, in-process on one broker and database, consuming."""
     topics = Topics(isolated.topic_prefix)
     await ensure_topics(isolated.kafka_bootstrap, [topics.for_owner(OWNER)])
-    supervision = await start_supervision(isolated)
-    followers: list[Service] = []
-    try:
-        for build in (build_routing, build_notify):
-            followers.append(build(isolated, manage_runtime=False))
-            await asyncio.wait_for(followers[-1].runtime.start(), 60)
-            await followers[-1].runtime.wait_until_consuming(60)
+    async with AsyncExitStack() as stack:  # started in this order, stopped in the reverse
+        supervision, routing, notify = [await stack.enter_async_context(running(build(isolated, manage_runtime=False)))
+                                        for build in (build_supervision, build_routing, build_notify)]
         await grant(isolated, supervision, token="config-admin", name="管理员", role="admin")
-        yield supervision, followers[0], followers[1]
-    finally:
-        for service in reversed(followers):
-            await asyncio.wait_for(service.runtime.stop(), 30)
-        await asyncio.wait_for(supervision.runtime.stop(), 30)
+        yield supervision, routing, notify
 
 
 async def change_config(supervision: Service, followers: list[Service], section: dict) -> dict:

@@ -16,9 +16,10 @@ from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from shared.kafka_security import DEFAULT_BRIDGES, acl_plan, bridge_principal, principals
 from shared.settings import REPO_ROOT
-from tests.integration.test_kafka_security import produce, read, secure, topics  # noqa: F401 — fixtures
+from tests.integration.test_kafka_security import produce, read, secure, secure_broker, topics  # noqa: F401 — fixtures
 
-pytestmark = pytest.mark.integration
+# Its first test may wait for the session's secure broker (tests/integration/test_kafka_security.py).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REFUSED = (TopicAuthorizationFailedError, KafkaError)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -96,10 +97,12 @@ def _dev(env: dict[str, str], *args: str, timeout: float) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Any:
-    """`./dev up --production` on this module's own ports and state folder; `./dev down` after."""
-    state = tmp_path_factory.mktemp("production-stack")
+def stack() -> Any:
+    """`./dev up --production` on this module's own ports and state folder; `./dev down` after. The folder is the
+    same every session: a stack a killed session left running on these ports is found there, stopped and wiped
+    (`./dev reset`) before this one starts from nothing."""
     outer_state = Path(os.environ.get("WANGGE_STATE_DIR") or REPO_ROOT / ".local")
+    state = outer_state / "production-stack-test"
     # Nothing of the caller's wangge settings leaks in (its database, its keys): only what ./dev makes.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGGE_")}
     env.update({k: str(v) for k, v in PORTS.items()})
@@ -107,6 +110,11 @@ def stack(tmp_path_factory) -> Any:
                 "WANGGE_KAFKA_LIBS": os.environ.get("WANGGE_KAFKA_LIBS", str(outer_state / "kafka" / "libs"))})
     if os.environ.get("WANGGE_STREET_DIR"):
         env["WANGGE_STREET_DIR"] = os.environ["WANGGE_STREET_DIR"]
+    if state.exists():
+        reset = _dev(env, "reset", "--yes", timeout=300)
+        assert reset.returncode == 0, f"./dev reset of the last session's stack failed:\n{reset.stdout}\n{reset.stderr}"
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
     try:
         up = _dev(env, "up", "--production", timeout=900)
         assert up.returncode == 0, f"./dev up --production failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
@@ -166,6 +174,18 @@ def test_the_stack_says_where_its_secrets_are_and_made_them_private(stack: Stack
         assert path.stat().st_mode & 0o077 == 0
         assert path.read_text().strip() not in stack.output  # the path is printed, never the secret
     assert "wangge-demo" not in stack.output and "demo-" not in stack.output
+
+
+def test_dev_env_after_up_production_points_at_the_secure_broker_without_a_secret(stack: Stack):
+    env = {k: v for k, v in stack.env.items() if k != "WANGGE_PROFILE"}  # as a new shell after ./dev up --production
+    printed = _dev(env, "env", timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert f"export WANGGE_KAFKA_BOOTSTRAP={BOOTSTRAP}\n" in printed.stdout
+    assert f"{stack.prod}/kafka/<principal>.env" in printed.stdout
+    passwords = [line.split("=", 1)[1] for f in (stack.prod / "kafka").glob("*.env")
+                 for line in f.read_text().split() if line.startswith("WANGGE_KAFKA_PASSWORD=")]
+    assert passwords and not [p for p in passwords if p in printed.stdout]
+    assert "_SIGNING_KEY=" not in printed.stdout
 
 
 async def test_a_plaintext_connection_to_the_broker_is_refused(stack: Stack):

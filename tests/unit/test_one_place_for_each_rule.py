@@ -31,6 +31,8 @@ def test_overdue_now_is_worked_out_in_one_module():
     # The earlier copies' shape (a suspended case's mark, in SQL) is nowhere: overdue_sql writes it.
     assert _holding(r"state\s*=\s*'suspended'\s+AND\s+\w*\.?overdue_at") == set()
     assert _holding(r"def overdue_sql\(") == {"services/supervision/domain/overdue.py"}
+    # …and judged at the service's clock, never at the database's own moment
+    assert _holding(r"""overdue_sql\(\s*f?["'][^"']*now\(\)""") == set()
     assert _holding(r"def is_overdue\(") == {"services/supervision/domain/overdue.py",
                                              "services/supervision/live/figures.py"}  # the latter calls the former
     live = (ROOT / "services/supervision/live/figures.py").read_text(encoding="utf-8")

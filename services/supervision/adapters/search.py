@@ -5,7 +5,7 @@ located: the latest that names one), with the point and the photos the report ca
 """
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 import asyncpg
@@ -23,11 +23,13 @@ def like_pattern(words: str) -> str:
 
 
 async def search_cases(pool: asyncpg.Pool, zone: tzinfo, *, text: str | None, case_nos: list[str] | None,
-                       state: str | None, limit: int, extension_state: str | None = None) -> list[dict[str, Any]]:
-    """Cases matching every given filter, most recently changed first, each with its address, point and photos."""
+                       state: str | None, limit: int, at: datetime,
+                       extension_state: str | None = None) -> list[dict[str, Any]]:
+    """Cases matching every given filter, most recently changed first, each with its address, point and photos, and
+    whether it is overdue at `at` (the service's clock, as every other view: not the database's)."""
     columns = ", ".join(f"c.{name.strip()}" for name in CASE_COLUMNS.split(","))
     rows = await pool.fetch(
-        f"""SELECT {columns}, {overdue_sql("now()", "c")} AS overdue, place.address, place.location, reported.media
+        f"""SELECT {columns}, {overdue_sql("$7::timestamptz", "c")} AS overdue, place.address, place.location, reported.media
             FROM cases c
             LEFT JOIN LATERAL (
                 SELECT e.data->>'address' AS address, e.data->'location' AS location FROM case_events e
@@ -44,7 +46,7 @@ async def search_cases(pool: asyncpg.Pool, zone: tzinfo, *, text: str | None, ca
               AND ($3::text IS NULL OR c.state = $3)
               AND ($6::text IS NULL OR c.extension_state = $6)
             ORDER BY c.updated_at DESC LIMIT $4""",
-        like_pattern(text) if text else None, case_nos, state, limit, _PLACE_EVENTS, extension_state,
+        like_pattern(text) if text else None, case_nos, state, limit, _PLACE_EVENTS, extension_state, at,
     )
     found = []
     for row in rows:

@@ -53,15 +53,14 @@ async def case_detail(pool: asyncpg.Pool, case_no: str, zone: tzinfo,
 async def list_cases(pool: asyncpg.Pool, zone: tzinfo, *, state: str | None = None, owner: str | None = None,
                      unit_grids: list[str] | None = None, category: str | None = None, overdue: bool | None = None,
                      due_before: datetime | None = None, limit: int = 50,
-                     at: datetime | None = None) -> list[dict[str, Any]]:
+                     at: datetime) -> list[dict[str, Any]]:
     """Cases, most recently changed first, filtered (each filter optional; unit_grids: any of these grids;
-    overdue: by domain/overdue.py's rule at `at`, the database's now() if not given). Each row says whether it
-    is overdue at that moment."""
+    overdue: by domain/overdue.py's rule at `at`, the service's clock). Each row says whether it is overdue then."""
     rows = await pool.fetch(
-        f"""SELECT {CASE_COLUMNS}, {overdue_sql("coalesce($8::timestamptz, now())")} AS overdue FROM cases
+        f"""SELECT {CASE_COLUMNS}, {overdue_sql("$8::timestamptz")} AS overdue FROM cases
             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR owner = $2)
               AND ($3::text[] IS NULL OR unit_grid = ANY($3)) AND ($4::text IS NULL OR category = $4)
-              AND ($5::boolean IS NULL OR {overdue_sql("coalesce($8::timestamptz, now())")} = $5)
+              AND ($5::boolean IS NULL OR {overdue_sql("$8::timestamptz")} = $5)
               AND ($6::timestamptz IS NULL OR due_at < $6)
             ORDER BY updated_at DESC LIMIT $7""",
         state, owner, unit_grids, category, overdue, due_before, limit, at,

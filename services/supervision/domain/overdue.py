@@ -34,7 +34,9 @@ def is_overdue(state: str | None, due_at: datetime | None, went_overdue: bool, a
 
 def overdue_sql(at: str, alias: str = "") -> str:
     """`is_overdue` as a SQL boolean (never NULL) over the read model's `cases` columns (state, due_at, overdue_at);
-    `at` is the SQL of the moment (a parameter such as `$4`, or `now()`), `alias` the table's alias if any."""
+    `at` is the SQL of the moment: a parameter such as `$4` holding the service's clock (shared/clock.py), never the
+    database's now(), so that every screen judges one moment alike and a test can move it; `alias` the table's alias
+    if any."""
     p = f"{alias}." if alias else ""
     running = ", ".join(f"'{s}'" for s in sorted(RUNNING_STATES))
     # Each NULL-able column is tested for NULL first, so the whole is true or false (a filter `= false` keeps the

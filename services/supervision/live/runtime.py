@@ -19,6 +19,7 @@ from shared.consumer import EventConsumer
 from shared.db import PLUMBING_SQL, create_pool, migrate
 from shared.kafka import Producer
 from shared.signing import signer_for, verifier_for
+from shared.tasks import cancel_until_done
 from shared.lag import topic_lag
 from shared.runtime import close_opened, connect_when_answering, infrastructure_answers, infrastructure_checks
 from shared.watchdog import Watchdog
@@ -161,8 +162,8 @@ class LiveRuntime:
     async def stop(self) -> None:
         """Stop the faust app (it commits what it processed), the registry consumer and the connections."""
         if self._streams_start is not None and not self._streams_start.done():
-            self._streams_start.cancel()
-            await asyncio.gather(self._streams_start, return_exceptions=True)
+            if await cancel_until_done({self._streams_start}, 10):
+                log.warning("%s: the faust app's start did not end in 10 s; abandoned", NAME)
         try:
             await asyncio.wait_for(self.streams.stop(), 30)
         except asyncio.TimeoutError:
