@@ -13,7 +13,7 @@ import asyncpg
 
 from services.notify.domain.delivery import Transition
 
-DUE_BATCH = 100  # deliveries sent at once (concurrently) by a worker, over channels.GATEWAY_CONNECTIONS
+DUE_BATCH = 100  # deliveries claimed at once by a worker (it sends them over the gateway's connections)
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -151,10 +151,10 @@ async def defer_all(conn: Conn, token: uuid.UUID, deferred: list[tuple[str, date
     return {r["id"] for r in rows}
 
 
-async def record_outcomes(conn: Conn, token: uuid.UUID, outcomes: list[tuple[str, Transition]]) -> set[str]:
-    """Store the states after a batch's attempts in one statement, for the rows this worker still holds the lease
-    of (their ids are returned; another worker that took a row over records its own send). A retry is scheduled
-    from the wall clock."""
+async def record_outcomes(conn: Conn, outcomes: list[tuple[str, uuid.UUID, Transition]]) -> set[str]:
+    """Store the states after attempts — (delivery id, the lease token it was claimed under, transition) — in one
+    statement, for the rows still held under that token (their ids are returned; another worker that took a row over
+    records its own send). A retry is scheduled from the wall clock."""
     if not outcomes:
         return set()
     rows = await conn.fetch(
@@ -165,13 +165,14 @@ async def record_outcomes(conn: Conn, token: uuid.UUID, outcomes: list[tuple[str
                next_attempt_at = CASE WHEN o.retry_in IS NULL THEN d.next_attempt_at
                                       ELSE clock_timestamp() + o.retry_in * interval '1 second' END,
                sent_at = CASE WHEN o.state = 'sent' THEN clock_timestamp() ELSE d.sent_at END
-          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::float8[])
-               AS o(id, state, attempts, error, retry_in)
-         WHERE d.id = o.id AND d.lease_token = $1 AND d.state = 'sending'
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::float8[])
+               AS o(id, token, state, attempts, error, retry_in)
+         WHERE d.id = o.id AND d.lease_token = o.token AND d.state = 'sending'
         RETURNING d.id::text AS id
         """,
-        token, [uuid.UUID(str(i)) for i, _ in outcomes], [t.state for _, t in outcomes],
-        [t.attempts for _, t in outcomes], [t.error for _, t in outcomes], [t.retry_in for _, t in outcomes],
+        [uuid.UUID(str(i)) for i, _, _ in outcomes], [token for _, token, _ in outcomes],
+        [t.state for _, _, t in outcomes], [t.attempts for _, _, t in outcomes], [t.error for _, _, t in outcomes],
+        [t.retry_in for _, _, t in outcomes],
     )
     return {r["id"] for r in rows}
 
