@@ -189,7 +189,7 @@ class DeliveryWorker:
                 self._recorded.clear()
                 room = self._window - self._unsettled
                 if room < self._claim_at:
-                    await _until(self._recorded, recorder)  # room is made as outcomes are recorded
+                    await _until(self._recorded, recorder, self._poll)  # room is made as outcomes are recorded
                     continue
                 self._wake.clear()
                 limit = min(room, repository.DUE_BATCH)
