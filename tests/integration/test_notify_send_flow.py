@@ -31,12 +31,14 @@ class Gateway:
         self.delay = delay
         self.answer_first = answer_first
         self.slow_first = slow_first
+        self.slow_key: str | None = None  # set: that key's request is the slow one, not the first to come
         self.admitted = 0
         self.slow_answered = False
         self.in_flight = 0
         self.most_in_flight = 0
         self.connections = 0
         self.received: dict[str, int] = {}  # idempotency key → times received
+        self.log: list[tuple[str, str]] = []  # ("in" or "out", idempotency key), in the order they happened
         self._released = asyncio.Event()
         self._server: asyncio.AbstractServer | None = None
 
@@ -69,17 +71,19 @@ class Gateway:
                 key = headers[b"idempotency-key"].decode()
                 assert key == body["ref"]
                 self.received[key] = self.received.get(key, 0) + 1
+                self.log.append(("in", key))
                 self.in_flight += 1
                 self.most_in_flight = max(self.most_in_flight, self.in_flight)
                 try:
                     if self.answer_first is not None and self.admitted >= self.answer_first:
                         await self._released.wait()  # a gateway that took the message and has not answered yet
                     self.admitted += 1
-                    slow = self.admitted == 1 and self.slow_first > 0
+                    slow = self.slow_first > 0 and (key == self.slow_key if self.slow_key else self.admitted == 1)
                     await asyncio.sleep(self.slow_first if slow else self.delay)
                     self.slow_answered = self.slow_answered or slow
                 finally:
                     self.in_flight -= 1
+                self.log.append(("out", key))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -209,3 +213,29 @@ async def test_an_outcome_is_recorded_without_waiting_for_the_slowest_send_claim
             await asyncio.wait_for(service.runtime.stop(), 60)
     assert slow_still_out
     assert set(gateway.received.values()) == {1}
+
+
+async def test_a_residents_replies_of_a_case_go_out_one_at_a_time_in_order(settings: Settings):
+    """A case's acknowledgement, progress and survey to one resident, all due: each reaches the gateway only once the
+    one before it was answered, though the first is slow; another case's reply goes out meanwhile."""
+    first, second, third, other = (str(uuid.uuid4()) for _ in range(4))
+    async with Gateway(delay=0.01, slow_first=1.0) as gateway:
+        gateway.slow_key = first
+        service = await _started(settings.model_copy(update={"sms_gateway_url": gateway.url}))
+        pool = service.runtime.pool
+        try:
+            await asyncio.wait_for(pool.execute(
+                """INSERT INTO deliveries(id, case_id, case_no, kind, template, channel, to_phone, text, state,
+                                          source_event_id, expires_at, created_at, next_attempt_at)
+                   SELECT id::uuid, c, '20261207-00001', k, k, 'sms', p, '【文化路街道】', 'pending', 'e-' || id,
+                          now() + interval '1 hour', now() - n * interval '1 second', now() - n * interval '1 second'
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) AS t(id, c, k, p, n)""",
+                [first, second, third, other], ["c-1", "c-1", "c-1", "c-2"],
+                ["acknowledgement", "progress", "survey", "acknowledgement"],
+                ["13900001001", "13900001001", "13900001001", "13900002002"], [30, 20, 10, 5]), 10)
+            await _until(lambda: _sent_all(service, 4), 30)
+        finally:
+            await asyncio.wait_for(service.runtime.stop(), 60)
+    order = [(what, key) for what, key in gateway.log if key != other]
+    assert order == [("in", first), ("out", first), ("in", second), ("out", second), ("in", third), ("out", third)]
+    assert gateway.log.index(("out", other)) < gateway.log.index(("out", first))  # not held behind the slow one

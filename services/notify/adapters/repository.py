@@ -99,14 +99,24 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit
     """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
     ran out (marked uncertain: they may have reached the gateway), up to `limit` in all. Commit before sending.
 
+    A recipient hears a case's replies in order: a pending one is taken only when no earlier one of the case to the
+    same address is pending or being sent (claims, sends and records overlap in the worker, so without it a case's
+    next reply could be claimed while its last one was still out).
+
     Two index scans, not one condition with OR: PostgreSQL answers an OR with a bitmap scan, which never marks the
     index entries of rows already sent as dead, so every poll walked all of them again until a vacuum (0.9 ms a
     poll after a burst, a poll per delivery under a steady stream); a plain index scan marks them once."""
     return await conn.fetch(
         f"""
         WITH pending AS (
-            SELECT id, 'pending'::text AS was FROM deliveries
+            SELECT id, 'pending'::text AS was FROM deliveries AS d
              WHERE state = 'pending' AND next_attempt_at <= greatest(now(), $4::timestamptz)
+               AND NOT EXISTS (
+                   SELECT 1 FROM deliveries AS e
+                    WHERE e.case_id = d.case_id AND e.to_phone = d.to_phone AND e.id <> d.id
+                      AND e.state IN ('pending', 'sending')
+                      AND (e.state = 'sending'
+                           OR (e.next_attempt_at, e.created_at, e.id) < (d.next_attempt_at, d.created_at, d.id)))
              ORDER BY next_attempt_at
              LIMIT $1
                FOR UPDATE SKIP LOCKED
