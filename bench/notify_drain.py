@@ -39,6 +39,16 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _cpu_of(pid: int) -> float:
+    """A child's CPU seconds so far (user + system), from /proc: the gateway's stand-in, still running."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _signed(signer, payload: bytes, topic: str, key: str) -> list[tuple[str, bytes]]:
     """The headers signing `payload` as intake: bound to its topic and key where the tree signs so (issue 18), over
     the payload alone in an older tree (to measure it too)."""
@@ -73,7 +83,7 @@ async def _publish(settings: Settings, topics: Topics, cases: int) -> None:
         await producer.stop()
 
 
-async def run(cases: int, gateway_ms: float, port: int) -> None:
+async def run(cases: int, gateway_ms: float, port: int, connections: int | None = None) -> None:
     from services.notify.bootstrap import build
 
     tag = uuid.uuid4().hex[:8]
@@ -81,6 +91,8 @@ async def run(cases: int, gateway_ms: float, port: int) -> None:
                              "--delay-ms", str(gateway_ms)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     settings = Settings().model_copy(update={"topic_prefix": f"b{tag}.", "schema_prefix": f"b{tag}_",
                                              "sms_gateway_url": f"http://127.0.0.1:{port}/sms"})
+    if connections is not None:  # an older tree has no such setting (16 then, fixed)
+        settings = settings.model_copy(update={"sms_gateway_connections": connections})
     topics = Topics(settings.topic_prefix)
     service = None
     try:
@@ -96,7 +108,7 @@ async def run(cases: int, gateway_ms: float, port: int) -> None:
         service = build(settings, manage_runtime=False)
         await asyncio.wait_for(service.runtime.start(), 60)
         await service.runtime.wait_until_consuming(60)  # migrations and joining the groups are not the drain
-        cpu, started = _cpu(), time.monotonic()
+        cpu, sink_cpu, started = _cpu(), _cpu_of(sink.pid), time.monotonic()
         pool = service.runtime.pool
         folded = sent = None
         while sent is None:
@@ -110,7 +122,7 @@ async def run(cases: int, gateway_ms: float, port: int) -> None:
                 sent = time.monotonic() - started
             if time.monotonic() - started > 600:
                 raise SystemExit(f"not drained in 10 minutes: {dict(row)}")
-        used = _cpu() - cpu
+        used, sink_used = _cpu() - cpu, _cpu_of(sink.pid) - sink_cpu
         spread = await pool.fetchrow(
             "SELECT extract(epoch FROM max(sent_at) - min(sent_at)) AS seconds, max(attempts) AS attempts, "
             "count(*) FILTER (WHERE attempts > 1) AS retried FROM deliveries WHERE kind = 'acknowledgement'")
@@ -119,7 +131,9 @@ async def run(cases: int, gateway_ms: float, port: int) -> None:
         print(f"  events folded: {3 * cases / folded:.0f} events/s ({folded:.1f} s for every case's state)")
         print(f"  acknowledgements out: {cases / sent:.0f}/s ({cases / max(spread['seconds'], 1e-3):.0f}/s from the first "
               f"to the last; {spread['retried']} retried, at most {spread['attempts']} attempts)")
-        print(f"  notify's CPU: {1000 * used / cases:.2f} ms per case ({used:.1f} s)")
+        print(f"  notify's CPU: {1000 * used / cases:.2f} ms per case ({used:.1f} s); the gateway's stand-in's "
+              f"{1000 * sink_used / cases:.2f} ms; {getattr(settings, 'sms_gateway_connections', 16)} connections "
+              f"to it; load average {os.getloadavg()[0]:.1f} at the end")
     finally:
         if service is not None:
             await asyncio.wait_for(service.runtime.stop(), 60)
@@ -136,10 +150,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=3000, help="cases in the backlog (3 events each; default 3000)")
     parser.add_argument("--gateway-ms", type=float, default=5.0, help="the stand-in's answer time (default 5 ms)")
     parser.add_argument("--port", type=int, default=28119, help="the stand-in's port (default 28119)")
+    parser.add_argument("--connections", type=int, default=None,
+                        help="WANGGE_SMS_GATEWAY_CONNECTIONS for notify (default: the setting's)")
     args = parser.parse_args()
     if not 1 <= args.cases <= 100000:
         parser.error("--cases: between 1 and 100000")
-    asyncio.run(run(args.cases, args.gateway_ms, args.port))
+    asyncio.run(run(args.cases, args.gateway_ms, args.port, args.connections))
 
 
 if __name__ == "__main__":

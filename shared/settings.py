@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     notify_port: int = 8104
     sms_gateway_url: str = "http://127.0.0.1:8109/sms"
     sms_signature: str = "文化路街道"
+    # Messages in flight to the SMS gateway at once, each on its own kept-alive connection
+    # (WANGGE_SMS_GATEWAY_CONNECTIONS): what a burst of acknowledgements goes out at is this many over the gateway's
+    # answer time, so it is the knob to turn down for a gateway that limits connections.
+    sms_gateway_connections: int = Field(default=64, ge=1, le=1024)
     # Replies by e-mail (a resident who reported online and gave an address): the SMTP server and the sender.
     # ./dev up runs a local one (deploy/local/mail_sink.py). WANGGE_SMTP_HOST, WANGGE_SMTP_PORT, …
     smtp_host: str = "127.0.0.1"

@@ -97,9 +97,10 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
                          signature=settings.sms_signature, starttls=settings.smtp_starttls,
                          username=settings.smtp_username, password=settings.smtp_password)
     webhook = WebhookChannel(lambda: runtime.pool)
-    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url), email, webhook],
-                            retry_policy or RetryPolicy(),
-                            street_rules=street_rules)
+    worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url,
+                                                 connections=settings.sms_gateway_connections), email, webhook],
+                            retry_policy or RetryPolicy(), street_rules=street_rules,
+                            concurrency=settings.sms_gateway_connections)
     runtime.worker("deliveries", worker.run, worker.heartbeat)
     erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds)
     runtime.worker("erasure", erasure.run)

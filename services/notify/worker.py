@@ -8,11 +8,13 @@ mid-send) is taken again, marked uncertain, and re-sent under the same idempoten
 Woken by NOTIFY when a delivery is inserted, and polling as a fallback (and for retries that
 come due).
 
-Fast, because a burst of acknowledgements is its hot path: one HTTP client per channel for the worker's life
-(kept-alive connections), up to DUE_BATCH rows claimed in one statement, sent concurrently with at most
-SEND_CONCURRENCY in flight (no more than the gateway's kept-alive connections: a send never waits inside the
-client's pool, nor opens a connection it then throws away), and each batch's outcomes — quiet-hour deferrals,
-expiries, results — recorded in one statement each.
+A burst of acknowledgements is its hot path, so claiming, sending and recording overlap instead of taking turns:
+rows are claimed while fewer than twice the sends allowed in flight are unsettled; each claimed row goes out as soon
+as one of the `concurrency` sends is free (the SMS gateway's kept-alive connections, one HTTP client per channel for
+the worker's life: a send never waits inside the client's pool, nor opens a connection it then throws away); and the
+outcomes that came in together are recorded together — quiet-hour deferrals and expiries in the claim's
+transaction, results in one statement per round of the recorder. A batch waiting for its slowest send before the
+next claim (the loop before) left most connections idle for most of each round.
 
 It ends with its runtime: a cancellation is never taken for an outage to retry (a clean-up failing while the task
 is being cancelled, or Python 3.11's wait_for returning a result that arrived with the cancellation, kept a worker
@@ -26,6 +28,7 @@ import logging
 import time
 import uuid
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -66,8 +69,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 BACKLOG_EVERY_SECONDS = 10.0
-# Sends in flight at once: the SMS gateway's kept-alive connections (adapters/channels.py).
-SEND_CONCURRENCY = GATEWAY_CONNECTIONS
 
 
 def _being_cancelled() -> bool:
@@ -82,11 +83,41 @@ def _pool_closed(runtime: ServiceRuntime) -> bool:
     return pool is not None and pool.is_closing()
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """One claim: how many rows it took (sent, deferred or expired), and those to send under its lease token."""
+
+    token: uuid.UUID
+    taken: int
+    to_send: list[asyncpg.Record] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """A claimed row, the lease token it was claimed under, and what its send returned."""
+
+    row: asyncpg.Record
+    token: uuid.UUID
+    result: AttemptResult
+
+
+async def _until(event: asyncio.Event, also: asyncio.Future | None = None, timeout: float | None = None) -> None:
+    """Until `event` is set, `also` is done, or `timeout`. Not asyncio.wait_for: on Python 3.11 it returns the
+    event's result when the wake-up and a cancellation arrive together, and the cancelled worker went on."""
+    waiting = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([waiting, *([also] if also is not None else [])], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
 class DeliveryWorker:
     """Runs until cancelled: claim due deliveries, send them concurrently, record each outcome."""
 
     def __init__(self, runtime: ServiceRuntime, channels: list[Channel], policy: RetryPolicy = RetryPolicy(),
-                 poll_seconds: float = POLL_SECONDS, street_rules: StreetRules | None = None):
+                 poll_seconds: float = POLL_SECONDS, street_rules: StreetRules | None = None,
+                 concurrency: int = GATEWAY_CONNECTIONS):
         self._runtime = runtime
         # The quiet hours in force (the street's configuration learnt from supervision).
         self._street_rules = street_rules or StreetRules(StreetConfig())
@@ -94,7 +125,16 @@ class DeliveryWorker:
         self._policy = policy
         self._poll = poll_seconds
         self._wake = asyncio.Event()
-        self._sending = asyncio.Semaphore(SEND_CONCURRENCY)
+        # Sends in flight at once, over every channel: the SMS gateway's kept-alive connections.
+        self._sending = asyncio.Semaphore(concurrency)
+        # Rows claimed and not yet recorded: twice the sends in flight, so a send that ends finds the next row
+        # claimed already, and a claimed row waits for a free send no longer than one send (well inside its lease).
+        self._window = 2 * concurrency
+        # A claim is made once this many rows fit in the window: a burst is claimed a few dozen at a time, not a row
+        # per send that ends.
+        self._claim_at = max(1, min(repository.DUE_BATCH, self._window // 2))
+        self._unsettled = 0
+        self._recorded = asyncio.Event()
         self._backlog_at = 0.0
         self.heartbeat = Heartbeat()  # every turn: the watchdog restarts a worker that stops turning
 
@@ -125,37 +165,58 @@ class DeliveryWorker:
         async with self._runtime.pool.acquire() as listener:
             await listener.add_listener(channel, self._on_notify)
             try:
-                while True:
-                    self.heartbeat.beat()
-                    self._wake.clear()
-                    handled = await self.deliver_due()
-                    await self._measure_backlog()
-                    if handled < repository.DUE_BATCH:
-                        await self._woken_or_after(self._poll)
+                await self._deliver_continuously()
             finally:
                 await listener.remove_listener(channel, self._on_notify)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _woken_or_after(self, seconds: float) -> None:
-        """Until a NOTIFY wakes the worker, or `seconds`. Not asyncio.wait_for: on Python 3.11 it returns the
-        event's result when the wake-up and a cancellation arrive together, and the cancelled worker went on."""
-        waiting = asyncio.ensure_future(self._wake.wait())
+    async def _deliver_continuously(self) -> None:
+        """Claim while the window has room, send each claimed row as soon as a send is free, record the outcomes as
+        they come in. An error of the recorder ends it (the run loop retries); the sends then cut off leave their
+        rows `sending` until the lease runs out, to be sent again under the same key."""
+        self._unsettled = 0
+        attempted: asyncio.Queue[Attempted] = asyncio.Queue()
+        recorder = asyncio.create_task(self._record_as_they_come(attempted))
+        sends: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.wait([waiting], timeout=seconds)
+            while True:
+                self.heartbeat.beat()
+                if recorder.done():
+                    recorder.result()  # raises what ended it
+                    return
+                self._recorded.clear()
+                room = self._window - self._unsettled
+                if room < self._claim_at:
+                    await _until(self._recorded, recorder, self._poll)  # room is made as outcomes are recorded
+                    continue
+                self._wake.clear()
+                limit = min(room, repository.DUE_BATCH)
+                claimed = await self.claim(limit)
+                self._unsettled += len(claimed.to_send)
+                for row in claimed.to_send:
+                    send = asyncio.create_task(self._send_claimed(row, claimed.token, attempted))
+                    sends.add(send)
+                    send.add_done_callback(sends.discard)
+                await self._measure_backlog()
+                if claimed.taken < limit:  # nothing more due now: until a delivery is inserted, or the poll
+                    await _until(self._wake, recorder, self._poll)
         finally:
-            waiting.cancel()
+            for task in (*sends, recorder):
+                task.cancel()
+            await asyncio.wait([*sends, recorder], timeout=10)
 
-    async def deliver_due(self) -> int:
-        """One batch: claim due rows (short transaction), send them, record the outcomes; returns how many."""
+    async def claim(self, limit: int = repository.DUE_BATCH) -> Claimed:
+        """Claim due rows in one short transaction: those in the quiet hours go back until they end, those past
+        their useful life are settled as failed, the rest are returned to send."""
         token = uuid.uuid4()
         expired_rows: list[tuple[asyncpg.Record, Transition]] = []
         async with self._runtime.uow() as uow:
             rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token,
-                                              at=now())
+                                              at=now(), limit=limit)
             if not rows:
-                return 0
+                return Claimed(token, 0)
             quiet = (await self._street_rules.current(uow.conn)).quiet_hours
             moment = now()
             to_send, deferred = [], []
@@ -173,7 +234,7 @@ class DeliveryWorker:
                 else:
                     to_send.append(row)
             await repository.defer_all(uow.conn, token, [(str(row["id"]), until) for row, until in deferred])
-            await repository.record_outcomes(uow.conn, token, [(str(row["id"]), t) for row, t in expired_rows])
+            await repository.record_outcomes(uow.conn, [(str(row["id"]), token, t) for row, t in expired_rows])
             for row, transition in expired_rows:
                 self._emit(uow, row, transition)
             await uow.commit()
@@ -187,22 +248,34 @@ class DeliveryWorker:
                 log.warning("case %s: %s delivery %s was being sent by a worker that stopped; it may have reached "
                             "the gateway: sending again with the same idempotency key", row["case_no"], row["kind"],
                             row["id"])
-        # Sent concurrently, at most SEND_CONCURRENCY at once, with no transaction open: a slow gateway holds no
-        # locks or connections.
-        results = await asyncio.gather(*(self._attempt(row) for row in to_send))
-        await self._record(token, to_send, results)
-        return len(rows)
+        return Claimed(token, len(rows), to_send)
 
-    async def _record(self, token: uuid.UUID, rows: list[asyncpg.Record], results: list[AttemptResult]) -> None:
-        """Each outcome in one new transaction; reply.issued for those settled. A crash before this commit
-        leaves the rows `sending` until their lease runs out: then they are re-sent with the same key."""
+    async def _send_claimed(self, row: asyncpg.Record, token: uuid.UUID, attempted: asyncio.Queue[Attempted]) -> None:
+        attempted.put_nowait(Attempted(row, token, await self._attempt(row)))
+
+    async def _record_as_they_come(self, attempted: asyncio.Queue[Attempted]) -> None:
+        """Record every outcome that has come in, in one transaction, and again: while one round is being written,
+        the next round's outcomes gather (one transaction per reply at a trickle, a few dozen per one in a burst)."""
+        while True:
+            done = [await attempted.get()]
+            while not attempted.empty():
+                done.append(attempted.get_nowait())
+            await self.record(done)
+            self._unsettled -= len(done)
+            self._recorded.set()
+
+    async def record(self, done: list[Attempted]) -> None:
+        """The outcomes in one new transaction; reply.issued for those settled. A crash before this commit leaves the
+        rows `sending` until their lease runs out: then they are re-sent with the same key."""
         settled: list[tuple[asyncpg.Record, Transition]] = []
-        transitions = [after_attempt(row["attempts"], result, now=now(), expiry=row["expires_at"], policy=self._policy)
-                       for row, result in zip(rows, results)]
+        moment = now()
+        transitions = [after_attempt(a.row["attempts"], a.result, now=moment, expiry=a.row["expires_at"],
+                                     policy=self._policy) for a in done]
         async with self._runtime.uow() as uow:
-            held = await repository.record_outcomes(uow.conn, token, [(str(row["id"]), transition)
-                                                                      for row, transition in zip(rows, transitions)])
-            for row, transition in zip(rows, transitions):
+            held = await repository.record_outcomes(uow.conn, [(str(a.row["id"]), a.token, transition)
+                                                               for a, transition in zip(done, transitions)])
+            for a, transition in zip(done, transitions):
+                row = a.row
                 if str(row["id"]) not in held:
                     log.warning("delivery %s was taken over by another worker after our lease ran out; its "
                                 "outcome is recorded there", row["id"])

@@ -13,7 +13,7 @@ import asyncpg
 
 from services.notify.domain.delivery import Transition
 
-DUE_BATCH = 100  # deliveries sent at once (concurrently) by a worker, over channels.GATEWAY_CONNECTIONS
+DUE_BATCH = 100  # deliveries claimed at once by a worker (it sends them over the gateway's connections)
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
@@ -99,14 +99,24 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit
     """Take due deliveries for sending: pending ones whose time has come, and ones whose sender's lease
     ran out (marked uncertain: they may have reached the gateway), up to `limit` in all. Commit before sending.
 
+    A recipient hears a case's replies in order: a pending one is taken only when no earlier one of the case to the
+    same address is pending or being sent (claims, sends and records overlap in the worker, so without it a case's
+    next reply could be claimed while its last one was still out).
+
     Two index scans, not one condition with OR: PostgreSQL answers an OR with a bitmap scan, which never marks the
     index entries of rows already sent as dead, so every poll walked all of them again until a vacuum (0.9 ms a
     poll after a burst, a poll per delivery under a steady stream); a plain index scan marks them once."""
     return await conn.fetch(
         f"""
         WITH pending AS (
-            SELECT id, 'pending'::text AS was FROM deliveries
+            SELECT id, 'pending'::text AS was FROM deliveries AS d
              WHERE state = 'pending' AND next_attempt_at <= greatest(now(), $4::timestamptz)
+               AND NOT EXISTS (
+                   SELECT 1 FROM deliveries AS e
+                    WHERE e.case_id = d.case_id AND e.to_phone = d.to_phone AND e.id <> d.id
+                      AND e.state IN ('pending', 'sending')
+                      AND (e.state = 'sending'
+                           OR (e.next_attempt_at, e.created_at, e.id) < (d.next_attempt_at, d.created_at, d.id)))
              ORDER BY next_attempt_at
              LIMIT $1
                FOR UPDATE SKIP LOCKED
@@ -151,10 +161,10 @@ async def defer_all(conn: Conn, token: uuid.UUID, deferred: list[tuple[str, date
     return {r["id"] for r in rows}
 
 
-async def record_outcomes(conn: Conn, token: uuid.UUID, outcomes: list[tuple[str, Transition]]) -> set[str]:
-    """Store the states after a batch's attempts in one statement, for the rows this worker still holds the lease
-    of (their ids are returned; another worker that took a row over records its own send). A retry is scheduled
-    from the wall clock."""
+async def record_outcomes(conn: Conn, outcomes: list[tuple[str, uuid.UUID, Transition]]) -> set[str]:
+    """Store the states after attempts — (delivery id, the lease token it was claimed under, transition) — in one
+    statement, for the rows still held under that token (their ids are returned; another worker that took a row over
+    records its own send). A retry is scheduled from the wall clock."""
     if not outcomes:
         return set()
     rows = await conn.fetch(
@@ -165,13 +175,14 @@ async def record_outcomes(conn: Conn, token: uuid.UUID, outcomes: list[tuple[str
                next_attempt_at = CASE WHEN o.retry_in IS NULL THEN d.next_attempt_at
                                       ELSE clock_timestamp() + o.retry_in * interval '1 second' END,
                sent_at = CASE WHEN o.state = 'sent' THEN clock_timestamp() ELSE d.sent_at END
-          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::float8[])
-               AS o(id, state, attempts, error, retry_in)
-         WHERE d.id = o.id AND d.lease_token = $1 AND d.state = 'sending'
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::float8[])
+               AS o(id, token, state, attempts, error, retry_in)
+         WHERE d.id = o.id AND d.lease_token = o.token AND d.state = 'sending'
         RETURNING d.id::text AS id
         """,
-        token, [uuid.UUID(str(i)) for i, _ in outcomes], [t.state for _, t in outcomes],
-        [t.attempts for _, t in outcomes], [t.error for _, t in outcomes], [t.retry_in for _, t in outcomes],
+        [uuid.UUID(str(i)) for i, _, _ in outcomes], [token for _, token, _ in outcomes],
+        [t.state for _, _, t in outcomes], [t.attempts for _, _, t in outcomes], [t.error for _, _, t in outcomes],
+        [t.retry_in for _, _, t in outcomes],
     )
     return {r["id"] for r in rows}
 
