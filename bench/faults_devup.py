@@ -19,7 +19,7 @@ published on wangge.reports at --rate, and on until the fault is over, the fault
                 the synchronous standby
     a+b         the parts of a and b killed --gap seconds apart in the same stream (kafka+postgres: both down at once)
 
-Every kill is followed by `./dev up`, which brings back what is down (a killed member rejoins as the standby). Then
+After a fault's kills one `./dev up` brings back what is down (a killed member rejoins as the standby). Then
 nothing is touched until, within --settle seconds, every report is counted: one case (intake's table), one task
 (task.assigned on an owner's topic: a second event id for the same case is a double; a record sent again with its
 id is not), one acknowledgement SMS (at the SMS sink, "受理" with the case number) — and every consumer group is at lag
@@ -292,8 +292,8 @@ async def dev_up() -> None:
 
 
 async def inflict(parts: list[str], args: argparse.Namespace, seconds: float) -> None:
-    """A third into the stream the fault: services one after another, each followed by ./dev up; the others
-    (the broker, PostgreSQL) --gap seconds apart, then one ./dev up."""
+    """A third into the stream the fault: the services' instances one after another over the next third, the others
+    (the broker, PostgreSQL) --gap seconds apart, then one ./dev up brings back everything killed."""
     services = [p for p in parts if p in INSTANCED]
     others = [p for p in parts if p not in INSTANCED]
     await asyncio.sleep(seconds / 3)
@@ -301,13 +301,13 @@ async def inflict(parts: list[str], args: argparse.Namespace, seconds: float) ->
         if n:
             await asyncio.sleep(seconds / 3 / max(1, len(services)))
         await asyncio.to_thread(kill, part, args)
-        await dev_up()
     for n, part in enumerate(others):
-        if n:
+        if n or services:
             await asyncio.sleep(args.gap)
         await asyncio.to_thread(kill, part, args)
-    if others:
-        await dev_up()
+    # One ./dev up for the fault: with several instances the survivors take the killed ones' partitions meanwhile
+    # (each ./dev up here takes minutes on a loaded machine: it checks every process and builds the screens).
+    await dev_up()
 
 
 # ---- the stream ----------------------------------------------------------------------------------------------------
