@@ -276,7 +276,8 @@ def kill(part: str, args: argparse.Namespace) -> str:
         i = args.instance if args.instance in running else max(running)
         what, pids = f"{part} instance {i} of {len(running)}", [running[i]]
     sigkill(pids)
-    say(f"killed {what} (pid {', '.join(map(str, pids))})")
+    shown = ", ".join(map(str, pids[:3])) + (f" and {len(pids) - 3} more" if len(pids) > 3 else "")
+    say(f"killed {what} (pid {shown})")
     return what
 
 
