@@ -16,7 +16,7 @@ published on wangge.reports at --rate, and on until the fault is over, the fault
     services    one instance of each of the five, one after another in the same stream
     postgres    the PostgreSQL primary: the single server's postmaster; on the failover cluster the leader member's
                 machine dies (its Patroni, its postmaster and every backend SIGKILLed at once) and Patroni promotes
-                the synchronous standby
+                the synchronous standby (waited for before ./dev up brings the dead member back as the standby)
     a+b         the parts of a and b killed --gap seconds apart in the same stream (kafka+postgres: both down at once)
 
 After a fault's kills one `./dev up` brings back what is down (a killed member rejoins as the standby). Then
@@ -217,7 +217,7 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess:
 def postgres_primary() -> tuple[str, list[int]]:
     """(what it is, the pids to SIGKILL) of the PostgreSQL primary: the single server's postmaster, or on the failover
     cluster (WANGGE_PG_HA=1) the leader member's Patroni and postmaster and every process under the postmaster."""
-    if os.environ.get("WANGGE_PG_HA", "0") != "1":
+    if not ha():
         out = _script("postgres.sh", "status").stdout
         match = re.search(r"pid (\d+)", out)
         if not match:
@@ -232,6 +232,23 @@ def postgres_primary() -> tuple[str, list[int]]:
     children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == postmaster]
     return f"PostgreSQL member{leader}, the leader (its Patroni, postmaster and backends)", \
         [*([patroni] if patroni else []), postmaster, *children]
+
+
+def ha() -> bool:
+    """Is PostgreSQL the failover cluster (WANGGE_PG_HA=1)?"""
+    return os.environ.get("WANGGE_PG_HA", "0") == "1"
+
+
+async def until_promoted(killed: str, timeout: float) -> None:
+    """Until a member other than `killed` leads (Patroni promoted the synchronous standby), `timeout` s at most."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        leader = (await asyncio.to_thread(_script, "postgres.sh", "leader")).stdout.strip()
+        if leader.isdigit() and leader != killed:
+            say(f"member{leader} promoted to primary {time.monotonic() - started:.0f} s after member{killed} died")
+            return
+        await asyncio.sleep(1)
+    say(f"no other member promoted within {timeout:g} s of member{killed}'s death")
 
 
 def _parent(pid: int) -> int | None:
@@ -302,10 +319,18 @@ async def inflict(parts: list[str], args: argparse.Namespace, seconds: float) ->
         if n:
             await asyncio.sleep(seconds / 3 / max(1, len(services)))
         await asyncio.to_thread(kill, part, args)
+    killed_leader = None
     for n, part in enumerate(others):
         if n or services:
             await asyncio.sleep(args.gap)
+        if part == "postgres" and ha():
+            killed_leader = _script("postgres.sh", "leader").stdout.strip()
         await asyncio.to_thread(kill, part, args)
+    if killed_leader:
+        # The standby promoted before anything is brought back: a ./dev up at once restarts the killed member's
+        # Patroni while it still holds the leader lock (its TTL), and it resumes as the primary — a restart, not a
+        # failover (seen here: "promoted self to leader because I had the session lock" 9 s after the kill).
+        await until_promoted(killed_leader, args.promotion_timeout)
     # One ./dev up for the fault: with several instances the survivors take the killed ones' partitions meanwhile
     # (each ./dev up here takes minutes on a loaded machine: it checks every process and builds the screens).
     await dev_up()
@@ -532,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the cluster node killed by the fault kafka (default: the last node)")
     parser.add_argument("--instance", type=int, default=None, metavar="N",
                         help="the instance of a service killed (default: the last one running)")
+    parser.add_argument("--promotion-timeout", type=float, default=120.0, metavar="S",
+                        help="on the failover cluster: seconds to wait for the standby's promotion after the primary "
+                             "is killed, before ./dev up brings the dead member back (default 120)")
     parser.add_argument("--settle", type=float, default=300.0,
                         help="seconds after a stream's last report for everything to be counted and caught up "
                              "(default 300)")
