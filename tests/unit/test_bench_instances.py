@@ -15,7 +15,7 @@ import pytest
 from bench import faults_devup, instances
 from bench.e2e import instance_ports
 from bench.faults_devup import Counts, count, parse_faults
-from bench.support import (Proc, by_component, component_of, dsn_ports, instances_of, read_cpu, root_key, stack_roots,
+from bench.support import (Proc, argv_of, by_component, component_of, dsn_ports, instances_of, read_cpu, root_key, stack_roots,
                            subtree_ticks)
 
 pytestmark = pytest.mark.unit
@@ -60,6 +60,11 @@ def fake_stack(tmp_path, monkeypatch):
     def spawn(pid_file: str, *marker: str) -> int:
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *marker])
         procs.append(proc)
+        # Between fork and exec /proc/PID/cmdline is still pytest's: wait until it is the child's own.
+        deadline = time.monotonic() + 10
+        while marker[-1] not in argv_of(proc.pid):
+            assert time.monotonic() < deadline, f"process {proc.pid} never showed {marker} in its command line"
+            time.sleep(0.01)
         (run / pid_file).write_text(f"{proc.pid}\n")
         return proc.pid
 
