@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.support import state_dir
 from shared.settings import get_settings
+from shared.topics import cluster_replication
 
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = state_dir() / "kafka" / "libs"  # deploy/local/kafka.sh: $WANGGE_STATE_DIR/kafka/libs
@@ -78,7 +79,10 @@ async def kafka_baseline(bootstrap: str, records: int) -> float:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        # Replicated as the stack's topics are (read from the cluster): on three brokers, three copies.
+        replicas, min_insync = await cluster_replication(admin, bootstrap)
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=replicas,
+                                            topic_configs={"min.insync.replicas": str(min_insync)})])
         java = shutil.which("java") or sys.exit("java not found (JDK 17)")
         result = subprocess.run(
             [java, "-cp", f"{KAFKA_LIBS}/*", "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,

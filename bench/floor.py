@@ -39,9 +39,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import goals
 from bench.goals import Plausible, check_plausible
-from bench.support import CpuReading, cpu_used, read_cpu, stack_roots, state_dir, verdict
+from bench.support import CpuReading, by_component, component_of, cpu_used, read_cpu, stack_roots, state_dir, verdict
 from shared.contracts import Envelope
 from shared.settings import Settings, get_settings
+from shared.topics import cluster_replication
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = state_dir() / "bench" / "e2e-counts.json"
@@ -81,10 +82,12 @@ def case_event(i: int) -> Envelope:
 def _used(before: CpuReading, roots: dict[str, int], name: str, missing: dict[str, str]) -> float:
     """CPU seconds `name` used since `before` (NaN, and why in `missing`, if it cannot be told)."""
     used, why = cpu_used(before, read_cpu(roots))
-    if name in why or name not in used:
-        missing[name] = why.get(name, "not found (is this stack's ./dev infra running?)")
+    # Every process of the component: a cluster's three nodes, a failover cluster's two members.
+    gone = {key: reason for key, reason in why.items() if component_of(key) == name}
+    if gone or name not in by_component(used):
+        missing[name] = "; ".join(f"{k}: {r}" for k, r in gone.items()) or "not found (is this stack's ./dev infra running?)"
         return math.nan
-    return used[name]
+    return by_component(used)[name]
 
 
 async def kafka_costs(bootstrap: str, records: int, batch: int, roots: dict[str, int],
@@ -94,7 +97,11 @@ async def kafka_costs(bootstrap: str, records: int, batch: int, roots: dict[str,
     topic = f"bench-floor-{tag}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    # Replicated as the stack's own topics are (3 copies, min.insync 2 on a cluster): a cluster's floor includes
+    # the followers' fetches, which the stack pays for every record too.
+    replicas, min_insync = await cluster_replication(admin, bootstrap)
+    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=replicas,
+                                        topic_configs={"min.insync.replicas": str(min_insync)})])
     try:
         values = []
         for i in range(records):
@@ -191,7 +198,7 @@ def load_counts(path: Path | None, overrides: dict[str, float | None]) -> tuple[
 
 async def measure_units(settings: Settings, records: int, batch: int) -> tuple[UnitCosts, int, dict[str, str]]:
     """The CPU of each unit at batches of `batch`, the size of a record, and why a server's CPU could not be read."""
-    roots = {name: pid for name, pid in stack_roots(settings).items() if name in ("kafka", "postgresql")}
+    roots = {name: pid for name, pid in stack_roots(settings).items() if component_of(name) in ("kafka", "postgresql")}
     missing = {name: "not found (is this stack's ./dev infra running?)" for name in ("kafka", "postgresql")
                if name not in roots}
     p_client, p_broker, c_client, c_broker, size = await kafka_costs(settings.kafka_bootstrap, records, batch, roots,

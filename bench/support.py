@@ -122,15 +122,16 @@ def process_table() -> dict[int, Proc]:
     return table
 
 
-def subtree_ticks(table: dict[int, Proc], root: int) -> int:
-    """CPU of `root` and all its descendants, with the descendants each of them reaped."""
+def subtree_ticks(table: dict[int, Proc], root: int, others: frozenset[int] = frozenset()) -> int:
+    """CPU of `root` and all its descendants, with the descendants each of them reaped — but not the subtrees of
+    `others`, roots counted on their own (Patroni is its PostgreSQL's parent: each is counted once)."""
     children: dict[int, list[int]] = {}
     for proc in table.values():
         children.setdefault(proc.ppid, []).append(proc.pid)
     total, stack, seen = 0, [root], set()
     while stack:
         pid = stack.pop()
-        if pid in seen or pid not in table:
+        if pid in seen or pid not in table or (pid != root and pid in others):
             continue
         seen.add(pid)
         total += table[pid].own + table[pid].reaped
@@ -157,6 +158,37 @@ DEV_PROCESSES = {"intake": ("intake", "services.intake"), "routing": ("routing",
                  "supervision": ("supervision", "services.supervision"), "notify": ("notify", "services.notify"),
                  "live": ("live", "services.supervision.live"), "sms_sink": ("sms-sink", "deploy.local.sms_sink"),
                  "mail_sink": ("mail-sink", "deploy.local.mail_sink")}
+# The processes ./dev runs as several instances (WANGGE_INSTANCES=N): instance i ≥ 2 has the pid file <name>-<i>.
+INSTANCED = ("intake", "routing", "supervision", "notify", "live")
+MAX_INSTANCES = 9  # ./dev's bound on WANGGE_INSTANCES
+MAX_KAFKA_NODES = 9
+
+
+def root_key(component: str, i: int) -> str:
+    """The key of a component's i-th process: its plain name for the first (what every reader of a single stack
+    knows), `name#i` for the others (a service's instance i, a cluster's node i, a failover cluster's member i)."""
+    return component if i == 1 else f"{component}#{i}"
+
+
+def component_of(key: str) -> str:
+    """The component a root key counts for: intake#3 → intake, kafka#2 → kafka."""
+    return key.split("#", 1)[0]
+
+
+def by_component(values: dict[str, float]) -> dict[str, float]:
+    """Figures per root key (each instance, node, member) summed per component."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        out[component_of(key)] = out.get(component_of(key), 0.0) + value
+    return out
+
+
+def instances_of(values: dict[str, object]) -> dict[str, int]:
+    """How many processes (instances, nodes, members) each component has among these keys."""
+    out: dict[str, int] = {}
+    for key in values:
+        out[component_of(key)] = out.get(component_of(key), 0) + 1
+    return out
 
 
 def _pid_file(path: Path) -> int | None:
@@ -167,10 +199,21 @@ def _pid_file(path: Path) -> int | None:
     return int(text[0]) if text and text[0].isdigit() else None
 
 
-def postmaster_pid(dsn: str) -> int | None:
-    """The postmaster serving `dsn`: a `postgres -D DATA` process whose DATA/postmaster.pid names it and the DSN's
-    port (other clusters run on this machine too)."""
-    port = urlsplit(dsn).port or 5432
+def dsn_ports(dsn: str) -> list[int]:
+    """Every port a PostgreSQL URL names: one, or each host of a multi-host URL (the failover cluster's
+    postgresql://u@127.0.0.1:P1,127.0.0.1:P2/db?target_session_attrs=read-write), in order."""
+    netloc = urlsplit(dsn.split("?", 1)[0]).netloc.rsplit("@", 1)[-1]
+    ports = []
+    for host in netloc.split(","):
+        port = host.rsplit(":", 1)[-1] if ":" in host else ""
+        ports.append(int(port) if port.isdigit() else 5432)  # "[::1]" ends in "1]": no port, the default
+    return ports
+
+
+def postmaster_pid(dsn: str, port: int | None = None) -> int | None:
+    """The postmaster serving `dsn` (or its host on `port`): a `postgres -D DATA` process whose DATA/postmaster.pid
+    names it and that port (other clusters run on this machine too)."""
+    port = port or dsn_ports(dsn)[0]
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -188,19 +231,67 @@ def postmaster_pid(dsn: str) -> int | None:
     return None
 
 
+def _dev_process(run: Path, name: str, module: str) -> int | None:
+    """The pid in ./dev's pid file `name`, if that process runs `python -m module` (pids get reused)."""
+    pid = _pid_file(run / f"{name}.pid")
+    argv = argv_of(pid) if pid else []
+    return pid if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == module else None
+
+
+def pg_ha_roots(dsn: str) -> dict[str, int]:
+    """A failover cluster's processes (WANGGE_PG_HA=1, deploy/local/patroni.sh): each member's postmaster
+    (postgresql, postgresql#2: the standby replays every write, so it costs too), each member's Patroni and etcd —
+    found by the pid files under patroni.sh's folder and the URL's ports, never by a name other stacks share."""
+    roots: dict[str, int] = {}
+    for i, port in enumerate(dsn_ports(dsn), 1):
+        if (pid := postmaster_pid(dsn, port)) is not None:
+            roots[root_key("postgresql", i)] = pid
+    base = pg_ha_dir()
+    if base is not None:
+        for i in range(1, len(dsn_ports(dsn)) + 1):
+            pid = _pid_file(base / "run" / f"patroni-member{i}.pid")
+            if pid and any(w.endswith(f"patroni-member{i}.yml") for w in argv_of(pid)):
+                roots[root_key("patroni", i)] = pid
+        pid = _pid_file(base / "run" / "etcd.pid")
+        if pid and argv_of(pid) and Path(argv_of(pid)[0]).name == "etcd":
+            roots["etcd"] = pid
+    return roots
+
+
+def pg_ha_dir() -> Path | None:
+    """The failover cluster's folder (data/, run/, log/): patroni.sh's `where` (it may live outside the state folder
+    when PostgreSQL's user cannot reach it), None without one."""
+    try:
+        done = subprocess.run([str(REPO / "deploy" / "local" / "patroni.sh"), "where"], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, "WANGGE_STATE_DIR": str(state_dir())})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    path = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+    return path if path is not None and (path / "run").is_dir() else None
+
+
 def stack_roots(settings: Settings, extra: dict[str, int] | None = None) -> dict[str, int]:
-    """component → root pid of each process of this stack that runs now (and `extra`, e.g. the benchmark itself)."""
+    """Root key (see root_key) → root pid of each process of this stack that runs now (and `extra`, e.g. the
+    benchmark itself): every instance of each service and of the live figures (WANGGE_INSTANCES=N), every node of a
+    Kafka cluster (WANGGE_KAFKA_NODES=3), every member of a failover PostgreSQL (WANGGE_PG_HA=1) with its Patroni and
+    etcd."""
     run = state_dir() / "run"
     roots: dict[str, int] = {}
     for component, (name, module) in DEV_PROCESSES.items():
-        pid = _pid_file(run / f"{name}.pid")
-        argv = argv_of(pid) if pid else []
-        if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == module:
-            roots[component] = pid
+        for i in range(1, (MAX_INSTANCES if component in INSTANCED else 1) + 1):
+            if (pid := _dev_process(run, name if i == 1 else f"{name}-{i}", module)) is not None:
+                roots[root_key(component, i)] = pid
     pid = _pid_file(run / "kafka.pid")
     if pid and "kafka.Kafka" in argv_of(pid):
         roots["kafka"] = pid
-    if (pid := postmaster_pid(settings.database_url)) is not None:
+    else:  # a cluster: node i's pid file kafka-node<i>.pid (deploy/local/kafka.sh)
+        for i in range(1, MAX_KAFKA_NODES + 1):
+            pid = _pid_file(run / f"kafka-node{i}.pid")
+            if pid and "kafka.Kafka" in argv_of(pid):
+                roots[root_key("kafka", i)] = pid
+    if len(dsn_ports(settings.database_url)) > 1:
+        roots.update(pg_ha_roots(settings.database_url))
+    elif (pid := postmaster_pid(settings.database_url)) is not None:
         roots["postgresql"] = pid
     roots.update(extra or {})
     return roots
@@ -223,7 +314,8 @@ def read_cpu(roots: dict[str, int]) -> CpuReading:
         # A root that reaped a child during the pass may have it counted twice or not at all: read again.
         if all((a.reaped if a else None) == (b.reaped if b else None) for a, b in zip(first.values(), again.values())):
             break
-    ticks = {name: subtree_ticks(table, pid) for name, pid in roots.items() if pid in table}
+    pids = frozenset(roots.values())
+    ticks = {name: subtree_ticks(table, pid, pids) for name, pid in roots.items() if pid in table}
     return CpuReading(ticks, {name: (pid, table[pid].start) for name, pid in roots.items() if pid in table})
 
 
