@@ -10,6 +10,9 @@
 #   deploy/local/kafka.sh status   running/stopped, pid, port (one line per node)
 #   deploy/local/kafka.sh bootstrap  the bootstrap list clients use (host:port of every node, comma-separated)
 #   deploy/local/kafka.sh topics [TopicCommand args]   e.g. `topics --list` (default), `topics --describe`
+#   deploy/local/kafka.sh reassign [ReassignPartitionsCommand args]   kafka-reassign-partitions.sh, e.g.
+#                                  `reassign --reassignment-json-file plan.json --execute` (a topic given more
+#                                  copies: the plan shared/replication.py prints for a topic with fewer)
 #
 # Why Maven and not the release tarball: our machines reach Maven Central but not the Apache
 # mirrors. The broker is just jars + `java kafka.Kafka server.properties`, which is what
@@ -639,6 +642,12 @@ topics() {
     --bootstrap-server "$(bootstrap_list)" "$@"
 }
 
+reassign() {
+  [[ -f $LIBS_STAMP ]] || die "jars not fetched yet: run $0 fetch"
+  java -Xmx256m -Dlog4j2.level=warn -cp "$LIBS/*" org.apache.kafka.tools.reassign.ReassignPartitionsCommand \
+    --bootstrap-server "$(bootstrap_list)" "$@"
+}
+
 # SCRAM users and ACLs (secure profile) from a spec: lines "user<TAB>name<TAB>password" and
 # "acl<TAB>principal<TAB>resource type<TAB>name<TAB>pattern type<TAB>operation". One JVM for all.
 setup_security() {
@@ -657,7 +666,8 @@ case "${1:-}" in
   status) status ;;
   bootstrap) bootstrap_list ;;
   topics) shift; topics "$@" ;;
+  reassign) shift; reassign "$@" ;;
   *)
-    echo "usage: $0 {fetch|start [N]|stop [N]|status|bootstrap|topics [TopicCommand args]|setup-security SPEC|admin-password}" >&2
+    echo "usage: $0 {fetch|start [N]|stop [N]|status|bootstrap|topics [TopicCommand args]|reassign [args]|setup-security SPEC|admin-password}" >&2
     exit 2 ;;
 esac
