@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     kafka_username: str = ""
     kafka_password: str = ""
     # The most copies of each partition a topic wangge creates gets. What it gets is read from the cluster:
-    # min(this, 3, brokers), with min.insync.replicas 2 for 3 copies (shared/topics.py replication_for); 1 on one node.
+    # min(this, 3, brokers), with min.insync.replicas 2 for 3 copies (shared/replication.py replication_for); 1 on one node.
     kafka_replication_factor: int = Field(default=3, ge=1)
     # The database owner's connection: migrations (python -m shared.migrate) and the admin commands run as it, and a
     # service with no connection of its own below uses it too (development, tests).

@@ -18,6 +18,7 @@ from aiokafka.errors import (
 )
 
 from shared import kafka_security
+from shared.replication import raise_or_report, replication_for
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -136,31 +137,21 @@ class EnsuredTopics:
     created: tuple[str, ...] = ()
     existing: tuple[str, ...] = ()
     not_allowed: tuple[str, ...] = ()
-
-
-# Three copies of every partition where the cluster has three brokers or more: one broker may be lost (killed,
-# restarted, upgraded) with nothing lost and nothing stopped, and a second loss stops writes rather than lose them.
-REPLICATION_CAP = 3
-
-
-def replication_for(brokers: int, upper: int = REPLICATION_CAP) -> tuple[int, int]:
-    """(replication factor, min.insync.replicas) for a topic created on a cluster of `brokers` brokers.
-
-    The factor is min(3, brokers, upper); min.insync.replicas is 2 for a factor of 3 (a write acknowledged with
-    acks=all is on two brokers, and one broker's loss still takes writes), the factor less one above that
-    (majority), and 1 below (a single copy, or two of which one may be away).
-    """
-    factor = max(1, min(REPLICATION_CAP, upper, brokers))
-    min_insync = max(1, min(factor - 1, factor // 2 + 1))
-    return factor, min_insync
+    # Of those there already: raised to the min.insync.replicas their copies call for; with fewer copies than a
+    # new topic gets here (reported with the reassignment to run: shared/replication.py).
+    min_insync_raised: tuple[str, ...] = ()
+    fewer_copies: tuple[str, ...] = ()
 
 
 async def cluster_replication(admin: AIOKafkaAdminClient, bootstrap: str) -> tuple[int, int]:
     """(replication factor, min.insync.replicas) read from the cluster: the brokers its metadata lists now,
     bounded by WANGGE_KAFKA_REPLICATION_FACTOR (`kafka_security.max_replication`). A broker that is away is not
     listed: a topic created meanwhile gets the copies the brokers present can hold, not a refusal."""
-    brokers = len((await admin.describe_cluster()).get("brokers") or [])
-    return replication_for(brokers, kafka_security.max_replication(bootstrap))
+    return replication_for(len(await _broker_ids(admin)), kafka_security.max_replication(bootstrap))
+
+
+async def _broker_ids(admin: AIOKafkaAdminClient) -> list[int]:
+    return [broker["node_id"] for broker in (await admin.describe_cluster()).get("brokers") or []]
 
 
 async def read_replication(bootstrap: str) -> tuple[int, int]:
@@ -190,7 +181,8 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeo
     there, not allowed). Topics created are then waited for until every partition has a leader in the metadata,
     at most `visible_timeout` seconds (TopicsNotVisible). Any other refusal raises the broker's error.
     Each is created with the replication the cluster can hold (`cluster_replication`: 3 copies and
-    min.insync.replicas 2 on three brokers or more, 1 and 1 on one).
+    min.insync.replicas 2 on three brokers or more, 1 and 1 on one). Those there already are held to the same:
+    a lower min.insync.replicas is raised, fewer copies are warned of with the reassignment that would add them.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_security.options(bootstrap))
     await admin.start()
@@ -198,28 +190,48 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeo
         listed = set(await admin.list_topics())
         wanted = {s.name: s for s in specs}
         missing = [s for name, s in wanted.items() if name not in listed]
-        if not missing:
-            return EnsuredTopics(existing=tuple(wanted))
-        replicas, min_insync = await cluster_replication(admin, bootstrap)
-        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replicas,
-                        topic_configs={**s.configs(), "min.insync.replicas": str(min_insync)}) for s in missing]
-        try:
-            response = await admin.create_topics(new)
-        except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
-            response = None  # refused as a whole: none of them is this principal's to create
-        outcome = _read_create_response(response, missing)
-        if outcome.not_allowed:
-            # Under ACLs a principal does not see (so seems to miss) topics that are not its own; the
-            # administrator creates those. Its own topics it may create, and the others it never uses.
-            log.info("not allowed to create %s: left to the administrator", list(outcome.not_allowed))
-        created = [wanted[name] for name in outcome.created]
-        if created:
-            await _wait_visible(admin, created, visible_timeout)
-        return EnsuredTopics(created=outcome.created,
-                             existing=tuple(n for n in wanted if n in listed) + outcome.existing,
-                             not_allowed=outcome.not_allowed)
+        brokers = await _broker_ids(admin)
+        replicas, min_insync = replication_for(len(brokers), kafka_security.max_replication(bootstrap))
+        outcome = EnsuredTopics()
+        if missing:
+            outcome = await _create(admin, missing, replicas, min_insync)
+            created = [wanted[name] for name in outcome.created]
+            if created:
+                await _wait_visible(admin, created, visible_timeout)
+        existing = tuple(n for n in wanted if n in listed) + outcome.existing
+        raised, short = await _check_existing(admin, bootstrap, existing, replicas, brokers)
+        return EnsuredTopics(created=outcome.created, existing=existing, not_allowed=outcome.not_allowed,
+                             min_insync_raised=raised, fewer_copies=short)
     finally:
         await admin.close()
+
+
+async def _create(admin: AIOKafkaAdminClient, missing: list[TopicSpec], replicas: int,
+                  min_insync: int) -> EnsuredTopics:
+    """Ask the broker to create these topics; its answer for each (created, already there, not allowed)."""
+    new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=replicas,
+                    topic_configs={**s.configs(), "min.insync.replicas": str(min_insync)}) for s in missing]
+    try:
+        response = await admin.create_topics(new)
+    except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+        response = None  # refused as a whole: none of them is this principal's to create
+    outcome = _read_create_response(response, missing)
+    if outcome.not_allowed:
+        # Under ACLs a principal does not see (so seems to miss) topics that are not its own; the
+        # administrator creates those. Its own topics it may create, and the others it never uses.
+        log.info("not allowed to create %s: left to the administrator", list(outcome.not_allowed))
+    return outcome
+
+
+async def _check_existing(admin: AIOKafkaAdminClient, bootstrap: str, names: tuple[str, ...], replicas: int,
+                          brokers: list[int]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Topics that were there already, held to the replication a new one gets (shared/replication.py). Advisory:
+    a cluster that cannot answer this now does not stop the topics from being used."""
+    try:
+        return await raise_or_report(admin, bootstrap, list(names), replicas, brokers)
+    except KafkaError as exc:
+        log.warning("could not check the replication of the existing topics %s: %r", list(names), exc)
+        return (), ()
 
 
 _ALREADY_EXISTS = TopicAlreadyExistsError.errno
@@ -303,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     line = f"topics: {len(created.created)} created, {len(created.existing)} already there"
     if created.not_allowed:
         line += f", {len(created.not_allowed)} left to the administrator (not allowed to create them)"
+    if created.min_insync_raised:
+        line += f", min.insync.replicas raised on {', '.join(created.min_insync_raised)}"
+    if created.fewer_copies:
+        line += (f"; FEWER COPIES than this cluster gives: {', '.join(created.fewer_copies)} "
+                 "(the warnings above say what to run)")
     print(line)
     return 0
 

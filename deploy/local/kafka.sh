@@ -10,6 +10,9 @@
 #   deploy/local/kafka.sh status   running/stopped, pid, port (one line per node)
 #   deploy/local/kafka.sh bootstrap  the bootstrap list clients use (host:port of every node, comma-separated)
 #   deploy/local/kafka.sh topics [TopicCommand args]   e.g. `topics --list` (default), `topics --describe`
+#   deploy/local/kafka.sh reassign [ReassignPartitionsCommand args]   kafka-reassign-partitions.sh, e.g.
+#                                  `reassign --reassignment-json-file plan.json --execute` (a topic given more
+#                                  copies: the plan shared/replication.py prints for a topic with fewer)
 #
 # Why Maven and not the release tarball: our machines reach Maven Central but not the Apache
 # mirrors. The broker is just jars + `java kafka.Kafka server.properties`, which is what
@@ -235,6 +238,10 @@ write_config() {
     # A follower that stopped fetching (its node killed) leaves the ISR after 10 s instead of 30: until then
     # an acks=all write to a partition it follows waits for it.
     cluster_tuning="replica.lag.time.max.ms=10000"
+    # A broker that has not registered with the controller quorum within this gives up and exits (Kafka's default:
+    # 60 s). On a loaded machine the other nodes' JVMs may take longer than that to form the quorum: the node waits
+    # as long as this script waits for it.
+    cluster_tuning+=$'\n'"initial.broker.registration.timeout.ms=$((START_TIMEOUT * 1000))"
   fi
   # Rewritten on every start so port changes apply; the storage format (cluster id, node id) is
   # kept in $DATA/meta.properties and does not depend on these ports.
@@ -395,9 +402,9 @@ format_storage() {
   say "storage formatted (cluster id $cluster_id)"
 }
 
-# launch: start the selected node's JVM in the background (ports checked, config written, storage formatted).
-# It does not wait: the nodes of a cluster are launched together, since each waits for a quorum of the others.
-launch() {
+# prepare: the selected node's ports checked, config written, storage formatted (a JVM of its own: seconds, or
+# tens of seconds on a loaded machine). Every node is prepared before any is launched: see launch.
+prepare() {
   local p
   for p in "$PORT" "$CONTROLLER_PORT"; do
     if port_open "$p"; then
@@ -406,7 +413,12 @@ launch() {
   done
   write_config
   format_storage
+}
 
+# launch: start the selected node's JVM in the background (prepared). It does not wait: the nodes of a cluster
+# are launched together, since each waits for a quorum of the others (a node formatted in between would leave the
+# first one alone long enough to give up registering, see write_config).
+launch() {
   # Keep the previous run's stdout log for diagnosis; the fresh one is what we wait on.
   [[ -f $STDOUT_LOG ]] && mv -f "$STDOUT_LOG" "$STDOUT_LOG.1"
   if (( NODE == 0 )); then
@@ -511,9 +523,13 @@ start() {
       say "$LABEL already running (pid $pid) on $HOST:$PORT"
       continue
     fi
-    launch
+    prepare
     launched+=("$i")
-    launched_at[$i]=$SECONDS   # each node's timeout counts from its own launch, not from the others' formatting
+  done
+  for i in "${launched[@]}"; do
+    select_node "$i"
+    launch
+    launched_at[$i]=$SECONDS   # each node's timeout counts from its own launch
   done
   for i in "${launched[@]}"; do
     select_node "$i"
@@ -621,6 +637,12 @@ topics() {
     --bootstrap-server "$(bootstrap_list)" "$@"
 }
 
+reassign() {
+  [[ -f $LIBS_STAMP ]] || die "jars not fetched yet: run $0 fetch"
+  java -Xmx256m -Dlog4j2.level=warn -cp "$LIBS/*" org.apache.kafka.tools.reassign.ReassignPartitionsCommand \
+    --bootstrap-server "$(bootstrap_list)" "$@"
+}
+
 # SCRAM users and ACLs (secure profile) from a spec: lines "user<TAB>name<TAB>password" and
 # "acl<TAB>principal<TAB>resource type<TAB>name<TAB>pattern type<TAB>operation". One JVM for all.
 setup_security() {
@@ -639,7 +661,8 @@ case "${1:-}" in
   status) status ;;
   bootstrap) bootstrap_list ;;
   topics) shift; topics "$@" ;;
+  reassign) shift; reassign "$@" ;;
   *)
-    echo "usage: $0 {fetch|start [N]|stop [N]|status|bootstrap|topics [TopicCommand args]|setup-security SPEC|admin-password}" >&2
+    echo "usage: $0 {fetch|start [N]|stop [N]|status|bootstrap|topics [TopicCommand args]|reassign [args]|setup-security SPEC|admin-password}" >&2
     exit 2 ;;
 esac

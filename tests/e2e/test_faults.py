@@ -172,8 +172,9 @@ class FaultRun:
             self.fleet.start(name)
         await asyncio.wait_for(asyncio.gather(*(healthy(self.ports[n]) for n in SERVICES)), 120)
 
-    async def stream_with(self, faults: Callable[[float], Awaitable[None]]) -> None:
-        """Stream every report at the rate while `faults(seconds the stream lasts)` runs."""
+    async def stream_with(self, faults: Callable[[float], Awaitable[None]], within: float = 400) -> None:
+        """Stream every report at the rate while `faults(seconds the stream lasts)` runs, both done within `within`
+        seconds."""
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True,
                                     request_timeout_ms=120000, retry_backoff_ms=500)
         await asyncio.wait_for(producer.start(), 30)
@@ -193,7 +194,7 @@ class FaultRun:
             await producer.flush()
 
         try:
-            await asyncio.wait_for(asyncio.gather(stream(), faults(self.reports / self.rate)), 400)
+            await asyncio.wait_for(asyncio.gather(stream(), faults(self.reports / self.rate)), within)
         finally:
             await producer.stop()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import pytest
@@ -84,24 +85,32 @@ async def test_a_topic_kafka_refuses_is_an_error_that_names_it(base_settings):
         await asyncio.wait_for(ensure_topics(base_settings.kafka_bootstrap, [bad]), 30)
 
 
-async def test_on_the_single_broker_a_topic_gets_one_copy_read_from_the_cluster(base_settings):
+# What a topic gets on the suite's broker(s), by the number of nodes `./dev test` started (WANGGE_KAFKA_NODES).
+COPIES_BY_NODES = {1: (1, "1"), 3: (3, "2")}
+
+
+async def test_a_topic_gets_the_copies_read_from_the_cluster_one_on_the_single_broker_three_on_the_cluster(
+        base_settings):
     """The replication is read from the cluster, not configured: the suite's one broker gives one copy and
-    min.insync.replicas 1, whatever the upper bound (WANGGE_KAFKA_REPLICATION_FACTOR, 3 by default) allows."""
+    min.insync.replicas 1, whatever the upper bound (WANGGE_KAFKA_REPLICATION_FACTOR, 3 by default) allows; the
+    suite run on the three-node cluster (WANGGE_KAFKA_NODES=3 ./dev test) gives three copies and 2."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+    nodes = int(os.environ.get("WANGGE_KAFKA_NODES", "1"))
+    copies, min_insync = COPIES_BY_NODES[nodes]
     tag = uuid.uuid4().hex[:8]
     spec = TopicSpec(f"x{tag}.copies", partitions=2)
     admin = AIOKafkaAdminClient(bootstrap_servers=base_settings.kafka_bootstrap)
     await asyncio.wait_for(admin.start(), 20)
     try:
-        assert len((await admin.describe_cluster())["brokers"]) == 1
+        assert len((await admin.describe_cluster())["brokers"]) == nodes
         await asyncio.wait_for(ensure_topics(base_settings.kafka_bootstrap, [spec]), 30)
         (described,) = await asyncio.wait_for(admin.describe_topics([spec.name]), 20)
         (response,) = await asyncio.wait_for(admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, spec.name, {"min.insync.replicas": None})]), 20)
         configs = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
-        assert [len(p["replicas"]) for p in described["partitions"]] == [1, 1]
-        assert configs["min.insync.replicas"] == "1"
+        assert [len(p["replicas"]) for p in described["partitions"]] == [copies, copies]
+        assert configs["min.insync.replicas"] == min_insync
     finally:
         await admin.close()
         await _delete(base_settings.kafka_bootstrap, [spec.name])
