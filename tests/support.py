@@ -147,16 +147,23 @@ async def grant(settings, *services, token: str, name: str, role: str, owner_cod
                 signing_key=None) -> None:
     """Issue a credential through wangge.credentials and wait until every given service has learnt it; with
     `signing_key` (an Ed25519PrivateKey), a machine credential that signs its Kafka messages with it."""
-    from shared.auth import token_hash
     from shared.credentials import issued, publish as publish_credentials
 
     await publish_credentials(settings, [issued(token, name=name, role=role, owner_code=owner_code,
                                                 worker_id=worker_id, device_id=device_id, signing_key=signing_key)])
+    await until_credential(token, *services, valid=True, timeout=timeout)
+
+
+async def until_credential(token: str, *services, valid: bool, timeout: float = 30) -> None:
+    """Wait until every given service holds `token` as valid (or, with valid=False, no longer does): credentials and
+    their revocations reach each service on wangge.credentials, a moment after they are issued or ended."""
+    from shared.auth import token_hash
+
     digest = token_hash(token)
 
     async def learnt() -> None:
         for service in services:
-            while not await service.runtime.pool.fetchval(
+            while valid != await service.runtime.pool.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM credentials WHERE token_sha256 = $1 AND revoked_at IS NULL)", digest):
                 await asyncio.sleep(0.1)
 

@@ -17,6 +17,7 @@ import pytest
 from tests.e2e.frontdoor import FrontDoor, front_door  # noqa: F401  (fixture)
 from tests.e2e.test_phone_pages import PASSWORD, cdp, click, people, phone, shot, sign_in, type_into  # noqa: F401  (fixtures)
 from tests.e2e.test_work_screen import css, text_in
+from tests.support import until_credential
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +174,8 @@ async def test_a_session_ended_while_offline_asks_to_sign_in_before_the_kept_rep
                                      timeout=15) as supervision:
             ended = await supervision.delete("/api/v1/sessions")
         assert ended.status_code in (200, 204), ended.text
+        # Ended everywhere while the phone is still offline: the end reaches intake on wangge.credentials.
+        await until_credential(cookie, street.intake, street.supervision, valid=False)
 
         # The signal is back: the sign-in form comes first; the report still waits, nothing was sent.
         restarted = await front_door_up(front_door)
