@@ -6,11 +6,13 @@ import random
 import socket
 import uuid
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.clock import Clock
 from shared.contracts.envelope import Envelope
 
 S = TypeVar("S")
@@ -203,3 +205,17 @@ def handlers_statements(statements: list[str]) -> int:
     counted, it made a batch of 40 look dearer than one case at random)."""
     return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "COMMIT", "BEGIN"))
                 and "typeinfo_tree" not in s and "set_config('jit'" not in s])
+
+
+class StoppedClock(Clock):
+    """A clock handed to one service's build(clock=…): it reads `at` until the test moves it, so a test sees what
+    the service does at a moment without sleeping, and without moving every service's clock (shared.clock.move_clock)."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def move(self, by: timedelta) -> None:
+        self.at += by
