@@ -308,9 +308,10 @@ async def run(n: int, timeout: float, rate: float, profile: str | None = None, b
 
 async def run_with_figures(n: int, timeout: float, rate: float, profile: str | None = None, baselines: bool = False,
                            profile_format: str = "svg", gateway_ms: float = 5.0, warmup: int = 500,
-                           floor_records: int = 20_000) -> tuple[int, dict]:
+                           floor_records: int = 20_000, saved_as: str = "") -> tuple[int, dict]:
     """One run, printed; (its exit code, its figures: what goals.save keeps, with the floor and the baselines
-    measured after it under "floor" and "baselines" when asked for) — for bench.instances' side-by-side table."""
+    measured after it under "floor" and "baselines" when asked for) — for bench.instances' side-by-side table.
+    `saved_as`: the prefix of the names its figures are kept under (keep()); "" for the sitting's own."""
     settings = get_settings()
     if not await set_gateway_delay(settings.sms_gateway_url, gateway_ms):
         print(f"note: could not set the SMS sink's delay at {settings.sms_gateway_url}; the gateway answers as it does")
@@ -486,23 +487,33 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
               "p50_reply_ms": pct(reply_lat, 50), "p99_reply_ms": pct(reply_lat, 99), "cpu_ms_per_case": per_case,
               "cpu_ms_by_component": {k: 1000 * v / cases for k, v in used.items() if k not in HARNESS},
               "processes": processes, **moved, "complete": everything, "plausible": plausible}
-    print(f"\n  (figures kept for the sitting's table: {goals.save(kind, result)})")
-    if floor:
-        goals.save("floor", floor)
+    kept = keep(saved_as, kind, result, floor)
+    kept_for = f"as {saved_as}{kind}, apart from the sitting's" if saved_as else "for the sitting's table"
+    print(f"\n  (figures kept {kept_for}: {kept})")
     if done_tasks == n and plausible:
         COUNTS.parent.mkdir(parents=True, exist_ok=True)
         COUNTS.write_bytes(orjson.dumps({**moved, "run": f"bench.e2e {'steady ' + format(rate, 'g') + '/s' if rate else 'burst'}"
                                                           f" of {n} reports, {datetime.now().astimezone().isoformat(timespec='seconds')}"}))
         print(f"  (what a case moved, saved for bench.floor in {COUNTS})")
     if baselines:
-        table = goals.sitting_goals(goals.load("burst"), goals.load("steady"), goals.load("http"), floor,
-                                    measured, this_run=run_id)
+        table = goals.sitting_goals(goals.load(f"{saved_as}burst"), goals.load(f"{saved_as}steady"),
+                                    goals.load("http"), floor, measured, this_run=run_id)
         goals.print_goals(table)
         goals.print_components(result["cpu_ms_by_component"], floor)
     figures = {**result, "floor": floor, "baselines": measured}
     if not plausible:
         return goals.EXIT_IMPLAUSIBLE, figures
     return (goals.EXIT_OK if everything else goals.EXIT_INCOMPLETE), figures
+
+
+def keep(saved_as: str, kind: str, figures: dict, floor: dict | None) -> Path:
+    """Keep a run's figures (kind: burst or steady) and the floor measured after it, under names that start with
+    `saved_as`: the sitting's table (goals.sitting_goals) reads burst, steady and floor, which only bench.e2e's own
+    runs may write; bench.instances keeps its runs on other stacks under its own names (instances.saved_as)."""
+    path = goals.save(f"{saved_as}{kind}", figures)
+    if floor:
+        goals.save(f"{saved_as}floor", floor)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

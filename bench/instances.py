@@ -17,7 +17,9 @@ WANGGE_PG_HA=1 …); it adds WANGGE_KAFKA_NODES=3 and WANGGE_INSTANCES=N and not
 Instance i of a service listens on its port + 1000·(i-1), broker i on WANGGE_KAFKA_PORT + 100·(i-1): before each
 start every one of those ports must be free (a port some other checkout holds stops the run, exit code 3). The stack
 is brought down between the runs (a cluster and 3 × 5 processes are heavy on a small machine) and at the end
-(--keep-up leaves the last one running). The figures are kept in $WANGGE_STATE_DIR/bench/instances.json.
+(--keep-up leaves the last one running). The figures are kept in $WANGGE_STATE_DIR/bench/instances.json, and each
+run's as instances-<N>-burst.json, -steady.json, -floor.json: never as the burst, steady and floor figures that
+bench.e2e --baselines' table of the sitting reads (those are of the one-instance stack of ./dev up).
 
 Exit codes: 0 every run complete and its figures plausible, 1 a run did not complete (not every task or
 acknowledgement arrived), 2 a figure read below what its work costs (bench.e2e's check), 3 the stack did not start.
@@ -199,6 +201,11 @@ def _ok(figures: dict) -> str:
     return f"{'yes' if figures.get('complete') else 'NO'}, {'yes' if figures.get('plausible') else 'NO'}"
 
 
+def saved_as(instances: int) -> str:
+    """The prefix of the names one count's runs are kept under (bench.e2e.keep), apart from the sitting's."""
+    return f"instances-{instances}-"
+
+
 def worst(codes: list[int]) -> int:
     """The run's exit code: the worst of bench.e2e's (0 < 1 incomplete < 2 implausible) and the start's (3)."""
     return max(codes, default=0)
@@ -213,13 +220,14 @@ async def measure(column: Column, args: argparse.Namespace) -> None:
     say(f"{column.instances} instance(s): the burst, {args.reports:,} reports after {args.warmup:,} not measured …")
     code, column.burst = await e2e.run_with_figures(args.reports, args.timeout, 0, baselines=args.baselines,
                                                      gateway_ms=args.gateway_ms, warmup=args.warmup,
-                                                     floor_records=args.floor_records)
+                                                     floor_records=args.floor_records,
+                                                     saved_as=saved_as(column.instances))
     column.codes.append(code)
     steady = round(args.rate * args.seconds)
     if steady:
         say(f"{column.instances} instance(s): steady {args.rate:g}/s for {args.seconds:g} s ({steady:,} reports) …")
         code, column.steady = await e2e.run_with_figures(steady, args.timeout, args.rate, gateway_ms=args.gateway_ms,
-                                                          warmup=0)
+                                                          warmup=0, saved_as=saved_as(column.instances))
         column.codes.append(code)
 
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import subprocess
 import uuid
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable, TypeVar
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.clock import Clock
 from shared.contracts.envelope import Envelope
 
 S = TypeVar("S")
@@ -29,6 +34,29 @@ async def running(service: S, *, timeout: float = 60, stop_timeout: float = 60) 
     finally:
         await asyncio.wait_for(runtime.stop(), stop_timeout)
 
+
+
+async def healthy(port: int, *, within: float = 120, process: subprocess.Popen | None = None,
+                  log: Path | None = None) -> None:
+    """Wait until GET http://127.0.0.1:PORT/healthz answers 200 (a service process has started its runtime), at most
+    `within` seconds; fail at once if `process` (the service's, when the test started it) exits first. A failure
+    says so with the tail of `log`, the service's output."""
+    def tail() -> str:
+        return f": {log.read_text(errors='replace')[-2000:]}" if log is not None and log.exists() else ""
+
+    deadline = asyncio.get_running_loop().time() + within
+    async with httpx.AsyncClient(timeout=2) as http:
+        while True:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the service on port {port} exited ({process.returncode}){tail()}")
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if asyncio.get_running_loop().time() >= deadline:
+                raise AssertionError(f"the service on port {port} was not healthy within {within:g} s{tail()}")
+            await asyncio.sleep(0.3)
 
 class TopicReader:
     """A consumer on one or more topics from the beginning, with its own group, for assertions."""
@@ -210,3 +238,92 @@ def handlers_statements(statements: list[str]) -> int:
     counted, it made a batch of 40 look dearer than one case at random)."""
     return len([s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE", "COMMIT", "BEGIN"))
                 and "typeinfo_tree" not in s and "set_config('jit'" not in s])
+
+
+class StoppedClock(Clock):
+    """A clock handed to one service's build(clock=…): it reads `at` until the test moves it, so a test sees what
+    the service does at a moment without sleeping, and without moving every service's clock (shared.clock.move_clock)."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def move(self, by: timedelta) -> None:
+        self.at += by
+
+
+class SmsGateway:
+    """A minimal HTTP/1.1 SMS gateway on loopback that notify cannot tell from a real one (`async with`; its address
+    is `url`): answers 200 after `delay` seconds — the very first request after `slow_first` instead, and every
+    request after the first `answer_first` only once `release()` is called —, counts each Idempotency-Key it gets,
+    the requests, what was in flight at once and the connections opened (kept-alive ones are reused)."""
+
+    def __init__(self, delay: float, answer_first: int | None = None, slow_first: float = 0.0):
+        self.delay = delay
+        self.answer_first = answer_first
+        self.slow_first = slow_first
+        self.slow_key: str | None = None  # set: that key's request is the slow one, not the first to come
+        self.admitted = 0
+        self.slow_answered = False
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.connections = 0
+        self.received: dict[str, int] = {}  # idempotency key → times received
+        self.log: list[tuple[str, str]] = []  # ("in" or "out", idempotency key), in the order they happened
+        self._released = asyncio.Event()
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def requests(self) -> int:
+        return sum(self.received.values())
+
+    def release(self) -> None:
+        """Answer every request from now on (those held too)."""
+        self.answer_first = None
+        self._released.set()
+
+    async def __aenter__(self) -> "SmsGateway":
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self._server = await asyncio.start_server(self._serve, sock=sock)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/sms"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.release()
+        await asyncio.wait_for(self._server.wait_closed(), 10)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+                headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
+                body = orjson.loads(await reader.readexactly(int(headers.get(b"content-length", b"0"))))
+                key = headers[b"idempotency-key"].decode()
+                assert key == body["ref"]
+                self.received[key] = self.received.get(key, 0) + 1
+                self.log.append(("in", key))
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                try:
+                    if self.answer_first is not None and self.admitted >= self.answer_first:
+                        await self._released.wait()  # a gateway that took the message and has not answered yet
+                    self.admitted += 1
+                    slow = self.slow_first > 0 and (key == self.slow_key if self.slow_key else self.admitted == 1)
+                    await asyncio.sleep(self.slow_first if slow else self.delay)
+                    self.slow_answered = self.slow_answered or slow
+                finally:
+                    self.in_flight -= 1
+                self.log.append(("out", key))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()

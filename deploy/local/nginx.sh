@@ -120,7 +120,7 @@ PY
 
 start() {
   install
-  "$REPO/deploy/local/web.sh" build   # well under a second: the pages served are always the checkout's
+  "$REPO/deploy/local/web.sh" build   # when web/ changed since the last build: the pages served are the checkout's
   local pid
   if pid=$(running_pid); then
     render "$PREFIX"

@@ -75,7 +75,8 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     policy = street_policy(street, settings.street_timezone, file_config, read_calendar_overrides(config_dir))
     topics = runtime.topics
     live = LivePolicy(policy)
-    case_log = CaseLog(topics, live, clock or Clock())
+    clock = clock or Clock()  # one time for the handlers, the poller and the HTTP answers
+    case_log = CaseLog(topics, live, clock)
 
     async def seed_config() -> None:
         """The file seeds supervision's street_config table when empty; the table's version is then in force,
@@ -132,20 +133,20 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     )
     app.state.cases_bus, app.state.updates_bus, app.state.bus = cases_bus, updates_bus, center  # (tests use them)
     app.state.updates = updates  # (tests expire held updates with a moved clock)
-    app.include_router(build_search_router(runtime, policy))  # before /cases/{case_no}, which would take "search"
-    app.include_router(build_router(runtime, live, updates, center))
+    app.include_router(build_search_router(runtime, policy, clock))  # before /cases/{case_no}, which would take "search"
+    app.include_router(build_router(runtime, live, updates, center, clock))
     app.include_router(build_coordinator_router(runtime, policy))
-    street_figures = StreetFigures(lambda: runtime.pool, live)
+    street_figures = StreetFigures(lambda: runtime.pool, live, clock)
     runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))
     app.state.street_figures = street_figures  # (tests keep days at once)
-    stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures)
+    stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures, clock)
     app.include_router(stats_router)
     app.include_router(build_admin_router(runtime, live))
     people = People(lambda: runtime.pool, topics, street, settings)
     app.include_router(build_sessions_router(people))
     app.state.people = people  # (tests make accounts directly)
     app.include_router(build_weekly_pdf_router(policy, stats_router))
-    app.include_router(build_public_router(runtime, policy))  # the street's recent cases, for anyone (/my/)
+    app.include_router(build_public_router(runtime, policy, clock))  # the street's recent cases, for anyone (/my/)
     store = store_from_settings(settings)
     app.state.media_store = store
     app.include_router(build_media_router(runtime, store, street))

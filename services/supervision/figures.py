@@ -20,7 +20,7 @@ from services.supervision.adapters import stats_days
 from services.supervision.domain import stats
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.live_policy import LivePolicy
-from shared.clock import now
+from shared.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
 class StreetFigures:
     """Figures per period and grouping, from kept days where they hold and from the events where they do not."""
 
-    def __init__(self, pool_of: Callable[[], asyncpg.Pool], live: LivePolicy):
+    def __init__(self, pool_of: Callable[[], asyncpg.Pool], live: LivePolicy, clock: Clock | None = None):
         self._pool_of = pool_of
+        self._clock = clock or Clock()  # the service's: overdue_now and "today" are of its moment
         # The street configuration in force (its work periods and sign-off limit), not the one loaded at start:
         # an admin's change is followed at once here, and by the other instances at their next deadline poll.
         self._live = live
@@ -64,7 +65,7 @@ class StreetFigures:
             digest = hashlib.sha256(repr(sorted(self._grid_community.items())).encode())
             for by in (*stats.BY, sql.EVERY_BY):  # the SQL text holds the sign-off limit and the work periods
                 digest.update(sql.figures_sql(self.query(stats.Period(date(2026, 1, 1), date(2026, 1, 1), self._zone),
-                                                         by, "period", now())).encode())
+                                                         by, "period", self._clock.now())).encode())
             self._sql_digests[version] = digest.hexdigest()
         return self._sql_digests[version]
 
@@ -82,7 +83,7 @@ class StreetFigures:
         sign-off window). A day kept on another basis is counted again."""
         key = (self._policy.version, day)
         if key not in self._bases:
-            q = self.query(stats.Period(day, day, self._zone), "owner", "period", now())
+            q = self.query(stats.Period(day, day, self._zone), "owner", "period", self._clock.now())
             self._bases[key] = hashlib.sha256(
                 f"{self._sql_digest()}|{q.days!r}|{q.sign_until.isoformat()}".encode()).hexdigest()[:32]
         return self._bases[key]
@@ -92,7 +93,7 @@ class StreetFigures:
 
     async def counted(self, period: stats.Period, by: str) -> tuple[Grouped, dict[str, int], datetime]:
         """[(key, counts)], the street's total counts and the moment overdue_now was counted."""
-        at = now()
+        at = self._clock.now()
         pool = self._pool_of()
         last_past = min(period.last, self.today(at) - timedelta(days=1))
         kept: list[date] = []
@@ -137,7 +138,7 @@ class StreetFigures:
             async with conn.transaction(isolation="repeatable_read"):
                 if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || $1))", LOCK):
                     return 0  # another instance is at it
-                at = now()
+                at = self._clock.now()
                 today = self.today(at)
                 seen = await stats_days.marks(conn, 10_000)
                 todo: list[date] = []

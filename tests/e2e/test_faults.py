@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 import uvicorn
@@ -35,7 +34,7 @@ from shared.contracts import Envelope
 from shared.lag import group_lags
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import Topics, ensure_topics
-from tests.support import free_ports
+from tests.support import free_ports, healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -126,18 +125,6 @@ async def start_postgres() -> None:
     await asyncio.to_thread(_script, "postgres.sh", "start")
 
 
-async def healthy(port: int) -> None:
-    """Wait until a service answers /healthz (it has started its runtime)."""
-    async with httpx.AsyncClient(timeout=2) as http:
-        while True:
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-
-
 class FaultRun:
     """One stream of reports into the four services, with faults injected meanwhile, and the count afterwards."""
 
@@ -170,7 +157,9 @@ class FaultRun:
         self._sink_task = asyncio.create_task(self._sink.serve())
         for name in SERVICES:
             self.fleet.start(name)
-        await asyncio.wait_for(asyncio.gather(*(healthy(self.ports[n]) for n in SERVICES)), 120)
+        await asyncio.wait_for(asyncio.gather(*(
+            healthy(self.ports[n], within=115, process=self.fleet.procs[n], log=self.fleet.logs / f"{n}.log")
+            for n in SERVICES)), 120)
 
     async def stream_with(self, faults: Callable[[float], Awaitable[None]], within: float = 400) -> None:
         """Stream every report at the rate while `faults(seconds the stream lasts)` runs, both done within `within`

@@ -26,7 +26,7 @@ import pytest
 
 from shared.settings import REPO_ROOT, Settings
 from tests.e2e.frontdoor import FrontDoor, open_nginx
-from tests.support import free_ports
+from tests.support import free_ports, healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -43,19 +43,6 @@ def upstream_of(line: str) -> list[str]:
 
 
 # --- two real intake processes -----------------------------------------------------------------------------------
-
-async def _healthy(port: int, proc: subprocess.Popen, log: Path) -> None:
-    async with httpx.AsyncClient(timeout=2) as http:
-        for _ in range(400):
-            if proc.poll() is not None:
-                raise AssertionError(f"intake on {port} exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-    raise AssertionError(f"intake on {port} not healthy within 120 s: {log.read_text()[-2000:]}")
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -79,7 +66,7 @@ async def two_intakes(isolated: Settings, tmp_path: Path) -> AsyncIterator[tuple
                 procs.append(subprocess.Popen([sys.executable, "-m", "services.intake"], cwd=REPO_ROOT,
                                               env={**env, "WANGGE_INTAKE_PORT": str(port)}, stdout=out,
                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-            await asyncio.wait_for(_healthy(port, procs[-1], log), 130)
+            await asyncio.wait_for(healthy(port, within=120, process=procs[-1], log=log), 130)
         yield ports, procs
     finally:
         for proc in procs:

@@ -49,8 +49,8 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.credentials import issued, publish as publish_credentials
 from shared.settings import REPO_ROOT
-from tests.e2e.test_faults import SERVICES, FaultRun, healthy
-from tests.support import free_ports
+from tests.e2e.test_faults import SERVICES, FaultRun
+from tests.support import free_ports, healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -112,7 +112,7 @@ class InstancesRun(FaultRun):
                                                    log_level="warning"))
         self._sink_task = asyncio.create_task(self._sink.serve())
         self.instances.start_all()
-        await asyncio.wait_for(asyncio.gather(*(healthy(p) for p in self.instances.ports.values())), 180)
+        await asyncio.wait_for(asyncio.gather(*(healthy(p, within=175) for p in self.instances.ports.values())), 180)
         await asyncio.wait_for(publish_credentials(self.run_settings, [issued(OPERATOR, name="多实例测试值班员",
                                                                                role="operator")]), 30)
 

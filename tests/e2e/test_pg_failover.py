@@ -228,7 +228,10 @@ async def test_the_primary_killed_under_a_stream_of_reports_fails_over_and_loses
             await cluster.until("the services writing cases again", services_write_again, 120)
             figures["services_resumed_seconds"] = time.monotonic() - killed
             figures["cases_before_kill"] = before
-            # The dead machine comes back (a live Patroni has already begun): the member rejoins as a standby.
+            # The dead machine comes back (a live Patroni has already begun): the member rejoins as a standby. Only now,
+            # as bench/faults_devup.py waits for the promotion before its ./dev up: started while its Patroni still held
+            # the leader key (its TTL), the old member would resume as the primary — a restart, not a failover. Here
+            # the other member accepts writes, and Patroni promotes a standby only once it holds the key.
             await cluster.start(old)
 
         await run.stream_with(faults)

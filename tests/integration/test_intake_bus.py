@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.intake.bootstrap import build
-from shared.clock import Clock, now, street_zone
+from shared.clock import now, street_zone
 from shared.contracts import Envelope, parse_event
 from shared.contracts.cases import CaseAccepted, CaseClosed, CaseReopened
 from shared.contracts.replies import ReplyIssued
@@ -21,7 +21,7 @@ from shared.messagebus import Message, MessageBus
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.integration.test_intake_service import intake, report_body  # noqa: F401 — the fixture
-from tests.support import TopicReader, handlers_statements, running
+from tests.support import StoppedClock, TopicReader, handlers_statements, running
 
 pytestmark = pytest.mark.integration
 
@@ -148,17 +148,9 @@ async def test_a_report_that_cannot_be_a_case_in_the_middle_of_a_batch_is_set_as
     assert [r["external_id"] for r in rows] == [e.data["external_id"] for e in good]  # numbered in the sent order
 
 
-class _StoppedClock(Clock):
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 async def test_the_time_and_the_day_s_numbers_are_the_clock_the_bus_was_handed(isolated: Settings):
     at = datetime(2031, 3, 3, 9, 30, tzinfo=street_zone())
-    async with running(build(isolated, manage_runtime=False, clock=_StoppedClock(at))) as service:
+    async with running(build(isolated, manage_runtime=False, clock=StoppedClock(at))) as service:
         await _handle(service, "reports", [message(report("clock-1")), message(report("clock-2"))])
         rows = await service.runtime.pool.fetch("SELECT case_no, received_at FROM reports ORDER BY case_no")
     assert [(r["case_no"], r["received_at"]) for r in rows] == [("20310303-0001", at), ("20310303-0002", at)]

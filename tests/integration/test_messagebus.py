@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.clock import Clock, now, street_zone
+from shared.clock import now, street_zone
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import CaseAccepted, CaseClosed
 from shared.messagebus import Message, MessageBus, runs_of_one_type
@@ -18,7 +18,7 @@ from shared.runtime import Service
 from shared.settings import Settings
 from services.routing.bootstrap import build
 from tests.integration.test_routing_service import accepted, routing  # noqa: F401 — the fixture
-from tests.support import handlers_statements, running
+from tests.support import StoppedClock, handlers_statements, running
 
 pytestmark = pytest.mark.integration
 
@@ -119,18 +119,10 @@ async def test_a_case_number_taken_by_another_case_in_the_same_batch_is_refused(
         await _handle(routing, [message(accepted(a, "CM04")), message(twin)])
 
 
-class _StoppedClock(Clock):
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 async def test_the_time_is_the_clock_the_bus_was_handed(isolated: Settings):
     """A test hands routing a clock of its own instead of waiting for the wall clock (or moving everyone's)."""
     at = datetime(2031, 3, 3, 9, 30, tzinfo=street_zone())  # a Monday morning, in work hours
-    async with running(build(isolated, manage_runtime=False, clock=_StoppedClock(at))) as service:
+    async with running(build(isolated, manage_runtime=False, clock=StoppedClock(at))) as service:
         case_id = uuid.uuid4().hex
         await _handle(service, [message(accepted(case_id, "CM04"))])
         row = await service.runtime.pool.fetchrow("SELECT dispatched_at, due_at FROM dispatches WHERE case_id = $1",

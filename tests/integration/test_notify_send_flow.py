@@ -4,92 +4,20 @@ worker stopped with sends out and outcomes unrecorded doubles no SMS and no repl
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from typing import AsyncIterator
 
-import orjson
 import pytest
 
 from shared.runtime import Service
 from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.domain.delivery import RetryPolicy
-from tests.support import TopicReader
+from tests.support import SmsGateway, TopicReader
 
 pytestmark = pytest.mark.integration
 
 POLICY = RetryPolicy(base_seconds=0.2, cap_seconds=1.0, jitter=0.5, lease_seconds=60)
-
-
-class Gateway:
-    """A minimal HTTP/1.1 SMS gateway: answers 200 after `delay` seconds — the very first request after `slow_first`
-    instead, and every request after the first `answer_first` only once `release()` is called —, counts each
-    Idempotency-Key it gets, what was in flight at once and the connections opened."""
-
-    def __init__(self, delay: float, answer_first: int | None = None, slow_first: float = 0.0):
-        self.delay = delay
-        self.answer_first = answer_first
-        self.slow_first = slow_first
-        self.slow_key: str | None = None  # set: that key's request is the slow one, not the first to come
-        self.admitted = 0
-        self.slow_answered = False
-        self.in_flight = 0
-        self.most_in_flight = 0
-        self.connections = 0
-        self.received: dict[str, int] = {}  # idempotency key → times received
-        self.log: list[tuple[str, str]] = []  # ("in" or "out", idempotency key), in the order they happened
-        self._released = asyncio.Event()
-        self._server: asyncio.AbstractServer | None = None
-
-    def release(self) -> None:
-        """Answer every request from now on (those held too)."""
-        self.answer_first = None
-        self._released.set()
-
-    async def __aenter__(self) -> "Gateway":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self._server = await asyncio.start_server(self._serve, sock=sock)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/sms"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        self.release()
-        await asyncio.wait_for(self._server.wait_closed(), 10)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
-                headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
-                body = orjson.loads(await reader.readexactly(int(headers.get(b"content-length", b"0"))))
-                key = headers[b"idempotency-key"].decode()
-                assert key == body["ref"]
-                self.received[key] = self.received.get(key, 0) + 1
-                self.log.append(("in", key))
-                self.in_flight += 1
-                self.most_in_flight = max(self.most_in_flight, self.in_flight)
-                try:
-                    if self.answer_first is not None and self.admitted >= self.answer_first:
-                        await self._released.wait()  # a gateway that took the message and has not answered yet
-                    self.admitted += 1
-                    slow = self.slow_first > 0 and (key == self.slow_key if self.slow_key else self.admitted == 1)
-                    await asyncio.sleep(self.slow_first if slow else self.delay)
-                    self.slow_answered = self.slow_answered or slow
-                finally:
-                    self.in_flight -= 1
-                self.log.append(("out", key))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
 
 async def _started(settings: Settings) -> Service:
@@ -130,7 +58,7 @@ async def settings(isolated: Settings) -> AsyncIterator[Settings]:
 
 
 async def test_sends_in_flight_are_bounded_by_the_setting_and_kept_at_it(settings: Settings):
-    async with Gateway(delay=0.05) as gateway:
+    async with SmsGateway(delay=0.05) as gateway:
         service = await _started(settings.model_copy(update={"sms_gateway_url": gateway.url}))
         try:
             ids = await _queue(service, 60)
@@ -152,7 +80,7 @@ async def test_a_worker_stopped_with_sends_out_doubles_no_sms_and_no_reply(setti
     """Six answered and recorded, four out at the gateway (it took them, it has not answered), two claimed and not
     sent yet: notify stops. Those still `sending` when their lease runs out are sent again by the next instance under
     the same key, so the gateway delivers each once; the six recorded are never sent again; one reply each."""
-    async with Gateway(delay=0.01, answer_first=6) as gateway:
+    async with SmsGateway(delay=0.01, answer_first=6) as gateway:
         settings = settings.model_copy(update={"sms_gateway_url": gateway.url})
         first = await _started(settings)
         replies_topic = first.runtime.topics.replies
@@ -195,14 +123,14 @@ async def test_a_worker_stopped_with_sends_out_doubles_no_sms_and_no_reply(setti
     assert {m["data"]["state"] for m in issued} == {"sent"}
 
 
-async def _held(gateway: Gateway, n: int) -> bool:
+async def _held(gateway: SmsGateway, n: int) -> bool:
     return gateway.in_flight >= n
 
 
 async def test_an_outcome_is_recorded_without_waiting_for_the_slowest_send_claimed_with_it(settings: Settings):
     """One send out for seconds: every other reply claimed beside it is sent and recorded meanwhile (their
     reply.issued need not wait for it), and it is recorded when it comes back."""
-    async with Gateway(delay=0.01, slow_first=3.0) as gateway:
+    async with SmsGateway(delay=0.01, slow_first=3.0) as gateway:
         service = await _started(settings.model_copy(update={"sms_gateway_url": gateway.url}))
         try:
             await _queue(service, 40)
@@ -219,7 +147,7 @@ async def test_a_residents_replies_of_a_case_go_out_one_at_a_time_in_order(setti
     """A case's acknowledgement, progress and survey to one resident, all due: each reaches the gateway only once the
     one before it was answered, though the first is slow; another case's reply goes out meanwhile."""
     first, second, third, other = (str(uuid.uuid4()) for _ in range(4))
-    async with Gateway(delay=0.01, slow_first=1.0) as gateway:
+    async with SmsGateway(delay=0.01, slow_first=1.0) as gateway:
         gateway.slow_key = first
         service = await _started(settings.model_copy(update={"sms_gateway_url": gateway.url}))
         pool = service.runtime.pool

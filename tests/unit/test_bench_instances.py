@@ -4,6 +4,7 @@ the side-by-side table shows the figures it is given; the fault drill counts dou
 command lines refuse what they cannot run."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -148,6 +149,39 @@ def test_the_side_by_side_table_shows_each_runs_figures_in_its_column():
     assert any("complete, plausible" in line and "not run" in line for line in lines)
     assert instances.worst([c for col in (one, three) for c in col.codes]) == 1
 
+
+
+def test_an_instances_run_keeps_its_figures_under_its_own_names_not_the_sittings(tmp_path, monkeypatch):
+    """bench.e2e --baselines' table reads the saved burst, steady and floor: a later bench.instances run on a
+    three-broker stack must leave them as the sitting's own runs saved them."""
+    from bench import e2e, goals
+
+    monkeypatch.setenv("WANGGE_STATE_DIR", str(tmp_path))
+    sitting = {"burst": {"run_id": "b1", "task_rate": 1200.0}, "steady": {"run_id": "s1", "p99_task_ms": 80.0},
+               "floor": {"run_id": "b1", "ms_per_case": 0.9}}
+    for kind, figures in sitting.items():
+        goals.save(kind, figures)
+    asked: list[str] = []
+
+    async def run_with_figures(n, timeout, rate, *, baselines=False, saved_as="", **_):
+        """bench.e2e's run without a stack: its figures kept as bench.e2e keeps them (keep), under `saved_as`."""
+        asked.append(saved_as)
+        figures = {"run_id": f"i{len(asked)}", "task_rate": 402.0, "p99_task_ms": 300.0}
+        e2e.keep(saved_as, "steady" if rate else "burst", figures, {"ms_per_case": 1.1} if baselines else None)
+        return 0, figures
+
+    monkeypatch.setattr(e2e, "run_with_figures", run_with_figures)
+    args = SimpleNamespace(reports=1500, timeout=60.0, baselines=True, gateway_ms=5.0, warmup=0, floor_records=500,
+                           rate=100.0, seconds=20.0)
+    column = instances.Column(3)
+    asyncio.run(instances.measure(column, args))
+
+    assert asked == ["instances-3-", "instances-3-"] and column.codes == [0, 0]
+    for kind, figures in sitting.items():
+        assert {k: goals.load(kind)[k] for k in figures} == figures, kind
+    assert goals.load("instances-3-burst")["task_rate"] == 402.0
+    assert goals.load("instances-3-steady")["p99_task_ms"] == 300.0
+    assert goals.load("instances-3-floor")["ms_per_case"] == 1.1
 
 # ---- bench.faults_devup ---------------------------------------------------------------------------------------------
 

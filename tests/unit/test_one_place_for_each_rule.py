@@ -37,3 +37,12 @@ def test_overdue_now_is_worked_out_in_one_module():
                                              "services/supervision/live/figures.py"}  # the latter calls the former
     live = (ROOT / "services/supervision/live/figures.py").read_text(encoding="utf-8")
     assert "from services.supervision.domain.overdue import" in live
+
+
+def test_supervision_s_http_answers_read_the_clock_the_service_was_built_with():
+    # Not the process-wide now(): a test moves the built clock (build(clock=…)) and the answers follow it
+    # (tests/integration/test_supervision_http_clock.py).
+    answering = {"services/supervision/entrypoints/http.py", "services/supervision/entrypoints/stats.py",
+                 "services/supervision/entrypoints/public.py", "services/supervision/entrypoints/search.py",
+                 "services/supervision/figures.py"}
+    assert answering & _holding(r"^from shared\.clock import [^\n]*\bnow\b") == set()

@@ -19,7 +19,7 @@ from shared.auth import Client, require
 from shared.contracts import registered_types
 from shared.contracts.common import MediaList
 from shared.contracts.tasks import UPDATE_TYPES
-from shared.clock import now
+from shared.clock import Clock
 from shared.http import NONBLANK, refusal
 from shared.media import MediaStore, media_id_of
 from shared.messagebus import MessageBus
@@ -321,9 +321,10 @@ async def photos_are_stored(store: MediaStore, media: Any) -> None:
 
 
 def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdates,
-                 center: MessageBus) -> APIRouter:
+                 center: MessageBus, clock: Clock) -> APIRouter:
     """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks.
-    `live`: the street's policy in force — its grids and zone do not change, its time rules may (an admin's change)."""
+    `live`: the street's policy in force — its grids and zone do not change, its time rules may (an admin's change).
+    `clock`: the service's (the one its handlers fold and fire by), so that "overdue now" here is theirs."""
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
     policy: StreetPolicy = live.policy  # the grids, communities and zone: the street's, whatever the configuration
     zone = policy.calendar.zone
@@ -331,7 +332,7 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
     @router.get("/cases/{case_no}", responses={200: {"model": CaseDetail}, 404: NOT_KNOWN})
     async def get_case(case_no: str = CaseNo, _: Client = Depends(operator)) -> dict[str, Any]:
         """One case: its read model, its clocks and its event history (personal data masked)."""
-        case = await views.case_detail(runtime.pool, case_no, zone, now())
+        case = await views.case_detail(runtime.pool, case_no, zone, clock.now())
         if case is None:
             raise HTTPException(404, f"no case numbered {case_no!r} is known to supervision "
                                      "(not reported, or its events have not arrived yet)")
@@ -358,7 +359,7 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
                 raise HTTPException(422, f"no community {community!r} in this street")
             grids = [g for g in in_community if grids is None or g in grids]
         cases = await views.list_cases(runtime.pool, zone, state=state, owner=owner, unit_grids=grids, category=category,
-                                       overdue=overdue, due_before=due_before, limit=limit, at=now())
+                                       overdue=overdue, due_before=due_before, limit=limit, at=clock.now())
         return {"count": len(cases), "cases": cases}
 
     @router.post("/cases/{case_no}/check", responses={
@@ -432,7 +433,8 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
         if after is not None and after.order != order:
             raise HTTPException(400, f"游标属于另一种排序，请保持 order 不变或从第一页重新开始 (cursor: issued for "
                                      f"order={after.order}, not {order}; keep the order while following next)")
-        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only, order, at=now())
+        listed, last = await views.owner_tasks(runtime.pool, client.owner_code, zone, limit, after, only, order,
+                                               at=clock.now())
         return {"owner": client.owner_code, "count": len(listed), "tasks": listed,
                 "next": task_cursor.encode(client.owner_code, last) if last else None}
 
@@ -444,12 +446,12 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
         reporter, its deadlines with the work time left, and the history's facts. Another owner's case is a 404,
         as an unknown one: an owner learns nothing of cases it does not hold."""
         assert client.owner_code is not None
-        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone, at=now())
+        found = await views.owner_task(runtime.pool, client.owner_code, case_no, zone, at=clock.now())
         if found is None:
             raise HTTPException(404, f"任务 {case_no} 不存在或不属于本单位 (no task {case_no!r} of {client.owner_code})")
         running = found["state"] in ("dispatched", "in_progress") and found["due_at"] is not None
         # counted in the work periods in force, like the deadline itself
-        found["work_seconds_left"] = (live.policy.calendar.work_seconds_between(now(), found["due_at"])
+        found["work_seconds_left"] = (live.policy.calendar.work_seconds_between(clock.now(), found["due_at"])
                                       if running else None)
         return found
 
@@ -477,7 +479,7 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
     @router.get("/stats/summary", responses={200: {"model": StatsSummary}})
     async def stats_summary(_: Client = Depends(operator)) -> dict[str, Any]:
         """Counts by state, overdue now, and the on-time share of finished cases."""
-        at = now()
+        at = clock.now()
         return {"as_of": at.astimezone(zone), **await views.summary(runtime.pool, at)}
 
     return router

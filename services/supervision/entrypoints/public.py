@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from services.supervision.domain.policy import StreetPolicy
-from shared.clock import now, to_street_time
+from shared.clock import Clock, to_street_time
 from shared.runtime import ServiceRuntime
 
 # A resident's plain words for where a case stands (the public needs no more than these three).
@@ -50,7 +50,8 @@ def public_status(state: str) -> tuple[str, str]:
     return "open", OPEN_LABEL
 
 
-def build_public_router(runtime: ServiceRuntime, policy: StreetPolicy) -> APIRouter:
+def build_public_router(runtime: ServiceRuntime, policy: StreetPolicy, clock: Clock) -> APIRouter:
+    """`clock`: the service's; "the last N days" count back from its moment."""
     router = APIRouter(prefix="/api/v1/public", tags=["public"])
 
     @router.get("/cases", response_model=PublicCases)
@@ -63,7 +64,7 @@ def build_public_router(runtime: ServiceRuntime, policy: StreetPolicy) -> APIRou
                 WHERE reported_at > $1 AND state IS NOT NULL AND state NOT IN ('reported', 'rejected', 'merged')
                   AND jsonb_typeof(location) = 'object' AND case_no IS NOT NULL
                 ORDER BY reported_at DESC LIMIT $2""",
-            now() - timedelta(days=days), limit)
+            clock.now() - timedelta(days=days), limit)
         cases = []
         for row in rows:
             point = _point(row["location"])

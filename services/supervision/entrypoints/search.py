@@ -15,7 +15,7 @@ from services.supervision.adapters.search import search_cases
 from services.supervision.domain.policy import StreetPolicy
 from services.supervision.entrypoints.http import CaseState, CaseView
 from shared.auth import Client, require
-from shared.clock import now
+from shared.clock import Clock
 from shared.contracts.common import Location
 from shared.http import refusal
 from shared.runtime import ServiceRuntime
@@ -34,8 +34,8 @@ class SearchAnswer(BaseModel):
     cases: list[FoundCase]
 
 
-def build_search_router(runtime: ServiceRuntime, policy: StreetPolicy) -> APIRouter:
-    """The search route over supervision's read model and case events."""
+def build_search_router(runtime: ServiceRuntime, policy: StreetPolicy, clock: Clock) -> APIRouter:
+    """The search route over supervision's read model and case events; `clock`: the service's (what is overdue)."""
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
     zone = policy.calendar.zone
 
@@ -61,7 +61,7 @@ def build_search_router(runtime: ServiceRuntime, policy: StreetPolicy) -> APIRou
         if not words and case_no is None and state is None and extension_state is None:
             raise HTTPException(422, "give q (地址或描述中的词), case_no, state or extension_state (请至少给出一个查询条件)")
         found = await search_cases(runtime.pool, zone, text=words, case_nos=numbers if case_no is not None else None,
-                                   state=state, limit=limit, at=now(), extension_state=extension_state)
+                                   state=state, limit=limit, at=clock.now(), extension_state=extension_state)
         return {"count": len(found), "cases": found}
 
     return router

@@ -17,7 +17,7 @@ from services.supervision.domain.policy import StreetPolicy
 from services.supervision.domain.stats import StatsNames
 from services.supervision.figures import StreetFigures
 from shared.auth import Client, require
-from shared.clock import now
+from shared.clock import Clock
 from shared.http import refusal
 from shared.runtime import ServiceRuntime
 
@@ -146,8 +146,9 @@ def _csv(content: bytes, filename: str) -> Response:
 
 
 def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: StatsNames,
-                       street_figures: StreetFigures) -> APIRouter:
-    """GET /api/v1/stats and /api/v1/reports/*, from supervision's own case_events and read model (kept days summed)."""
+                       street_figures: StreetFigures, clock: Clock) -> APIRouter:
+    """GET /api/v1/stats and /api/v1/reports/*, from supervision's own case_events and read model (kept days summed).
+    `clock`: the service's, as `street_figures` has it: "open" and "late" are of its moment."""
     router = APIRouter(prefix="/api/v1", tags=["statistics"])
     zone = policy.calendar.zone
     grid_community = stats.grid_communities(policy.communities)
@@ -205,7 +206,7 @@ def build_stats_router(runtime: ServiceRuntime, policy: StreetPolicy, names: Sta
         if not grids:
             raise HTTPException(422, f"no community {community!r} in this street")
         period = period_of(stats.week_period, week, zone)
-        at = now()
+        at = clock.now()
         cases = await sql.weekly(runtime.pool, grids, period, at)
         rows = []
         for grid in grids:
