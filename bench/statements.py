@@ -68,7 +68,7 @@ async def report(dsn: str, cases: int, top: int, width: int) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            """SELECT r.rolname AS role, s.query, s.calls, s.total_exec_time AS ms, s.rows, s.toplevel
+            """SELECT r.rolname AS role, s.query, s.calls, s.total_exec_time AS ms, s.total_plan_time AS plan_ms, s.plans, s.rows, s.toplevel
                FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())""")
         backends = await _backends(conn)
@@ -87,24 +87,34 @@ async def report(dsn: str, cases: int, top: int, width: int) -> None:
         by_role[row["role"]].append(row)
     print(f"per case ({cases} cases); statements = top-level calls, BEGIN and COMMIT included; nested = run inside"
           " another (triggers, functions)")
-    print(f"{'role':<20} {'statements':>10} {'nested':>8} {'commits':>8} {'exec ms':>8} {'backend CPU ms':>15}")
-    totals = [0.0] * 5
+    print(f"{'role':<20} {'statements':>10} {'nested':>8} {'commits':>8} {'exec ms':>8} {'plans':>7} {'plan ms':>8}"
+          f" {'backend CPU ms':>15}")
+    totals = [0.0] * 7
     for role in sorted(by_role, key=lambda r: -sum(x["calls"] for x in by_role[r] if x["toplevel"])):
         mine = by_role[role]
         statements = sum(x["calls"] for x in mine if x["toplevel"]) / cases
         nested = sum(x["calls"] for x in mine if not x["toplevel"]) / cases
         commits = sum(x["calls"] for x in mine if x["toplevel"] and x["query"].strip().upper() in ("COMMIT", "COMMIT;"))
         ms = sum(x["ms"] for x in mine if x["toplevel"]) / cases
-        figures = (statements, nested, commits / cases, ms, cpu.get(role, 0.0) / cases)
+        plans = sum(x["plans"] or 0 for x in mine if x["toplevel"]) / cases
+        plan_ms = sum(x["plan_ms"] or 0 for x in mine if x["toplevel"]) / cases
+        figures = (statements, nested, commits / cases, ms, plans, plan_ms, cpu.get(role, 0.0) / cases)
         totals = [a + b for a, b in zip(totals, figures)]
-        print(f"{role:<20} {figures[0]:>10.2f} {figures[1]:>8.2f} {figures[2]:>8.3f} {figures[3]:>8.3f} {figures[4]:>15.3f}")
-    print(f"{'all':<20} {totals[0]:>10.2f} {totals[1]:>8.2f} {totals[2]:>8.3f} {totals[3]:>8.3f} {totals[4]:>15.3f}")
+        print(_line(role, figures))
+    print(_line("all", totals))
     for role in sorted(by_role):
         mine = sorted(by_role[role], key=lambda x: -x["calls"])[:top]
-        print(f"\n{role}: top {len(mine)} by calls — calls/case, exec µs/case, rows/call, statement")
+        print(f"\n{role}: top {len(mine)} by calls — calls/case, exec µs/case, plans/case, plan µs/case, rows/call,"
+              " statement")
         for x in mine:
-            print(f"  {x['calls'] / cases:>7.3f} {1000 * x['ms'] / cases:>8.1f} {x['rows'] / max(1, x['calls']):>7.1f}"
+            print(f"  {x['calls'] / cases:>7.3f} {1000 * x['ms'] / cases:>8.1f} {(x['plans'] or 0) / cases:>7.3f}"
+                  f" {1000 * (x['plan_ms'] or 0) / cases:>8.1f} {x['rows'] / max(1, x['calls']):>7.1f}"
                   f" {'  ' if x['toplevel'] else '↳ '}{_short(x['query'], width)}")
+
+
+def _line(label: str, f: "tuple[float, ...] | list[float]") -> str:
+    return (f"{label:<20} {f[0]:>10.2f} {f[1]:>8.2f} {f[2]:>8.3f} {f[3]:>8.3f} {f[4]:>7.2f} {f[5]:>8.3f}"
+            f" {f[6]:>15.3f}")
 
 
 def main() -> None:
