@@ -1,4 +1,4 @@
-"""Which PostgreSQL statements a case costs, by service role: calls and time per case, and each role's backend CPU.
+"""Which PostgreSQL statements a case costs, by service role: calls and time per case, and the CPU of each.
 
 Needs pg_stat_statements, which `./dev` loads only when asked (WANGGE_PG_STAT_STATEMENTS=1 before PostgreSQL starts:
 deploy/local/postgres.sh). Around any run (a bench.e2e burst, say):
@@ -7,10 +7,11 @@ deploy/local/postgres.sh). Around any run (a bench.e2e burst, say):
     .venv/bin/python -m bench.e2e --reports 3000
     .venv/bin/python -m bench.statements report --cases 3500     (warm-up reports included: they were cases too)
 
-`start` empties pg_stat_statements and notes each backend's CPU so far; `report` prints, per role (each service has
-its own: wangge_intake …), the statements per case, the transactions per case (commits and statements run outside
-an explicit transaction), execution time per case and the CPU its backends used per case (backends that came and went
-between the two are not counted: the pools keep theirs), then each role's statements by calls and by time.
+`start` empties pg_stat_statements and notes the CPU of every PostgreSQL process so far; `report` prints, per role
+(each service has its own: wangge_intake …), the statements per case, the explicit transactions (COMMITs) per case,
+execution and planning per case and the CPU its backends used per case (backends born since count whole), then the
+CPU of every kind of PostgreSQL process (walwriter, autovacuum…, ended ones together) and each role's statements by
+calls.
 """
 from __future__ import annotations
 
@@ -19,44 +20,77 @@ import asyncio
 import json
 import os
 import re
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 import asyncpg
 
 from bench.support import state_dir
+
+REPO = Path(__file__).resolve().parents[1]
 from shared.settings import get_settings
 
 SNAPSHOT = "statements-start.json"
 
 
-def _ticks(pid: int) -> int | None:
-    """utime + stime of one process, in clock ticks (None: gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[11]) + int(fields[12])
+def _exited_ticks(pid: int) -> int:
+    """cutime + cstime of the postmaster: what its children that ended used (autovacuum workers, closed backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[13]) + int(fields[14])
 
 
-async def _backends(conn: asyncpg.Connection) -> dict[int, str]:
-    rows = await conn.fetch("SELECT pid, usename FROM pg_stat_activity WHERE datname = current_database()"
-                            " AND backend_type = 'client backend'")
-    return {r["pid"]: r["usename"] for r in rows}
+def _postmaster() -> int:
+    where = subprocess.run([str(REPO / "deploy" / "local" / "postgres.sh"), "where"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return int((Path(where) / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def _processes(postmaster: int) -> dict[int, tuple[str, int]]:
+    """Every child of the postmaster: pid → (what it is — the role for a client backend, else its title —, ticks)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[1]) != postmaster:
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        words = title.removeprefix("postgres:").split()
+        kind = words[0] if len(words) >= 3 and "(" in words[2] else " ".join(words[:3]) or "?"
+        found[int(entry.name)] = (kind, int(stat[11]) + int(stat[12]))
+    return found
 
 
 async def start(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_stat_statements_reset()")
-        backends = await _backends(conn)
     finally:
         await conn.close()
-    snapshot = {str(pid): [role, _ticks(pid)] for pid, role in backends.items()}
+    postmaster = _postmaster()
+    snapshot = {"postmaster": postmaster, "exited": _exited_ticks(postmaster),
+                "processes": {str(pid): list(v) for pid, v in _processes(postmaster).items()}}
     path = state_dir() / "bench" / SNAPSHOT
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(snapshot))
-    print(f"pg_stat_statements reset; {len(snapshot)} backends noted in {path}")
+    print(f"pg_stat_statements reset; {len(snapshot['processes'])} PostgreSQL processes noted in {path}")
+
+
+def _cpu_since(snapshot: dict) -> dict[str, float]:
+    """CPU ms per kind of PostgreSQL process since the snapshot: processes born since count whole; those that ended
+    are in 'exited (…)' (the postmaster's children's time, whoever they were)."""
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    postmaster = snapshot["postmaster"]
+    cpu: dict[str, float] = defaultdict(float)
+    for pid, (kind, ticks) in _processes(postmaster).items():
+        before = snapshot["processes"].get(str(pid))
+        cpu[kind] += (ticks - (before[1] if before else 0)) * tick_ms
+    cpu["exited (autovacuum workers, closed backends)"] += (_exited_ticks(postmaster) - snapshot["exited"]) * tick_ms
+    return cpu
 
 
 def _short(query: str, width: int) -> str:
@@ -71,17 +105,9 @@ async def report(dsn: str, cases: int, top: int, width: int) -> None:
             """SELECT r.rolname AS role, s.query, s.calls, s.total_exec_time AS ms, s.total_plan_time AS plan_ms, s.plans, s.rows, s.toplevel
                FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())""")
-        backends = await _backends(conn)
     finally:
         await conn.close()
-    snapshot = json.loads((state_dir() / "bench" / SNAPSHOT).read_text())
-    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
-    cpu: dict[str, float] = defaultdict(float)
-    for pid, role in backends.items():
-        before = snapshot.get(str(pid))
-        now = _ticks(pid)
-        if before is not None and before[1] is not None and now is not None:
-            cpu[role] += (now - before[1]) * tick_ms
+    cpu = _cpu_since(json.loads((state_dir() / "bench" / SNAPSHOT).read_text()))
     by_role: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for row in rows:
         by_role[row["role"]].append(row)
@@ -102,6 +128,9 @@ async def report(dsn: str, cases: int, top: int, width: int) -> None:
         totals = [a + b for a, b in zip(totals, figures)]
         print(_line(role, figures))
     print(_line("all", totals))
+    print("\nPostgreSQL CPU ms per case by process: " + ", ".join(
+        f"{kind} {ms / cases:.3f}" for kind, ms in sorted(cpu.items(), key=lambda kv: -kv[1]) if ms > 0))
+    print(f"  all PostgreSQL: {sum(cpu.values()) / cases:.3f} ms per case")
     for role in sorted(by_role):
         mine = sorted(by_role[role], key=lambda x: -x["calls"])[:top]
         print(f"\n{role}: top {len(mine)} by calls — calls/case, exec µs/case, plans/case, plan µs/case, rows/call,"
