@@ -57,6 +57,37 @@ ACQUIRE_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 30.0
 
 
+class Connection(asyncpg.Connection):
+    """A pooled connection that knows whether its next release may skip asyncpg's reset query.
+
+    asyncpg resets every connection handed back to its pool with one more round trip (`SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, four statements and an implicit transaction): a
+    consumer's batch paid it after its COMMIT. A unit of work (shared/uow.py) changes no session state — its writes
+    and locks end with its transaction — so it marks its connection before giving it back; everything else (the
+    outbox relay's LISTEN, SET and session lock) still gets the full reset."""
+
+    __slots__ = ("_transaction_only",)
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._transaction_only = False
+
+    def ended_transaction_only(self) -> None:
+        """Everything done on this connection since it was acquired ended with its transaction (committed or rolled
+        back): its release needs no reset query."""
+        self._transaction_only = True
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release (asyncpg has already rolled back any open transaction and dropped listeners)."""
+    if getattr(conn, "_transaction_only", False):
+        conn._transaction_only = False  # type: ignore[attr-defined]
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
 class BoundedPool(asyncpg.Pool):
     """An asyncpg pool on which no wait is unbounded: acquire — and so every pool.fetch, pool.execute… — gives up
     after ACQUIRE_TIMEOUT unless told otherwise, and the connection's release (its reset) after as long."""
@@ -91,7 +122,8 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
         max_inactive_connection_lifetime=300.0,
         init=_init_connection,
         loop=None,
-        connection_class=asyncpg.Connection,
+        connection_class=Connection,
+        reset=_reset,
         record_class=asyncpg.Record,
         # jit off: the services run short statements, and the figures' one statement spent 2.9 of its 4.2 s
         # compiling itself (a day of a city, 1M cases; bench/stats.py). Set here, so a user's server needs no tuning.

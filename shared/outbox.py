@@ -36,6 +36,9 @@ class OutboxRelay:
         self._service = service
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        # Rows Kafka acknowledged whose delete waits for the next turn's read (one statement for both: _read). Only
+        # while more rows are coming; a relay about to wait forgets what it sent at once.
+        self._unforgotten: list[int] = []
         self.heartbeat = Heartbeat()  # every turn, waiting included: the watchdog restarts a relay that stops turning
 
     async def run(self) -> None:
@@ -73,29 +76,51 @@ class OutboxRelay:
                     # commit the read did not see, and must wake the next turn at once. Cleared after, it was lost
                     # and those rows waited for the poll (up to outbox_poll_seconds: the p99 of a steady 200/s).
                     self._wake.clear()
-                    sent = await self.relay_once(conn)
+                    sent = await self.relay_once(conn, defer_forget=True)
                     backoff.reset()
                     if sent < BATCH and not self._wake.is_set():
+                        await self._forget_now(conn)  # nothing more to read yet: not left in the outbox meanwhile
                         try:
                             await asyncio.wait_for(self._wake.wait(), self._poll)
                         except asyncio.TimeoutError:
                             pass
             finally:
+                # Deferred deletes not done are only a resend by the next leader (consumers de-duplicate on the id).
+                self._unforgotten.clear()
                 await conn.remove_listener(channel, self._on_notify)
                 await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"outbox:{self._schema}")
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def relay_once(self, conn: asyncpg.Connection) -> int:
+    async def _forget_now(self, conn: asyncpg.Connection) -> None:
+        if self._unforgotten:
+            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", self._unforgotten)
+            self._unforgotten = []
+
+    async def _read(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """The oldest rows not yet sent, and the delete of those sent last turn in the same statement: under a stream
+        a turn is one statement (one transaction) instead of two. The delete and the read share one snapshot, so the
+        read leaves out the rows being deleted itself."""
+        if not self._unforgotten:
+            return await conn.fetch("SELECT seq, topic, key, event_type, payload FROM outbox ORDER BY seq LIMIT $1",
+                                    BATCH)
+        rows = await conn.fetch(
+            """WITH sent AS (DELETE FROM outbox WHERE seq = ANY($2::bigint[]))
+               SELECT seq, topic, key, event_type, payload FROM outbox WHERE seq <> ALL($2::bigint[])
+               ORDER BY seq LIMIT $1""", BATCH, self._unforgotten)
+        self._unforgotten = []
+        return rows
+
+    async def relay_once(self, conn: asyncpg.Connection, *, defer_forget: bool = False) -> int:
         """Send the oldest batch of outbox rows; forget those Kafka acknowledged, set aside those it never will.
 
         Returns the rows dealt with. On an outage (a transient error on some row) the acknowledged rows
         before it are forgotten and the error is raised: the rest is sent again, in order, on the retry.
+        With `defer_forget`, rows all sent are forgotten by the next turn's read (or by _forget_now) instead of a
+        statement of their own.
         """
-        rows = await conn.fetch(
-            "SELECT seq, topic, key, event_type, payload FROM outbox ORDER BY seq LIMIT $1", BATCH
-        )
+        rows = await self._read(conn)
         if not rows:
             return 0
         messages = [OutgoingMessage(r["topic"], r["key"], bytes(r["payload"]), r["event_type"]) for r in rows]
@@ -124,6 +149,8 @@ class OutboxRelay:
                     set_aside,
                 )
                 await conn.execute(forget, done + [seq for seq, _ in set_aside])
+        elif done and defer_forget and outage is None:
+            self._unforgotten = done
         elif done:
             await conn.execute(forget, done)  # one statement, its own transaction: one round trip, not three
         if done:

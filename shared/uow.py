@@ -51,8 +51,15 @@ class UnitOfWork:
                 # The connection may be half-way through a statement the outage cut: never hand it out again (the
                 # server rolls its transaction back; the pool connects anew).
                 self.conn.terminate()
-            elif not self._committed and not self.conn.is_closed():
-                await self._tx.rollback()
+            else:
+                if not self._committed and not self.conn.is_closed():
+                    await self._tx.rollback()
+                # Handlers use the connection inside the transaction only (SET LOCAL, transaction locks, no LISTEN):
+                # nothing of theirs outlives it, so the pool may skip its reset query (shared/db.py: a round trip
+                # and four statements a batch).
+                mark = getattr(self.conn, "ended_transaction_only", None)
+                if mark is not None and not self.conn.is_closed():
+                    mark()
         finally:
             try:
                 await self._pool.release(self.conn)
@@ -138,9 +145,17 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Write queued events to the outbox and commit everything at once."""
         if self._outbox:
-            await self.conn.executemany(
-                "INSERT INTO outbox(topic, key, event_id, event_type, payload) VALUES ($1, $2, $3, $4, $5)",
-                self._outbox,
+            # One statement for the batch's events, not executemany: asyncpg's executemany runs the INSERT once per
+            # row on the server (one execution, and one firing of the statement trigger's NOTIFY, per event). WITH
+            # ORDINALITY … ORDER BY: the seqs are drawn in the order the events were emitted (the relay's order).
+            topics, keys, ids, types, payloads = zip(*self._outbox)
+            await self.conn.execute(
+                """INSERT INTO outbox(topic, key, event_id, event_type, payload)
+                   SELECT topic, key, event_id, event_type, payload
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+                        WITH ORDINALITY AS e(topic, key, event_id, event_type, payload, n)
+                   ORDER BY n""",
+                list(topics), list(keys), list(ids), list(types), list(payloads),
             )
             self._outbox.clear()
         await self._tx.commit()

@@ -16,7 +16,9 @@
 #
 # Its own data folder and port, so it never touches a system cluster (Debian's 5432 "main").
 #
-# Environment: WANGGE_STATE_DIR (default <repo>/.local), WANGGE_PG_PORT (15432).
+# Environment: WANGGE_STATE_DIR (default <repo>/.local), WANGGE_PG_PORT (15432), WANGGE_PG_STAT_STATEMENTS (0; 1 loads
+# pg_stat_statements, for `python -m bench.statements`: which statements a case costs, by service role. Read at the
+# server's start: stop and start PostgreSQL to change it. Off by default: it costs a little on every statement).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -168,6 +170,16 @@ logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = 1000
 EOF
+  if [[ ${WANGGE_PG_STAT_STATEMENTS:-0} == 1 ]]; then
+    cat >> "$tmp" <<EOF
+# WANGGE_PG_STAT_STATEMENTS=1: statements counted per role (bench/statements.py), nested ones (triggers) too.
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.max = 5000
+# Planning counted apart (plans and total_plan_time): a statement planned anew on every run shows there.
+pg_stat_statements.track_planning = on
+EOF
+  fi
   install -m 0644 "$tmp" "$DATA/wangge.conf"
   rm -f "$tmp"
   [[ $EUID -eq 0 ]] && chown "$PG_USER": "$DATA/wangge.conf"
@@ -188,6 +200,9 @@ ensure_db() {
 SELECT 'CREATE ROLE $ROLE LOGIN SUPERUSER' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$ROLE') \gexec
 SELECT 'CREATE DATABASE $DB OWNER $ROLE' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB') \gexec
 SQL
+  if [[ ${WANGGE_PG_STAT_STATEMENTS:-0} == 1 ]]; then
+    psql_super -d "$DB" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  fi
   # One role per service (WANGGE_<SERVICE>_DATABASE_URL): no superuser, no schema of its own to create; the owner's
   # `python -m shared.migrate` grants each its own schema only. Trust auth locally, so no passwords here.
   local svc

@@ -105,20 +105,28 @@ async def claim_due(conn: Conn, *, lease_seconds: float, token: uuid.UUID, limit
 
     Two index scans, not one condition with OR: PostgreSQL answers an OR with a bitmap scan, which never marks the
     index entries of rows already sent as dead, so every poll walked all of them again until a vacuum (0.9 ms a
-    poll after a burst, a poll per delivery under a steady stream); a plain index scan marks them once."""
+    poll after a burst, a poll per delivery under a steady stream); a plain index scan marks them once.
+
+    Each recipient's first unsettled reply is found in one pass over the unsettled rows (their partial index), not by
+    a NOT EXISTS probe per due row: planned while the statistics said almost nothing was pending (as they do after
+    any quiet spell), that probe scanned every unsettled row for each due one — 111 × 92 rows, 39,000 buffers, a
+    third of PostgreSQL's work per case in a burst of 3,000 (bench.statements)."""
     return await conn.fetch(
         f"""
-        WITH pending AS (
-            SELECT id, 'pending'::text AS was FROM deliveries AS d
+        WITH first_due AS (
+            -- Of a case's replies to one address the one being sent, else the earliest pending; the due ones of
+            -- those, the earliest $1 (then locked by their key: no plan can turn that into a scan per row).
+            SELECT id FROM (
+                SELECT DISTINCT ON (case_id, to_phone) id, state, next_attempt_at FROM deliveries
+                 WHERE state IN ('pending', 'sending')
+                 ORDER BY case_id, to_phone, state = 'sending' DESC, next_attempt_at, created_at, id
+            ) AS first
              WHERE state = 'pending' AND next_attempt_at <= greatest(now(), $4::timestamptz)
-               AND NOT EXISTS (
-                   SELECT 1 FROM deliveries AS e
-                    WHERE e.case_id = d.case_id AND e.to_phone = d.to_phone AND e.id <> d.id
-                      AND e.state IN ('pending', 'sending')
-                      AND (e.state = 'sending'
-                           OR (e.next_attempt_at, e.created_at, e.id) < (d.next_attempt_at, d.created_at, d.id)))
              ORDER BY next_attempt_at
              LIMIT $1
+        ), pending AS (
+            SELECT id, 'pending'::text AS was FROM deliveries
+             WHERE id = ANY(ARRAY(SELECT id FROM first_due)) AND state = 'pending'
                FOR UPDATE SKIP LOCKED
         ), lapsed AS (
             SELECT id, 'sending'::text AS was FROM deliveries

@@ -1,0 +1,86 @@
+"""What a unit of work costs PostgreSQL: its batch's outbox rows in one statement, in the order they were emitted, and
+its connection handed back without asyncpg's reset query — while any other use of the pool is still reset."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared.contracts.cases import CaseRejected
+from shared.db import PLUMBING_SQL, create_pool, migrate
+from shared.settings import Settings
+from shared.uow import UnitOfWork
+from tests.conftest import drop_schemas
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(make_settings) -> AsyncIterator[tuple[asyncpg.Pool, list[str]]]:
+    """A pool of ONE connection on a schema with the plumbing tables, and every statement sent on that connection."""
+    settings: Settings = make_settings()
+    schema = f"{settings.schema_prefix}uow"
+    pool = await create_pool(settings.database_url, schema, min_size=1, max_size=1)
+    sent: list[str] = []
+    try:
+        async with pool.acquire() as conn:
+            await asyncio.wait_for(migrate(conn, schema, [PLUMBING_SQL]), 60)
+            conn.add_query_logger(lambda logged: sent.append(" ".join(logged.query.split())))
+        yield pool, sent
+    finally:
+        await asyncio.wait_for(pool.close(), 30)
+        await drop_schemas(settings)
+
+
+def _envelope(case_id: str | None, n: int):
+    return CaseRejected(case_no="20261127-0001", reason=f"r{n}").envelope(source="test", case_id=case_id)
+
+
+async def test_a_batch_of_events_goes_into_the_outbox_in_one_statement_in_the_order_emitted(pool):
+    pool, sent = pool
+    # Keys interleaved, one without a key, two topics: the order of the whole batch is what the relay sends in.
+    emitted = []
+    async with UnitOfWork(pool) as uow:
+        for n in range(300):
+            envelope = _envelope(None if n == 150 else f"case-{n % 7}", n)  # no case: no key
+            topic = "t.cases" if n % 3 else "t.tasks.huanwei"
+            uow.emit(topic, envelope)
+            emitted.append((topic, envelope.case_id, envelope.id, envelope.type, envelope.to_json()))
+        sent.clear()
+        await asyncio.wait_for(uow.commit(), 30)
+    inserts = [q for q in sent if q.startswith("INSERT INTO outbox")]
+    assert len(inserts) == 1, sent
+    rows = await asyncio.wait_for(
+        pool.fetch("SELECT topic, key, event_id, event_type, payload FROM outbox ORDER BY seq"), 30)
+    got = [tuple(r) for r in rows]
+    want = [(t, k, i, ty, bytes(p)) for t, k, i, ty, p in emitted]
+    first = next((n for n, (a, b) in enumerate(zip(got, want)) if a != b), None)
+    assert first is None and len(got) == len(want), (first, got[first or 0][:4], want[first or 0][:4])
+
+
+async def test_a_unit_of_work_hands_its_connection_back_without_a_reset_query(pool):
+    pool, sent = pool
+    sent.clear()
+    async with UnitOfWork(pool) as uow:
+        await uow.conn.execute("SET LOCAL statement_timeout = '5s'")  # ends with the transaction: no reset needed
+        assert await uow.claim("test:uow", str(uuid.uuid4()))
+        await asyncio.wait_for(uow.commit(), 30)
+    async with UnitOfWork(pool) as uow:
+        await uow.conn.fetchval("SELECT 1")  # rolled back, not committed: no reset either
+    assert not [q for q in sent if "RESET ALL" in q], sent
+    assert await asyncio.wait_for(pool.fetchval("SHOW statement_timeout"), 30) == "0"  # SET LOCAL ended with it
+
+
+async def test_any_other_use_of_the_pool_is_still_reset(pool):
+    pool, sent = pool
+    async with pool.acquire() as conn:
+        await conn.execute("SET application_name = 'left behind'")
+    async with UnitOfWork(pool) as uow:
+        assert await uow.conn.fetchval("SHOW application_name") != "left behind"
+    sent.clear()
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+    assert any("RESET ALL" in q for q in sent), sent
