@@ -34,7 +34,9 @@ from shared.contracts.envelope import Envelope, InvalidMessage
 from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
 from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
-from shared.kafka import DEFAULT_MAX_REQUEST_BYTES, OutgoingMessage, Producer, topic_name_problem
+from shared.kafka import (
+    DEFAULT_MAX_REQUEST_BYTES, FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES, OutgoingMessage, Producer, topic_name_problem,
+)
 from shared.messagebus import Message, MessageBus
 from shared.metrics import (
     CONSUMER_LAG, CONSUMER_STALLED_SECONDS, HANDLER_RETRIES, HANDLER_SECONDS, MESSAGES_CONSUMED, MESSAGES_REJECTED,
@@ -159,6 +161,8 @@ class EventConsumer:
             max_poll_records=500,
             max_partition_fetch_bytes=self._fetch_bytes,
             fetch_max_bytes=max(52428800, self._fetch_bytes),
+            fetch_min_bytes=FETCH_MIN_BYTES,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             **kafka_security.options(self._bootstrap),
         )
         self._partitions.clear()
