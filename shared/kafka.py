@@ -29,13 +29,14 @@ RECORD_OVERHEAD_BYTES = 1024
 # awaits them, so they leave together, one request per broker, whatever the linger; the client's 2 ms only made every
 # hop of a case wait. (A burst of 3,000 reports: 0.8-0.9 produce requests per case without, 0.97-1.0 with.)
 PRODUCER_LINGER_MS = 0
-# The records a produce request carries per partition. The client's default (16 KiB, a dozen case events) cut a
-# burst's relay turn of 500 rows into a request per dozen; below the broker's message.max.bytes, which bounds a batch.
-PRODUCER_BATCH_BYTES = 512 * 1024
+# Batches stay at the client's 16 KiB per partition. Larger ones (512 KiB) put good records in one batch with a record
+# the topic refuses (a topic's max.message.bytes bounds the batch, not the record), and the broker refused them all
+# (tests/integration/test_poison.py); they cut no produce request in a burst either (0.97 vs 1.0 a case): relay turns
+# are a few cases each.
 # A consumer's fetch: answered as soon as one record arrives (no case waits for a fetch), else after this long. The
 # client's 500 ms made the stack's fifteen-odd idle members thirty fetch requests a second, half of the broker's CPU
-# while nothing happens. Not much longer: the member's lag request (ListOffsets) waits behind its fetch on the same
-# connection.
+# while nothing happens. Not much longer, and never longer than the member's lag interval (shared/consumer.py): its lag
+# request (ListOffsets) waits behind its fetch on the same connection.
 FETCH_MIN_BYTES = 1
 FETCH_MAX_WAIT_MS = 3000
 
@@ -98,7 +99,6 @@ class Producer:
             enable_idempotence=True,  # implies acks=all; no duplicates from retries
             acks="all",
             linger_ms=PRODUCER_LINGER_MS,
-            max_batch_size=PRODUCER_BATCH_BYTES,
             request_timeout_ms=15000,
             # Larger records are refused here at once (MessageSizeTooLargeError, a permanent error)
             # instead of travelling to a broker that refuses them.
