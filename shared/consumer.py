@@ -35,7 +35,7 @@ from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
 from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
 from shared.kafka import (
-    DEFAULT_MAX_REQUEST_BYTES, FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES, OutgoingMessage, Producer, topic_name_problem,
+    DEFAULT_MAX_REQUEST_BYTES, FETCH_MIN_BYTES, OutgoingMessage, Producer, fetch_max_wait_ms, topic_name_problem,
 )
 from shared.messagebus import Message, MessageBus
 from shared.metrics import (
@@ -163,9 +163,7 @@ class EventConsumer:
             max_partition_fetch_bytes=self._fetch_bytes,
             fetch_max_bytes=max(52428800, self._fetch_bytes),
             fetch_min_bytes=FETCH_MIN_BYTES,
-            # The lag request waits behind a parked fetch on the same connection: at most one lag interval, so the
-            # watchdog's "answered no lag request" (shared/watchdog.py) never reads a parked fetch as a wedged client.
-            fetch_max_wait_ms=min(FETCH_MAX_WAIT_MS, max(100, int(1000 * self._lag_interval))),
+            fetch_max_wait_ms=fetch_max_wait_ms(self._lag_interval),
             **kafka_security.options(self._bootstrap),
         )
         self._partitions.clear()

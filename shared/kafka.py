@@ -40,6 +40,13 @@ PRODUCER_LINGER_MS = 0
 FETCH_MIN_BYTES = 1
 FETCH_MAX_WAIT_MS = 3000
 
+
+def fetch_max_wait_ms(lag_interval: float) -> int:
+    """How long the broker may hold a member's fetch: FETCH_MAX_WAIT_MS, but at most its lag interval (and at least
+    100 ms), so that its lag request, waiting behind the fetch on the same connection, is answered within one
+    interval and the watchdog never reads a parked fetch as a wedged client (shared/watchdog.py)."""
+    return min(FETCH_MAX_WAIT_MS, max(100, int(1000 * lag_interval)))
+
 # Errors after which the idempotent producer's sequence on a partition is out of step with the broker:
 # a record the broker refused for good, or the symptoms of one. The producer is renewed.
 _BREAKS_SEQUENCE: tuple[type[BaseException], ...] = (
