@@ -25,6 +25,27 @@ BROKER_MAX_MESSAGE_BYTES = 1048588
 DEFAULT_MAX_REQUEST_BYTES = 1048576
 # What a record costs beyond its key and value (batch and record headers), with a margin.
 RECORD_OVERHEAD_BYTES = 1024
+# No linger: a caller (the outbox relay, a rejection) queues all its records without yielding to the event loop and then
+# awaits them, so they leave together, one request per broker, whatever the linger; the client's 2 ms only made every
+# hop of a case wait. (A burst of 3,000 reports: 0.8-0.9 produce requests per case without, 0.97-1.0 with.)
+PRODUCER_LINGER_MS = 0
+# Batches stay at the client's 16 KiB per partition. Larger ones (512 KiB) put good records in one batch with a record
+# the topic refuses (a topic's max.message.bytes bounds the batch, not the record), and the broker refused them all
+# (tests/integration/test_poison.py); they cut no produce request in a burst either (0.97 vs 1.0 a case): relay turns
+# are a few cases each.
+# A consumer's fetch: answered as soon as one record arrives (no case waits for a fetch), else after this long. The
+# client's 500 ms made the stack's fifteen-odd idle members thirty fetch requests a second, half of the broker's CPU
+# while nothing happens. Not much longer, and never longer than the member's lag interval (shared/consumer.py): its lag
+# request (ListOffsets) waits behind its fetch on the same connection.
+FETCH_MIN_BYTES = 1
+FETCH_MAX_WAIT_MS = 3000
+
+
+def fetch_max_wait_ms(lag_interval: float) -> int:
+    """How long the broker may hold a member's fetch: FETCH_MAX_WAIT_MS, but at most its lag interval (and at least
+    100 ms), so that its lag request, waiting behind the fetch on the same connection, is answered within one
+    interval and the watchdog never reads a parked fetch as a wedged client (shared/watchdog.py)."""
+    return min(FETCH_MAX_WAIT_MS, max(100, int(1000 * lag_interval)))
 
 # Errors after which the idempotent producer's sequence on a partition is out of step with the broker:
 # a record the broker refused for good, or the symptoms of one. The producer is renewed.
@@ -84,7 +105,7 @@ class Producer:
             client_id=f"wangge-{self.service}",
             enable_idempotence=True,  # implies acks=all; no duplicates from retries
             acks="all",
-            linger_ms=2,
+            linger_ms=PRODUCER_LINGER_MS,
             request_timeout_ms=15000,
             # Larger records are refused here at once (MessageSizeTooLargeError, a permanent error)
             # instead of travelling to a broker that refuses them.
