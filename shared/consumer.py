@@ -64,9 +64,7 @@ def current_record() -> ConsumerRecord | None:
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
 MAX_ATTEMPTS = 3
 # Offsets are committed to Kafka at most this often, not after every batch: under a steady stream a batch is a
-# message or two, and each commit is a request to the broker (0.14 a case now at a steady 100/s, from one per
-# batch). A crash replays what was handled since, which the processed-event record makes harmless (as any replay).
-# Every 200 ms, each of the stack's ten-odd busy members still made 0.3 commits a case at a steady 50/s.
+# message or two, and each commit is a request to the broker. A crash replays what was handled since, which the processed-event record makes harmless (as any replay).
 DEFAULT_COMMIT_INTERVAL = 1.0
 # How long one call to the broker may take (joining the group, a commit, leaving): beyond, it is retried from a
 # clean state (a new member) rather than waited for.

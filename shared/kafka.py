@@ -26,16 +26,14 @@ DEFAULT_MAX_REQUEST_BYTES = 1048576
 # What a record costs beyond its key and value (batch and record headers), with a margin.
 RECORD_OVERHEAD_BYTES = 1024
 # No linger: a caller (the outbox relay, a rejection) queues all its records without yielding to the event loop and then
-# awaits them, so they leave together, one request per broker, whatever the linger; the client's 2 ms only made every
-# hop of a case wait. (A burst of 3,000 reports: 0.8-0.9 produce requests per case without, 0.97-1.0 with.)
+# awaits them, so they leave together, one request per broker, whatever the linger; a linger only made every hop of a
+# case wait.
 PRODUCER_LINGER_MS = 0
 # Batches stay at the client's 16 KiB per partition. Larger ones (512 KiB) put good records in one batch with a record
 # the topic refuses (a topic's max.message.bytes bounds the batch, not the record), and the broker refused them all
-# (tests/integration/test_poison.py); they cut no produce request in a burst either (0.97 vs 1.0 a case): relay turns
-# are a few cases each.
+# (tests/integration/test_poison.py); they cut no produce request in a burst either: relay turns are a few cases each.
 # A consumer's fetch: answered as soon as one record arrives (no case waits for a fetch), else after this long. The
-# client's 500 ms made the stack's fifteen-odd idle members thirty fetch requests a second, half of the broker's CPU
-# while nothing happens. Not much longer, and never longer than the member's lag interval (shared/consumer.py): its lag
+# client's 500 ms made the stack's fifteen-odd idle members keep the broker busy while nothing happens. Not much longer, and never longer than the member's lag interval (shared/consumer.py): its lag
 # request (ListOffsets) waits behind its fetch on the same connection.
 FETCH_MIN_BYTES = 1
 FETCH_MAX_WAIT_MS = 3000
