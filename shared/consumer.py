@@ -64,7 +64,8 @@ def current_record() -> ConsumerRecord | None:
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
 MAX_ATTEMPTS = 3
 # Offsets are committed to Kafka at most this often, not after every batch: under a steady stream a batch is a
-# message or two, and each commit is a request to the broker. A crash replays what was handled since, which the processed-event record makes harmless (as any replay).
+# message or two, and each commit is a request to the broker. A crash replays what was handled since, which the
+# processed-event record makes harmless (as any replay).
 DEFAULT_COMMIT_INTERVAL = 1.0
 # How long one call to the broker may take (joining the group, a commit, leaving): beyond, it is retried from a
 # clean state (a new member) rather than waited for.

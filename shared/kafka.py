@@ -33,8 +33,9 @@ PRODUCER_LINGER_MS = 0
 # the topic refuses (a topic's max.message.bytes bounds the batch, not the record), and the broker refused them all
 # (tests/integration/test_poison.py); they cut no produce request in a burst either: relay turns are a few cases each.
 # A consumer's fetch: answered as soon as one record arrives (no case waits for a fetch), else after this long. The
-# client's 500 ms made the stack's fifteen-odd idle members keep the broker busy while nothing happens. Not much longer, and never longer than the member's lag interval (shared/consumer.py): its lag
-# request (ListOffsets) waits behind its fetch on the same connection.
+# client's 500 ms made the stack's fifteen-odd idle members keep the broker busy while nothing happens. Not much
+# longer, and never longer than the member's lag interval (shared/consumer.py): its lag request (ListOffsets) waits
+# behind its fetch on the same connection.
 FETCH_MIN_BYTES = 1
 FETCH_MAX_WAIT_MS = 3000
 
