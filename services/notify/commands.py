@@ -142,7 +142,7 @@ async def _answer(runtime: ServiceRuntime, uow: UnitOfWork, survey_id: str, verd
     within = row["answered_at"] < row["closes_at"]
     event = CaseSurveyAnswered(case_no=row["case_no"], survey_id=row["survey_id"], verdict=verdict, comment=comment,
                                channel=channel, within_window=within)
-    uow.emit(runtime.topics.cases, event.envelope(source=SOURCE, case_id=row["case_id"]))
+    uow.emit(runtime.topics.cases, event.envelope(source=SOURCE, case_id=row["case_id"], occurred_at=at))
     uow.after_commit(lambda: SURVEY_ANSWERS.labels(SERVICE, channel, verdict).inc())
     uow.after_commit(lambda: log.info("case %s: survey %s answered %s by %s", row["case_no"], survey_id, verdict,
                                       channel))
