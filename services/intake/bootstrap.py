@@ -90,5 +90,5 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     app.include_router(build_media_router(runtime, store, app.state.decoding))
     app.include_router(build_open311_router(
         {c.code: open311.Service(c.code, c.name, c.group, c.urgency) for c in street.categories.values()},
-        jurisdiction=street.code))
+        reception.clock, jurisdiction=street.code))
     return Service(runtime, app)

@@ -3,7 +3,7 @@ servicerequestupdates). Intake records it once per sender's key and publishes ca
 supervision folds it into the history and forwards it to the case's holder as task.commented.
 
     comment = await add_comment(runtime, case_no="20261206-0001", text="还没修好", media=["/media/<id>"],
-                                channel="web", sender_key="my:<session>:<client id>")
+                                channel="web", sender_key="my:<session>:<client id>", clock=intake_clock)
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.intake.adapters import media as media_sql
-from shared.clock import now
+from shared.clock import Clock
 from shared.contracts.cases import CaseCommented
 from shared.personal_data import mask_personal
 from shared.runtime import ServiceRuntime
@@ -47,12 +47,13 @@ class Comment:
 
 
 async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media: list[str], channel: str,
-                      sender_key: str, reopen: bool = False, legacy_key: str | None = None) -> Comment:
+                      sender_key: str, clock: Clock, reopen: bool = False, legacy_key: str | None = None) -> Comment:
     """Record a resident's comment and publish case.commented, once per sender_key (the same key again answers
     the first comment). Raises CommentRefused. Photos must be stored by wangge (/media/<id>) or absolute URLs.
     `reopen`: the resident says the closed case is not solved (supervision reopens it within the survey window).
     `legacy_key`: the key the same comment had under an earlier format, if it was recorded on this case then (a
-    client retrying across the change gets its comment back, not a second one)."""
+    client retrying across the change gets its comment back, not a second one). `clock`: intake's (its reception's),
+    the comment's time."""
     text = (text or "").strip()
     if not text and not media:
         raise CommentRefused(400, "the comment is empty: write a description or add a photo (留言内容不能为空)")
@@ -76,7 +77,7 @@ async def add_comment(runtime: ServiceRuntime, *, case_no: str, text: str, media
         if row["state"] in _CLOSED_TO_COMMENTS:
             raise CommentRefused(409, _CLOSED_TO_COMMENTS[row["state"]].format(into=row["into_no"]))
         comment_id = str(uuid.uuid4())
-        at = now()
+        at = clock.now()
         masked = mask_personal(text) or "（照片）"
         try:
             async with uow.savepoint():

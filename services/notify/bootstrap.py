@@ -50,6 +50,7 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     a test's own (the handlers read the time from it).
     """
     runtime = ServiceRuntime("notify", settings, MIGRATIONS)
+    clock = clock or Clock()  # one time for the handlers, the workers and the HTTP commands
     templates = ReplyTemplates(load_template_sources())
     # The street's time rules (the survey window) in force, learnt from supervision; its file until then.
     street_rules = StreetRules(street_file_config(settings))
@@ -58,7 +59,7 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     # 带班领导: the street's duty roster, beside its time rules (streets/<name>/<name>-duty.csv).
     duty = read_duty_roster(street_config_folder(settings.street_dir, settings.street_config_dir))
     replier = Replier(topics=runtime.topics, templates=templates, settings=settings, street_rules=street_rules,
-                      duty=duty, clock=clock or Clock())
+                      duty=duty, clock=clock)
     # Every case event that moves a case's state records it (record_status, after the event's own reaction); the
     # consumer skips the types named nowhere here. wangge.cases promises order per case only: a batch's runs are cut
     # across cases (a burst of reports and acceptances is two runs, not one per event), but at a merge, whose
@@ -100,9 +101,10 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     worker = DeliveryWorker(runtime, [SmsChannel(settings.sms_gateway_url,
                                                  connections=settings.sms_gateway_connections), email, webhook],
                             retry_policy or RetryPolicy(), street_rules=street_rules,
-                            concurrency=settings.sms_gateway_connections)
+                            concurrency=settings.sms_gateway_connections, clock=clock)
     runtime.worker("deliveries", worker.run, worker.heartbeat)
-    erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds)
+    erasure = ErasureWorker(runtime, after_days=settings.erase_after_days, poll_seconds=settings.erasure_poll_seconds,
+                            clock=clock)
     runtime.worker("erasure", erasure.run)
     app = create_app(
         runtime,
@@ -116,7 +118,8 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
     app.include_router(router)
     app.include_router(lookup_router)
     # The resident page's own endpoints (/my/): phone proof, their cases, the survey link.
-    app.state.residents = Residents(runtime)
+    app.state.residents = Residents(runtime, clock)
+    app.state.clock = clock  # the HTTP commands' (commands.py): the routes read their dependencies from app.state
     app.include_router(residents_router)
     app.include_router(templates_router)
     app.include_router(webhooks_router)

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.auth import token_hash
-from shared.clock import now
+from shared.clock import Clock
 from shared.contracts.credentials import CredentialIssued, CredentialRevoked
 from shared.personal_data import mask_email, mask_phone_number, sms_number
 from shared.residents import EMAIL_PREFIX, code_hash, email_resident_id, new_code, normalise_email, resident_id
@@ -81,8 +81,9 @@ def me(rid: str, phone_norm: str | None, expires_at: Any, email_norm: str | None
 
 
 class Residents:
-    def __init__(self, runtime: ServiceRuntime):
+    def __init__(self, runtime: ServiceRuntime, clock: Clock | None = None):
         self.runtime = runtime
+        self.clock = clock or Clock()  # notify's: codes and sessions end, and throttling windows pass, by its moment
         self.settings = runtime.settings
         self.key = runtime.settings.resident_secret()
         s = runtime.settings
@@ -108,7 +109,7 @@ class Residents:
         """Send a new one-time code to the phone (SMS) or the e-mail address, within the per-address (phone or
         e-mail) and per-client limits."""
         proof = self._proof(phone, email)
-        at = now()
+        at = self.clock.now()
         window = timedelta(seconds=self.settings.resident_code_window_seconds)
         code = new_code()
         async with self.runtime.uow() as uow:
@@ -153,7 +154,7 @@ class Residents:
     async def sign_in(self, phone: str | None, code: str, client_ip: str, email: str | None = None) -> ResidentSession:
         """Check the code; a right one opens a session (a registry credential), a wrong one counts."""
         proof = self._proof(phone, email)
-        at = now()
+        at = self.clock.now()
         async with self.runtime.uow() as uow:
             if await store.failures_of(uow.conn, client_ip, at - timedelta(seconds=self.settings.resident_code_window_seconds)) \
                     >= MAX_WRONG_PER_ADDRESS:
@@ -197,7 +198,7 @@ class Residents:
     async def current(self, token: str | None) -> dict[str, Any] | None:
         if not token:
             return None
-        row = await store.session(self.runtime.pool, token_hash(token))
+        row = await store.session(self.runtime.pool, token_hash(token), self.clock.now())
         return me(row["resident_id"], row["phone_norm"], row["expires_at"], row["email_norm"]) if row else None
 
     async def sign_out(self, token: str | None) -> None:

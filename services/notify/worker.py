@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from shared.clock import now
+from shared.clock import Clock
 from shared.contracts.cases import CasePersonalDataErased
 from shared.errors import describe, is_transient
 from shared.personal_data import mask_address
@@ -117,8 +117,10 @@ class DeliveryWorker:
 
     def __init__(self, runtime: ServiceRuntime, channels: list[Channel], policy: RetryPolicy = RetryPolicy(),
                  poll_seconds: float = POLL_SECONDS, street_rules: StreetRules | None = None,
-                 concurrency: int = GATEWAY_CONNECTIONS):
+                 concurrency: int = GATEWAY_CONNECTIONS, clock: Clock | None = None):
         self._runtime = runtime
+        # notify's clock: what is due, in the quiet hours or past its useful life is so at its moment
+        self._clock = clock or Clock()
         # The quiet hours in force (the street's configuration learnt from supervision).
         self._street_rules = street_rules or StreetRules(StreetConfig())
         self._channels = {channel.name: channel for channel in channels}
@@ -214,11 +216,11 @@ class DeliveryWorker:
         expired_rows: list[tuple[asyncpg.Record, Transition]] = []
         async with self._runtime.uow() as uow:
             rows = await repository.claim_due(uow.conn, lease_seconds=self._policy.lease_seconds, token=token,
-                                              at=now(), limit=limit)
+                                              at=self._clock.now(), limit=limit)
             if not rows:
                 return Claimed(token, 0)
             quiet = (await self._street_rules.current(uow.conn)).quiet_hours
-            moment = now()
+            moment = self._clock.now()
             to_send, deferred = [], []
             for row in rows:
                 until = hold_until(kind=row["kind"], channel=row["channel"], moment=moment, quiet=quiet)
@@ -268,7 +270,7 @@ class DeliveryWorker:
         """The outcomes in one new transaction; reply.issued for those settled. A crash before this commit leaves the
         rows `sending` until their lease runs out: then they are re-sent with the same key."""
         settled: list[tuple[asyncpg.Record, Transition]] = []
-        moment = now()
+        moment = self._clock.now()
         transitions = [after_attempt(a.row["attempts"], a.result, now=moment, expiry=a.row["expires_at"],
                                      policy=self._policy) for a in done]
         async with self._runtime.uow() as uow:
@@ -347,8 +349,10 @@ class ErasureWorker:
     rows SKIP LOCKED too) never sends to an address being erased.
     """
 
-    def __init__(self, runtime: ServiceRuntime, *, after_days: float, poll_seconds: float):
+    def __init__(self, runtime: ServiceRuntime, *, after_days: float, poll_seconds: float,
+                 clock: Clock | None = None):
         self._runtime = runtime
+        self._clock = clock or Clock()  # notify's: the days after the survey window are counted to its moment
         self._after_days = after_days
         self._poll = poll_seconds
 
@@ -376,7 +380,8 @@ class ErasureWorker:
         done, later = 0, []
         while done + len(later) < repository.DUE_BATCH:
             async with self._runtime.uow() as uow:
-                due = await repository.claim_erasures(uow.conn, after_days=self._after_days, skip=later, limit=1)
+                due = await repository.claim_erasures(uow.conn, after_days=self._after_days, at=self._clock.now(),
+                                                         skip=later, limit=1)
                 if not due:
                     break
                 erased = await self._erase(uow, due[0]["case_id"], due[0]["case_no"])
@@ -396,7 +401,7 @@ class ErasureWorker:
         held = await repository.personal_data_of(conn, case_id)
         if any(d["state"] == "sending" for d in held["deliveries"]):
             return None
-        at = now()
+        at = self._clock.now()
         case_nos = {case_id: case_no, **held["follower_cases"]}
         erased: list[tuple[str, list[str]]] = []
         for cid in held["case_ids"]:

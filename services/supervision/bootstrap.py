@@ -142,7 +142,7 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     stats_router = build_stats_router(runtime, policy, StatsNames.from_street(street), street_figures, clock)
     app.include_router(stats_router)
     app.include_router(build_admin_router(runtime, live))
-    people = People(lambda: runtime.pool, topics, street, settings)
+    people = People(lambda: runtime.pool, topics, street, settings, clock)
     app.include_router(build_sessions_router(people))
     app.state.people = people  # (tests make accounts directly)
     app.include_router(build_weekly_pdf_router(policy, stats_router))

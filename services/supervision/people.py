@@ -27,7 +27,7 @@ from services.supervision.adapters import account_store as store
 from services.supervision.domain import accounts as domain
 from services.supervision.metrics import SIGN_INS
 from shared.auth import token_hash
-from shared.clock import now
+from shared.clock import Clock
 from shared.contracts.credentials import CredentialIssued, CredentialRevoked
 from shared.settings import Settings
 from shared.street import Street
@@ -71,8 +71,9 @@ WRONG = "wrong username or password (用户名或密码错误)"
 class People:
     """Accounts and sessions over supervision's tables; registry events through its outbox."""
 
-    def __init__(self, pool: Any, topics: Topics, street: Street, settings: Settings):
+    def __init__(self, pool: Any, topics: Topics, street: Street, settings: Settings, clock: Clock | None = None):
         self._pool = pool  # a pool, or a callable giving the runtime's (started later)
+        self.clock = clock or Clock()  # the service's: sessions end and locks lift by its moment
         self.topics = topics
         self.street = street
         self.settings = settings
@@ -122,7 +123,7 @@ class People:
 
     async def _sign_in(self, username: str, password: str, address: str) -> SignedIn:
         username = domain.normal_username(username)
-        at = now()
+        at = self.clock.now()
         # Count the attempt first, against the address and the username (known or not), in one transaction.
         async with self.pool.acquire() as conn, conn.transaction():
             by_address = domain.claim(await store.guard_for_update(conn, "address", address), at, self.address_policy)
@@ -192,7 +193,7 @@ class People:
         """Who the session cookie stands for, or None (none, unknown, ended, expired, or a disabled account)."""
         if not token:
             return None
-        row = await store.session(self.pool, token_hash(token))
+        row = await store.session(self.pool, token_hash(token), self.clock.now())
         if row is None or (row["demo"] and self.production):
             return None
         return self.me(row, row["expires_at"])

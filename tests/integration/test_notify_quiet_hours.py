@@ -1,5 +1,6 @@
-"""Quiet hours on the real broker and database: at 23:00 (a moved clock) the acknowledgement goes at once, the
-progress SMS waits; at 08:00 it goes out, once."""
+"""Quiet hours on the real broker and database, notify built with a clock of its own (build(clock=…)): at 23:00 the
+acknowledgement goes at once, the progress SMS waits; at 08:00 it goes out, once — the test moves that clock and
+asks the worker's own question instead of sleeping through polls."""
 from __future__ import annotations
 
 import asyncio
@@ -7,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from shared.clock import move_clock, now
+from shared.clock import now
 from shared.contracts.cases import CaseSigned
 from services.notify.metrics import QUIET_HOURS_HELD, SERVICE
-from tests.integration.test_notify_service import PHONE, Notify, _case, _until, notify  # noqa: F401 — fixture
+from tests.integration.test_notify_service import PHONE, _case, _until, notify_running
+from tests.support import StoppedClock
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +32,13 @@ def _next(hour: int, after=None):
     return moment if moment > (after or now()) else moment + timedelta(days=1)
 
 
-async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once(notify: Notify):
+async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once(isolated):
     night = _next(23)
+    morning = _next(8, after=night)
+    clock = StoppedClock(night)
     held_before = _held_count()
-    move_clock(night)
-    try:
+    async with notify_running(isolated, clock) as notify:
+        worker = notify.service.app.state.delivery_worker
         case_id, case_no, reported, accepted = _case(PHONE)
         signed = CaseSigned(case_no=case_no, owner="市政所", update_id="u-1").envelope(source="supervision",
                                                                                     case_id=case_id)
@@ -53,16 +57,20 @@ async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once
                 await asyncio.sleep(0.1)
             return row
         row = await asyncio.wait_for(held(), 20)
-        morning = _next(8, after=night)
         assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, morning)
         assert _held_count() == held_before + 1  # wangge_notify_quiet_hours_held_total
-        await asyncio.sleep(1.5)  # three polls of the worker: still not sent
-        assert len(notify.sms_to(PHONE)) == 1
+        # Still the night: the worker's claim takes nothing (nothing is due before the morning)
+        at_night = await asyncio.wait_for(worker.claim(), 10)
+        assert at_night.taken == 0 and len(notify.sms_to(PHONE)) == 1
 
-        move_clock(morning + timedelta(minutes=1))
+        clock.move(morning + timedelta(minutes=1) - night)
         await asyncio.wait_for(_until(lambda: len(notify.sms_to(PHONE)) == 2), 20)
         assert "签收" in notify.sms_to(PHONE)[1]["text"] or case_no in notify.sms_to(PHONE)[1]["text"]
-        await asyncio.sleep(1.0)
-        assert len(notify.sms_to(PHONE)) == 2 and (await progress())["state"] == "sent"
-    finally:
-        move_clock(None)
+
+        async def sent():
+            while (await progress())["state"] != "sent":
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(sent(), 10)
+        # once: recorded sent, nothing is due again
+        again = await asyncio.wait_for(worker.claim(), 10)
+    assert again.taken == 0 and len(notify.sms_to(PHONE)) == 2

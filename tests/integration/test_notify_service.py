@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 import uvicorn
 
 from deploy.local.sms_sink import SinkState, create_sink_app
+from shared.clock import Clock
 from shared.contracts import Envelope
 from shared.contracts.cases import CaseAccepted, CaseReported
 from shared.contracts.common import Reporter
@@ -63,6 +65,13 @@ class Notify:
 @pytest.fixture
 async def notify(isolated: Settings) -> AsyncIterator[Notify]:
     """The sink on a free loopback port (in this event loop) and notify built and started against it."""
+    async with notify_running(isolated) as running_notify:
+        yield running_notify
+
+
+@asynccontextmanager
+async def notify_running(isolated: Settings, clock: Clock | None = None) -> AsyncIterator[Notify]:
+    """As the fixture, with the clock a test hands notify's build (None: the street's time)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -73,7 +82,7 @@ async def notify(isolated: Settings) -> AsyncIterator[Notify]:
         await asyncio.wait_for(_until(lambda: server.started), 10)
         settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{port}/sms",
                                                "sms_inbound_token": GATEWAY_TOKEN})
-        async with running(build(settings, manage_runtime=False, retry_policy=FAST), timeout=30) as service:
+        async with running(build(settings, manage_runtime=False, retry_policy=FAST, clock=clock), timeout=30) as service:
             yield Notify(service, settings, sink_app.state.sink, f"http://127.0.0.1:{port}")
     finally:
         server.should_exit = True

@@ -46,3 +46,18 @@ def test_supervision_s_http_answers_read_the_clock_the_service_was_built_with():
                  "services/supervision/entrypoints/public.py", "services/supervision/entrypoints/search.py",
                  "services/supervision/figures.py"}
     assert answering & _holding(r"^from shared\.clock import [^\n]*\bnow\b") == set()
+
+
+def test_every_service_reads_the_clock_it_was_built_with():
+    # Sessions, sign-in guards, surveys, quiet hours, erasure, Open311's windows and comments: the clock handed to
+    # build(clock=…), not the process-wide now() (tests/integration/test_people_clock.py, test_notify_clock.py,
+    # test_open311_clock.py move it).
+    built = {"services/supervision/people.py", "services/notify/residents.py", "services/notify/commands.py",
+             "services/notify/worker.py", "services/notify/entrypoints/residents.py",
+             "services/intake/entrypoints/open311.py", "services/intake/comments.py"}
+    process_wide = _holding(r"^from shared\.clock import [^\n]*\bnow\b|\bshared\.clock\.now\(")
+    assert built & process_wide == set()
+    # What still reads it, each for its reason: a webhook's signature time is checked against the receiver's own
+    # clock (a moved one would make it look forged); the live figures app is faust's, built apart from the services.
+    assert {p for p in process_wide if p.startswith("services/")} == {
+        "services/notify/adapters/webhooks.py", "services/supervision/live/streams.py"}

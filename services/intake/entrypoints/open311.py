@@ -32,7 +32,7 @@ from services.intake.entrypoints.media import store_photo
 from services.intake.commands import Intake, ReportRejected
 from services.intake.handlers import public_photos
 from shared.auth import Client, client_by_token
-from shared.clock import now, street_zone
+from shared.clock import Clock, street_zone
 from shared.contracts.reports import ReportSubmitted
 from shared.media import media_url
 from shared.runtime import ServiceRuntime
@@ -94,7 +94,7 @@ def _error(fmt: str, exc: Open311Error) -> Response:
     return _answer(fmt, "errors", "error", open311.errors_view(exc.status, exc.description), exc.status)
 
 
-def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -> APIRouter:
+def build_open311_router(services: dict[str, Service], clock: Clock, jurisdiction: str = "") -> APIRouter:
     """The /open311/v2 routes over the street's categories and intake's cases (`jurisdiction`: the street's code,
     the only jurisdiction_id answered)."""
     router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
@@ -149,7 +149,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             fields = open311.report_fields(form, services, photos)
             report = ReportSubmitted.model_validate({
                 **fields, "source": "web", "external_id": f"open311-{uuid.uuid4()}", "coordinator": None,
-                "observed_at": now().isoformat()})
+                "observed_at": clock.now().isoformat()})
             missing = await media_sql.not_stored(request.app.state.runtime.pool, report.media)
             if missing:
                 raise Open311Error(400, media_sql.not_stored_reason(missing[0]))
@@ -175,7 +175,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             else:
                 codes = _listed(params, "service_code")
                 closed = _status_filter(params)
-                start, end = _window(params, default=timedelta(days=90))
+                start, end = _window(params, default=timedelta(days=90), at=clock.now())
         except Open311Error as exc:
             return _error(fmt, exc)
         rows = await repository.public_requests(
@@ -214,7 +214,7 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
             checked(fmt, params)
             ids = _listed(params, "service_request_id")
             page = _page(params)
-            start, end = _window(params, default=None if ids else timedelta(hours=24))
+            start, end = _window(params, default=None if ids else timedelta(hours=24), at=clock.now())
         except Open311Error as exc:
             return _error(fmt, exc)
         rows = await repository.case_updates(request.app.state.runtime.pool, case_nos=ids, start=start, end=end,
@@ -280,7 +280,8 @@ def build_open311_router(services: dict[str, Service], jurisdiction: str = "") -
                                         channel="open311",
                                         sender_key=f"open311:{client.sender_scope}:{case_no[:50]}:{theirs}",
                                         # the key before it named the request: a comment posted then, retried now
-                                        legacy_key=f"open311:{client.sender_scope}:{theirs}", reopen=reopen)
+                                        legacy_key=f"open311:{client.sender_scope}:{theirs}", reopen=reopen,
+                                        clock=clock)
         except Open311Error as exc:
             return _error(fmt, exc)
         except CommentRefused as exc:
@@ -395,14 +396,15 @@ def _status_filter(params: dict[str, str]) -> bool | None:
     return None if len(statuses) != 1 else statuses == {"closed"}
 
 
-def _window(params: dict[str, str], *, default: timedelta | None) -> tuple[datetime | None, datetime | None]:
+def _window(params: dict[str, str], *, default: timedelta | None,
+            at: datetime) -> tuple[datetime | None, datetime | None]:
     """start_date and end_date (W3C date-times; street time without an offset), or the default span back from
-    end_date (or now)."""
+    end_date (or `at`, the service's moment)."""
     start, end = _date(params, "start_date"), _date(params, "end_date")
     if start and end and start >= end:
         raise Open311Error(400, "start_date must be before end_date (开始时间须早于结束时间)")
     if start is None and default is not None:
-        start = (end or now()) - default
+        start = (end or at) - default
     return start, end
 
 

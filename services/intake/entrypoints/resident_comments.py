@@ -53,7 +53,8 @@ async def comment(request: Request, body: ResidentComment, case_no: str = CaseNo
         raise HTTPException(404, f"no case {case_no!r} of yours (未找到您反映的该案件)")
     try:
         made = await add_comment(runtime, case_no=case_no, text=body.text, media=body.media, channel="web",
-                                 sender_key=f"my:{client.name}:{body.client_id}")
+                                 sender_key=f"my:{client.name}:{body.client_id}",
+                                 clock=request.app.state.intake.reception.clock)  # intake's, as its commands'
     except CommentRefused as exc:
         raise HTTPException(exc.status, exc.reason) from None
     return CommentReceipt(comment_id=made.comment_id, case_no=made.case_no,

@@ -290,34 +290,35 @@ async def latest_survey(conn: Conn, case_id: str) -> asyncpg.Record | None:
     )
 
 
-async def latest_open_survey_for_phone(conn: Conn, phone_norm: str) -> asyncpg.Record | None:
-    """The most recently opened unanswered survey, still within its window, of a case this phone
-    reported or follows."""
+async def latest_open_survey_for_phone(conn: Conn, phone_norm: str, at: datetime) -> asyncpg.Record | None:
+    """The most recently opened unanswered survey, still within its window at `at` (notify's clock), of a case
+    this phone reported or follows."""
     return await conn.fetchrow(
         """
         SELECT survey_id::text AS survey_id, case_id, case_no, opened_at, closes_at, answered_at, verdict
           FROM surveys
-         WHERE answered_at IS NULL AND closes_at > now()
+         WHERE answered_at IS NULL AND closes_at > $2
            AND case_id IN (SELECT case_id FROM contacts WHERE phone_norm = $1
                            UNION SELECT case_id FROM followers WHERE phone_norm = $1)
          ORDER BY opened_at DESC
          LIMIT 1
         """,
-        phone_norm,
+        phone_norm, at,
     )
 
 
 async def answer_survey(
-    conn: Conn, survey_id: str, *, verdict: str, comment: str | None, channel: str
+    conn: Conn, survey_id: str, *, verdict: str, comment: str | None, channel: str, at: datetime
 ) -> asyncpg.Record | None:
-    """Store the answer if the survey is still open and unanswered (the first answer counts); else None."""
+    """Store the answer given at `at` (notify's clock) if the survey is then still open and unanswered (the first
+    answer counts); else None."""
     return await conn.fetchrow(
         """
-        UPDATE surveys SET answered_at = now(), verdict = $2, comment = $3, channel = $4
-         WHERE survey_id = $1::uuid AND answered_at IS NULL AND closes_at > now()
+        UPDATE surveys SET answered_at = $5, verdict = $2, comment = $3, channel = $4
+         WHERE survey_id = $1::uuid AND answered_at IS NULL AND closes_at > $5
         RETURNING survey_id::text AS survey_id, case_id, case_no, answered_at, closes_at
         """,
-        survey_id, verdict, comment, channel,
+        survey_id, verdict, comment, channel, at,
     )
 
 
@@ -368,20 +369,20 @@ async def schedule_erasure(conn: Conn, *, case_id: str, case_no: str, window_clo
     )
 
 
-async def claim_erasures(conn: Conn, *, after_days: float, skip: list[str] | None = None,
+async def claim_erasures(conn: Conn, *, after_days: float, at: datetime, skip: list[str] | None = None,
                          limit: int = DUE_BATCH) -> list[asyncpg.Record]:
-    """Cases due for erasure (but those in `skip`), locked (FOR UPDATE SKIP LOCKED: any number of notify
+    """Cases due for erasure at `at` (notify's clock; but those in `skip`), locked (FOR UPDATE SKIP LOCKED: any number of notify
     instances)."""
     return await conn.fetch(
         """
         SELECT case_id, case_no, window_closes_at FROM erasure_due
-         WHERE window_closes_at IS NOT NULL AND window_closes_at + $1::float8 * interval '1 day' <= now()
+         WHERE window_closes_at IS NOT NULL AND window_closes_at + $1::float8 * interval '1 day' <= $4
            AND case_id <> ALL($3::text[])
          ORDER BY window_closes_at
          LIMIT $2
            FOR UPDATE SKIP LOCKED
         """,
-        after_days, limit, skip or [],
+        after_days, limit, skip or [], at,
     )
 
 

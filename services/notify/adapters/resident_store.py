@@ -80,14 +80,15 @@ async def add_session(conn: asyncpg.Connection, *, digest: str, resident_id: str
         digest, resident_id, address, expires_at)
 
 
-async def session(conn: Conn, digest: str) -> asyncpg.Record | None:
-    """A live resident session (not ended, not expired, and still accepted by the registry)."""
+async def session(conn: Conn, digest: str, at: datetime) -> asyncpg.Record | None:
+    """A live resident session (not ended, not expired at `at` — notify's clock — and still accepted by the
+    registry)."""
     return await conn.fetchrow(
         """SELECT s.resident_id, s.phone_norm, s.email_norm, s.expires_at FROM resident_sessions s
              JOIN credentials c ON c.token_sha256 = s.token_sha256
-            WHERE s.token_sha256 = $1 AND s.ended_at IS NULL AND s.expires_at > now()
+            WHERE s.token_sha256 = $1 AND s.ended_at IS NULL AND s.expires_at > $2
               AND c.revoked_at IS NULL AND c.role = 'resident'""",
-        digest)
+        digest, at)
 
 
 async def end_session(conn: asyncpg.Connection, digest: str) -> bool:

@@ -88,7 +88,8 @@ async def list_deliveries(
 async def resend_delivery(request: Request, delivery_id: str, client: Client = Depends(operators)) -> Resent:
     """Send a failed reply again: a new delivery with a fresh id and expiry, referencing the original."""
     try:
-        return Resent(**await commands.resend(request.app.state.runtime, delivery_id, requested_by=client.actor))
+        return Resent(**await commands.resend(request.app.state.runtime, delivery_id, requested_by=client.actor,
+                                              clock=request.app.state.clock))
     except commands.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except commands.Conflict as exc:
@@ -182,7 +183,7 @@ async def answer_survey(request: Request, case_no: str, body: SurveyAnswer) -> S
     with _resident_errors():
         answer = await commands.answer_survey(request.app.state.runtime, case_no=case_no, phone=body.phone,
                                               verdict=body.verdict, comment=body.comment,
-                                              client_ip=_client_ip(request))
+                                              client_ip=_client_ip(request), clock=request.app.state.clock)
     return SurveyAnswered(**{**answer, "answered_at": to_street_time(answer["answered_at"])})
 
 
@@ -191,7 +192,7 @@ async def my_case(request: Request, body: MyCaseQuery) -> MyCase:
     """案件查询: the resident's own case, its state and the replies sent to that phone (numbers masked)."""
     with _resident_errors():
         found = await commands.my_case(request.app.state.runtime, case_no=body.case_no, phone=body.phone,
-                                       client_ip=_client_ip(request))
+                                       client_ip=_client_ip(request), clock=request.app.state.clock)
     replies = [
         ReplyView(case_no=d["case_no"], kind=d["kind"], text=mask_personal(d["text"]), state=d["state"],
                   time=to_street_time(d["sent_at"] or d["created_at"]))
@@ -236,7 +237,8 @@ async def inbound_sms(request: Request, body: InboundSms,
         raise HTTPException(403, "the SMS callback is taken from the gateway's addresses only (非短信网关地址)")
     if not _is_the_gateway(settings.sms_inbound_token, x_gateway_token):
         raise HTTPException(401, "missing or wrong X-Gateway-Token (网关凭证无效)")
-    result = await commands.answer_by_sms(request.app.state.runtime, sender=body.sender, text=body.text)
+    result = await commands.answer_by_sms(request.app.state.runtime, sender=body.sender, text=body.text,
+                                          clock=request.app.state.clock)
     if "answered_at" in result:
         result["answered_at"] = to_street_time(result["answered_at"]).isoformat()
     return result

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.auth import Client, end_session, require, session_token, set_session_cookie
-from shared.clock import now, to_street_time
+from shared.clock import to_street_time
 from shared.contracts.cases import SurveyVerdict
 from shared.http import refusal
 from shared.personal_data import mask_personal
@@ -226,7 +226,7 @@ async def my_cases(request: Request, client: Client = Depends(resident)) -> Any:
 async def _linked_survey(request: Request, token: str) -> Any:
     key = request.app.state.runtime.settings.resident_secret()
     try:
-        survey_id = read_survey_token(key, token, now())
+        survey_id = read_survey_token(key, token, request.app.state.clock.now())  # the link's end, by notify's clock
     except BadLink as exc:
         raise HTTPException(403, str(exc)) from None
     survey = await store.survey_by_id(request.app.state.runtime.pool, survey_id)
@@ -253,6 +253,7 @@ async def answer_by_link(request: Request, body: SurveyLinkAnswer, token: str = 
     """The resident's verdict from the link: no phone typed (the signature is the proof), counted once."""
     _json_only(request)
     survey = await _linked_survey(request, token)
-    if await commands.answer_linked(request.app.state.runtime, survey["survey_id"], body.verdict, body.comment) is None:
+    if await commands.answer_linked(request.app.state.runtime, survey["survey_id"], body.verdict, body.comment,
+                                    request.app.state.clock) is None:
         raise HTTPException(409, "this survey was already answered or has closed (该回访已评价或已结束)")
     return await survey_by_link(request, token)

@@ -60,13 +60,13 @@ async def insert_session(conn: asyncpg.Connection, digest: str, username: str, e
                        "VALUES ($1, $2, $3, $4)", digest, username, expires_at, address)
 
 
-async def session(conn: asyncpg.Connection, digest: str) -> asyncpg.Record | None:
-    """The open, unexpired session with this hash and its (enabled) account, or None."""
+async def session(conn: asyncpg.Connection, digest: str, at: datetime) -> asyncpg.Record | None:
+    """The open session with this hash, unexpired at `at` (the service's clock), and its (enabled) account, or None."""
     return await conn.fetchrow(
         f"""SELECT s.expires_at, {', '.join('a.' + c for c in ACCOUNT_COLUMNS.split(', '))}
             FROM sessions s JOIN accounts a USING (username)
-            WHERE s.session_sha256 = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND a.disabled_at IS NULL""",
-        digest)
+            WHERE s.session_sha256 = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND a.disabled_at IS NULL""",
+        digest, at)
 
 
 async def end_session(conn: asyncpg.Connection, digest: str, reason: str) -> bool:
