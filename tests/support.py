@@ -265,6 +265,7 @@ class SmsGateway:
         self.answer_first = answer_first
         self.slow_first = slow_first
         self.slow_key: str | None = None  # set: that key's request is the slow one, not the first to come
+        self.slow_gate: asyncio.Event | None = None  # set: the slow one is answered when this is set, not on a timer
         self.admitted = 0
         self.slow_answered = False
         self.in_flight = 0
@@ -316,7 +317,10 @@ class SmsGateway:
                         await self._released.wait()  # a gateway that took the message and has not answered yet
                     self.admitted += 1
                     slow = self.slow_first > 0 and (key == self.slow_key if self.slow_key else self.admitted == 1)
-                    await asyncio.sleep(self.slow_first if slow else self.delay)
+                    if slow and self.slow_gate is not None:
+                        await self.slow_gate.wait()
+                    else:
+                        await asyncio.sleep(self.slow_first if slow else self.delay)
                     self.slow_answered = self.slow_answered or slow
                 finally:
                     self.in_flight -= 1

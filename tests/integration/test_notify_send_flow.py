@@ -130,12 +130,14 @@ async def _held(gateway: SmsGateway, n: int) -> bool:
 async def test_an_outcome_is_recorded_without_waiting_for_the_slowest_send_claimed_with_it(settings: Settings):
     """One send out for seconds: every other reply claimed beside it is sent and recorded meanwhile (their
     reply.issued need not wait for it), and it is recorded when it comes back."""
-    async with SmsGateway(delay=0.01, slow_first=3.0) as gateway:
+    async with SmsGateway(delay=0.01, slow_first=1.0) as gateway:
+        gateway.slow_gate = asyncio.Event()  # the slow one is out until the others are recorded, however loaded
         service = await _started(settings.model_copy(update={"sms_gateway_url": gateway.url}))
         try:
             await _queue(service, 40)
             await _until(lambda: _sent_all(service, 39), 20)
             slow_still_out = not gateway.slow_answered
+            gateway.slow_gate.set()
             await _until(lambda: _sent_all(service, 40), 20)
         finally:
             await asyncio.wait_for(service.runtime.stop(), 60)
