@@ -56,6 +56,14 @@ async def infrastructure_answers(database_url: str, bootstrap: str) -> bool:
     return True
 
 
+def process_watchdog(name: str, settings: Settings, database_url: str) -> Watchdog:
+    """The watchdog of one process's loops, acting on the settings' limit while PostgreSQL and Kafka answer."""
+    limit = settings.watchdog_limit()
+    return Watchdog(name, stall_seconds=limit,
+                    infrastructure_ok=lambda: infrastructure_answers(database_url, settings.kafka_bootstrap),
+                    interval=min(settings.consumer_lag_interval_seconds, limit / 4))
+
+
 async def infrastructure_checks(pool: asyncpg.Pool, producer: Producer) -> dict[str, str]:
     """{'postgres': 'ok' | reason, 'kafka': 'ok' | reason}: whether each answers now (within 3 s)."""
     checks: dict[str, str] = {}
@@ -158,10 +166,7 @@ class ServiceRuntime:
         """Connect, migrate, and start the relay, the consumers and the workers."""
         kafka_security.use(self.settings)
         await connect_when_answering(self.name, self.settings, self._connect, lambda: close_opened(self))
-        self.watchdog = watchdog = Watchdog(
-            self.name, stall_seconds=self.settings.consumer_stall_seconds,
-            infrastructure_ok=lambda: infrastructure_answers(self.settings.service_database_url(self.name), self.settings.kafka_bootstrap),
-            interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
+        self.watchdog = watchdog = process_watchdog(self.name, self.settings, self.settings.service_database_url(self.name))
         relay = OutboxRelay(self.pool, self.schema, self.producer, self.name, self.settings.outbox_poll_seconds,
                             self.topics, self.settings.kafka_bootstrap)
         watchdog.loop("outbox-relay", relay.run, relay.heartbeat)

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # lag and no progress makes /readyz answer 503.
     consumer_lag_interval_seconds: float = 5.0
     consumer_stall_seconds: float = 60.0
+    # After how long without progress the watchdog tears a consumer or loop down and rebuilds it (shared/watchdog.py);
+    # 0: at the stall limit above. Longer lets /readyz say "stalled" (and an alert fire) before anything is undone.
+    watchdog_stall_seconds: float = 0.0
     # A service started while PostgreSQL or Kafka is away waits for them this long (retrying, saying so in its
     # log) before it gives up and exits for its supervisor: one restarted in the middle of an outage comes up
     # by itself when the outage ends, instead of exiting into a state no one restarts.
@@ -273,6 +276,10 @@ class Settings(BaseSettings):
                                 "inbound callback from are not set (comma-separated, e.g. 198.51.100.5,2001:db8::/64); "
                                 "a callback from anywhere else is refused")
         return problems
+
+    def watchdog_limit(self) -> float:
+        """Seconds without progress before the watchdog rebuilds (watchdog_stall_seconds, else the stall limit)."""
+        return self.watchdog_stall_seconds or self.consumer_stall_seconds
 
     def service_database_url(self, service: str) -> str:
         """The connection `service` (intake, routing, supervision, notify) works with: its own role's, else the owner's."""

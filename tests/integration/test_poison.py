@@ -447,7 +447,9 @@ async def test_a_stalled_partition_shows_lag_from_the_broker_and_makes_readyz_an
     from shared.topics import ensure_topics
     from tests.conftest import delete_topics, drop_schemas
 
-    settings = make_settings(consumer_stall_seconds=1.5, consumer_lag_interval_seconds=0.2)
+    # /readyz says "stalled" after 1.5 s; the watchdog would rebuild only after 120 s (test_watchdog proves that part),
+    # so the stuck handler is still the one the test releases.
+    settings = make_settings(consumer_stall_seconds=1.5, watchdog_stall_seconds=120, consumer_lag_interval_seconds=0.2)
     topics = Topics(settings.topic_prefix)
     await asyncio.wait_for(ensure_topics(settings.kafka_bootstrap, topics.fixed()), 30)
     runtime = ServiceRuntime("plumbing", settings, NO_MIGRATIONS)

@@ -21,7 +21,7 @@ from shared.kafka import Producer
 from shared.signing import signer_for, verifier_for
 from shared.tasks import cancel_until_done
 from shared.lag import topic_lag
-from shared.runtime import close_opened, connect_when_answering, infrastructure_answers, infrastructure_checks
+from shared.runtime import close_opened, connect_when_answering, infrastructure_checks, process_watchdog
 from shared.watchdog import Watchdog
 from shared.settings import Settings
 from shared.topics import Topics
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 NAME = "supervision-live"
 # An event in the agent's hands longer than this counts as a stall from then on (the watchdog gives it its
-# stall_seconds more before asking for a restart): following one case event is a few table writes.
+# limit (Settings.watchdog_limit) more before asking for a restart): following one case event is a few table writes.
 HANDLING_SECONDS = 1.0
 
 
@@ -68,10 +68,7 @@ class LiveRuntime:
         )
         self.consumers.append(credentials)
         # The registry consumer under the same watchdog as the services' (restarted if it dies, rebuilt if it stalls).
-        self.watchdog = Watchdog(
-            NAME, stall_seconds=self.settings.consumer_stall_seconds,
-            infrastructure_ok=lambda: infrastructure_answers(self.settings.service_database_url("supervision"), self.settings.kafka_bootstrap),
-            interval=min(self.settings.consumer_lag_interval_seconds, self.settings.consumer_stall_seconds / 4))
+        self.watchdog = process_watchdog(NAME, self.settings, self.settings.service_database_url("supervision"))
         self.watchdog.consumer("credentials", credentials)
         # faust's consumer is not ours to ask: its group's committed offsets are read from outside. A faust app that
         # stopped cannot be started again in the same process, so a stalled one asks for the process's restart.
