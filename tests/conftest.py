@@ -17,6 +17,8 @@ from typing import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
 from shared.settings import REPO_ROOT, Settings
 from shared.street import Street, load_street, street_config_folder
@@ -110,6 +112,19 @@ async def delete_topics(settings: Settings) -> None:
             await asyncio.wait_for(admin.delete_topics(names), 30)
     finally:
         await admin.close()
+    forget_series(settings.topic_prefix)
+
+
+def forget_series(prefix: str) -> None:
+    """Drop the metric series labelled with a finished test's topics or groups. A production process serves one
+    street's topics; the suite's one process would otherwise pile up series for a thousand tests' topics, and every
+    later /metrics would render them all."""
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 — prometheus_client lists no collectors
+        if not isinstance(collector, MetricWrapperBase) or not collector._labelnames:  # noqa: SLF001
+            continue  # a custom collector (its series made at each scrape) or one without labels
+        for labels in list(collector._metrics):  # noqa: SLF001
+            if any(str(value).startswith(prefix) for value in labels):
+                collector.remove(*labels)
 
 
 async def drop_schemas(settings: Settings) -> None:
