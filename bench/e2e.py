@@ -70,12 +70,16 @@ def service_ports(settings: Settings) -> dict[str, int]:
     return {name: getattr(settings, f"{name}_port") for name in SERVICES}
 
 
-def instance_ports(settings: Settings) -> list[tuple[str, int]]:
+def instance_ports(settings: Settings, *, live: bool = False) -> list[tuple[str, int]]:
     """(service, port) of every instance to read /metrics from: the first on its service's port, and each instance
-    i ≥ 2 that ./dev runs (WANGGE_INSTANCES=N: pid file <service>-<i>) on that port + 1000·(i-1)."""
+    i ≥ 2 that ./dev runs (WANGGE_INSTANCES=N: pid file <service>-<i>) on that port + 1000·(i-1); with `live`, the
+    live figures' instances too (WANGGE_LIVE_PORT)."""
     run = state_dir() / "run"
     out = []
-    for name, port in service_ports(settings).items():
+    ports = service_ports(settings)
+    if live:
+        ports["live"] = int(os.environ.get("WANGGE_LIVE_PORT", "8105"))
+    for name, port in ports.items():
         out.append((name, port))
         out.extend((name, port + 1000 * (i - 1)) for i in range(2, MAX_INSTANCES + 1)
                    if (run / f"{name}-{i}.pid").exists())
@@ -146,6 +150,22 @@ async def scrape_consumed(settings: Settings) -> dict[str, float]:
                 continue
             for m in filter(None, map(pattern.match, text.splitlines())):
                 totals[m[1]] = totals.get(m[1], 0.0) + float(m[2])
+    return totals
+
+
+async def scrape_signatures(settings: Settings) -> dict[str, float]:
+    """Signatures made and checked so far by every process of the stack, the live figures included
+    (wangge_signatures_total by op)."""
+    totals = {"signed": 0.0, "checked": 0.0}
+    pattern = re.compile(r'^wangge_signatures_total\{op="(signed|checked)"\} ([0-9.e+-]+)$')
+    async with httpx.AsyncClient(timeout=5) as http:
+        for _, port in instance_ports(settings, live=True):
+            try:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            for m in filter(None, map(pattern.match, text.splitlines())):
+                totals[m[1]] += float(m[2])
     return totals
 
 
@@ -288,6 +308,9 @@ def plausibility(used: dict[str, float], missing: dict[str, str], handled: dict[
         Plausible("Kafka: records read per case by the system (≥ the report, the case)", read, 2, ""),
         Plausible("PostgreSQL: rows written per case (≥ the case's own)", moved["pg_rows"], 1, ""),
         Plausible("PostgreSQL: transactions per case (≥ the case's own)", moved["pg_commits"], 1, ""),
+        # case.reported, .accepted and .dispatched at least are signed, and supervision checks each (/metrics).
+        Plausible("signatures made per case (/metrics)", moved.get("signed", math.nan), 3, ""),
+        Plausible("signatures checked per case (/metrics)", moved.get("checked", math.nan), 3, ""),
     ]
     for name in SERVICES:
         msgs = handled.get(name, 0.0)
@@ -342,6 +365,7 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
     ourselves = {"e2e": os.getpid()}  # the load, counted apart (HARNESS)
     before = await scrape_handler_seconds(settings)
     consumed_before = await scrape_consumed(settings)
+    signatures_before = await scrape_signatures(settings)
     traffic_before = await kafka_traffic(settings.kafka_bootstrap)
     rows_before = await postgres_writes(settings.database_url)
     cpu_before = read_cpu(stack_roots(settings, ourselves))
@@ -357,6 +381,7 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
     elapsed_replies = max((t.reply_seen for t in traces.values() if t.reply_seen), default=started) - started
     after = await scrape_handler_seconds(settings)
     consumed_after = await scrape_consumed(settings)
+    signatures_after = await scrape_signatures(settings)
     # The roots found again: a service restarted during the run has another pid, and cpu_used says so.
     cpu_after = read_cpu(stack_roots(settings, ourselves))
     await set_gateway_delay(settings.sms_gateway_url, 0)
@@ -425,10 +450,12 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
     moved = {"kafka_written": (traffic_after[0] - traffic_before[0]) / cases,
              "kafka_read": (traffic_after[1] - traffic_before[1]) / cases,
              "pg_rows": (rows_after[0] - rows_before[0]) / cases,
-             "pg_commits": (rows_after[1] - rows_before[1]) / cases}
+             "pg_commits": (rows_after[1] - rows_before[1]) / cases,
+             **{op: (signatures_after[op] - signatures_before[op]) / cases for op in ("signed", "checked")}}
     print(f"\nwhat a case moved: {moved['kafka_written']:.1f} Kafka records written, {moved['kafka_read']:.1f} read by the "
           f"system's consumer groups, {moved['pg_rows']:.1f} PostgreSQL rows written (inserted, updated, deleted) in "
-          f"{moved['pg_commits']:.1f} transactions")
+          f"{moved['pg_commits']:.1f} transactions; {moved['signed']:.1f} signatures made and {moved['checked']:.1f} "
+          "checked")
 
     floor = None
     floor_checks: list[Plausible] = []

@@ -44,6 +44,13 @@ OUTBOX_SET_ASIDE = Counter(
     ["service", "reason"],
 )
 
+# Every record a process sends is signed and every one it handles checked (shared/signing.py): the most CPU a record
+# costs a process after the Kafka client itself, so bench.floor counts them into the least a case costs.
+SIGNATURES = Counter(
+    "wangge_signatures_total",
+    "Ed25519 signatures made on records sent ('signed') and checked on records handled ('checked')",
+    ["op"],
+)
 LOOP_RESTARTS = Counter(
     "wangge_loop_restarts_total",
     "Loops (consumers, the outbox relay…) restarted in-process: 'died' (an error ended it) or 'stalled' (the watchdog "

@@ -30,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from shared.metrics import SIGNATURES
+
+SIGNED, CHECKED = SIGNATURES.labels("signed"), SIGNATURES.labels("checked")
 SIGNER_HEADER = "wangge-signer"
 SIGNATURE_HEADER = "wangge-ed25519"
 
@@ -162,6 +165,7 @@ class Signer:
 
     def headers(self, value: bytes, *, topic: str, key: bytes | str | None) -> list[tuple[str, bytes]]:
         """The Kafka headers proving that this signer published `value` on `topic` under `key`."""
+        SIGNED.inc()
         return [(SIGNER_HEADER, self.name.encode()),
                 (SIGNATURE_HEADER, base64.b64encode(self._sign(signed_bytes(topic, key, value)).signature))]
 
@@ -223,6 +227,7 @@ class Verifier:
         public, checker = self._keys.get(who), self._checkers.get(who)
         if public is None or checker is None:
             return None, f"signed by {who[:40]!r}, whom no configured public key names"
+        CHECKED.inc()
         try:
             checker.verify(signed_bytes(topic, key, value), raw)
         except (BadSignatureError, ValueError):  # ValueError: not 64 bytes

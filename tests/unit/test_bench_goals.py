@@ -11,14 +11,14 @@ import pytest
 from bench import goals
 from bench.e2e import main as e2e_main
 from bench.e2e import plausibility
-from bench.floor import LEAST_UNITS, UnitCosts
+from bench.floor import LEAST_UNITS, UnitCosts, floor_of
 from bench.goals import Plausible, check_plausible, sitting_goals
 from bench.support import CpuReading, Proc, cpu_used, parse_stat, subtree_ticks
 
 # What bench.floor measured on this machine (2026-12-06), µs.
 UNITS = UnitCosts(produce_client=17.3, produce_broker=17.3, consume_client=7.3, consume_broker=6.0, row_postgres=3.3,
-                  row_client=1.1)
-MOVED = {"kafka_written": 12.0, "kafka_read": 17.0, "pg_rows": 40.0, "pg_commits": 9.0}
+                  row_client=1.1, sign_client=25.0, check_client=45.0)
+MOVED = {"kafka_written": 12.0, "kafka_read": 17.0, "pg_rows": 40.0, "pg_commits": 9.0, "signed": 6.0, "checked": 14.0}
 SERVICES = {"intake": 3.0, "routing": 4.0, "supervision": 3.5, "notify": 4.5}
 
 
@@ -100,6 +100,26 @@ def test_kafka_records_below_what_the_benchmark_itself_sent_and_read_fail():
     handled = {name: 3000.0 for name in SERVICES}
     checks, _ = plausibility(_used(2.5), {}, handled, {**MOVED, "kafka_written": 0.4}, 6.0, UNITS, 1000)
     assert [c.label for c in checks if not c.passed] == ["Kafka: records written per case (≥ those this benchmark sent, read)"]
+
+
+def test_signatures_unread_or_near_zero_fail_the_run():
+    handled = {name: 3000.0 for name in SERVICES}
+    checks, _ = plausibility(_used(2.5), {}, handled, {**MOVED, "signed": 0.0, "checked": 0.01}, 6.0, UNITS, 1000)
+    assert [c.label for c in checks if not c.passed] == ["signatures made per case (/metrics)",
+                                                        "signatures checked per case (/metrics)"]
+
+
+def test_the_floor_counts_the_signatures_a_case_gets_made_and_checked_into_the_python_clients_share():
+    without = floor_of(UNITS, {**MOVED, "signed": 0.0, "checked": 0.0})
+    with_them = floor_of(UNITS, MOVED)
+    assert with_them["clients"] - without["clients"] == pytest.approx(6 * 25.0 + 14 * 45.0)
+    assert (with_them["kafka"], with_them["postgresql"]) == (without["kafka"], without["postgresql"])
+
+
+def test_a_floor_saved_before_signatures_were_measured_still_loads_with_the_least_they_cost():
+    saved = {k: v for k, v in vars(UNITS).items() if k not in ("sign_client", "check_client")}
+    units = UnitCosts(**saved)
+    assert (units.sign_client, units.check_client) == (LEAST_UNITS.sign_client, LEAST_UNITS.check_client)
 
 
 def test_the_least_units_are_below_what_this_machine_measured():
