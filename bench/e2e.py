@@ -119,22 +119,30 @@ def make_reports(n: int, run: str) -> list[Envelope]:
     return out
 
 
+async def metrics_texts(settings: Settings, *, live: bool = False) -> list[str]:
+    """The /metrics text of every instance that answers (with `live`, the live figures' too)."""
+    texts = []
+    async with httpx.AsyncClient(timeout=5) as http:
+        for _, port in instance_ports(settings, live=live):
+            try:
+                texts.append((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+            except httpx.HTTPError:
+                continue
+    return texts
+
+
+def _matches(texts: list[str], pattern: re.Pattern[str]) -> list[re.Match[str]]:
+    return [m for text in texts for m in map(pattern.match, text.splitlines()) if m]
+
+
 async def scrape_handler_seconds(settings: Settings) -> dict[str, tuple[float, float]]:
     """(sum, count) of wangge_handler_seconds per service and type, from each service's /metrics."""
     totals: dict[str, tuple[float, float]] = {}
     pattern = re.compile(r'^wangge_handler_seconds_(sum|count)\{service="([^"]+)",type="([^"]+)"\} ([0-9.e+-]+)$')
-    async with httpx.AsyncClient(timeout=5) as http:
-        for _, port in instance_ports(settings):
-            try:
-                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                continue
-            for line in text.splitlines():
-                m = pattern.match(line)
-                if m:
-                    key = f"{m[2]} {m[3]}"
-                    s, c = totals.get(key, (0.0, 0.0))
-                    totals[key] = (s + float(m[4]), c) if m[1] == "sum" else (s, c + float(m[4]))
+    for m in _matches(await metrics_texts(settings), pattern):
+        key = f"{m[2]} {m[3]}"
+        s, c = totals.get(key, (0.0, 0.0))
+        totals[key] = (s + float(m[4]), c) if m[1] == "sum" else (s, c + float(m[4]))
     return totals
 
 
@@ -142,14 +150,8 @@ async def scrape_consumed(settings: Settings) -> dict[str, float]:
     """Messages taken from Kafka and handled so far, per service (wangge_messages_consumed_total)."""
     totals: dict[str, float] = {}
     pattern = re.compile(r'^wangge_messages_consumed_total\{[^}]*service="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
-    async with httpx.AsyncClient(timeout=5) as http:
-        for _, port in instance_ports(settings):
-            try:
-                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                continue
-            for m in filter(None, map(pattern.match, text.splitlines())):
-                totals[m[1]] = totals.get(m[1], 0.0) + float(m[2])
+    for m in _matches(await metrics_texts(settings), pattern):
+        totals[m[1]] = totals.get(m[1], 0.0) + float(m[2])
     return totals
 
 
@@ -158,14 +160,8 @@ async def scrape_signatures(settings: Settings) -> dict[str, float]:
     (wangge_signatures_total by op)."""
     totals = {"signed": 0.0, "checked": 0.0}
     pattern = re.compile(r'^wangge_signatures_total\{op="(signed|checked)"\} ([0-9.e+-]+)$')
-    async with httpx.AsyncClient(timeout=5) as http:
-        for _, port in instance_ports(settings, live=True):
-            try:
-                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                continue
-            for m in filter(None, map(pattern.match, text.splitlines())):
-                totals[m[1]] += float(m[2])
+    for m in _matches(await metrics_texts(settings, live=True), pattern):
+        totals[m[1]] += float(m[2])
     return totals
 
 
