@@ -35,7 +35,7 @@ from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
 from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
 from shared.kafka import (
-    DEFAULT_MAX_REQUEST_BYTES, FETCH_MIN_BYTES, OutgoingMessage, Producer, fetch_max_wait_ms, topic_name_problem,
+    DEFAULT_MAX_REQUEST_BYTES, FETCH_MIN_BYTES, OutgoingMessage, Producer, fetch_max_wait_ms, park_only_whole_fetches, topic_name_problem,
 )
 from shared.messagebus import Message, MessageBus
 from shared.metrics import (
@@ -175,6 +175,7 @@ class EventConsumer:
         committed_at = time.monotonic()
         try:
             await asyncio.wait_for(self._consumer.start(), KAFKA_CALL_TIMEOUT)
+            park_only_whole_fetches(self._consumer, fetch_max_wait_ms(self._lag_interval))
             lag = asyncio.create_task(self._measure_lag(), name=f"{self.service}:lag {','.join(self.topics)}")
             while True:
                 wait = 0.5 if not self._uncommitted else max(0.0, committed_at + self._commit_interval - time.monotonic())

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
@@ -32,10 +33,10 @@ PRODUCER_LINGER_MS = 0
 # Batches stay at the client's 16 KiB per partition. Larger ones (512 KiB) put good records in one batch with a record
 # the topic refuses (a topic's max.message.bytes bounds the batch, not the record), and the broker refused them all
 # (tests/integration/test_poison.py); they cut no produce request in a burst either: relay turns are a few cases each.
-# A consumer's fetch: answered as soon as one record arrives (no case waits for a fetch), else after this long. The
-# client's 500 ms made the stack's fifteen-odd idle members keep the broker busy while nothing happens. Not much
-# longer, and never longer than the member's lag interval (shared/consumer.py): its lag request (ListOffsets) waits
-# behind its fetch on the same connection.
+# A consumer's fetch: answered as soon as one record arrives (see park_only_whole_fetches for the partitions it
+# leaves out), else after this long. The client's 500 ms made the stack's fifteen-odd idle members keep the broker
+# busy while nothing happens. Not much longer, and never longer than the member's lag interval (shared/consumer.py):
+# its lag request (ListOffsets) waits behind its fetch on the same connection.
 FETCH_MIN_BYTES = 1
 FETCH_MAX_WAIT_MS = 3000
 
@@ -45,6 +46,31 @@ def fetch_max_wait_ms(lag_interval: float) -> int:
     100 ms), so that its lag request, waiting behind the fetch on the same connection, is answered within one
     interval and the watchdog never reads a parked fetch as a wedged client (shared/watchdog.py)."""
     return min(FETCH_MAX_WAIT_MS, max(100, int(1000 * lag_interval)))
+
+
+# aiokafka's fetcher (0.14) asks each broker one fetch at a time and leaves out of it every partition whose records the
+# member has not taken yet. A fetch parked FETCH_MAX_WAIT_MS without such a partition made that partition's next
+# record wait out the park: a case's second event (dispatched after accepted), a moment after the first, reached
+# supervision up to 3 s late on a quiet street. So a fetch is parked long only when it asks for every partition;
+# while records wait in the member, this briefly.
+FETCH_BUSY_WAIT_MS = 20
+
+
+def park_only_whole_fetches(consumer: Any, parked_ms: int) -> None:
+    """Make a started AIOKafkaConsumer park its fetches `parked_ms` only while none of its partitions has records
+    waiting to be taken (FETCH_BUSY_WAIT_MS otherwise). Reaches into aiokafka's fetcher (its version is pinned); if
+    that changes shape, this raises at once rather than quietly leaving the late records in place."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    build = getattr(fetcher, "_get_actions_per_node", None)
+    if build is None or not hasattr(fetcher, "_records") or not hasattr(fetcher, "_fetch_max_wait_ms"):
+        raise RuntimeError("aiokafka's fetcher has changed shape: review shared/kafka.park_only_whole_fetches")
+
+    def actions(assignment: Any) -> Any:
+        fetcher._fetch_max_wait_ms = FETCH_BUSY_WAIT_MS if fetcher._records else parked_ms
+        return build(assignment)
+
+    fetcher._get_actions_per_node = actions
+
 
 # Errors after which the idempotent producer's sequence on a partition is out of step with the broker:
 # a record the broker refused for good, or the symptoms of one. The producer is renewed.
