@@ -9,7 +9,7 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import httpx
 import orjson
@@ -196,6 +196,19 @@ async def until_credential(token: str, *services, valid: bool, timeout: float = 
                 await asyncio.sleep(0.1)
 
     await asyncio.wait_for(learnt(), timeout)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30, what: str = "") -> Any:
+    """Poll an async check until it returns something truthy, and return that; AssertionError naming `what` if it
+    does not within `timeout` s. For what each service learns from the stream a moment later than another."""
+    async def poll() -> Any:
+        while not (found := await check()):
+            await asyncio.sleep(0.1)
+        return found
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"not within {timeout} s: {what or check}") from None
 
 
 # Ports for the servers a test starts, taken below the kernel's ephemeral range (32768–60999 here): a port picked

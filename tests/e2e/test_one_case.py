@@ -11,7 +11,7 @@ import pytest
 from shared.contracts import Envelope
 from shared.topics import ensure_topics
 from tests.e2e.conftest import TERMINAL_TOKEN
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, eventually, grant, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -66,8 +66,15 @@ async def test_a_terminal_report_over_http_reaches_its_owner_the_clock_and_the_r
     intake_state = await street.intake.runtime.pool.fetchval(
         "SELECT state FROM reports WHERE case_id = $1", uuid.UUID(case_id))
     assert intake_state == "accepted"
-    supervised = await street.supervision.runtime.pool.fetchrow(
-        "SELECT state, owner FROM cases WHERE case_id::text = $1", case_id)
+    # Supervision learns of the dispatch from wangge.cases, in its own time: nothing orders that before notify's reply.
+    async def dispatched_in_supervision():
+        row = await street.supervision.runtime.pool.fetchrow(
+            "SELECT state, owner FROM cases WHERE case_id::text = $1", case_id)
+        return row if row is not None and row["state"] != "accepted" else None
+
+    import time as _t; _t0 = _t.monotonic()
+    supervised = await eventually(dispatched_in_supervision, 30, "the dispatch in supervision's read model")
+    print("WAITED", _t.monotonic() - _t0)
     assert supervised["state"] == "dispatched" and supervised["owner"] == "huanwei"
     clock_due = await street.supervision.runtime.pool.fetchval(
         "SELECT due_at FROM clocks WHERE case_id::text = $1 AND kind = 'handling'", case_id)
