@@ -26,7 +26,7 @@ import pytest
 
 from shared.settings import REPO_ROOT, Settings
 from tests.e2e.frontdoor import FrontDoor, open_nginx
-from tests.support import free_ports, healthy
+from tests.support import eventually, free_ports, healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -35,6 +35,16 @@ SERVICES_LIST = "/open311/v2/services.json"  # intake's, public: any instance an
 
 def access_log(door: FrontDoor) -> list[str]:
     return (door.conf_dir / "logs" / "access.log").read_text(encoding="utf-8").splitlines()
+
+
+async def logged(door: FrontDoor, wanted, count: int, *, since: int = 0) -> list[str]:
+    """The access log's lines (from line `since`) that `wanted` picks, once there are `count` of them: nginx writes a
+    request's line after it has sent the answer, so the client may read the log before the line is there."""
+    async def enough() -> list[str] | None:
+        lines = [line for line in access_log(door)[since:] if wanted(line)]
+        return lines if len(lines) >= count else None
+
+    return await eventually(enough, 10, f"{count} access log lines")
 
 
 def upstream_of(line: str) -> list[str]:
@@ -80,15 +90,15 @@ async def test_a_killed_instances_requests_are_answered_by_the_other(two_intakes
             httpx.AsyncClient(base_url=door.url, timeout=30) as client:
         before = [await client.get(SERVICES_LIST) for _ in range(8)]
         assert [r.status_code for r in before] == [200] * 8
-        answered_by = {upstream_of(line)[-1] for line in access_log(door) if SERVICES_LIST in line}
+        answered_by = {upstream_of(line)[-1] for line in await logged(door, lambda line: SERVICES_LIST in line, 8)}
         assert answered_by == {f"127.0.0.1:{first}", f"127.0.0.1:{second}"}  # both take their turn
 
         await asyncio.to_thread(_kill, first_proc)
-        logged = len(access_log(door))
+        logged_before = len(access_log(door))  # the 8 GETs' lines are there (read above)
         after = [await client.get(SERVICES_LIST) for _ in range(12)]
         assert [r.status_code for r in after] == [200] * 12
         assert all(r.json() == before[0].json() for r in after)
-        lines = [line for line in access_log(door)[logged:] if SERVICES_LIST in line]
+        lines = await logged(door, lambda line: SERVICES_LIST in line, 12, since=logged_before)
         assert len(lines) == 12 and all(upstream_of(line)[-1] == f"127.0.0.1:{second}" for line in lines)
         # Some were sent to the dead instance first and passed on (then it is left out for 5 s).
         assert any(upstream_of(line) == [f"127.0.0.1:{first}", f"127.0.0.1:{second}"] for line in lines), lines
@@ -97,7 +107,7 @@ async def test_a_killed_instances_requests_are_answered_by_the_other(two_intakes
         # door's 503.
         posted = await client.post("/api/v1/reports", json={"source": "terminal"})
         assert posted.status_code == 401, posted.text
-        [line] = [line for line in access_log(door) if '"POST /api/v1/reports' in line]
+        [line] = await logged(door, lambda line: '"POST /api/v1/reports' in line, 1)
         assert upstream_of(line)[-1] == f"127.0.0.1:{second}"
 
 
@@ -173,8 +183,8 @@ async def test_a_get_the_instance_took_and_died_on_is_passed_on_a_post_is_not(tm
             assert all(r.status_code == 200 and r.text == "ok" for r in gets.values())
             assert sorted(living.ids("GET")) == sorted(gets)
             assert set(dying.ids("GET")) <= set(living.ids("GET"))
-            passed_on = [upstream_of(line) for line in access_log(door) if f"GET {SERVICES_LIST}" in line
-                         and len(upstream_of(line)) == 2]
+            passed_on = [upstream_of(line) for line in await logged(door, lambda line: f"GET {SERVICES_LIST}" in line,
+                                                                     len(gets)) if len(upstream_of(line)) == 2]
             assert passed_on and all(u == [f"127.0.0.1:{dying.port}", f"127.0.0.1:{living.port}"] for u in passed_on)
     finally:
         for server in servers:

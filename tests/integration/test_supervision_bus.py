@@ -130,8 +130,12 @@ async def test_a_poison_message_in_the_middle_of_a_batch_is_set_aside_and_the_re
     service = await start(isolated)
     try:
         pool = service.runtime.pool
-        states = await eventually(lambda: pool.fetch(
-            "SELECT state FROM cases WHERE case_id = ANY($1) AND state = 'dispatched'", ids), timeout=60)
+        # Each case is on its own partition: on a cluster their batches come from different brokers, one by one.
+        async def all_dispatched():
+            rows = await pool.fetch("SELECT state FROM cases WHERE case_id = ANY($1) AND state = 'dispatched'", ids)
+            return rows if len(rows) == 3 else None
+
+        states = await eventually(all_dispatched, timeout=60)
         assert len(states) == 3
         topics = Topics(isolated.topic_prefix)
         async with TopicReader(isolated.kafka_bootstrap, topics.rejected_for(topics.cases)) as rejected:
