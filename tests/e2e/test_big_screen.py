@@ -19,7 +19,7 @@ from shared.settings import Settings
 from services.supervision.live.bootstrap import build as build_live
 from tests.e2e.conftest import TERMINAL_TOKEN, free_port
 from tests.e2e.frontdoor import browser, open_front_door  # noqa: F401  (fixtures)
-from tests.support import grant
+from tests.support import eventually, grant
 
 pytestmark = pytest.mark.e2e
 
@@ -61,18 +61,6 @@ async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
                                                 headers={"Authorization": f"Bearer {TERMINAL_TOKEN}"}), 15)
     assert answer.status_code == 201 and answer.json()["state"] == "accepted", answer.text
     return answer.json()["case_no"]
-
-
-async def until(check: Any, timeout: float = 30, what: str = "") -> Any:
-    """Poll an async check until it returns something truthy."""
-    async def poll() -> Any:
-        while not (found := await check()):
-            await asyncio.sleep(0.2)
-        return found
-    try:
-        return await asyncio.wait_for(poll(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"not within {timeout} s: {what}") from None
 
 
 async def api_numbers(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -121,7 +109,7 @@ async def test_the_big_screen_draws_the_street_shows_the_api_numbers_and_takes_e
                 everyone = numbers["open"] >= len(before) and numbers["received"] >= len(before)
                 return numbers if row["open"] >= 2 and everyone else None
 
-            await until(two_open, what="every case open in the live figures and received in the statistics")
+            await eventually(two_open, what="every case open in the live figures and received in the statistics")
 
             # The wall's own size: 1920×1080 CSS pixels of page (the headless window keeps some for its frame).
             await browser.run(browser.driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride",
