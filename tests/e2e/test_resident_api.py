@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_big_screen import until
 from tests.photos import phone_jpeg
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ async def sms_code(street: Any, phone: str) -> str:
             if message["to"] == phone and "验证码" in message["text"]:
                 return re.search(r"验证码是(\d{6})", message["text"])[1]
         return None
-    return await until(found, 15, f"the code SMS to {phone}")
+    return await eventually(found, 15, f"the code SMS to {phone}")
 
 
 async def prove(client: httpx.AsyncClient, street: Any, phone: str) -> dict[str, Any]:
@@ -68,14 +68,14 @@ async def test_a_resident_proves_the_phone_reports_with_a_photo_and_follows_the_
             cases = (await client.get("/api/v1/resident/cases")).json()["cases"]
             mine = [c for c in cases if c["case_no"] == case_no]
             return mine[0] if mine and mine[0]["replies"] else None
-        case = await until(acknowledged, 30, "the case with its acknowledgement on the resident's list")
+        case = await eventually(acknowledged, 30, "the case with its acknowledgement on the resident's list")
         assert case["status_label"] and case["replies"][0]["kind"] == "acknowledgement"
         assert case_no in case["replies"][0]["text"]
         # Signing out ends the session everywhere: intake refuses the old cookie.
         old = client.cookies.get("wangge_session")
         assert (await client.delete("/api/v1/resident/sessions", headers=PAGE)).status_code == 204
     async with httpx.AsyncClient(base_url=front_door.url, timeout=20, cookies={"wangge_session": old}) as stale:
-        await until(lambda: _refused(stale), 10, "the ended session refused by intake")
+        await eventually(lambda: _refused(stale), 10, "the ended session refused by intake")
 
 
 async def _refused(client: httpx.AsyncClient) -> bool:
@@ -119,14 +119,14 @@ async def test_a_residents_comment_with_a_photo_reaches_the_holder_once_and_not_
         case_no = made.json()["case_no"]
         # Held by its owner (环卫所): the note goes to the holder.
         pool = street.supervision.runtime.pool
-        await until(lambda: _state_is(pool, case_no, "dispatched"), 30, "the case dispatched")
+        await eventually(lambda: _state_is(pool, case_no, "dispatched"), 30, "the case dispatched")
         photo = await client.post("/api/v1/media", files={"file": ("c.jpg", phone_jpeg(), "image/jpeg")}, headers=PAGE)
         body = {"text": "垃圾还在，又多了两袋", "media": [photo.json()["url"]], "client_id": f"c-{uuid.uuid4().hex[:8]}"}
         async with TopicReader(street.settings.kafka_bootstrap, owner_topic) as reader:
             async def sent() -> dict | None:
                 answer = await client.post(f"/api/v1/resident/cases/{case_no}/comments", json=body, headers=PAGE)
                 return answer.json() if answer.status_code in (200, 201) else None
-            first = await until(sent, 30, "the comment taken (once the case is intake's)")
+            first = await eventually(sent, 30, "the comment taken (once the case is intake's)")
             again = await client.post(f"/api/v1/resident/cases/{case_no}/comments", json=body, headers=PAGE)
             assert again.json()["comment_id"] == first["comment_id"] and again.json()["duplicate"]
             note = await reader.wait_for(lambda m: m.get("type") == "task.commented"

@@ -17,8 +17,8 @@ import pytest
 from services.notify.handlers import survey_link
 from shared.residents import survey_token
 from tests.e2e.conftest import mail_sink, sms_gateway, street  # noqa: F401 (the fixtures)
-from tests.e2e.test_big_screen import until
 from tests.photos import phone_jpeg
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,7 @@ async def code_of(street: Any, phone: str) -> str:
             if message["to"] == phone and (m := re.search(r"验证码是(\d{6})", message["text"])):
                 return m[1]
         return None
-    return await until(found, 15, "the code SMS")
+    return await eventually(found, 15, "the code SMS")
 
 
 async def proven(street: Any, phone: str, address: str = "203.0.113.7") -> str:
@@ -118,7 +118,7 @@ async def test_a_resident_cannot_read_or_report_as_another(street):
         assert made.status_code == 201, made.text
     case_no = made.json()["case_no"]
     async with at(street.notify, cookies={"wangge_session": alice_cookie}) as notify:
-        await until(lambda: _lists(notify, case_no), 30, "alice's case on her list")
+        await eventually(lambda: _lists(notify, case_no), 30, "alice's case on her list")
     async with at(street.notify, cookies={"wangge_session": bob_cookie}) as notify:
         mine = await notify.get("/api/v1/resident/cases")
         assert mine.status_code == 200 and case_no not in mine.text and alice not in mine.text

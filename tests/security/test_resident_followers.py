@@ -19,9 +19,8 @@ import pytest
 from shared.contracts.cases import CasePersonalDataErased
 from shared.topics import Topics
 from tests.e2e.conftest import mail_sink, sms_gateway, street  # noqa: F401 (the fixtures)
-from tests.e2e.test_big_screen import until
 from tests.security.test_resident_attacks import PAGE, POINT, a_phone, at, proven
-from tests.support import grant, publish
+from tests.support import eventually, grant, publish
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +66,7 @@ async def mail_code(street: Any, address: str) -> str:
             if m := re.search(r"验证码是(\d{6})", message["text"]):
                 return m[1]
         return None
-    return await until(found, 15, f"the code e-mailed to {address}")
+    return await eventually(found, 15, f"the code e-mailed to {address}")
 
 
 async def proven_email(street: Any, address: str, client: str = "203.0.113.20") -> str:
@@ -118,7 +117,7 @@ async def test_a_resident_comments_on_the_case_the_hotline_took_with_their_phone
     async def forgotten() -> bool:
         return await street.intake.runtime.pool.fetchval(
             "SELECT resident_keys = '{}' FROM reports WHERE case_no = $1", case_no)
-    await until(forgotten, 30, "intake forgets who reported the erased case")
+    await eventually(forgotten, 30, "intake forgets who reported the erased case")
     assert _detail(await comment(street, alice_cookie, case_no), case_no) == _detail(unknown, "19990101-0001")
 
 
@@ -145,7 +144,7 @@ async def test_the_reporter_of_a_merged_duplicate_comments_on_the_case_it_follow
         follows = await street.notify.runtime.pool.fetchval(
             "SELECT count(*) FROM followers WHERE follower_case_no = $1", duplicate)
         return [c["case_no"] for c in cases] if follows else None
-    assert (await until(listed, 30, "notify knows her as the merged report's follower")).count(duplicate) == 1
+    assert (await eventually(listed, 30, "notify knows her as the merged report's follower")).count(duplicate) == 1
 
 
 async def test_one_who_reported_with_only_an_email_proves_it_by_email_and_sees_only_their_own_cases(street):
@@ -170,7 +169,7 @@ async def test_one_who_reported_with_only_an_email_proves_it_by_email_and_sees_o
         async def acknowledged() -> dict | None:
             cases = (await notify.get("/api/v1/resident/cases")).json()["cases"]
             return cases if any(c["case_no"] == hers and c["replies"] for c in cases) else None
-        cases = await until(acknowledged, 40, "her case with its e-mailed acknowledgement")
+        cases = await eventually(acknowledged, 40, "her case with its e-mailed acknowledgement")
     assert [c["case_no"] for c in cases] == [hers] and his not in str(cases) and frank not in str(cases)
     assert "已受理" in cases[0]["replies"][0]["text"]
     assert (await comment(street, erin_cookie, hers, "箱子盖也没了")).status_code == 201
