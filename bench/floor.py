@@ -15,8 +15,8 @@ most favourable batch size (--batch, default 500: the most a service's consumer 
 
 It multiplies them by what one case moves today: Kafka records written and read, PostgreSQL rows
 written, and signatures made and checked, as counted by the last `bench.e2e` run (.local/bench/e2e-counts.json;
---counts FILE, or the figures given with --written, --read, --rows, --signed, --checked). What it leaves out — the services' own code, validating the
-data, the SMS over HTTP, asyncio, smaller batches at a steady pace — only adds to the real cost; so a floor
+--counts FILE, or the figures given with --written, --read, --rows, --signed, --checked). What it leaves out —
+the services' own code, validating the data, the SMS over HTTP, asyncio, smaller batches at a steady pace — only adds to the real cost; so a floor
 beside issue 17's goal (≤ 2 ms a case, and ≤ 2.5 × this floor) says how much room wangge's own code has.
 The CPU of the broker and of PostgreSQL is read by bench.support's accounting (this stack's processes only, exited
 backends included), and each unit is checked against the least it can honestly cost: a unit below it says the

@@ -35,7 +35,8 @@ from shared.contracts.registry import parse_event, registered_types
 from shared.contracts.rejected import MessageRejected
 from shared.errors import Backoff, describe, is_permanent_kafka_error, is_transient
 from shared.kafka import (
-    DEFAULT_MAX_REQUEST_BYTES, FETCH_MIN_BYTES, OutgoingMessage, Producer, fetch_max_wait_ms, park_only_whole_fetches, topic_name_problem,
+    DEFAULT_MAX_REQUEST_BYTES, FETCH_MIN_BYTES, OutgoingMessage, Producer, fetch_max_wait_ms, park_only_whole_fetches,
+    topic_name_problem,
 )
 from shared.messagebus import Message, MessageBus
 from shared.metrics import (
