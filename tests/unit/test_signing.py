@@ -114,3 +114,74 @@ def test_the_signature_is_openssls_own_so_any_ed25519_checker_accepts_it():
     value = b'{"type": "case.accepted"}'
     headers = dict(Signer("intake", key).headers(value, topic=T, key=K))
     assert base64.b64decode(headers[SIGNATURE_HEADER]) == key.sign(signed_bytes(T, K, value))
+
+
+def batch(signer: Signer, n: int, *, topic: str = T) -> list[SimpleNamespace]:
+    """n case events sent together by `signer`, each with its headers as a consumer reads them."""
+    values = [f'{{"type": "case.closed", "n": {i}}}'.encode() for i in range(n)]
+    keys = [f"case-{i}".encode() for i in range(n)]
+    headers = signer.batch_headers([(topic, k, v) for k, v in zip(keys, values)])
+    return [record(v, h, topic=topic, key=k) for v, k, h in zip(values, keys, headers)]
+
+
+def counted(op: str) -> float:
+    from shared.metrics import SIGNATURES
+    return SIGNATURES.labels(op)._value.get()
+
+
+def test_a_batch_costs_one_signature_per_64_records_and_one_check_per_process():
+    closed = SimpleNamespace(type="case.closed", data={})
+    signed, checked = counted("signed"), counted("checked")
+    records = batch(Signer("supervision", development_key("supervision")), 150)
+    assert counted("signed") - signed == 3  # 64 + 64 + 22
+    reader = verifier()
+    assert all(reader.check(r, closed) is None for r in records)
+    assert counted("checked") - checked == 3
+    # Another process (another verifier) checks each root once too.
+    assert all(verifier().check(r, closed) is None for r in reversed(records))
+
+
+def test_a_lone_record_is_signed_as_before_without_a_path():
+    from shared.signing import PROOF_HEADER
+    (only,) = batch(Signer("supervision", development_key("supervision")), 1)
+    assert PROOF_HEADER not in dict(only.headers)
+    assert verifier().check(only, SimpleNamespace(type="case.closed", data={})) is None
+
+
+def test_a_record_of_a_batch_altered_moved_or_given_another_path_is_refused():
+    from shared.signing import PROOF_HEADER
+    closed = SimpleNamespace(type="case.closed", data={})
+    own = Signer("supervision", development_key("supervision"))
+    records = batch(own, 5)
+    reader = verifier()
+    assert reader.check(records[0], closed) is None  # the batch's root is now vouched for in this process
+    r = records[2]
+    for forged in (record(r.value + b" ", r.headers), record(r.value, r.headers, topic="other.wangge.cases"),
+                   record(r.value, r.headers, key=b"case-0"), record(records[3].value, r.headers, key=records[3].key)):
+        assert "not supervision's" in reader.check(forged, closed)
+    # Another record's path, or this path claiming another place in the batch or another batch size. (A size
+    # that gives the tree the same shape on this leaf's way up, 6 for 5 here, leads to the same root: the record is
+    # still the one signed, and nothing else is claimed.)
+    others = dict(records[3].headers)[PROOF_HEADER]
+    path = dict(r.headers)[PROOF_HEADER]
+    for proof in (others, path[:1] + bytes([path[1] ^ 1]) + path[2:], path[:3] + bytes([3]) + path[4:]):
+        headers = [h for h in r.headers if h[0] != PROOF_HEADER] + [(PROOF_HEADER, proof)]
+        assert reader.check(record(r.value, headers, key=r.key), closed) is not None
+    for proof in (path[:-1], path + bytes(32), b"\x00"):
+        headers = [h for h in r.headers if h[0] != PROOF_HEADER] + [(PROOF_HEADER, proof)]
+        assert "wangge-proof malformed" in reader.check(record(r.value, headers, key=r.key), closed)
+
+
+def test_a_batch_root_another_signer_signed_does_not_vouch_under_this_name():
+    from shared.signing import SIGNER_HEADER
+    closed, accepted = SimpleNamespace(type="case.closed", data={}), SimpleNamespace(type="case.accepted", data={})
+    records = batch(Signer("intake", development_key("intake")), 4)
+    reader = verifier()
+    assert reader.check(records[0], accepted) is None  # intake's root, vouched for in this process
+    # The same record and signature, named as supervision's: the cache is per signer, and the key is supervision's.
+    renamed = [(k, b"supervision" if k == SIGNER_HEADER else v) for k, v in records[1].headers]
+    assert "not supervision's" in reader.check(record(records[1].value, renamed, key=records[1].key), closed)
+    # A root's signature is not a record's: the batch's signature without its path does not verify either.
+    from shared.signing import PROOF_HEADER
+    bare = [h for h in records[1].headers if h[0] != PROOF_HEADER]
+    assert "not intake's" in reader.check(record(records[1].value, bare, key=records[1].key), accepted)
