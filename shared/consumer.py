@@ -64,6 +64,8 @@ def current_record() -> ConsumerRecord | None:
 # A handler that fails this often on the same message for a non-transient reason has a bug or
 # meets data it cannot take: the message is set aside on the rejected topic, not retried forever.
 MAX_ATTEMPTS = 3
+# The most records a consumer takes at once, handled in one transaction: a case's own is shared by at most this many.
+MAX_POLL_RECORDS = 500
 # Offsets are committed to Kafka at most this often, not after every batch: under a steady stream a batch is a
 # message or two, and each commit is a request to the broker. A crash replays what was handled since, which the
 # processed-event record makes harmless (as any replay).
@@ -159,7 +161,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_records=500,
+            max_poll_records=MAX_POLL_RECORDS,
             max_partition_fetch_bytes=self._fetch_bytes,
             fetch_max_bytes=max(52428800, self._fetch_bytes),
             fetch_min_bytes=FETCH_MIN_BYTES,

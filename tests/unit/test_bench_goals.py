@@ -172,3 +172,14 @@ def test_help_says_how_to_run_the_whole_sitting(capsys):
     for step in ("bench.floor", "bench.http", "--rate 200 --reports 12000", "--reports 3000 --baselines"):
         assert step in out
     assert goals.EXIT_IMPLAUSIBLE == 2
+
+
+def test_cases_sharing_a_batchs_transaction_pass_and_no_transaction_at_all_fails():
+    # A consumer handles a batch in one transaction: under a steady stream most batches hold a case or a few, so a
+    # case can cost less than one transaction; none at all means PostgreSQL's counters were not read.
+    handled = {name: 3000.0 for name in SERVICES}
+    label = "PostgreSQL: transactions per case (≥ its share of a batch's)"
+    shared, _ = plausibility(_used(2.5), {}, handled, {**MOVED, "pg_commits": 0.4}, 6.0, UNITS, 1000)
+    assert label not in [c.label for c in shared if not c.passed]
+    none, _ = plausibility(_used(2.5), {}, handled, {**MOVED, "pg_commits": 0.0}, 6.0, UNITS, 1000)
+    assert [c.label for c in none if not c.passed] == [label]
