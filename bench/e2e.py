@@ -58,7 +58,7 @@ from bench.support import (HARNESS, MAX_INSTANCES, by_component, component_of, c
 from shared.consumer import MAX_POLL_RECORDS
 from shared.contracts import Envelope
 from shared.settings import Settings, get_settings
-from shared.signing import BATCH_LIMIT
+from shared.signing import BATCH_LIMIT, SIGNATURE_OPS
 from shared.street import load_street
 from shared.topics import Topics
 
@@ -160,8 +160,8 @@ async def scrape_consumed(settings: Settings) -> dict[str, float]:
 async def scrape_signatures(settings: Settings) -> dict[str, float]:
     """Signatures made and checked so far by every process of the stack, the live figures included
     (wangge_signatures_total by op)."""
-    totals = {"signed": 0.0, "checked": 0.0}
-    pattern = re.compile(r'^wangge_signatures_total\{op="(signed|checked)"\} ([0-9.e+-]+)$')
+    totals = dict.fromkeys(SIGNATURE_OPS, 0.0)
+    pattern = re.compile(rf'^wangge_signatures_total\{{op="({"|".join(SIGNATURE_OPS)})"\}} ([0-9.e+-]+)$')
     for m in _matches(await metrics_texts(settings, live=True), pattern):
         totals[m[1]] += float(m[2])
     return totals
@@ -452,11 +452,12 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
              "kafka_read": (traffic_after[1] - traffic_before[1]) / cases,
              "pg_rows": (rows_after[0] - rows_before[0]) / cases,
              "pg_commits": (rows_after[1] - rows_before[1]) / cases,
-             **{op: (signatures_after[op] - signatures_before[op]) / cases for op in ("signed", "checked")}}
+             **{op: (signatures_after[op] - signatures_before[op]) / cases for op in SIGNATURE_OPS}}
     print(f"\nwhat a case moved: {moved['kafka_written']:.1f} Kafka records written, {moved['kafka_read']:.1f} read by the "
           f"system's consumer groups, {moved['pg_rows']:.1f} PostgreSQL rows written (inserted, updated, deleted) in "
-          f"{moved['pg_commits']:.1f} transactions; {moved['signed']:.1f} signatures made and {moved['checked']:.1f} "
-          "checked")
+          f"{moved['pg_commits']:.1f} transactions; {moved['signed']:.2f} signatures made and {moved['checked']:.2f} "
+          f"checked, {moved['placed']:.1f} records placed in a signed batch and {moved['proved']:.1f} checked by "
+          "their path")
 
     floor = None
     floor_checks: list[Plausible] = []

@@ -11,11 +11,13 @@ most favourable batch size (--batch, default 500: the most a service's consumer 
 - PostgreSQL through asyncpg: CPU per row of the idempotent consumer's own writes, a batch per transaction:
   the claim of the event id, one effect row, and an outbox row written, read back by the relay and deleted.
 - The records' Ed25519 signatures (shared/signing.py): every record a service sends is signed, and every one a
-  process handles is checked, in every profile; CPU per signature made and per signature checked.
+  process handles is checked, in every profile; CPU per signature made and per signature checked, and per record
+  placed in a batch signed together (its hashes) and checked by its path to the batch's signature.
 
 It multiplies them by what one case moves today: Kafka records written and read, PostgreSQL rows
-written, and signatures made and checked, as counted by the last `bench.e2e` run (.local/bench/e2e-counts.json;
---counts FILE, or the figures given with --written, --read, --rows, --signed, --checked). What it leaves out —
+written, signatures made and checked and records placed and checked in signed batches, as counted by the last
+`bench.e2e` run (.local/bench/e2e-counts.json; --counts FILE, or the figures given with --written, --read, --rows,
+--signed, --checked, --placed, --proved). What it leaves out —
 the services' own code, validating the data, the SMS over HTTP, asyncio, smaller batches at a steady pace — only adds to the real cost; so a floor
 beside issue 17's goal (≤ 2 ms a case, and ≤ 2.5 × this floor) says how much room wangge's own code has.
 The CPU of the broker and of PostgreSQL is read by bench.support's accounting (this stack's processes only, exited
@@ -32,6 +34,7 @@ import math
 import sys
 import time
 import uuid
+from typing import Any
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,8 +53,10 @@ REPO = Path(__file__).resolve().parents[1]
 COUNTS = state_dir() / "bench" / "e2e-counts.json"
 # Without a bench.e2e run to count from: what a case moved in the burst of 2026-12-02 (3,000 reports).
 # Signatures: those of the contract's records a case makes (case.reported, .accepted, .dispatched, contact, task,
-# reply) and the checks of the processes that handle them (2026-12-07, from each consumer's handled types).
-DEFAULT_COUNTS = {"kafka_written": 15.0, "kafka_read": 24.0, "pg_rows": 40.0, "signed": 6.0, "checked": 14.0}
+# reply) and the checks of the processes that handle them (2026-12-07, from each consumer's handled types), each
+# record sent alone: the most they can cost (sent together, a batch shares one signature and one check).
+DEFAULT_COUNTS = {"kafka_written": 15.0, "kafka_read": 24.0, "pg_rows": 40.0, "signed": 6.0, "checked": 14.0,
+                  "placed": 0.0, "proved": 0.0}
 
 
 @dataclass
@@ -67,15 +72,20 @@ class UnitCosts:
     # After the others, with defaults: a floor saved before signatures were measured still loads (as the least).
     sign_client: float = 5.0
     check_client: float = 9.0
+    # A record's share of a signed batch: its leaf and tree hashed when sent, its leaf and path when checked.
+    place_client: float = 0.3
+    prove_client: float = 0.3
 
 
 # The least each unit can honestly cost (µs of CPU), about a fifth of the least this 2-core machine measured at
 # batches of 500 (2026-12-06, three runs beside other stacks' tests: a record produced 17.3 client + 17.3–38.0 broker,
 # consumed 7.3 + 6.0–9.7, a row 1.1 client + 3.3–3.9 PostgreSQL): a floor of plausibility for the floor's own
 # figures, and for bench.e2e's when no floor has been measured.
-# Signatures: libsodium signed in 25 and checked in 45 µs here (2026-12-06, shared/signing.py).
+# Signatures: libsodium signed in 25 and checked in 45 µs here (2026-12-06, shared/signing.py); SHA-256 of a case
+# event about 1.5 µs (2026-12-07).
 LEAST_UNITS = UnitCosts(produce_client=3.5, produce_broker=3.0, consume_client=1.5, consume_broker=1.0,
-                        row_postgres=0.6, row_client=0.2, sign_client=5.0, check_client=9.0)
+                        row_postgres=0.6, row_client=0.2, sign_client=5.0, check_client=9.0, place_client=0.3,
+                        prove_client=0.3)
 
 
 def case_event(i: int) -> Envelope:
@@ -189,24 +199,36 @@ async def postgres_costs(dsn: str, messages: int, batch: int, roots: dict[str, i
     return 1e6 * used_postgres / rows_written, 1e6 * used_client / rows_written
 
 
-def signature_costs(records: int) -> tuple[float, float]:
-    """µs of CPU per signature made and per signature checked, on records the size of a case event, as the services
-    make and check them (shared/signing.py: over topic, key and value)."""
-    from shared.signing import Signer, Verifier, development_key
+def signature_costs(records: int) -> tuple[float, float, float, float]:
+    """µs of CPU per signature made and checked, on records the size of a case event, as the services make and check
+    them (shared/signing.py: over topic, key and value); and per record placed in a signed batch and checked by its
+    path, beyond the batch's one signature (at shared/signing.py's BATCH_LIMIT records a batch)."""
+    from shared.signing import BATCH_LIMIT, Signer, Verifier, development_key
 
     key = development_key("intake")
-    signer, verifier = Signer("intake", key), Verifier({"intake": key.public_key()})
+    signer = Signer("intake", key)
     values = [(case_event(i).to_json(), str(uuid.uuid4()).encode()) for i in range(records)]
+    alone = _timed_signatures(signer, Verifier({"intake": key.public_key()}), values, together=False)
+    batched = _timed_signatures(signer, Verifier({"intake": key.public_key()}), values, together=True)
+    sign, check = alone[0] / records, alone[1] / records
+    roots = -(-records // BATCH_LIMIT)
+    place, prove = (batched[0] - roots * sign) / records, (batched[1] - roots * check) / records
+    return 1e6 * sign, 1e6 * check, 1e6 * max(place, 0.0), 1e6 * max(prove, 0.0)
+
+
+def _timed_signatures(signer: Any, verifier: Any, values: list[tuple[bytes, bytes]], *,
+                      together: bool) -> tuple[float, float]:
+    """CPU seconds to sign these records (alone or as batches) and to check them all."""
     started = time.process_time()
-    signed = [signer.headers(value, topic="wangge.cases", key=k) for value, k in values]
+    signed = (signer.batch_headers([("wangge.cases", k, value) for value, k in values]) if together
+              else [signer.headers(value, topic="wangge.cases", key=k) for value, k in values])
     sign = time.process_time() - started
     started = time.process_time()
     for headers, (value, k) in zip(signed, values):
         who, why = verifier.signer(headers, value, topic="wangge.cases", key=k)
         if who != "intake":
             raise RuntimeError(f"the floor's own signature did not check: {why}")
-    check = time.process_time() - started
-    return 1e6 * sign / records, 1e6 * check / records
+    return sign, time.process_time() - started
 
 
 def load_counts(path: Path | None, overrides: dict[str, float | None]) -> tuple[dict[str, float], str]:
@@ -232,8 +254,9 @@ async def measure_units(settings: Settings, records: int, batch: int) -> tuple[U
     p_client, p_broker, c_client, c_broker, size = await kafka_costs(settings.kafka_bootstrap, records, batch, roots,
                                                                      missing)
     r_postgres, r_client = await postgres_costs(settings.database_url, records, batch, roots, missing)
-    sign, check = signature_costs(min(records, 5_000))
-    return UnitCosts(p_client, p_broker, c_client, c_broker, r_postgres, r_client, sign, check), size, missing
+    sign, check, place, prove = signature_costs(min(records, 5_000))
+    return (UnitCosts(p_client, p_broker, c_client, c_broker, r_postgres, r_client, sign, check, place, prove), size,
+            missing)
 
 
 def floor_of(units: UnitCosts, counts: dict[str, float]) -> dict[str, float]:
@@ -247,8 +270,9 @@ def floor_of(units: UnitCosts, counts: dict[str, float]) -> dict[str, float]:
 
 
 def signatures_of(units: UnitCosts, counts: dict[str, float]) -> float:
-    """µs of CPU per case for the signatures a case's records get made and checked."""
-    return counts.get("signed", 0.0) * units.sign_client + counts.get("checked", 0.0) * units.check_client
+    """µs of CPU per case for the signatures a case's records get made and checked, and their places in batches."""
+    return (counts.get("signed", 0.0) * units.sign_client + counts.get("checked", 0.0) * units.check_client
+            + counts.get("placed", 0.0) * units.place_client + counts.get("proved", 0.0) * units.prove_client)
 
 
 def unit_checks(units: UnitCosts) -> list[Plausible]:
@@ -256,7 +280,8 @@ def unit_checks(units: UnitCosts) -> list[Plausible]:
     labels = {"produce_client": "a record produced: the client", "produce_broker": "a record produced: the broker",
               "consume_client": "a record consumed: the client", "consume_broker": "a record consumed: the broker",
               "row_postgres": "a row written: PostgreSQL", "row_client": "a row written: the client",
-              "sign_client": "a signature made", "check_client": "a signature checked"}
+              "sign_client": "a signature made", "check_client": "a signature checked",
+              "place_client": "a record placed in a signed batch", "prove_client": "a record checked by its path"}
     return [Plausible(f"floor: {label}", getattr(units, name), getattr(LEAST_UNITS, name), "µs")
             for name, label in labels.items()]
 
@@ -269,6 +294,8 @@ def print_floor(units: UnitCosts, size: int, batch: int, counts: dict[str, float
     print(f"  a row written in PostgreSQL                {units.row_client:8.1f} {units.row_postgres:8.1f} (postgres)")
     print(f"  a signature made (Ed25519, libsodium)      {units.sign_client:8.1f}")
     print(f"  a signature checked                        {units.check_client:8.1f}")
+    print(f"  a record placed in a signed batch (hashes)  {units.place_client:8.1f}")
+    print(f"  a record checked by its path in the batch  {units.prove_client:8.1f}")
     written, read, rows = counts["kafka_written"], counts["kafka_read"], counts["pg_rows"]
     shares = floor_of(units, counts)
     floor = sum(shares.values())
@@ -277,7 +304,9 @@ def print_floor(units: UnitCosts, size: int, batch: int, counts: dict[str, float
     print(f"  {read:5.1f} Kafka records read      → {read * (units.consume_client + units.consume_broker):7.0f} µs")
     print(f"  {rows:5.1f} PostgreSQL rows written  → {rows * (units.row_client + units.row_postgres):7.0f} µs")
     signed, checked = counts.get("signed", 0.0), counts.get("checked", 0.0)
-    print(f"  {signed:5.1f} signatures made, {checked:4.1f} checked → {signatures_of(units, counts):7.0f} µs")
+    placed, proved = counts.get("placed", 0.0), counts.get("proved", 0.0)
+    print(f"  {signed:5.2f} signatures made, {checked:4.2f} checked, {placed:4.1f} records placed in batches and "
+          f"{proved:4.1f} checked by their paths → {signatures_of(units, counts):7.0f} µs")
     print(f"  by who spends it: the broker {shares['kafka']:.0f} µs, PostgreSQL {shares['postgresql']:.0f} µs, "
           f"the Python clients {shares['clients']:.0f} µs (signatures included)")
     print(f"  the floor, before any of wangge's own code: {floor / 1000:.2f} ms of CPU per case "
@@ -329,12 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=float, help="PostgreSQL rows written (inserted, updated, deleted) per case")
     parser.add_argument("--signed", type=float, help="signatures made per case (records the services send)")
     parser.add_argument("--checked", type=float, help="signatures checked per case (records each process handles)")
+    parser.add_argument("--placed", type=float, help="records per case sent under a batch's signature")
+    parser.add_argument("--proved", type=float, help="records per case checked by their path to a batch's signature")
     args = parser.parse_args(argv)
     if args.records < args.batch or args.batch < 1:
         parser.error("--records must be at least --batch, and --batch at least 1")
     counts, origin = load_counts(args.counts, {"kafka_written": args.written, "kafka_read": args.read,
                                                "pg_rows": args.rows, "signed": args.signed,
-                                               "checked": args.checked})
+                                               "checked": args.checked, "placed": args.placed,
+                                               "proved": args.proved})
     return asyncio.run(run(args.records, args.batch, counts, origin))
 
 

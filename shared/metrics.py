@@ -48,7 +48,8 @@ OUTBOX_SET_ASIDE = Counter(
 # costs a process after the Kafka client itself, so bench.floor counts them into the least a case costs.
 SIGNATURES = Counter(
     "wangge_signatures_total",
-    "Ed25519 signatures made on records sent ('signed') and checked on records handled ('checked')",
+    "Ed25519 signatures made on records sent ('signed') and checked on records handled ('checked'); records sent "
+    "under a batch's signature ('placed': hashed into its tree) and handled by their path to it ('proved')",
     ["op"],
 )
 LOOP_RESTARTS = Counter(

@@ -35,7 +35,8 @@ from nacl.signing import SigningKey, VerifyKey
 from shared.merkle import ProofError, leaf_hash, root_and_paths, root_of
 from shared.metrics import SIGNATURES
 
-SIGNED, CHECKED = SIGNATURES.labels("signed"), SIGNATURES.labels("checked")
+SIGNATURE_OPS = ("signed", "checked", "placed", "proved")  # wangge_signatures_total's ops (shared/metrics.py)
+SIGNED, CHECKED, PLACED, PROVED = (SIGNATURES.labels(op) for op in SIGNATURE_OPS)
 SIGNER_HEADER = "wangge-signer"
 SIGNATURE_HEADER = "wangge-ed25519"
 # A record sent in a batch carries its path in the batch's hash tree (shared/merkle.py), and its signature is the
@@ -206,6 +207,7 @@ class Signer:
                 continue
             root, paths = root_and_paths([record_leaf(t, k, v) for t, k, v in chunk])
             SIGNED.inc()
+            PLACED.inc(len(chunk))
             name, signature = self.name.encode(), base64.b64encode(self._sign(BATCH_FORMAT + root).signature)
             size = len(chunk).to_bytes(2, "big")
             out.extend([(SIGNER_HEADER, name), (SIGNATURE_HEADER, signature),
@@ -278,6 +280,7 @@ class Verifier:
         if proof is None:
             signed = signed_bytes(topic, key, value)
         else:
+            PROVED.inc()
             try:
                 signed = BATCH_FORMAT + _batch_root(proof, topic, key, value)
             except ProofError as exc:

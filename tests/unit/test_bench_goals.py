@@ -17,7 +17,7 @@ from bench.support import CpuReading, Proc, cpu_used, parse_stat, subtree_ticks
 
 # What bench.floor measured on this machine (2026-12-06), µs.
 UNITS = UnitCosts(produce_client=17.3, produce_broker=17.3, consume_client=7.3, consume_broker=6.0, row_postgres=3.3,
-                  row_client=1.1, sign_client=25.0, check_client=45.0)
+                  row_client=1.1, sign_client=25.0, check_client=45.0, place_client=4.0, prove_client=8.0)
 MOVED = {"kafka_written": 12.0, "kafka_read": 17.0, "pg_rows": 40.0, "pg_commits": 9.0, "signed": 6.0, "checked": 14.0}
 SERVICES = {"intake": 3.0, "routing": 4.0, "supervision": 3.5, "notify": 4.5}
 
@@ -113,6 +113,9 @@ def test_the_floor_counts_the_signatures_a_case_gets_made_and_checked_into_the_p
     without = floor_of(UNITS, {**MOVED, "signed": 0.0, "checked": 0.0})
     with_them = floor_of(UNITS, MOVED)
     assert with_them["clients"] - without["clients"] == pytest.approx(6 * 25.0 + 14 * 45.0)
+    # Sent together, a batch shares one signature and one check; each record still costs its hashes.
+    batched = floor_of(UNITS, {**MOVED, "signed": 0.1, "checked": 0.4, "placed": 6.0, "proved": 14.0})
+    assert batched["clients"] - without["clients"] == pytest.approx(0.1 * 25.0 + 0.4 * 45.0 + 6 * 4.0 + 14 * 8.0)
     assert (with_them["kafka"], with_them["postgresql"]) == (without["kafka"], without["postgresql"])
 
 
