@@ -6,6 +6,7 @@ such as next year's schedule before the package has it. Pure: no I/O.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -44,11 +45,11 @@ class WorkCalendar:
         and for years the national calendar does not know yet, Monday to Friday."""
         if day in self.overrides:
             return self.overrides[day]
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
+        national = national_workday(day)
+        if national is None:
             _warn_unknown_year(day.year)
             return day.weekday() < 5
+        return national
 
     def knows(self, year: int) -> bool:
         """Whether holidays and 调休 of `year` are known: the override table has entries for it, or the
@@ -116,11 +117,18 @@ class WorkCalendar:
 
 def knows(year: int) -> bool:
     """Whether the national calendar package (chinesecalendar) has the holidays and 调休 of `year`."""
+    return national_workday(date(year, 6, 1)) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def national_workday(day: date) -> bool | None:
+    """Whether the national calendar works on `day`; None for a year it does not know. Remembered: the package
+    scans its whole holiday table to check the year on every call, and every deadline walks day by day (it was a
+    quarter of supervision's CPU under a burst)."""
     try:
-        chinese_calendar.is_workday(date(year, 6, 1))
+        return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
-        return False
-    return True
+        return None
 
 
 def _seconds(start: time, end: time) -> float:
