@@ -38,6 +38,7 @@ from shared.topics import Topics, TopicSpec, ensure_topics, read_replication
 from services.supervision.live import figures as live
 from services.supervision.live.delivery import DeliveredBeforeCommit
 from services.supervision.live.resume import ResumedAtCommitted
+from services.supervision.live.window_index import WindowIndex
 
 log = logging.getLogger(__name__)
 
@@ -157,18 +158,33 @@ class LiveStreams:
             .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_window_moment)
         self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
             .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
+        keep = WINDOW_EXPIRES.total_seconds() + max(live.HOUR, self.options.spike_window_seconds)
+        self.hourly_index = WindowIndex(self.hourly, lambda row: row.get("unit_grid"), keep)
+        self.spike_index = WindowIndex(self.spikes, lambda row: row.get("community") and row.get("category")
+                                       and f"{row['community']}|{row['category']}", keep)
         app.agent(self.cases_topic, name="follow-cases")(self._follow_cases)
         # The open cases of the table, kept as events come: a scrape or the screen asks about these, and the table
         # keeps every case it ever saw (each scrape walked them all: 180 ms at 10,000 cases). Built from the table
         # when first asked, and again after each recovery (a rebalance gives the table its rows anew).
         self._open: dict[str, dict[str, Any]] | None = None
         self.cases.on_recover(self._recovered)
+        self.hourly.table.on_recover(self._windows_recovered)
+        self.spikes.table.on_recover(self._windows_recovered)
         self._partitions_of: dict[str, dict[Any, int]] = {}
         self.delivery: DeliveredBeforeCommit | None = None
         self.resumed: ResumedAtCommitted | None = None
 
-    async def _recovered(self) -> None:
+    async def _windows_recovered(self) -> None:
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
+        """The tables changed wholesale: what is kept from them is built again when next asked."""
         self._open = None
+        self.hourly_index.forget()
+        self.spike_index.forget()
+
+    async def _recovered(self) -> None:
+        self._forget_derived()
         # What each recovery gave (rows per partition of wangge.cases): how the loss above was found, and how an
         # operator sees that the instances' shares add up.
         held = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
@@ -219,7 +235,7 @@ class LiveStreams:
                 store.data.clear()
                 store._key_partition.clear()
                 recovery.active_offsets.clear()
-                self._open = None
+                self._forget_derived()
 
             store.on_rebalance = emptied
 
@@ -309,6 +325,9 @@ class LiveStreams:
                 self.spikes[envelope.case_id] = place
             finally:
                 _accepted_at.reset(token)
+            moment = accepted.timestamp() if accepted else None
+            self.hourly_index.written(envelope.case_id, place, moment)
+            self.spike_index.written(envelope.case_id, place, moment)
         self.broadcast.publish(live.screen_event(envelope.type, envelope.case_id, data, occurred_at, after, self.names))
 
     def known_cases(self) -> Iterator[dict[str, Any]]:
@@ -317,26 +336,11 @@ class LiveStreams:
             self._open = {k: v for k, v in self.cases.items() if isinstance(v, dict) and live.is_open(v)}
         return iter(list(self._open.values()))
 
-    @staticmethod
-    def _windows(table: Any, key_of: Any, keep: Any = None) -> list[tuple[str, float, list[str]]]:
-        """(key, window start, case ids) of each window of a table keyed by case id, grouped by `key_of(row)`;
-        only the rows whose table key `keep(key)` accepts, if given."""
-        grouped: dict[tuple[str, float], list[str]] = {}
-        for stored, row in list(table.table.data.items()):
-            if keep is not None and not keep(stored):
-                continue
-            case_id, window = stored
-            key = key_of(row) if isinstance(row, dict) else None
-            if key:
-                grouped.setdefault((key, window[0]), []).append(case_id)
-        return [(key, start, ids) for (key, start), ids in grouped.items()]
-
     def _hourly_windows(self, keep: Any = None) -> list[tuple[str, float, list[str]]]:
-        return self._windows(self.hourly, lambda row: row.get("unit_grid"), keep)
+        return self.hourly_index.windows(keep)
 
     def _spike_windows(self, keep: Any = None) -> list[tuple[str, float, list[str]]]:
-        return self._windows(self.spikes, lambda row: row.get("community") and row.get("category")
-                             and f"{row['community']}|{row['category']}", keep)
+        return self.spike_index.windows(keep)
 
     def figures(self, at: datetime | None = None) -> dict[str, Any]:
         """The street's live figures now (see figures.figures), from this instance's tables alone."""
