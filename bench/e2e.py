@@ -54,7 +54,7 @@ from bench import goals
 from bench.floor import COUNTS, UnitCosts, floor_figures, load_units, measure_units, print_floor, unit_checks
 from bench.goals import Plausible, check_plausible
 from bench.support import (HARNESS, MAX_INSTANCES, by_component, component_of, cpu_used, instances_of, kafka_traffic,
-                           pct, postgres_writes, read_cpu, stack_roots, state_dir, verdict)
+                           pct, postgres_writes, read_cpu, stack_roots, state_dir, verdict, wait_caught_up)
 from shared.consumer import MAX_POLL_RECORDS
 from shared.contracts import Envelope
 from shared.settings import Settings, get_settings
@@ -155,6 +155,15 @@ async def scrape_consumed(settings: Settings) -> dict[str, float]:
     for m in _matches(await metrics_texts(settings), pattern):
         totals[m[1]] = totals.get(m[1], 0.0) + float(m[2])
     return totals
+
+
+async def caught_up(settings: Settings, when: str) -> None:
+    """Wait (up to 2 min) until every consumer group of the stack has followed everything; say so if it took a while."""
+    waited, behind = await wait_caught_up(settings.kafka_bootstrap, settings.topic_prefix)
+    if behind:
+        print(f"  {when}: still behind after {waited:.0f} s: {behind} (its work may be counted in the next run)")
+    elif waited >= 1:
+        print(f"  {when}: waited {waited:.1f} s for every process to follow its events", flush=True)
 
 
 async def scrape_signatures(settings: Settings) -> dict[str, float]:
@@ -364,6 +373,7 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
                            "warming up with")
         print(f"  warmed up: {warm.done_tasks}/{warmup} tasks, {warm.done_replies}/{warmup} replies\n", flush=True)
     ourselves = {"e2e": os.getpid()}  # the load, counted apart (HARNESS)
+    await caught_up(settings, "before the run")
     before = await scrape_handler_seconds(settings)
     consumed_before = await scrape_consumed(settings)
     signatures_before = await scrape_signatures(settings)
@@ -380,6 +390,9 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
         stop_profiles(profiles)
     elapsed_tasks = max((t.task_seen for t in traces.values() if t.task_seen), default=started) - started
     elapsed_replies = max((t.reply_seen for t in traces.values() if t.reply_seen), default=started) - started
+    # The run's work is done when every process has followed its events (the live figures too), not when the last
+    # reply is out: a process behind would do it after the readings, and the next run would be charged for it.
+    await caught_up(settings, "after the run")
     after = await scrape_handler_seconds(settings)
     consumed_after = await scrape_consumed(settings)
     signatures_after = await scrape_signatures(settings)

@@ -3,10 +3,12 @@ schema and topics, the CPU each process of the running system used, and what a r
 PostgreSQL."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -369,6 +371,39 @@ async def kafka_traffic(bootstrap: str) -> tuple[int, int]:
         await admin.close()
         await consumer.stop()
     return written, read
+
+
+async def groups_behind(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Records each consumer group of this stack (`{prefix}wangge-*`: the services' and the live figures') has yet to
+    read and commit on the partitions it committed on."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        ours = sorted(group for group, *_ in await admin.list_consumer_groups() if group.startswith(f"{prefix}wangge-"))
+        behind: dict[str, int] = {}
+        for group in ours:
+            committed = {tp: c.offset for tp, c in (await admin.list_consumer_group_offsets(group)).items()
+                         if c.offset >= 0}
+            ends = await consumer.end_offsets(list(committed)) if committed else {}
+            behind[group] = sum(max(0, ends[tp] - offset) for tp, offset in committed.items())
+        return behind
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+async def wait_caught_up(bootstrap: str, prefix: str, timeout: float = 120.0) -> tuple[float, dict[str, int]]:
+    """Wait until every working consumer group of the stack has read and committed all it has to (a process still
+    recovering or behind does the run's work after it: its CPU and records would be counted in the next run); the
+    seconds waited and what was still behind at the timeout (empty: caught up)."""
+    started = time.monotonic()
+    while True:
+        behind = {group: n for group, n in (await groups_behind(bootstrap, prefix)).items() if n}
+        if not behind or time.monotonic() - started > timeout:
+            return time.monotonic() - started, behind
+        await asyncio.sleep(0.5)
 
 
 async def postgres_writes(dsn: str) -> tuple[int, int]:
