@@ -17,6 +17,7 @@ from shared.errors import PERMANENT_KAFKA_ERRORS, TRANSIENT_KAFKA_ERRORS  # noqa
 from shared import kafka_security
 from shared.metrics import MESSAGES_PRODUCED
 from shared.signing import Signer
+from shared.topics import read_outside
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +184,10 @@ class Producer:
         producer = self._producer
         pending: list[asyncio.Future | BaseException] = []
         stopped: BaseException | None = None
-        # Signed together (one signature per batch: shared/signing.py); a record refused below is left out of no
-        # tree, which costs nothing: its path is simply never read.
-        signatures = (self.signer.batch_headers([(m.topic, m.key, m.value) for m in messages])
+        # Signed together (one signature per batch: shared/signing.py), but for the topics outside systems read:
+        # an owner's system checks one signature over its record, as documented. A record refused below stays in
+        # its tree, which costs nothing: its path is simply never read.
+        signatures = (self.signer.batch_headers([(m.topic, m.key, m.value) for m in messages], alone=read_outside)
                       if self.signer is not None else [[] for _ in messages])
         for m, signature in zip(messages, signatures):
             refused = self.refusal(m)

@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -194,24 +194,32 @@ class Signer:
         return [(SIGNER_HEADER, self.name.encode()),
                 (SIGNATURE_HEADER, base64.b64encode(self._sign(signed_bytes(topic, key, value)).signature))]
 
-    def batch_headers(self, records: list[tuple[str, bytes | str | None, bytes | None]]
-                      ) -> list[list[tuple[str, bytes]]]:
+    def batch_headers(self, records: list[tuple[str, bytes | str | None, bytes | None]],
+                      alone: Callable[[str], bool] = lambda topic: False) -> list[list[tuple[str, bytes]]]:
         """The headers of each (topic, key, value) sent together: one signature per BATCH_LIMIT records, over the root
-        of their hash tree, and each record's path to it. A batch of one is signed as a record alone (`headers`)."""
-        out: list[list[tuple[str, bytes]]] = []
-        for start in range(0, len(records), BATCH_LIMIT):
-            chunk = records[start:start + BATCH_LIMIT]
+        of their hash tree, and each record's path to it. A record on a topic `alone` names (one that systems
+        outside wangge read and check: they need no tree), or a batch of one, is signed as a record alone."""
+        out: list[list[tuple[str, bytes]]] = [[] for _ in records]
+        together = []
+        for i, (topic, key, value) in enumerate(records):
+            if alone(topic):
+                out[i] = self.headers(value, topic=topic, key=key)
+            else:
+                together.append(i)
+        for start in range(0, len(together), BATCH_LIMIT):
+            chunk = together[start:start + BATCH_LIMIT]
             if len(chunk) == 1:
-                topic, key, value = chunk[0]
-                out.append(self.headers(value, topic=topic, key=key))
+                topic, key, value = records[chunk[0]]
+                out[chunk[0]] = self.headers(value, topic=topic, key=key)
                 continue
-            root, paths = root_and_paths([record_leaf(t, k, v) for t, k, v in chunk])
+            root, paths = root_and_paths([record_leaf(*records[i]) for i in chunk])
             SIGNED.inc()
             PLACED.inc(len(chunk))
             name, signature = self.name.encode(), base64.b64encode(self._sign(BATCH_FORMAT + root).signature)
             size = len(chunk).to_bytes(2, "big")
-            out.extend([(SIGNER_HEADER, name), (SIGNATURE_HEADER, signature),
-                        (PROOF_HEADER, i.to_bytes(2, "big") + size + path)] for i, path in enumerate(paths))
+            for place, (i, path) in enumerate(zip(chunk, paths)):
+                out[i] = [(SIGNER_HEADER, name), (SIGNATURE_HEADER, signature),
+                          (PROOF_HEADER, place.to_bytes(2, "big") + size + path)]
         return out
 
     @property

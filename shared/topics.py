@@ -5,6 +5,8 @@ topics are created by routing when it loads a street.
 """
 from __future__ import annotations
 
+import re
+
 import argparse
 import asyncio
 import logging
@@ -64,6 +66,15 @@ class TopicSpec:
         if self.segment_ms is not None:
             configs["segment.ms"] = str(self.segment_ms)
         return configs
+
+
+# The topics systems outside wangge read (DESIGN.md "Users"): the owners' task topics and the hotline's replies.
+_READ_OUTSIDE = re.compile(r"(?:^|\.)wangge\.(?:tasks\.[^.]+|replies)$")
+
+
+def read_outside(topic: str) -> bool:
+    """Whether systems outside wangge read this topic (an owner's task topic, the replies; any prefix)."""
+    return _READ_OUTSIDE.search(topic) is not None
 
 
 class Topics:

@@ -185,3 +185,38 @@ def test_a_batch_root_another_signer_signed_does_not_vouch_under_this_name():
     from shared.signing import PROOF_HEADER
     bare = [h for h in records[1].headers if h[0] != PROOF_HEADER]
     assert "not intake's" in reader.check(record(records[1].value, bare, key=records[1].key), accepted)
+
+
+def test_records_on_topics_outside_systems_read_are_signed_alone_in_their_place_among_a_batch():
+    import base64
+
+    from shared.signing import PROOF_HEADER, SIGNATURE_HEADER, signed_bytes
+    from shared.topics import read_outside
+    own = Signer("routing", development_key("routing"))
+    topics = ["wangge.cases", "wangge.tasks.huanwei", "wangge.cases", "p1.wangge.replies", "wangge.cases"]
+    records = [(t, f"case-{i}".encode(), f'{{"n": {i}}}'.encode()) for i, t in enumerate(topics)]
+    headers = own.batch_headers(records, alone=read_outside)
+    reader = verifier()
+    for (topic, key, value), h in zip(records, headers):
+        assert reader.signer(h, value, topic=topic, key=key) == ("routing", "")
+        found = dict(h)
+        if read_outside(topic):
+            # What an owner's system or the hotline checks: one Ed25519 signature over this record's bytes.
+            assert PROOF_HEADER not in found
+            development_key("routing").public_key().verify(base64.b64decode(found[SIGNATURE_HEADER]),
+                                                           signed_bytes(topic, key, value))
+        else:
+            assert PROOF_HEADER in found
+    # The three internal records share one root's signature.
+    assert len({dict(h)[SIGNATURE_HEADER] for h, t in zip(headers, topics) if not read_outside(t)}) == 1
+
+
+def test_the_topics_outside_systems_read_are_the_task_topics_and_the_replies():
+    from shared.topics import Topics, read_outside
+    for prefix in ("", "t1234."):
+        topics = Topics(prefix)
+        assert read_outside(topics.tasks("huanwei")) and read_outside(topics.tasks("370402001001"))
+        assert read_outside(topics.replies)
+        assert not any(read_outside(t) for t in (topics.cases, topics.contacts, topics.credentials, topics.reports,
+                                                 topics.street_config, topics.rejected_for(topics.tasks("huanwei")),
+                                                 topics.rejected_for(topics.replies)))
