@@ -106,14 +106,6 @@ async def at_least(reader: TopicReader, n: int, predicate: Callable[[dict], bool
     return await asyncio.wait_for(enough(), timeout)
 
 
-async def eventually(check, timeout: float = 20):
-    async def poll():
-        while not (value := await check()):
-            await asyncio.sleep(0.1)
-        return value
-    return await asyncio.wait_for(poll(), timeout)
-
-
 async def test_every_reply_kind_reaches_the_reporter_and_the_merged_follower(notify: Notify):
     a, b, c = Case(A_PHONE), Case(" 139-0000-2002 "), Case(C_PHONE)
     topics = notify.service.runtime.topics

@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import pytest
 
@@ -23,7 +22,7 @@ from shared.contracts.tasks import TaskAccepted
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.topics import Topics
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, eventually, publish
 
 pytestmark = pytest.mark.integration
 
@@ -86,14 +85,6 @@ def kind_of(topics: Topics, topic: str) -> str:
     kind = topic[len(topics.prefix):].removeprefix("wangge.")
     assert kind in HANDLED_TYPE, f"a consumed topic this test has no good message for: {topic}"
     return kind
-
-
-async def eventually(check: Callable[[], Awaitable[object]], timeout: float = 30) -> object:
-    async def poll() -> object:
-        while not (value := await check()):
-            await asyncio.sleep(0.1)
-        return value
-    return await asyncio.wait_for(poll(), timeout)
 
 
 # ---- the good message of each topic, and how to see it was handled ----------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -19,7 +19,7 @@ from shared.contracts.contacts import ContactRecorded
 from shared.trim import Trimmer
 from tests.integration.test_intake_service import report_body
 from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
-from tests.support import running, signature_of
+from tests.support import eventually, running, signature_of
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,6 @@ def isolated(isolated):
 def a_phone() -> str:
     """A mobile number no other test uses (so finding it on a topic means finding this test's record)."""
     return "139" + "".join(random.choice("0123456789") for _ in range(8))
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20) -> Any:
-    async def poll() -> Any:
-        while not (value := await check()):
-            await asyncio.sleep(0.1)
-        return value
-    return await asyncio.wait_for(poll(), timeout)
 
 
 async def produce(bootstrap: str, topic: str, envelope: Envelope, key: str) -> RecordMetadata:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -17,7 +17,7 @@ from shared.settings import Settings
 from shared.worktime import WorkCalendar
 from services.routing.adapters.street_store import calendar_overrides
 from services.routing.bootstrap import build
-from tests.support import TopicReader, grant, publish, running
+from tests.support import TopicReader, eventually, grant, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,6 @@ def accepted(case_id: str, case_no: str, category: str = "CM04") -> Envelope:
         case_no=case_no, category=category, unit_grid=UNIT, description="垃圾箱破损，垃圾外溢",
         address="文化路街道市社家宿舍1号楼", media=["https://example.org/p/1.jpg"],
     ).envelope(source="intake", case_id=case_id)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-    """Wait until check() is true (routing applied what was published)."""
-    async def poll() -> None:
-        while not await check():
-            await asyncio.sleep(0.1)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def row(routing: Service, case_id: str) -> dict | None:

@@ -1,9 +1,8 @@
 """People sign in as people: a session cookie accepted by all four services, signed out and disabled everywhere."""
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ from services.routing.bootstrap import build as build_routing
 from services.supervision.bootstrap import build as build_supervision
 from shared.runtime import Service
 from shared.settings import Settings
-from tests.support import running
+from tests.support import eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +37,6 @@ def http(service: Service, cookie: str | None = None) -> httpx.AsyncClient:
 async def sign_in(supervision: Service, username: str, password: str = PASSWORD) -> httpx.Response:
     async with http(supervision) as client:
         return await client.post("/api/v1/sessions", json={"username": username, "password": password})
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-    async def poll() -> None:
-        while not await check():
-            await asyncio.sleep(0.1)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def add(supervision: Service, username: str, kind: str, **binding: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from shared.worktime import WorkCalendar
 from tests.conftest import drop_schemas
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, eventually, grant, publish
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +35,6 @@ async def start(settings: Settings) -> Service:
         await asyncio.wait_for(service.runtime.stop(), 30)
         raise
     return service
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20) -> Any:
-    """Poll an async check until it returns something truthy; fail with the last value after timeout."""
-    async def poll() -> Any:
-        while not (value := await check()):
-            await asyncio.sleep(0.1)
-        return value
-    return await asyncio.wait_for(poll(), timeout)
 
 
 def reported(case_id: str, case_no: str) -> Envelope:
