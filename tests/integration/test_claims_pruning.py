@@ -11,8 +11,7 @@ from prometheus_client import REGISTRY
 from shared.claims import prune_once
 from shared.runtime import ServiceRuntime
 from tests.integration.test_plumbing import NO_MIGRATIONS, _event
-from tests.integration.test_supervision_service import eventually
-from tests.support import publish
+from tests.support import eventually, publish
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ from shared.contracts.common import TimeLimit
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_service import UNIT_GRID, accepted, eventually, reported, send
+from tests.integration.test_supervision_service import UNIT_GRID, accepted, reported, send
 from tests.integration.test_supervision_service import start as start_supervision
-from tests.support import grant, running
+from tests.support import eventually, grant, running
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from shared.clock import now
 from shared.contracts.cases import CaseDispatched, CaseReported
 from shared.contracts.common import Location, Reporter, TimeLimit
 from tests.integration.test_supervision_loop import OTHER, OWNER, http
-from tests.integration.test_supervision_service import UNIT_GRID, accepted, dispatched, eventually, send, start
-from tests.support import grant
+from tests.integration.test_supervision_service import UNIT_GRID, accepted, dispatched, send, start
+from tests.support import eventually, grant
 
 pytestmark = pytest.mark.integration
 

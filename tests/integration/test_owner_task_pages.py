@@ -13,8 +13,8 @@ from services.supervision.adapters.views import OPEN_TASK, TASK_ORDER, TASK_ORDE
 from shared.clock import now
 from shared.contracts.common import TimeLimit
 from tests.integration.test_supervision_loop import OTHER, OWNER, http
-from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
-from tests.support import grant
+from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.support import eventually, grant
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,7 @@ from shared.contracts.tasks import TaskAccepted
 from tests.e2e.conftest import mail_sink, sms_gateway, street  # noqa: F401 (fixtures)
 from tests.e2e.test_closed_loop import OPERATOR, OWNER, loop, phone, report  # noqa: F401 (the fixture)
 from tests.privacy import FULL_MOBILE
-from tests.integration.test_supervision_service import eventually
-from tests.support import TopicReader
+from tests.support import TopicReader, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from shared.messagebus import Message, MessageBus
 from shared.runtime import Service
 from shared.topics import Topics
 from shared.worktime import WorkCalendar
-from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
-from tests.support import TopicReader, handlers_statements
+from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.support import TopicReader, eventually, handlers_statements
 
 pytestmark = pytest.mark.integration
 

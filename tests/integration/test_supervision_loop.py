@@ -16,9 +16,9 @@ from shared.contracts.cases import CaseReported, CaseSurveyAnswered
 from shared.contracts.common import TimeLimit
 from shared.contracts.tasks import TaskAccepted, TaskExtensionRequested, TaskProgress, TaskResolved
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
+from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
 from tests.conftest import drop_schemas
-from tests.support import TopicReader, grant, publish
+from tests.support import TopicReader, eventually, grant, publish
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from shared.contracts.cases import CaseResolved, CaseSigned
 from shared.contracts.common import TimeLimit
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.integration.test_supervision_service import accepted, dispatched, eventually, reported, send, start
-from tests.support import TopicReader, grant
+from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.support import TopicReader, eventually, grant
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,7 @@ from shared.contracts.contacts import ContactRecorded
 from shared.topics import Topics
 from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
 from tests.integration.test_privacy_notify import A_PHONE, B_PHONE, Reported, contacts
-from tests.integration.test_supervision_service import eventually
-from tests.support import TopicReader, publish
+from tests.support import TopicReader, eventually, publish
 
 pytestmark = pytest.mark.integration
 

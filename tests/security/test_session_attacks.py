@@ -10,7 +10,8 @@ import pytest
 
 from services.intake.bootstrap import build as build_intake
 from services.supervision.bootstrap import build as build_supervision
-from tests.integration.test_sessions import PAGE, PASSWORD, add, eventually, http, services, sign_in
+from tests.integration.test_sessions import PAGE, PASSWORD, add, http, services, sign_in
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
