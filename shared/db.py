@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -78,6 +79,13 @@ class Connection(asyncpg.Connection):
         self._transaction_only = True
 
 
+def _ended_clean(conn: Any) -> None:
+    """Mark a connection whose use left no session state (see Connection) as needing no reset on release."""
+    mark = getattr(conn, "ended_transaction_only", None)
+    if mark is not None:
+        mark()
+
+
 async def _reset(conn: asyncpg.Connection) -> None:
     """The pool's reset on release (asyncpg has already rolled back any open transaction and dropped listeners)."""
     if getattr(conn, "_transaction_only", False):
@@ -94,6 +102,29 @@ class BoundedPool(asyncpg.Pool):
 
     def acquire(self, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
         return super().acquire(timeout=ACQUIRE_TIMEOUT if timeout is None else timeout)
+
+    # The pool's own reads (a credential looked up for each HTTP request, a health check) run one query outside any
+    # transaction and change no session state — the rule, as for a unit of work: no SET, set_config, session lock or
+    # LISTEN through them (pool.execute and an acquired connection are still reset). So their release skips the
+    # reset's round trip and four statements.
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None,
+                    record_class: Any = None) -> list[Any]:
+        async with self.acquire() as conn:
+            rows = await conn.fetch(query, *args, timeout=timeout, record_class=record_class)
+            _ended_clean(conn)
+            return rows
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:
+        async with self.acquire() as conn:
+            row = await conn.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+            _ended_clean(conn)
+            return row
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        async with self.acquire() as conn:
+            value = await conn.fetchval(query, *args, column=column, timeout=timeout)
+            _ended_clean(conn)
+            return value
 
 
 def session_attrs(dsn: str) -> dict[str, str]:

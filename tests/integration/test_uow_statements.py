@@ -84,3 +84,21 @@ async def test_any_other_use_of_the_pool_is_still_reset(pool):
     async with pool.acquire() as conn:
         await conn.fetchval("SELECT 1")
     assert any("RESET ALL" in q for q in sent), sent
+
+
+async def test_the_pools_own_reads_hand_their_connection_back_without_a_reset_query(pool):
+    # A credential looked up for each HTTP request: one read, no session state left, so no reset's round trip.
+    pool, sent = pool
+    sent.clear()
+    assert await pool.fetchval("SELECT 1") == 1
+    assert (await pool.fetchrow("SELECT 2 AS two"))["two"] == 2
+    assert [r["n"] for r in await pool.fetch("SELECT generate_series(1, 3) AS n")] == [1, 2, 3]
+    assert not [q for q in sent if "RESET ALL" in q], sent
+    # A read that fails is reset as before, and pool.execute always is.
+    with pytest.raises(asyncpg.PostgresError):
+        await pool.fetchval("SELECT 1/0")
+    assert any("RESET ALL" in q for q in sent), sent
+    sent.clear()
+    await pool.execute("SET application_name = 'left behind'")
+    assert any("RESET ALL" in q for q in sent), sent
+    assert await pool.fetchval("SHOW application_name") != "left behind"
