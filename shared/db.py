@@ -79,7 +79,7 @@ class Connection(asyncpg.Connection):
         self._transaction_only = True
 
 
-def _ended_clean(conn: Any) -> None:
+def ended_clean(conn: Any) -> None:
     """Mark a connection whose use left no session state (see Connection) as needing no reset on release."""
     mark = getattr(conn, "ended_transaction_only", None)
     if mark is not None:
@@ -111,19 +111,19 @@ class BoundedPool(asyncpg.Pool):
                     record_class: Any = None) -> list[Any]:
         async with self.acquire() as conn:
             rows = await conn.fetch(query, *args, timeout=timeout, record_class=record_class)
-            _ended_clean(conn)
+            ended_clean(conn)
             return rows
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:
         async with self.acquire() as conn:
             row = await conn.fetchrow(query, *args, timeout=timeout, record_class=record_class)
-            _ended_clean(conn)
+            ended_clean(conn)
             return row
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
         async with self.acquire() as conn:
             value = await conn.fetchval(query, *args, column=column, timeout=timeout)
-            _ended_clean(conn)
+            ended_clean(conn)
             return value
 
 

@@ -8,9 +8,17 @@ from typing import Any, AsyncIterator, Callable
 import asyncpg
 
 from shared.contracts.envelope import Envelope
+from shared.db import ended_clean
 from shared.errors import is_transient
 
 log = logging.getLogger(__name__)
+
+
+# A unit of work runs the same few statements again and again with arrays of ids whose length PostgreSQL's default
+# (plan_cache_mode auto) treats as news: it planned them afresh on every call, a third of the statements' time when
+# batches are small. Generic plans suit these key lookups and multi-row writes. Only here, inside the transaction:
+# the services' reads with optional filters (`$1 IS NULL OR …`) need a plan for their actual arguments.
+GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 class UnitOfWork:
@@ -38,6 +46,7 @@ class UnitOfWork:
         try:
             self._tx = self.conn.transaction()
             await self._tx.start()
+            await self.conn.execute(GENERIC_PLANS)
         except BaseException:
             # Cancelled (or failed) before the body: __aexit__ will not run, so give the connection back here,
             # or the pool waits for it forever when it closes.
@@ -57,9 +66,8 @@ class UnitOfWork:
                 # Handlers use the connection inside the transaction only (SET LOCAL, transaction locks, no LISTEN):
                 # nothing of theirs outlives it, so the pool may skip its reset query (shared/db.py: a round trip
                 # and four statements a batch).
-                mark = getattr(self.conn, "ended_transaction_only", None)
-                if mark is not None and not self.conn.is_closed():
-                    mark()
+                if not self.conn.is_closed():
+                    ended_clean(self.conn)
         finally:
             try:
                 await self._pool.release(self.conn)

@@ -102,3 +102,18 @@ async def test_the_pools_own_reads_hand_their_connection_back_without_a_reset_qu
     await pool.execute("SET application_name = 'left behind'")
     assert any("RESET ALL" in q for q in sent), sent
     assert await pool.fetchval("SHOW application_name") != "left behind"
+
+
+async def test_a_unit_of_works_statements_are_planned_once_and_other_reads_for_their_arguments(pool):
+    # A batch's lookups by an array of ids: PostgreSQL's default plans them anew on every call (the array's length is
+    # news to it); inside a unit of work they keep one generic plan. The setting ends with the transaction.
+    pool, _ = pool
+    lookup = "SELECT count(*) FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::text[])"
+    async with UnitOfWork(pool) as uow:
+        assert await uow.conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        for n in range(8):
+            assert await uow.conn.fetchval(lookup, "test:plans", [f"e{n}", f"e{n + 1}"]) == 0
+        plans = await uow.conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", lookup)
+        assert (plans["generic_plans"], plans["custom_plans"]) == (8, 0), dict(plans)
+    assert await asyncio.wait_for(pool.fetchval("SHOW plan_cache_mode"), 30) == "auto"
