@@ -17,19 +17,29 @@ tests/integration/test_overdue_now.py holds the two to the same answers.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from services.supervision.domain.clocks import RUNNING_STATES
 
 SUSPENDED = "suspended"
+# overdue_from's answer for a case that is overdue at any moment (suspended after going overdue).
+ALREADY = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def overdue_from(state: str | None, due_at: datetime | None, went_overdue: bool) -> datetime | None:
+    """From which moment a case in `state`, with its deadline in force `due_at` and the overdue mark set or not (the
+    read model's `overdue_at`), is overdue as long as these facts hold: ALREADY, or None for never. What lets a
+    screen count the overdue at any moment without asking every case again (services/supervision/live/open_index.py)."""
+    if state in RUNNING_STATES:
+        return due_at
+    return ALREADY if state == SUSPENDED and went_overdue else None
 
 
 def is_overdue(state: str | None, due_at: datetime | None, went_overdue: bool, at: datetime) -> bool:
     """Whether a case in `state`, with its deadline in force `due_at` and the overdue mark set or not (the read
     model's `overdue_at`), is overdue at `at`."""
-    if state in RUNNING_STATES:
-        return due_at is not None and due_at <= at
-    return state == SUSPENDED and went_overdue
+    since = overdue_from(state, due_at, went_overdue)
+    return since is not None and since <= at
 
 
 def overdue_sql(at: str, alias: str = "") -> str:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from shared.contracts.cases import FINAL_STATES, STATE_AFTER
-from services.supervision.domain.overdue import clears_overdue
+from services.supervision.domain.overdue import clears_overdue, overdue_from
 from services.supervision.domain.overdue import is_overdue as overdue_by_rule
 
 HOUR = 3600.0
@@ -80,6 +80,27 @@ def is_overdue(case: Mapping[str, Any], at: datetime) -> bool:
     return overdue_by_rule(case.get("state"), parse_time(case.get("due_at")), bool(case.get("overdue")), at)
 
 
+def overdue_since(case: Mapping[str, Any]) -> datetime | None:
+    """From when the case the screen keeps is overdue while its facts hold (domain/overdue.overdue_from)."""
+    return overdue_from(case.get("state"), parse_time(case.get("due_at")), bool(case.get("overdue")))
+
+
+# Open and overdue cases per unit grid (None: the cases without one yet): [open, overdue].
+OpenCounts = dict[str | None, list[int]]
+
+
+def open_counts(cases: Iterable[Mapping[str, Any]], at: datetime) -> OpenCounts:
+    """The open and the overdue cases at `at`, per unit grid, by asking every case (the instances' shares merged;
+    one instance's own cases are counted as they change: live/open_index.py)."""
+    counts: OpenCounts = {}
+    for case in cases:
+        if is_open(case):
+            row = counts.setdefault(case.get("unit_grid") or None, [0, 0])
+            row[0] += 1
+            row[1] += is_overdue(case, at)
+    return counts
+
+
 def newly_accepted(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
     """Whether this event made the case a real case (立案) for the first time: it counts once in the windows."""
     return bool(after.get("accepted_at")) and not (before or {}).get("accepted_at") and bool(after.get("unit_grid"))
@@ -124,23 +145,20 @@ def window_start(moment: datetime) -> float:
     return stamp - stamp % HOUR
 
 
-def figures(cases: Iterable[Mapping[str, Any]], hourly: Iterable[tuple[str, float, list[str]]],
+def figures(open_cases: OpenCounts, hourly: Iterable[tuple[str, float, list[str]]],
             spikes: Iterable[tuple[str, float, list[str]]], *, names: Names, at: datetime, zone: Any,
             spike_threshold: int) -> dict[str, Any]:
-    """The street's live figures now: open and overdue (street and per unit grid), cases accepted per unit grid
-    per hour of today, and the categories spiking in a community (in the current or the last hour)."""
+    """The street's live figures now: open and overdue (street and per unit grid, from open_counts or an
+    OpenIndex at `at`), cases accepted per unit grid per hour of today, and the categories spiking in a community
+    (in the current or the last hour)."""
     per_grid: dict[str, dict[str, int]] = {code: {"open": 0, "overdue": 0} for code in names.unit_grids}
     open_now = overdue_now = 0
-    for case in cases:
-        if not is_open(case):
-            continue
-        open_now += 1
-        late = is_overdue(case, at)
+    for grid, (opened, late) in open_cases.items():
+        open_now += opened
         overdue_now += late
-        grid = case.get("unit_grid")
         if grid:
             row = per_grid.setdefault(grid, {"open": 0, "overdue": 0})
-            row["open"] += 1
+            row["open"] += opened
             row["overdue"] += late
     local = at.astimezone(zone)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -38,6 +38,7 @@ from shared.topics import Topics, TopicSpec, ensure_topics, read_replication
 from services.supervision.live import figures as live
 from services.supervision.live.delivery import DeliveredBeforeCommit
 from services.supervision.live.resume import ResumedAtCommitted
+from services.supervision.live.open_index import OpenIndex
 from services.supervision.live.window_index import WindowIndex
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ class LiveStreams:
         # keeps every case it ever saw (each scrape walked them all: 180 ms at 10,000 cases). Built from the table
         # when first asked, and again after each recovery (a rebalance gives the table its rows anew).
         self._open: dict[str, dict[str, Any]] | None = None
+        self._open_index: OpenIndex | None = None
         self.cases.on_recover(self._recovered)
         self.hourly.table.on_recover(self._windows_recovered)
         self.spikes.table.on_recover(self._windows_recovered)
@@ -180,6 +182,7 @@ class LiveStreams:
     def _forget_derived(self) -> None:
         """The tables changed wholesale: what is kept from them is built again when next asked."""
         self._open = None
+        self._open_index = None
         self.hourly_index.forget()
         self.spike_index.forget()
 
@@ -315,6 +318,8 @@ class LiveStreams:
                 self._open[envelope.case_id] = after
             else:
                 self._open.pop(envelope.case_id, None)
+        if self._open_index is not None:
+            self._open_index.set(envelope.case_id, after)
         if live.counts_in_windows(before, after, envelope.type):
             accepted = live.parse_time(after["accepted_at"])
             token = _accepted_at.set(accepted.timestamp() if accepted else None)
@@ -344,11 +349,18 @@ class LiveStreams:
 
     def figures(self, at: datetime | None = None) -> dict[str, Any]:
         """The street's live figures now (see figures.figures), from this instance's tables alone."""
-        return self.figures_from(self.known_cases(), self._hourly_windows(), self._spike_windows(), at)
+        at = at or now()
+        if self._open_index is None:
+            self._open_index = OpenIndex.of(self._open_items())
+        return self._figures(self._open_index.counts(at), self._hourly_windows(), self._spike_windows(), at)
 
     def figures_from(self, cases: Any, hourly: Any, spikes: Any, at: datetime | None = None) -> dict[str, Any]:
-        """The street's figures from given cases and windows (this instance's, or the instances' shares merged)."""
-        return live.figures(cases, hourly, spikes, names=self.names, at=at or now(), zone=street_zone(),
+        """The street's figures from given cases and windows (the instances' shares merged)."""
+        at = at or now()
+        return self._figures(live.open_counts(cases, at), hourly, spikes, at)
+
+    def _figures(self, open_cases: live.OpenCounts, hourly: Any, spikes: Any, at: datetime) -> dict[str, Any]:
+        return live.figures(open_cases, hourly, spikes, names=self.names, at=at, zone=street_zone(),
                             spike_threshold=self.options.spike_threshold)
 
     # ---- several instances: each holds some partitions of the tables ------------------------------------------
