@@ -1,8 +1,7 @@
 """The open cases counted per unit grid as they change, and the overdue among them at any moment.
 
 The figures count the open and the overdue cases at every scrape and every screen refresh. Asking each open case
-again (its deadline parsed, the rule applied) cost a third of the live process's CPU with the benchmarks' 40,000 open
-cases. A case's answer changes only when its facts do, or when the clock passes its deadline: so each case is filed
+again (its deadline parsed, the rule applied) made each of them cost in proportion to the open cases. A case's answer changes only when its facts do, or when the clock passes its deadline: so each case is filed
 once per change under its unit grid — open, overdue whatever the moment, or overdue from its deadline on (kept
 sorted) — and the overdue at a moment are those filed as always plus the deadlines at or before it (a bisection).
 The rule stays domain/overdue.py's (`overdue_from`); tests/unit/test_open_index.py holds the counts to a walk.
