@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     claims_prune_max_behind: int = Field(default=10000, ge=0)
     held_update_seconds: float = Field(default=600.0, gt=0)
     held_update_poll_seconds: float = Field(default=30.0, gt=0)
+    # At most this many of one owner's updates are held at once; beyond, refused at once with the reason. An owner's
+    # system that answers for cases that will never come (a bug, a stolen key) fills no table: a real owner rarely
+    # holds more than the tasks dispatched to it in the moment the case log lags.
+    held_updates_per_owner: int = Field(default=1000, ge=1)
     # How often supervision keeps past days' figures (the statistics sum kept days: docs/STATISTICS.md).
     stats_keep_seconds: float = 60.0
     # Hostile HTTP (shared/http.py): a report is a few KB, so a request body above this is refused with 413

@@ -94,7 +94,8 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     production = settings.profile == "production"
     updates = OwnerUpdates(case_log, topics, runtime.uow, production=production,
                            require_signature=production or settings.require_signed_updates,
-                           hold_seconds=settings.held_update_seconds)
+                           hold_seconds=settings.held_update_seconds,
+                           hold_per_owner=settings.held_updates_per_owner)
     # The command center's decisions (HTTP): commands on a bus of their own, each one unit of work, committed.
     center = MessageBus(
         consumer="supervision:commands", events={},

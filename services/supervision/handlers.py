@@ -59,7 +59,7 @@ class OwnerUpdates:
     """Owners' answers (wangge.task-updates, or POST /api/v1/tasks/{case_no}/updates) become case events."""
 
     def __init__(self, log_: CaseLog, topics: Topics, uow: UowFactory, *, require_signature: bool = False,
-                 production: bool = False, hold_seconds: float = 600.0):
+                 production: bool = False, hold_seconds: float = 600.0, hold_per_owner: int = 1000):
         self._log = log_
         self._topics = topics
         self._uow = uow
@@ -67,6 +67,8 @@ class OwnerUpdates:
         self._production = production
         # How long an update that came before its case's dispatch waits for it before it is refused.
         self.hold_for = timedelta(seconds=hold_seconds)
+        # How many of one owner's updates may wait so at once; the next is refused at once (held_store.held_of).
+        self.hold_per_owner = hold_per_owner
 
     async def check_sender(self, uow: UnitOfWork, owner: str, message: Message[Any]) -> None:
         """The update's owner must be the owner whose credential signed it (always in production; else if signed)."""
@@ -128,12 +130,18 @@ class OwnerUpdates:
                 decision = decide_update(case, update.owner, update.TYPE, update.case_no,
                                          until=getattr(update, "until", None))
             if overtook_dispatch(case, decision):
-                await held_store.hold(uow.conn, case_id=case_id, update_id=update_id, owner=update.owner,
-                                      envelope=hold.to_json(), at=held_since or self._log.clock.now())
-                uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "held").inc())
-                uow.after_commit(lambda: log.info("update %s (%s) of %s held: its case's dispatch is not folded yet",
-                                                  update_id, update.TYPE, update.case_no))
-                return Outcome(case.state if case else None, held=True)
+                if await held_store.held_of(uow.conn, update.owner) >= self.hold_per_owner:
+                    decision = Refused(f"{self.hold_per_owner} updates of owner {update.owner} already wait for "
+                                       "cases not yet dispatched; this one is refused — send it again once its "
+                                       "case's task has arrived (待派遣案件的暂存更新已达上限，请在收到任务后重发)")
+                    uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "over_cap").inc())
+                else:
+                    await held_store.hold(uow.conn, case_id=case_id, update_id=update_id, owner=update.owner,
+                                          envelope=hold.to_json(), at=held_since or self._log.clock.now())
+                    uow.after_commit(lambda: metrics.HELD_UPDATES.labels(SERVICE, "held").inc())
+                    uow.after_commit(lambda: log.info("update %s (%s) of %s held: its case's dispatch is not folded "
+                                                      "yet", update_id, update.TYPE, update.case_no))
+                    return Outcome(case.state if case else None, held=True)
         if isinstance(decision, Refused):
             refusal = t.TaskUpdateRefused(case_no=update.case_no, owner=update.owner, update_id=update_id,
                                           update_type=update.TYPE, reason=decision.reason)

@@ -43,6 +43,7 @@ SIGN_INS = Counter(
 HELD_UPDATES = Counter(
     "wangge_held_updates_total",
     "Owners' updates that overtook their case's dispatch: held, released (decided when the dispatch was folded), "
-    "expired (refused after the bound), failed (could not be applied: logged, dropped)",
+    "expired (refused after the bound), failed (could not be applied: logged, dropped), over_cap (refused at once: "
+    "its owner had WANGGE_HELD_UPDATES_PER_OWNER held already)",
     ["service", "outcome"],
 )

@@ -93,3 +93,46 @@ async def test_a_held_update_whose_case_never_comes_is_refused_with_its_reason_a
     finally:
         move_clock(None)
         await asyncio.wait_for(service.runtime.stop(), 30)
+
+
+async def test_an_owner_answering_for_cases_that_never_come_fills_no_table_beyond_its_bound(make_settings):
+    # An owner's system (a bug, a stolen key) floods wangge.task-updates with updates for cases nobody reported: each
+    # would wait WANGGE_HELD_UPDATE_SECONDS. Beyond the owner's bound they are refused at once with the reason, and
+    # another owner's update for a case not dispatched yet is still held.
+    settings = make_settings(held_updates_per_owner=3, held_update_poll_seconds=3600.0)
+    topics = Topics(settings.topic_prefix)
+    await ensure_topics(settings.kafka_bootstrap, [*topics.fixed(), topics.for_owner(OWNER), topics.for_owner(OTHER)])
+    service = await start(settings)
+    pool = service.runtime.pool
+    try:
+        async with TopicReader(settings.kafka_bootstrap, topics.tasks(OWNER)) as seen:
+            # One after another (each decided before the next): updates of cases on different partitions are
+            # decided in concurrent transactions, which may each see the owner one under the bound.
+            ghosts, sent, refused = [new_case() for _ in range(5)], [], []
+            for n, (case_id, case_no) in enumerate(ghosts):
+                sent.append(await update(settings, case_id, TaskAccepted(case_no=case_no, owner=OWNER)))
+                if n < 3:
+                    await held(pool, case_id, 1)
+                else:
+                    refused.append(await seen.wait_for(lambda m, e=sent[-1]: m["type"] == "task.update-refused"
+                                                       and m["data"]["update_id"] == e.id))
+            assert all("3 updates of owner" in r["data"]["reason"] and "暂存更新已达上限" in r["data"]["reason"]
+                       for r in refused), refused
+            assert await pool.fetchval("SELECT count(*) FROM held_updates WHERE owner = $1", OWNER) == 3
+            held_ids = {r["update_id"] for r in await pool.fetch("SELECT update_id FROM held_updates")}
+            assert held_ids == {e.id for e in sent[:3]}
+            # Another owner is not held back by this one's flood.
+            case_id, case_no = new_case()
+            theirs = await update(settings, case_id, TaskAccepted(case_no=case_no, owner=OTHER))
+            await held(pool, case_id, 1)
+            assert await pool.fetchval("SELECT update_id FROM held_updates WHERE case_id = $1", case_id) == theirs.id
+            # A held one released by its case's dispatch makes room: the owner's next is held again.
+            first_id, first_no = ghosts[0]
+            await send(settings, reported(first_id, first_no), accepted(first_id, first_no),
+                       dispatch_of(first_id, first_no))
+            await state_of(pool, first_id, "in_progress")
+            late_id, late_no = new_case()
+            await update(settings, late_id, TaskAccepted(case_no=late_no, owner=OWNER))
+            await held(pool, late_id, 1)
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 30)

@@ -32,6 +32,14 @@ async def hold(conn: asyncpg.Connection, *, case_id: str, update_id: str, owner:
            ON CONFLICT (update_id) DO NOTHING""", case_id, update_id, owner, envelope, at)
 
 
+async def held_of(conn: asyncpg.Connection, owner: str) -> int:
+    """How many of this owner's updates are held now. The updates of cases on different partitions are decided in
+    concurrent transactions, which may each see one under the bound: it is exceeded by at most the partitions being
+    decided at that moment — enough for a bound on storage, and no lock on the owner that the folds' case locks could
+    deadlock with."""
+    return await conn.fetchval("SELECT count(*) FROM held_updates WHERE owner = $1", owner)
+
+
 async def take_for_cases(conn: asyncpg.Connection, case_ids: Sequence[str]) -> list[asyncpg.Record]:
     """The held updates of these cases, removed, in arrival order."""
     rows = await conn.fetch(
