@@ -6,7 +6,7 @@ handler"):
 - A consumer reads each record once into a `Message` — its envelope and its typed event, upcast to the current
   version — and hands a partition's batch to `MessageBus.handle_batch` inside the batch's unit of work.
 - The bus claims the batch's event ids in one statement (a replay skips what was applied), then calls each handler
-  with every message of its type in a run, as a set: `handler(messages, uow, **deps)`. Runs keep the partition's
+  with a run of consecutive messages it takes, as a set: `handler(messages, uow, **deps)`. Runs keep the partition's
   order, so two events of one case are never handled out of order.
 - HTTP entrypoints build a command and call `MessageBus.handle(command)`: one unit of work, committed.
 - What a handler needs beyond the messages and the unit of work is named in its signature and handed in from the
@@ -60,19 +60,6 @@ class Message(Generic[E]):
         return next((value for key, value in self.record.headers or () if key == name), None)
 
 
-def runs_of_one_type(messages: Sequence[Message[Any]]) -> Iterator[list[Message[Any]]]:
-    """The messages cut into consecutive runs of one event type, in order: a handler takes a run as a set, and an
-    event of another type between two of them (say the case's closing between two acceptances) keeps its place."""
-    run: list[Message[Any]] = []
-    for message in messages:
-        if run and type(run[0].event) is not type(message.event):
-            yield run
-            run = []
-        run.append(message)
-    if run:
-        yield run
-
-
 def carrying_only(topic: str, events: Mapping[type[EventModel], Sequence[Handler]]) -> dict[type[EventModel], list[Handler]]:
     """The events of a bus on a topic that carries only these types: every other known type is handed to a refuser,
     so that it is set aside on <topic>.rejected with the reason — bad input is said, never skipped in silence."""
@@ -117,7 +104,24 @@ class MessageBus:
 
     async def handle_batch(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> None:
         """Apply a partition's messages once each, in the caller's unit of work (which commits them)."""
-        await self._hand_runs(runs_of_one_type(await self._fresh(messages, uow)), uow)
+        await self._hand_runs(self.runs_of_one_handling(await self._fresh(messages, uow)), uow)
+
+    def runs_of_one_handling(self, messages: Sequence[Message[Any]]) -> Iterator[list[Message[Any]]]:
+        """The messages cut into consecutive runs handed to the same handlers, in order. Types that share their handlers
+        (one handler registered for several types) make one run: its handler takes them as one set — one lock
+        statement for the batch's cases rather than one per run, since locks taken run by run, in batch order, can
+        deadlock with another consumer taking the same rows in one sorted statement."""
+        run: list[Message[Any]] = []
+        handlers: list[Handler] | None = None
+        for message in messages:
+            these = self._events.get(type(message.event), [])
+            if run and these != handlers:
+                yield run
+                run = []
+            handlers = these
+            run.append(message)
+        if run:
+            yield run
 
     async def _fresh(self, messages: Sequence[Message[Any]], uow: UnitOfWork) -> list[Message[Any]]:
         """The batch's messages not applied before (claimed in one statement), each once: an event redelivered within
@@ -181,14 +185,14 @@ class ProjectingBus(MessageBus):
         projected = [m for m in once if type(m.event) in self._projects]
         if projected:
             await self._projection(projected, uow, **self._handed[self._projection])
-        await self._hand_runs(runs_of_one_type(once), uow)
+        await self._hand_runs(self.runs_of_one_handling(once), uow)
 
 
 def runs_per_case(messages: Sequence[Message[Any]], *, barriers: frozenset[type] = frozenset()
                   ) -> Iterator[list[Message[Any]]]:
     """Runs of one type that keep each case's order and no more (a topic keyed by case promises no other): the
     messages cut into waves — every case's first message, then every case's second … — and each wave into runs by
-    type. A batch of reports and acceptances interleaved case by case is two runs, where runs_of_one_type makes one
+    type. A batch of reports and acceptances interleaved case by case is two runs, where runs_of_one_handling makes one
     per message. A message of a `barriers` type (one whose effect reaches other cases) is handled alone at its place
     in the batch: nothing before it moves after it, nothing after it before."""
     segment: list[Message[Any]] = []

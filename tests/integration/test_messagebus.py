@@ -13,7 +13,7 @@ import pytest
 from shared.clock import now, street_zone
 from shared.contracts import Envelope, InvalidMessage, parse_event
 from shared.contracts.cases import CaseAccepted, CaseClosed
-from shared.messagebus import Message, MessageBus, runs_of_one_type
+from shared.messagebus import Message, MessageBus
 from shared.runtime import Service
 from shared.settings import Settings
 from services.routing.bootstrap import build
@@ -32,10 +32,31 @@ def closed(case_id: str, case_no: str) -> Envelope:
                       closed_at=now(), on_time=True).envelope(source="supervision", case_id=case_id)
 
 
+async def _accepting(messages: list[Message[Any]], uow: Any) -> None: ...
+
+
+async def _closing(messages: list[Message[Any]], uow: Any) -> None: ...
+
+
 def test_runs_keep_the_partitions_order():
     a1, a2, c, a3 = (message(accepted(uuid.uuid4().hex, "CM04")), message(accepted(uuid.uuid4().hex, "CM04")),
                      message(closed(uuid.uuid4().hex, "20261127-1")), message(accepted(uuid.uuid4().hex, "CM04")))
-    assert [[m.id for m in run] for run in runs_of_one_type([a1, a2, c, a3])] == [[a1.id, a2.id], [c.id], [a3.id]]
+    bus = MessageBus(consumer="test", events={CaseAccepted: [_accepting], CaseClosed: [_closing]}, deps={})
+    runs = bus.runs_of_one_handling([a1, a2, c, a3])
+    assert [[m.id for m in run] for run in runs] == [[a1.id, a2.id], [c.id], [a3.id]]
+
+
+def test_types_sharing_their_handler_reach_it_as_one_run():
+    """A handler registered for several types (intake's follow_cases) takes a batch mixing them at once, so it locks
+    the batch's cases in one sorted statement: run by run, the locks would be taken in batch order, in several
+    statements, and could deadlock with another consumer locking the same cases."""
+    a1, c, a2 = (message(accepted(uuid.uuid4().hex, "CM04")), message(closed(uuid.uuid4().hex, "20261127-1")),
+                 message(accepted(uuid.uuid4().hex, "CM04")))
+    bus = MessageBus(consumer="test", events={CaseAccepted: [_accepting], CaseClosed: [_accepting]}, deps={})
+    assert [[m.id for m in run] for run in bus.runs_of_one_handling([a1, c, a2])] == [[a1.id, c.id, a2.id]]
+    both = MessageBus(consumer="test", events={CaseAccepted: [_accepting, _closing], CaseClosed: [_accepting]},
+                      deps={})
+    assert [len(run) for run in both.runs_of_one_handling([a1, c, a2])] == [1, 1, 1]
 
 
 async def test_an_event_twice_in_a_batch_or_replayed_later_reaches_its_handler_once(routing: Service):
