@@ -28,10 +28,12 @@ class _Grid:
 
 
 class OpenIndex:
-    """Each open case's unit grid and since when it is overdue, and the counts per unit grid they add up to."""
+    """The open cases (the screen's row of each), each one's unit grid and since when it is overdue, and the counts
+    per unit grid they add up to."""
 
     def __init__(self) -> None:
         self._filed: dict[str, tuple[str | None, float | str]] = {}
+        self._rows: dict[str, Mapping[str, Any]] = {}
         self._grids: dict[str | None, _Grid] = {}
 
     @classmethod
@@ -42,7 +44,7 @@ class OpenIndex:
         return index
 
     def set(self, case_id: str, case: Mapping[str, Any] | None) -> None:
-        """The screen's facts of a case now (None or a finished case: no longer open)."""
+        """The screen's facts of a case now (None, not a row, or a finished case: no longer open)."""
         self._unfile(case_id)
         if not isinstance(case, Mapping) or not live.is_open(case):
             return
@@ -58,11 +60,13 @@ class OpenIndex:
         elif when != _NEVER:
             insort(entry.deadlines, when)  # type: ignore[arg-type]
         self._filed[case_id] = (grid, when)
+        self._rows[case_id] = case
 
     def _unfile(self, case_id: str) -> None:
         filed = self._filed.pop(case_id, None)
         if filed is None:
             return
+        del self._rows[case_id]
         grid, when = filed
         entry = self._grids[grid]
         entry.open -= 1
@@ -78,6 +82,10 @@ class OpenIndex:
         moment = at.timestamp()
         return {grid: [entry.open, entry.always + bisect_right(entry.deadlines, moment)]
                 for grid, entry in self._grids.items()}
+
+    def rows(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """Each open case's id and row, as last set."""
+        return list(self._rows.items())
 
     def __len__(self) -> int:
         return len(self._filed)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -165,9 +165,8 @@ class LiveStreams:
                                        and f"{row['community']}|{row['category']}", keep)
         app.agent(self.cases_topic, name="follow-cases")(self._follow_cases)
         # The open cases of the table, kept as events come: a scrape or the screen asks about these, and the table
-        # keeps every case it ever saw (each scrape walked them all: 180 ms at 10,000 cases). Built from the table
-        # when first asked, and again after each recovery (a rebalance gives the table its rows anew).
-        self._open: dict[str, dict[str, Any]] | None = None
+        # keeps every case it ever saw. Built from the table when first asked, and again after each recovery (a
+        # rebalance gives the table its rows anew).
         self._open_index: OpenIndex | None = None
         self.cases.on_recover(self._recovered)
         self.hourly.table.on_recover(self._windows_recovered)
@@ -181,7 +180,6 @@ class LiveStreams:
 
     def _forget_derived(self) -> None:
         """The tables changed wholesale: what is kept from them is built again when next asked."""
-        self._open = None
         self._open_index = None
         self.hourly_index.forget()
         self.spike_index.forget()
@@ -313,11 +311,6 @@ class LiveStreams:
             # Written only when the screen's row changes: each write is a changelog record (produced, stored, read
             # again on recovery); a replayed event, a warning or an urge that moves nothing the screen keeps, none.
             self.cases[envelope.case_id] = after
-        if self._open is not None:
-            if live.is_open(after):
-                self._open[envelope.case_id] = after
-            else:
-                self._open.pop(envelope.case_id, None)
         if self._open_index is not None:
             self._open_index.set(envelope.case_id, after)
         if live.counts_in_windows(before, after, envelope.type):
@@ -335,11 +328,11 @@ class LiveStreams:
             self.spike_index.written(envelope.case_id, place, moment)
         self.broadcast.publish(live.screen_event(envelope.type, envelope.case_id, data, occurred_at, after, self.names))
 
-    def known_cases(self) -> Iterator[dict[str, Any]]:
-        """What the screen knows of every open case (from the cases table)."""
-        if self._open is None:
-            self._open = {k: v for k, v in self.cases.items() if isinstance(v, dict) and live.is_open(v)}
-        return iter(list(self._open.values()))
+    def _open_cases(self) -> OpenIndex:
+        """What the screen knows of every open case (from the cases table), counted."""
+        if self._open_index is None:
+            self._open_index = OpenIndex.of(self.cases.items())
+        return self._open_index
 
     def _hourly_windows(self, keep: Any = None) -> list[tuple[str, float, list[str]]]:
         return self.hourly_index.windows(keep)
@@ -350,9 +343,7 @@ class LiveStreams:
     def figures(self, at: datetime | None = None) -> dict[str, Any]:
         """The street's live figures now (see figures.figures), from this instance's tables alone."""
         at = at or now()
-        if self._open_index is None:
-            self._open_index = OpenIndex.of(self._open_items())
-        return self._figures(self._open_index.counts(at), self._hourly_windows(), self._spike_windows(), at)
+        return self._figures(self._open_cases().counts(at), self._hourly_windows(), self._spike_windows(), at)
 
     def figures_from(self, cases: Any, hourly: Any, spikes: Any, at: datetime | None = None) -> dict[str, Any]:
         """The street's figures from given cases and windows (the instances' shares merged)."""
@@ -399,17 +390,12 @@ class LiveStreams:
         held = {table.name: sorted(tp.partition for tp in actives if tp.topic == table.changelog_topic.get_topic_name())
                 for table in (self.cases, self.hourly.table, self.spikes.table)}
         mine = {name: set(parts) for name, parts in held.items()}
-        cases = {case_id: row for case_id, row in (self._open_items())
+        cases = {case_id: row for case_id, row in self._open_cases().rows()
                  if self._partition(self.cases, case_id) in mine[self.cases.name]}
         keep_hourly = lambda key: self._partition(self.hourly.table, key) in mine[self.hourly.table.name]  # noqa: E731
         keep_spikes = lambda key: self._partition(self.spikes.table, key) in mine[self.spikes.table.name]  # noqa: E731
         return {"url": self.url, "partitions": held, "cases": cases,
                 "hourly": self._hourly_windows(keep_hourly), "spikes": self._spike_windows(keep_spikes)}
-
-    def _open_items(self) -> list[tuple[str, dict[str, Any]]]:
-        self.known_cases()
-        assert self._open is not None
-        return list(self._open.items())
 
     def _partition(self, table: Any, key: Any) -> int:
         """The changelog partition of a table's key: its case's partition of wangge.cases, the Kafka partitioner's
