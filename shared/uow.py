@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 # A unit of work runs the same few statements again and again with arrays of ids whose length PostgreSQL's default
-# (plan_cache_mode auto) treats as news: it planned them afresh on every call, a third of the statements' time when
-# batches are small. Generic plans suit these key lookups and multi-row writes. Only here, inside the transaction:
+# (plan_cache_mode auto) treats as news: it planned them afresh on every call, which costs more than running them
+# when batches are small. Generic plans suit these key lookups and multi-row writes. Only here, inside the transaction:
 # the services' reads with optional filters (`$1 IS NULL OR …`) need a plan for their actual arguments.
 GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
