@@ -252,9 +252,31 @@ async def drive(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: 
     sender = asyncio.create_task(send_all())
     deadline = time.perf_counter() + timeout
     last_progress = 0.0
+    # The tasks and replies are on other topics than case.reported: one may be fetched before the report's case is
+    # known here. Kept until it is, with the moment it was seen.
+    early: dict[str, list[tuple[str, dict, float, float, float]]] = {}
+
+    def follow(trace: Trace, kind: str, body: dict, sent_at: float, seen: float, seen_wall: float) -> None:
+        nonlocal done_tasks, done_replies, records_seen
+        records_seen += 1
+        if kind in ("case.accepted", "case.dispatched"):
+            name = kind.split(".")[1]
+            trace.stamps[name] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+            trace.stamps[f"{name}_sent"] = sent_at  # the relay's send (CreateTime)
+        elif kind == "task.assigned" and trace.task_seen is None:
+            trace.task_seen = seen
+            trace.stamps["task_sent"] = sent_at
+            trace.stamps["task_seen"] = seen_wall
+            done_tasks += 1
+        elif kind == "reply.issued" and trace.reply_seen is None:
+            trace.reply_seen = seen
+            trace.stamps["reply"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
+            trace.stamps["reply_sent"] = sent_at
+            done_replies += 1
+
     while (done_tasks < n or done_replies < n) and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=200, max_records=2000)
-        now = time.perf_counter()
+        now, now_wall = time.perf_counter(), time.time()
         for records in batch.values():
             for record in records:
                 body = orjson.loads(record.value)
@@ -268,25 +290,15 @@ async def drive(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: 
                     records_seen += 1
                     trace.stamps["reported"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
                     trace.stamps["reported_sent"] = record.timestamp / 1000
+                    for seen_early in early.pop(case_id, []):
+                        follow(trace, *seen_early)
                     continue
                 trace = by_case.get(case_id)
                 if trace is None:
+                    if case_id and kind in ("case.accepted", "case.dispatched", "task.assigned", "reply.issued"):
+                        early.setdefault(case_id, []).append((kind, body, record.timestamp / 1000, now, now_wall))
                     continue
-                records_seen += 1
-                if kind in ("case.accepted", "case.dispatched"):
-                    name = kind.split(".")[1]
-                    trace.stamps[name] = datetime.fromisoformat(body["occurred_at"]).timestamp()
-                    trace.stamps[f"{name}_sent"] = record.timestamp / 1000  # the relay's send (CreateTime)
-                elif kind == "task.assigned" and trace.task_seen is None:
-                    trace.task_seen = now
-                    trace.stamps["task_sent"] = record.timestamp / 1000
-                    trace.stamps["task_seen"] = time.time()
-                    done_tasks += 1
-                elif kind == "reply.issued" and trace.reply_seen is None:
-                    trace.reply_seen = now
-                    trace.stamps["reply"] = datetime.fromisoformat(body["occurred_at"]).timestamp()
-                    trace.stamps["reply_sent"] = record.timestamp / 1000
-                    done_replies += 1
+                follow(trace, kind, body, record.timestamp / 1000, now, now_wall)
         if now - last_progress > 2:
             last_progress = now
             print(f"  {now - started:5.1f} s: {done_tasks}/{n} tasks, {done_replies}/{n} replies", flush=True)
