@@ -50,7 +50,7 @@ from aiokafka.errors import KafkaError
 
 from bench.support import INSTANCED, MAX_INSTANCES, MAX_KAFKA_NODES, argv_of, state_dir
 from shared.contracts import Envelope
-from shared.lag import group_lags
+from shared.lag import end_offsets, group_lags
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -388,7 +388,7 @@ async def task_offsets(settings: Settings, topics: Topics) -> dict[TopicPartitio
     await asyncio.wait_for(consumer.start(), 30)
     try:
         parts = await task_partitions(settings, topics, consumer)
-        return await consumer.end_offsets(parts) if parts else {}
+        return await end_offsets(consumer, parts) if parts else {}
     finally:
         await consumer.stop()
 
@@ -417,8 +417,7 @@ async def read_tasks(settings: Settings, topics: Topics, since: dict[TopicPartit
         parts = await task_partitions(settings, topics, consumer)
         if not parts:
             return found
-        ends = await consumer.end_offsets(parts)
-        consumer.assign(parts)
+        ends = await end_offsets(consumer, parts)
         for tp in parts:
             consumer.seek(tp, since.get(tp, 0))
         left = {tp for tp in parts if ends[tp] > since.get(tp, 0)}

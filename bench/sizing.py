@@ -37,6 +37,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.lag import end_offsets
 from shared.settings import Settings, get_settings
 from shared.street import load_street
 
@@ -77,7 +78,7 @@ async def read(settings: Settings) -> Reading:
         topics = sorted(t for t in await consumer.topics() if not t.startswith("__"))
         partitions = [TopicPartition(t["topic"], p["partition"]) for t in await admin.describe_topics(topics)
                       for p in t["partitions"]]
-        for tp, offset in (await consumer.end_offsets(partitions)).items():
+        for tp, offset in (await end_offsets(consumer, partitions)).items():
             reading.records[tp.topic] = reading.records.get(tp.topic, 0) + offset
     finally:
         await admin.close()

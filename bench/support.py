@@ -17,6 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.lag import end_offsets
 from shared.settings import Settings, get_settings
 from shared.topics import Topics
 
@@ -361,7 +362,7 @@ async def kafka_traffic(bootstrap: str) -> tuple[int, int]:
         described = await admin.describe_topics(sorted(await consumer.topics()))
         partitions = [TopicPartition(topic["topic"], p["partition"]) for topic in described
                       for p in topic["partitions"]]
-        written = sum((await consumer.end_offsets(partitions)).values())
+        written = sum((await end_offsets(consumer, partitions)).values())
         read = 0
         for group, *_ in await admin.list_consumer_groups():
             if not group.startswith("bench-"):
@@ -383,10 +384,11 @@ async def groups_behind(bootstrap: str, prefix: str) -> dict[str, int]:
     try:
         ours = sorted(group for group, *_ in await admin.list_consumer_groups() if group.startswith(f"{prefix}wangge-"))
         behind: dict[str, int] = {}
-        for group in ours:
-            committed = {tp: c.offset for tp, c in (await admin.list_consumer_group_offsets(group)).items()
-                         if c.offset >= 0}
-            ends = await consumer.end_offsets(list(committed)) if committed else {}
+        committed_by_group = {group: {tp: c.offset for tp, c in (await admin.list_consumer_group_offsets(group)).items()
+                                      if c.offset >= 0} for group in ours}
+        every = sorted({tp for committed in committed_by_group.values() for tp in committed})
+        ends = await end_offsets(consumer, every) if every else {}
+        for group, committed in committed_by_group.items():
             behind[group] = sum(max(0, ends[tp] - offset) for tp, offset in committed.items())
         return behind
     finally:

@@ -39,6 +39,8 @@ async def topic_lag(bootstrap: str, group: str, topic: str, *, timeout: float = 
         numbers = next((sorted(p["partition"] for p in t["partitions"]) for t in described if t["topic"] == topic), [])
         partitions = [TopicPartition(topic, p) for p in numbers]
         committed = await asyncio.wait_for(admin.list_consumer_group_offsets(group, partitions=partitions), timeout)
+        if partitions:
+            probe.assign(partitions)  # its leaders learnt at once (end_offsets)
         starts = await asyncio.wait_for(probe.beginning_offsets(partitions), timeout) if partitions else {}
         positions = {tp: committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp]
                      for tp in partitions}
@@ -66,5 +68,14 @@ async def _clients(bootstrap: str, timeout: float) -> AsyncIterator[tuple[AIOKaf
 async def _behind(probe: AIOKafkaConsumer, positions: Mapping[TopicPartition, Any], timeout: float) -> int:
     """Messages between these positions (offsets, or committed OffsetAndMetadata) and their partitions' ends."""
     offsets = {tp: getattr(at, "offset", at) for tp, at in positions.items() if isinstance(tp, TopicPartition)}
-    ends = await asyncio.wait_for(probe.end_offsets(list(offsets)), timeout) if offsets else {}
+    ends = await asyncio.wait_for(end_offsets(probe, list(offsets)), timeout) if offsets else {}
     return sum(max(0, ends[tp] - offset) for tp, offset in offsets.items())
+
+
+async def end_offsets(probe: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The partitions' ends, asked by a consumer that reads none of them (a probe of its own: it is assigned them).
+
+    Assigned first: aiokafka learns the leaders of partitions whose topics it does not hold one topic at a time, a
+    metadata request and a back-off for each: on a broker with a few hundred topics, more than any timeout allows."""
+    probe.assign(partitions)
+    return await probe.end_offsets(partitions)
