@@ -39,9 +39,7 @@ async def topic_lag(bootstrap: str, group: str, topic: str, *, timeout: float = 
         numbers = next((sorted(p["partition"] for p in t["partitions"]) for t in described if t["topic"] == topic), [])
         partitions = [TopicPartition(topic, p) for p in numbers]
         committed = await asyncio.wait_for(admin.list_consumer_group_offsets(group, partitions=partitions), timeout)
-        if partitions:
-            probe.assign(partitions)  # its leaders learnt at once (end_offsets)
-        starts = await asyncio.wait_for(probe.beginning_offsets(partitions), timeout) if partitions else {}
+        starts = await asyncio.wait_for(beginning_offsets(probe, partitions), timeout) if partitions else {}
         positions = {tp: committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp]
                      for tp in partitions}
         return await _behind(probe, positions, timeout)
@@ -79,3 +77,9 @@ async def end_offsets(probe: AIOKafkaConsumer, partitions: list[TopicPartition])
     metadata request and a back-off for each: on a broker with a few hundred topics, more than any timeout allows."""
     probe.assign(partitions)
     return await probe.end_offsets(partitions)
+
+
+async def beginning_offsets(probe: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The partitions' first offsets, asked the same way (assigned first: see end_offsets)."""
+    probe.assign(partitions)
+    return await probe.beginning_offsets(partitions)
