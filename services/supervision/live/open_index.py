@@ -32,8 +32,7 @@ class OpenIndex:
     per unit grid they add up to."""
 
     def __init__(self) -> None:
-        self._filed: dict[str, tuple[str | None, float | str]] = {}
-        self._rows: dict[str, Mapping[str, Any]] = {}
+        self._filed: dict[str, tuple[str | None, float | str, Mapping[str, Any]]] = {}  # grid, overdue from, row
         self._grids: dict[str | None, _Grid] = {}
 
     @classmethod
@@ -59,15 +58,13 @@ class OpenIndex:
             entry.always += 1
         elif when != _NEVER:
             insort(entry.deadlines, when)  # type: ignore[arg-type]
-        self._filed[case_id] = (grid, when)
-        self._rows[case_id] = case
+        self._filed[case_id] = (grid, when, case)
 
     def _unfile(self, case_id: str) -> None:
         filed = self._filed.pop(case_id, None)
         if filed is None:
             return
-        del self._rows[case_id]
-        grid, when = filed
+        grid, when, _ = filed
         entry = self._grids[grid]
         entry.open -= 1
         if when == _ALWAYS:
@@ -85,7 +82,7 @@ class OpenIndex:
 
     def rows(self) -> list[tuple[str, Mapping[str, Any]]]:
         """Each open case's id and row, as last set."""
-        return list(self._rows.items())
+        return [(case_id, row) for case_id, (_, _, row) in self._filed.items()]
 
     def __len__(self) -> int:
         return len(self._filed)
