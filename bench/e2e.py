@@ -295,7 +295,7 @@ async def drive(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, topics: 
                     continue
                 trace = by_case.get(case_id)
                 if trace is None:
-                    if case_id and kind in ("case.accepted", "case.dispatched", "task.assigned", "reply.issued"):
+                    if case_id:
                         early.setdefault(case_id, []).append((kind, body, record.timestamp / 1000, now, now_wall))
                     continue
                 follow(trace, kind, body, record.timestamp / 1000, now, now_wall)
