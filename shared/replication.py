@@ -150,10 +150,10 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicRe
             for t in described if t.get("error_code", 0) == 0]
 
 
-async def _set_min_insync(admin: AIOKafkaAdminClient, wanted: dict[str, int]) -> dict[str, str]:
-    """Set each topic's min.insync.replicas; the topics refused, with the broker's reason."""
-    resources = [(ConfigResourceType.TOPIC, name, [("min.insync.replicas", _SET, str(value))])
-                 for name, value in wanted.items()]
+async def set_topic_configs(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Set these configs of each topic (the others left as they are); the topics refused, with the broker's reason."""
+    resources = [(ConfigResourceType.TOPIC, name, [(key, _SET, value) for key, value in configs.items()])
+                 for name, configs in wanted.items()]
     response = await admin._send_request(IncrementalAlterConfigsRequest(resources))  # noqa: SLF001 — aiokafka has
     # no public call for a request it does not know; its own admin methods send theirs the same way
     refused = {}
@@ -175,7 +175,8 @@ async def raise_or_report(admin: AIOKafkaAdminClient, bootstrap: str, names: lis
     topics = await describe(admin, names)
     verdicts = {t.name: judge(t, factor) for t in topics}
     raise_to = {name: v.raise_min_insync_to for name, v in verdicts.items() if v.raise_min_insync_to is not None}
-    refused = await _set_min_insync(admin, raise_to) if raise_to else {}
+    wanted = {name: {"min.insync.replicas": str(value)} for name, value in raise_to.items()}
+    refused = await set_topic_configs(admin, wanted) if wanted else {}
     for name, reason in refused.items():
         log.warning(
             "topic %s keeps min.insync.replicas below %d (%s): an acks=all write it acknowledges may be on one "

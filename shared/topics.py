@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     ClusterAuthorizationFailedError, KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code,
 )
 
 from shared import kafka_security
-from shared.replication import raise_or_report, replication_for
+from shared.replication import raise_or_report, replication_for, set_topic_configs
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ class EnsuredTopics:
     # new topic gets here (reported with the reassignment to run: shared/replication.py).
     min_insync_raised: tuple[str, ...] = ()
     fewer_copies: tuple[str, ...] = ()
+    # Of those there already: given the segment.ms their spec names, which they had not (a refusal is warned of).
+    segments_held: tuple[str, ...] = ()
 
 
 async def cluster_replication(admin: AIOKafkaAdminClient, bootstrap: str) -> tuple[int, int]:
@@ -193,7 +196,8 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeo
     at most `visible_timeout` seconds (TopicsNotVisible). Any other refusal raises the broker's error.
     Each is created with the replication the cluster can hold (`cluster_replication`: 3 copies and
     min.insync.replicas 2 on three brokers or more, 1 and 1 on one). Those there already are held to the same:
-    a lower min.insync.replicas is raised, fewer copies are warned of with the reassignment that would add them.
+    a lower min.insync.replicas is raised, fewer copies are warned of with the reassignment that would add them;
+    and to the segment.ms their spec names (a topic created before its spec named one keeps the broker's week).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **kafka_security.options(bootstrap))
     await admin.start()
@@ -211,8 +215,9 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, visible_timeo
                 await _wait_visible(admin, created, visible_timeout)
         existing = tuple(n for n in wanted if n in listed) + outcome.existing
         raised, short = await _check_existing(admin, bootstrap, existing, replicas, brokers)
+        held = await _hold_segments(admin, bootstrap, [wanted[name] for name in existing if name in wanted])
         return EnsuredTopics(created=outcome.created, existing=existing, not_allowed=outcome.not_allowed,
-                             min_insync_raised=raised, fewer_copies=short)
+                             min_insync_raised=raised, fewer_copies=short, segments_held=held)
     finally:
         await admin.close()
 
@@ -232,6 +237,44 @@ async def _create(admin: AIOKafkaAdminClient, missing: list[TopicSpec], replicas
         # administrator creates those. Its own topics it may create, and the others it never uses.
         log.info("not allowed to create %s: left to the administrator", list(outcome.not_allowed))
     return outcome
+
+
+async def _hold_segments(admin: AIOKafkaAdminClient, bootstrap: str, specs: list[TopicSpec]) -> tuple[str, ...]:
+    """Set segment.ms on the existing topics whose spec names another. Why: a compacted or cut topic sheds records
+    only from segments no longer written to, so a topic that keeps the broker's 7-day segment keeps every record a
+    week (a table's changelog is read whole at each restart). A refusal (no right to alter the topic's configs) is
+    warned of, with the command to run, and does not stop the topic's use; topics whose configs this principal may
+    not read are left as they are."""
+    wanted = {spec.name: str(spec.segment_ms) for spec in specs if spec.segment_ms is not None}
+    if not wanted:
+        return ()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {"segment.ms": None}) for name in wanted])
+    except KafkaError as exc:
+        log.debug("could not read the segment.ms of %s: %s", list(wanted), exc)
+        return ()
+    differ: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            entries = {entry[0]: entry[1] for entry in resource[4]}
+            name = resource[3]
+            if resource[0] == 0 and name in wanted and entries.get("segment.ms") != wanted[name]:
+                differ[name] = {"segment.ms": wanted[name]}
+    if not differ:
+        return ()
+    try:
+        refused = await set_topic_configs(admin, differ)
+    except KafkaError as exc:
+        refused = {name: repr(exc) for name in differ}
+    for name, reason in refused.items():
+        log.warning("topic %s keeps its segment.ms (%s): its old records stay on the broker until a segment rolls. "
+                    "Run: kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s "
+                    "--add-config segment.ms=%s", name, reason, bootstrap, name, wanted[name])
+    held = tuple(name for name in differ if name not in refused)
+    for name in held:
+        log.info("topic %s: segment.ms set to %s", name, wanted[name])
+    return held
 
 
 async def _check_existing(admin: AIOKafkaAdminClient, bootstrap: str, names: tuple[str, ...], replicas: int,

@@ -114,3 +114,35 @@ async def test_a_topic_gets_the_copies_read_from_the_cluster_one_on_the_single_b
     finally:
         await admin.close()
         await _delete(base_settings.kafka_bootstrap, [spec.name])
+
+
+async def test_a_topic_there_already_is_given_the_segment_ms_its_spec_names(base_settings):
+    """A compacted or cut topic sheds records only from segments no longer written to: a topic created before its
+    spec named a segment.ms (the live tables' changelogs kept the broker's 7 days, so every row ever written) is given
+    it by the next ensure_topics, once; a spec naming none leaves the topic's as it is."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    tag = uuid.uuid4().hex[:8]
+    plain, timed = TopicSpec(f"x{tag}.plain", partitions=1), TopicSpec(f"x{tag}.timed", partitions=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=base_settings.kafka_bootstrap)
+    await asyncio.wait_for(admin.start(), 20)
+
+    async def segment_ms(name: str) -> str:
+        (response,) = await asyncio.wait_for(admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {"segment.ms": None})]), 20)
+        return {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}["segment.ms"]
+
+    try:
+        await asyncio.wait_for(ensure_topics(base_settings.kafka_bootstrap, [plain, timed]), 30)
+        week = await segment_ms(timed.name)
+        assert week == str(7 * 24 * 3600 * 1000)  # the broker's default: what the topic was created with
+        named = [TopicSpec(plain.name, partitions=1), TopicSpec(timed.name, partitions=1, segment_ms=3_600_000)]
+        result = await asyncio.wait_for(ensure_topics(base_settings.kafka_bootstrap, named), 30)
+        assert result.segments_held == (timed.name,)
+        assert await segment_ms(timed.name) == "3600000"
+        assert await segment_ms(plain.name) == week
+        again = await asyncio.wait_for(ensure_topics(base_settings.kafka_bootstrap, named), 30)
+        assert again.segments_held == ()  # already so: nothing asked of the broker
+    finally:
+        await admin.close()
+        await _delete(base_settings.kafka_bootstrap, [plain.name, timed.name])
