@@ -23,6 +23,7 @@ from shared.settings import Settings
 from shared.street import Street
 from shared.topics import Topics
 from services.supervision.live.bootstrap import build
+from services.supervision.live.forgetting import FORGET_AFTER
 from services.supervision.live.streams import LiveOptions
 from tests.e2e.conftest import free_port
 from tests.support import grant, publish
@@ -93,10 +94,11 @@ class Cases:
             priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=self.at,
             due_at=due_at).envelope(source="routing", case_id=case_id, occurred_at=self.at))
 
-    async def closed(self, case_id: str, case_no: str) -> None:
+    async def closed(self, case_id: str, case_no: str, at: datetime | None = None) -> None:
+        at = at or self.at
         await self.send(CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="已更换",
-                                   by="operator:值班员", closed_at=self.at, on_time=True)
-                        .envelope(source="supervision", case_id=case_id, occurred_at=self.at))
+                                   by="operator:值班员", closed_at=at, on_time=True)
+                        .envelope(source="supervision", case_id=case_id, occurred_at=at))
 
 
 def two_grids_of_one_community(street: Street) -> tuple[str, str, str]:
@@ -412,6 +414,27 @@ async def test_a_recovery_that_stops_reading_its_changelogs_is_a_stall(isolated)
         await asyncio.wait_for(runtime.stop(), 60)
 
 
+async def changelog_rows(settings: Settings, case_ids: set[str], least: int) -> list[tuple[str, bytes | None]]:
+    """The records of these cases in the live cases table's changelog, in order: (case id, row; None a deletion).
+    Read until at least `least` are in and the topic has nothing more, or for 10 s."""
+    changelog = f"{settings.topic_prefix}wangge-supervision-live-cases-changelog"
+    consumer = AIOKafkaConsumer(changelog, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await asyncio.wait_for(consumer.start(), 20)
+    try:
+        rows: list[tuple[str, bytes | None]] = []
+        deadline = asyncio.get_running_loop().time() + 10
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            rows += [(case_id, r.value) for records in batch.values() for r in records
+                     for case_id in case_ids if case_id.encode() in (r.key or b"")]
+            if len(rows) >= least and not batch:
+                break
+    finally:
+        await consumer.stop()
+    return rows
+
+
 async def test_an_event_that_changes_nothing_on_the_screen_writes_no_changelog_record(isolated, demo_street):
     """Issue 17: each table write is a changelog record (produced, stored, read again at every recovery). A replayed
     event (at-least-once) moves nothing the screen keeps, and costs none."""
@@ -425,19 +448,35 @@ async def test_an_event_that_changes_nothing_on_the_screen_writes_no_changelog_r
         await cases.send(cases.sent[-1])  # case.accepted again: delivered twice (at-least-once)
         await cases.closed(case_id, case_no)
         await figures_when(client, base, lambda f: f["open_now"] == 0)
-    changelog = f"{settings.topic_prefix}wangge-supervision-live-cases-changelog"
-    consumer = AIOKafkaConsumer(changelog, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await asyncio.wait_for(consumer.start(), 20)
-    try:
-        rows: list[bytes] = []
-        deadline = asyncio.get_running_loop().time() + 10
-        while asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            rows += [r.value for records in batch.values() for r in records if case_id.encode() in (r.key or b"")]
-            if len(rows) >= 3 and not batch:
-                break
-    finally:
-        await consumer.stop()
+    rows = [value for _key, value in await changelog_rows(settings, {case_id}, least=3)]
     # reported, accepted, closed: one row each; the accepted delivered twice wrote nothing the second time.
     assert len(rows) == 3, [orjson.loads(r) for r in rows]
+
+
+async def test_a_case_finished_long_ago_is_forgotten_by_the_cases_table(isolated, demo_street):
+    """A restart reads the cases table's changelog whole, so the table keeps only what the figures may still need:
+    a case closed more than FORGET_AFTER ago is deleted (a tombstone on its changelog, which the broker compacts
+    away with its rows); one closed today is kept, for a reopening within the survey window. The figures are the
+    same either way."""
+    settings = isolated
+    cases = Cases(settings)
+    _community, grid, _other = two_grids_of_one_community(demo_street)
+    old_id, new_id = str(uuid.uuid4()), str(uuid.uuid4())
+    day = f"{cases.at:%Y%m%d}"
+    async with running_live(settings) as base, httpx.AsyncClient(timeout=10) as client:
+        await cases.accepted(old_id, f"{day}-9201", "CM04", grid)
+        await cases.accepted(new_id, f"{day}-9202", "CM04", grid)
+        await figures_when(client, base, lambda f: f["open_now"] == 2)
+        await cases.closed(old_id, f"{day}-9201", at=cases.at - FORGET_AFTER - timedelta(hours=1))
+        await cases.closed(new_id, f"{day}-9202")
+        figures = await figures_when(client, base, lambda f: f["open_now"] == 0)
+        assert grid_row(figures, grid)["open"] == 0
+        metrics = (await client.get(f"{base}/metrics")).text
+        assert "wangge_live_cases_forgotten_total 1.0" in metrics
+    rows = await changelog_rows(settings, {old_id, new_id}, least=7)
+    old = [value for case_id, value in rows if case_id == old_id]
+    new = [value for case_id, value in rows if case_id == new_id]
+    # reported, accepted, closed, then the deletion; the case closed today: its three rows, none deleted.
+    assert len(old) == 4 and old[-1] is None and all(old[:-1]), old
+    assert len(new) == 3 and all(new), new
+    assert orjson.loads(new[-1])["state"] == "closed"

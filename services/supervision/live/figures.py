@@ -67,12 +67,29 @@ def fold(case: Mapping[str, Any] | None, event_type: str, data: Mapping[str, Any
         facts["closed_at"] = data.get("closed_at") or occurred_at
     elif event_type == "case.reopened":
         facts.pop("closed_at", None)
+        facts.pop("finished_at", None)
+    if state in FINAL_STATES and "closed_at" not in facts:
+        # When a case rejected or merged finished (a closed one's is its closed_at): see finished_at.
+        facts["finished_at"] = occurred_at
     return facts
 
 
 def is_open(case: Mapping[str, Any]) -> bool:
     """Not finished: reported and not yet rejected or merged, or accepted and not yet closed."""
     return case.get("state") is not None and case["state"] not in FINAL_STATES
+
+
+def finished_at(case: Mapping[str, Any]) -> datetime | None:
+    """When a finished case was closed, rejected or merged (None while it is open): the table forgets it some weeks
+    later (forgetting.py). A row kept before rejections were dated has its acceptance or report instead: a rejected or
+    merged case is never taken up again."""
+    if case.get("state") not in FINAL_STATES:
+        return None
+    for name in ("closed_at", "finished_at", "accepted_at", "reported_at"):
+        moment = parse_time(case.get(name))
+        if moment is not None:
+            return moment
+    return None
 
 
 def is_overdue(case: Mapping[str, Any], at: datetime) -> bool:

@@ -44,6 +44,10 @@ class LiveCollector(Collector):
         seen = CounterMetricFamily("wangge_live_events", "Case events the live app has followed since it started")
         seen.add_metric([], self.streams.events_seen)
         yield seen
+        forgotten = CounterMetricFamily("wangge_live_cases_forgotten",
+                                        "Finished cases the live app's cases table forgot since it started (forgetting.py)")
+        forgotten.add_metric([], self.streams.cases_forgotten)
+        yield forgotten
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -4,7 +4,8 @@ Every table is keyed by case id, like wangge.cases, which feeds it, so no event 
 topic of the app's own (each such hop cost a write, a read and a changelog write per case). The cases table's
 changelog partition is that of the event being processed; the window tables' rows go to their key's (see below).
 - `cases`: what the screen knows of each case; open and overdue counts are computed from it when asked, so a
-  replayed event changes nothing.
+  replayed event changes nothing. A finished case is forgotten some weeks later (forgetting.py), so a restart reads
+  the street's recent cases, not its whole history.
 - `hourly` (tumbling 1 h windows on the time of acceptance): the cases accepted (立案) in each hour, with their
   unit grid; the figures group them by grid when asked.
 - `spikes` (tumbling windows of `spike_window_seconds`): the same cases with their community and category; a
@@ -21,6 +22,7 @@ import ssl
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -34,9 +36,10 @@ from shared.clock import now, street_zone
 from shared.contracts import Envelope, InvalidMessage
 from shared.settings import Settings
 from shared.signing import verifier_for
-from shared.topics import Topics, TopicSpec, ensure_topics, read_replication
+from shared.topics import HOUR_MS, Topics, TopicSpec, ensure_topics, read_replication
 from services.supervision.live import figures as live
 from services.supervision.live.delivery import DeliveredBeforeCommit
+from services.supervision.live.forgetting import Forgetting
 from services.supervision.live.resume import ResumedAtCommitted
 from services.supervision.live.open_index import OpenIndex
 from services.supervision.live.window_index import WindowIndex
@@ -168,10 +171,12 @@ class LiveStreams:
         # keeps every case it ever saw. Built from the table when first asked, and again after each recovery (a
         # rebalance gives the table its rows anew).
         self._open_index: OpenIndex | None = None
+        # The finished cases in the order the table may forget them, built like the open ones.
+        self._forgetting: Forgetting | None = None
+        self.cases_forgotten = 0
         self.cases.on_recover(self._recovered)
         self.hourly.table.on_recover(self._windows_recovered)
         self.spikes.table.on_recover(self._windows_recovered)
-        self._partitions_of: dict[str, dict[Any, int]] = {}
         self.delivery: DeliveredBeforeCommit | None = None
         self.resumed: ResumedAtCommitted | None = None
 
@@ -181,6 +186,7 @@ class LiveStreams:
     def _forget_derived(self) -> None:
         """The tables changed wholesale: what is kept from them is built again when next asked."""
         self._open_index = None
+        self._forgetting = None
         self.hourly_index.forget()
         self.spike_index.forget()
 
@@ -251,8 +257,10 @@ class LiveStreams:
             topic = table.changelog_topic
             policy = ",".join(flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
             retention_ms = int(want_seconds(topic.retention) * 1000) if topic.retention else -1
+            # A segment an hour: the broker compacts (and cuts by retention) only segments no longer written to, and
+            # its 7-day segment left every row ever written for a restart to read again (forgetting.py).
             specs.append(TopicSpec(topic.get_topic_name(), partitions=table.partitions, retention_ms=retention_ms,
-                                   cleanup_policy=policy or None))
+                                   cleanup_policy=policy or None, segment_ms=HOUR_MS))
         return specs
 
     async def stop(self) -> None:
@@ -300,6 +308,7 @@ class LiveStreams:
         except Exception:  # noqa: BLE001 — a figure missed is better than a screen stopped on one event
             self.events_skipped += 1
             log.exception("live: could not follow %s %s", envelope.type, envelope.id)
+        self._forget_finished(message.partition)
 
     async def follow(self, envelope: Envelope) -> None:
         """Fold one case event into the cases table, feed a new acceptance to the windows, and broadcast it."""
@@ -311,6 +320,8 @@ class LiveStreams:
             # Written only when the screen's row changes: each write is a changelog record (produced, stored, read
             # again on recovery); a replayed event, a warning or an urge that moves nothing the screen keeps, none.
             self.cases[envelope.case_id] = after
+            if self._forgetting is not None:
+                self._forgetting.filed(envelope.case_id, after)
         if self._open_index is not None:
             self._open_index.set(envelope.case_id, after)
         if live.counts_in_windows(before, after, envelope.type):
@@ -327,6 +338,15 @@ class LiveStreams:
             self.hourly_index.written(envelope.case_id, place, moment)
             self.spike_index.written(envelope.case_id, place, moment)
         self.broadcast.publish(live.screen_event(envelope.type, envelope.case_id, data, occurred_at, after, self.names))
+
+    def _forget_finished(self, partition: int) -> None:
+        """Delete the rows of this partition's cases finished long enough ago (forgetting.py). Called while an event
+        of the partition is in hand: faust sends each deletion to that event's changelog partition, the case's own."""
+        if self._forgetting is None:
+            self._forgetting = Forgetting.of(self.cases.items(), lambda case_id: self._partition(self.cases, case_id))
+        for case_id in self._forgetting.due(partition, now(), self.cases.get):
+            del self.cases[case_id]
+            self.cases_forgotten += 1
 
     def _open_cases(self) -> OpenIndex:
         """What the screen knows of every open case (from the cases table), counted."""
@@ -400,13 +420,15 @@ class LiveStreams:
     def _partition(self, table: Any, key: Any) -> int:
         """The changelog partition of a table's key: its case's partition of wangge.cases, the Kafka partitioner's
         (murmur2) on the case id as keyed there — `cases` is keyed by the case id, the windowed tables by (case id,
-        window), and every row goes to the partition of the event that wrote it. Cached: it never changes."""
-        cache = self._partitions_of.setdefault(table.name, {})
-        found = cache.get(key)
-        if found is None:
-            case_id = key if table is self.cases else key[0]
-            found = cache[key] = (murmur2(case_id.encode()) & 0x7FFFFFFF) % table.partitions
-        return found
+        window), and every row goes to the partition of the event that wrote it."""
+        return _partition_of_case(key if table is self.cases else key[0], table.partitions)
+
+
+@lru_cache(maxsize=1 << 18)
+def _partition_of_case(case_id: str, partitions: int) -> int:
+    """The partition of wangge.cases a case id is keyed to (murmur2, in Python: cached for the cases at hand, bounded
+    so that a process following a street for years does not keep every case it ever saw)."""
+    return (murmur2(case_id.encode()) & 0x7FFFFFFF) % partitions
 
 def _credentials(settings: Settings) -> Any:
     """SASL/SCRAM for the production profile's broker (shared/kafka_security.py), none on PLAINTEXT."""
