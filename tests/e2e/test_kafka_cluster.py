@@ -209,7 +209,7 @@ async def test_every_topic_wangge_creates_on_three_brokers_has_three_copies_and_
         await drop_schemas(settings)
     replication = await replication_of(cluster.bootstrap, settings.topic_prefix)
     changelogs = [name for name in replication if name.startswith(f"{settings.topic_prefix}wangge-supervision-live")]
-    assert len(changelogs) >= 4, sorted(replication)  # three tables' changelogs and the assignor's leader topic
+    assert len(changelogs) >= 3, sorted(replication)  # two tables' changelogs and the assignor's leader topic
     assert {s.name for s in topics.fixed()} | {topics.tasks("huanwei")} <= set(replication)
     assert {name: r for name, r in replication.items() if r != ({NODES}, "2")} == {}
 

@@ -281,7 +281,9 @@ async def test_a_restarted_live_process_recovers_its_figures_from_the_changelogs
     finally:
         await admin.close()
     app_id = f"{settings.topic_prefix}wangge-supervision-live"
-    assert {f"{app_id}-{table}-changelog" for table in ("cases", "hourly-cases", "spike-cases")} <= names
+    assert {f"{app_id}-{table}-changelog" for table in ("cases", "hourly-cases")} <= names
+    # Spike windows an hour wide are the hourly table itself: a case's place is written once, not twice.
+    assert f"{app_id}-spike-cases-changelog" not in names
     # Every table is keyed by case id like wangge.cases: no event takes a second hop through a topic of the app's own.
     assert not [name for name in names if name.startswith(app_id) and ("repartition" in name or "accepted-by" in name)]
     # …and with wangge.cases emptied, whatever the new process knows it can only have read from those.
@@ -399,6 +401,10 @@ async def test_a_recovery_that_stops_reading_its_changelogs_is_a_stall(isolated)
         recovery = runtime.streams.app.tables.recovery
         tp = TP(f"{runtime.streams.app_id}-cases-changelog", 0)
         recovery.completed.clear()  # as in the middle of a recovery: 90 records of the changelog are left
+        # (only this partition's: the offsets left from the real recovery, -1 each where nothing was read, could
+        # add up to what the first look last saw)
+        recovery.active_highwaters.clear()
+        recovery.active_offsets.clear()
         recovery.active_highwaters[tp], recovery.active_offsets[tp] = 100, 10
         await runtime._follows_cases()           # the first look: it has read something since the start
         with pytest.raises(RuntimeError, match="none of the 90 changelog records left"):
@@ -480,3 +486,20 @@ async def test_a_case_finished_long_ago_is_forgotten_by_the_cases_table(isolated
     assert len(old) == 4 and old[-1] is None and all(old[:-1]), old
     assert len(new) == 3 and all(new), new
     assert orjson.loads(new[-1])["state"] == "closed"
+
+
+def test_spike_windows_an_hour_wide_are_the_hourly_table_and_others_a_table_of_their_own(isolated):
+    """A case's place at its acceptance is written once when the spike windows are cut like the hourly ones (the
+    default); a street that cuts them otherwise gets a table of its own, with its own changelog."""
+    from services.supervision.live.figures import Names
+    from services.supervision.live.streams import LiveStreams
+
+    names = Names(unit_grids={}, communities={}, community_of={}, categories={})
+    hourly = LiveStreams(isolated, names, LiveOptions())
+    assert hourly.spikes is hourly.hourly
+    assert sorted(hourly.table_partitions()) == ["cases", "hourly-cases"]
+    assert len(hourly.changelog_specs()) == 2
+    half = LiveStreams(isolated, names, LiveOptions(spike_window_seconds=1800))
+    assert half.spikes is not half.hourly
+    assert sorted(half.table_partitions()) == ["cases", "hourly-cases", "spike-cases"]
+    assert [spec.segment_ms for spec in half.changelog_specs()] == [3_600_000] * 3

@@ -7,9 +7,10 @@ changelog partition is that of the event being processed; the window tables' row
   replayed event changes nothing. A finished case is forgotten some weeks later (forgetting.py), so a restart reads
   the street's recent cases, not its whole history.
 - `hourly` (tumbling 1 h windows on the time of acceptance): the cases accepted (立案) in each hour, with their
-  unit grid; the figures group them by grid when asked.
-- `spikes` (tumbling windows of `spike_window_seconds`): the same cases with their community and category; a
-  community and category with `spike_threshold` or more cases in one window is a spike.
+  unit grid, community and category; the figures group them by grid when asked.
+- `spikes`: the same cases in windows of `spike_window_seconds`, grouped by community and category; one with
+  `spike_threshold` or more cases in one window is a spike. Windows an hour wide (the default) are the `hourly`
+  table itself; another width, a table of its own.
 A window holds one row per case, whatever the redeliveries (at-least-once), and costs the same to write for the
 thousandth case of the hour as for the first.
 """
@@ -160,8 +161,14 @@ class LiveStreams:
         # The changelogs exist before faust starts (start()), so faust's check of their partition count holds.
         self.hourly = app.Table("hourly-cases", default=None, partitions=partitions) \
             .tumbling(live.HOUR, expires=WINDOW_EXPIRES).relative_to(_window_moment)
-        self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
-            .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
+        # The spike windows hold the same rows as the hourly ones (a case's place at its acceptance): cut an hour
+        # wide too, as they are unless configured otherwise, they are the same table, written (and its changelog
+        # record produced, stored, read again on recovery) once a case.
+        if self.options.spike_window_seconds == live.HOUR:
+            self.spikes = self.hourly
+        else:
+            self.spikes = app.Table("spike-cases", default=None, partitions=partitions) \
+                .tumbling(self.options.spike_window_seconds, expires=WINDOW_EXPIRES).relative_to(_window_moment)
         keep = WINDOW_EXPIRES.total_seconds() + max(live.HOUR, self.options.spike_window_seconds)
         self.hourly_index = WindowIndex(self.hourly, lambda row: row.get("unit_grid"), keep)
         self.spike_index = WindowIndex(self.spikes, lambda row: row.get("community") and row.get("category")
@@ -175,10 +182,17 @@ class LiveStreams:
         self._forgetting: Forgetting | None = None
         self.cases_forgotten = 0
         self.cases.on_recover(self._recovered)
-        self.hourly.table.on_recover(self._windows_recovered)
-        self.spikes.table.on_recover(self._windows_recovered)
+        for table in self._window_tables():
+            table.on_recover(self._windows_recovered)
         self.delivery: DeliveredBeforeCommit | None = None
         self.resumed: ResumedAtCommitted | None = None
+
+    def _tables(self) -> list[Any]:
+        """The app's tables, each once: the cases, then the windows."""
+        return [self.cases, *self._window_tables()]
+
+    def _window_tables(self) -> list[Any]:
+        return [self.hourly.table] if self.spikes is self.hourly else [self.hourly.table, self.spikes.table]
 
     async def _windows_recovered(self) -> None:
         self._forget_derived()
@@ -232,7 +246,7 @@ class LiveStreams:
         its changelog (every committed event's rows are there: delivery.py) plus the events after the committed
         offsets, which are followed again; a street's changelogs are read in seconds."""
         recovery: Any = self.app.tables.recovery
-        for table in (self.cases, self.hourly.table, self.spikes.table):
+        for table in self._tables():
             store = table.data
 
             async def emptied(assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0,
@@ -253,7 +267,7 @@ class LiveStreams:
     def changelog_specs(self) -> list[TopicSpec]:
         """The tables' changelog topics as faust would create them (partitions, cleanup policy, retention)."""
         specs = []
-        for table in (self.cases, self.hourly.table, self.spikes.table):
+        for table in self._tables():
             topic = table.changelog_topic
             policy = ",".join(flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
             retention_ms = int(want_seconds(topic.retention) * 1000) if topic.retention else -1
@@ -331,7 +345,8 @@ class LiveStreams:
                 place = {"unit_grid": after["unit_grid"], "category": after.get("category"),
                          "community": self.names.community_of.get(after["unit_grid"])}
                 self.hourly[envelope.case_id] = place
-                self.spikes[envelope.case_id] = place
+                if self.spikes is not self.hourly:
+                    self.spikes[envelope.case_id] = place
             finally:
                 _accepted_at.reset(token)
             moment = accepted.timestamp() if accepted else None
@@ -378,7 +393,7 @@ class LiveStreams:
 
     def table_partitions(self) -> dict[str, int]:
         """Each table's name and partition count (every partition must be answered for in a street's figures)."""
-        return {table.name: table.partitions for table in (self.cases, self.hourly.table, self.spikes.table)}
+        return {table.name: table.partitions for table in self._tables()}
 
     def peers(self) -> dict[str, dict[str, list[int]]]:
         """The group's members as faust's assignment advertises them: URL → {changelog topic: active partitions}."""
@@ -408,7 +423,7 @@ class LiveStreams:
                     "cases": {}, "hourly": [], "spikes": []}
         actives = self.app.assignor.assigned_actives()
         held = {table.name: sorted(tp.partition for tp in actives if tp.topic == table.changelog_topic.get_topic_name())
-                for table in (self.cases, self.hourly.table, self.spikes.table)}
+                for table in self._tables()}
         mine = {name: set(parts) for name, parts in held.items()}
         cases = {case_id: row for case_id, row in self._open_cases().rows()
                  if self._partition(self.cases, case_id) in mine[self.cases.name]}
