@@ -25,11 +25,11 @@ from services.notify.adapters.webhooks import WebhookChannel
 from services.notify.adapters.templates import load_template_sources
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.replies import ReplyTemplates
-from services.notify.entrypoints.http import router
-from services.notify.entrypoints.lookup import router as lookup_router
-from services.notify.entrypoints.residents import router as residents_router
-from services.notify.entrypoints.templates import router as templates_router
-from services.notify.entrypoints.webhooks import router as webhooks_router
+from services.notify.entrypoints.http import build_router
+from services.notify.entrypoints.lookup import build_lookup_router
+from services.notify.entrypoints.residents import build_residents_router
+from services.notify.entrypoints.templates import build_templates_router
+from services.notify.entrypoints.webhooks import build_webhooks_router
 from services.notify.handlers import (
     CONSUMER, CONTACTS_CONSUMER, Replier, acknowledge, alert_leader, answer_closing, answer_explanation,
     answer_extension, answer_merge, answer_rejection, answer_reopening, answer_signing, contacts_arrived,
@@ -115,15 +115,12 @@ def build(settings: Settings, manage_runtime: bool = True, *, retry_policy: Retr
         "out as case.survey-answered on wangge.cases.",
         manage_runtime=manage_runtime,
     )
-    app.include_router(router)
-    app.include_router(lookup_router)
+    app.include_router(build_router(runtime, clock))
+    app.include_router(build_lookup_router(runtime))
     # The resident page's own endpoints (/my/): phone proof, their cases, the survey link.
-    app.state.residents = Residents(runtime, clock)
-    app.state.clock = clock  # the HTTP commands' (commands.py): the routes read their dependencies from app.state
-    app.include_router(residents_router)
-    app.include_router(templates_router)
-    app.include_router(webhooks_router)
-    app.state.reply_templates = templates  # the defaults, for the templates' admin API
+    app.include_router(build_residents_router(runtime, Residents(runtime, clock), clock))
+    app.include_router(build_templates_router(runtime, templates))
+    app.include_router(build_webhooks_router(runtime))
     app.state.buses = {"cases": cases, "contacts": contacts}  # for tests that hand a batch to a bus directly
     app.state.delivery_worker = worker
     return Service(runtime, app)

@@ -1,7 +1,7 @@
 """notify's HTTP commands: residents' survey answers and case look-ups, SMS replies, operators' resends.
 
 Each opens its own unit of work and commits it (ARCHITECTURE "HTTP commands"); the router maps
-the errors below to HTTP statuses. `clock`: the service's, the one built into notify (app.state.clock), which its
+the errors below to HTTP statuses. `clock`: the service's, the one built into notify and handed to its routers, which its
 handlers and workers read too: a survey's window and a look-up's lockout end by its moment.
 """
 from __future__ import annotations

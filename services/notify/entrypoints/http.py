@@ -14,15 +14,15 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Client, require
-from shared.clock import to_street_time
+from shared.clock import Clock, to_street_time
 from shared.contracts.cases import SurveyVerdict
 from shared.personal_data import mask_address, mask_personal
 from shared.proxies import client_address, client_is_in
+from shared.runtime import ServiceRuntime
 
 from services.notify import commands
 from services.notify.adapters import repository
 
-router = APIRouter(prefix="/api/v1")
 operators = require("operator", "admin")
 
 
@@ -65,35 +65,6 @@ class Resent(BaseModel):
     id: str
     resend_of: str
     state: str
-
-
-@router.get("/deliveries", response_model=DeliveryList, tags=["deliveries"])
-async def list_deliveries(
-    request: Request,
-    case_no: str | None = Query(None, max_length=50, description="only this case's replies"),
-    state: Literal["awaiting_contact", "pending", "sending", "sent", "failed", "held"] | None = Query(None),
-    uncertain: bool | None = Query(None, description="true: only deliveries that may have reached the gateway "
-                                                     "before their worker stopped"),
-    limit: int = Query(50, ge=1, le=500),
-    _client: Client = Depends(operators),
-) -> DeliveryList:
-    """Replies sent (or being sent) to residents, phone numbers masked."""
-    rows = await repository.list_deliveries(request.app.state.runtime.pool, case_no=case_no, state=state,
-                                            uncertain=uncertain, limit=limit)
-    return DeliveryList(deliveries=[_delivery_view(row) for row in rows])
-
-
-@router.post("/deliveries/{delivery_id}/resend", response_model=Resent, tags=["deliveries"],
-             responses={404: {"description": "no such delivery"}, 409: {"description": "not failed, or resent"}})
-async def resend_delivery(request: Request, delivery_id: str, client: Client = Depends(operators)) -> Resent:
-    """Send a failed reply again: a new delivery with a fresh id and expiry, referencing the original."""
-    try:
-        return Resent(**await commands.resend(request.app.state.runtime, delivery_id, requested_by=client.actor,
-                                              clock=request.app.state.clock))
-    except commands.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except commands.Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
 
 
 def _delivery_view(row: dict[str, Any]) -> DeliveryView:
@@ -176,31 +147,6 @@ _RESIDENT_ERRORS = {404: {"description": commands.NOT_FOUND},
                           "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}}}
 
 
-@router.post("/surveys/{case_no}", response_model=SurveyAnswered, tags=["residents"],
-             responses={**_RESIDENT_ERRORS, 409: {"description": "no open survey: not closed, answered or too late"}})
-async def answer_survey(request: Request, case_no: str, body: SurveyAnswer) -> SurveyAnswered:
-    """回访评价: the resident's verdict on their closed case, counted once, within the survey window."""
-    with _resident_errors():
-        answer = await commands.answer_survey(request.app.state.runtime, case_no=case_no, phone=body.phone,
-                                              verdict=body.verdict, comment=body.comment,
-                                              client_ip=_client_ip(request), clock=request.app.state.clock)
-    return SurveyAnswered(**{**answer, "answered_at": to_street_time(answer["answered_at"])})
-
-
-@router.post("/my-case", response_model=MyCase, tags=["residents"], responses=_RESIDENT_ERRORS)
-async def my_case(request: Request, body: MyCaseQuery) -> MyCase:
-    """案件查询: the resident's own case, its state and the replies sent to that phone (numbers masked)."""
-    with _resident_errors():
-        found = await commands.my_case(request.app.state.runtime, case_no=body.case_no, phone=body.phone,
-                                       client_ip=_client_ip(request), clock=request.app.state.clock)
-    replies = [
-        ReplyView(case_no=d["case_no"], kind=d["kind"], text=mask_personal(d["text"]), state=d["state"],
-                  time=to_street_time(d["sent_at"] or d["created_at"]))
-        for d in found["replies"]
-    ]
-    return MyCase(**{**found, "changed_at": to_street_time(found["changed_at"]), "replies": replies})
-
-
 class InboundSms(BaseModel):
     """A resident's SMS as the gateway forwards it."""
 
@@ -221,27 +167,6 @@ class InboundAnswer(BaseModel):
     channel: str | None = None
     within_window: bool | None = None
     answered_at: str | None = Field(default=None, description="ISO 8601 with the street's offset")
-
-
-@router.post("/sms/inbound", tags=["gateway"], responses={200: {"model": InboundAnswer},
-                                                          401: {"description": "missing or wrong X-Gateway-Token"},
-                                                          403: {"description": "not from the gateway's addresses "
-                                                                "(WANGGE_SMS_GATEWAY_ADDRESSES)"}})
-async def inbound_sms(request: Request, body: InboundSms,
-                      x_gateway_token: str | None = Header(None)) -> dict[str, Any]:
-    """The gateway's callback for a resident's SMS reply; 200 even when it is not a survey answer (the
-    gateway must not retry it), with matched=false and the reason."""
-    settings = request.app.state.runtime.settings
-    if settings.sms_gateway_addresses and not client_is_in(request, settings.sms_gateway_addresses):
-        # Kept to the gateway's own addresses: a stolen secret alone, from anywhere else, is not the gateway.
-        raise HTTPException(403, "the SMS callback is taken from the gateway's addresses only (非短信网关地址)")
-    if not _is_the_gateway(settings.sms_inbound_token, x_gateway_token):
-        raise HTTPException(401, "missing or wrong X-Gateway-Token (网关凭证无效)")
-    result = await commands.answer_by_sms(request.app.state.runtime, sender=body.sender, text=body.text,
-                                          clock=request.app.state.clock)
-    if "answered_at" in result:
-        result["answered_at"] = to_street_time(result["answered_at"]).isoformat()
-    return result
 
 
 def _is_the_gateway(expected: str, presented: str | None) -> bool:
@@ -276,3 +201,78 @@ def _client_ip(request: Request) -> str:
 
 def _street(moment: datetime | None) -> datetime | None:
     return to_street_time(moment) if moment else None
+
+
+def build_router(runtime: ServiceRuntime, clock: Clock) -> APIRouter:
+    """The operators' deliveries, the residents' survey and case, the gateway's callback (notify's runtime, clock)."""
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/deliveries", response_model=DeliveryList, tags=["deliveries"])
+    async def list_deliveries(
+        case_no: str | None = Query(None, max_length=50, description="only this case's replies"),
+        state: Literal["awaiting_contact", "pending", "sending", "sent", "failed", "held"] | None = Query(None),
+        uncertain: bool | None = Query(None, description="true: only deliveries that may have reached the gateway "
+                                                         "before their worker stopped"),
+        limit: int = Query(50, ge=1, le=500),
+        _client: Client = Depends(operators),
+    ) -> DeliveryList:
+        """Replies sent (or being sent) to residents, phone numbers masked."""
+        rows = await repository.list_deliveries(runtime.pool, case_no=case_no, state=state,
+                                                uncertain=uncertain, limit=limit)
+        return DeliveryList(deliveries=[_delivery_view(row) for row in rows])
+
+    @router.post("/deliveries/{delivery_id}/resend", response_model=Resent, tags=["deliveries"],
+                 responses={404: {"description": "no such delivery"}, 409: {"description": "not failed, or resent"}})
+    async def resend_delivery(delivery_id: str, client: Client = Depends(operators)) -> Resent:
+        """Send a failed reply again: a new delivery with a fresh id and expiry, referencing the original."""
+        try:
+            return Resent(**await commands.resend(runtime, delivery_id, requested_by=client.actor, clock=clock))
+        except commands.NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except commands.Conflict as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @router.post("/surveys/{case_no}", response_model=SurveyAnswered, tags=["residents"],
+                 responses={**_RESIDENT_ERRORS,
+                            409: {"description": "no open survey: not closed, answered or too late"}})
+    async def answer_survey(request: Request, case_no: str, body: SurveyAnswer) -> SurveyAnswered:
+        """回访评价: the resident's verdict on their closed case, counted once, within the survey window."""
+        with _resident_errors():
+            answer = await commands.answer_survey(runtime, case_no=case_no, phone=body.phone,
+                                                  verdict=body.verdict, comment=body.comment,
+                                                  client_ip=_client_ip(request), clock=clock)
+        return SurveyAnswered(**{**answer, "answered_at": to_street_time(answer["answered_at"])})
+
+    @router.post("/my-case", response_model=MyCase, tags=["residents"], responses=_RESIDENT_ERRORS)
+    async def my_case(request: Request, body: MyCaseQuery) -> MyCase:
+        """案件查询: the resident's own case, its state and the replies sent to that phone (numbers masked)."""
+        with _resident_errors():
+            found = await commands.my_case(runtime, case_no=body.case_no, phone=body.phone,
+                                           client_ip=_client_ip(request), clock=clock)
+        replies = [
+            ReplyView(case_no=d["case_no"], kind=d["kind"], text=mask_personal(d["text"]), state=d["state"],
+                      time=to_street_time(d["sent_at"] or d["created_at"]))
+            for d in found["replies"]
+        ]
+        return MyCase(**{**found, "changed_at": to_street_time(found["changed_at"]), "replies": replies})
+
+    @router.post("/sms/inbound", tags=["gateway"], responses={200: {"model": InboundAnswer},
+                                                              401: {"description": "missing or wrong X-Gateway-Token"},
+                                                              403: {"description": "not from the gateway's addresses "
+                                                                    "(WANGGE_SMS_GATEWAY_ADDRESSES)"}})
+    async def inbound_sms(request: Request, body: InboundSms,
+                          x_gateway_token: str | None = Header(None)) -> dict[str, Any]:
+        """The gateway's callback for a resident's SMS reply; 200 even when it is not a survey answer (the
+        gateway must not retry it), with matched=false and the reason."""
+        settings = runtime.settings
+        if settings.sms_gateway_addresses and not client_is_in(request, settings.sms_gateway_addresses):
+            # Kept to the gateway's own addresses: a stolen secret alone, from anywhere else, is not the gateway.
+            raise HTTPException(403, "the SMS callback is taken from the gateway's addresses only (非短信网关地址)")
+        if not _is_the_gateway(settings.sms_inbound_token, x_gateway_token):
+            raise HTTPException(401, "missing or wrong X-Gateway-Token (网关凭证无效)")
+        result = await commands.answer_by_sms(runtime, sender=body.sender, text=body.text, clock=clock)
+        if "answered_at" in result:
+            result["answered_at"] = to_street_time(result["answered_at"]).isoformat()
+        return result
+
+    return router

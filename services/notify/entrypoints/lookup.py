@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify.adapters.lookup import case_numbers_for_phone
 from shared.auth import Client, require
 from shared.personal_data import mask_phone_number, normalise_phone
-
-router = APIRouter(prefix="/api/v1", tags=["operators"])
+from shared.runtime import ServiceRuntime
 
 
 class PhoneQuery(BaseModel):
@@ -32,8 +31,14 @@ class PhoneCases(BaseModel):
     case_nos: list[str]
 
 
-@router.post("/contacts/lookup", response_model=PhoneCases)
-async def lookup(body: PhoneQuery, request: Request, _: Client = Depends(require("operator", "admin"))) -> dict[str, Any]:
-    """按手机号查案件: the numbers of the cases this phone reported (an erased contact is no longer found)."""
-    found = await case_numbers_for_phone(request.app.state.runtime.pool, normalise_phone(body.phone))
-    return {"phone": mask_phone_number(body.phone) or "****", "case_nos": found}
+def build_lookup_router(runtime: ServiceRuntime) -> APIRouter:
+    """The operators' lookup of a phone's cases, on notify's pool."""
+    router = APIRouter(prefix="/api/v1", tags=["operators"])
+
+    @router.post("/contacts/lookup", response_model=PhoneCases)
+    async def lookup(body: PhoneQuery, _: Client = Depends(require("operator", "admin"))) -> dict[str, Any]:
+        """按手机号查案件: the numbers of the cases this phone reported (an erased contact is no longer found)."""
+        found = await case_numbers_for_phone(runtime.pool, normalise_phone(body.phone))
+        return {"phone": mask_phone_number(body.phone) or "****", "case_nos": found}
+
+    return router

@@ -4,17 +4,19 @@ is refused with 422 and every reason; the default files stay the fallback."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Mapping
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Client, require
 from shared.clock import to_street_time
+from shared.runtime import ServiceRuntime
 
 from services.notify.adapters import templates as store
 from services.notify.domain import templates as rules
+from services.notify.domain.replies import ReplyTemplates
 
-router = APIRouter(prefix="/api/v1/admin/templates", tags=["templates"])
 admins = require("admin")
 NAME = Path(max_length=50, pattern=r"^[a-z_]+$", description="the template, e.g. survey")
 
@@ -85,8 +87,7 @@ def _refused(exc: rules.TemplateRefused) -> HTTPException:
     return HTTPException(422, "; ".join(exc.reasons))
 
 
-def _known(request: Request, name: str) -> str:
-    defaults = request.app.state.reply_templates.defaults
+def _known(defaults: Mapping[str, str], name: str) -> str:
     if name not in defaults or name not in rules.ALL:
         raise HTTPException(404, f"no template named {name!r} (没有该模板)")
     return defaults[name]
@@ -104,61 +105,64 @@ def _view(name: str, default: str, row) -> TemplateView:
     )
 
 
-@router.get("", response_model=TemplateList)
-async def list_templates(request: Request, _: Client = Depends(admins)) -> TemplateList:
-    """Every reply template in force, its variables and a preview with sample values."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        edited = await store.edited(conn)
-    defaults = request.app.state.reply_templates.defaults
-    return TemplateList(templates=[_view(n, defaults[n], edited.get(n)) for n in rules.ALL if n in defaults],
-                        max_chars=rules.MAX_CHARS)
+def build_templates_router(runtime: ServiceRuntime, templates: ReplyTemplates) -> APIRouter:
+    """The reply templates' admin API, on notify's runtime and its built-in defaults."""
+    router = APIRouter(prefix="/api/v1/admin/templates", tags=["templates"])
 
+    @router.get("", response_model=TemplateList)
+    async def list_templates(_: Client = Depends(admins)) -> TemplateList:
+        """Every reply template in force, its variables and a preview with sample values."""
+        async with runtime.pool.acquire() as conn:
+            edited = await store.edited(conn)
+        defaults = templates.defaults
+        return TemplateList(templates=[_view(n, defaults[n], edited.get(n)) for n in rules.ALL if n in defaults],
+                            max_chars=rules.MAX_CHARS)
 
-@router.post("/{name}/preview", response_model=Preview, responses={404: {"description": "no such template"},
+    @router.post("/{name}/preview", response_model=Preview, responses={404: {"description": "no such template"},
+                                                                      422: {"description": "the text is broken"}})
+    async def preview_template(body: PreviewRequest, name: str = NAME,
+                               _: Client = Depends(admins)) -> Preview:
+        """The message a text (or the one in force) gives with the sample values (or those given)."""
+        default = _known(templates.defaults, name)
+        source = body.source
+        if source is None:
+            async with runtime.pool.acquire() as conn:
+                row = (await store.edited(conn)).get(name)
+            source = row["source"] if row else default
+        try:
+            text = rules.render_preview(name, source, body.values)
+        except rules.TemplateRefused as exc:
+            raise _refused(exc) from None
+        return Preview(name=name, text=text, chars=len(text), segments=rules.segments(text),
+                       within_budget=len(text) <= rules.MAX_CHARS)
+
+    @router.put("/{name}", response_model=TemplateView, responses={404: {"description": "no such template"},
                                                                   422: {"description": "the text is broken"}})
-async def preview_template(request: Request, body: PreviewRequest, name: str = NAME,
-                           _: Client = Depends(admins)) -> Preview:
-    """The message a text (or the one in force) gives with the sample values (or those given)."""
-    default = _known(request, name)
-    source = body.source
-    if source is None:
-        async with request.app.state.runtime.pool.acquire() as conn:
-            row = (await store.edited(conn)).get(name)
-        source = row["source"] if row else default
-    try:
-        text = rules.render_preview(name, source, body.values)
-    except rules.TemplateRefused as exc:
-        raise _refused(exc) from None
-    return Preview(name=name, text=text, chars=len(text), segments=rules.segments(text),
-                   within_budget=len(text) <= rules.MAX_CHARS)
+    async def change_template(body: TemplateChange, name: str = NAME,
+                              client: Client = Depends(admins)) -> TemplateView:
+        """Replace a template's text: checked first (422 with every reason), kept with who, when and the text before."""
+        default = _known(templates.defaults, name)
+        try:
+            rules.check(name, body.source)
+        except rules.TemplateRefused as exc:
+            raise _refused(exc) from None
+        async with runtime.uow() as uow:
+            # One change at a time per template, so that each history row holds the text it really replaced.
+            await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtext('reply_template:' || $1))", name)
+            before = (await store.edited(uow.conn)).get(name)
+            await store.save(uow.conn, name=name, source=body.source, previous=before["source"] if before else default,
+                             changed_by=client.actor, note=body.note)
+            row = (await store.edited(uow.conn))[name]
+            await uow.commit()
+        return _view(name, default, row)
 
+    @router.get("/{name}/history", response_model=History, responses={404: {"description": "no such template"}})
+    async def template_history(name: str = NAME, _: Client = Depends(admins)) -> History:
+        """Who changed the template, when, and the text before; newest first."""
+        _known(templates.defaults, name)
+        async with runtime.pool.acquire() as conn:
+            rows = await store.history(conn, name)
+        return History(name=name, history=[HistoryEntry(**{**r, "changed_at": to_street_time(r["changed_at"])})
+                                           for r in rows])
 
-@router.put("/{name}", response_model=TemplateView, responses={404: {"description": "no such template"},
-                                                              422: {"description": "the text is broken"}})
-async def change_template(request: Request, body: TemplateChange, name: str = NAME,
-                          client: Client = Depends(admins)) -> TemplateView:
-    """Replace a template's text: checked first (422 with every reason), kept with who, when and the text before."""
-    default = _known(request, name)
-    try:
-        rules.check(name, body.source)
-    except rules.TemplateRefused as exc:
-        raise _refused(exc) from None
-    async with request.app.state.runtime.uow() as uow:
-        # One change at a time per template, so that each history row holds the text it really replaced.
-        await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtext('reply_template:' || $1))", name)
-        before = (await store.edited(uow.conn)).get(name)
-        await store.save(uow.conn, name=name, source=body.source, previous=before["source"] if before else default,
-                         changed_by=client.actor, note=body.note)
-        row = (await store.edited(uow.conn))[name]
-        await uow.commit()
-    return _view(name, default, row)
-
-
-@router.get("/{name}/history", response_model=History, responses={404: {"description": "no such template"}})
-async def template_history(request: Request, name: str = NAME, _: Client = Depends(admins)) -> History:
-    """Who changed the template, when, and the text before; newest first."""
-    _known(request, name)
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await store.history(conn, name)
-    return History(name=name, history=[HistoryEntry(**{**r, "changed_at": to_street_time(r["changed_at"])})
-                                       for r in rows])
+    return router
