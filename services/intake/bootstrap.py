@@ -7,11 +7,11 @@ from pathlib import Path
 
 from services.intake.adapters.case_numbers import CaseNumbers
 from services.intake.domain import open311
-from services.intake.entrypoints.cases import router as cases_router
-from services.intake.entrypoints.http import router
+from services.intake.entrypoints.cases import build_cases_router
+from services.intake.entrypoints.http import build_router
 from services.intake.entrypoints.media import DECODING_AT_ONCE, build_media_router
 from services.intake.entrypoints.open311 import MAX_PHOTOS, build_open311_router
-from services.intake.entrypoints.resident_comments import router as resident_comments_router
+from services.intake.entrypoints.resident_comments import build_resident_comments_router
 from services.intake.commands import Intake
 from services.intake.handlers import (
     CASES_CONSUMER, REPLIES_CONSUMER, REPORTS_CONSUMER, Reception, SubmitReport, follow_cases, public_photos,
@@ -79,16 +79,16 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
                          "requests", "servicerequestupdates") for fmt in ("json", "xml")))},
     )
     store = store_from_settings(settings)
-    app.state.intake = intake  # the commands (HTTP reports, the command center's hands on held reports)
+    app.state.intake = intake  # for tests that reach the commands directly
     app.state.buses = {"reports": reports, "cases": cases, "replies": replies}  # for tests: batches handed in directly
-    app.state.media_store = store
     # Photos decoded at once in this process, whichever path took them (POST /api/v1/media, Open311's `media`).
-    app.state.decoding = asyncio.Semaphore(DECODING_AT_ONCE)
-    app.include_router(router)
-    app.include_router(cases_router)
-    app.include_router(resident_comments_router)  # 补充说明 from the resident page (/my/)
-    app.include_router(build_media_router(runtime, store, app.state.decoding))
+    decoding = asyncio.Semaphore(DECODING_AT_ONCE)
+    app.include_router(build_router(runtime, intake))
+    app.include_router(build_cases_router(intake))
+    app.include_router(build_resident_comments_router(runtime, reception.clock))  # 补充说明 from the resident page (/my/)
+    app.include_router(build_media_router(runtime, store, decoding))
     app.include_router(build_open311_router(
+        runtime, intake, store, decoding,
         {c.code: open311.Service(c.code, c.name, c.group, c.urgency) for c in street.categories.values()},
         reception.clock, jurisdiction=street.code))
     return Service(runtime, app)

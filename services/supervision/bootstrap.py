@@ -135,7 +135,8 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     app.state.cases_bus, app.state.updates_bus, app.state.bus = cases_bus, updates_bus, center  # (tests use them)
     app.state.updates = updates  # (tests expire held updates with a moved clock)
     app.include_router(build_search_router(runtime, policy, clock))  # before /cases/{case_no}, which would take "search"
-    app.include_router(build_router(runtime, live, updates, center, clock))
+    store = store_from_settings(settings)
+    app.include_router(build_router(runtime, live, updates, center, clock, store))
     app.include_router(build_coordinator_router(runtime, policy))
     street_figures = StreetFigures(lambda: runtime.pool, live, clock)
     runtime.worker("statistics", figures_loop(street_figures, settings.stats_keep_seconds))
@@ -148,7 +149,5 @@ def build(settings: Settings, manage_runtime: bool = True, clock: Clock | None =
     app.state.people = people  # (tests make accounts directly)
     app.include_router(build_weekly_pdf_router(policy, stats_router))
     app.include_router(build_public_router(runtime, policy, clock))  # the street's recent cases, for anyone (/my/)
-    store = store_from_settings(settings)
-    app.state.media_store = store
     app.include_router(build_media_router(runtime, store, street))
     return Service(runtime, app)

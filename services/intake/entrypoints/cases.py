@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Awaitable
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.intake.adapters.repository import StoredCase
@@ -13,7 +13,6 @@ from shared.auth import Client, require
 from shared.contracts.common import Location
 from shared.http import NONBLANK
 
-router = APIRouter(prefix="/api/v1/cases", tags=["held reports"])
 
 operator = require("operator", "admin")
 CaseNo = Annotated[str, Path(min_length=1, max_length=40, description="the case number, e.g. 20261127-0001")]
@@ -90,35 +89,29 @@ async def _answer(action: Awaitable[StoredCase]) -> HeldCaseReceipt:
     return HeldCaseReceipt(**stored.__dict__)
 
 
-def _intake(request: Request) -> Intake:
-    return request.app.state.intake
+def build_cases_router(intake: Intake) -> APIRouter:
+    """The command center's hands on held reports: intake's commands."""
+    router = APIRouter(prefix="/api/v1/cases", tags=["held reports"])
 
+    @router.post("/{case_no}/classify", response_model=HeldCaseReceipt, responses=REFUSALS)
+    async def classify(case_no: CaseNo, body: Classify, client: Client = Depends(operator)) -> HeldCaseReceipt:
+        """A held report gets its category; it is accepted (立案) if it also has a unit grid."""
+        return await _answer(intake.classify(case_no, body.category, by=client.actor))
 
-@router.post("/{case_no}/classify", response_model=HeldCaseReceipt, responses=REFUSALS)
-async def classify(case_no: CaseNo, body: Classify, request: Request,
-                   client: Client = Depends(operator)) -> HeldCaseReceipt:
-    """A held report gets its category; it is accepted (立案) if it also has a unit grid."""
-    return await _answer(_intake(request).classify(case_no, body.category, by=client.actor))
+    @router.post("/{case_no}/locate", response_model=HeldCaseReceipt, responses=REFUSALS)
+    async def locate(case_no: CaseNo, body: Locate, client: Client = Depends(operator)) -> HeldCaseReceipt:
+        """A held report gets its place: `{location: {lon, lat}}` inside the street, or `{unit_grid}` (a unit grid
+        code; the location stays unknown, the address stays). Accepted (立案) if it also has a category."""
+        return await _answer(intake.locate(case_no, by=client.actor, location=body.location, unit_grid=body.unit_grid))
 
+    @router.post("/{case_no}/reject", response_model=HeldCaseReceipt, responses=REFUSALS)
+    async def reject(case_no: CaseNo, body: Reject, client: Client = Depends(operator)) -> HeldCaseReceipt:
+        """Not a case (out of area, empty, abuse): the reporter is told the reason."""
+        return await _answer(intake.reject(case_no, body.reason, by=client.actor))
 
-@router.post("/{case_no}/locate", response_model=HeldCaseReceipt, responses=REFUSALS)
-async def locate(case_no: CaseNo, body: Locate, request: Request,
-                 client: Client = Depends(operator)) -> HeldCaseReceipt:
-    """A held report gets its place: `{location: {lon, lat}}` inside the street, or `{unit_grid}` (a unit grid
-    code; the location stays unknown, the address stays). Accepted (立案) if it also has a category."""
-    return await _answer(_intake(request).locate(case_no, by=client.actor, location=body.location,
-                                                 unit_grid=body.unit_grid))
+    @router.post("/{case_no}/merge", response_model=HeldCaseReceipt, responses=REFUSALS)
+    async def merge(case_no: CaseNo, body: Merge, client: Client = Depends(operator)) -> HeldCaseReceipt:
+        """A duplicate follows the open (accepted) case `into`."""
+        return await _answer(intake.merge(case_no, body.into, by=client.actor))
 
-
-@router.post("/{case_no}/reject", response_model=HeldCaseReceipt, responses=REFUSALS)
-async def reject(case_no: CaseNo, body: Reject, request: Request,
-                 client: Client = Depends(operator)) -> HeldCaseReceipt:
-    """Not a case (out of area, empty, abuse): the reporter is told the reason."""
-    return await _answer(_intake(request).reject(case_no, body.reason, by=client.actor))
-
-
-@router.post("/{case_no}/merge", response_model=HeldCaseReceipt, responses=REFUSALS)
-async def merge(case_no: CaseNo, body: Merge, request: Request,
-                client: Client = Depends(operator)) -> HeldCaseReceipt:
-    """A duplicate follows the open (accepted) case `into`."""
-    return await _answer(_intake(request).merge(case_no, body.into, by=client.actor))
+    return router

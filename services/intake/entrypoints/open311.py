@@ -34,7 +34,7 @@ from services.intake.handlers import public_photos
 from shared.auth import Client, client_by_token
 from shared.clock import Clock, street_zone
 from shared.contracts.reports import ReportSubmitted
-from shared.media import media_url
+from shared.media import MediaStore, media_url
 from shared.runtime import ServiceRuntime
 
 FORMATS = ("json", "xml")
@@ -94,9 +94,10 @@ def _error(fmt: str, exc: Open311Error) -> Response:
     return _answer(fmt, "errors", "error", open311.errors_view(exc.status, exc.description), exc.status)
 
 
-def build_open311_router(services: dict[str, Service], clock: Clock, jurisdiction: str = "") -> APIRouter:
+def build_open311_router(runtime: ServiceRuntime, intake: Intake, store: MediaStore, decoding: asyncio.Semaphore,
+                         services: dict[str, Service], clock: Clock, jurisdiction: str = "") -> APIRouter:
     """The /open311/v2 routes over the street's categories and intake's cases (`jurisdiction`: the street's code,
-    the only jurisdiction_id answered)."""
+    the only jurisdiction_id answered); intake's commands; its photo store, and the bound on photos decoded at once."""
     router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 
     def checked(fmt: str, params: dict[str, str]) -> str:
@@ -144,16 +145,15 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
             checked(fmt, _query(request))
             form, files = await _form(request)
             checked(fmt, form)
-            client = await _poster(request, form)
-            photos = await _photos(request, files, client)
+            client = await _poster(runtime, request, form)
+            photos = await _photos(runtime, store, decoding, files, client)
             fields = open311.report_fields(form, services, photos)
             report = ReportSubmitted.model_validate({
                 **fields, "source": "web", "external_id": f"open311-{uuid.uuid4()}", "coordinator": None,
                 "observed_at": clock.now().isoformat()})
-            missing = await media_sql.not_stored(request.app.state.runtime.pool, report.media)
+            missing = await media_sql.not_stored(runtime.pool, report.media)
             if missing:
                 raise Open311Error(400, media_sql.not_stored_reason(missing[0]))
-            intake: Intake = request.app.state.intake
             case, _ = await intake.submit(report, via="http", client=client.sender_scope)
         except Open311Error as exc:
             return _error(fmt, exc)
@@ -179,9 +179,9 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
         except Open311Error as exc:
             return _error(fmt, exc)
         rows = await repository.public_requests(
-            request.app.state.runtime.pool, case_nos=ids, categories=codes, start=start, end=end, closed=closed,
+            runtime.pool, case_nos=ids, categories=codes, start=start, end=end, closed=closed,
             limit=PAGE + 1, offset=(page - 1) * PAGE)
-        photos = public_photos(request.app.state.runtime.settings)
+        photos = public_photos(runtime.settings)
         return _answer(fmt, "service_requests", "request",
                        [open311.request_view(r, services, photos) for r in rows[:PAGE]],
                        headers=_next(request, page, len(rows) > PAGE))
@@ -193,11 +193,11 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
             checked(fmt, _query(request))
         except Open311Error as exc:
             return _error(fmt, exc)
-        rows = await repository.public_requests(request.app.state.runtime.pool, case_nos=[request_id[:50]],
+        rows = await repository.public_requests(runtime.pool, case_nos=[request_id[:50]],
                                                 categories=None, start=None, end=None, closed=None, limit=1)
         if not rows:
             return _error(fmt, Open311Error(404, f"no request {request_id[:50]!r} (无此服务请求)"))
-        photos = public_photos(request.app.state.runtime.settings)
+        photos = public_photos(runtime.settings)
         return _answer(fmt, "service_requests", "request", [open311.request_view(rows[0], services, photos)])
 
     @router.get("/servicerequestupdates.{fmt}", responses=_answers(_UPDATES, 400, 404),
@@ -217,9 +217,9 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
             start, end = _window(params, default=None if ids else timedelta(hours=24), at=clock.now())
         except Open311Error as exc:
             return _error(fmt, exc)
-        rows = await repository.case_updates(request.app.state.runtime.pool, case_nos=ids, start=start, end=end,
+        rows = await repository.case_updates(runtime.pool, case_nos=ids, start=start, end=end,
                                              limit=PAGE + 1, offset=(page - 1) * PAGE)
-        photos = public_photos(request.app.state.runtime.settings)
+        photos = public_photos(runtime.settings)
         # The latest page first: FixMyStreet's fetch-comments reads one answer for the last two hours, and oldest
         # first it would read the same oldest page for ever once the window held more. Within the page, in the order
         # the steps happened: it takes a state only from an update no older than the last it took (a reply to the
@@ -236,9 +236,9 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
     async def public_photo(request: Request, public_id: str) -> Response:
         """A photo of a public step of a case, as the media_url of Open311 answers names it, to anyone: its
         thumbnail, without a credential (FixMyStreet's add_media fetches it so)."""
-        media_id = await media_sql.public_photo(request.app.state.runtime.pool, public_id) \
+        media_id = await media_sql.public_photo(runtime.pool, public_id) \
             if open311.PUBLIC_PHOTO_ID.fullmatch(public_id) else None
-        data = await asyncio.to_thread(request.app.state.media_store.get, media_id, "thumbnail") if media_id else None
+        data = await asyncio.to_thread(store.get, media_id, "thumbnail") if media_id else None
         if data is None:
             return _error("json", Open311Error(404, "no such public photo (照片不存在或未公开)"))
         # Public and never changing (content-addressed): any cache may keep it.
@@ -257,11 +257,11 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
             checked(fmt, _query(request))
             form, files = await _form(request)
             checked(fmt, form)
-            client = await _poster(request, form)
+            client = await _poster(runtime, request, form)
             case_no = (form.get("service_request_id") or "").strip()
             if not case_no:
                 raise Open311Error(400, "service_request_id is required (请填写服务请求编号)")
-            photos = await _photos(request, files, client)
+            photos = await _photos(runtime, store, decoding, files, client)
             linked = (form.get("media_url") or "").strip()
             if linked and not linked.lower().startswith(("http://", "https://")):
                 raise Open311Error(400, "media_url must be an absolute http(s) URL (照片地址须为完整的http(s)地址)")
@@ -271,7 +271,7 @@ def build_open311_router(services: dict[str, Service], clock: Clock, jurisdictio
             # the survey window). Any other status is the client's view of the request, not an instruction.
             reopen = (form.get("status") or "").strip().upper() == "REOPEN"
             # The client's resident's name, phone and e-mail are not kept: the comment is what reaches the owner.
-            comment = await add_comment(request.app.state.runtime, case_no=case_no[:50],
+            comment = await add_comment(runtime, case_no=case_no[:50],
                                         text=form.get("description") or "", media=([linked] if linked else []) + photos,
                                         # once per the client's update_id on this request (the same id on another
                                         # request, a client whose ids restarted, is another comment), within the
@@ -341,12 +341,11 @@ async def _form(request: Request) -> tuple[dict[str, str], list[UploadFile]]:
     return dict(parse_qsl(text, keep_blank_values=True)), []
 
 
-async def _poster(request: Request, form: dict[str, str]) -> Client:
+async def _poster(runtime: ServiceRuntime, request: Request, form: dict[str, str]) -> Client:
     """The credential posting (api_key, or a Bearer header): a reporting role, or Open311Error 403."""
     bearer = request.headers.get("authorization", "")
     token = form.get("api_key") or _query(request).get("api_key") or (
         bearer[7:] if bearer.lower().startswith("bearer ") else "")
-    runtime: ServiceRuntime = request.app.state.runtime
     client = await client_by_token(runtime.pool, token, production=runtime.settings.profile == "production") \
         if token else None
     if client is None or client.role not in ROLES:
@@ -354,10 +353,11 @@ async def _poster(request: Request, form: dict[str, str]) -> Client:
     return client
 
 
-async def _photos(request: Request, files: list[UploadFile], client: Client) -> list[str]:
+async def _photos(runtime: ServiceRuntime, store: MediaStore, decoding: asyncio.Semaphore, files: list[UploadFile],
+                  client: Client) -> list[str]:
     """Photos posted as multipart `media`, stored like POST /api/v1/media's: their /media/<id>."""
     urls = []
-    settings = request.app.state.runtime.settings
+    settings = runtime.settings
     for part in files:
         data = await part.read(settings.media_max_bytes + 1)
         if not data:
@@ -366,8 +366,7 @@ async def _photos(request: Request, files: list[UploadFile], client: Client) -> 
             raise Open311Error(400, f"a photo is larger than {settings.media_max_bytes // (1024 * 1024)} MB "
                                     f"(照片不能超过{settings.media_max_bytes // (1024 * 1024)}MB)")
         try:
-            photo = await store_photo(request.app.state.runtime, request.app.state.media_store,
-                                      request.app.state.decoding, data, part.content_type or "", client)
+            photo = await store_photo(runtime, store, decoding, data, part.content_type or "", client)
         except PhotoRefused as no:
             raise Open311Error(400, no.reason) from None
         urls.append(media_url(photo.media_id))

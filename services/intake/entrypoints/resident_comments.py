@@ -12,16 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.adapters import repository
 from services.intake.comments import CommentRefused, add_comment
 from shared.auth import Client, require
-from shared.clock import to_street_time
+from shared.clock import Clock, to_street_time
 from shared.http import refusal
+from shared.runtime import ServiceRuntime
 
-router = APIRouter(prefix="/api/v1/resident", tags=["residents"])
 CaseNo = Path(min_length=1, max_length=40, description="the case number, e.g. 20261206-0001")
 
 
@@ -40,22 +40,26 @@ class CommentReceipt(BaseModel):
     duplicate: bool
 
 
-@router.post("/cases/{case_no}/comments", status_code=201, response_model=CommentReceipt, responses={
-    400: refusal("empty, too long, too many photos, or a photo wangge did not store"),
-    404: refusal("no such case of this resident"), 409: refusal("the case is rejected or merged")})
-async def comment(request: Request, body: ResidentComment, case_no: str = CaseNo,
-                  client: Client = Depends(require("resident"))) -> Any:
-    """补充说明: a comment or photos on a case the resident follows (reported with their proven phone or e-mail, from
-    the page or any other way, or the case their report was merged into); the holder gets it as a note."""
-    runtime = request.app.state.runtime
-    # Theirs: the credential's name is the resident's opaque id (the HMAC of the proven phone or e-mail).
-    if not await repository.residents_case(runtime.pool, case_no, resident=client.name, actor=client.actor):
-        raise HTTPException(404, f"no case {case_no!r} of yours (未找到您反映的该案件)")
-    try:
-        made = await add_comment(runtime, case_no=case_no, text=body.text, media=body.media, channel="web",
-                                 sender_key=f"my:{client.name}:{body.client_id}",
-                                 clock=request.app.state.intake.reception.clock)  # intake's, as its commands'
-    except CommentRefused as exc:
-        raise HTTPException(exc.status, exc.reason) from None
-    return CommentReceipt(comment_id=made.comment_id, case_no=made.case_no,
-                          created_at=to_street_time(made.created_at), duplicate=made.duplicate)
+def build_resident_comments_router(runtime: ServiceRuntime, clock: Clock) -> APIRouter:
+    """补充说明 from the resident page (/my/): on intake's runtime, and its commands' clock."""
+    router = APIRouter(prefix="/api/v1/resident", tags=["residents"])
+
+    @router.post("/cases/{case_no}/comments", status_code=201, response_model=CommentReceipt, responses={
+        400: refusal("empty, too long, too many photos, or a photo wangge did not store"),
+        404: refusal("no such case of this resident"), 409: refusal("the case is rejected or merged")})
+    async def comment(body: ResidentComment, case_no: str = CaseNo,
+                      client: Client = Depends(require("resident"))) -> Any:
+        """补充说明: a comment or photos on a case the resident follows (reported with their proven phone or e-mail, from
+        the page or any other way, or the case their report was merged into); the holder gets it as a note."""
+        # Theirs: the credential's name is the resident's opaque id (the HMAC of the proven phone or e-mail).
+        if not await repository.residents_case(runtime.pool, case_no, resident=client.name, actor=client.actor):
+            raise HTTPException(404, f"no case {case_no!r} of yours (未找到您反映的该案件)")
+        try:
+            made = await add_comment(runtime, case_no=case_no, text=body.text, media=body.media, channel="web",
+                                     sender_key=f"my:{client.name}:{body.client_id}", clock=clock)
+        except CommentRefused as exc:
+            raise HTTPException(exc.status, exc.reason) from None
+        return CommentReceipt(comment_id=made.comment_id, case_no=made.case_no,
+                              created_at=to_street_time(made.created_at), duplicate=made.duplicate)
+
+    return router

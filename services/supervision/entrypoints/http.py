@@ -5,7 +5,7 @@ import asyncio
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.supervision.adapters import views
@@ -321,10 +321,11 @@ async def photos_are_stored(store: MediaStore, media: Any) -> None:
 
 
 def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdates,
-                 center: MessageBus, clock: Clock) -> APIRouter:
+                 center: MessageBus, clock: Clock, store: MediaStore) -> APIRouter:
     """The /api/v1 routes of supervision: operators read and decide cases, owners see and answer their tasks.
     `live`: the street's policy in force — its grids and zone do not change, its time rules may (an admin's change).
-    `clock`: the service's (the one its handlers fold and fire by), so that "overdue now" here is theirs."""
+    `clock`: the service's (the one its handlers fold and fire by), so that "overdue now" here is theirs.
+    `store`: where the photos a check or an update names must be (POST /api/v1/media)."""
     router = APIRouter(prefix="/api/v1", tags=["supervision"])
     policy: StreetPolicy = live.policy  # the grids, communities and zone: the street's, whatever the configuration
     zone = policy.calendar.zone
@@ -364,7 +365,7 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
 
     @router.post("/cases/{case_no}/check", responses={
         **DECISION_REFUSALS, 403: refusal("a coordinator checking a case outside their unit grids (非本网格案件)")})
-    async def check(request: Request, body: CheckBody, case_no: str = CaseNo,
+    async def check(body: CheckBody, case_no: str = CaseNo,
                     client: Client = Depends(checker)) -> dict[str, Any]:
         """核查 a resolved or explained case: pass → closed (the resident hears the result), fail → rework. By an
         operator, or by the coordinator (网格员, a terminal credential or account) of the case's unit grid."""
@@ -375,7 +376,7 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
                 raise HTTPException(403, f"{client.worker_id or client.name!r} is not a coordinator of a unit grid of "
                                          "this street (不是本街道的网格员)")
             by = f"coordinator:{client.worker_id}"
-        await photos_are_stored(request.app.state.media_store, body.media)
+        await photos_are_stored(store, body.media)
         media = [str(url) for url in body.media]
         return _answer(case_no, await center.handle(CheckCase(case_no, passed=body.passed, note=body.note, by=by,
                                                               media=tuple(media),
@@ -459,7 +460,6 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
         **DECISION_REFUSALS, 404: refusal("no such case, or not a task of the calling owner (非本单位任务)"),
         422: refusal("not an update type, or its fields do not fit")})
     async def update_task(
-        request: Request,
         case_no: str = CaseNo,
         body: dict[str, Any] = Body(
             description="the update as on wangge.task-updates: {type, …its fields}; optional id (the update's id: "
@@ -470,7 +470,7 @@ def build_router(runtime: ServiceRuntime, live: LivePolicy, updates: OwnerUpdate
     ) -> dict[str, Any]:
         """An owner's update of its own task (签收, progress, resolved, returned, extension request, explanation…)."""
         assert client.owner_code is not None
-        await photos_are_stored(request.app.state.media_store, body.get("media"))
+        await photos_are_stored(store, body.get("media"))
         update_id = idempotency_key if body.get("id") is None else body["id"]
         if update_id is not None and not (isinstance(update_id, str) and 1 <= len(update_id) <= 100):
             raise HTTPException(422, "id: a string of 1 to 100 characters")

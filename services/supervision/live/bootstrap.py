@@ -49,5 +49,5 @@ def build(settings: Settings, manage_runtime: bool = True, options: LiveOptions 
         "per hour, open and overdue now, a category spiking in a community), served to the big screen and Prometheus.",
         manage_runtime=manage_runtime,
     )
-    app.include_router(build_live_router(streams, settings.live_streams_per_credential))
+    app.include_router(build_live_router(runtime, streams, settings.live_streams_per_credential))
     return Service(runtime, app)  # type: ignore[arg-type]

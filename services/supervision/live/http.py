@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from pydantic import BaseModel, Field
 
 from shared.auth import Client, client_by_token, presented_token, require, token_hash
+from services.supervision.live.runtime import LiveRuntime
 from services.supervision.live.share import street_figures
 from services.supervision.live.streams import LiveStreams
 
@@ -106,8 +107,10 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def build_live_router(streams: LiveStreams, per_credential: int = STREAMS_PER_CREDENTIAL) -> APIRouter:
-    """The /api/v1/live routes."""
+def build_live_router(runtime: LiveRuntime, streams: LiveStreams,
+                      per_credential: int = STREAMS_PER_CREDENTIAL) -> APIRouter:
+    """The /api/v1/live routes: the figures and the event stream of `streams`; `runtime`'s pool says whether a
+    stream's credential still holds."""
     router = APIRouter(prefix="/api/v1/live", tags=["live figures"])
     slots = StreamSlots(per_credential)
 
@@ -136,7 +139,6 @@ def build_live_router(streams: LiveStreams, per_credential: int = STREAMS_PER_CR
         """Each case event as it happens (server-sent events), without reporter, phone or free text. The stream
         ends with `event: closed` once its credential is revoked or expires (checked every second)."""
         token = presented_token(request)
-        runtime = request.app.state.runtime
         key = token_hash(token or "")
         if not slots.take(key):
             raise HTTPException(429, f"this credential already holds {slots.per_credential} open event streams; close "
