@@ -95,7 +95,7 @@ class Acl:
     resource: str  # TOPIC, GROUP, CLUSTER
     name: str
     pattern: str  # LITERAL or PREFIXED
-    operation: str  # READ, WRITE, CREATE, DELETE, DESCRIBE, DESCRIBE_CONFIGS
+    operation: str  # READ, WRITE, CREATE, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
 
     def line(self) -> str:
         """The spec line SecuritySetup.java reads."""
@@ -143,8 +143,9 @@ def acl_plan(prefix: str, owners: Iterable[str], group_prefix: str | None = None
         for topic in deletes.get(service, []):
             acls.append(Acl(service, "TOPIC", topic, "LITERAL", "DELETE"))
     # Supervision's live-figures process (faust, python -m services.supervision.live) runs as supervision: its group
-    # is under supervision's prefix already; its tables' changelog topics are its own.
-    for op in ("READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"):
+    # is under supervision's prefix already; its tables' changelog topics are its own, and it holds them to their
+    # hourly segments (shared.topics: a changelog made before it had one is given it at the next start).
+    for op in ("READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"):
         acls.append(Acl("supervision", "TOPIC", f"{p}wangge-supervision-live", "PREFIXED", op))
     for service in ("routing", "supervision"):  # work and urge notices for every owner
         for op in ("WRITE", "CREATE", "DESCRIBE"):

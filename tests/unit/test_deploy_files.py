@@ -169,7 +169,7 @@ def strimzi_rules(user: dict) -> set[tuple[str, str, str, str, str]]:
         name = resource.get("name", "kafka-cluster")
         pattern = {"literal": "LITERAL", "prefix": "PREFIXED"}[resource.get("patternType", "literal")]
         for op in acl["operations"]:
-            operation = {"DescribeConfigs": "DESCRIBE_CONFIGS"}.get(op, op.upper())
+            operation = {"DescribeConfigs": "DESCRIBE_CONFIGS", "AlterConfigs": "ALTER_CONFIGS"}.get(op, op.upper())
             rules.add((user["metadata"]["name"], kind, name, pattern, operation))
     return rules
 
