@@ -10,8 +10,8 @@ import pytest
 
 from shared.contracts.cases import CaseCommented
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_loop import OWNER, open_case
-from tests.integration.test_supervision_service import accepted, reported, send, start
+from tests.supervision_cases import OWNER, open_case
+from tests.supervision_cases import accepted, reported, send, start
 from tests.support import TopicReader, eventually
 
 pytestmark = pytest.mark.integration

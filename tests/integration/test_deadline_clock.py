@@ -9,8 +9,8 @@ import pytest
 
 from shared.clock import move_clock, now
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_loop import OWNER, open_case
-from tests.integration.test_supervision_service import start
+from tests.supervision_cases import OWNER, open_case
+from tests.supervision_cases import start
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from shared.clock import move_clock, now
 from shared.contracts.common import TimeLimit
 from shared.contracts.tasks import TaskAccepted, TaskProgress
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_loop import OTHER, OWNER, state_of, update
-from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.supervision_cases import OTHER, OWNER, state_of, update
+from tests.supervision_cases import accepted, dispatched, reported, send, start
 from tests.support import TopicReader, eventually
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from shared.clock import now, to_street_time
 from shared.contracts import Envelope
 from shared.contracts.cases import CaseEscalated, CaseReported
 from shared.street import read_duty_roster, street_config_folder
-from tests.integration.test_notify_service import Notify, notify  # noqa: F401 — the fixture: notify and its sink
-from tests.integration.test_supervision_service import start
+from tests.notify_running import Notify, notify  # noqa: F401 — the fixture: notify and its sink
+from tests.supervision_cases import start
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import pytest
 from shared.clock import now
 from shared.contracts.common import TimeLimit
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_loop import OTHER, OWNER, http, open_case
-from tests.integration.test_supervision_service import start
+from tests.supervision_cases import OTHER, OWNER, http, open_case
+from tests.supervision_cases import start
 from tests.support import TopicReader, grant
 
 pytestmark = pytest.mark.integration

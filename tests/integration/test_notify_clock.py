@@ -10,7 +10,7 @@ import pytest
 
 from shared.clock import now
 from tests.integration.test_notify_loop import A_PHONE, B_PHONE, C_PHONE, _closed_case
-from tests.integration.test_notify_service import GATEWAY_TOKEN, notify_running
+from tests.notify_running import GATEWAY_TOKEN, notify_running
 from tests.support import StoppedClock, TopicReader
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ from shared.contracts.cases import (
     CaseSigned,
 )
 from shared.contracts.common import Reporter, TimeLimit
-from tests.integration.test_notify_service import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from shared.clock import now
 from shared.contracts.cases import CaseSigned
 from services.notify.metrics import QUIET_HOURS_HELD, SERVICE
-from tests.integration.test_notify_service import PHONE, _case, _until, notify_running
+from tests.notify_running import PHONE, case_events, until, notify_running
 from tests.support import StoppedClock
 
 pytestmark = pytest.mark.integration
@@ -39,13 +39,13 @@ async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once
     held_before = _held_count()
     async with notify_running(isolated, clock) as notify:
         worker = notify.service.app.state.delivery_worker
-        case_id, case_no, reported, accepted = _case(PHONE)
+        case_id, case_no, reported, accepted = case_events(PHONE)
         signed = CaseSigned(case_no=case_no, owner="市政所", update_id="u-1").envelope(source="supervision",
                                                                                     case_id=case_id)
         await notify.cases(reported, accepted, signed)
         pool = notify.service.runtime.pool
         # The acknowledgement is urgent (the resident just reported): sent in the night.
-        await asyncio.wait_for(_until(lambda: len(notify.sms_to(PHONE)) == 1), 20)
+        await asyncio.wait_for(until(lambda: len(notify.sms_to(PHONE)) == 1), 20)
         assert case_no in notify.sms_to(PHONE)[0]["text"]
 
         async def progress():
@@ -64,7 +64,7 @@ async def test_quiet_hours_hold_a_progress_sms_until_morning_and_release_it_once
         assert at_night.taken == 0 and len(notify.sms_to(PHONE)) == 1
 
         clock.move(morning + timedelta(minutes=1) - night)
-        await asyncio.wait_for(_until(lambda: len(notify.sms_to(PHONE)) == 2), 20)
+        await asyncio.wait_for(until(lambda: len(notify.sms_to(PHONE)) == 2), 20)
         assert "签收" in notify.sms_to(PHONE)[1]["text"] or case_no in notify.sms_to(PHONE)[1]["text"]
 
         async def sent():

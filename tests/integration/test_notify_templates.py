@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from shared.contracts.cases import CaseSigned
-from tests.integration.test_notify_service import PHONE, Notify, _case, _until, notify  # noqa: F401 — fixture
+from tests.notify_running import PHONE, Notify, case_events, until, notify  # noqa: F401 — fixture
 from tests.support import grant
 
 pytestmark = pytest.mark.integration
@@ -47,11 +47,11 @@ async def test_a_template_is_listed_previewed_changed_with_history_and_used(noti
         assert entry["changed_by"] == "admin:街道管理员" and entry["note"] == "措辞更亲切"
 
     # The next progress reply uses the street's text.
-    case_id, case_no, reported, accepted = _case(PHONE)
+    case_id, case_no, reported, accepted = case_events(PHONE)
     signed_event = CaseSigned(case_no=case_no, owner="市政所", update_id="u-1").envelope(source="supervision",
                                                                                        case_id=case_id)
     await notify.cases(reported, accepted, signed_event)
-    await asyncio.wait_for(_until(lambda: any(f"{case_no}号问题已由责任单位签收" in m["text"]
+    await asyncio.wait_for(until(lambda: any(f"{case_no}号问题已由责任单位签收" in m["text"]
                                               for m in notify.sms_to(PHONE))), 20)
 
 

@@ -24,8 +24,8 @@ from shared.contracts.common import TimeLimit
 from shared.runtime import Service
 from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_service import UNIT_GRID, accepted, reported, send
-from tests.integration.test_supervision_service import start as start_supervision
+from tests.supervision_cases import UNIT_GRID, accepted, reported, send
+from tests.supervision_cases import start as start_supervision
 from tests.support import eventually, grant, running
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import pytest
 from shared.clock import now
 from shared.contracts.cases import CaseDispatched, CaseReported
 from shared.contracts.common import Location, Reporter, TimeLimit
-from tests.integration.test_supervision_loop import OTHER, OWNER, http
-from tests.integration.test_supervision_service import UNIT_GRID, accepted, dispatched, send, start
+from tests.supervision_cases import OTHER, OWNER, http
+from tests.supervision_cases import UNIT_GRID, accepted, dispatched, send, start
 from tests.support import eventually, grant
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import pytest
 from services.supervision.adapters.views import OPEN_TASK, TASK_ORDER, TASK_ORDER_DESC
 from shared.clock import now
 from shared.contracts.common import TimeLimit
-from tests.integration.test_supervision_loop import OTHER, OWNER, http
-from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.supervision_cases import OTHER, OWNER, http
+from tests.supervision_cases import accepted, dispatched, reported, send, start
 from tests.support import eventually, grant
 
 pytestmark = pytest.mark.integration

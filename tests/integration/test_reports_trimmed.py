@@ -18,7 +18,7 @@ from shared.contracts import Envelope
 from shared.contracts.contacts import ContactRecorded
 from shared.trim import Trimmer
 from tests.integration.test_intake_service import report_body
-from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import Notify, notify  # noqa: F401 (the fixture)
 from tests.support import eventually, running, signature_of
 
 pytestmark = pytest.mark.integration

@@ -46,7 +46,7 @@ from shared.contracts import Envelope
 from shared.contracts import cases as c
 from shared.contracts.common import Coordinator, TimeLimit
 from shared.contracts.registry import EventModel
-from tests.integration.test_supervision_service import send
+from tests.supervision_cases import send
 from tests.support import eventually, grant, running
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from shared.street_config import StreetConfig, from_mapping
 from shared.street_rules import learnt_version
 from shared.topics import Topics, ensure_topics
 from shared.worktime import WorkCalendar
-from tests.integration.test_supervision_service import UNIT_GRID, accepted, reported, send
-from tests.integration.test_supervision_service import start as start_supervision
+from tests.supervision_cases import UNIT_GRID, accepted, reported, send
+from tests.supervision_cases import start as start_supervision
 from tests.support import TopicReader, eventually, grant, publish, running
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from shared.messagebus import Message, MessageBus
 from shared.runtime import Service
 from shared.topics import Topics
 from shared.worktime import WorkCalendar
-from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.supervision_cases import accepted, dispatched, reported, send, start
 from tests.support import TopicReader, eventually, handlers_statements
 
 pytestmark = pytest.mark.integration

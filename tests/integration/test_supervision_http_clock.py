@@ -18,7 +18,7 @@ from shared.contracts.common import TimeLimit
 from shared.messagebus import MessageBus
 from shared.worktime import WorkCalendar
 from tests.integration.test_supervision_bus import message
-from tests.integration.test_supervision_service import UNIT_GRID, accepted, dispatched
+from tests.supervision_cases import UNIT_GRID, accepted, dispatched
 from tests.support import StoppedClock, grant, running
 
 pytestmark = pytest.mark.integration

@@ -16,42 +16,12 @@ from shared.contracts.cases import CaseReported, CaseSurveyAnswered
 from shared.contracts.common import TimeLimit
 from shared.contracts.tasks import TaskAccepted, TaskExtensionRequested, TaskProgress, TaskResolved
 from shared.topics import Topics, ensure_topics
-from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
 from tests.conftest import drop_schemas
-from tests.support import TopicReader, eventually, grant, publish
+from tests.supervision_cases import (OTHER, OWNER, accepted, dispatched, http, open_case, reported, send, start,
+                                     state_of, update)
+from tests.support import TopicReader, eventually, grant
 
 pytestmark = pytest.mark.integration
-
-OWNER, OTHER = "huanwei", "chengguan"
-
-
-async def open_case(settings, pool, *, limit=TimeLimit(value=4, unit="hours"), owner=OWNER) -> tuple[str, str]:
-    """A case reported, accepted and dispatched to `owner`, as supervision sees it."""
-    case_id, case_no = f"case-{uuid.uuid4().hex[:8]}", f"20261128-{uuid.uuid4().int % 10000:04d}"
-    at = now().replace(microsecond=0)
-    await send(settings, reported(case_id, case_no), accepted(case_id, case_no),
-               dispatched(case_id, case_no, owner=owner, category="CM04", limit=limit, at=at,
-                          due=at + timedelta(hours=limit.value)))
-    await eventually(lambda: pool.fetchval("SELECT state = 'dispatched' FROM cases WHERE case_id = $1", case_id))
-    return case_id, case_no
-
-
-async def update(settings, case_id: str, event, update_id: str | None = None) -> Envelope:
-    """An owner publishes an update on wangge.task-updates, as the contract says."""
-    envelope = event.envelope(source=f"owner-{event.owner}", case_id=case_id)
-    if update_id:
-        envelope = envelope.model_copy(update={"id": update_id})
-    await publish(settings.kafka_bootstrap, Topics(settings.topic_prefix).task_updates, envelope, key=case_id)
-    return envelope
-
-
-async def state_of(pool, case_id: str, state: str, timeout: float = 20) -> None:
-    await eventually(lambda: pool.fetchval("SELECT state = $2 FROM cases WHERE case_id = $1", case_id, state), timeout)
-
-
-def http(service, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://supervision",
-                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
 async def test_owner_updates_on_kafka_move_the_case_and_refusals_reach_the_owner(isolated):

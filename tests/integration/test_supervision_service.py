@@ -2,65 +2,23 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 
-from services.supervision.bootstrap import build
 from shared.clock import now
 from shared.contracts import Envelope
-from shared.contracts.cases import CaseAccepted, CaseDispatched, CaseReported, CaseReturned
+from shared.contracts.cases import CaseReturned
 from shared.contracts.common import TimeLimit
 from shared.runtime import Service
-from shared.settings import Settings
 from shared.topics import Topics, ensure_topics
 from shared.worktime import WorkCalendar
 from tests.conftest import drop_schemas
-from tests.support import TopicReader, eventually, grant, publish
+from tests.support import TopicReader, eventually, grant
+from tests.supervision_cases import COMMUNITY, UNIT_GRID, accepted, dispatched, reported, send, start
 
 pytestmark = pytest.mark.integration
-
-UNIT_GRID = "3704020010010101"
-COMMUNITY = "370402001001"
-
-
-async def start(settings: Settings) -> Service:
-    """A supervision instance, started and consuming."""
-    service = build(settings, manage_runtime=False)
-    await asyncio.wait_for(service.runtime.start(), 60)
-    try:
-        await service.runtime.wait_until_consuming(60)
-    except BaseException:
-        await asyncio.wait_for(service.runtime.stop(), 30)
-        raise
-    return service
-
-
-def reported(case_id: str, case_no: str) -> Envelope:
-    return CaseReported(
-        case_no=case_no, source="terminal", external_id=f"ext-{case_no}", category="CM04",
-        description="垃圾箱破损，垃圾外溢", observed_at=now(), unit_grid=UNIT_GRID,
-    ).envelope(source="intake", case_id=case_id)
-
-
-def accepted(case_id: str, case_no: str) -> Envelope:
-    return CaseAccepted(case_no=case_no, category="CM04", unit_grid=UNIT_GRID, description="垃圾箱破损，垃圾外溢") \
-        .envelope(source="intake", case_id=case_id)
-
-
-def dispatched(case_id: str, case_no: str, *, owner: str, category: str, limit: TimeLimit,
-               at: datetime, due: datetime) -> Envelope:
-    return CaseDispatched(
-        case_no=case_no, owner=owner, category=category, unit_grid=UNIT_GRID, priority="normal",
-        time_limit=limit, dispatched_at=at, due_at=due,
-    ).envelope(source="routing", case_id=case_id)
-
-
-async def send(settings: Settings, *envelopes: Envelope) -> None:
-    for envelope in envelopes:
-        await publish(settings.kafka_bootstrap, Topics(settings.topic_prefix).cases, envelope, key=envelope.case_id)
-
 
 async def test_case_events_fold_into_the_read_model_with_history_clock_and_http(isolated):
     service = await start(isolated)

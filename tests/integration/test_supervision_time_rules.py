@@ -16,7 +16,7 @@ from shared.contracts.cases import CaseResolved, CaseSigned
 from shared.contracts.common import TimeLimit
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.integration.test_supervision_service import accepted, dispatched, reported, send, start
+from tests.supervision_cases import accepted, dispatched, reported, send, start
 from tests.support import TopicReader, eventually, grant
 
 pytestmark = pytest.mark.integration

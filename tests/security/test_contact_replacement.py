@@ -8,7 +8,7 @@ import pytest
 from shared.contracts import Envelope
 from shared.contracts.contacts import ContactRecorded
 from shared.topics import Topics
-from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import Notify, notify  # noqa: F401 (the fixture)
 from tests.integration.test_privacy_notify import A_PHONE, B_PHONE, Reported, contacts
 from tests.support import TopicReader, eventually, publish
 

@@ -16,8 +16,8 @@ from shared.contracts.tasks import TaskAccepted
 from shared.signing import encode_private, key_id
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.integration.test_supervision_loop import open_case, state_of
-from tests.integration.test_supervision_service import start
+from tests.supervision_cases import open_case, state_of
+from tests.supervision_cases import start
 from tests.support import TopicReader, publish
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from shared.contracts.tasks import TaskAccepted
 from shared.topics import Topics, ensure_topics
 from tests.integration.test_held_updates import dispatch_of, held, new_case
-from tests.integration.test_supervision_loop import OTHER, OWNER, state_of, update
-from tests.integration.test_supervision_service import accepted, reported, send, start
+from tests.supervision_cases import OTHER, OWNER, state_of, update
+from tests.supervision_cases import accepted, reported, send, start
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from shared.credentials import issued
 from shared.settings import Settings
 from shared.signing import SIGNATURE_HEADER, SIGNER_HEADER, Signer, generate, signer_for
 from shared.topics import Topics
-from tests.integration.test_supervision_service import accepted, reported, start
+from tests.supervision_cases import accepted, reported, start
 from tests.support import TopicReader, eventually, grant, publish, signature_of
 
 pytestmark = pytest.mark.integration

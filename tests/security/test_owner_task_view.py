@@ -12,8 +12,8 @@ from shared.clock import now
 from shared.contracts.cases import CaseDispatched
 from shared.contracts.common import TimeLimit
 from tests.integration.test_owner_task_page_api import make
-from tests.integration.test_supervision_loop import OTHER, OWNER, http
-from tests.integration.test_supervision_service import UNIT_GRID, send, start
+from tests.supervision_cases import OTHER, OWNER, http
+from tests.supervision_cases import UNIT_GRID, send, start
 from tests.support import eventually, grant
 
 pytestmark = pytest.mark.integration

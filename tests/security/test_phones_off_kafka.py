@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from services.intake.bootstrap import build as build_intake
-from tests.integration.test_notify_service import Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import Notify, notify  # noqa: F401 (the fixture)
 from tests.integration.test_reports_trimmed import a_phone, from_the_beginning, kafka_report, produce
 from tests.support import eventually
 

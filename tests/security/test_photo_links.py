@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from shared.contracts.tasks import TaskProgress, TaskResolved
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.integration.test_supervision_loop import http, open_case
-from tests.integration.test_supervision_service import start
+from tests.supervision_cases import http, open_case
+from tests.supervision_cases import start
 from tests.support import grant
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from services.notify.commands import NOT_FOUND
 from shared.settings import REPO_ROOT
 from tests.integration.test_notify_loop import A_PHONE, B_PHONE, Case, _closed_case, of_case
-from tests.integration.test_notify_service import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ from shared.kafka import OutgoingMessage, Producer
 from shared.signing import SIGNATURE_HEADER, SIGNER_HEADER, signer_for, verifier_for
 from shared.topics import Topics, ensure_topics
 from tests.conftest import drop_schemas
-from tests.integration.test_supervision_loop import open_case
-from tests.integration.test_supervision_service import start
+from tests.supervision_cases import open_case
+from tests.supervision_cases import start
 from tests.support import TopicReader, publish, signature_of
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import pytest
 import tests.e2e.conftest  # noqa: F401 (first: frontdoor imports from it, and it from frontdoor)
 from tests.e2e.frontdoor import _served, open_nginx
 from tests.integration.test_notify_loop import A_PHONE, _closed_case
-from tests.integration.test_notify_service import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration

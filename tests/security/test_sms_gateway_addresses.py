@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.test_notify_loop import A_PHONE, _closed_case
-from tests.integration.test_notify_service import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
+from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
 pytestmark = pytest.mark.integration
