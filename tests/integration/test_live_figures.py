@@ -487,6 +487,17 @@ async def test_a_case_finished_long_ago_is_forgotten_by_the_cases_table(isolated
     assert len(new) == 3 and all(new), new
     assert orjson.loads(new[-1])["state"] == "closed"
 
+    # A restarted process recovers the case closed today, not the one forgotten.
+    service = build(settings, manage_runtime=False, options=LiveOptions(spike_threshold=3))
+    await asyncio.wait_for(service.runtime.start(), 60)
+    try:
+        await service.runtime.wait_until_consuming(60)
+        table = service.runtime.streams.cases
+        assert table.get(new_id) is not None and table[new_id]["state"] == "closed"
+        assert table.get(old_id) is None
+    finally:
+        await asyncio.wait_for(service.runtime.stop(), 60)
+
 
 def test_spike_windows_an_hour_wide_are_the_hourly_table_and_others_a_table_of_their_own(isolated):
     """A case's place at its acceptance is written once when the spike windows are cut like the hourly ones (the
