@@ -157,13 +157,37 @@ async def scrape_consumed(settings: Settings) -> dict[str, float]:
     return totals
 
 
-async def caught_up(settings: Settings, when: str) -> None:
-    """Wait (up to 2 min) until every consumer group of the stack has followed everything; say so if it took a while."""
+async def unready(settings: Settings) -> dict[str, str]:
+    """The instances whose /readyz answers, and not 200 (a live process still recovering its tables after a restart
+    is not behind on any topic its group commits, yet its recovery's CPU would be counted in the run): port → why."""
+    found = {}
+    async with httpx.AsyncClient(timeout=5) as http:
+        for name, port in instance_ports(settings, live=True):
+            try:
+                answer = await http.get(f"http://127.0.0.1:{port}/readyz")
+            except httpx.HTTPError:
+                continue  # not running: nothing of it can be counted
+            if answer.status_code != 200:
+                found[f"{name}:{port}"] = answer.text[:200]
+    return found
+
+
+async def caught_up(settings: Settings, when: str, ready_timeout: float = 600.0) -> None:
+    """Wait (up to 2 min) until every consumer group of the stack has followed everything, and (up to 10 min) until
+    every instance says it is ready; say so if it took a while."""
     waited, behind = await wait_caught_up(settings.kafka_bootstrap, settings.topic_prefix)
     if behind:
         print(f"  {when}: still behind after {waited:.0f} s: {behind} (its work may be counted in the next run)")
     elif waited >= 1:
         print(f"  {when}: waited {waited:.1f} s for every process to follow its events", flush=True)
+    started = time.monotonic()
+    while (waiting := await unready(settings)) and time.monotonic() - started < ready_timeout:
+        await asyncio.sleep(1)
+    if waiting:
+        print(f"  {when}: not ready after {ready_timeout:.0f} s: {waiting} (its work may be counted in the run)")
+    elif time.monotonic() - started >= 1:
+        print(f"  {when}: waited {time.monotonic() - started:.1f} s for every instance to be ready "
+              "(a live process recovering its tables)", flush=True)
 
 
 async def scrape_signatures(settings: Settings) -> dict[str, float]:
