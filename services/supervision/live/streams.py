@@ -23,8 +23,8 @@ import ssl
 import tempfile
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
