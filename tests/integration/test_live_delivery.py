@@ -24,7 +24,7 @@ from shared.clock import now
 from shared.contracts.cases import CaseReported
 from shared.topics import Topics
 from services.supervision.live.bootstrap import build
-from tests.integration.test_live_figures import MASKED_PHONE, running_live
+from tests.live_running import MASKED_PHONE, running_live
 from tests.support import signature_of
 
 pytestmark = pytest.mark.integration

@@ -4,102 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from shared.clock import now
 from shared.contracts import Envelope
-from shared.contracts.cases import CaseAccepted, CaseClosed, CaseDispatched, CaseReported
-from shared.contracts.common import TimeLimit
 from shared.settings import Settings
 from shared.street import Street
 from shared.topics import Topics
 from services.supervision.live.bootstrap import build
 from services.supervision.live.forgetting import FORGET_AFTER
 from services.supervision.live.streams import LiveOptions
-from tests.e2e.conftest import free_port
-from tests.support import grant, publish
+from tests.live_running import MASKED_PHONE, OPERATOR, TERMINAL, Cases, running_live, until
 
 pytestmark = pytest.mark.integration
-
-OPERATOR = "live-operator-token"
-TERMINAL = "live-terminal-token"
-MASKED_PHONE = "139****1001"
-
-
-@asynccontextmanager
-async def running_live(settings: Settings, *, grant_tokens: bool = True) -> AsyncIterator[str]:
-    """The live process (faust app + HTTP) on a free port, its tables recovered; yields its base URL."""
-    service = build(settings, manage_runtime=False, options=LiveOptions(spike_threshold=3))
-    await asyncio.wait_for(service.runtime.start(), 60)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve())
-    try:
-        await service.runtime.wait_until_consuming(60)
-        if grant_tokens:
-            await grant(settings, service, token=OPERATOR, name="指挥中心值班员", role="operator")
-            await grant(settings, service, token=TERMINAL, name="网格员终端", role="terminal",
-                        worker_id="W001", device_id="SZT-0001")
-        await asyncio.wait_for(_until(lambda: server.started), 20)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        await asyncio.wait_for(service.runtime.stop(), 60)
-
-
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.05)
-
-
-class Cases:
-    """Case events as the services put them on wangge.cases."""
-
-    def __init__(self, settings: Settings):
-        self.bootstrap = settings.kafka_bootstrap
-        self.topic = Topics(settings.topic_prefix).cases
-        self.sent: list[Envelope] = []
-        self.at = now() - timedelta(seconds=5)
-
-    async def send(self, envelope: Envelope) -> None:
-        self.sent.append(envelope)
-        await publish(self.bootstrap, self.topic, envelope, key=envelope.case_id)
-
-    async def reported(self, case_id: str, case_no: str, category: str | None, unit_grid: str | None) -> None:
-        await self.send(CaseReported(
-            case_no=case_no, source="terminal", external_id=f"SZT-{case_no}", category=category,
-            description="三号楼东侧箱体破裂", reporter={"name": "李**", "phone": MASKED_PHONE},
-            observed_at=self.at, unit_grid=unit_grid).envelope(source="intake", case_id=case_id, occurred_at=self.at))
-
-    async def accepted(self, case_id: str, case_no: str, category: str, unit_grid: str) -> None:
-        await self.reported(case_id, case_no, category, unit_grid)
-        await self.send(CaseAccepted(case_no=case_no, category=category, unit_grid=unit_grid, description="三号楼东侧箱体破裂")
-                        .envelope(source="intake", case_id=case_id, occurred_at=self.at))
-
-    async def dispatched(self, case_id: str, case_no: str, category: str, unit_grid: str, due_at: datetime) -> None:
-        await self.accepted(case_id, case_no, category, unit_grid)
-        await self.send(CaseDispatched(
-            case_no=case_no, owner="huanwei", owner_name="环卫所", category=category, unit_grid=unit_grid,
-            priority="normal", time_limit=TimeLimit(value=4, unit="work_hours"), dispatched_at=self.at,
-            due_at=due_at).envelope(source="routing", case_id=case_id, occurred_at=self.at))
-
-    async def closed(self, case_id: str, case_no: str, at: datetime | None = None) -> None:
-        at = at or self.at
-        await self.send(CaseClosed(case_no=case_no, owner="huanwei", outcome="resolved", result="已更换",
-                                   by="operator:值班员", closed_at=at, on_time=True)
-                        .envelope(source="supervision", case_id=case_id, occurred_at=at))
-
 
 def two_grids_of_one_community(street: Street) -> tuple[str, str, str]:
     """A community and two of its unit grids."""
@@ -186,7 +109,7 @@ async def test_case_events_become_live_figures_metrics_and_a_pushed_stream(isola
             day = await street_day(cases, demo_street)
             figures = await figures_when(client, base, lambda f: f["open_now"] == 3 and f["overdue_now"] == 1
                                          and grid_row(f, day["grid_b"])["open"] == 0 and f["spikes"])
-            await asyncio.wait_for(_until(lambda: len(events) >= len(cases.sent)), 20)
+            await asyncio.wait_for(until(lambda: len(events) >= len(cases.sent)), 20)
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -325,7 +248,7 @@ async def test_a_faust_agent_stuck_on_an_event_makes_healthz_ask_for_a_restart(i
             await cases.accepted(str(uuid.uuid4()), f"{cases.at:%Y%m%d}-97{n:02d}", "CM01", "3704020010010101")
         await asyncio.wait_for(taken.wait(), 30)
         assert runtime.problem() is None  # a moment's wait is not a stall
-        await asyncio.wait_for(_until(lambda: runtime.problem() is not None), 30)
+        await asyncio.wait_for(until(lambda: runtime.problem() is not None), 30)
         assert "faust app following" in runtime.problem() and "held one event" in runtime.problem()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://live") as client:
             health = await client.get("/healthz")

@@ -16,7 +16,7 @@ import uvicorn
 from services.supervision.live import metrics
 from services.supervision.live.bootstrap import build
 from services.supervision.live.streams import LiveOptions
-from tests.integration.test_live_figures import OPERATOR, Cases, _until
+from tests.live_running import OPERATOR, Cases, until
 from tests.support import free_ports, grant
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -44,7 +44,7 @@ async def live_instance(settings, port: int, *, grant_token: bool, monkeypatch=N
         await service.runtime.wait_until_consuming(90)
         if grant_token:
             await grant(settings, service, token=OPERATOR, name="指挥中心值班员", role="operator")
-        await asyncio.wait_for(_until(lambda: server.started), 20)
+        await asyncio.wait_for(until(lambda: server.started), 20)
         yield Live(service, server, base)
     finally:
         server.should_exit = True

@@ -15,7 +15,7 @@ from shared.messagebus import Message, MessageBus, runs_per_case
 from shared.runtime import Service
 from shared.settings import Settings
 from services.notify.bootstrap import build
-from tests.integration.test_notify_loop import Case
+from tests.notify_cases import Case
 from tests.notify_running import Notify, notify  # noqa: F401 (the fixture)
 from tests.integration.test_privacy_notify import Reported
 from tests.support import TopicReader, eventually, handlers_statements, publish

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from shared.clock import now
-from tests.integration.test_notify_loop import A_PHONE, B_PHONE, C_PHONE, _closed_case
+from tests.notify_cases import A_PHONE, B_PHONE, C_PHONE, closed_case
 from tests.notify_running import GATEWAY_TOKEN, notify_running
 from tests.support import StoppedClock, TopicReader
 
@@ -22,7 +22,7 @@ async def test_the_survey_window_closes_when_the_built_clock_passes_it(isolated)
     async with notify_running(isolated, clock) as notify:
         topics = notify.service.runtime.topics
         async with TopicReader(notify.settings.kafka_bootstrap, topics.replies) as replies:
-            a, b, c = [await _closed_case(notify, replies, phone, at=start) for phone in (A_PHONE, B_PHONE, C_PHONE)]
+            a, b, c = [await closed_case(notify, replies, phone, at=start) for phone in (A_PHONE, B_PHONE, C_PHONE)]
         closes = await notify.service.runtime.pool.fetchval(
             "SELECT closes_at FROM surveys WHERE case_no = $1", a.no)
         assert closes > start + timedelta(days=1)  # the window in force, counted from the closing

@@ -13,7 +13,7 @@ import pytest
 from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.worker import DeliveryWorker
-from tests.integration.test_notify_loop import Case
+from tests.notify_cases import Case
 from tests.notify_running import Notify, notify  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration

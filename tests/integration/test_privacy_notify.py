@@ -12,7 +12,7 @@ from shared.contracts import Envelope
 from shared.contracts.cases import CaseReported
 from shared.contracts.common import Reporter
 from shared.contracts.contacts import ContactRecorded
-from tests.integration.test_notify_loop import Case, at_least, of_case
+from tests.notify_cases import Case, at_least, of_case
 from tests.notify_running import Notify, notify  # noqa: F401 (the fixture)
 from tests.privacy import FULL_MOBILE
 from tests.support import TopicReader, eventually, publish

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.test_live_figures import MASKED_PHONE, OPERATOR, TERMINAL, Cases, running_live
+from tests.live_running import MASKED_PHONE, OPERATOR, TERMINAL, Cases, running_live
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.credentials import issued, publish as publish_credentials
-from tests.integration.test_live_figures import OPERATOR, running_live
+from tests.live_running import OPERATOR, running_live
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from services.notify.commands import NOT_FOUND
 from shared.settings import REPO_ROOT
-from tests.integration.test_notify_loop import A_PHONE, B_PHONE, Case, _closed_case, of_case
+from tests.notify_cases import A_PHONE, B_PHONE, Case, closed_case, of_case
 from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
@@ -28,7 +28,7 @@ async def _answered(notify: Notify, case: Case) -> bool:
 
 async def test_the_sms_callback_without_the_gateway_secret_changes_nothing(notify: Notify):
     async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as reader:
-        case = await _closed_case(notify, reader, A_PHONE)
+        case = await closed_case(notify, reader, A_PHONE)
     unsatisfied = {"from": A_PHONE, "text": "3"}
     async with notify.http("203.0.113.7") as attacker:
         missing = await attacker.post("/api/v1/sms/inbound", json=unsatisfied)
@@ -92,7 +92,7 @@ async def test_a_spoofed_x_forwarded_for_does_not_escape_the_guessing_limit(noti
 
 async def test_failing_on_purpose_from_elsewhere_does_not_lock_the_resident_out(notify: Notify):
     async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as reader:
-        case = await _closed_case(notify, reader, A_PHONE)
+        case = await closed_case(notify, reader, A_PHONE)
     # Many attackers, each failing on this case until refused.
     for attacker in range(4):
         async with notify.http(f"203.0.113.{attacker}") as client:

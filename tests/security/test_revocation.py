@@ -18,7 +18,7 @@ from shared.contracts.credentials import CredentialRevoked
 from shared.credentials import issued, publish as publish_credentials
 from shared.settings import REPO_ROOT
 from shared.topics import Topics
-from tests.integration.test_live_figures import OPERATOR, running_live
+from tests.live_running import OPERATOR, running_live
 from tests.integration.test_open311 import client, intake  # noqa: F401 (the fixture)
 from tests.support import grant, publish
 

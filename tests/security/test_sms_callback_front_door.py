@@ -16,7 +16,7 @@ import pytest
 
 import tests.e2e.conftest  # noqa: F401 (first: frontdoor imports from it, and it from frontdoor)
 from tests.e2e.frontdoor import _served, open_nginx
-from tests.integration.test_notify_loop import A_PHONE, _closed_case
+from tests.notify_cases import A_PHONE, closed_case
 from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
@@ -41,7 +41,7 @@ async def test_a_callback_from_an_address_not_listed_is_refused_at_the_door_and_
     # notify itself is left open to any address here (its own check of the list: test_sms_gateway_addresses.py):
     # what holds below is the door alone.
     async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as reader:
-        case = await _closed_case(notify, reader, A_PHONE)
+        case = await closed_case(notify, reader, A_PHONE)
     answer = {"from": A_PHONE, "text": "3"}
     secret = {"X-Gateway-Token": GATEWAY_TOKEN}
     async with _served(notify.service.app) as port, \
@@ -75,7 +75,7 @@ async def test_a_callback_from_an_address_not_listed_is_refused_at_the_door_and_
 
 async def test_without_gateway_addresses_the_door_routes_the_callback_from_nowhere(notify: Notify, tmp_path: Path):
     async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as reader:
-        case = await _closed_case(notify, reader, A_PHONE)
+        case = await closed_case(notify, reader, A_PHONE)
     async with _served(notify.service.app) as port, \
             open_nginx(tmp_path / "nginx", {"notify": port}, {"WANGGE_SMS_GATEWAY_ADDRESSES": ""}) as door:
         for address in (GATEWAY, STRANGER):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_notify_loop import A_PHONE, _closed_case
+from tests.notify_cases import A_PHONE, closed_case
 from tests.notify_running import GATEWAY_TOKEN, Notify, notify  # noqa: F401 (the fixture)
 from tests.support import TopicReader
 
@@ -21,7 +21,7 @@ async def test_the_callback_is_heard_from_the_gateways_addresses_only(notify: No
     notify.service.runtime.settings = notify.settings.model_copy(
         update={"sms_gateway_addresses": "198.51.100.0/24, 2001:db8::/32"})
     async with TopicReader(notify.settings.kafka_bootstrap, notify.service.runtime.topics.replies) as reader:
-        case = await _closed_case(notify, reader, A_PHONE)
+        case = await closed_case(notify, reader, A_PHONE)
     answer = {"from": A_PHONE, "text": "3"}
     secret = {"X-Gateway-Token": GATEWAY_TOKEN}
     async with notify.http("203.0.113.7") as stranger:
