@@ -350,6 +350,8 @@ def plausibility(used: dict[str, float], missing: dict[str, str], handled: dict[
         Plausible("Kafka: records written per case (≥ those this benchmark sent, read)", written, seen_per_case, ""),
         Plausible("Kafka: records read per case by the system (≥ the report, the case)", read, 2, ""),
         Plausible("PostgreSQL: rows written per case (≥ the case's own)", moved["pg_rows"], 1, ""),
+        # The live figures' agent follows every event of wangge.cases, a case's case.reported and .accepted at least.
+        Plausible("live figures: events its faust agent took per case (≥ 2)", moved.get("streamed", math.nan), 2, ""),
         # A consumer handles a batch of up to MAX_POLL_RECORDS in one transaction, so a case's own is shared.
         Plausible("PostgreSQL: transactions per case (≥ its share of a batch's)", moved["pg_commits"],
                   1 / MAX_POLL_RECORDS, ""),
@@ -497,8 +499,10 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
     for name, what in HARNESS.items():
         if name in used:
             print(f"  not counted: {name:<10} {used[name]:7.2f} s   {1000 * used[name] / cases:6.2f} ms per case, {what}")
-    moved = {"kafka_written": (traffic_after[0] - traffic_before[0]) / cases,
-             "kafka_read": (traffic_after[1] - traffic_before[1]) / cases,
+    moved = {"kafka_written": (traffic_after.written - traffic_before.written) / cases,
+             "kafka_read": (traffic_after.read - traffic_before.read) / cases,
+             "streamed": (traffic_after.streamed - traffic_before.streamed) / cases,
+             "table_rows": (traffic_after.table_rows - traffic_before.table_rows) / cases,
              "pg_rows": (rows_after[0] - rows_before[0]) / cases,
              "pg_commits": (rows_after[1] - rows_before[1]) / cases,
              **{op: (signatures_after[op] - signatures_before[op]) / cases for op in SIGNATURE_OPS}}
@@ -506,7 +510,8 @@ async def run_with_figures(n: int, timeout: float, rate: float, profile: str | N
           f"system's consumer groups, {moved['pg_rows']:.1f} PostgreSQL rows written (inserted, updated, deleted) in "
           f"{moved['pg_commits']:.1f} transactions; {moved['signed']:.2f} signatures made and {moved['checked']:.2f} "
           f"checked, {moved['placed']:.1f} records placed in a signed batch and {moved['proved']:.1f} checked by "
-          "their path")
+          f"their path; {moved['streamed']:.1f} events taken and {moved['table_rows']:.1f} table rows set by the "
+          "live figures' faust agent")
 
     floor = None
     floor_checks: list[Plausible] = []

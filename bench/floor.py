@@ -13,11 +13,15 @@ most favourable batch size (--batch, default 500: the most a service's consumer 
 - The records' Ed25519 signatures (shared/signing.py): every record a service sends is signed, and every one a
   process handles is checked, in every profile; CPU per signature made and per signature checked, and per record
   placed in a batch signed together (its hashes) and checked by its path to the batch's signature.
+- faust-streaming, which the design card puts under the live figures (an agent over wangge.cases, tables backed by
+  changelog topics), with the live process's settings: CPU per event an agent takes, beyond the plain read of its
+  record above, and per table row set, beyond the changelog record it produces.
 
 It multiplies them by what one case moves today: Kafka records written and read, PostgreSQL rows
-written, signatures made and checked and records placed and checked in signed batches, as counted by the last
-`bench.e2e` run (.local/bench/e2e-counts.json; --counts FILE, or the figures given with --written, --read, --rows,
---signed, --checked, --placed, --proved). What it leaves out —
+written, signatures made and checked and records placed and checked in signed batches, events the live figures'
+agent took and table rows it set, as counted by the last `bench.e2e` run (.local/bench/e2e-counts.json; --counts
+FILE, or the figures given with --written, --read, --rows, --signed, --checked, --placed, --proved, --streamed,
+--table-rows). What it leaves out —
 the services' own code, validating the data, the SMS over HTTP, asyncio, smaller batches at a steady pace — only adds to the real cost; so a floor
 beside issue 17's goal (≤ 2 ms a case, and ≤ 2.5 × this floor) says how much room wangge's own code has.
 The CPU of the broker and of PostgreSQL is read by bench.support's accounting (this stack's processes only, exited
@@ -31,7 +35,9 @@ import argparse
 import asyncio
 import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -55,8 +61,9 @@ COUNTS = state_dir() / "bench" / "e2e-counts.json"
 # Signatures: those of the contract's records a case makes (case.reported, .accepted, .dispatched, contact, task,
 # reply) and the checks of the processes that handle them (2026-12-07, from each consumer's handled types), each
 # record sent alone: the most they can cost (sent together, a batch shares one signature and one check).
+# The live figures' agent: the three case events of a burst's case, and one row of its cases table each (2026-12-08).
 DEFAULT_COUNTS = {"kafka_written": 15.0, "kafka_read": 24.0, "pg_rows": 40.0, "signed": 6.0, "checked": 14.0,
-                  "placed": 0.0, "proved": 0.0}
+                  "placed": 0.0, "proved": 0.0, "streamed": 3.0, "table_rows": 3.0}
 
 
 @dataclass
@@ -75,6 +82,10 @@ class UnitCosts:
     # A record's share of a signed batch: its leaf and tree hashed when sent, its leaf and path when checked.
     place_client: float = 0.3
     prove_client: float = 0.3
+    # faust's own path (a floor saved before it was measured loads with the least it costs): an event through an
+    # agent beyond its record's plain read, and a table row set beyond the changelog record produced for it.
+    stream_event: float = 20.0
+    table_row: float = 20.0
 
 
 # The least each unit can honestly cost (µs of CPU), about a fifth of the least this 2-core machine measured at
@@ -82,10 +93,11 @@ class UnitCosts:
 # consumed 7.3 + 6.0–9.7, a row 1.1 client + 3.3–3.9 PostgreSQL): a floor of plausibility for the floor's own
 # figures, and for bench.e2e's when no floor has been measured.
 # Signatures: libsodium signed in 25 and checked in 45 µs here (2026-12-06, shared/signing.py); SHA-256 of a case
-# event about 1.5 µs (2026-12-07).
+# event about 1.5 µs (2026-12-07). faust: an event through an agent about 230 µs beyond its plain read, a table row
+# about 200 µs beyond its changelog record (2026-12-08, the stack idle).
 LEAST_UNITS = UnitCosts(produce_client=3.5, produce_broker=3.0, consume_client=1.5, consume_broker=1.0,
                         row_postgres=0.6, row_client=0.2, sign_client=5.0, check_client=9.0, place_client=0.3,
-                        prove_client=0.3)
+                        prove_client=0.3, stream_event=20.0, table_row=20.0)
 
 
 def case_event(i: int) -> Envelope:
@@ -199,6 +211,75 @@ async def postgres_costs(dsn: str, messages: int, batch: int, roots: dict[str, i
     return 1e6 * used_postgres / rows_written, 1e6 * used_client / rows_written
 
 
+async def stream_costs(bootstrap: str, records: int, consume_client: float, produce_client: float) -> tuple[float, float]:
+    """µs of CPU per event through a faust agent beyond the plain read of its record (`consume_client`), and per table
+    row set beyond the changelog record it sends (`produce_client`), with the live process's faust settings
+    (services/supervision/live/streams.py). faust hands each record to the agent through its own queues and tasks
+    (a task raced against flow control per record, the stream's channel), which is what costs here."""
+    tag = uuid.uuid4().hex[:6]
+    topic = f"bench-floor-stream-{tag}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    replicas, min_insync = await cluster_replication(admin, bootstrap)
+    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=replicas,
+                                        topic_configs={"min.insync.replicas": str(min_insync)})])
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            for i in range(records):
+                envelope = case_event(i)
+                await producer.send(topic, envelope.to_json(), key=envelope.case_id.encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+        read = await _faust_cpu_per_event(bootstrap, topic, records, replicas, f"{topic}-read", set_rows=False)
+        written = await _faust_cpu_per_event(bootstrap, topic, records, replicas, f"{topic}-rows", set_rows=True)
+    finally:
+        ours = [name for name in await admin.list_topics() if name.startswith(topic)]
+        await admin.delete_topics(ours)
+        await admin.close()
+    return max(read - consume_client, 0.0), max(written - read - produce_client, 0.0)
+
+
+async def _faust_cpu_per_event(bootstrap: str, topic: str, records: int, replicas: int, app_id: str, *,
+                               set_rows: bool) -> float:
+    """µs of this process's CPU per event a faust agent takes off `topic` (each setting a table row if `set_rows`),
+    from its first event to its last."""
+    import faust
+
+    datadir = tempfile.mkdtemp(prefix=f"{app_id}-")
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir, web_enabled=False,
+                    autodiscover=False, consumer_auto_offset_reset="earliest", topic_partitions=6,
+                    topic_replication_factor=replicas, table_standby_replicas=0, stream_wait_empty=False,
+                    producer_linger=0.02)
+    source = app.topic(topic, key_serializer="raw", value_serializer="raw")
+    table = app.Table("rows", default=None, partitions=6)
+    seen, started, done = 0, 0.0, asyncio.Event()
+
+    async def follow(stream: Any) -> None:
+        nonlocal seen, started
+        async for event in stream.events():
+            if not seen:
+                started = time.process_time()
+            if set_rows:
+                table[event.key] = {"state": "accepted"}
+            seen += 1
+            if seen == records:
+                done.set()
+
+    app.agent(source, name="follow")(follow)
+    try:
+        await app.start()
+        await asyncio.wait_for(done.wait(), 600)
+        used = time.process_time() - started
+    finally:
+        await app.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
+    # The first event's own cost is not in `used`: spread the rest over the events after it.
+    return 1e6 * used / max(records - 1, 1)
+
+
 def signature_costs(records: int) -> tuple[float, float, float, float]:
     """µs of CPU per signature made and checked, on records the size of a case event, as the services make and check
     them (shared/signing.py: over topic, key and value); and per record placed in a signed batch and checked by its
@@ -255,18 +336,24 @@ async def measure_units(settings: Settings, records: int, batch: int) -> tuple[U
                                                                      missing)
     r_postgres, r_client = await postgres_costs(settings.database_url, records, batch, roots, missing)
     sign, check, place, prove = signature_costs(min(records, 5_000))
-    return (UnitCosts(p_client, p_broker, c_client, c_broker, r_postgres, r_client, sign, check, place, prove), size,
-            missing)
+    stream_event, table_row = await stream_costs(settings.kafka_bootstrap, min(records, 20_000), c_client, p_client)
+    return (UnitCosts(p_client, p_broker, c_client, c_broker, r_postgres, r_client, sign, check, place, prove,
+                      stream_event, table_row), size, missing)
 
 
 def floor_of(units: UnitCosts, counts: dict[str, float]) -> dict[str, float]:
     """µs of CPU per case at the floor, by who spends it: the broker, PostgreSQL, the Python clients (the signatures
-    included: the services' processes make and check them)."""
+    included: the services' processes make and check them; and faust's own path in the live figures' process)."""
     written, read, rows = counts["kafka_written"], counts["kafka_read"], counts["pg_rows"]
     return {"kafka": written * units.produce_broker + read * units.consume_broker,
             "postgresql": rows * units.row_postgres,
             "clients": written * units.produce_client + read * units.consume_client + rows * units.row_client
-            + signatures_of(units, counts)}
+            + signatures_of(units, counts) + streaming_of(units, counts)}
+
+
+def streaming_of(units: UnitCosts, counts: dict[str, float]) -> float:
+    """µs of CPU per case for faust's own path: the events the live figures' agent takes, the table rows it sets."""
+    return counts.get("streamed", 0.0) * units.stream_event + counts.get("table_rows", 0.0) * units.table_row
 
 
 def signatures_of(units: UnitCosts, counts: dict[str, float]) -> float:
@@ -281,7 +368,8 @@ def unit_checks(units: UnitCosts) -> list[Plausible]:
               "consume_client": "a record consumed: the client", "consume_broker": "a record consumed: the broker",
               "row_postgres": "a row written: PostgreSQL", "row_client": "a row written: the client",
               "sign_client": "a signature made", "check_client": "a signature checked",
-              "place_client": "a record placed in a signed batch", "prove_client": "a record checked by its path"}
+              "place_client": "a record placed in a signed batch", "prove_client": "a record checked by its path",
+              "stream_event": "an event through a faust agent", "table_row": "a faust table row set"}
     return [Plausible(f"floor: {label}", getattr(units, name), getattr(LEAST_UNITS, name), "µs")
             for name, label in labels.items()]
 
@@ -296,6 +384,8 @@ def print_floor(units: UnitCosts, size: int, batch: int, counts: dict[str, float
     print(f"  a signature checked                        {units.check_client:8.1f}")
     print(f"  a record placed in a signed batch (hashes)  {units.place_client:8.1f}")
     print(f"  a record checked by its path in the batch  {units.prove_client:8.1f}")
+    print(f"  {'an event through a faust agent (+ its read)':<43}{units.stream_event:8.1f}")
+    print(f"  {'a faust table row set (+ its changelog)':<43}{units.table_row:8.1f}")
     written, read, rows = counts["kafka_written"], counts["kafka_read"], counts["pg_rows"]
     shares = floor_of(units, counts)
     floor = sum(shares.values())
@@ -307,8 +397,11 @@ def print_floor(units: UnitCosts, size: int, batch: int, counts: dict[str, float
     placed, proved = counts.get("placed", 0.0), counts.get("proved", 0.0)
     print(f"  {signed:5.2f} signatures made, {checked:4.2f} checked, {placed:4.1f} records placed in batches and "
           f"{proved:4.1f} checked by their paths → {signatures_of(units, counts):7.0f} µs")
+    streamed, table_rows = counts.get("streamed", 0.0), counts.get("table_rows", 0.0)
+    print(f"  {streamed:5.1f} events through the live figures' faust agent, {table_rows:4.1f} table rows set "
+          f"→ {streaming_of(units, counts):7.0f} µs")
     print(f"  by who spends it: the broker {shares['kafka']:.0f} µs, PostgreSQL {shares['postgresql']:.0f} µs, "
-          f"the Python clients {shares['clients']:.0f} µs (signatures included)")
+          f"the Python clients {shares['clients']:.0f} µs (signatures and faust included)")
     print(f"  the floor, before any of wangge's own code: {floor / 1000:.2f} ms of CPU per case "
           f"→ at most {goals.CORES * 1e6 / floor:,.0f} cases/s on {goals.CORES} cores")
     return shares
@@ -360,13 +453,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checked", type=float, help="signatures checked per case (records each process handles)")
     parser.add_argument("--placed", type=float, help="records per case sent under a batch's signature")
     parser.add_argument("--proved", type=float, help="records per case checked by their path to a batch's signature")
+    parser.add_argument("--streamed", type=float, help="events per case the live figures' faust agent takes")
+    parser.add_argument("--table-rows", type=float, help="faust table rows per case the live figures set")
     args = parser.parse_args(argv)
     if args.records < args.batch or args.batch < 1:
         parser.error("--records must be at least --batch, and --batch at least 1")
     counts, origin = load_counts(args.counts, {"kafka_written": args.written, "kafka_read": args.read,
                                                "pg_rows": args.rows, "signed": args.signed,
                                                "checked": args.checked, "placed": args.placed,
-                                               "proved": args.proved})
+                                               "proved": args.proved, "streamed": args.streamed,
+                                               "table_rows": args.table_rows})
     return asyncio.run(run(args.records, args.batch, counts, origin))
 
 

@@ -125,7 +125,7 @@ async def run(url: str, seconds: int, connections: int, threads: int) -> int:
     # Each accepted report is stored (a transaction) and published (a record at least): fewer says the counting is
     # wrong, or intake answered without doing the work.
     plausible = check_plausible([
-        Plausible("Kafka records written per accepted report", (traffic_after[0] - traffic_before[0]) / taken, 1, ""),
+        Plausible("Kafka records written per accepted report", (traffic_after.written - traffic_before.written) / taken, 1, ""),
         Plausible("PostgreSQL transactions per accepted report", (writes_after[1] - writes_before[1]) / taken, 1, ""),
     ] if taken else [])
     print("\nissue 17's goals:")

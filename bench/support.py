@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.lag import end_offsets
 from shared.settings import Settings, get_settings
 from shared.topics import Topics
+from services.supervision.live import APP_NAME as LIVE_APP
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -351,9 +353,17 @@ HARNESS = {"e2e": "this benchmark (sends the reports, reads every event)", "sms_
            "mail_sink": "the mail server's stand-in"}
 
 
-async def kafka_traffic(bootstrap: str) -> tuple[int, int]:
-    """(records written to every topic so far, records read and committed so far by every consumer group but the
-    benchmarks' own `bench-*`): the difference of two readings is what a run moved through the broker."""
+class Traffic(NamedTuple):
+    """Records through the broker so far: the difference of two readings is what a run moved."""
+
+    written: int  # to every topic
+    read: int  # read and committed by every consumer group but the benchmarks' own `bench-*`
+    streamed: int  # of those, by the live figures' faust agent (its group)
+    table_rows: int  # of the written, to the live figures' table changelogs
+
+
+async def kafka_traffic(bootstrap: str) -> Traffic:
+    """Records written and read so far through the broker (Traffic)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -362,16 +372,22 @@ async def kafka_traffic(bootstrap: str) -> tuple[int, int]:
         described = await admin.describe_topics(sorted(await consumer.topics()))
         partitions = [TopicPartition(topic["topic"], p["partition"]) for topic in described
                       for p in topic["partitions"]]
-        written = sum((await end_offsets(consumer, partitions)).values())
-        read = 0
+        ends = await end_offsets(consumer, partitions)
+        written = sum(ends.values())
+        table_rows = sum(end for tp, end in ends.items()
+                         if f"{LIVE_APP}-" in tp.topic and tp.topic.endswith("-changelog"))
+        read = streamed = 0
         for group, *_ in await admin.list_consumer_groups():
             if not group.startswith("bench-"):
                 offsets = await admin.list_consumer_group_offsets(group)
-                read += sum(max(0, committed.offset) for committed in offsets.values())
+                committed = sum(max(0, offset.offset) for offset in offsets.values())
+                read += committed
+                if group.endswith(LIVE_APP):
+                    streamed += committed
     finally:
         await admin.close()
         await consumer.stop()
-    return written, read
+    return Traffic(written, read, streamed, table_rows)
 
 
 async def groups_behind(bootstrap: str, prefix: str) -> dict[str, int]:

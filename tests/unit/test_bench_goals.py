@@ -15,10 +15,12 @@ from bench.floor import LEAST_UNITS, UnitCosts, floor_of
 from bench.goals import Plausible, check_plausible, sitting_goals
 from bench.support import CpuReading, Proc, cpu_used, parse_stat, subtree_ticks
 
-# What bench.floor measured on this machine (2026-12-06), µs.
+# What bench.floor measured on this machine (2026-12-06; faust's 2026-12-08), µs.
 UNITS = UnitCosts(produce_client=17.3, produce_broker=17.3, consume_client=7.3, consume_broker=6.0, row_postgres=3.3,
-                  row_client=1.1, sign_client=25.0, check_client=45.0, place_client=4.0, prove_client=8.0)
-MOVED = {"kafka_written": 12.0, "kafka_read": 17.0, "pg_rows": 40.0, "pg_commits": 9.0, "signed": 6.0, "checked": 14.0}
+                  row_client=1.1, sign_client=25.0, check_client=45.0, place_client=4.0, prove_client=8.0,
+                  stream_event=248.0, table_row=130.0)
+MOVED = {"kafka_written": 12.0, "kafka_read": 17.0, "pg_rows": 40.0, "pg_commits": 9.0, "signed": 6.0, "checked": 14.0,
+         "streamed": 3.0, "table_rows": 4.0}
 SERVICES = {"intake": 3.0, "routing": 4.0, "supervision": 3.5, "notify": 4.5}
 
 
@@ -117,6 +119,26 @@ def test_the_floor_counts_the_signatures_a_case_gets_made_and_checked_into_the_p
     batched = floor_of(UNITS, {**MOVED, "signed": 0.1, "checked": 0.4, "placed": 6.0, "proved": 14.0})
     assert batched["clients"] - without["clients"] == pytest.approx(0.1 * 25.0 + 0.4 * 45.0 + 6 * 4.0 + 14 * 8.0)
     assert (with_them["kafka"], with_them["postgresql"]) == (without["kafka"], without["postgresql"])
+
+
+def test_the_floor_counts_faust_s_own_path_for_each_event_and_table_row_of_the_live_figures():
+    without = floor_of(UNITS, {**MOVED, "streamed": 0.0, "table_rows": 0.0})
+    with_them = floor_of(UNITS, MOVED)
+    assert with_them["clients"] - without["clients"] == pytest.approx(3 * 248.0 + 4 * 130.0)
+    # Beyond the records' own cost, which the broker's and the clients' Kafka shares count already.
+    assert (with_them["kafka"], with_them["postgresql"]) == (without["kafka"], without["postgresql"])
+
+
+def test_the_live_figures_taking_fewer_events_than_a_case_has_fail_the_run():
+    handled = {name: 3000.0 for name in SERVICES}
+    checks, _ = plausibility(_used(2.5), {}, handled, {**MOVED, "streamed": 0.3}, 6.0, UNITS, 1000)
+    assert [c.label for c in checks if not c.passed] == ["live figures: events its faust agent took per case (≥ 2)"]
+
+
+def test_a_floor_saved_before_faust_was_measured_still_loads_with_the_least_it_costs():
+    saved = {k: v for k, v in vars(UNITS).items() if k not in ("stream_event", "table_row")}
+    units = UnitCosts(**saved)
+    assert (units.stream_event, units.table_row) == (LEAST_UNITS.stream_event, LEAST_UNITS.table_row)
 
 
 def test_a_floor_saved_before_signatures_were_measured_still_loads_with_the_least_they_cost():

@@ -38,7 +38,7 @@ from shared.contracts import Envelope, InvalidMessage
 from shared.settings import Settings
 from shared.signing import verifier_for
 from shared.topics import HOUR_MS, Topics, TopicSpec, ensure_topics, read_replication
-from services.supervision.live import figures as live
+from services.supervision.live import APP_NAME, figures as live
 from services.supervision.live.delivery import DeliveredBeforeCommit
 from services.supervision.live.forgetting import Forgetting
 from services.supervision.live.resume import ResumedAtCommitted
@@ -112,7 +112,7 @@ class LiveStreams:
         # A case event counts only when its owner signed it (shared/signing.py), as for the services' consumers.
         self._verifier = verifier_for(settings)
         # The app id names the consumer group and prefixes the changelog topics: prefixed like the topics.
-        self.app_id = f"{settings.topic_prefix}wangge-supervision-live"
+        self.app_id = f"{settings.topic_prefix}{APP_NAME}"
         self.app = faust.App(
             self.app_id,
             broker=f"kafka://{settings.kafka_bootstrap}",
