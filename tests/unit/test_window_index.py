@@ -81,3 +81,17 @@ def test_windows_older_than_kept_are_dropped_and_a_share_reads_the_table():
     assert {ids for _, _, [ids] in index.windows()} == {"new"}
     # An instance's share is read from the table's rows the filter keeps, whatever the groups hold.
     assert {i for _, _, ids in index.windows(keep=lambda key: key[0] == "old") for i in ids} == {"old"}
+
+
+def test_counted_gives_the_cases_of_each_window_from_since_on_as_the_windows_have_them():
+    table, now = Table(), time.time()
+    index = WindowIndex(table, grid, 3 * 86400)
+    index.windows()
+    for case_id, grid_code, moment in (("yesterday", "G1", now - 24 * HOUR), ("last hour", "G1", now - HOUR),
+                                       ("now", "G1", now), ("now too", "G1", now), ("elsewhere", "G2", now)):
+        table.set(case_id, {"unit_grid": grid_code}, moment)
+        index.written(case_id, {"unit_grid": grid_code}, moment)
+    index.written("now", {"unit_grid": "G1"}, now)  # a case written twice counts once
+    start = TumblingWindow(HOUR).ranges(now)[0][0]
+    assert sorted(index.counted(since=start - HOUR)) == [("G1", start - HOUR, 1), ("G1", start, 2), ("G2", start, 1)]
+    assert sorted(index.counted()) == sorted((key, s, len(ids)) for (key, s), ids in scanned(table).items())

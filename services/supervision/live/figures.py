@@ -162,12 +162,28 @@ def window_start(moment: datetime) -> float:
     return stamp - stamp % HOUR
 
 
-def figures(open_cases: OpenCounts, hourly: Iterable[tuple[str, float, list[str]]],
-            spikes: Iterable[tuple[str, float, list[str]]], *, names: Names, at: datetime, zone: Any,
+def street_midnight(at: datetime, zone: Any) -> datetime:
+    """The start of `at`'s day in street time."""
+    return at.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def first_window_shown(at: datetime, zone: Any) -> float:
+    """The start of the oldest window figures() reads at `at`: today's first hour, or the last hour's spikes when today
+    is not an hour old. The tables keep two days of windows; reading only these keeps a scrape's cost to today's."""
+    return min(street_midnight(at, zone).timestamp(), window_start(at) - HOUR)
+
+
+def counted(windows: Iterable[tuple[str, float, Iterable[str]]]) -> list[tuple[str, float, int]]:
+    """(key, window start, cases in it) of windows given with their case ids (a case listed twice counts once)."""
+    return [(key, start, len(set(ids))) for key, start, ids in windows]
+
+
+def figures(open_cases: OpenCounts, hourly: Iterable[tuple[str, float, int]],
+            spikes: Iterable[tuple[str, float, int]], *, names: Names, at: datetime, zone: Any,
             spike_threshold: int) -> dict[str, Any]:
     """The street's live figures now: open and overdue (street and per unit grid, from open_counts or an
     OpenIndex at `at`), cases accepted per unit grid per hour of today, and the categories spiking in a community
-    (in the current or the last hour)."""
+    (in the current or the last hour); the windows given as (key, window start, cases in it)."""
     per_grid: dict[str, dict[str, int]] = {code: {"open": 0, "overdue": 0} for code in names.unit_grids}
     open_now = overdue_now = 0
     for grid, (opened, late) in open_cases.items():
@@ -178,22 +194,21 @@ def figures(open_cases: OpenCounts, hourly: Iterable[tuple[str, float, list[str]
             row["open"] += opened
             row["overdue"] += late
     local = at.astimezone(zone)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = street_midnight(at, zone)
     today = {midnight.timestamp() + h * HOUR: h for h in range(24)}
     per_hour: dict[str, list[int]] = {}
     street_hours = [0] * 24
-    for grid, start, ids in hourly:
+    for grid, start, cases in hourly:
         hour = today.get(start)
         if hour is None:
             continue
         counts = per_hour.setdefault(grid, [0] * 24)
-        counts[hour] += len(set(ids))
-        street_hours[hour] += len(set(ids))
+        counts[hour] += cases
+        street_hours[hour] += cases
     current = window_start(at)
     last_hour = {grid: counts[today[current]] if current in today else 0 for grid, counts in per_hour.items()}
     spiking = []
-    for key, start, ids in spikes:
-        count = len(set(ids))
+    for key, start, count in spikes:
         if count >= spike_threshold and start >= current - HOUR:
             community, _, category = key.partition("|")
             spiking.append({

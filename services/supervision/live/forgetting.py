@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from heapq import heappop, heappush
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from services.supervision.live import figures as live
 
@@ -45,7 +45,9 @@ class Forgetting:
 
     def forgettable_from(self, case: Any) -> datetime | None:
         """From when a row may be forgotten (None: an open case, or no row)."""
-        finished = live.finished_at(case) if isinstance(case, Mapping) else None
+        # A row is a dict (faust's memory store keeps what was set); typing's Mapping made every check a slow
+        # subclass hook, which at start-up ran once per case of the table.
+        finished = live.finished_at(case) if isinstance(case, dict) else None
         return None if finished is None else finished + self._after
 
     def filed(self, case_id: str, case: Any) -> None:

@@ -45,7 +45,7 @@ class OpenIndex:
     def set(self, case_id: str, case: Mapping[str, Any] | None) -> None:
         """The screen's facts of a case now (None, not a row, or a finished case: no longer open)."""
         self._unfile(case_id)
-        if not isinstance(case, Mapping) or not live.is_open(case):
+        if not isinstance(case, dict) or not live.is_open(case):  # a row is a dict; typing.Mapping checks are slow
             return
         since = live.overdue_since(case)
         when: float | str = _NEVER if since is None else _ALWAYS if since == ALREADY else since.timestamp()

@@ -378,12 +378,14 @@ class LiveStreams:
     def figures(self, at: datetime | None = None) -> dict[str, Any]:
         """The street's live figures now (see figures.figures), from this instance's tables alone."""
         at = at or now()
-        return self._figures(self._open_cases().counts(at), self._hourly_windows(), self._spike_windows(), at)
+        since = live.first_window_shown(at, street_zone())
+        return self._figures(self._open_cases().counts(at), self.hourly_index.counted(since),
+                             self.spike_index.counted(since), at)
 
     def figures_from(self, cases: Any, hourly: Any, spikes: Any, at: datetime | None = None) -> dict[str, Any]:
         """The street's figures from given cases and windows (the instances' shares merged)."""
         at = at or now()
-        return self._figures(live.open_counts(cases, at), hourly, spikes, at)
+        return self._figures(live.open_counts(cases, at), live.counted(hourly), live.counted(spikes), at)
 
     def _figures(self, open_cases: live.OpenCounts, hourly: Any, spikes: Any, at: datetime) -> dict[str, Any]:
         return live.figures(open_cases, hourly, spikes, names=self.names, at=at, zone=street_zone(),

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 Windows = list[tuple[str, float, list[str]]]
+Counted = list[tuple[str, float, int]]
 
 
 class WindowIndex:
@@ -45,12 +46,22 @@ class WindowIndex:
         instance's share: read from the table itself)."""
         if keep is not None:
             return [(key, start, sorted(ids)) for (key, start), ids in self._scan(keep).items()]
+        # Copied, so a reader holds them while events add to the groups.
+        return [(key, start, list(ids)) for (key, start), ids in self._kept().items()]
+
+    def counted(self, since: float | None = None) -> Counted:
+        """(key, window start, cases in it) of each window starting at `since` or later (all, if None): what the
+        figures show, without copying the windows' case ids (a copy of the day's ids was most of a scrape's cost)."""
+        return [(key, start, len(ids)) for (key, start), ids in self._kept().items() if since is None or start >= since]
+
+    def _kept(self) -> dict[tuple[str, float], set[str]]:
+        """The groups, built if they are not, without the windows older than kept."""
         if self._groups is None:
             self._groups = self._scan(None)
         oldest = time.time() - self.keep_seconds
         for stale in [group for group in self._groups if group[1] < oldest]:
             del self._groups[stale]
-        return [(key, start, list(ids)) for (key, start), ids in self._groups.items()]
+        return self._groups
 
     def _scan(self, keep: Callable[[Any], bool] | None) -> dict[tuple[str, float], set[str]]:
         grouped: dict[tuple[str, float], set[str]] = {}
