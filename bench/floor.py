@@ -121,11 +121,9 @@ def _used(before: CpuReading, roots: dict[str, int], name: str, missing: dict[st
     return by_component(used)[name]
 
 
-async def kafka_costs(bootstrap: str, records: int, batch: int, roots: dict[str, int],
-                      missing: dict[str, str]) -> tuple[float, float, float, float, int]:
-    """(client, broker) µs per record produced, (client, broker) µs per record consumed, and the record size."""
-    tag = uuid.uuid4().hex[:6]
-    topic = f"bench-floor-{tag}"
+async def _scratch_topic(bootstrap: str, topic: str) -> tuple[AIOKafkaAdminClient, int]:
+    """Create a 6-partition topic to measure on; the started admin client (the caller deletes the topic and closes
+    it) and the topic's replication factor."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     # Replicated as the stack's own topics are (3 copies, min.insync 2 on a cluster): a cluster's floor includes
@@ -133,6 +131,15 @@ async def kafka_costs(bootstrap: str, records: int, batch: int, roots: dict[str,
     replicas, min_insync = await cluster_replication(admin, bootstrap)
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=replicas,
                                         topic_configs={"min.insync.replicas": str(min_insync)})])
+    return admin, replicas
+
+
+async def kafka_costs(bootstrap: str, records: int, batch: int, roots: dict[str, int],
+                      missing: dict[str, str]) -> tuple[float, float, float, float, int]:
+    """(client, broker) µs per record produced, (client, broker) µs per record consumed, and the record size."""
+    tag = uuid.uuid4().hex[:6]
+    topic = f"bench-floor-{tag}"
+    admin, _ = await _scratch_topic(bootstrap, topic)
     try:
         values = []
         for i in range(records):
@@ -219,11 +226,7 @@ async def stream_costs(bootstrap: str, records: int, consume_client: float, prod
     (a task raced against flow control per record, the stream's channel), which is what costs here."""
     tag = uuid.uuid4().hex[:6]
     topic = f"bench-floor-stream-{tag}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    replicas, min_insync = await cluster_replication(admin, bootstrap)
-    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=replicas,
-                                        topic_configs={"min.insync.replicas": str(min_insync)})])
+    admin, replicas = await _scratch_topic(bootstrap, topic)
     try:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
