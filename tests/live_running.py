@@ -15,6 +15,7 @@ from shared.contracts.cases import CaseAccepted, CaseClosed, CaseDispatched, Cas
 from shared.contracts.common import TimeLimit
 from shared.settings import Settings
 from shared.topics import Topics
+from services.supervision.live import metrics
 from services.supervision.live.bootstrap import build
 from services.supervision.live.streams import LiveOptions
 from tests.e2e.conftest import free_port
@@ -25,27 +26,50 @@ TERMINAL = "live-terminal-token"
 MASKED_PHONE = "139****1001"
 
 
+class Live:
+    """A live process running in the test's event loop: its service, HTTP server and base URL."""
+
+    def __init__(self, service: Any, server: uvicorn.Server, base: str):
+        self.service, self.server, self.base = service, server, base
+        self.streams = service.runtime.streams
+
+
 @asynccontextmanager
-async def running_live(settings: Settings, *, grant_tokens: bool = True) -> AsyncIterator[str]:
-    """The live process (faust app + HTTP) on a free port, its tables recovered; yields its base URL."""
-    service = build(settings, manage_runtime=False, options=LiveOptions(spike_threshold=3))
+async def live_process(settings: Settings, *, port: int | None = None, advertise: bool = False,
+                       grants: tuple[str, ...] = ("operator", "terminal"), monkeypatch: Any = None) -> AsyncIterator[Live]:
+    """The live process (faust app + HTTP) on `port` (a free one if None), its tables recovered, with OPERATOR and
+    TERMINAL granted as `grants` names them. `advertise`: its URL advertised to its group, as several instances need.
+    A second one in this process leaves /metrics to the first (`monkeypatch`: Prometheus' registry is one a process)."""
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    if monkeypatch is not None:
+        monkeypatch.setattr(metrics, "register", lambda streams: None)
+    service = build(settings, manage_runtime=False,
+                    options=LiveOptions(spike_threshold=3, advertised_url=base if advertise else None))
     await asyncio.wait_for(service.runtime.start(), 60)
-    port = free_port()
     server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off", timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve())
     try:
-        await service.runtime.wait_until_consuming(60)
-        if grant_tokens:
+        await service.runtime.wait_until_consuming(90)
+        if "operator" in grants:
             await grant(settings, service, token=OPERATOR, name="指挥中心值班员", role="operator")
+        if "terminal" in grants:
             await grant(settings, service, token=TERMINAL, name="网格员终端", role="terminal",
                         worker_id="W001", device_id="SZT-0001")
         await asyncio.wait_for(until(lambda: server.started), 20)
-        yield f"http://127.0.0.1:{port}"
+        yield Live(service, server, base)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
         await asyncio.wait_for(service.runtime.stop(), 60)
+
+
+@asynccontextmanager
+async def running_live(settings: Settings, *, grant_tokens: bool = True) -> AsyncIterator[str]:
+    """The live process on a free port, its tables recovered (OPERATOR and TERMINAL granted); yields its base URL."""
+    async with live_process(settings, grants=("operator", "terminal") if grant_tokens else ()) as live:
+        yield live.base
 
 
 async def until(condition: Any) -> None:

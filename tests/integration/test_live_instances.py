@@ -5,51 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from services.supervision.live import metrics
-from services.supervision.live.bootstrap import build
-from services.supervision.live.streams import LiveOptions
-from tests.live_running import OPERATOR, Cases, until
-from tests.support import free_ports, grant
+from tests.live_running import OPERATOR, Cases, Live, live_process
+from tests.support import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-class Live:
-    def __init__(self, service: Any, server: uvicorn.Server, base: str):
-        self.service, self.server, self.base = service, server, base
-        self.streams = service.runtime.streams
-
-
-@asynccontextmanager
-async def live_instance(settings, port: int, *, grant_token: bool, monkeypatch=None) -> AsyncIterator[Live]:
-    """One live process (faust app + HTTP) on `port`, advertising http://127.0.0.1:<port> to its group. A second
-    one in this process leaves /metrics to the first (`monkeypatch`: Prometheus' registry is one per process)."""
-    base = f"http://127.0.0.1:{port}"
-    if monkeypatch is not None:
-        monkeypatch.setattr(metrics, "register", lambda streams: None)
-    service = build(settings, manage_runtime=False, options=LiveOptions(spike_threshold=3, advertised_url=base))
-    await asyncio.wait_for(service.runtime.start(), 60)
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve())
-    try:
-        await service.runtime.wait_until_consuming(90)
-        if grant_token:
-            await grant(settings, service, token=OPERATOR, name="指挥中心值班员", role="operator")
-        await asyncio.wait_for(until(lambda: server.started), 20)
-        yield Live(service, server, base)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        await asyncio.wait_for(service.runtime.stop(), 60)
 
 
 async def answer(http: httpx.AsyncClient, live: Live) -> httpx.Response:
@@ -84,7 +49,7 @@ async def test_any_of_two_instances_answers_the_whole_street_and_503_names_what_
     units = sorted(g.code for g in demo_street.level("unit"))[:6]
     day = cases.at.strftime("%Y%m%d")
     port_a, port_b = free_ports(2)
-    async with live_instance(settings, port_a, grant_token=True) as a, httpx.AsyncClient(timeout=20) as http:
+    async with live_process(settings, port=port_a, advertise=True, grants=("operator",)) as a, httpx.AsyncClient(timeout=20) as http:
         # 40 cases over six grids (and so over every partition): a fifth closed, some late, one held without a place.
         for n in range(40):
             case_id = str(uuid.uuid4())
@@ -105,7 +70,7 @@ async def test_any_of_two_instances_answers_the_whole_street_and_503_names_what_
         assert one["overdue_now"] == 4 and one["spikes"]  # late and open: n = 7, 14, 21, 28
         assert a.streams.alone()
 
-        async with live_instance(settings, port_b, grant_token=False, monkeypatch=monkeypatch) as b:
+        async with live_process(settings, port=port_b, advertise=True, grants=(), monkeypatch=monkeypatch) as b:
             # The group now has two members, each holding part of the partitions: both answer the whole street.
             await the_same(http, a, one)
             await the_same(http, b, one)
