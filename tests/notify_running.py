@@ -71,6 +71,16 @@ async def notify(isolated: Settings) -> AsyncIterator[Notify]:
 @asynccontextmanager
 async def notify_running(isolated: Settings, clock: Clock | None = None) -> AsyncIterator[Notify]:
     """As the fixture, with the clock a test hands notify's build (None: the street's time)."""
+    async with sms_sink() as (sink, gateway):
+        settings = isolated.model_copy(update={"sms_gateway_url": f"{gateway}/sms", "sms_inbound_token": GATEWAY_TOKEN})
+        async with running(build(settings, manage_runtime=False, retry_policy=FAST, clock=clock), timeout=30) as service:
+            yield Notify(service, settings, sink, gateway)
+
+
+@asynccontextmanager
+async def sms_sink() -> AsyncIterator[tuple[SinkState, str]]:
+    """The SMS gateway's stand-in (deploy/local/sms_sink.py) on a free loopback port in this event loop: what it
+    received, and its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -79,10 +89,7 @@ async def notify_running(isolated: Settings, clock: Clock | None = None) -> Asyn
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await asyncio.wait_for(until(lambda: server.started), 10)
-        settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{port}/sms",
-                                               "sms_inbound_token": GATEWAY_TOKEN})
-        async with running(build(settings, manage_runtime=False, retry_policy=FAST, clock=clock), timeout=30) as service:
-            yield Notify(service, settings, sink_app.state.sink, f"http://127.0.0.1:{port}")
+        yield sink_app.state.sink, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(server_task, 10)

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from deploy.local.mail_sink import MailSink
-from deploy.local.sms_sink import SinkState, create_sink_app
+from deploy.local.sms_sink import SinkState
 from shared.contracts import Envelope
 from shared.contracts.cases import CaseAccepted, CaseReported, CaseSigned
 from shared.contracts.common import Reporter
@@ -29,6 +29,7 @@ from shared.settings import Settings
 from services.notify.bootstrap import build
 from services.notify.domain.delivery import RetryPolicy
 from services.notify.domain.webhooks import verify
+from tests.notify_running import sms_sink
 from tests.support import free_port, publish, running
 
 pytestmark = pytest.mark.integration
@@ -88,29 +89,20 @@ async def until(condition, timeout: float = 20, step: float = 0.05):
 @asynccontextmanager
 async def running_street(isolated: Settings) -> AsyncIterator[Street]:
     """notify with a real SMS sink (HTTP) and a real SMTP server on free loopback ports."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sms_port = sock.getsockname()[1]
-    sink_app = create_sink_app()
-    server = uvicorn.Server(uvicorn.Config(sink_app, log_level="warning", lifespan="off"))
-    server_task = asyncio.create_task(server.serve(sockets=[sock]))
-    mail = MailSink(free_port()).start()
-    service: Service | None = None
-    try:
-        await until(lambda: server.started, 10)
-        settings = isolated.model_copy(update={"sms_gateway_url": f"http://127.0.0.1:{sms_port}/sms",
-                                               "smtp_host": "127.0.0.1", "smtp_port": mail.port})
-        service = build(settings, manage_runtime=False, retry_policy=FAST)
-        await asyncio.wait_for(service.runtime.start(), 30)
-        await service.runtime.wait_until_consuming(30)
-        yield Street(service, settings, sink_app.state.sink, mail)
-    finally:
-        if service is not None:
-            await asyncio.wait_for(service.runtime.stop(), 30)
-        mail.stop()
-        server.should_exit = True
-        await asyncio.wait_for(server_task, 10)
-        sock.close()
+    async with sms_sink() as (sink, gateway):
+        mail = MailSink(free_port()).start()
+        service: Service | None = None
+        try:
+            settings = isolated.model_copy(update={"sms_gateway_url": f"{gateway}/sms",
+                                                   "smtp_host": "127.0.0.1", "smtp_port": mail.port})
+            service = build(settings, manage_runtime=False, retry_policy=FAST)
+            await asyncio.wait_for(service.runtime.start(), 30)
+            await service.runtime.wait_until_consuming(30)
+            yield Street(service, settings, sink, mail)
+        finally:
+            if service is not None:
+                await asyncio.wait_for(service.runtime.stop(), 30)
+            mail.stop()
 
 
 @pytest.fixture
