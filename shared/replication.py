@@ -133,21 +133,28 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicRe
     """The replicas of every partition of these (existing) topics, and their min.insync.replicas where the broker
     lets this principal read it."""
     described = await admin.describe_topics(names)
-    min_insync: dict[str, int] = {}
-    try:
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, {"min.insync.replicas": None}) for name in names])
-    except KafkaError as exc:
-        log.debug("could not read the min.insync.replicas of %s: %s", names, exc)
-        responses = []
-    for response in responses:
-        for resource in response.resources:
-            entries = {entry[0]: entry[1] for entry in resource[4]}
-            if resource[0] == 0 and entries.get("min.insync.replicas") is not None:
-                min_insync[resource[3]] = int(entries["min.insync.replicas"])
+    min_insync = {name: int(value) for name, value in (await topic_config(admin, names, "min.insync.replicas")).items()}
     return [TopicReplication(t["topic"], {p["partition"]: list(p["replicas"]) for p in t.get("partitions") or []},
                              min_insync.get(t["topic"]))
             for t in described if t.get("error_code", 0) == 0]
+
+
+async def topic_config(admin: AIOKafkaAdminClient, names: list[str], key: str) -> dict[str, str]:
+    """One config of each of these topics, as the broker has it; the topics it would not tell left out (none at all
+    if it refused the request: this principal may not read them)."""
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {key: None}) for name in names])
+    except KafkaError as exc:
+        log.debug("could not read the %s of %s: %s", key, names, exc)
+        return {}
+    found: dict[str, str] = {}
+    for response in responses:
+        for resource in response.resources:
+            entries = {entry[0]: entry[1] for entry in resource[4]}
+            if resource[0] == 0 and entries.get(key) is not None:
+                found[resource[3]] = entries[key]
+    return found
 
 
 async def set_topic_configs(admin: AIOKafkaAdminClient, wanted: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     ClusterAuthorizationFailedError, KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code,
 )
 
 from shared import kafka_security
-from shared.replication import raise_or_report, replication_for, set_topic_configs
+from shared.replication import raise_or_report, replication_for, set_topic_configs, topic_config
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -248,19 +247,9 @@ async def _hold_segments(admin: AIOKafkaAdminClient, bootstrap: str, specs: list
     wanted = {spec.name: str(spec.segment_ms) for spec in specs if spec.segment_ms is not None}
     if not wanted:
         return ()
-    try:
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, {"segment.ms": None}) for name in wanted])
-    except KafkaError as exc:
-        log.debug("could not read the segment.ms of %s: %s", list(wanted), exc)
-        return ()
-    differ: dict[str, dict[str, str]] = {}
-    for response in responses:
-        for resource in response.resources:
-            entries = {entry[0]: entry[1] for entry in resource[4]}
-            name = resource[3]
-            if resource[0] == 0 and name in wanted and entries.get("segment.ms") != wanted[name]:
-                differ[name] = {"segment.ms": wanted[name]}
+    found = await topic_config(admin, list(wanted), "segment.ms")
+    differ = {name: {"segment.ms": wanted[name]} for name, value in found.items()
+              if name in wanted and value != wanted[name]}
     if not differ:
         return ()
     try:
