@@ -117,3 +117,47 @@ async def test_a_unit_of_works_statements_are_planned_once_and_other_reads_for_t
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", lookup)
         assert (plans["generic_plans"], plans["custom_plans"]) == (8, 0), dict(plans)
     assert await asyncio.wait_for(pool.fetchval("SHOW plan_cache_mode"), 30) == "auto"
+
+
+async def test_a_generic_plan_made_on_an_empty_table_is_remade_within_seconds_once_the_table_has_grown(pool):
+    # A fresh system's tables start empty, so its first generic plans are seq scans; PostgreSQL remakes a plan only when
+    # its table is analyzed. The PostgreSQL the test command runs (deploy/local/postgres.sh: autovacuum looks every
+    # 10 s) does that while the first burst is still going, unasked: nobody runs ANALYZE here. The lookup is intake's
+    # (the latest step of each case of a batch: services/intake/adapters/step_store.py), on a table of its shape.
+    pool, _ = pool
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE steps (update_id text PRIMARY KEY, case_id uuid NOT NULL, case_no text, "
+                           "event_type text, occurred_at timestamptz NOT NULL, status text, external_status_code text, "
+                           "description text, media_url text, "
+                           + ", ".join(f"note{n} text" for n in range(12)) + ")")  # wide: a seq scan while empty
+        await conn.execute("CREATE INDEX steps_by_case ON steps (case_id, occurred_at)")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("PREPARE latest(uuid[]) AS "
+                           "SELECT case_id, max(occurred_at) FROM steps WHERE case_id = ANY($1) GROUP BY case_id")
+        ids = "{%s}" % ",".join(str(uuid.uuid4()) for _ in range(12))
+
+        async def plan() -> str:
+            rows = await asyncio.wait_for(conn.fetch(f"EXPLAIN EXECUTE latest('{ids}')"), 30)
+            return "\n".join(r[0] for r in rows)
+
+        try:
+            assert "Seq Scan" in await plan()  # made on the empty table
+            await asyncio.wait_for(conn.execute(
+                "INSERT INTO steps (update_id, case_id, case_no, event_type, occurred_at, status, description) "
+                "SELECT 'u' || n, gen_random_uuid(), 'no' || n, 'case.accepted', now() - n * interval '1 s', 'open', "
+                "repeat('x', 80) "
+                "FROM generate_series(1, 30000) n"), 30)
+            assert "Seq Scan" in await plan()  # grown, not yet analyzed: the same plan
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30  # naptime 10 s: three rounds (at a minute's, as by default, it mostly fails)
+
+            async def analyzed() -> int:  # by autovacuum (its count reaches the statistics just after the plan moves)
+                return await conn.fetchval(
+                    "SELECT autoanalyze_count FROM pg_stat_user_tables WHERE relid = 'steps'::regclass")
+
+            while ("Seq Scan" in (now := await plan()) or not await analyzed()) and loop.time() < deadline:
+                await asyncio.sleep(0.5)
+            assert "Seq Scan" not in now and "steps_by_case" in now, now
+            assert await analyzed() >= 1
+        finally:
+            await conn.execute("DEALLOCATE latest")
