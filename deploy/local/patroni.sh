@@ -222,9 +222,6 @@ bootstrap:
         fsync: "on"
         full_page_writes: "on"
         synchronous_commit: "on"
-        # Hot tables grow from empty and the services' generic plans are remade only when a table is analyzed:
-        # look every 10 s (deploy/local/postgres.sh says why).
-        autovacuum_naptime: 10s
         log_min_duration_statement: 1000
   initdb:
     - encoding: UTF8

@@ -165,10 +165,6 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
-# A young system's hot tables grow from empty, and the services run on generic plans made when a table was
-# small (seq scans): those are remade only when the table is analyzed. Looking every 10 s instead of every
-# minute has a burst on a fresh database run on index plans within seconds.
-autovacuum_naptime = 10s
 # Logging goes to pg_ctl's -l file.
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '

@@ -203,13 +203,3 @@ def test_the_services_reach_the_members_and_the_readme_points_them_at_the_primar
     urls = re.findall(r"WANGGE_(?:[A-Z]+_)?DATABASE_URL=(postgresql://\S+)", readme)
     assert urls and all("@wangge-postgres.wangge.svc:5432/wangge" in url for url in urls), urls
     assert "kubectl -n wangge create secret generic wangge-postgres" in readme
-
-
-def test_every_postgresql_we_ship_analyzes_a_growing_table_within_seconds():
-    """The services' units of work run on generic plans, and a plan made while a table was empty (a seq scan) is
-    remade only when the table is analyzed; autovacuum looks every minute by default, longer than a first burst
-    (the plan's change itself: tests/integration/test_uow_statements.py)."""
-    local = (REPO_ROOT / "deploy" / "local" / "postgres.sh").read_text(encoding="utf-8")
-    assert re.findall(r"^autovacuum_naptime = (\S+)$", local, re.M) == ["10s"]
-    assert re.findall(r"^ *autovacuum_naptime: (\S+)$", LOCAL_PATRONI.read_text(encoding="utf-8"), re.M) == ["10s"]
-    assert patroni()["bootstrap"]["dcs"]["postgresql"]["parameters"]["autovacuum_naptime"] == "10s"
