@@ -138,6 +138,16 @@ def session_attrs(dsn: str) -> dict[str, str]:
     return {} if "target_session_attrs" in query else {"target_session_attrs": "read-write"}
 
 
+# How long a connection keeps a prepared statement (asyncpg's cache; its default is 300 s). A unit of work runs its
+# statements on generic plans (shared/uow.py), made at a statement's first run and kept: on a fresh system that run
+# meets empty tables and plans seq scans, which stay until the statement is prepared again, however the tables grow
+# (PostgreSQL remakes a plan only when its table is analyzed; autovacuum looks once a minute). For five minutes a new
+# street's first burst ran on them (intake's lookups: 1.8-2.5 ms of PostgreSQL CPU a case instead of 0.8). Prepared
+# again every 20 s, a plan follows the tables' size within seconds, for some dozens of parses and plans a connection
+# every 20 s. (Autovacuum every 10 s did it too, at up to 2.4 ms of CPU a case: it analyzed every hot table each round.)
+STATEMENT_LIFETIME_SECONDS = 20.0
+
+
 async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first; jsonb comes back as Python.
 
@@ -151,6 +161,7 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
         max_size=max_size,
         max_queries=50000,
         max_inactive_connection_lifetime=300.0,
+        max_cached_statement_lifetime=STATEMENT_LIFETIME_SECONDS,
         init=_init_connection,
         loop=None,
         connection_class=Connection,

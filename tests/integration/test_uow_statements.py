@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from shared.contracts.cases import CaseRejected
-from shared.db import PLUMBING_SQL, create_pool, migrate
+from shared.db import PLUMBING_SQL, STATEMENT_LIFETIME_SECONDS, create_pool, migrate
 from shared.settings import Settings
 from shared.uow import UnitOfWork
 from tests.conftest import drop_schemas
@@ -117,3 +117,46 @@ async def test_a_unit_of_works_statements_are_planned_once_and_other_reads_for_t
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", lookup)
         assert (plans["generic_plans"], plans["custom_plans"]) == (8, 0), dict(plans)
     assert await asyncio.wait_for(pool.fetchval("SHOW plan_cache_mode"), 30) == "auto"
+
+
+async def test_a_plan_made_while_its_table_was_empty_follows_the_tables_growth_within_a_statement_lifetime(pool):
+    # A fresh system's tables start empty, so a unit of work's first generic plans are seq scans, and PostgreSQL remakes
+    # a plan only when its table is analyzed: the pool prepares each statement again every STATEMENT_LIFETIME_SECONDS,
+    # and the new plan is made for the table as it is then. Autovacuum is off for this table: nothing analyzes it.
+    # The lookup is intake's (the latest step of each case of a batch: services/intake/adapters/step_store.py).
+    assert STATEMENT_LIFETIME_SECONDS <= 30  # within seconds: a first burst lasts about a minute
+    pool, _ = pool
+    lookup = "SELECT case_id, max(occurred_at) FROM steps WHERE case_id = ANY($1::uuid[]) GROUP BY case_id"
+    ids = [uuid.uuid4() for _ in range(12)]
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE steps (update_id text PRIMARY KEY, case_id uuid NOT NULL, case_no text, event_type text, "
+            "occurred_at timestamptz NOT NULL, status text, external_status_code text, description text, "
+            "media_url text, " + ", ".join(f"note{n} text" for n in range(12))  # wide: a seq scan while empty
+            + ") WITH (autovacuum_enabled = false)")
+        await conn.execute("CREATE INDEX steps_by_case ON steps (case_id, occurred_at)")
+
+    async def plan_of_the_lookup() -> str:
+        """Run the lookup in a unit of work as a handler does, then explain the statement the pool ran it as."""
+        async with UnitOfWork(pool) as uow:
+            assert await asyncio.wait_for(uow.conn.fetch(lookup, ids), 30) == []
+            [name] = await uow.conn.fetchval(
+                "SELECT array_agg(name) FROM pg_prepared_statements WHERE statement = $1", lookup)
+            rows = await uow.conn.fetch(f"EXPLAIN EXECUTE {name}('{{{','.join(map(str, ids))}}}')")
+            return "\n".join(r[0] for r in rows)
+
+    assert "Seq Scan" in await plan_of_the_lookup()  # made on the empty table
+    async with pool.acquire() as conn:
+        await asyncio.wait_for(conn.execute(
+            "INSERT INTO steps (update_id, case_id, case_no, event_type, occurred_at, status, description) "
+            "SELECT 'u' || n, gen_random_uuid(), 'no' || n, 'case.accepted', now() - n * interval '1 s', 'open', "
+            "repeat('x', 80) FROM generate_series(1, 30000) n"), 30)
+    assert "Seq Scan" in await plan_of_the_lookup()  # grown: the statement and its plan kept, for now
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STATEMENT_LIFETIME_SECONDS + 10
+    while "Seq Scan" in (now := await plan_of_the_lookup()) and loop.time() < deadline:
+        await asyncio.sleep(0.5)
+    assert "Seq Scan" not in now and "steps_by_case" in now, now
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables "
+                                   "WHERE relid = 'steps'::regclass") == 0
