@@ -139,12 +139,11 @@ def session_attrs(dsn: str) -> dict[str, str]:
 
 
 # How long a connection keeps a prepared statement (asyncpg's cache; its default is 300 s). A unit of work runs its
-# statements on generic plans (shared/uow.py), made at a statement's first run and kept: on a fresh system that run
-# meets empty tables and plans seq scans, which stay until the statement is prepared again, however the tables grow
-# (PostgreSQL remakes a plan only when its table is analyzed; autovacuum looks once a minute). For five minutes a new
-# street's first burst ran on them (intake's lookups: 1.8-2.5 ms of PostgreSQL CPU a case instead of 0.8). Prepared
-# again every 20 s, a plan follows the tables' size within seconds, for some dozens of parses and plans a connection
-# every 20 s. (Autovacuum every 10 s did it too, at up to 2.4 ms of CPU a case: it analyzed every hot table each round.)
+# statements on generic plans (shared/uow.py), made at a statement's first run and kept until its table is analyzed:
+# on a fresh system that first run meets empty tables and plans seq scans, which would outlive the tables' growth by
+# minutes. Prepared again every 20 s, a plan follows the tables' size (no analyze needed), for a few dozen parses and
+# plans a connection each time. Not autovacuum more often instead: under sustained writes it then analyzes every hot
+# table each round, which costs far more (docs/ARCHITECTURE.md, "What a batch costs PostgreSQL").
 STATEMENT_LIFETIME_SECONDS = 20.0
 
 
